@@ -1,0 +1,94 @@
+// Original file: blockmirror/control/v1/control.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { CreatePairRequest as _blockmirror_control_v1_CreatePairRequest, CreatePairRequest__Output as _blockmirror_control_v1_CreatePairRequest__Output } from '../../../blockmirror/control/v1/CreatePairRequest.js';
+import type { DeletePairRequest as _blockmirror_control_v1_DeletePairRequest, DeletePairRequest__Output as _blockmirror_control_v1_DeletePairRequest__Output } from '../../../blockmirror/control/v1/DeletePairRequest.js';
+import type { DeletePairResponse as _blockmirror_control_v1_DeletePairResponse, DeletePairResponse__Output as _blockmirror_control_v1_DeletePairResponse__Output } from '../../../blockmirror/control/v1/DeletePairResponse.js';
+import type { GetPairRequest as _blockmirror_control_v1_GetPairRequest, GetPairRequest__Output as _blockmirror_control_v1_GetPairRequest__Output } from '../../../blockmirror/control/v1/GetPairRequest.js';
+import type { ListPairsRequest as _blockmirror_control_v1_ListPairsRequest, ListPairsRequest__Output as _blockmirror_control_v1_ListPairsRequest__Output } from '../../../blockmirror/control/v1/ListPairsRequest.js';
+import type { ListPairsResponse as _blockmirror_control_v1_ListPairsResponse, ListPairsResponse__Output as _blockmirror_control_v1_ListPairsResponse__Output } from '../../../blockmirror/control/v1/ListPairsResponse.js';
+import type { Pair as _blockmirror_control_v1_Pair, Pair__Output as _blockmirror_control_v1_Pair__Output } from '../../../blockmirror/control/v1/Pair.js';
+import type { PausePairRequest as _blockmirror_control_v1_PausePairRequest, PausePairRequest__Output as _blockmirror_control_v1_PausePairRequest__Output } from '../../../blockmirror/control/v1/PausePairRequest.js';
+import type { ResumePairRequest as _blockmirror_control_v1_ResumePairRequest, ResumePairRequest__Output as _blockmirror_control_v1_ResumePairRequest__Output } from '../../../blockmirror/control/v1/ResumePairRequest.js';
+
+export interface ControlServiceClient extends grpc.Client {
+  CreatePair(argument: _blockmirror_control_v1_CreatePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  CreatePair(argument: _blockmirror_control_v1_CreatePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  CreatePair(argument: _blockmirror_control_v1_CreatePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  CreatePair(argument: _blockmirror_control_v1_CreatePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  createPair(argument: _blockmirror_control_v1_CreatePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  createPair(argument: _blockmirror_control_v1_CreatePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  createPair(argument: _blockmirror_control_v1_CreatePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  createPair(argument: _blockmirror_control_v1_CreatePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  
+  DeletePair(argument: _blockmirror_control_v1_DeletePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_DeletePairResponse__Output>): grpc.ClientUnaryCall;
+  DeletePair(argument: _blockmirror_control_v1_DeletePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_DeletePairResponse__Output>): grpc.ClientUnaryCall;
+  DeletePair(argument: _blockmirror_control_v1_DeletePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_DeletePairResponse__Output>): grpc.ClientUnaryCall;
+  DeletePair(argument: _blockmirror_control_v1_DeletePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_DeletePairResponse__Output>): grpc.ClientUnaryCall;
+  deletePair(argument: _blockmirror_control_v1_DeletePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_DeletePairResponse__Output>): grpc.ClientUnaryCall;
+  deletePair(argument: _blockmirror_control_v1_DeletePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_DeletePairResponse__Output>): grpc.ClientUnaryCall;
+  deletePair(argument: _blockmirror_control_v1_DeletePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_DeletePairResponse__Output>): grpc.ClientUnaryCall;
+  deletePair(argument: _blockmirror_control_v1_DeletePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_DeletePairResponse__Output>): grpc.ClientUnaryCall;
+  
+  GetPair(argument: _blockmirror_control_v1_GetPairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  GetPair(argument: _blockmirror_control_v1_GetPairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  GetPair(argument: _blockmirror_control_v1_GetPairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  GetPair(argument: _blockmirror_control_v1_GetPairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  getPair(argument: _blockmirror_control_v1_GetPairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  getPair(argument: _blockmirror_control_v1_GetPairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  getPair(argument: _blockmirror_control_v1_GetPairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  getPair(argument: _blockmirror_control_v1_GetPairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  
+  ListPairs(argument: _blockmirror_control_v1_ListPairsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_ListPairsResponse__Output>): grpc.ClientUnaryCall;
+  ListPairs(argument: _blockmirror_control_v1_ListPairsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_ListPairsResponse__Output>): grpc.ClientUnaryCall;
+  ListPairs(argument: _blockmirror_control_v1_ListPairsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_ListPairsResponse__Output>): grpc.ClientUnaryCall;
+  ListPairs(argument: _blockmirror_control_v1_ListPairsRequest, callback: grpc.requestCallback<_blockmirror_control_v1_ListPairsResponse__Output>): grpc.ClientUnaryCall;
+  listPairs(argument: _blockmirror_control_v1_ListPairsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_ListPairsResponse__Output>): grpc.ClientUnaryCall;
+  listPairs(argument: _blockmirror_control_v1_ListPairsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_ListPairsResponse__Output>): grpc.ClientUnaryCall;
+  listPairs(argument: _blockmirror_control_v1_ListPairsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_ListPairsResponse__Output>): grpc.ClientUnaryCall;
+  listPairs(argument: _blockmirror_control_v1_ListPairsRequest, callback: grpc.requestCallback<_blockmirror_control_v1_ListPairsResponse__Output>): grpc.ClientUnaryCall;
+  
+  PausePair(argument: _blockmirror_control_v1_PausePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  PausePair(argument: _blockmirror_control_v1_PausePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  PausePair(argument: _blockmirror_control_v1_PausePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  PausePair(argument: _blockmirror_control_v1_PausePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  pausePair(argument: _blockmirror_control_v1_PausePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  pausePair(argument: _blockmirror_control_v1_PausePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  pausePair(argument: _blockmirror_control_v1_PausePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  pausePair(argument: _blockmirror_control_v1_PausePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  
+  ResumePair(argument: _blockmirror_control_v1_ResumePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  ResumePair(argument: _blockmirror_control_v1_ResumePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  ResumePair(argument: _blockmirror_control_v1_ResumePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  ResumePair(argument: _blockmirror_control_v1_ResumePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  resumePair(argument: _blockmirror_control_v1_ResumePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  resumePair(argument: _blockmirror_control_v1_ResumePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  resumePair(argument: _blockmirror_control_v1_ResumePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  resumePair(argument: _blockmirror_control_v1_ResumePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  
+}
+
+export interface ControlServiceHandlers extends grpc.UntypedServiceImplementation {
+  CreatePair: grpc.handleUnaryCall<_blockmirror_control_v1_CreatePairRequest__Output, _blockmirror_control_v1_Pair>;
+  
+  DeletePair: grpc.handleUnaryCall<_blockmirror_control_v1_DeletePairRequest__Output, _blockmirror_control_v1_DeletePairResponse>;
+  
+  GetPair: grpc.handleUnaryCall<_blockmirror_control_v1_GetPairRequest__Output, _blockmirror_control_v1_Pair>;
+  
+  ListPairs: grpc.handleUnaryCall<_blockmirror_control_v1_ListPairsRequest__Output, _blockmirror_control_v1_ListPairsResponse>;
+  
+  PausePair: grpc.handleUnaryCall<_blockmirror_control_v1_PausePairRequest__Output, _blockmirror_control_v1_Pair>;
+  
+  ResumePair: grpc.handleUnaryCall<_blockmirror_control_v1_ResumePairRequest__Output, _blockmirror_control_v1_Pair>;
+  
+}
+
+export interface ControlServiceDefinition extends grpc.ServiceDefinition {
+  CreatePair: MethodDefinition<_blockmirror_control_v1_CreatePairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_CreatePairRequest__Output, _blockmirror_control_v1_Pair__Output>
+  DeletePair: MethodDefinition<_blockmirror_control_v1_DeletePairRequest, _blockmirror_control_v1_DeletePairResponse, _blockmirror_control_v1_DeletePairRequest__Output, _blockmirror_control_v1_DeletePairResponse__Output>
+  GetPair: MethodDefinition<_blockmirror_control_v1_GetPairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_GetPairRequest__Output, _blockmirror_control_v1_Pair__Output>
+  ListPairs: MethodDefinition<_blockmirror_control_v1_ListPairsRequest, _blockmirror_control_v1_ListPairsResponse, _blockmirror_control_v1_ListPairsRequest__Output, _blockmirror_control_v1_ListPairsResponse__Output>
+  PausePair: MethodDefinition<_blockmirror_control_v1_PausePairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_PausePairRequest__Output, _blockmirror_control_v1_Pair__Output>
+  ResumePair: MethodDefinition<_blockmirror_control_v1_ResumePairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_ResumePairRequest__Output, _blockmirror_control_v1_Pair__Output>
+}

@@ -1,0 +1,26 @@
+// Original file: blockmirror/control/v1/control.proto
+
+import type { Role as _blockmirror_control_v1_Role, Role__Output as _blockmirror_control_v1_Role__Output } from '../../../blockmirror/control/v1/Role.js';
+import type { Mode as _blockmirror_control_v1_Mode, Mode__Output as _blockmirror_control_v1_Mode__Output } from '../../../blockmirror/control/v1/Mode.js';
+
+export interface PairSpec {
+  'name'?: (string);
+  'volumePath'?: (string);
+  'role'?: (_blockmirror_control_v1_Role);
+  'mode'?: (_blockmirror_control_v1_Mode);
+  'peerAddress'?: (string);
+  'nbdListen'?: (string);
+  'nbdSocket'?: (string);
+  'blockSize'?: (number);
+}
+
+export interface PairSpec__Output {
+  'name': (string);
+  'volumePath': (string);
+  'role': (_blockmirror_control_v1_Role__Output);
+  'mode': (_blockmirror_control_v1_Mode__Output);
+  'peerAddress': (string);
+  'nbdListen': (string);
+  'nbdSocket': (string);
+  'blockSize': (number);
+}

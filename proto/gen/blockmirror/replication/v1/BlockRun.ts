@@ -1,0 +1,13 @@
+// Original file: blockmirror/replication/v1/replication.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface BlockRun {
+  'offset'?: (number | string | Long);
+  'length'?: (number);
+}
+
+export interface BlockRun__Output {
+  'offset': (number);
+  'length': (number);
+}

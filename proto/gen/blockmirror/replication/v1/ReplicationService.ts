@@ -1,0 +1,45 @@
+// Original file: blockmirror/replication/v1/replication.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { BlockFrame as _blockmirror_replication_v1_BlockFrame, BlockFrame__Output as _blockmirror_replication_v1_BlockFrame__Output } from '../../../blockmirror/replication/v1/BlockFrame.js';
+import type { FrameAck as _blockmirror_replication_v1_FrameAck, FrameAck__Output as _blockmirror_replication_v1_FrameAck__Output } from '../../../blockmirror/replication/v1/FrameAck.js';
+import type { HandshakeRequest as _blockmirror_replication_v1_HandshakeRequest, HandshakeRequest__Output as _blockmirror_replication_v1_HandshakeRequest__Output } from '../../../blockmirror/replication/v1/HandshakeRequest.js';
+import type { HandshakeResponse as _blockmirror_replication_v1_HandshakeResponse, HandshakeResponse__Output as _blockmirror_replication_v1_HandshakeResponse__Output } from '../../../blockmirror/replication/v1/HandshakeResponse.js';
+
+export interface ReplicationServiceClient extends grpc.Client {
+  Handshake(argument: _blockmirror_replication_v1_HandshakeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
+  Handshake(argument: _blockmirror_replication_v1_HandshakeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
+  Handshake(argument: _blockmirror_replication_v1_HandshakeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
+  Handshake(argument: _blockmirror_replication_v1_HandshakeRequest, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
+  handshake(argument: _blockmirror_replication_v1_HandshakeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
+  handshake(argument: _blockmirror_replication_v1_HandshakeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
+  handshake(argument: _blockmirror_replication_v1_HandshakeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
+  handshake(argument: _blockmirror_replication_v1_HandshakeRequest, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
+  
+  Mirror(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
+  Mirror(options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
+  mirror(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
+  mirror(options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
+  
+  Resync(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
+  Resync(options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
+  resync(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
+  resync(options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
+  
+}
+
+export interface ReplicationServiceHandlers extends grpc.UntypedServiceImplementation {
+  Handshake: grpc.handleUnaryCall<_blockmirror_replication_v1_HandshakeRequest__Output, _blockmirror_replication_v1_HandshakeResponse>;
+  
+  Mirror: grpc.handleBidiStreamingCall<_blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck>;
+  
+  Resync: grpc.handleBidiStreamingCall<_blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck>;
+  
+}
+
+export interface ReplicationServiceDefinition extends grpc.ServiceDefinition {
+  Handshake: MethodDefinition<_blockmirror_replication_v1_HandshakeRequest, _blockmirror_replication_v1_HandshakeResponse, _blockmirror_replication_v1_HandshakeRequest__Output, _blockmirror_replication_v1_HandshakeResponse__Output>
+  Mirror: MethodDefinition<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck, _blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck__Output>
+  Resync: MethodDefinition<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck, _blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck__Output>
+}

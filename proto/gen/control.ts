@@ -1,0 +1,44 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { ControlServiceClient as _blockmirror_control_v1_ControlServiceClient, ControlServiceDefinition as _blockmirror_control_v1_ControlServiceDefinition } from './blockmirror/control/v1/ControlService.js';
+import type { CreatePairRequest as _blockmirror_control_v1_CreatePairRequest, CreatePairRequest__Output as _blockmirror_control_v1_CreatePairRequest__Output } from './blockmirror/control/v1/CreatePairRequest.js';
+import type { DeletePairRequest as _blockmirror_control_v1_DeletePairRequest, DeletePairRequest__Output as _blockmirror_control_v1_DeletePairRequest__Output } from './blockmirror/control/v1/DeletePairRequest.js';
+import type { DeletePairResponse as _blockmirror_control_v1_DeletePairResponse, DeletePairResponse__Output as _blockmirror_control_v1_DeletePairResponse__Output } from './blockmirror/control/v1/DeletePairResponse.js';
+import type { GetPairRequest as _blockmirror_control_v1_GetPairRequest, GetPairRequest__Output as _blockmirror_control_v1_GetPairRequest__Output } from './blockmirror/control/v1/GetPairRequest.js';
+import type { ListPairsRequest as _blockmirror_control_v1_ListPairsRequest, ListPairsRequest__Output as _blockmirror_control_v1_ListPairsRequest__Output } from './blockmirror/control/v1/ListPairsRequest.js';
+import type { ListPairsResponse as _blockmirror_control_v1_ListPairsResponse, ListPairsResponse__Output as _blockmirror_control_v1_ListPairsResponse__Output } from './blockmirror/control/v1/ListPairsResponse.js';
+import type { Pair as _blockmirror_control_v1_Pair, Pair__Output as _blockmirror_control_v1_Pair__Output } from './blockmirror/control/v1/Pair.js';
+import type { PairSpec as _blockmirror_control_v1_PairSpec, PairSpec__Output as _blockmirror_control_v1_PairSpec__Output } from './blockmirror/control/v1/PairSpec.js';
+import type { PairStatus as _blockmirror_control_v1_PairStatus, PairStatus__Output as _blockmirror_control_v1_PairStatus__Output } from './blockmirror/control/v1/PairStatus.js';
+import type { PausePairRequest as _blockmirror_control_v1_PausePairRequest, PausePairRequest__Output as _blockmirror_control_v1_PausePairRequest__Output } from './blockmirror/control/v1/PausePairRequest.js';
+import type { ResumePairRequest as _blockmirror_control_v1_ResumePairRequest, ResumePairRequest__Output as _blockmirror_control_v1_ResumePairRequest__Output } from './blockmirror/control/v1/ResumePairRequest.js';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  blockmirror: {
+    control: {
+      v1: {
+        ControlService: SubtypeConstructor<typeof grpc.Client, _blockmirror_control_v1_ControlServiceClient> & { service: _blockmirror_control_v1_ControlServiceDefinition }
+        CreatePairRequest: MessageTypeDefinition<_blockmirror_control_v1_CreatePairRequest, _blockmirror_control_v1_CreatePairRequest__Output>
+        DeletePairRequest: MessageTypeDefinition<_blockmirror_control_v1_DeletePairRequest, _blockmirror_control_v1_DeletePairRequest__Output>
+        DeletePairResponse: MessageTypeDefinition<_blockmirror_control_v1_DeletePairResponse, _blockmirror_control_v1_DeletePairResponse__Output>
+        GetPairRequest: MessageTypeDefinition<_blockmirror_control_v1_GetPairRequest, _blockmirror_control_v1_GetPairRequest__Output>
+        ListPairsRequest: MessageTypeDefinition<_blockmirror_control_v1_ListPairsRequest, _blockmirror_control_v1_ListPairsRequest__Output>
+        ListPairsResponse: MessageTypeDefinition<_blockmirror_control_v1_ListPairsResponse, _blockmirror_control_v1_ListPairsResponse__Output>
+        Mode: EnumTypeDefinition
+        Pair: MessageTypeDefinition<_blockmirror_control_v1_Pair, _blockmirror_control_v1_Pair__Output>
+        PairSpec: MessageTypeDefinition<_blockmirror_control_v1_PairSpec, _blockmirror_control_v1_PairSpec__Output>
+        PairState: EnumTypeDefinition
+        PairStatus: MessageTypeDefinition<_blockmirror_control_v1_PairStatus, _blockmirror_control_v1_PairStatus__Output>
+        PausePairRequest: MessageTypeDefinition<_blockmirror_control_v1_PausePairRequest, _blockmirror_control_v1_PausePairRequest__Output>
+        ResumePairRequest: MessageTypeDefinition<_blockmirror_control_v1_ResumePairRequest, _blockmirror_control_v1_ResumePairRequest__Output>
+        Role: EnumTypeDefinition
+      }
+    }
+  }
+}
+

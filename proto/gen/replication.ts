@@ -1,0 +1,29 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { BlockFrame as _blockmirror_replication_v1_BlockFrame, BlockFrame__Output as _blockmirror_replication_v1_BlockFrame__Output } from './blockmirror/replication/v1/BlockFrame.js';
+import type { BlockRun as _blockmirror_replication_v1_BlockRun, BlockRun__Output as _blockmirror_replication_v1_BlockRun__Output } from './blockmirror/replication/v1/BlockRun.js';
+import type { FrameAck as _blockmirror_replication_v1_FrameAck, FrameAck__Output as _blockmirror_replication_v1_FrameAck__Output } from './blockmirror/replication/v1/FrameAck.js';
+import type { HandshakeRequest as _blockmirror_replication_v1_HandshakeRequest, HandshakeRequest__Output as _blockmirror_replication_v1_HandshakeRequest__Output } from './blockmirror/replication/v1/HandshakeRequest.js';
+import type { HandshakeResponse as _blockmirror_replication_v1_HandshakeResponse, HandshakeResponse__Output as _blockmirror_replication_v1_HandshakeResponse__Output } from './blockmirror/replication/v1/HandshakeResponse.js';
+import type { ReplicationServiceClient as _blockmirror_replication_v1_ReplicationServiceClient, ReplicationServiceDefinition as _blockmirror_replication_v1_ReplicationServiceDefinition } from './blockmirror/replication/v1/ReplicationService.js';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  blockmirror: {
+    replication: {
+      v1: {
+        BlockFrame: MessageTypeDefinition<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_BlockFrame__Output>
+        BlockRun: MessageTypeDefinition<_blockmirror_replication_v1_BlockRun, _blockmirror_replication_v1_BlockRun__Output>
+        FrameAck: MessageTypeDefinition<_blockmirror_replication_v1_FrameAck, _blockmirror_replication_v1_FrameAck__Output>
+        HandshakeRequest: MessageTypeDefinition<_blockmirror_replication_v1_HandshakeRequest, _blockmirror_replication_v1_HandshakeRequest__Output>
+        HandshakeResponse: MessageTypeDefinition<_blockmirror_replication_v1_HandshakeResponse, _blockmirror_replication_v1_HandshakeResponse__Output>
+        ReplicationService: SubtypeConstructor<typeof grpc.Client, _blockmirror_replication_v1_ReplicationServiceClient> & { service: _blockmirror_replication_v1_ReplicationServiceDefinition }
+      }
+    }
+  }
+}
+
