@@ -1,0 +1,342 @@
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { InvalidArgumentError, StateCorruptError } from '../errors.js';
+import { SyncBatcher } from '../volume/sync-batcher.js';
+import { BITMAP_PAGE_BYTES, BlockBitmap } from './block-bitmap.js';
+import { decodeHeader, encodeHeader, HEADER_BYTES, layoutFor, type DirtyLogLayout } from './dirty-log-format.js';
+
+export interface DirtyTrackerOptions {
+  /** Path of the dirty log file (created when missing). */
+  path: string;
+  volumeBytes: number;
+  /** Tracking granularity: a power of two from 4 KiB to 1 MiB. */
+  blockSize: number;
+  /** Activity-log extent size; a power-of-two multiple of blockSize. Default 4 MiB. */
+  extentSize?: number;
+  /** Extents kept hot before the least recently written is retired. Default 1024 (4 GiB). */
+  maxActiveExtents?: number;
+  /** Period of the lazy sweep that persists the fine bitmap and retires idle extents. */
+  sweepIntervalMs?: number;
+}
+
+const COLD = 0;
+const PENDING = 1;
+const HOT = 2;
+
+export const MIN_BLOCK_SIZE = 4096;
+export const MAX_BLOCK_SIZE = 1 << 20;
+export const DEFAULT_BLOCK_SIZE = 64 * 1024;
+const DEFAULT_EXTENT_SIZE = 4 << 20;
+
+export function validateBlockSize(blockSize: number): void {
+  if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE || (blockSize & (blockSize - 1)) !== 0) {
+    throw new InvalidArgumentError(`block size ${blockSize} must be a power of two from 4096 to 1048576`);
+  }
+}
+
+/**
+ * Crash-safe dirty-block tracking, after DRBD's activity log.
+ *
+ * In memory: a fine bitmap (one bit per block). On disk: the same fine bitmap, written
+ * lazily, plus an *intent* bitmap of coarse extents. Before the first write into a cold
+ * extent, its intent bit is written and fdatasync'd; writes into hot extents pay
+ * nothing extra. After a crash, every block of every intent extent counts as dirty, so
+ * the recovered set is a superset of the true one — never a subset.
+ *
+ * A bit is cleared (markClean) only when the peer has confirmed the whole block; the
+ * on-disk fine bit follows lazily, which can only over-report.
+ */
+export class DirtyTracker {
+  readonly layout: DirtyLogLayout;
+  /** Extents found in the intent region at open: > 0 means the last stop was a crash. */
+  readonly recoveredExtents: number;
+  readonly #fh: FileHandle;
+  readonly #fine: BlockBitmap;
+  readonly #intent: BlockBitmap;
+  readonly #state: Uint8Array;
+  readonly #writes: Uint32Array;
+  readonly #lastUse: Float64Array;
+  readonly #hot = new Set<number>();
+  readonly #maxActive: number;
+  #pending: number[] = [];
+  readonly #intentSync: SyncBatcher;
+  #tick = 0;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #retiring: Promise<void> | null = null;
+  #sweepSeen: Uint32Array | null = null;
+  #closed = false;
+  #lastError: Error | null = null;
+
+  private constructor(fh: FileHandle, layout: DirtyLogLayout, fine: BlockBitmap, recoveredExtents: number, opts: DirtyTrackerOptions) {
+    this.#fh = fh;
+    this.layout = layout;
+    this.#fine = fine;
+    this.recoveredExtents = recoveredExtents;
+    this.#intent = new BlockBitmap(layout.extents);
+    this.#state = new Uint8Array(layout.extents);
+    this.#writes = new Uint32Array(layout.extents);
+    this.#lastUse = new Float64Array(layout.extents);
+    this.#maxActive = opts.maxActiveExtents ?? 1024;
+    this.#intentSync = new SyncBatcher(() => this.#writeIntents());
+    const interval = opts.sweepIntervalMs ?? 5000;
+    if (interval > 0) {
+      this.#sweepTimer = setInterval(() => void this.sweep().catch(() => undefined), interval);
+      this.#sweepTimer.unref();
+    }
+  }
+
+  static async open(opts: DirtyTrackerOptions): Promise<DirtyTracker> {
+    validateBlockSize(opts.blockSize);
+    const extentSize = opts.extentSize ?? Math.max(DEFAULT_EXTENT_SIZE, opts.blockSize);
+    if (extentSize < opts.blockSize || (extentSize & (extentSize - 1)) !== 0) {
+      throw new InvalidArgumentError(`extent size ${extentSize} must be a power of two no smaller than the block size`);
+    }
+    const layout = layoutFor({ volumeBytes: opts.volumeBytes, blockSize: opts.blockSize, extentSize });
+    await mkdir(dirname(opts.path), { recursive: true });
+    let fh: FileHandle;
+    let created = false;
+    try {
+      fh = await open(opts.path, 'r+');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      fh = await open(opts.path, 'wx+');
+      created = true;
+    }
+    try {
+      if (created) {
+        await fh.write(encodeHeader(layout), 0, HEADER_BYTES, 0);
+        await fh.truncate(layout.fileBytes);
+        // The log must exist durably (and its directory entry too) before any write
+        // relies on it; otherwise a power cut could leave writes with no record at all.
+        await fh.sync();
+        await syncDir(dirname(opts.path));
+        return new DirtyTracker(fh, layout, new BlockBitmap(layout.blocks), 0, opts);
+      }
+      const header = Buffer.alloc(HEADER_BYTES);
+      await fh.read(header, 0, HEADER_BYTES, 0);
+      decodeHeader(header, layout, opts.path);
+      const st = await fh.stat();
+      if (st.size < layout.fileBytes) throw new StateCorruptError(`${opts.path}: truncated (${st.size} < ${layout.fileBytes} bytes)`);
+      const fine = new BlockBitmap(layout.blocks, await readRegion(fh, layout.fineOffset, layout.fineBytes));
+      const intent = new BlockBitmap(layout.extents, await readRegion(fh, layout.intentOffset, layout.intentBytes));
+      const recovered = intent.count;
+      if (recovered > 0) {
+        // Crash recovery: fold every intent extent into the fine bitmap, make that
+        // durable, and only then clear the intents (the reverse order could lose them).
+        const perExtent = layout.extentSize / layout.blockSize;
+        for (let e = intent.nextSet(0); e !== -1; e = intent.nextSet(e + 1)) {
+          fine.setRange(e * perExtent, Math.min(layout.blocks, (e + 1) * perExtent) - 1);
+        }
+        await writePages(fh, fine, layout.fineOffset, fine.changedPages());
+        await fh.datasync();
+        await fh.write(Buffer.alloc(layout.intentBytes), 0, layout.intentBytes, layout.intentOffset);
+        await fh.datasync();
+      }
+      return new DirtyTracker(fh, layout, fine, recovered, opts);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get dirtyBlocks(): number {
+    return this.#fine.count;
+  }
+
+  get dirtyBytes(): number {
+    return Math.min(this.#fine.count * this.layout.blockSize, this.layout.volumeBytes);
+  }
+
+  /** Extents currently hot (their intent bit set or being set). */
+  get activeExtents(): number {
+    return this.#hot.size;
+  }
+
+  isDirty(block: number): boolean {
+    return this.#fine.test(block);
+  }
+
+  nextDirty(from: number): number {
+    return this.#fine.nextSet(from);
+  }
+
+  /**
+   * Records that [offset, offset+length) is about to be written. Returns undefined when
+   * the range is already durably covered; otherwise a promise that resolves once it is.
+   * The caller must not issue the data write before then: a write that reaches the
+   * disk while its extent is unrecorded would be invisible after a crash, and the two
+   * replicas would silently differ.
+   */
+  beforeWrite(offset: number, length: number): Promise<void> | undefined {
+    if (this.#closed) return Promise.reject(new StateCorruptError('dirty tracker is closed'));
+    if (length <= 0) return undefined;
+    const end = offset + length - 1;
+    // Any partially written block is dirty as a whole.
+    this.#fine.setRange(Math.floor(offset / this.layout.blockSize), Math.floor(end / this.layout.blockSize));
+    const firstExtent = Math.floor(offset / this.layout.extentSize);
+    const lastExtent = Math.floor(end / this.layout.extentSize);
+    let wait = false;
+    const tick = ++this.#tick;
+    for (let e = firstExtent; e <= lastExtent; e++) {
+      this.#writes[e] = (this.#writes[e]! + 1) >>> 0;
+      this.#lastUse[e] = tick;
+      const s = this.#state[e];
+      if (s === HOT) continue;
+      wait = true;
+      if (s === COLD) {
+        this.#state[e] = PENDING;
+        this.#intent.set(e);
+        this.#hot.add(e);
+        this.#pending.push(e);
+      }
+    }
+    if (!wait) return undefined;
+    if (this.#hot.size > this.#maxActive) this.#startRetire(this.#lruVictims());
+    return this.#intentSync.sync();
+  }
+
+  /** The peer confirmed the whole block: it is no longer dirty. */
+  markClean(block: number): void {
+    this.#fine.clear(block);
+  }
+
+  /** Marks whole blocks dirty without a data write (e.g. a failed replication). */
+  markDirty(offset: number, length: number): Promise<void> | undefined {
+    return this.beforeWrite(offset, length);
+  }
+
+  /**
+   * Persists the fine bitmap and retires extents idle since the previous sweep, so a
+   * crash after a quiet period needs little or no extra resync.
+   */
+  async sweep(): Promise<void> {
+    if (this.#closed) return;
+    const previous = this.#sweepSeen;
+    this.#sweepSeen = this.#writes.slice();
+    const idle: number[] = [];
+    if (previous !== null) for (const e of this.#hot) if (this.#state[e] === HOT && this.#writes[e] === previous[e]) idle.push(e);
+    await this.#retire(idle);
+  }
+
+  /** Graceful stop: the fine bitmap becomes the whole truth on disk, intents cleared. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    await this.#retiring?.catch(() => undefined);
+    this.#closed = true;
+    try {
+      await writePages(this.#fh, this.#fine, this.layout.fineOffset, this.#fine.changedPages());
+      await this.#fh.datasync();
+      // Only after the fine region is durable may the intents go.
+      for (const e of this.#hot) this.#intent.clear(e);
+      await writePages(this.#fh, this.#intent, this.layout.intentOffset, this.#intent.changedPages());
+      await this.#fh.datasync();
+    } finally {
+      await this.#fh.close();
+    }
+  }
+
+  get lastError(): Error | null {
+    return this.#lastError;
+  }
+
+  async #writeIntents(): Promise<void> {
+    // Snapshot synchronously: these extents and pages are what this flush covers.
+    const batch = this.#pending;
+    this.#pending = [];
+    const pages = this.#intent.changedPages();
+    const copies = pages.map((p) => this.#intent.takePage(p));
+    try {
+      for (let i = 0; i < pages.length; i++) {
+        await this.#fh.write(copies[i]!, 0, BITMAP_PAGE_BYTES, this.layout.intentOffset + pages[i]! * BITMAP_PAGE_BYTES);
+      }
+      await this.#fh.datasync();
+    } catch (err) {
+      // Nothing is covered: re-queue so the next attempt writes them again, and fail the
+      // waiting writes rather than let them reach the disk unrecorded.
+      for (const p of pages) this.#intent.markPageChanged(p);
+      this.#pending.push(...batch);
+      this.#lastError = err as Error;
+      throw err;
+    }
+    for (const e of batch) if (this.#state[e] === PENDING) this.#state[e] = HOT;
+  }
+
+  #lruVictims(): number[] {
+    const excess = this.#hot.size - this.#maxActive;
+    const candidates = [...this.#hot].filter((e) => this.#state[e] === HOT);
+    candidates.sort((a, b) => this.#lastUse[a]! - this.#lastUse[b]!);
+    return candidates.slice(0, Math.max(excess, 0));
+  }
+
+  #startRetire(extents: number[]): void {
+    if (this.#retiring !== null || extents.length === 0) return;
+    this.#retire(extents).catch((err: unknown) => {
+      this.#lastError = err as Error;
+    });
+  }
+
+  /**
+   * Moves extents from the intent region to the fine region. Order matters: the fine
+   * bits of an extent must be durable before its intent bit is cleared, and an extent
+   * written to in the meantime keeps its intent (its new fine bits may not be on disk).
+   */
+  async #retire(extents: number[]): Promise<void> {
+    while (this.#retiring !== null) await this.#retiring.catch(() => undefined);
+    const run = async (): Promise<void> => {
+      const seen = extents.map((e) => this.#writes[e]!);
+      await writePages(this.#fh, this.#fine, this.layout.fineOffset, this.#fine.changedPages());
+      await this.#fh.datasync();
+      if (this.#closed) return;
+      let cleared = 0;
+      extents.forEach((e, i) => {
+        if (this.#state[e] !== HOT || this.#writes[e] !== seen[i]) return;
+        this.#state[e] = COLD;
+        this.#intent.clear(e);
+        this.#hot.delete(e);
+        cleared++;
+      });
+      // A cleared intent bit that is not yet on disk only over-reports after a crash,
+      // so the clear rides on the next intent flush; force one when nothing else will.
+      if (cleared > 0) await this.#intentSync.sync();
+    };
+    this.#retiring = run();
+    try {
+      await this.#retiring;
+    } finally {
+      this.#retiring = null;
+    }
+  }
+}
+
+async function readRegion(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return buf;
+}
+
+async function writePages(fh: FileHandle, bitmap: BlockBitmap, regionOffset: number, pages: number[]): Promise<void> {
+  for (const p of pages) {
+    const copy = bitmap.takePage(p);
+    try {
+      await fh.write(copy, 0, BITMAP_PAGE_BYTES, regionOffset + p * BITMAP_PAGE_BYTES);
+    } catch (err) {
+      bitmap.markPageChanged(p);
+      throw err;
+    }
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}

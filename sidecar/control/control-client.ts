@@ -1,0 +1,75 @@
+import { Metadata, type ServiceError } from '@grpc/grpc-js';
+import type { ControlServiceClient } from '../../proto/gen/blockmirror/control/v1/ControlService.js';
+import type { Pair__Output } from '../../proto/gen/blockmirror/control/v1/Pair.js';
+import type { ListPairsRequest } from '../../proto/gen/blockmirror/control/v1/ListPairsRequest.js';
+import type { ListPairsResponse__Output } from '../../proto/gen/blockmirror/control/v1/ListPairsResponse.js';
+import type { PairSpec } from '../../proto/gen/blockmirror/control/v1/PairSpec.js';
+import { BlockmirrorError } from '../errors.js';
+import { channelCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
+import { loadControlProto } from '../grpc/load-proto.js';
+
+export class ControlCallError extends BlockmirrorError {
+  readonly grpcCode: number;
+  constructor(message: string, grpcCode: number, cause: unknown) {
+    super('UNAVAILABLE', message, { cause });
+    this.name = 'ControlCallError';
+    this.grpcCode = grpcCode;
+  }
+}
+
+export interface ControlClientOptions {
+  tls?: TlsFiles;
+  /** Deadline of each call. */
+  timeoutMs?: number;
+}
+
+type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res?: Res) => void) => unknown;
+
+/** Promise-returning client for a sidecar's control API; every call has a deadline. */
+export class ControlClient {
+  readonly #client: ControlServiceClient;
+  readonly #timeoutMs: number;
+
+  constructor(target: string, opts: ControlClientOptions = {}) {
+    const Ctor = loadControlProto().blockmirror.control.v1.ControlService;
+    this.#client = new Ctor(target, channelCredentials(target, opts.tls));
+    this.#timeoutMs = opts.timeoutMs ?? 10_000;
+  }
+
+  createPair(spec: PairSpec): Promise<Pair__Output> {
+    return this.#call(this.#client.createPair, { spec });
+  }
+
+  getPair(name: string): Promise<Pair__Output> {
+    return this.#call(this.#client.getPair, { name });
+  }
+
+  async listPairs(): Promise<Pair__Output[]> {
+    return (await this.#call<ListPairsRequest, ListPairsResponse__Output>(this.#client.listPairs, {})).pairs;
+  }
+
+  async deletePair(name: string): Promise<void> {
+    await this.#call(this.#client.deletePair, { name });
+  }
+
+  pausePair(name: string): Promise<Pair__Output> {
+    return this.#call(this.#client.pausePair, { name });
+  }
+
+  resumePair(name: string): Promise<Pair__Output> {
+    return this.#call(this.#client.resumePair, { name });
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+
+  #call<Req, Res>(method: Unary<Req, Res>, req: Req): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      method.call(this.#client, req, new Metadata(), { deadline: new Date(Date.now() + this.#timeoutMs) }, (err, res) => {
+        if (err) return reject(new ControlCallError(err.details || err.message, err.code, err));
+        resolve(res as Res);
+      });
+    });
+  }
+}

@@ -1,0 +1,47 @@
+import { Server, type ServerCredentials } from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Logger } from 'winston';
+import { loadControlProto } from '../grpc/load-proto.js';
+import type { PairManager } from '../pair/pair-manager.js';
+import { controlService } from './control-service.js';
+
+const SERVICE = 'blockmirror.control.v1.ControlService';
+
+/** The sidecar's control API on gRPC, with grpc.health.v1 (NOT_SERVING until ready). */
+export class ControlServer {
+  readonly #server = new Server();
+  readonly #health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE]: 'NOT_SERVING' });
+
+  constructor(pairs: PairManager, logger: Logger) {
+    const proto = loadControlProto();
+    this.#server.addService(proto.blockmirror.control.v1.ControlService.service, controlService(pairs, logger));
+    this.#health.addToServer(this.#server);
+  }
+
+  /** Binds and returns the bound address (port 0 picks a free one). */
+  listen(address: string, creds: ServerCredentials): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.#server.bindAsync(address, creds, (err, port) => {
+        if (err) return reject(err);
+        resolve(address.replace(/:\d+$/, `:${port}`));
+      });
+    });
+  }
+
+  setServing(serving: boolean): void {
+    const s = serving ? 'SERVING' : 'NOT_SERVING';
+    this.#health.setStatus('', s);
+    this.#health.setStatus(SERVICE, s);
+  }
+
+  close(): Promise<void> {
+    this.setServing(false);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => this.#server.forceShutdown(), 5000);
+      this.#server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,100 @@
+import { status as GrpcStatus, type sendUnaryData, type ServerErrorResponse } from '@grpc/grpc-js';
+import type { Logger } from 'winston';
+import type { ControlServiceHandlers } from '../../proto/gen/blockmirror/control/v1/ControlService.js';
+import type { Pair as PairMessage } from '../../proto/gen/blockmirror/control/v1/Pair.js';
+import type { PairSpec__Output } from '../../proto/gen/blockmirror/control/v1/PairSpec.js';
+import { BlockmirrorError } from '../errors.js';
+import type { PairStatusView } from '../pair/pair.js';
+import type { PairManager } from '../pair/pair-manager.js';
+import type { PairSpecInput } from '../pair/pair-spec.js';
+import { pairStateToProto } from '../pair/pair-state.js';
+
+/** The control API's handlers: typed from proto/, so a missing RPC fails to compile. */
+export function controlService(pairs: PairManager, logger: Logger): ControlServiceHandlers {
+  const unary =
+    <Req, Res>(name: string, fn: (req: Req) => Promise<Res> | Res) =>
+    (call: { request: Req }, callback: sendUnaryData<Res>): void => {
+      Promise.resolve()
+        .then(() => fn(call.request))
+        .then(
+          (res) => callback(null, res),
+          (err: unknown) => callback(toGrpcError(err, name, logger)),
+        );
+    };
+  return {
+    CreatePair: unary('CreatePair', async (req) => toMessage(await pairs.create(fromSpec(req.spec)))),
+    GetPair: unary('GetPair', (req) => toMessage(pairs.get(req.name))),
+    ListPairs: unary('ListPairs', () => ({ pairs: pairs.list().map(toMessage) })),
+    DeletePair: unary('DeletePair', async (req) => {
+      await pairs.delete(req.name);
+      return {};
+    }),
+    PausePair: unary('PausePair', async (req) => toMessage(await pairs.setPaused(req.name, true))),
+    ResumePair: unary('ResumePair', async (req) => toMessage(await pairs.setPaused(req.name, false))),
+  };
+}
+
+function fromSpec(spec: PairSpec__Output | null): PairSpecInput {
+  if (spec === null) return {};
+  const role = spec.role === 'ROLE_PRIMARY' ? 'primary' : spec.role === 'ROLE_SECONDARY' ? 'secondary' : undefined;
+  const mode = spec.mode === 'MODE_ASYNC' ? 'async' : spec.mode === 'MODE_SYNC' ? 'sync' : undefined;
+  return {
+    name: spec.name,
+    volumePath: spec.volumePath,
+    ...(role ? { role } : {}),
+    ...(mode ? { mode } : {}),
+    ...(spec.peerAddress ? { peer: spec.peerAddress } : {}),
+    ...(spec.nbdListen ? { nbdListen: spec.nbdListen } : {}),
+    ...(spec.nbdSocket ? { nbdSocket: spec.nbdSocket } : {}),
+    ...(spec.blockSize ? { blockSize: spec.blockSize } : {}),
+  };
+}
+
+export function toMessage(p: PairStatusView): PairMessage {
+  return {
+    spec: {
+      name: p.name,
+      volumePath: p.volumePath,
+      role: p.role === 'primary' ? 'ROLE_PRIMARY' : 'ROLE_SECONDARY',
+      mode: p.mode === 'async' ? 'MODE_ASYNC' : 'MODE_SYNC',
+      peerAddress: p.peer,
+      blockSize: p.blockSize,
+    },
+    status: {
+      state: pairStateToProto(p.state),
+      volumeBytes: p.volumeBytes,
+      outOfSyncBytes: p.outOfSyncBytes,
+      dirtyBlocks: p.dirtyBlocks,
+      resyncProgressPercent: p.resyncProgressPercent,
+      lastInSyncTimeMs: p.lastInSyncTimeMs,
+      retries: p.retries,
+      lastError: p.lastError,
+      bytesWritten: p.bytesWritten,
+      bytesRead: p.bytesRead,
+      writeOps: p.writeOps,
+      readOps: p.readOps,
+      nbdConnections: p.nbdConnections,
+      nbdAddress: p.nbdAddress,
+      nbdSocket: p.nbdSocket,
+      volumePath: p.volumePath,
+    },
+  };
+}
+
+const CODES: Partial<Record<BlockmirrorError['code'], GrpcStatus>> = {
+  INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
+  OUT_OF_RANGE: GrpcStatus.OUT_OF_RANGE,
+  NOT_FOUND: GrpcStatus.NOT_FOUND,
+  ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
+  GEOMETRY_MISMATCH: GrpcStatus.FAILED_PRECONDITION,
+  STATE_CORRUPT: GrpcStatus.FAILED_PRECONDITION,
+  UNAVAILABLE: GrpcStatus.UNAVAILABLE,
+};
+
+/** Only deliberate errors reach the client with their message; the rest are logged. */
+function toGrpcError(err: unknown, method: string, logger: Logger): ServerErrorResponse {
+  const code = err instanceof BlockmirrorError ? CODES[err.code] : undefined;
+  if (code !== undefined) return Object.assign(new Error((err as Error).message), { code, details: (err as Error).message });
+  logger.error('control call failed', { method, error: (err as Error)?.stack ?? String(err) });
+  return Object.assign(new Error('internal error'), { code: GrpcStatus.UNKNOWN, details: 'internal error (see sidecar log)' });
+}

@@ -1,0 +1,108 @@
+import { Server as GrpcServer } from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { mkdir } from 'node:fs/promises';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'winston';
+import { ControlServer } from '../control/control-server.js';
+import { serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
+import { SidecarMetrics } from '../metrics/sidecar-metrics.js';
+import { parseHostPort } from '../net/host-port.js';
+import { PairManager } from '../pair/pair-manager.js';
+
+export interface SidecarConfig {
+  stateDir: string;
+  controlListen: string;
+  peerListen: string;
+  metricsListen?: string;
+  tls?: TlsFiles;
+  logger: Logger;
+}
+
+export interface SidecarAddresses {
+  control: string;
+  peer: string;
+  metrics: string;
+}
+
+/** The sidecar process: pairs, control API, peer listener and metrics, wired together. */
+export class SidecarDaemon {
+  readonly addresses: SidecarAddresses;
+  readonly #pairs: PairManager;
+  readonly #control: ControlServer;
+  readonly #peer: GrpcServer;
+  readonly #metricsHttp: HttpServer | null;
+  readonly #logger: Logger;
+
+  private constructor(addresses: SidecarAddresses, pairs: PairManager, control: ControlServer, peer: GrpcServer, metricsHttp: HttpServer | null, logger: Logger) {
+    this.addresses = addresses;
+    this.#pairs = pairs;
+    this.#control = control;
+    this.#peer = peer;
+    this.#metricsHttp = metricsHttp;
+    this.#logger = logger;
+  }
+
+  static async start(cfg: SidecarConfig): Promise<SidecarDaemon> {
+    // Validate every listener before touching state, so a bad flag fails fast.
+    const controlCreds = serverCredentials(cfg.controlListen, 'control listen address', cfg.tls);
+    const peerCreds = serverCredentials(cfg.peerListen, 'peer listen address', cfg.tls);
+    if (cfg.metricsListen) parseHostPort(cfg.metricsListen, 'metrics listen address');
+    await mkdir(cfg.stateDir, { recursive: true });
+
+    let metrics: SidecarMetrics | null = null;
+    const pairs = new PairManager({
+      stateDir: cfg.stateDir,
+      logger: cfg.logger,
+      onProtocolError: (pair, reason) => metrics?.protocolError(pair, reason),
+    });
+    metrics = new SidecarMetrics(() => pairs.list());
+    await pairs.start();
+
+    const control = new ControlServer(pairs, cfg.logger);
+    const controlAddr = await control.listen(cfg.controlListen, controlCreds);
+
+    // The peer port: health only until the replication service lands on it.
+    const peer = new GrpcServer();
+    new HealthImplementation({ '': 'SERVING' }).addToServer(peer);
+    const peerPort = await new Promise<number>((resolve, reject) => peer.bindAsync(cfg.peerListen, peerCreds, (e, p) => (e ? reject(e) : resolve(p))));
+
+    let metricsHttp: HttpServer | null = null;
+    let metricsAddr = '';
+    if (cfg.metricsListen) {
+      const { host, port } = parseHostPort(cfg.metricsListen, 'metrics listen address');
+      const registry = metrics.registry;
+      metricsHttp = createServer((req, res) => {
+        if (req.url === '/metrics') {
+          registry.metrics().then(
+            (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+            (err: Error) => res.writeHead(500).end(err.message),
+          );
+        } else if (req.url === '/healthz') {
+          res.writeHead(200).end('ok\n');
+        } else {
+          res.writeHead(404).end();
+        }
+      });
+      await new Promise<void>((resolve, reject) => {
+        metricsHttp!.once('error', reject);
+        metricsHttp!.listen({ host, port }, () => resolve());
+      });
+      metricsAddr = `${host}:${(metricsHttp.address() as AddressInfo).port}`;
+    }
+    control.setServing(true);
+    const addresses = { control: controlAddr, peer: cfg.peerListen.replace(/:\d+$/, `:${peerPort}`), metrics: metricsAddr };
+    cfg.logger.info('sidecar ready', addresses);
+    return new SidecarDaemon(addresses, pairs, control, peer, metricsHttp, cfg.logger);
+  }
+
+  /** Graceful stop: refuse new calls, finish in-flight I/O, persist bitmaps. */
+  async stop(): Promise<void> {
+    this.#logger.info('sidecar stopping');
+    await this.#control.close();
+    this.#peer.forceShutdown();
+    await this.#pairs.close();
+    await new Promise<void>((resolve) => (this.#metricsHttp ? this.#metricsHttp.close(() => resolve()) : resolve()));
+    this.#logger.info('sidecar stopped');
+  }
+}

@@ -1,0 +1,81 @@
+// Named errors with a stable `code`, shared by the sidecar's modules. Callers branch on
+// `code`, never on message text.
+
+export type BlockmirrorErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'OUT_OF_RANGE'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'STATE_CORRUPT'
+  | 'GEOMETRY_MISMATCH'
+  | 'VOLUME_IO'
+  | 'CLOSED'
+  | 'UNAVAILABLE';
+
+export class BlockmirrorError extends Error {
+  readonly code: BlockmirrorErrorCode;
+  constructor(code: BlockmirrorErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BlockmirrorError';
+    this.code = code;
+  }
+}
+
+export class InvalidArgumentError extends BlockmirrorError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_ARGUMENT', message, options);
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+export class OutOfRangeError extends BlockmirrorError {
+  constructor(message: string) {
+    super('OUT_OF_RANGE', message);
+    this.name = 'OutOfRangeError';
+  }
+}
+
+export class NotFoundError extends BlockmirrorError {
+  constructor(message: string) {
+    super('NOT_FOUND', message);
+    this.name = 'NotFoundError';
+  }
+}
+
+export class AlreadyExistsError extends BlockmirrorError {
+  constructor(message: string) {
+    super('ALREADY_EXISTS', message);
+    this.name = 'AlreadyExistsError';
+  }
+}
+
+export class StateCorruptError extends BlockmirrorError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STATE_CORRUPT', message, options);
+    this.name = 'StateCorruptError';
+  }
+}
+
+export class GeometryMismatchError extends BlockmirrorError {
+  constructor(message: string) {
+    super('GEOMETRY_MISMATCH', message);
+    this.name = 'GeometryMismatchError';
+  }
+}
+
+export class VolumeIoError extends BlockmirrorError {
+  /** errno code of the failed system call (EIO, ENOSPC, ...), when known. */
+  readonly errno: string | undefined;
+  constructor(message: string, options?: { cause?: unknown; errno?: string }) {
+    super('VOLUME_IO', message, options);
+    this.name = 'VolumeIoError';
+    this.errno = options?.errno;
+  }
+}
+
+export class ClosedError extends BlockmirrorError {
+  constructor(message: string) {
+    super('CLOSED', message);
+    this.name = 'ClosedError';
+  }
+}

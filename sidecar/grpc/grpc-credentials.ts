@@ -1,0 +1,49 @@
+import { credentials, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError } from '../errors.js';
+import { isLoopbackHost, parseHostPort } from '../net/host-port.js';
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+/** Reads TLS files; all three or none. */
+export function tlsFilesFrom(opts: { tlsCert?: string; tlsKey?: string; tlsCa?: string }): TlsFiles | undefined {
+  const given = [opts.tlsCert, opts.tlsKey, opts.tlsCa].filter((v) => v !== undefined && v !== '');
+  if (given.length === 0) return undefined;
+  if (given.length !== 3) throw new InvalidArgumentError('--tls-cert, --tls-key and --tls-ca go together');
+  return { cert: opts.tlsCert!, key: opts.tlsKey!, ca: opts.tlsCa! };
+}
+
+function read(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read ${what} ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Credentials for a listener. With TLS files: mutual TLS, client certificates required.
+ * Without: plaintext, allowed only on a loopback address — an API that can create and
+ * delete pairs (or write blocks) must never be open to the network unauthenticated.
+ */
+export function serverCredentials(listen: string, what: string, tls: TlsFiles | undefined): ServerCredentials {
+  const { host } = parseHostPort(listen, what);
+  if (tls === undefined) {
+    if (!isLoopbackHost(host)) throw new InvalidArgumentError(`${what} ${listen} is not loopback: give --tls-cert, --tls-key and --tls-ca (mutual TLS)`);
+    return ServerCredentials.createInsecure();
+  }
+  return ServerCredentials.createSsl(read(tls.ca, 'TLS CA'), [{ cert_chain: read(tls.cert, 'TLS certificate'), private_key: read(tls.key, 'TLS key') }], true);
+}
+
+export function channelCredentials(target: string, tls: TlsFiles | undefined): ChannelCredentials {
+  if (tls === undefined) {
+    const { host } = parseHostPort(target, 'address');
+    if (!isLoopbackHost(host)) throw new InvalidArgumentError(`${target} is not loopback: give --tls-cert, --tls-key and --tls-ca (mutual TLS)`);
+    return credentials.createInsecure();
+  }
+  return credentials.createSsl(read(tls.ca, 'TLS CA'), read(tls.key, 'TLS key'), read(tls.cert, 'TLS certificate'));
+}

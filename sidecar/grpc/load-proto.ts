@@ -1,0 +1,45 @@
+import { loadPackageDefinition, type GrpcObject } from '@grpc/grpc-js';
+import { loadSync, type Options } from '@grpc/proto-loader';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ProtoGrpcType as ControlProto } from '../../proto/gen/control.js';
+import type { ProtoGrpcType as ReplicationProto } from '../../proto/gen/replication.js';
+
+/** The proto/ folder, found from this file both in the sources and in dist/. */
+function protoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    try {
+      readFileSync(join(dir, 'proto', 'loader-options.json'));
+      return join(dir, 'proto');
+    } catch {
+      dir = dirname(dir);
+    }
+  }
+  throw new Error('proto/ folder not found');
+}
+
+const root = protoRoot();
+// The same options the type generator used (hack/gen-proto.mjs): the generated types
+// describe exactly what this loader returns.
+const fileOptions = JSON.parse(readFileSync(join(root, 'loader-options.json'), 'utf8')) as { longs: string; enums: string } & Omit<Options, 'longs' | 'enums'>;
+// proto-loader takes the String/Number constructors, the JSON file their names.
+const options: Options = {
+  ...fileOptions,
+  longs: fileOptions.longs === 'Number' ? Number : String,
+  enums: fileOptions.enums === 'String' ? String : undefined,
+  includeDirs: [root],
+};
+
+function load<T>(file: string): T {
+  return loadPackageDefinition(loadSync(file, options)) as GrpcObject as unknown as T;
+}
+
+export function loadControlProto(): ControlProto {
+  return load<ControlProto>('blockmirror/control/v1/control.proto');
+}
+
+export function loadReplicationProto(): ReplicationProto {
+  return load<ReplicationProto>('blockmirror/replication/v1/replication.proto');
+}

@@ -1,0 +1,70 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PairStatusView } from '../pair/pair.js';
+import { PAIR_STATES } from '../pair/pair-state.js';
+
+/**
+ * Prometheus metrics of a sidecar. Per-pair figures are read from the pairs' status at
+ * scrape time, so the data path only bumps plain counters.
+ */
+export class SidecarMetrics {
+  readonly registry = new Registry();
+  readonly #protocolErrors: Counter<'pair' | 'reason'>;
+
+  constructor(pairs: () => PairStatusView[]) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'blockmirror_sidecar_' });
+    const reg = [this.registry];
+    const counter = (name: string, help: string, pick: (p: PairStatusView) => number): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: ['pair'],
+        registers: reg,
+        collect() {
+          this.reset();
+          for (const p of pairs()) this.labels(p.name).inc(pick(p));
+        },
+      });
+    };
+    const gauge = (name: string, help: string, pick: (p: PairStatusView) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['pair'],
+        registers: reg,
+        collect() {
+          this.reset();
+          for (const p of pairs()) this.labels(p.name).set(pick(p));
+        },
+      });
+    };
+    counter('blockmirror_written_bytes_total', 'Bytes written through the NBD export.', (p) => p.bytesWritten);
+    counter('blockmirror_read_bytes_total', 'Bytes read through the NBD export.', (p) => p.bytesRead);
+    counter('blockmirror_write_ops_total', 'Write requests (WRITE, WRITE_ZEROES) served.', (p) => p.writeOps);
+    counter('blockmirror_read_ops_total', 'Read requests served.', (p) => p.readOps);
+    gauge('blockmirror_dirty_bytes', 'Bytes in blocks marked dirty (not confirmed by the peer).', (p) => p.outOfSyncBytes);
+    gauge('blockmirror_out_of_sync_bytes', 'Bytes the secondary has not confirmed.', (p) => p.outOfSyncBytes);
+    gauge('blockmirror_volume_bytes', 'Size of the volume.', (p) => p.volumeBytes);
+    gauge('blockmirror_nbd_connections', 'Open NBD client connections.', (p) => p.nbdConnections);
+    new Gauge({
+      name: 'blockmirror_pair_state',
+      help: '1 for the state the pair is in, 0 for the others.',
+      labelNames: ['pair', 'state'],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const p of pairs()) for (const s of PAIR_STATES) this.labels(p.name, s).set(p.state === s ? 1 : 0);
+      },
+    });
+    this.#protocolErrors = new Counter({
+      name: 'blockmirror_nbd_protocol_errors_total',
+      help: 'Malformed or refused NBD requests and handshakes.',
+      labelNames: ['pair', 'reason'],
+      registers: reg,
+    });
+  }
+
+  protocolError(pair: string, reason: string): void {
+    // Reasons carry numbers (sizes, errnos); keep the label's cardinality bounded.
+    this.#protocolErrors.labels(pair, reason.replace(/[0-9]+/g, 'N').slice(0, 60)).inc();
+  }
+}

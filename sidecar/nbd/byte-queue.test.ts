@@ -1,0 +1,39 @@
+import { describe, expect, it } from '@jest/globals';
+import { ByteQueue } from './byte-queue.js';
+
+describe('ByteQueue', () => {
+  it('takes across chunk boundaries and keeps the rest', () => {
+    const q = new ByteQueue();
+    q.push(Buffer.from('abc'));
+    q.push(Buffer.from('defg'));
+    q.push(Buffer.from('h'));
+    expect(q.length).toBe(8);
+    expect(q.peek(5).toString()).toBe('abcde');
+    expect(q.take(2).toString()).toBe('ab');
+    expect(q.take(4).toString()).toBe('cdef');
+    expect(q.length).toBe(2);
+    expect(q.take(2).toString()).toBe('gh');
+    expect(q.length).toBe(0);
+  });
+
+  it('takeChunks returns the received buffers without copying', () => {
+    const a = Buffer.from('0123');
+    const b = Buffer.from('4567');
+    const q = new ByteQueue();
+    q.push(a);
+    q.push(b);
+    const chunks = q.takeChunks(6);
+    expect(Buffer.concat(chunks).toString()).toBe('012345');
+    expect(chunks[0]!.buffer).toBe(a.buffer);
+    expect(q.take(2).toString()).toBe('67');
+  });
+
+  it('skip drops at most what it has', () => {
+    const q = new ByteQueue();
+    q.push(Buffer.from('abcdef'));
+    expect(q.skip(4)).toBe(4);
+    expect(q.skip(10)).toBe(2);
+    expect(q.length).toBe(0);
+    expect(q.take(0).length).toBe(0);
+  });
+});

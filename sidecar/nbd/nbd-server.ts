@@ -1,0 +1,104 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { unlink } from 'node:fs/promises';
+import type { Logger } from 'winston';
+import { parseLoopbackHostPort } from '../net/host-port.js';
+import { NbdConnection } from './nbd-connection.js';
+import type { NbdExport } from './nbd-export.js';
+
+export interface NbdServerOptions {
+  logger: Logger;
+  /** Largest READ/WRITE payload; default 32 MiB (what qemu and the kernel send at most). */
+  maxPayload?: number;
+  maxInFlightPerConnection?: number;
+  onConnectionsChanged?(count: number): void;
+  onProtocolError?(reason: string): void;
+}
+
+export interface NbdListenOptions {
+  /** host:port; the host must be a loopback address (NBD itself has no authentication). */
+  tcp?: string;
+  /** Unix socket path. */
+  socket?: string;
+}
+
+/** Serves one export over NBD on a TCP port and/or a Unix socket. */
+export class NbdServer {
+  readonly #export: NbdExport;
+  readonly #opts: NbdServerOptions;
+  readonly #servers: Server[] = [];
+  readonly #connections = new Set<NbdConnection>();
+  #tcpAddress = '';
+  #socketPath = '';
+
+  constructor(exp: NbdExport, opts: NbdServerOptions) {
+    this.#export = exp;
+    this.#opts = opts;
+  }
+
+  get tcpAddress(): string {
+    return this.#tcpAddress;
+  }
+
+  get socketPath(): string {
+    return this.#socketPath;
+  }
+
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  async listen(where: NbdListenOptions): Promise<void> {
+    if (where.tcp) {
+      const { host, port } = parseLoopbackHostPort(where.tcp, 'NBD listen address');
+      const s = this.#newServer();
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen({ host, port }, () => resolve());
+      });
+      const a = s.address() as AddressInfo;
+      this.#tcpAddress = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    }
+    if (where.socket) {
+      // A stale socket file from a crashed run would make listen fail with EADDRINUSE.
+      await unlink(where.socket).catch(() => undefined);
+      const s = this.#newServer();
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(where.socket, () => resolve());
+      });
+      this.#socketPath = where.socket;
+    }
+  }
+
+  /** Stops accepting, lets in-flight requests finish, closes every connection. */
+  async close(timeoutMs = 10_000): Promise<void> {
+    const closing = this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    await Promise.all([...this.#connections].map((c) => c.shutdown(timeoutMs)));
+    await Promise.all(closing);
+    if (this.#socketPath) await unlink(this.#socketPath).catch(() => undefined);
+  }
+
+  #newServer(): Server {
+    const s = createServer((socket: Socket) => this.#accept(socket));
+    this.#servers.push(s);
+    return s;
+  }
+
+  #accept(socket: Socket): void {
+    const exp = this.#export;
+    const conn = new NbdConnection(socket, {
+      resolve: (name) => (name === '' || name === exp.name ? exp : undefined),
+      list: () => [exp.name],
+      logger: this.#opts.logger,
+      maxPayload: this.#opts.maxPayload ?? 32 << 20,
+      maxInFlight: this.#opts.maxInFlightPerConnection ?? 128,
+      onProtocolError: this.#opts.onProtocolError,
+    });
+    this.#connections.add(conn);
+    this.#opts.onConnectionsChanged?.(this.#connections.size);
+    void conn.closed.then(() => {
+      this.#connections.delete(conn);
+      this.#opts.onConnectionsChanged?.(this.#connections.size);
+    });
+  }
+}

@@ -1,0 +1,154 @@
+import { realpath } from 'node:fs/promises';
+import type { Logger } from 'winston';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { Pair, type PairStatusView } from './pair.js';
+import { validatePairSpec, type PairSpec, type PairSpecInput } from './pair-spec.js';
+import { PairStore } from './pair-store.js';
+
+export interface PairManagerOptions {
+  stateDir: string;
+  logger: Logger;
+  onProtocolError?(pair: string, reason: string): void;
+}
+
+interface Entry {
+  spec: PairSpec;
+  pair: Pair | null;
+  /** Why the pair could not start (volume missing, state corrupt ...). */
+  error: string;
+}
+
+/** The pairs of one sidecar: created, persisted, restored on start, stopped on exit. */
+export class PairManager {
+  readonly #opts: PairManagerOptions;
+  readonly #store: PairStore;
+  readonly #entries = new Map<string, Entry>();
+  // Mutations run one at a time so the persisted list always matches memory.
+  #lock: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: PairManagerOptions) {
+    this.#opts = opts;
+    this.#store = new PairStore(opts.stateDir);
+  }
+
+  /** Restores the persisted pairs. A pair that cannot start is kept, with its error. */
+  async start(): Promise<void> {
+    for (const spec of await this.#store.load()) {
+      const entry: Entry = { spec, pair: null, error: '' };
+      this.#entries.set(spec.name, entry);
+      try {
+        entry.pair = await Pair.start(spec, this.#ctx());
+      } catch (err) {
+        entry.error = (err as Error).message;
+        this.#opts.logger.error('pair could not be restored', { pair: spec.name, error: entry.error });
+      }
+    }
+  }
+
+  create(input: PairSpecInput): Promise<PairStatusView> {
+    return this.#serialized(async () => {
+      const spec = validatePairSpec(input);
+      if (this.#entries.has(spec.name)) throw new AlreadyExistsError(`pair ${spec.name} already exists`);
+      const real = await realpath(spec.volumePath).catch((err: Error) => {
+        throw new InvalidArgumentError(`volume ${spec.volumePath}: ${err.message}`);
+      });
+      for (const e of this.#entries.values()) {
+        if ((await realpath(e.spec.volumePath).catch(() => e.spec.volumePath)) === real) {
+          throw new AlreadyExistsError(`volume ${spec.volumePath} already belongs to pair ${e.spec.name}`);
+        }
+      }
+      const pair = await Pair.start(spec, this.#ctx());
+      this.#entries.set(spec.name, { spec, pair, error: '' });
+      try {
+        await this.#persist();
+      } catch (err) {
+        this.#entries.delete(spec.name);
+        await pair.destroy();
+        throw err;
+      }
+      this.#opts.logger.info('pair created', { pair: spec.name, role: spec.role, mode: spec.mode });
+      return pair.status();
+    });
+  }
+
+  get(name: string): PairStatusView {
+    return this.#view(this.#entry(name));
+  }
+
+  list(): PairStatusView[] {
+    return [...this.#entries.values()].map((e) => this.#view(e)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  delete(name: string): Promise<void> {
+    return this.#serialized(async () => {
+      const e = this.#entry(name);
+      this.#entries.delete(name);
+      await this.#persist();
+      await e.pair?.destroy();
+      this.#opts.logger.info('pair deleted', { pair: name });
+    });
+  }
+
+  setPaused(name: string, paused: boolean): Promise<PairStatusView> {
+    return this.#serialized(async () => {
+      const e = this.#entry(name);
+      e.spec = { ...e.spec, paused };
+      e.pair?.setPaused(paused);
+      await this.#persist();
+      this.#opts.logger.info(paused ? 'pair paused' : 'pair resumed', { pair: name });
+      return this.#view(e);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#lock.catch(() => undefined);
+    await Promise.all([...this.#entries.values()].map((e) => e.pair?.close()));
+  }
+
+  #entry(name: string): Entry {
+    const e = this.#entries.get(name);
+    if (!e) throw new NotFoundError(`pair ${name} not found`);
+    return e;
+  }
+
+  #view(e: Entry): PairStatusView {
+    if (e.pair) return e.pair.status();
+    return {
+      name: e.spec.name,
+      role: e.spec.role,
+      mode: e.spec.mode,
+      state: e.spec.paused ? 'Paused' : 'Retrying',
+      volumePath: e.spec.volumePath,
+      volumeBytes: 0,
+      blockSize: e.spec.blockSize,
+      outOfSyncBytes: 0,
+      dirtyBlocks: 0,
+      resyncProgressPercent: 0,
+      lastInSyncTimeMs: 0,
+      retries: 0,
+      lastError: e.error,
+      bytesWritten: 0,
+      bytesRead: 0,
+      writeOps: 0,
+      readOps: 0,
+      nbdConnections: 0,
+      nbdAddress: '',
+      nbdSocket: '',
+      peer: e.spec.peer ?? '',
+    };
+  }
+
+  #persist(): Promise<void> {
+    return this.#store.save([...this.#entries.values()].map((e) => e.spec));
+  }
+
+  #ctx() {
+    return { stateDir: this.#opts.stateDir, logger: this.#opts.logger, onProtocolError: this.#opts.onProtocolError };
+  }
+
+  #serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn, fn);
+    this.#lock = run.catch(() => undefined);
+    return run;
+  }
+}
