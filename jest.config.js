@@ -18,6 +18,9 @@ const common = {
 };
 
 export default {
+  // Acceptance tests start real processes and real NBD clients (set here: jest ignores
+  // testTimeout inside a project).
+  testTimeout: 180_000,
   projects: [
     {
       ...common,
@@ -28,8 +31,6 @@ export default {
       ...common,
       displayName: 'acceptance',
       testMatch: ['<rootDir>/test/**/*.test.ts'],
-      // Acceptance tests start real processes and real NBD clients.
-      testTimeout: 180_000,
     },
   ],
 };

@@ -260,6 +260,7 @@ export class DirtyTracker {
       throw err;
     }
     for (const e of batch) if (this.#state[e] === PENDING) this.#state[e] = HOT;
+    this.#lastError = null;
   }
 
   #lruVictims(): number[] {

@@ -119,6 +119,7 @@ export class NbdTestClient {
 
   /** Sends one request; resolves with the server's reply. */
   request(type: number, offset: number, length: number, opts: { flags?: number; payload?: Buffer } = {}): Promise<SimpleReply> {
+    if (this.#ended) return Promise.reject(new Error('connection closed'));
     const cookie = this.#cookie++;
     const h = Buffer.alloc(28);
     h.writeUInt32BE(0x25609513, 0);

@@ -30,6 +30,8 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // A command that never reads its input may exit first: EPIPE here is not a failure.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }
