@@ -2,8 +2,9 @@
 import { CommanderError } from 'commander';
 import { buildProgram } from './build-program.js';
 
-// Many NBD requests are in flight at once and each positional write runs on libuv's
-// thread pool; its default of 4 threads would cap queue depth. Set before first use.
+// Many NBD requests are in flight at once; reads, large writes and fdatasyncs run on
+// libuv's thread pool, whose default of 4 threads would cap queue depth. Set before
+// first use.
 process.env.UV_THREADPOOL_SIZE ??= '16';
 
 // grpc-js hands an IP-address target to TLS as the server name, which Node flags with

@@ -67,7 +67,8 @@ export class ControlClient {
   #call<Req, Res>(method: Unary<Req, Res>, req: Req): Promise<Res> {
     return new Promise((resolve, reject) => {
       method.call(this.#client, req, new Metadata(), { deadline: new Date(Date.now() + this.#timeoutMs) }, (err, res) => {
-        if (err) return reject(new ControlCallError(err.details || err.message, err.code, err));
+        // grpc-js may end its connection errors with an empty "Resolution note:".
+        if (err) return reject(new ControlCallError((err.details || err.message).replace(/\s*Resolution note:\s*$/, ''), err.code, err));
         resolve(res as Res);
       });
     });

@@ -85,6 +85,12 @@ export class NbdConnection {
       this.#pump();
     });
     socket.on('error', (err) => opts.logger.debug('nbd socket error', { error: err.message }));
+    // The client will send nothing more: answer what is in flight, then close our side.
+    socket.on('end', () => {
+      this.#phase = 'closing';
+      if (this.#inFlight === 0) socket.end();
+      else this.#idle = () => socket.end();
+    });
     const hello = Buffer.alloc(18);
     hello.writeBigUInt64BE(NBDMAGIC, 0);
     hello.writeBigUInt64BE(IHAVEOPT, 8);

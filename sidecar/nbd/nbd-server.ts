@@ -79,7 +79,9 @@ export class NbdServer {
   }
 
   #newServer(): Server {
-    const s = createServer((socket: Socket) => this.#accept(socket));
+    // Half-open: a client may send NBD_CMD_DISC and shut its write side at once; the
+    // protocol still owes it the replies of every request in flight.
+    const s = createServer({ allowHalfOpen: true }, (socket: Socket) => this.#accept(socket));
     this.#servers.push(s);
     return s;
   }

@@ -29,6 +29,9 @@ export type Target = { tcp: string } | { socket: string };
 export class NbdTestClient {
   readonly socket: Socket;
   #buf = Buffer.alloc(0);
+  #chunks: Buffer[] = [];
+  #chunkBytes = 0;
+  #need = 0;
   #waiters: (() => void)[] = [];
   #ended = false;
   #cookie = 1n;
@@ -40,7 +43,12 @@ export class NbdTestClient {
   private constructor(socket: Socket) {
     this.socket = socket;
     socket.on('data', (c: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, c]);
+      this.#chunks.push(c);
+      this.#chunkBytes += c.length;
+      // Join lazily, once enough has arrived for what is awaited (a 32 MiB read comes
+      // in hundreds of chunks; joining on each one would be quadratic).
+      if (this.#buf.length + this.#chunkBytes < this.#need) return;
+      this.#join();
       if (this.#transmission) this.#drainReplies();
       this.#wake();
     });
@@ -159,11 +167,22 @@ export class NbdTestClient {
     this.socket.destroy();
   }
 
+  #join(): void {
+    if (this.#chunks.length === 0) return;
+    this.#buf = Buffer.concat([this.#buf, ...this.#chunks]);
+    this.#chunks = [];
+    this.#chunkBytes = 0;
+  }
+
   async readBytes(n: number): Promise<Buffer> {
-    while (this.#buf.length < n) {
+    for (;;) {
+      this.#join();
+      if (this.#buf.length >= n) break;
       if (this.#ended) throw new Error(`connection closed while waiting for ${n} bytes`);
+      this.#need = n;
       await new Promise<void>((r) => this.#waiters.push(r));
     }
+    this.#need = 0;
     const out = this.#buf.subarray(0, n);
     this.#buf = this.#buf.subarray(n);
     return out;
@@ -176,6 +195,7 @@ export class NbdTestClient {
   }
 
   #drainReplies(): void {
+    this.#join();
     for (;;) {
       if (this.#buf.length < 16) return;
       if (this.#buf.readUInt32BE(0) !== 0x67446698) throw new Error('bad reply magic');
@@ -184,7 +204,11 @@ export class NbdTestClient {
       const p = this.#pending.get(cookie);
       if (!p) throw new Error(`reply for unknown cookie ${cookie}`);
       const dataLen = error === 0 ? p.readLength : 0;
-      if (this.#buf.length < 16 + dataLen) return;
+      if (this.#buf.length < 16 + dataLen) {
+        this.#need = 16 + dataLen;
+        return;
+      }
+      this.#need = 0;
       const data = Buffer.from(this.#buf.subarray(16, 16 + dataLen));
       this.#buf = this.#buf.subarray(16 + dataLen);
       this.#pending.delete(cookie);
