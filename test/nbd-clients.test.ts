@@ -386,7 +386,7 @@ describe('real NBD clients against a real sidecar', () => {
       const fio = async (name: string, args: string[]): Promise<FioJob[]> => {
         const output = join(dir, `fio-${++runs}.json`);
         // Engine options (--uri) are only known after --ioengine, which belongs to a job (--name).
-        const r = await run('fio', ['--output-format=json', `--output=${output}`, `--name=${name}`, '--ioengine=nbd', `--uri=${ex.tcpUri}`, ...args]);
+        const r = await run('fio', ['--output-format=json', `--output=${output}`, `--name=${name}`, '--ioengine=nbd', `--uri=${ex.tcpUri}`, '--verify_state_save=0', ...args], { cwd: dir });
         const text = await readFile(output, 'utf8').catch(() => '');
         if (r.code !== 0) throw new Error(`fio ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}\n${text}`);
         return (JSON.parse(text) as { jobs: FioJob[] }).jobs;
