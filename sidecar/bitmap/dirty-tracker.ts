@@ -284,11 +284,11 @@ export class DirtyTracker {
    */
   async #retire(extents: number[]): Promise<void> {
     while (this.#retiring !== null) await this.#retiring.catch(() => undefined);
-    const run = async (): Promise<void> => {
+    const run = async (): Promise<number> => {
       const seen = extents.map((e) => this.#writes[e]!);
       await writePages(this.#fh, this.#fine, this.layout.fineOffset, this.#fine.changedPages());
       await this.#fh.datasync();
-      if (this.#closed) return;
+      if (this.#closed) return 0;
       let cleared = 0;
       extents.forEach((e, i) => {
         if (this.#state[e] !== HOT || this.#writes[e] !== seen[i]) return;
@@ -300,13 +300,20 @@ export class DirtyTracker {
       // A cleared intent bit that is not yet on disk only over-reports after a crash,
       // so the clear rides on the next intent flush; force one when nothing else will.
       if (cleared > 0) await this.#intentSync.sync();
+      return cleared;
     };
-    this.#retiring = run();
+    let cleared = 0;
+    this.#retiring = run().then((n) => {
+      cleared = n;
+    });
     try {
       await this.#retiring;
     } finally {
       this.#retiring = null;
     }
+    // Requests that arrived while this one ran were dropped: catch up, as long as the
+    // last round made progress (extents being written to cannot retire).
+    if (cleared > 0 && !this.#closed && this.#hot.size > this.#maxActive) this.#startRetire(this.#lruVictims());
   }
 }
 

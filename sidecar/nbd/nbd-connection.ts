@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'winston';
-import { ByteQueue } from './byte-queue.js';
+import { ByteQueue, type TakenChunks } from './byte-queue.js';
 import {
   Cmd,
   CmdFlag,
@@ -23,6 +23,7 @@ import {
 } from './nbd-constants.js';
 import type { NbdExport } from './nbd-export.js';
 import { nbdErrnoOf } from './nbd-errno.js';
+import type { Slab } from './slab-pool.js';
 
 export interface NbdConnectionOptions {
   /** Finds an export by name ('' is the default export). */
@@ -80,10 +81,7 @@ export class NbdConnection {
     this.#opts = opts;
     socket.setNoDelay(true);
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.on('data', (chunk: Buffer) => {
-      this.#in.push(chunk);
-      this.#pump();
-    });
+    socket.once('close', () => this.#in.clear());
     socket.on('error', (err) => opts.logger.debug('nbd socket error', { error: err.message }));
     // The client will send nothing more: answer what is in flight, then close our side.
     socket.on('end', () => {
@@ -98,6 +96,14 @@ export class NbdConnection {
     socket.write(hello);
   }
 
+  /** Bytes received from the client (a view of `slab` memory when given). */
+  feed(chunk: Buffer, slab: Slab | null): void {
+    // A closing connection keeps reading (to see the client's FIN) but ignores input.
+    if (this.#phase === 'closing') return;
+    this.#in.push(chunk, slab);
+    this.#pump();
+  }
+
   get inFlight(): number {
     return this.#inFlight;
   }
@@ -105,7 +111,6 @@ export class NbdConnection {
   /** Stops reading new requests, lets in-flight ones finish, then closes. */
   async shutdown(timeoutMs: number): Promise<void> {
     this.#phase = 'closing';
-    this.#socket.pause();
     if (this.#inFlight > 0) {
       await Promise.race([
         new Promise<void>((resolve) => (this.#idle = resolve)),
@@ -320,9 +325,9 @@ export class NbdConnection {
       this.#pendingWrite = null;
       this.#dispatch(req, this.#in.takeChunks(req.length));
     } else if (req.type === Cmd.DISC) {
-      // Finish what is in flight, then close (the protocol's orderly disconnect).
+      // Finish what is in flight, then close (the protocol's orderly disconnect). Reading
+      // goes on, so the client's FIN is seen and the half-open socket can close.
       this.#phase = 'closing';
-      this.#socket.pause();
       if (this.#inFlight === 0) this.#socket.end();
       else this.#idle = () => this.#socket.end();
       return false;
@@ -332,10 +337,11 @@ export class NbdConnection {
     return true;
   }
 
-  #dispatch(req: PendingRequest, data: Buffer[] | null): void {
+  #dispatch(req: PendingRequest, data: TakenChunks | null): void {
     const exp = this.#export!;
     const error = this.#validate(exp, req);
     if (error !== Errno.OK) {
+      data?.release();
       this.#opts.onProtocolError?.(`invalid request (errno ${error})`);
       this.#reply(req.cookie, error);
       return;
@@ -347,7 +353,7 @@ export class NbdConnection {
         op = exp.read(req.offset, req.length);
         break;
       case Cmd.WRITE:
-        op = exp.write(req.offset, data!, req.length, fua);
+        op = exp.write(req.offset, data!.chunks, req.length, fua);
         break;
       case Cmd.FLUSH:
         op = exp.flush();
@@ -362,6 +368,8 @@ export class NbdConnection {
         this.#reply(req.cookie, Errno.EINVAL);
         return;
     }
+    // The payload's receive memory goes back to the pool once the write is done.
+    if (data !== null) op = op.finally(data.release);
     this.#inFlight++;
     if (this.#inFlight >= this.#opts.maxInFlight && !this.#paused) {
       // Backpressure: stop parsing (and let TCP push back) until requests complete.

@@ -2,7 +2,9 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { unlink } from 'node:fs/promises';
 import type { Logger } from 'winston';
 import { parseLoopbackHostPort } from '../net/host-port.js';
+import { adoptSocket } from './adopt-socket.js';
 import { NbdConnection } from './nbd-connection.js';
+import { SlabPool } from './slab-pool.js';
 import type { NbdExport } from './nbd-export.js';
 
 export interface NbdServerOptions {
@@ -27,6 +29,7 @@ export class NbdServer {
   readonly #opts: NbdServerOptions;
   readonly #servers: Server[] = [];
   readonly #connections = new Set<NbdConnection>();
+  readonly #slabs = new SlabPool();
   #tcpAddress = '';
   #socketPath = '';
 
@@ -80,15 +83,18 @@ export class NbdServer {
 
   #newServer(): Server {
     // Half-open: a client may send NBD_CMD_DISC and shut its write side at once; the
-    // protocol still owes it the replies of every request in flight.
-    const s = createServer({ allowHalfOpen: true }, (socket: Socket) => this.#accept(socket));
+    // protocol still owes it the replies of every request in flight. Paused on connect:
+    // nothing may be read before the socket is adopted for slab reads.
+    const s = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket: Socket) => this.#accept(socket));
     this.#servers.push(s);
     return s;
   }
 
-  #accept(socket: Socket): void {
+  #accept(accepted: Socket): void {
     const exp = this.#export;
-    const conn = new NbdConnection(socket, {
+    let conn: NbdConnection | null = null;
+    const { socket } = adoptSocket(accepted, this.#slabs, (chunk, slab) => conn!.feed(chunk, slab), { allowHalfOpen: true });
+    conn = new NbdConnection(socket, {
       resolve: (name) => (name === '' || name === exp.name ? exp : undefined),
       list: () => [exp.name],
       logger: this.#opts.logger,
@@ -96,10 +102,11 @@ export class NbdServer {
       maxInFlight: this.#opts.maxInFlightPerConnection ?? 128,
       onProtocolError: this.#opts.onProtocolError,
     });
-    this.#connections.add(conn);
+    const c = conn;
+    this.#connections.add(c);
     this.#opts.onConnectionsChanged?.(this.#connections.size);
-    void conn.closed.then(() => {
-      this.#connections.delete(conn);
+    void c.closed.then(() => {
+      this.#connections.delete(c);
       this.#opts.onConnectionsChanged?.(this.#connections.size);
     });
   }
