@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # The project's test command: installs what is missing, then type-checks, lints,
-# builds dist/ and runs the jest unit and acceptance projects (all via npm test).
+# builds dist/ and runs the jest unit and acceptance projects (all via npm test) on the
+# machine's Node; then the unit tests and the sidecar-process suites again on the
+# current Node LTS, which the images ship.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash hack/install-deps.sh
 npm test
+
+lts=$(bash hack/node-lts.sh)
+echo "== again on Node $("$lts" --version): unit tests, CLI, crash safety, slab reads"
+# Acceptance tests spawn the sidecar with the running Node (process.execPath).
+"$lts" --experimental-vm-modules node_modules/jest/bin/jest.js --selectProjects unit acceptance \
+  --testPathPatterns 'sidecar/|proto/|test/cli|test/crash-safety'
