@@ -10,6 +10,7 @@ export type BlockmirrorErrorCode =
   | 'GEOMETRY_MISMATCH'
   | 'VOLUME_IO'
   | 'CLOSED'
+  | 'FRAME_CORRUPT'
   | 'UNAVAILABLE';
 
 export class BlockmirrorError extends Error {

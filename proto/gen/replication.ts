@@ -6,6 +6,8 @@ import type { BlockRun as _blockmirror_replication_v1_BlockRun, BlockRun__Output
 import type { FrameAck as _blockmirror_replication_v1_FrameAck, FrameAck__Output as _blockmirror_replication_v1_FrameAck__Output } from './blockmirror/replication/v1/FrameAck.js';
 import type { HandshakeRequest as _blockmirror_replication_v1_HandshakeRequest, HandshakeRequest__Output as _blockmirror_replication_v1_HandshakeRequest__Output } from './blockmirror/replication/v1/HandshakeRequest.js';
 import type { HandshakeResponse as _blockmirror_replication_v1_HandshakeResponse, HandshakeResponse__Output as _blockmirror_replication_v1_HandshakeResponse__Output } from './blockmirror/replication/v1/HandshakeResponse.js';
+import type { MarkSyncedRequest as _blockmirror_replication_v1_MarkSyncedRequest, MarkSyncedRequest__Output as _blockmirror_replication_v1_MarkSyncedRequest__Output } from './blockmirror/replication/v1/MarkSyncedRequest.js';
+import type { MarkSyncedResponse as _blockmirror_replication_v1_MarkSyncedResponse, MarkSyncedResponse__Output as _blockmirror_replication_v1_MarkSyncedResponse__Output } from './blockmirror/replication/v1/MarkSyncedResponse.js';
 import type { ReplicationServiceClient as _blockmirror_replication_v1_ReplicationServiceClient, ReplicationServiceDefinition as _blockmirror_replication_v1_ReplicationServiceDefinition } from './blockmirror/replication/v1/ReplicationService.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
@@ -21,6 +23,8 @@ export interface ProtoGrpcType {
         FrameAck: MessageTypeDefinition<_blockmirror_replication_v1_FrameAck, _blockmirror_replication_v1_FrameAck__Output>
         HandshakeRequest: MessageTypeDefinition<_blockmirror_replication_v1_HandshakeRequest, _blockmirror_replication_v1_HandshakeRequest__Output>
         HandshakeResponse: MessageTypeDefinition<_blockmirror_replication_v1_HandshakeResponse, _blockmirror_replication_v1_HandshakeResponse__Output>
+        MarkSyncedRequest: MessageTypeDefinition<_blockmirror_replication_v1_MarkSyncedRequest, _blockmirror_replication_v1_MarkSyncedRequest__Output>
+        MarkSyncedResponse: MessageTypeDefinition<_blockmirror_replication_v1_MarkSyncedResponse, _blockmirror_replication_v1_MarkSyncedResponse__Output>
         ReplicationService: SubtypeConstructor<typeof grpc.Client, _blockmirror_replication_v1_ReplicationServiceClient> & { service: _blockmirror_replication_v1_ReplicationServiceDefinition }
       }
     }

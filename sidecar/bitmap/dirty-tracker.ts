@@ -200,6 +200,16 @@ export class DirtyTracker {
     this.#fine.clear(block);
   }
 
+  /**
+   * Marks the whole volume dirty, durably (an initial copy is starting: a crash in the
+   * middle of it must resume it, not forget it).
+   */
+  async markAllDirty(): Promise<void> {
+    this.#fine.setRange(0, this.layout.blocks - 1);
+    await writePages(this.#fh, this.#fine, this.layout.fineOffset, this.#fine.changedPages());
+    await this.#fh.datasync();
+  }
+
   /** Marks whole blocks dirty without a data write (e.g. a failed replication). */
   markDirty(offset: number, length: number): Promise<void> | undefined {
     return this.beforeWrite(offset, length);

@@ -91,8 +91,11 @@ export function buildProgram(): Command {
       .option('--nbd-listen <host:port>', 'serve the volume over NBD on this loopback address')
       .option('--nbd-socket <path>', 'serve the volume over NBD on this Unix socket')
       .option('--block-size <bytes>', 'dirty-tracking granularity (power of two, 4096-1048576)', positiveInt)
+      .option('--peer-pair <name>', "the pair's name on the remote sidecar (default: the same)")
+      .option('--write-timeout-ms <ms>', 'sync mode: mark a write out of sync when the secondary has not acknowledged it within this', positiveInt)
+      .option('--resync-rate <bytes-per-second>', 'cap on resync bandwidth', positiveInt)
       .addOption(outputOption()),
-  ).action(async (name: string, opts: CtlOpts & { volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number }) => {
+  ).action(async (name: string, opts: CtlOpts & { volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number; peerPair?: string; writeTimeoutMs?: number; resyncRate?: number }) => {
     const c = client(opts);
     try {
       const p = await c.createPair({
@@ -105,6 +108,9 @@ export function buildProgram(): Command {
         nbdListen: opts.nbdListen ?? '',
         nbdSocket: opts.nbdSocket ? resolve(opts.nbdSocket) : '',
         blockSize: opts.blockSize ?? 0,
+        peerPair: opts.peerPair ?? '',
+        writeTimeoutMs: opts.writeTimeoutMs ?? 0,
+        resyncBytesPerSecond: opts.resyncRate ?? 0,
       });
       print(opts.output, pairToJson(p), formatPair(p));
     } finally {

@@ -23,6 +23,8 @@ export interface PairJson {
   bytesRead: number;
   writeOps: number;
   readOps: number;
+  bytesOnWire: number;
+  bytesReplicated: number;
 }
 
 /** The stable JSON shape of `pair status -o json`. */
@@ -50,6 +52,8 @@ export function pairToJson(p: Pair__Output): PairJson {
     bytesRead: s?.bytesRead ?? 0,
     writeOps: s?.writeOps ?? 0,
     readOps: s?.readOps ?? 0,
+    bytesOnWire: s?.bytesOnWire ?? 0,
+    bytesReplicated: s?.bytesReplicated ?? 0,
   };
 }
 
@@ -68,6 +72,8 @@ export function formatPair(p: Pair__Output): string {
     ['Written', `${bytes(j.bytesWritten)} in ${j.writeOps} ops`],
     ['Read', `${bytes(j.bytesRead)} in ${j.readOps} ops`],
   ];
+  if (j.peer) rows.push(['Replicated', `${bytes(j.bytesReplicated)} (${bytes(j.bytesOnWire)} on the wire)`], ['Resync', `${j.resyncProgressPercent}%`], ['Retries', String(j.retries)]);
+  if (j.lastInSyncTime) rows.push(['Last in sync', j.lastInSyncTime]);
   if (j.lastError) rows.push(['Last error', j.lastError]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${(k + ':').padEnd(w + 2)}${v}\n`).join('');

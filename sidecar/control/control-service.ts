@@ -47,6 +47,9 @@ function fromSpec(spec: PairSpec__Output | null): PairSpecInput {
     ...(spec.nbdListen ? { nbdListen: spec.nbdListen } : {}),
     ...(spec.nbdSocket ? { nbdSocket: spec.nbdSocket } : {}),
     ...(spec.blockSize ? { blockSize: spec.blockSize } : {}),
+    ...(spec.peerPair ? { peerPair: spec.peerPair } : {}),
+    ...(spec.writeTimeoutMs ? { writeTimeoutMs: spec.writeTimeoutMs } : {}),
+    ...(spec.resyncBytesPerSecond ? { resyncBytesPerSecond: spec.resyncBytesPerSecond } : {}),
   };
 }
 
@@ -59,6 +62,7 @@ export function toMessage(p: PairStatusView): PairMessage {
       mode: p.mode === 'async' ? 'MODE_ASYNC' : 'MODE_SYNC',
       peerAddress: p.peer,
       blockSize: p.blockSize,
+      peerPair: p.peerPair,
     },
     status: {
       state: pairStateToProto(p.state),
@@ -77,6 +81,8 @@ export function toMessage(p: PairStatusView): PairMessage {
       nbdAddress: p.nbdAddress,
       nbdSocket: p.nbdSocket,
       volumePath: p.volumePath,
+      bytesOnWire: p.bytesOnWire,
+      bytesReplicated: p.bytesReplicated,
     },
   };
 }

@@ -6,7 +6,10 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'winston';
 import { ControlServer } from '../control/control-server.js';
 import { serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
+import { loadReplicationProto } from '../grpc/load-proto.js';
 import { SidecarMetrics } from '../metrics/sidecar-metrics.js';
+import { PeerFront } from '../replication/peer-front.js';
+import { replicationService } from '../replication/replication-service.js';
 import { parseHostPort } from '../net/host-port.js';
 import { PairManager } from '../pair/pair-manager.js';
 
@@ -31,10 +34,12 @@ export class SidecarDaemon {
   readonly #pairs: PairManager;
   readonly #control: ControlServer;
   readonly #peer: GrpcServer;
+  readonly #peerFront: PeerFront;
   readonly #metricsHttp: HttpServer | null;
   readonly #logger: Logger;
 
-  private constructor(addresses: SidecarAddresses, pairs: PairManager, control: ControlServer, peer: GrpcServer, metricsHttp: HttpServer | null, logger: Logger) {
+  private constructor(addresses: SidecarAddresses, pairs: PairManager, control: ControlServer, peer: GrpcServer, peerFront: PeerFront, metricsHttp: HttpServer | null, logger: Logger) {
+    this.#peerFront = peerFront;
     this.addresses = addresses;
     this.#pairs = pairs;
     this.#control = control;
@@ -54,6 +59,7 @@ export class SidecarDaemon {
     const pairs = new PairManager({
       stateDir: cfg.stateDir,
       logger: cfg.logger,
+      ...(cfg.tls ? { tls: cfg.tls } : {}),
       onProtocolError: (pair, reason) => metrics?.protocolError(pair, reason),
     });
     metrics = new SidecarMetrics(() => pairs.list());
@@ -62,10 +68,18 @@ export class SidecarDaemon {
     const control = new ControlServer(pairs, cfg.logger);
     const controlAddr = await control.listen(cfg.controlListen, controlCreds);
 
-    // The peer port: health only until the replication service lands on it.
-    const peer = new GrpcServer();
+    // The peer port: the replication service (secondary side) and health.
+    const peer = new GrpcServer({ 'grpc.max_receive_message_length': 64 << 20 });
+    peer.addService(
+      loadReplicationProto().blockmirror.replication.v1.ReplicationService.service,
+      replicationService({ lookup: (name) => pairs.secondaryEndpoint(name), logger: cfg.logger, onRefused: (reason) => metrics?.peerRefused(reason) }),
+    );
     new HealthImplementation({ '': 'SERVING' }).addToServer(peer);
-    const peerPort = await new Promise<number>((resolve, reject) => peer.bindAsync(cfg.peerListen, peerCreds, (e, p) => (e ? reject(e) : resolve(p))));
+    const peerFront = await PeerFront.listen(cfg.peerListen, peer, peerCreds, {
+      tls: cfg.tls !== undefined,
+      logger: cfg.logger,
+      onRefused: (reason) => metrics?.peerRefused(reason),
+    });
 
     let metricsHttp: HttpServer | null = null;
     let metricsAddr = '';
@@ -91,16 +105,19 @@ export class SidecarDaemon {
       metricsAddr = `${host}:${(metricsHttp.address() as AddressInfo).port}`;
     }
     control.setServing(true);
-    const addresses = { control: controlAddr, peer: cfg.peerListen.replace(/:\d+$/, `:${peerPort}`), metrics: metricsAddr };
+    const addresses = { control: controlAddr, peer: peerFront.address, metrics: metricsAddr };
     cfg.logger.info('sidecar ready', addresses);
-    return new SidecarDaemon(addresses, pairs, control, peer, metricsHttp, cfg.logger);
+    return new SidecarDaemon(addresses, pairs, control, peer, peerFront, metricsHttp, cfg.logger);
   }
 
   /** Graceful stop: refuse new calls, finish in-flight I/O, persist bitmaps. */
   async stop(): Promise<void> {
     this.#logger.info('sidecar stopping');
     await this.#control.close();
+    // Stop accepting, then end the peer sessions (the front's close waits for them).
+    const frontClosed = this.#peerFront.close();
     this.#peer.forceShutdown();
+    await Promise.race([frontClosed, new Promise((r) => setTimeout(r, 2000).unref())]);
     await this.#pairs.close();
     await new Promise<void>((resolve) => (this.#metricsHttp ? this.#metricsHttp.close(() => resolve()) : resolve()));
     this.#logger.info('sidecar stopped');

@@ -9,6 +9,7 @@ import { PAIR_STATES } from '../pair/pair-state.js';
 export class SidecarMetrics {
   readonly registry = new Registry();
   readonly #protocolErrors: Counter<'pair' | 'reason'>;
+  readonly #peerRefused: Counter<'reason'>;
 
   constructor(pairs: () => PairStatusView[]) {
     collectDefaultMetrics({ register: this.registry, prefix: 'blockmirror_sidecar_' });
@@ -55,12 +56,27 @@ export class SidecarMetrics {
         for (const p of pairs()) for (const s of PAIR_STATES) this.labels(p.name, s).set(p.state === s ? 1 : 0);
       },
     });
+    counter('blockmirror_replicated_bytes_total', 'Bytes the secondary acknowledged (primary) or applied (secondary).', (p) => p.bytesReplicated);
+    counter('blockmirror_peer_wire_bytes_total', 'Block payload bytes sent to the peer (zero runs carry none).', (p) => p.bytesOnWire);
+    counter('blockmirror_retries_total', 'Reconnection attempts to the peer.', (p) => p.retries);
+    gauge('blockmirror_resync_progress_percent', 'Progress of the current initial copy or resync.', (p) => p.resyncProgressPercent);
+    gauge('blockmirror_last_in_sync_timestamp_seconds', 'When the pair was last fully in sync (0: never).', (p) => p.lastInSyncTimeMs / 1000);
+    this.#peerRefused = new Counter({
+      name: 'blockmirror_peer_refused_total',
+      help: 'Peer connections, handshakes, streams or frames refused (garbage, wrong pair, mismatch, bad crc, no certificate).',
+      labelNames: ['reason'],
+      registers: reg,
+    });
     this.#protocolErrors = new Counter({
       name: 'blockmirror_nbd_protocol_errors_total',
       help: 'Malformed or refused NBD requests and handshakes.',
       labelNames: ['pair', 'reason'],
       registers: reg,
     });
+  }
+
+  peerRefused(reason: string): void {
+    this.#peerRefused.labels(reason).inc();
   }
 
   protocolError(pair: string, reason: string): void {

@@ -1,5 +1,7 @@
 import { realpath } from 'node:fs/promises';
 import type { Logger } from 'winston';
+import type { TlsFiles } from '../grpc/grpc-credentials.js';
+import type { SecondaryEndpoint } from '../replication/secondary-endpoint.js';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { Pair, type PairStatusView } from './pair.js';
 import { validatePairSpec, type PairSpec, type PairSpecInput } from './pair-spec.js';
@@ -8,6 +10,7 @@ import { PairStore } from './pair-store.js';
 export interface PairManagerOptions {
   stateDir: string;
   logger: Logger;
+  tls?: TlsFiles;
   onProtocolError?(pair: string, reason: string): void;
 }
 
@@ -75,6 +78,11 @@ export class PairManager {
     return this.#view(this.#entry(name));
   }
 
+  /** The receiving end of a secondary pair, for the peer protocol. */
+  secondaryEndpoint(name: string): SecondaryEndpoint | undefined {
+    return this.#entries.get(name)?.pair?.endpoint ?? undefined;
+  }
+
   list(): PairStatusView[] {
     return [...this.#entries.values()].map((e) => this.#view(e)).sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -135,6 +143,9 @@ export class PairManager {
       nbdAddress: '',
       nbdSocket: '',
       peer: e.spec.peer ?? '',
+      peerPair: e.spec.peerPair ?? '',
+      bytesOnWire: 0,
+      bytesReplicated: 0,
     };
   }
 
@@ -143,7 +154,7 @@ export class PairManager {
   }
 
   #ctx() {
-    return { stateDir: this.#opts.stateDir, logger: this.#opts.logger, onProtocolError: this.#opts.onProtocolError };
+    return { stateDir: this.#opts.stateDir, logger: this.#opts.logger, ...(this.#opts.tls ? { tls: this.#opts.tls } : {}), onProtocolError: this.#opts.onProtocolError };
   }
 
   #serialized<T>(fn: () => Promise<T>): Promise<T> {

@@ -17,6 +17,10 @@ export interface PairSpec {
   nbdSocket?: string;
   blockSize: number;
   paused: boolean;
+  /** The pair's name on the remote sidecar (default: the same name). */
+  peerPair?: string;
+  writeTimeoutMs?: number;
+  resyncBytesPerSecond?: number;
 }
 
 export type PairSpecInput = Partial<PairSpec> & { name?: string };
@@ -38,6 +42,8 @@ export function validatePairSpec(input: PairSpecInput): PairSpec {
   const blockSize = input.blockSize ?? DEFAULT_BLOCK_SIZE;
   validateBlockSize(blockSize);
   if (input.peer) parseHostPort(input.peer, 'peer address');
+  if (input.peerPair !== undefined && input.peerPair !== '' && !NAME.test(input.peerPair)) throw new InvalidArgumentError(`peer pair name ${JSON.stringify(input.peerPair)} is not a valid pair name`);
+  if (input.writeTimeoutMs !== undefined && (!Number.isInteger(input.writeTimeoutMs) || input.writeTimeoutMs < 0)) throw new InvalidArgumentError('write timeout must be a whole number of milliseconds');
   if (input.nbdListen) parseLoopbackHostPort(input.nbdListen, 'NBD listen address');
   if (input.role === 'secondary' && (input.nbdListen || input.nbdSocket)) {
     throw new InvalidArgumentError("a secondary's volume is never exposed over NBD: drop --nbd-listen/--nbd-socket");
@@ -52,5 +58,8 @@ export function validatePairSpec(input: PairSpecInput): PairSpec {
     ...(input.nbdSocket ? { nbdSocket: input.nbdSocket } : {}),
     blockSize,
     paused: input.paused ?? false,
+    ...(input.peerPair ? { peerPair: input.peerPair } : {}),
+    ...(input.writeTimeoutMs ? { writeTimeoutMs: input.writeTimeoutMs } : {}),
+    ...(input.resyncBytesPerSecond ? { resyncBytesPerSecond: input.resyncBytesPerSecond } : {}),
   };
 }

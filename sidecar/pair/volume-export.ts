@@ -9,6 +9,16 @@ export interface IoCounters {
   readOps: number;
 }
 
+/** What replication needs from the write path (the sync replicator implements it). */
+export interface WriteReplication {
+  /** Before the local write; may make it wait (a resync copy of its blocks in flight). */
+  beforeLocalWrite(offset: number, length: number): Promise<void> | undefined;
+  /** After the local write: mirror it (chunks null: zeroes). Never rejects. */
+  afterLocalWrite(offset: number, chunks: Buffer[] | null, length: number): Promise<void>;
+  /** The local write failed after beforeLocalWrite: its blocks are out of sync. */
+  abandon(offset: number, length: number): void;
+}
+
 const ZERO_CHUNK = 1 << 20;
 const ZEROES = Buffer.alloc(ZERO_CHUNK);
 
@@ -23,12 +33,17 @@ export class VolumeExport implements NbdExport {
   readonly counters: IoCounters = { bytesWritten: 0, bytesRead: 0, writeOps: 0, readOps: 0 };
   readonly #volume: Volume;
   readonly #tracker: DirtyTracker;
+  #replication: WriteReplication | null = null;
 
   constructor(name: string, volume: Volume, tracker: DirtyTracker) {
     this.name = name;
     this.description = `blockmirror pair ${name}`;
     this.#volume = volume;
     this.#tracker = tracker;
+  }
+
+  attachReplication(r: WriteReplication | null): void {
+    this.#replication = r;
   }
 
   get size(): number {
@@ -43,6 +58,21 @@ export class VolumeExport implements NbdExport {
   }
 
   write(offset: number, chunks: Buffer[], length: number, fua: boolean): Promise<void> {
+    const r = this.#replication;
+    if (r === null) return this.#writeLocal(offset, chunks, length, fua);
+    const gate = r.beforeLocalWrite(offset, length);
+    const run = (): Promise<void> =>
+      this.#writeLocal(offset, chunks, length, false).then(
+        () => r.afterLocalWrite(offset, chunks, length).then(() => (fua ? this.#volume.flush() : undefined)),
+        (err: unknown) => {
+          r.abandon(offset, length);
+          throw err;
+        },
+      );
+    return gate === undefined ? run() : gate.then(run);
+  }
+
+  #writeLocal(offset: number, chunks: Buffer[], length: number, fua: boolean): Promise<void> {
     const covered = this.#tracker.beforeWrite(offset, length);
     // The common case (extent already recorded) stays free of extra promise hops.
     const written = covered === undefined ? this.#volume.writev(offset, chunks, length) : covered.then(() => this.#volume.writev(offset, chunks, length));
@@ -62,9 +92,18 @@ export class VolumeExport implements NbdExport {
       const n = Math.min(ZERO_CHUNK, offset + length - at);
       const current = await this.#volume.read(at, n);
       if (current.equals(ZEROES.subarray(0, n))) continue;
-      const covered = this.#tracker.beforeWrite(at, n);
-      if (covered !== undefined) await covered;
-      await this.#volume.write(at, ZEROES.subarray(0, n));
+      const r = this.#replication;
+      const gate = r?.beforeLocalWrite(at, n);
+      if (gate !== undefined) await gate;
+      try {
+        const covered = this.#tracker.beforeWrite(at, n);
+        if (covered !== undefined) await covered;
+        await this.#volume.write(at, ZEROES.subarray(0, n));
+      } catch (err) {
+        r?.abandon(at, n);
+        throw err;
+      }
+      if (r) await r.afterLocalWrite(at, null, n);
     }
     if (fua) await this.#volume.flush();
     this.counters.writeOps++;

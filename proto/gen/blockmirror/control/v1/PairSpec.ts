@@ -2,6 +2,7 @@
 
 import type { Role as _blockmirror_control_v1_Role, Role__Output as _blockmirror_control_v1_Role__Output } from '../../../blockmirror/control/v1/Role.js';
 import type { Mode as _blockmirror_control_v1_Mode, Mode__Output as _blockmirror_control_v1_Mode__Output } from '../../../blockmirror/control/v1/Mode.js';
+import type { Long } from '@grpc/proto-loader';
 
 export interface PairSpec {
   'name'?: (string);
@@ -12,6 +13,9 @@ export interface PairSpec {
   'nbdListen'?: (string);
   'nbdSocket'?: (string);
   'blockSize'?: (number);
+  'peerPair'?: (string);
+  'writeTimeoutMs'?: (number);
+  'resyncBytesPerSecond'?: (number | string | Long);
 }
 
 export interface PairSpec__Output {
@@ -23,4 +27,7 @@ export interface PairSpec__Output {
   'nbdListen': (string);
   'nbdSocket': (string);
   'blockSize': (number);
+  'peerPair': (string);
+  'writeTimeoutMs': (number);
+  'resyncBytesPerSecond': (number);
 }

@@ -20,6 +20,8 @@ export interface PairStatus {
   'nbdAddress'?: (string);
   'nbdSocket'?: (string);
   'volumePath'?: (string);
+  'bytesOnWire'?: (number | string | Long);
+  'bytesReplicated'?: (number | string | Long);
 }
 
 export interface PairStatus__Output {
@@ -39,4 +41,6 @@ export interface PairStatus__Output {
   'nbdAddress': (string);
   'nbdSocket': (string);
   'volumePath': (string);
+  'bytesOnWire': (number);
+  'bytesReplicated': (number);
 }

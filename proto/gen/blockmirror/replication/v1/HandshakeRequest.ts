@@ -6,14 +6,14 @@ export interface HandshakeRequest {
   'pairId'?: (string);
   'volumeBytes'?: (number | string | Long);
   'blockSize'?: (number);
-  'currentGeneration'?: (string);
-  'bitmapGeneration'?: (string);
+  'primaryGeneration'?: (string);
+  'syncedSecondaryGeneration'?: (string);
 }
 
 export interface HandshakeRequest__Output {
   'pairId': (string);
   'volumeBytes': (number);
   'blockSize': (number);
-  'currentGeneration': (string);
-  'bitmapGeneration': (string);
+  'primaryGeneration': (string);
+  'syncedSecondaryGeneration': (string);
 }

@@ -3,10 +3,12 @@
 
 export interface HandshakeResponse {
   'sessionId'?: (string);
-  'currentGeneration'?: (string);
+  'secondaryGeneration'?: (string);
+  'fullSyncRequired'?: (boolean);
 }
 
 export interface HandshakeResponse__Output {
   'sessionId': (string);
-  'currentGeneration': (string);
+  'secondaryGeneration': (string);
+  'fullSyncRequired': (boolean);
 }

@@ -6,6 +6,8 @@ import type { BlockFrame as _blockmirror_replication_v1_BlockFrame, BlockFrame__
 import type { FrameAck as _blockmirror_replication_v1_FrameAck, FrameAck__Output as _blockmirror_replication_v1_FrameAck__Output } from '../../../blockmirror/replication/v1/FrameAck.js';
 import type { HandshakeRequest as _blockmirror_replication_v1_HandshakeRequest, HandshakeRequest__Output as _blockmirror_replication_v1_HandshakeRequest__Output } from '../../../blockmirror/replication/v1/HandshakeRequest.js';
 import type { HandshakeResponse as _blockmirror_replication_v1_HandshakeResponse, HandshakeResponse__Output as _blockmirror_replication_v1_HandshakeResponse__Output } from '../../../blockmirror/replication/v1/HandshakeResponse.js';
+import type { MarkSyncedRequest as _blockmirror_replication_v1_MarkSyncedRequest, MarkSyncedRequest__Output as _blockmirror_replication_v1_MarkSyncedRequest__Output } from '../../../blockmirror/replication/v1/MarkSyncedRequest.js';
+import type { MarkSyncedResponse as _blockmirror_replication_v1_MarkSyncedResponse, MarkSyncedResponse__Output as _blockmirror_replication_v1_MarkSyncedResponse__Output } from '../../../blockmirror/replication/v1/MarkSyncedResponse.js';
 
 export interface ReplicationServiceClient extends grpc.Client {
   Handshake(argument: _blockmirror_replication_v1_HandshakeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
@@ -16,6 +18,15 @@ export interface ReplicationServiceClient extends grpc.Client {
   handshake(argument: _blockmirror_replication_v1_HandshakeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
   handshake(argument: _blockmirror_replication_v1_HandshakeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
   handshake(argument: _blockmirror_replication_v1_HandshakeRequest, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
+  
+  MarkSynced(argument: _blockmirror_replication_v1_MarkSyncedRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_MarkSyncedResponse__Output>): grpc.ClientUnaryCall;
+  MarkSynced(argument: _blockmirror_replication_v1_MarkSyncedRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_replication_v1_MarkSyncedResponse__Output>): grpc.ClientUnaryCall;
+  MarkSynced(argument: _blockmirror_replication_v1_MarkSyncedRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_MarkSyncedResponse__Output>): grpc.ClientUnaryCall;
+  MarkSynced(argument: _blockmirror_replication_v1_MarkSyncedRequest, callback: grpc.requestCallback<_blockmirror_replication_v1_MarkSyncedResponse__Output>): grpc.ClientUnaryCall;
+  markSynced(argument: _blockmirror_replication_v1_MarkSyncedRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_MarkSyncedResponse__Output>): grpc.ClientUnaryCall;
+  markSynced(argument: _blockmirror_replication_v1_MarkSyncedRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_replication_v1_MarkSyncedResponse__Output>): grpc.ClientUnaryCall;
+  markSynced(argument: _blockmirror_replication_v1_MarkSyncedRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_MarkSyncedResponse__Output>): grpc.ClientUnaryCall;
+  markSynced(argument: _blockmirror_replication_v1_MarkSyncedRequest, callback: grpc.requestCallback<_blockmirror_replication_v1_MarkSyncedResponse__Output>): grpc.ClientUnaryCall;
   
   Mirror(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
   Mirror(options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
@@ -32,6 +43,8 @@ export interface ReplicationServiceClient extends grpc.Client {
 export interface ReplicationServiceHandlers extends grpc.UntypedServiceImplementation {
   Handshake: grpc.handleUnaryCall<_blockmirror_replication_v1_HandshakeRequest__Output, _blockmirror_replication_v1_HandshakeResponse>;
   
+  MarkSynced: grpc.handleUnaryCall<_blockmirror_replication_v1_MarkSyncedRequest__Output, _blockmirror_replication_v1_MarkSyncedResponse>;
+  
   Mirror: grpc.handleBidiStreamingCall<_blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck>;
   
   Resync: grpc.handleBidiStreamingCall<_blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck>;
@@ -40,6 +53,7 @@ export interface ReplicationServiceHandlers extends grpc.UntypedServiceImplement
 
 export interface ReplicationServiceDefinition extends grpc.ServiceDefinition {
   Handshake: MethodDefinition<_blockmirror_replication_v1_HandshakeRequest, _blockmirror_replication_v1_HandshakeResponse, _blockmirror_replication_v1_HandshakeRequest__Output, _blockmirror_replication_v1_HandshakeResponse__Output>
+  MarkSynced: MethodDefinition<_blockmirror_replication_v1_MarkSyncedRequest, _blockmirror_replication_v1_MarkSyncedResponse, _blockmirror_replication_v1_MarkSyncedRequest__Output, _blockmirror_replication_v1_MarkSyncedResponse__Output>
   Mirror: MethodDefinition<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck, _blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck__Output>
   Resync: MethodDefinition<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck, _blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck__Output>
 }

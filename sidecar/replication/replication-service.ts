@@ -1,0 +1,84 @@
+import { status as GrpcStatus, type ServerDuplexStream, type ServerErrorResponse } from '@grpc/grpc-js';
+import type { Logger } from 'winston';
+import type { BlockFrame__Output } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
+import type { FrameAck } from '../../proto/gen/blockmirror/replication/v1/FrameAck.js';
+import type { ReplicationServiceHandlers } from '../../proto/gen/blockmirror/replication/v1/ReplicationService.js';
+import { BlockmirrorError } from '../errors.js';
+import type { SecondaryEndpoint } from './secondary-endpoint.js';
+
+export const SESSION_METADATA = 'x-blockmirror-session';
+export const PAIR_METADATA = 'x-blockmirror-pair';
+
+export interface ReplicationServiceOptions {
+  /** The secondary endpoint of a pair, if this sidecar has one by that name. */
+  lookup(pairId: string): SecondaryEndpoint | undefined;
+  logger: Logger;
+  /** A peer was refused; `reason` is a short stable word for metrics. */
+  onRefused?(reason: string): void;
+}
+
+// Frames applied ahead of the acknowledgement stream before reading pauses.
+const MAX_QUEUED_FRAMES = 16;
+
+/** The secondary side of the peer protocol. */
+export function replicationService(opts: ReplicationServiceOptions): ReplicationServiceHandlers {
+  const refuse = (reason: string, code: GrpcStatus, message: string): ServerErrorResponse => {
+    opts.logger.warn('peer refused', { reason, error: message });
+    opts.onRefused?.(reason);
+    return Object.assign(new Error(message), { code, details: message });
+  };
+
+  const stream = (call: ServerDuplexStream<BlockFrame__Output, FrameAck>): void => {
+    const pairId = String(call.metadata.get(PAIR_METADATA)[0] ?? '');
+    const session = String(call.metadata.get(SESSION_METADATA)[0] ?? '');
+    const ep = opts.lookup(pairId);
+    if (ep === undefined || !ep.isSession(session)) {
+      call.destroy(refuse('session', GrpcStatus.PERMISSION_DENIED, `no session ${session} for pair ${pairId}`));
+      return;
+    }
+    // Frames are applied strictly in arrival order: the primary sends overlapping
+    // writes in the order it completed them, and that order must hold here.
+    let chain: Promise<void> = Promise.resolve();
+    let queued = 0;
+    call.on('data', (frame: BlockFrame__Output) => {
+      if (++queued >= MAX_QUEUED_FRAMES) call.pause();
+      chain = chain.then(async () => {
+        let error = '';
+        try {
+          await ep.apply(frame);
+        } catch (err) {
+          error = err instanceof BlockmirrorError ? `${err.code}: ${err.message}` : `apply failed: ${(err as Error).message}`;
+          opts.logger.warn('frame refused', { pair: pairId, sequence: frame.sequence, error });
+          opts.onRefused?.(err instanceof BlockmirrorError && err.code === 'FRAME_CORRUPT' ? 'crc' : 'apply');
+        }
+        if (!call.destroyed) call.write({ sequence: frame.sequence, error });
+        if (--queued < MAX_QUEUED_FRAMES / 2) call.resume();
+      });
+    });
+    call.on('end', () => void chain.then(() => call.end()));
+    call.on('error', () => undefined);
+  };
+
+  return {
+    Handshake(call, callback) {
+      const ep = opts.lookup(call.request.pairId);
+      if (ep === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no secondary pair ${JSON.stringify(call.request.pairId)} here`));
+      try {
+        callback(null, ep.handshake(call.request));
+      } catch (err) {
+        callback(refuse('handshake', GrpcStatus.FAILED_PRECONDITION, (err as Error).message));
+      }
+    },
+    Mirror: stream,
+    Resync: stream,
+    MarkSynced(call, callback) {
+      const ep = opts.lookup(call.request.pairId);
+      if (ep === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no secondary pair ${call.request.pairId}`));
+      ep.markSynced(call.request.sessionId).then(
+        () => callback(null, {}),
+        (err: Error) => callback(refuse('session', GrpcStatus.PERMISSION_DENIED, err.message)),
+      );
+    },
+  };
+}
+

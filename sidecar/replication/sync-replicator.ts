@@ -1,0 +1,315 @@
+import { crc32c } from '@node-rs/crc32';
+import type { Logger } from 'winston';
+import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
+import { BlockBitmap } from '../bitmap/block-bitmap.js';
+import type { DirtyTracker } from '../bitmap/dirty-tracker.js';
+import type { TlsFiles } from '../grpc/grpc-credentials.js';
+import type { WriteReplication } from '../pair/volume-export.js';
+import type { Volume } from '../volume/volume.js';
+import type { PairMeta } from './pair-meta.js';
+import { PeerLink } from './peer-link.js';
+import { ResyncController } from './resync-controller.js';
+
+export type ReplicationState = 'Initializing' | 'InSync' | 'Resyncing' | 'Retrying';
+
+export interface SyncReplicatorOptions {
+  volume: Volume;
+  tracker: DirtyTracker;
+  meta: PairMeta;
+  peer: string;
+  remotePair: string;
+  tls?: TlsFiles;
+  /** A write not acknowledged by the secondary within this is marked out of sync. */
+  writeTimeoutMs?: number;
+  /** Hard cap on resync bandwidth; 0 or undefined: only the dynamic window. */
+  resyncBytesPerSecond?: number;
+  logger: Logger;
+}
+
+const RESYNC_FRAME_BYTES = 256 * 1024;
+
+/**
+ * Synchronous replication that never suspends (US8583886B2). A write is answered once
+ * it is local and acknowledged by the secondary — or, when the secondary does not
+ * answer in time or is unreachable, once its blocks are durably out of sync (they were
+ * recorded by the dirty tracker before the local write). Out-of-sync blocks are
+ * retried by a background resync whenever the link is up; nothing waits for a human.
+ */
+export class SyncReplicator implements WriteReplication {
+  readonly #o: SyncReplicatorOptions;
+  readonly #link: PeerLink;
+  /** Blocks the secondary is known not to have: failed or unsent writes, resync work. */
+  readonly #oos: BlockBitmap;
+  /** Foreground writes in flight per block (a block is clean only when none is). */
+  readonly #inflight = new Map<number, number>();
+  /** Blocks whose resync copy is in flight: foreground writes to them wait. */
+  readonly #locked = new Set<number>();
+  #unlockWaiters: (() => void)[] = [];
+  readonly #controller: ResyncController;
+  readonly #blockSize: number;
+  #fullSync = false;
+  #fullSyncTotal = 0;
+  #resyncing = false;
+  #paused = false;
+  #closed = false;
+  #secondaryGeneration = '';
+  lastInSyncTimeMs = 0;
+  bytesReplicated = 0;
+  bytesOnWire = 0;
+
+  constructor(o: SyncReplicatorOptions) {
+    this.#o = o;
+    this.#blockSize = o.tracker.layout.blockSize;
+    this.#oos = new BlockBitmap(o.tracker.layout.blocks);
+    // Everything the tracker holds dirty (recovered after a crash included) is unsent.
+    for (let b = o.tracker.nextDirty(0); b !== -1; b = o.tracker.nextDirty(b + 1)) this.#oos.set(b);
+    this.#controller = new ResyncController({ ...(o.resyncBytesPerSecond ? { maxBytesPerSecond: o.resyncBytesPerSecond } : {}) });
+    this.#link = new PeerLink({
+      address: o.peer,
+      ...(o.tls ? { tls: o.tls } : {}),
+      remotePair: o.remotePair,
+      volumeBytes: o.volume.size,
+      blockSize: this.#blockSize,
+      generation: () => o.meta.generation,
+      syncedPeerGeneration: () => o.meta.syncedPeerGeneration,
+      logger: o.logger,
+      onSession: (s) => void this.#onSession(s),
+    });
+  }
+
+  start(): void {
+    this.#link.start();
+  }
+
+  get state(): ReplicationState {
+    if (!this.#link.connected) return 'Retrying';
+    if (this.#fullSync) return 'Initializing';
+    return this.#oos.count > 0 ? 'Resyncing' : 'InSync';
+  }
+
+  get outOfSyncBytes(): number {
+    return Math.min(this.#oos.count * this.#blockSize, this.#o.volume.size);
+  }
+
+  get progressPercent(): number {
+    const total = this.#fullSync ? this.#fullSyncTotal : Math.max(this.#fullSyncTotal, this.#oos.count);
+    return total === 0 ? 100 : Math.round((1000 * (total - this.#oos.count)) / total) / 10;
+  }
+
+  get retries(): number {
+    return this.#link.retries;
+  }
+
+  get lastError(): string {
+    return this.#link.connected ? '' : this.#link.lastError;
+  }
+
+  setPaused(paused: boolean): void {
+    this.#paused = paused;
+    if (!paused) this.#kick();
+  }
+
+  /** Before a local write: waits while a resync copy of any of its blocks is in flight. */
+  beforeLocalWrite(offset: number, length: number): Promise<void> | undefined {
+    if (this.#locked.size === 0) return this.#enter(offset, length);
+    const [first, last] = this.#blocks(offset, length);
+    for (let b = first; b <= last; b++) {
+      if (this.#locked.has(b)) {
+        // A newer write must not reach the secondary before an older resync copy of the
+        // same block, or the old copy would land last: wait for the resync ack.
+        return new Promise<void>((resolve) => this.#unlockWaiters.push(resolve)).then(() => this.beforeLocalWrite(offset, length));
+      }
+    }
+    return this.#enter(offset, length);
+  }
+
+  /**
+   * After the local write: mirrors it. Resolves when the secondary has it, or when it is
+   * recorded out of sync (never rejects: the write itself succeeded locally).
+   */
+  afterLocalWrite(offset: number, chunks: Buffer[] | null, length: number): Promise<void> {
+    if (this.#paused || !this.#link.connected) {
+      this.#leave(offset, length, false);
+      return Promise.resolve();
+    }
+    // Zeroes travel as a zero run, without payload.
+    const payload = chunks === null ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+    const sent = this.#link.send('mirror', { runs: [{ offset, length, zero: chunks === null }], payload, crc32c: crc32c(payload) });
+    this.bytesOnWire += payload.length;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.#o.writeTimeoutMs ?? 2000)));
+    return Promise.race([sent.then(() => 'ok' as const), timeout]).then(
+      (r) => {
+        clearTimeout(timer);
+        if (r === 'timeout') {
+          // A secondary that cannot answer in time: drop the session so later writes
+          // do not each wait the timeout; resync catches up after reconnecting.
+          this.#link.fail('write timeout');
+        } else {
+          this.bytesReplicated += length;
+        }
+        this.#leave(offset, length, r === 'ok');
+      },
+      () => {
+        clearTimeout(timer);
+        this.#leave(offset, length, false);
+      },
+    );
+  }
+
+  abandon(offset: number, length: number): void {
+    this.#leave(offset, length, false);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#link.close();
+  }
+
+  #blocks(offset: number, length: number): [number, number] {
+    return [Math.floor(offset / this.#blockSize), Math.floor((offset + Math.max(length, 1) - 1) / this.#blockSize)];
+  }
+
+  #enter(offset: number, length: number): undefined {
+    const [first, last] = this.#blocks(offset, length);
+    for (let b = first; b <= last; b++) this.#inflight.set(b, (this.#inflight.get(b) ?? 0) + 1);
+    return undefined;
+  }
+
+  #leave(offset: number, length: number, acked: boolean): void {
+    const [first, last] = this.#blocks(offset, length);
+    let newOos = false;
+    for (let b = first; b <= last; b++) {
+      const n = (this.#inflight.get(b) ?? 1) - 1;
+      if (n === 0) this.#inflight.delete(b);
+      else this.#inflight.set(b, n);
+      if (!acked) {
+        if (!this.#oos.test(b)) newOos = true;
+        this.#oos.set(b);
+      } else if (n === 0 && !this.#oos.test(b)) {
+        // The secondary now has this block as it is here (it was in sync before, and
+        // no other write to it is pending): the tracker may forget it.
+        this.#o.tracker.markClean(b);
+      }
+    }
+    if (newOos) this.#kick();
+  }
+
+  async #onSession(s: HandshakeResponse__Output | null): Promise<void> {
+    if (s === null) return;
+    this.#secondaryGeneration = s.secondaryGeneration;
+    // A new path may have another bandwidth and RTT: measure afresh.
+    this.#controller.reset();
+    if (s.fullSyncRequired) {
+      this.#fullSync = true;
+      // No complete image on the secondary: everything is out of sync. Durable first,
+      // so a crash during the initial copy resumes it instead of forgetting it.
+      await this.#o.tracker.markAllDirty();
+      for (let b = 0; b < this.#oos.bits; b++) this.#oos.set(b);
+      this.#fullSync = true;
+      this.#fullSyncTotal = this.#oos.count;
+      this.#o.logger.info('full sync started', { blocks: this.#fullSyncTotal });
+    } else {
+      this.#fullSyncTotal = this.#oos.count;
+    }
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#resyncing || this.#closed || this.#paused || !this.#link.connected) return;
+    this.#resyncing = true;
+    this.#resync()
+      .catch((err: Error) => this.#o.logger.warn('resync pass failed', { error: err.message }))
+      .finally(() => {
+        this.#resyncing = false;
+        // Work left and a link up: go again (a failed frame leaves its blocks out of sync).
+        if (this.#oos.count > 0 && this.#link.connected && !this.#paused && !this.#closed) setTimeout(() => this.#kick(), 50).unref();
+      });
+  }
+
+  /** Walks the out-of-sync blocks in block order, keeping the controller's window full. */
+  async #resync(): Promise<void> {
+    const inflight = new Set<Promise<void>>();
+    let inflightBytes = 0;
+    let cursor = 0;
+    while (this.#link.connected && !this.#paused && !this.#closed) {
+      const frame = await this.#nextFrame(cursor);
+      if (frame === null) break;
+      cursor = frame.next;
+      const size = frame.blocks.length * this.#blockSize;
+      while (inflightBytes > 0 && inflightBytes + size > this.#controller.window()) await Promise.race(inflight);
+      const wait = this.#controller.delayMs(size, Date.now());
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const started = Date.now();
+      inflightBytes += size;
+      this.#controller.onSent(size);
+      this.bytesOnWire += frame.payload.length;
+      const p: Promise<void> = this.#link
+        .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: crc32c(frame.payload) })
+        .then(
+          () => {
+            this.#controller.onAcked(size, Date.now() - started);
+            this.bytesReplicated += size;
+            for (const b of frame.blocks) {
+              this.#oos.clear(b);
+              if (!this.#inflight.has(b)) this.#o.tracker.markClean(b);
+            }
+          },
+          // The blocks stay out of sync and the next pass retries them; the controller
+          // must stop counting the frame as in flight, or its window never reopens.
+          () => this.#controller.onDropped(size),
+        )
+        .finally(() => {
+          inflightBytes -= size;
+          inflight.delete(p);
+          for (const b of frame.blocks) this.#locked.delete(b);
+          const w = this.#unlockWaiters;
+          this.#unlockWaiters = [];
+          for (const f of w) f();
+        });
+      inflight.add(p);
+    }
+    await Promise.all(inflight);
+    if (this.#oos.count === 0 && this.#link.connected) {
+      if (this.#fullSync) {
+        await this.#link.markSynced();
+        await this.#o.meta.setSyncedPeerGeneration(this.#secondaryGeneration);
+        this.#fullSync = false;
+        this.#o.logger.info('full sync complete');
+      }
+      this.lastInSyncTimeMs = Date.now();
+    }
+  }
+
+  /**
+   * The next resync frame from `cursor` on: out-of-sync blocks with no foreground write
+   * in flight, locked, read from the volume; all-zero blocks travel as zero runs.
+   */
+  async #nextFrame(cursor: number): Promise<{ runs: { offset: number; length: number; zero: boolean }[]; payload: Buffer; blocks: number[]; next: number } | null> {
+    const blocks: number[] = [];
+    let b = this.#oos.nextSet(cursor);
+    // Block order, ignoring blocks already locked by an earlier frame of this pass.
+    while (b !== -1 && blocks.length * this.#blockSize < RESYNC_FRAME_BYTES) {
+      if (!this.#inflight.has(b) && !this.#locked.has(b)) blocks.push(b);
+      b = this.#oos.nextSet(b + 1);
+    }
+    if (blocks.length === 0) return null;
+    for (const x of blocks) this.#locked.add(x);
+    const runs: { offset: number; length: number; zero: boolean }[] = [];
+    const data: Buffer[] = [];
+    for (const x of blocks) {
+      const offset = x * this.#blockSize;
+      const length = Math.min(this.#blockSize, this.#o.volume.size - offset);
+      const buf = await this.#o.volume.read(offset, length);
+      const zero = buf.equals(ZEROES.subarray(0, length));
+      const last = runs[runs.length - 1];
+      if (last && last.zero === zero && last.offset + last.length === offset) last.length += length;
+      else runs.push({ offset, length, zero });
+      if (!zero) data.push(buf);
+    }
+    return { runs, payload: Buffer.concat(data), blocks, next: b === -1 ? 0 : b };
+  }
+}
+
+const ZEROES = Buffer.alloc(1 << 20);
+const EMPTY = Buffer.alloc(0);
