@@ -1,0 +1,68 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { crc32c } from '@node-rs/crc32';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import winston from 'winston';
+import { Volume } from '../volume/volume.js';
+import { PairMeta } from './pair-meta.js';
+import { SecondaryEndpoint } from './secondary-endpoint.js';
+
+const MiB = 1 << 20;
+const logger = winston.createLogger({ silent: true });
+
+describe('SecondaryEndpoint', () => {
+  let dir: string;
+  let volume: Volume;
+  let ep: SecondaryEndpoint;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'bm-sec-'));
+    writeFileSync(join(dir, 'v.img'), '');
+    truncateSync(join(dir, 'v.img'), 4 * MiB);
+    volume = await Volume.open(join(dir, 'v.img'));
+    ep = new SecondaryEndpoint('db', volume, 65536, await PairMeta.open(join(dir, 'state')), logger);
+  });
+
+  afterEach(async () => {
+    await volume.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const hello = { pairId: 'db', volumeBytes: 4 * MiB, blockSize: 65536, primaryGeneration: 'gen-a', syncedSecondaryGeneration: '' };
+
+  it('refuses a primary with another volume size or block size', () => {
+    expect(() => ep.handshake({ ...hello, volumeBytes: 8 * MiB })).toThrow(/volume size mismatch/);
+    expect(() => ep.handshake({ ...hello, blockSize: 4096 })).toThrow(/block size mismatch/);
+    expect(ep.connected).toBe(false);
+  });
+
+  it('asks for a full sync until one completed, then only for the same generations', async () => {
+    const first = ep.handshake(hello);
+    expect(first.fullSyncRequired).toBe(true);
+    await ep.markSynced(first.sessionId);
+    expect(ep.consistent).toBe(true);
+    const again = ep.handshake({ ...hello, syncedSecondaryGeneration: first.secondaryGeneration });
+    expect(again.fullSyncRequired).toBe(false);
+    // Another primary lineage would overwrite the only complete copy: refused.
+    expect(() => ep.handshake({ ...hello, primaryGeneration: 'gen-b' })).toThrow(/generation mismatch/);
+  });
+
+  it('writes a good frame durably and refuses a corrupt one without writing anything', async () => {
+    const { sessionId } = ep.handshake(hello);
+    const data = Buffer.alloc(8192, 7);
+    await ep.apply({ sessionId, sequence: 1, runs: [{ offset: 65536, length: 8192, zero: false }], payload: data, crc32c: crc32c(data) });
+    expect(readFileSync(join(dir, 'v.img')).subarray(65536, 65536 + 8192).equals(data)).toBe(true);
+    const bad = Buffer.alloc(4096, 9);
+    await expect(ep.apply({ sessionId, sequence: 2, runs: [{ offset: 0, length: 4096, zero: false }], payload: bad, crc32c: crc32c(bad) ^ 1 })).rejects.toMatchObject({ code: 'FRAME_CORRUPT' });
+    expect(readFileSync(join(dir, 'v.img')).subarray(0, 4096).equals(Buffer.alloc(4096))).toBe(true);
+    expect(ep.stats.crcErrors).toBe(1);
+    await ep.apply({ sessionId, sequence: 3, runs: [{ offset: 65536, length: 4096, zero: true }], payload: Buffer.alloc(0), crc32c: crc32c(Buffer.alloc(0)) });
+    expect(readFileSync(join(dir, 'v.img')).subarray(65536, 65536 + 4096).equals(Buffer.alloc(4096))).toBe(true);
+  });
+
+  it('refuses frames outside a session', async () => {
+    const data = Buffer.alloc(512, 1);
+    await expect(ep.apply({ sessionId: 'nope', sequence: 1, runs: [{ offset: 0, length: 512, zero: false }], payload: data, crc32c: crc32c(data) })).rejects.toThrow(/unknown session/);
+  });
+});
