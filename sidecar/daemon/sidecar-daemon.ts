@@ -5,10 +5,11 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'winston';
 import { ControlServer } from '../control/control-server.js';
-import { serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
+import { readTlsMaterial, serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { SidecarMetrics } from '../metrics/sidecar-metrics.js';
 import { PeerFront } from '../replication/peer-front.js';
+import { PEER_FLOW_CONTROL_WINDOW } from '../replication/peer-link.js';
 import { replicationService } from '../replication/replication-service.js';
 import { parseHostPort } from '../net/host-port.js';
 import { PairManager } from '../pair/pair-manager.js';
@@ -51,7 +52,8 @@ export class SidecarDaemon {
   static async start(cfg: SidecarConfig): Promise<SidecarDaemon> {
     // Validate every listener before touching state, so a bad flag fails fast.
     const controlCreds = serverCredentials(cfg.controlListen, 'control listen address', cfg.tls);
-    const peerCreds = serverCredentials(cfg.peerListen, 'peer listen address', cfg.tls);
+    // Checked for the loopback-or-TLS rule; the peer front terminates TLS itself.
+    serverCredentials(cfg.peerListen, 'peer listen address', cfg.tls);
     if (cfg.metricsListen) parseHostPort(cfg.metricsListen, 'metrics listen address');
     await mkdir(cfg.stateDir, { recursive: true });
 
@@ -69,14 +71,14 @@ export class SidecarDaemon {
     const controlAddr = await control.listen(cfg.controlListen, controlCreds);
 
     // The peer port: the replication service (secondary side) and health.
-    const peer = new GrpcServer({ 'grpc.max_receive_message_length': 64 << 20 });
+    const peer = new GrpcServer({ 'grpc.max_receive_message_length': 64 << 20, 'grpc-node.flow_control_window': PEER_FLOW_CONTROL_WINDOW });
     peer.addService(
       loadReplicationProto().blockmirror.replication.v1.ReplicationService.service,
       replicationService({ lookup: (name) => pairs.secondaryEndpoint(name), logger: cfg.logger, onRefused: (reason) => metrics?.peerRefused(reason) }),
     );
     new HealthImplementation({ '': 'SERVING' }).addToServer(peer);
-    const peerFront = await PeerFront.listen(cfg.peerListen, peer, peerCreds, {
-      tls: cfg.tls !== undefined,
+    const peerFront = await PeerFront.listen(cfg.peerListen, peer, {
+      ...(cfg.tls ? { tls: readTlsMaterial(cfg.tls) } : {}),
       logger: cfg.logger,
       onRefused: (reason) => metrics?.peerRefused(reason),
     });

@@ -39,6 +39,16 @@ export function serverCredentials(listen: string, what: string, tls: TlsFiles | 
   return ServerCredentials.createSsl(read(tls.ca, 'TLS CA'), [{ cert_chain: read(tls.cert, 'TLS certificate'), private_key: read(tls.key, 'TLS key') }], true);
 }
 
+export interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
+}
+
+export function readTlsMaterial(tls: TlsFiles): TlsMaterial {
+  return { cert: read(tls.cert, 'TLS certificate'), key: read(tls.key, 'TLS key'), ca: read(tls.ca, 'TLS CA') };
+}
+
 export function channelCredentials(target: string, tls: TlsFiles | undefined): ChannelCredentials {
   if (tls === undefined) {
     const { host } = parseHostPort(target, 'address');

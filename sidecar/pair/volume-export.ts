@@ -14,7 +14,9 @@ export interface WriteReplication {
   /** Before the local write; may make it wait (a resync copy of its blocks in flight). */
   beforeLocalWrite(offset: number, length: number): Promise<void> | undefined;
   /** After the local write: mirror it (chunks null: zeroes). Never rejects. */
-  afterLocalWrite(offset: number, chunks: Buffer[] | null, length: number): Promise<void>;
+  afterLocalWrite(offset: number, chunks: Buffer[] | null, length: number, durable?: boolean): Promise<void>;
+  /** FLUSH: every write acknowledged so far durable on the peer or out of sync. */
+  flushBarrier(): Promise<void>;
   /** The local write failed after beforeLocalWrite: its blocks are out of sync. */
   abandon(offset: number, length: number): void;
 }
@@ -63,7 +65,7 @@ export class VolumeExport implements NbdExport {
     const gate = r.beforeLocalWrite(offset, length);
     const run = (): Promise<void> =>
       this.#writeLocal(offset, chunks, length, false).then(
-        () => r.afterLocalWrite(offset, chunks, length).then(() => (fua ? this.#volume.flush() : undefined)),
+        () => r.afterLocalWrite(offset, chunks, length, fua).then(() => (fua ? this.#volume.flush() : undefined)),
         (err: unknown) => {
           r.abandon(offset, length);
           throw err;
@@ -103,7 +105,7 @@ export class VolumeExport implements NbdExport {
         r?.abandon(at, n);
         throw err;
       }
-      if (r) await r.afterLocalWrite(at, null, n);
+      if (r) await r.afterLocalWrite(at, null, n, fua);
     }
     if (fua) await this.#volume.flush();
     this.counters.writeOps++;
@@ -119,6 +121,8 @@ export class VolumeExport implements NbdExport {
   }
 
   flush(): Promise<void> {
-    return this.#volume.flush();
+    const r = this.#replication;
+    if (r === null) return this.#volume.flush();
+    return Promise.all([this.#volume.flush(), r.flushBarrier()]).then(() => undefined);
   }
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { crc32c } from '@node-rs/crc32';
 import type { BlockFrame__Output } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
 import { BlockmirrorError, InvalidArgumentError } from '../errors.js';
-import { FrameBuilder, FrameCorruptError, frameRuns, verifyFrame, type Frame, type RunInput, type WireFrame } from './frame-builder.js';
+import { FrameBuilder, FrameCorruptError, frameRuns, verifyFrame, type Frame, type RunInput, type WireFrame, frameChecksum } from './frame-builder.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -60,7 +60,7 @@ describe('FrameBuilder', () => {
     const f = b.take()!;
     expect(f.runs).toEqual([{ offset: 8192, length: 4096, zero: false }]);
     expect(f.payload.equals(data)).toBe(true);
-    expect(f.crc32c).toBe(crc32c(data));
+    expect(f.crc32c).toBe(frameChecksum(f.runs, data));
     expect(b.take()).toBeNull();
     expect(b.isEmpty).toBe(true);
     expect(b.pendingBytes).toBe(0);
@@ -107,7 +107,7 @@ describe('FrameBuilder', () => {
     const f = b.take()!;
     expect(f.runs).toEqual([{ offset: 0, length: GiB, zero: true }]);
     expect(f.payload.length).toBe(0);
-    expect(f.crc32c).toBe(0);
+    expect(f.crc32c).toBe(frameChecksum(f.runs, f.payload));
   });
 
   it('splits a run larger than the maximum across frames, at the payload limit', () => {
@@ -126,7 +126,7 @@ describe('FrameBuilder', () => {
       [{ offset: 1 * MiB + 512 * KiB, length: 88 * KiB, zero: false }],
     ]);
     expect(Buffer.concat([full1.payload, full2.payload, rest.payload]).equals(data)).toBe(true);
-    for (const f of [full1, full2, rest]) expect(f.crc32c).toBe(crc32c(f.payload));
+    for (const f of [full1, full2, rest]) expect(f.crc32c).toBe(frameChecksum(f.runs, f.payload));
   });
 
   it('fills the space left in a partly used frame before splitting', () => {
@@ -284,7 +284,7 @@ describe('frameRuns and verifyFrame', () => {
 
   it('accepts a frame as grpc decodes it', () => {
     const f = sample();
-    const wire: BlockFrame__Output = { sessionId: 's', sequence: 7, runs: f.runs, payload: f.payload, crc32c: f.crc32c };
+    const wire: BlockFrame__Output = { sessionId: 's', sequence: 7, runs: f.runs, payload: f.payload, crc32c: f.crc32c, durable: false };
     expect(() => verifyFrame(wire, 16384)).not.toThrow();
     expect(frameRuns(wire, 16384)).toHaveLength(3);
   });
@@ -338,5 +338,13 @@ describe('frameRuns and verifyFrame', () => {
     let out: unknown;
     expect(() => (out = frameRuns({ ...f, runs }, 16384))).toThrow(FrameCorruptError);
     expect(out).toBeUndefined();
+  });
+
+  it('covers the run headers: a flipped offset bit is refused even with an intact payload', () => {
+    const b = new FrameBuilder();
+    b.add({ offset: 65536, data: Buffer.alloc(4096, 3) });
+    const f = b.take()!;
+    const moved = { ...f, runs: [{ ...f.runs[0]!, offset: f.runs[0]!.offset + 128 }] };
+    expect(() => verifyFrame(moved, 1 << 20)).toThrow(/crc32c/);
   });
 });

@@ -186,11 +186,26 @@ export class FrameBuilder {
   #finish(f: PendingFrame): Frame {
     const payload = Buffer.concat(f.chunks, f.bytes);
     this.#pendingBytes -= f.bytes;
-    return { runs: f.runs, payload, crc32c: crc32c(payload) };
+    return { runs: f.runs, payload, crc32c: frameChecksum(f.runs, payload) };
   }
 }
 
 /** A run as received: BlockRun__Output fits. */
+/**
+ * crc32c of a frame: its run headers (offset, length, zero flag) and its payload. The
+ * headers count as much as the data — a flipped offset bit would write good data to
+ * the wrong place.
+ */
+export function frameChecksum(runs: readonly WireRun[], payload: Buffer): number {
+  const head = Buffer.alloc(runs.length * 13);
+  runs.forEach((r, i) => {
+    head.writeBigUInt64LE(BigInt(r.offset), i * 13);
+    head.writeUInt32LE(r.length >>> 0, i * 13 + 8);
+    head.writeUInt8(r.zero === true ? 1 : 0, i * 13 + 12);
+  });
+  return crc32c(payload, crc32c(head));
+}
+
 export interface WireRun {
   offset: number;
   length: number;
@@ -230,8 +245,8 @@ export function verifyFrame(frame: WireFrame, volumeBytes: number): void {
   if (dataBytes !== frame.payload.length) {
     throw new FrameCorruptError(`runs describe ${dataBytes} bytes of data, the payload has ${frame.payload.length}`);
   }
-  const crc = crc32c(frame.payload);
-  if (crc !== frame.crc32c) throw new FrameCorruptError(`payload crc32c is ${hex(crc)}, the frame says ${hex(frame.crc32c)}`);
+  const crc = frameChecksum(frame.runs, frame.payload);
+  if (crc !== frame.crc32c) throw new FrameCorruptError(`frame crc32c is ${hex(crc)}, the frame says ${hex(frame.crc32c)}`);
 }
 
 /**

@@ -1,11 +1,13 @@
-import type { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
+import { ServerCredentials, type Server as GrpcServer } from '@grpc/grpc-js';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import type { TlsMaterial } from '../grpc/grpc-credentials.js';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'winston';
 import { parseHostPort } from '../net/host-port.js';
 
 export interface PeerFrontOptions {
-  /** True when the credentials are TLS: connections must start with a TLS record. */
-  tls: boolean;
+  /** Mutual TLS, terminated here (so a refused certificate is logged and counted). */
+  tls?: TlsMaterial;
   logger: Logger;
   onRefused(reason: string): void;
   /** How long a connection may stay silent before its first bytes. */
@@ -16,10 +18,10 @@ const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const TLS_HANDSHAKE_RECORD = 0x16;
 
 /**
- * The peer port's TCP listener. It looks at the first bytes of each connection before
- * gRPC does: a TLS handshake (with TLS on) or the HTTP/2 preface (plaintext) is handed
- * to the gRPC server; anything else is garbage and is logged, counted and closed —
- * gRPC alone would drop it silently.
+ * The peer port's TCP listener, in front of gRPC. Plaintext (loopback only): the first
+ * bytes must be the HTTP/2 preface. TLS: mutual TLS is terminated here and only
+ * connections with a certificate from the CA reach gRPC. Anything else is logged,
+ * counted and closed — gRPC alone would drop it silently.
  */
 export class PeerFront {
   readonly #net: Server;
@@ -30,10 +32,29 @@ export class PeerFront {
     this.address = address;
   }
 
-  static async listen(address: string, grpc: GrpcServer, creds: ServerCredentials, opts: PeerFrontOptions): Promise<PeerFront> {
-    const injector = grpc.createConnectionInjector(creds);
+  static async listen(address: string, grpc: GrpcServer, opts: PeerFrontOptions): Promise<PeerFront> {
+    // gRPC gets plaintext HTTP/2: TLS, when on, ends here after the client's certificate
+    // has been verified against the CA.
+    const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
     const { host, port } = parseHostPort(address, 'peer listen address');
-    const net = createServer((socket) => vet(socket, opts, (s) => injector.injectConnection(s)));
+    // TLS: a tls.Server that never listens is handed the raw connections, as Node's own
+    // HTTP/2 secure server does; the handshake is the vetting (garbage fails it).
+    const tlsServer = opts.tls
+      ? createTlsServer(
+          { cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'], handshakeTimeout: opts.firstBytesTimeoutMs ?? 10_000 },
+          (secure) => injector.injectConnection(secure),
+        )
+      : undefined;
+    tlsServer?.on('tlsClientError', (err: Error, s: TLSSocket) => {
+      opts.logger.warn('peer connection refused', { reason: 'tls', detail: err.message, remote: `${s.remoteAddress}:${s.remotePort}` });
+      opts.onRefused('tls');
+      s.destroy();
+    });
+    const net = createServer((socket) => {
+      if (tlsServer === undefined) return vet(socket, opts, (s) => injector.injectConnection(s));
+      socket.on('error', () => undefined);
+      tlsServer.emit('connection', socket);
+    });
     await new Promise<void>((resolve, reject) => {
       net.once('error', reject);
       net.listen({ host, port }, () => resolve());
@@ -62,13 +83,9 @@ function vet(socket: Socket, opts: PeerFrontOptions, accept: (s: Socket) => void
   };
   const onData = (chunk: Buffer): void => {
     head = Buffer.concat([head, chunk]);
-    if (opts.tls) {
-      if (head[0] !== TLS_HANDSHAKE_RECORD) return refuse(head[0] === HTTP2_PREFACE[0] ? 'plaintext' : 'garbage', 'not a TLS handshake');
-    } else {
-      const n = Math.min(head.length, HTTP2_PREFACE.length);
-      if (!head.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n))) return refuse(head[0] === TLS_HANDSHAKE_RECORD ? 'tls' : 'garbage', 'not an HTTP/2 connection preface');
-      if (head.length < HTTP2_PREFACE.length) return;
-    }
+    const n = Math.min(head.length, HTTP2_PREFACE.length);
+    if (!head.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n))) return refuse(head[0] === TLS_HANDSHAKE_RECORD ? 'tls' : 'garbage', 'not an HTTP/2 connection preface');
+    if (head.length < HTTP2_PREFACE.length) return;
     cleanup();
     socket.pause();
     socket.unshift(head);

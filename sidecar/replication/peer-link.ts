@@ -19,6 +19,9 @@ export class PeerUnavailableError extends BlockmirrorError {
 
 export type StreamKind = 'mirror' | 'resync';
 
+/** HTTP/2 flow-control window of peer connections, both ends (the server sets it too). */
+export const PEER_FLOW_CONTROL_WINDOW = 32 << 20;
+
 export interface PeerLinkOptions {
   address: string;
   tls?: TlsFiles;
@@ -52,7 +55,8 @@ interface OpenStream {
  */
 export class PeerLink {
   readonly #opts: PeerLinkOptions;
-  readonly #backoff = new Backoff();
+  // Capped at 5 s: after an outage the secondary is noticed within seconds.
+  readonly #backoff = new Backoff({ maxMs: 5000 });
   #clients: { control: ReplicationServiceClient; mirror: ReplicationServiceClient; resync: ReplicationServiceClient } | null = null;
   #session = '';
   #streams: Partial<Record<StreamKind, OpenStream>> = {};
@@ -78,7 +82,14 @@ export class PeerLink {
     const Ctor = loadReplicationProto().blockmirror.replication.v1.ReplicationService;
     const creds = channelCredentials(this.#opts.address, this.#opts.tls);
     // Separate subchannels: each client gets its own TCP connection.
-    const own = { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
+    // Flow-control window well above HTTP/2's default 64 KiB: with it, a 1 MiB frame
+    // would wait for window updates several times per frame.
+    const own = {
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.max_receive_message_length': 64 << 20,
+      'grpc.max_send_message_length': 64 << 20,
+      'grpc-node.flow_control_window': PEER_FLOW_CONTROL_WINDOW,
+    };
     this.#clients = {
       control: new Ctor(this.#opts.address, creds, own),
       mirror: new Ctor(this.#opts.address, creds, own),

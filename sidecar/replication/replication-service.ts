@@ -36,27 +36,39 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
       call.destroy(refuse('session', GrpcStatus.PERMISSION_DENIED, `no session ${session} for pair ${pairId}`));
       return;
     }
-    // Frames are applied strictly in arrival order: the primary sends overlapping
-    // writes in the order it completed them, and that order must hold here.
-    let chain: Promise<void> = Promise.resolve();
+    // Frames are written strictly in arrival order: the primary sends overlapping
+    // writes in the order it completed them, and that order must hold here. Settling
+    // (fdatasync for durable frames) overlaps the following writes, so a burst of
+    // durable frames shares one fdatasync; acknowledgements still go out in order.
+    let writes: Promise<void> = Promise.resolve();
+    let acks: Promise<void> = Promise.resolve();
     let queued = 0;
+    const fail = (frame: BlockFrame__Output, err: unknown): string => {
+      const error = err instanceof BlockmirrorError ? `${err.code}: ${err.message}` : `apply failed: ${(err as Error).message}`;
+      opts.logger.warn('frame refused', { pair: pairId, sequence: frame.sequence, error });
+      opts.onRefused?.(err instanceof BlockmirrorError && err.code === 'FRAME_CORRUPT' ? 'crc' : 'apply');
+      return error;
+    };
     call.on('data', (frame: BlockFrame__Output) => {
       if (++queued >= MAX_QUEUED_FRAMES) call.pause();
-      chain = chain.then(async () => {
-        let error = '';
-        try {
-          await ep.apply(frame);
-        } catch (err) {
-          error = err instanceof BlockmirrorError ? `${err.code}: ${err.message}` : `apply failed: ${(err as Error).message}`;
-          opts.logger.warn('frame refused', { pair: pairId, sequence: frame.sequence, error });
-          opts.onRefused?.(err instanceof BlockmirrorError && err.code === 'FRAME_CORRUPT' ? 'crc' : 'apply');
-        }
-        if (!call.destroyed) call.write({ sequence: frame.sequence, error });
-        if (--queued < MAX_QUEUED_FRAMES / 2) call.resume();
-      });
+      const written = writes.then(() => ep.write(frame));
+      writes = written.catch(() => undefined);
+      const settled = written.then(() => ep.settle(frame)).then(
+        () => '',
+        (err: unknown) => fail(frame, err),
+      );
+      acks = acks
+        .then(() => settled)
+        .then((error) => {
+          if (!call.destroyed) call.write({ sequence: frame.sequence, error });
+          if (--queued < MAX_QUEUED_FRAMES / 2) call.resume();
+        });
     });
-    call.on('end', () => void chain.then(() => call.end()));
-    call.on('error', () => undefined);
+    call.on('end', () => void acks.then(() => call.end()));
+    // Either stream ending ends the session: the primary reconnects with a new one.
+    call.on('error', () => ep.endSession(session));
+    call.on('close', () => ep.endSession(session));
+    call.on('cancelled', () => ep.endSession(session));
   };
 
   return {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'winston';
 import type { BlockFrame__Output } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
 import type { HandshakeRequest__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeRequest.js';
-import type { HandshakeResponse } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
+import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { BlockmirrorError, GeometryMismatchError } from '../errors.js';
 import type { Volume } from '../volume/volume.js';
 import { frameRuns } from './frame-builder.js';
@@ -24,11 +24,13 @@ export interface SecondaryStats {
 }
 
 const ZERO_CHUNK = Buffer.alloc(1 << 20);
+// The primary sends a frame (heartbeat) every second; silence this long means it is gone.
+const LIVENESS_MS = 5000;
 
 /**
- * The receiving end of a secondary pair: checks who is sending, writes frames to the
- * volume and makes them durable before they are acknowledged — an acknowledged block
- * is one the primary may forget, so it must survive a crash here.
+ * The receiving end of a secondary pair: checks who is sending and writes frames to the
+ * volume in arrival order. Durable frames are fdatasync'd (group-committed) before
+ * their acknowledgement, since only those let the primary forget blocks.
  */
 export class SecondaryEndpoint {
   readonly name: string;
@@ -39,6 +41,7 @@ export class SecondaryEndpoint {
   readonly #logger: Logger;
   #session = '';
   #primaryGeneration = '';
+  #lastSeen = 0;
 
   constructor(name: string, volume: Volume, blockSize: number, meta: PairMeta, logger: Logger) {
     this.name = name;
@@ -48,8 +51,9 @@ export class SecondaryEndpoint {
     this.#logger = logger;
   }
 
+  /** A session exists and frames (at least heartbeats) keep arriving. */
   get connected(): boolean {
-    return this.#session !== '';
+    return this.#session !== '' && Date.now() - this.#lastSeen < LIVENESS_MS;
   }
 
   /** True once a full sync from the current primary has completed. */
@@ -57,7 +61,7 @@ export class SecondaryEndpoint {
     return this.#meta.syncedPeerGeneration !== '' && this.#meta.syncedPeerGeneration === this.#primaryGeneration;
   }
 
-  handshake(req: HandshakeRequest__Output): HandshakeResponse {
+  handshake(req: HandshakeRequest__Output): HandshakeResponse__Output {
     if (req.volumeBytes !== this.#volume.size) {
       throw new GeometryMismatchError(`volume size mismatch: primary has ${req.volumeBytes} bytes, secondary ${this.#volume.size}`);
     }
@@ -73,6 +77,7 @@ export class SecondaryEndpoint {
     }
     // One primary at a time: a new session replaces the old one.
     this.#session = randomUUID();
+    this.#lastSeen = Date.now();
     this.#primaryGeneration = req.primaryGeneration;
     this.stats.sessions++;
     const fullSyncRequired = synced === '' || req.syncedSecondaryGeneration !== this.#meta.generation;
@@ -94,13 +99,18 @@ export class SecondaryEndpoint {
     await this.#meta.setSyncedPeerGeneration(this.#primaryGeneration);
   }
 
-  /** Writes a frame and makes it durable; throws (writing nothing) on a bad frame. */
-  async apply(frame: BlockFrame__Output): Promise<void> {
+  /**
+   * Writes a frame; throws (writing nothing) on a bad frame. Frames must be applied in
+   * arrival order: call `write` in order, then `settle` (which may overlap the next
+   * frames' writes, so concurrent durable frames share one fdatasync).
+   */
+  async write(frame: BlockFrame__Output): Promise<void> {
     if (!this.isSession(frame.sessionId)) throw new PeerRefusedError('frame from an unknown session');
+    this.#lastSeen = Date.now();
     let runs;
     try {
       // Decoding checks the crc and the ranges before anything is written.
-      runs = [...frameRuns(frame, this.#volume.size)];
+      runs = frameRuns(frame, this.#volume.size);
     } catch (err) {
       this.stats.crcErrors++;
       throw err;
@@ -116,9 +126,21 @@ export class SecondaryEndpoint {
       }
       bytes += r.length;
     }
-    await this.#volume.flush();
     this.stats.framesApplied++;
     this.stats.bytesApplied += bytes;
     this.stats.lastFrameTimeMs = Date.now();
+  }
+
+  /** Resolves when a written frame may be acknowledged: at once, or once durable. */
+  settle(frame: BlockFrame__Output): Promise<void> {
+    // An acknowledged durable frame lets the primary forget its blocks for good, so
+    // they (and everything written before) must survive a power cut here first.
+    return frame.durable ? this.#volume.flush() : Promise.resolve();
+  }
+
+  /** write then settle, for callers that do not pipeline. */
+  async apply(frame: BlockFrame__Output): Promise<void> {
+    await this.write(frame);
+    await this.settle(frame);
   }
 }

@@ -1,4 +1,3 @@
-import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'winston';
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { BlockBitmap } from '../bitmap/block-bitmap.js';
@@ -7,6 +6,7 @@ import type { TlsFiles } from '../grpc/grpc-credentials.js';
 import type { WriteReplication } from '../pair/volume-export.js';
 import type { Volume } from '../volume/volume.js';
 import type { PairMeta } from './pair-meta.js';
+import { frameChecksum } from './frame-builder.js';
 import { PeerLink } from './peer-link.js';
 import { ResyncController } from './resync-controller.js';
 
@@ -27,6 +27,8 @@ export interface SyncReplicatorOptions {
 }
 
 const RESYNC_FRAME_BYTES = 256 * 1024;
+/** Barrier and heartbeat period; the secondary's liveness deadline is a few of these. */
+export const HEARTBEAT_MS = 1000;
 
 /**
  * Synchronous replication that never suspends (US8583886B2). A write is answered once
@@ -47,6 +49,14 @@ export class SyncReplicator implements WriteReplication {
   #unlockWaiters: (() => void)[] = [];
   readonly #controller: ResyncController;
   readonly #blockSize: number;
+  /**
+   * Block ranges the secondary acknowledged as written but not yet as durable. They
+   * stay dirty until a durable acknowledgement covers them (then clean), or the
+   * session ends or a barrier fails (then out of sync): a secondary power cut must
+   * never lose a block the primary has forgotten.
+   */
+  #pendingClean: [number, number][] = [];
+  #barrierTimer: NodeJS.Timeout | undefined;
   #fullSync = false;
   #fullSyncTotal = 0;
   #resyncing = false;
@@ -79,6 +89,30 @@ export class SyncReplicator implements WriteReplication {
 
   start(): void {
     this.#link.start();
+    // Applications that seldom flush still get their blocks confirmed durable (and the
+    // dirty log kept small) once a second.
+    // The same tick is the heartbeat that lets the secondary tell a live session from a
+    // silently dead one.
+    this.#barrierTimer = setInterval(() => {
+      if (this.#pendingClean.length > 0) void this.flushBarrier();
+      else if (this.#link.connected) this.#link.send('mirror', { runs: [], payload: EMPTY, crc32c: EMPTY_CHECKSUM, durable: false }).catch(() => undefined);
+    }, HEARTBEAT_MS);
+    this.#barrierTimer.unref();
+  }
+
+  /**
+   * FLUSH in sync mode: resolves once every write acknowledged so far is durable on the
+   * secondary, or durably out of sync (its dirty bit was never cleared). Never rejects.
+   */
+  flushBarrier(): Promise<void> {
+    if (!this.#link.connected) {
+      this.#pendingToOos();
+      return Promise.resolve();
+    }
+    return this.#withTimeout(this.#link.send('mirror', { runs: [], payload: EMPTY, crc32c: EMPTY_CHECKSUM, durable: true })).then((ok) => {
+      if (ok) this.#confirmPending();
+      else this.#pendingToOos();
+    });
   }
 
   get state(): ReplicationState {
@@ -88,6 +122,8 @@ export class SyncReplicator implements WriteReplication {
   }
 
   get outOfSyncBytes(): number {
+    // Blocks awaiting a durable acknowledgement are not out of sync: they are on the
+    // secondary, and the dirty log still covers them until confirmed.
     return Math.min(this.#oos.count * this.#blockSize, this.#o.volume.size);
   }
 
@@ -127,34 +163,60 @@ export class SyncReplicator implements WriteReplication {
    * After the local write: mirrors it. Resolves when the secondary has it, or when it is
    * recorded out of sync (never rejects: the write itself succeeded locally).
    */
-  afterLocalWrite(offset: number, chunks: Buffer[] | null, length: number): Promise<void> {
+  afterLocalWrite(offset: number, chunks: Buffer[] | null, length: number, durable = false): Promise<void> {
     if (this.#paused || !this.#link.connected) {
       this.#leave(offset, length, false);
       return Promise.resolve();
     }
     // Zeroes travel as a zero run, without payload.
     const payload = chunks === null ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
-    const sent = this.#link.send('mirror', { runs: [{ offset, length, zero: chunks === null }], payload, crc32c: crc32c(payload) });
+    const runs = [{ offset, length, zero: chunks === null }];
+    const sent = this.#link.send('mirror', { runs, payload, crc32c: frameChecksum(runs, payload), durable });
     this.bytesOnWire += payload.length;
+    return this.#withTimeout(sent).then((ok) => {
+      if (ok) this.bytesReplicated += length;
+      this.#leave(offset, length, ok, durable);
+    });
+  }
+
+  /** Waits for an acknowledgement up to the write timeout; false on failure. */
+  #withTimeout(sent: Promise<void>): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.#o.writeTimeoutMs ?? 2000)));
     return Promise.race([sent.then(() => 'ok' as const), timeout]).then(
       (r) => {
         clearTimeout(timer);
-        if (r === 'timeout') {
-          // A secondary that cannot answer in time: drop the session so later writes
-          // do not each wait the timeout; resync catches up after reconnecting.
-          this.#link.fail('write timeout');
-        } else {
-          this.bytesReplicated += length;
-        }
-        this.#leave(offset, length, r === 'ok');
+        // A secondary that cannot answer in time: drop the session so later writes do
+        // not each wait the timeout; resync catches up after reconnecting.
+        if (r === 'timeout') this.#link.fail('write timeout');
+        return r === 'ok';
       },
       () => {
         clearTimeout(timer);
-        this.#leave(offset, length, false);
+        return false;
       },
     );
+  }
+
+  #confirmPending(): void {
+    const pending = this.#pendingClean;
+    this.#pendingClean = [];
+    for (const [first, last] of pending) {
+      for (let b = first; b <= last; b++) if (!this.#oos.test(b) && !this.#inflight.has(b)) this.#o.tracker.markClean(b);
+    }
+  }
+
+  #pendingToOos(): void {
+    const pending = this.#pendingClean;
+    this.#pendingClean = [];
+    let any = false;
+    for (const [first, last] of pending) {
+      for (let b = first; b <= last; b++) {
+        any ||= !this.#oos.test(b);
+        this.#oos.set(b);
+      }
+    }
+    if (any) this.#kick();
   }
 
   abandon(offset: number, length: number): void {
@@ -163,6 +225,7 @@ export class SyncReplicator implements WriteReplication {
 
   close(): void {
     this.#closed = true;
+    clearInterval(this.#barrierTimer);
     this.#link.close();
   }
 
@@ -176,7 +239,7 @@ export class SyncReplicator implements WriteReplication {
     return undefined;
   }
 
-  #leave(offset: number, length: number, acked: boolean): void {
+  #leave(offset: number, length: number, acked: boolean, durable = false): void {
     const [first, last] = this.#blocks(offset, length);
     let newOos = false;
     for (let b = first; b <= last; b++) {
@@ -186,17 +249,24 @@ export class SyncReplicator implements WriteReplication {
       if (!acked) {
         if (!this.#oos.test(b)) newOos = true;
         this.#oos.set(b);
-      } else if (n === 0 && !this.#oos.test(b)) {
-        // The secondary now has this block as it is here (it was in sync before, and
-        // no other write to it is pending): the tracker may forget it.
-        this.#o.tracker.markClean(b);
       }
+    }
+    if (acked) {
+      // The secondary has this write (the block was in sync before, or it stays out of
+      // sync). Clean once durable there: now for a durable frame — which also covers
+      // everything acknowledged before it — or at the next barrier.
+      this.#pendingClean.push([first, last]);
+      if (durable) this.#confirmPending();
     }
     if (newOos) this.#kick();
   }
 
   async #onSession(s: HandshakeResponse__Output | null): Promise<void> {
-    if (s === null) return;
+    if (s === null) {
+      // Written on the secondary but never confirmed durable: it may have lost them.
+      this.#pendingToOos();
+      return;
+    }
     this.#secondaryGeneration = s.secondaryGeneration;
     // A new path may have another bandwidth and RTT: measure afresh.
     this.#controller.reset();
@@ -245,7 +315,7 @@ export class SyncReplicator implements WriteReplication {
       this.#controller.onSent(size);
       this.bytesOnWire += frame.payload.length;
       const p: Promise<void> = this.#link
-        .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: crc32c(frame.payload) })
+        .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: frameChecksum(frame.runs, frame.payload), durable: true })
         .then(
           () => {
             this.#controller.onAcked(size, Date.now() - started);
@@ -313,3 +383,4 @@ export class SyncReplicator implements WriteReplication {
 
 const ZEROES = Buffer.alloc(1 << 20);
 const EMPTY = Buffer.alloc(0);
+const EMPTY_CHECKSUM = frameChecksum([], EMPTY);

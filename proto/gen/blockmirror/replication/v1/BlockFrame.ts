@@ -9,6 +9,7 @@ export interface BlockFrame {
   'runs'?: (_blockmirror_replication_v1_BlockRun)[];
   'payload'?: (Buffer | Uint8Array | string);
   'crc32c'?: (number);
+  'durable'?: (boolean);
 }
 
 export interface BlockFrame__Output {
@@ -17,4 +18,5 @@ export interface BlockFrame__Output {
   'runs': (_blockmirror_replication_v1_BlockRun__Output)[];
   'payload': (Buffer);
   'crc32c': (number);
+  'durable': (boolean);
 }
