@@ -148,7 +148,9 @@ export class Pair {
       volumePath: this.spec.volumePath,
       volumeBytes: this.#volume.size,
       blockSize: this.spec.blockSize,
-      outOfSyncBytes: t?.dirtyBytes ?? 0,
+      // With a peer: what the secondary is known not to have (blocks awaiting their
+      // durable confirmation are on it, and stay dirty in the log until confirmed).
+      outOfSyncBytes: this.#replicator?.outOfSyncBytes ?? t?.dirtyBytes ?? 0,
       dirtyBlocks: t?.dirtyBlocks ?? 0,
       resyncProgressPercent: this.#replicator?.progressPercent ?? 0,
       lastInSyncTimeMs: this.#replicator?.lastInSyncTimeMs ?? 0,
