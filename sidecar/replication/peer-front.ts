@@ -50,7 +50,9 @@ export class PeerFront {
       opts.onRefused('tls');
       s.destroy();
     });
-    const net = createServer((socket) => {
+    // No Nagle: acknowledgements are small and pipelined; held back behind earlier
+    // unacknowledged ones they would wait for the peer's delayed ACK (~40 ms).
+    const net = createServer({ noDelay: true }, (socket) => {
       if (tlsServer === undefined) return vet(socket, opts, (s) => injector.injectConnection(s));
       socket.on('error', () => undefined);
       tlsServer.emit('connection', socket);
