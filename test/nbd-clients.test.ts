@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { run, runOk } from './helpers/run-cli.js';
+import { CleanupStack } from './helpers/cleanup-stack.js';
 import { SidecarProcess } from './helpers/sidecar-process.js';
 import { waitFor } from './helpers/wait-for.js';
 
@@ -18,43 +19,10 @@ const TEST_TIMEOUT = 120_000;
 const CLEANUP_CMD_TIMEOUT = 20_000;
 
 // ---------------------------------------------------------------------------------
-// Resource tracking: everything a test sets up is released in reverse order, even when
-// the test fails half-way. Each release runs at most once.
-
-interface Resource {
-  what: string;
-  release: () => Promise<void>;
-  done: boolean;
-}
-
-const resources: Resource[] = [];
-
-/** Registers a release action; returns a function that runs it now (once). */
-function track(what: string, release: () => Promise<void>): () => Promise<void> {
-  const r: Resource = { what, release, done: false };
-  resources.push(r);
-  return async () => {
-    if (r.done) return;
-    r.done = true;
-    resources.splice(resources.indexOf(r), 1);
-    await release();
-  };
-}
-
-afterEach(async () => {
-  const errors: string[] = [];
-  while (resources.length > 0) {
-    const r = resources.pop()!;
-    if (r.done) continue;
-    r.done = true;
-    try {
-      await r.release();
-    } catch (err) {
-      errors.push(`${r.what}: ${(err as Error).message}`);
-    }
-  }
-  if (errors.length > 0) throw new Error(`cleanup failed:\n${errors.join('\n')}`);
-}, 60_000);
+// Everything a test sets up is released in reverse order after it.
+const cleanup = new CleanupStack();
+const track = cleanup.track.bind(cleanup);
+afterEach(() => cleanup.releaseAll(), 60_000);
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'bm-nbd-clients-'));

@@ -10,6 +10,7 @@ import { PatternCorruptProxy, varint } from './helpers/pattern-corrupt-proxy.js'
 import { makePeerPki, type PeerPki } from './helpers/peer-pki.js';
 import { metricSum, nonZeroBytes, randomFile, RandomWriter, scrapeMetrics, sha256File, sparseFile, StateRecorder, type RandomWriterOptions } from './helpers/replication-harness.js';
 import { run, runCli, runOk } from './helpers/run-cli.js';
+import { CleanupStack } from './helpers/cleanup-stack.js';
 import { SidecarProcess } from './helpers/sidecar-process.js';
 import { waitFor } from './helpers/wait-for.js';
 
@@ -29,41 +30,10 @@ const ALLOWED = ['Initializing', 'InSync', 'Resyncing', 'Retrying'];
 const OUTAGE_MS = 4_000;
 
 // ---------------------------------------------------------------------------------
-// Resources: released in reverse order after each test, even when it fails half-way.
-
-interface Resource {
-  what: string;
-  release: () => Promise<void>;
-  done: boolean;
-}
-
-const resources: Resource[] = [];
-
-function track(what: string, release: () => Promise<void>): () => Promise<void> {
-  const r: Resource = { what, release, done: false };
-  resources.push(r);
-  return async () => {
-    if (r.done) return;
-    r.done = true;
-    resources.splice(resources.indexOf(r), 1);
-    await release();
-  };
-}
-
-afterEach(async () => {
-  const errors: string[] = [];
-  while (resources.length > 0) {
-    const r = resources.pop()!;
-    if (r.done) continue;
-    r.done = true;
-    try {
-      await r.release();
-    } catch (err) {
-      errors.push(`${r.what}: ${(err as Error).message}`);
-    }
-  }
-  if (errors.length > 0) throw new Error(`cleanup failed:\n${errors.join('\n')}`);
-}, 60_000);
+// Everything a test sets up is released in reverse order after it.
+const cleanup = new CleanupStack();
+const track = cleanup.track.bind(cleanup);
+afterEach(() => cleanup.releaseAll(), 60_000);
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'bm-sync-repl-'));
