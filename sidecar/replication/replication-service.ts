@@ -39,7 +39,8 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
     // Frames are written strictly in arrival order: the primary sends overlapping
     // writes in the order it completed them, and that order must hold here. Settling
     // (fdatasync for durable frames) overlaps the following writes, so a burst of
-    // durable frames shares one fdatasync; acknowledgements still go out in order.
+    // durable frames shares one fdatasync. A durable frame's acknowledgement still
+    // means every frame written before it is durable.
     let writes: Promise<void> = Promise.resolve();
     let acks: Promise<void> = Promise.resolve();
     let queued = 0;
@@ -57,12 +58,12 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
         () => '',
         (err: unknown) => fail(frame, err),
       );
-      acks = acks
-        .then(() => settled)
-        .then((error) => {
-          if (!call.destroyed) call.write({ sequence: frame.sequence, error });
-          if (--queued < MAX_QUEUED_FRAMES / 2) call.resume();
-        });
+      // Each acknowledgement goes out as soon as its frame is settled: a plain frame must
+      // not wait behind a durable one's fdatasync (which writes back everything before it).
+      acks = Promise.all([acks, settled.then((error) => {
+        if (!call.destroyed) call.write({ sequence: frame.sequence, error });
+        if (--queued < MAX_QUEUED_FRAMES / 2) call.resume();
+      })]).then(() => undefined);
     });
     call.on('end', () => void acks.then(() => call.end()));
     // Either stream ending ends the session: the primary reconnects with a new one.

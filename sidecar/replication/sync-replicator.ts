@@ -10,6 +10,12 @@ import { frameChecksum } from './frame-builder.js';
 import { PeerLink } from './peer-link.js';
 import { ResyncController } from './resync-controller.js';
 
+interface PendingClean {
+  first: number;
+  last: number;
+  id: number;
+}
+
 export type ReplicationState = 'Initializing' | 'InSync' | 'Resyncing' | 'Retrying';
 
 export interface SyncReplicatorOptions {
@@ -55,7 +61,9 @@ export class SyncReplicator implements WriteReplication {
    * session ends or a barrier fails (then out of sync): a secondary power cut must
    * never lose a block the primary has forgotten.
    */
-  #pendingClean: [number, number][] = [];
+  #pendingClean: PendingClean[] = [];
+  /** Id of the last pending entry; a durable frame confirms those added before it was sent. */
+  #pendingId = 0;
   #barrierTimer: NodeJS.Timeout | undefined;
   #fullSync = false;
   #fullSyncTotal = 0;
@@ -109,8 +117,11 @@ export class SyncReplicator implements WriteReplication {
       this.#pendingToOos();
       return Promise.resolve();
     }
+    // Acknowledgements may arrive out of order: only what was acknowledged before the
+    // barrier was sent was written before it on the secondary, so only that is covered.
+    const upTo = this.#pendingId;
     return this.#withTimeout(this.#link.send('mirror', { runs: [], payload: EMPTY, crc32c: EMPTY_CHECKSUM, durable: true })).then((ok) => {
-      if (ok) this.#confirmPending();
+      if (ok) this.#confirmPending(upTo);
       else this.#pendingToOos();
     });
   }
@@ -171,11 +182,12 @@ export class SyncReplicator implements WriteReplication {
     // Zeroes travel as a zero run, without payload.
     const payload = chunks === null ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
     const runs = [{ offset, length, zero: chunks === null }];
+    const upTo = this.#pendingId;
     const sent = this.#link.send('mirror', { runs, payload, crc32c: frameChecksum(runs, payload), durable });
     this.bytesOnWire += payload.length;
     return this.#withTimeout(sent).then((ok) => {
       if (ok) this.bytesReplicated += length;
-      this.#leave(offset, length, ok, durable);
+      this.#leave(offset, length, ok, durable ? upTo : -1);
     });
   }
 
@@ -198,19 +210,24 @@ export class SyncReplicator implements WriteReplication {
     );
   }
 
-  #confirmPending(): void {
-    const pending = this.#pendingClean;
-    this.#pendingClean = [];
-    for (const [first, last] of pending) {
-      for (let b = first; b <= last; b++) if (!this.#oos.test(b) && !this.#inflight.has(b)) this.#o.tracker.markClean(b);
+  /** Marks clean the pending entries with id <= upTo (and `also`): a durable acknowledgement covers them. */
+  #confirmPending(upTo: number, also = -1): void {
+    const keep: PendingClean[] = [];
+    for (const p of this.#pendingClean) {
+      if (p.id > upTo && p.id !== also) {
+        keep.push(p);
+        continue;
+      }
+      for (let b = p.first; b <= p.last; b++) if (!this.#oos.test(b) && !this.#inflight.has(b)) this.#o.tracker.markClean(b);
     }
+    this.#pendingClean = keep;
   }
 
   #pendingToOos(): void {
     const pending = this.#pendingClean;
     this.#pendingClean = [];
     let any = false;
-    for (const [first, last] of pending) {
+    for (const { first, last } of pending) {
       for (let b = first; b <= last; b++) {
         any ||= !this.#oos.test(b);
         this.#oos.set(b);
@@ -239,7 +256,8 @@ export class SyncReplicator implements WriteReplication {
     return undefined;
   }
 
-  #leave(offset: number, length: number, acked: boolean, durable = false): void {
+  /** `durableUpTo` >= 0: the write was a durable frame sent when that was the last pending id. */
+  #leave(offset: number, length: number, acked: boolean, durableUpTo = -1): void {
     const [first, last] = this.#blocks(offset, length);
     let newOos = false;
     for (let b = first; b <= last; b++) {
@@ -255,8 +273,10 @@ export class SyncReplicator implements WriteReplication {
       // The secondary has this write (the block was in sync before, or it stays out of
       // sync). Clean once durable there: now for a durable frame — which also covers
       // everything acknowledged before it — or at the next barrier.
-      this.#pendingClean.push([first, last]);
-      if (durable) this.#confirmPending();
+      this.#pendingClean.push({ first, last, id: ++this.#pendingId });
+      // This entry is covered by its own durable acknowledgement, and so is everything
+      // acknowledged before the frame was sent.
+      if (durableUpTo >= 0) this.#confirmPending(durableUpTo, this.#pendingId);
     }
     if (newOos) this.#kick();
   }
