@@ -15,6 +15,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=hack/lib/processes.sh
+source "$ROOT/hack/lib/processes.sh"
 CLI=(node "$ROOT/dist/sidecar/cli/main.js")
 RUNS=${BENCH_RUNS:-5}
 RUNTIME=${BENCH_RUNTIME:-10}
@@ -42,22 +44,6 @@ if want ours; then npm run --silent build >&2; fi
 
 WORK=$(mktemp -d -t blockmirror-bench.XXXXXX)
 CHILDREN=()
-
-# alive PID: running and not a zombie (kill -0 succeeds on an unreaped child).
-alive() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
-}
-
-# stop PID: SIGTERM, then SIGKILL if it is still there after 15 s.
-stop() {
-  local deadline=$((SECONDS + 15))
-  kill -TERM "$1" 2>/dev/null || return 0
-  while alive "$1"; do
-    if ((SECONDS >= deadline)); then kill -KILL "$1" 2>/dev/null; break; fi
-    sleep 0.1
-  done
-}
 
 cleanup() {
   local rc=$? pid
@@ -88,19 +74,6 @@ wait_for() {
   done
 }
 
-# ready_field LOG FIELD: a field of the sidecar's "sidecar ready" JSON log line.
-ready_field() {
-  node -e '
-    const [file, field] = process.argv.slice(1);
-    for (const line of require("fs").readFileSync(file, "utf8").split("\n")) {
-      try {
-        const rec = JSON.parse(line);
-        if (rec.message === "sidecar ready") { console.log(rec[field] ?? ""); process.exit(0); }
-      } catch { /* not a JSON line */ }
-    }
-    process.exit(1);
-  ' "$1" "$2"
-}
 sidecar_ready() { ready_field "$1" control >/dev/null 2>&1; }
 
 # start_sidecar NAME VOLUME: a sidecar with one primary pair NAME on VOLUME;

@@ -20,6 +20,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=hack/lib/processes.sh
+source "$ROOT/hack/lib/processes.sh"
 CLI=(node "$ROOT/dist/sidecar/cli/main.js")
 HELPER=(node "$ROOT/bench/sync-replication.mjs")
 RUNS=${BENCH_RUNS:-3}
@@ -57,22 +59,6 @@ npm run --silent build >&2
 
 WORK=$(mktemp -d -t blockmirror-sync-bench.XXXXXX)
 CHILDREN=()
-
-# alive PID: running and not a zombie (kill -0 succeeds on an unreaped child).
-alive() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
-}
-
-# stop PID: SIGTERM, then SIGKILL if it is still there after 15 s.
-stop() {
-  local deadline=$((SECONDS + 15))
-  kill -TERM "$1" 2>/dev/null || return 0
-  while alive "$1"; do
-    if ((SECONDS >= deadline)); then kill -KILL "$1" 2>/dev/null; break; fi
-    sleep 0.1
-  done
-}
 
 # forget PID: a child stopped on purpose is no longer ours to stop (its PID may be reused).
 forget() {

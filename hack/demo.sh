@@ -7,6 +7,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=hack/lib/processes.sh
+source "$ROOT/hack/lib/processes.sh"
 PAIR=demo
 CLI=(node "$ROOT/dist/sidecar/cli/main.js")
 
@@ -71,12 +73,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# alive PID: running and not a zombie (kill -0 succeeds on an unreaped child).
-alive() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
-}
-
 # wait_gone PID SECONDS: true once PID has exited (polled, bounded).
 wait_gone() {
   local deadline=$((SECONDS + $2))
@@ -100,20 +96,7 @@ wait_for() {
   done
 }
 
-# ready_field FIELD: a field of the sidecar's "sidecar ready" JSON log line.
-ready_field() {
-  node -e '
-    const [file, field] = process.argv.slice(1);
-    for (const line of require("fs").readFileSync(file, "utf8").split("\n")) {
-      try {
-        const rec = JSON.parse(line);
-        if (rec.message === "sidecar ready") { console.log(rec[field] ?? ""); process.exit(0); }
-      } catch { /* not a JSON line */ }
-    }
-    process.exit(1);
-  ' "$WORK/sidecar.log" "$1"
-}
-sidecar_ready() { ready_field control >/dev/null 2>&1; }
+sidecar_ready() { ready_field "$WORK/sidecar.log" control >/dev/null 2>&1; }
 
 # status_field FIELD: a field of `pair status -o json`.
 status_field() {
@@ -131,8 +114,8 @@ log "starting the sidecar"
   >"$WORK/sidecar.log" 2>&1 &
 SIDECAR_PID=$!
 wait_for "the sidecar to log 'sidecar ready'" 30 sidecar_ready
-CONTROL=$(ready_field control)
-echo "control $CONTROL, peer $(ready_field peer), metrics $(ready_field metrics)"
+CONTROL=$(ready_field "$WORK/sidecar.log" control)
+echo "control $CONTROL, peer $(ready_field "$WORK/sidecar.log" peer), metrics $(ready_field "$WORK/sidecar.log" metrics)"
 
 log "creating pair '$PAIR' (primary) with an NBD export on 127.0.0.1"
 "${CLI[@]}" pair create "$PAIR" --control "$CONTROL" --volume "$WORK/volume.img" \

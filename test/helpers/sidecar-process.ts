@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { PairJson } from '../../sidecar/cli/format-pair.js';
 import { runCli } from './run-cli.js';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -102,20 +103,5 @@ export class SidecarProcess {
   }
 }
 
-export interface PairStatusJson {
-  name: string;
-  role: string;
-  mode: string;
-  state: string;
-  volumePath: string;
-  volumeBytes: number;
-  blockSize: number;
-  outOfSyncBytes: number;
-  dirtyBlocks: number;
-  nbdAddress: string;
-  nbdSocket: string;
-  nbdConnections: number;
-  bytesWritten: number;
-  writeOps: number;
-  lastError: string;
-}
+// The tests read what the CLI prints: its own type, not a hand-kept copy.
+export type PairStatusJson = PairJson;
