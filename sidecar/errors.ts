@@ -11,7 +11,8 @@ export type BlockmirrorErrorCode =
   | 'VOLUME_IO'
   | 'CLOSED'
   | 'FRAME_CORRUPT'
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  | 'INTERNAL';
 
 export class BlockmirrorError extends Error {
   readonly code: BlockmirrorErrorCode;

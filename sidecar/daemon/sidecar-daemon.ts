@@ -8,6 +8,7 @@ import { ControlServer } from '../control/control-server.js';
 import { readTlsMaterial, serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { SidecarMetrics } from '../metrics/sidecar-metrics.js';
+import { raiseServerFlowControlWindow } from '../grpc/server-flow-control.js';
 import { PeerFront } from '../replication/peer-front.js';
 import { PEER_FLOW_CONTROL_WINDOW } from '../replication/peer-link.js';
 import { replicationService } from '../replication/replication-service.js';
@@ -71,7 +72,9 @@ export class SidecarDaemon {
     const controlAddr = await control.listen(cfg.controlListen, controlCreds);
 
     // The peer port: the replication service (secondary side) and health.
-    const peer = new GrpcServer({ 'grpc.max_receive_message_length': 64 << 20, 'grpc-node.flow_control_window': PEER_FLOW_CONTROL_WINDOW });
+    const peer = new GrpcServer({ 'grpc.max_receive_message_length': 64 << 20 });
+    // Frames of up to a few MiB stream in without waiting for a window update each 64 KiB.
+    raiseServerFlowControlWindow(peer, PEER_FLOW_CONTROL_WINDOW);
     peer.addService(
       loadReplicationProto().blockmirror.replication.v1.ReplicationService.service,
       replicationService({ lookup: (name) => pairs.secondaryEndpoint(name), logger: cfg.logger, onRefused: (reason) => metrics?.peerRefused(reason) }),
