@@ -1,3 +1,4 @@
+import { describe, expect, it } from '@jest/globals';
 import { credentials, Server as GrpcServer, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import type { BlockFrame__Output } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
@@ -54,7 +55,7 @@ async function frameLeavesClient(address: string, withinMs: number): Promise<boo
   try {
     return await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), withinMs);
-      call.write({ sessionId: 's', sequence: 1, runs: [], payload: Buffer.alloc(FRAME_BYTES, 7), crc32c: Buffer.alloc(4), durable: false }, () => {
+      call.write({ sessionId: 's', sequence: 1, runs: [], payload: Buffer.alloc(FRAME_BYTES, 7), crc32c: 0, durable: false }, () => {
         clearTimeout(timer);
         resolve(true);
       });

@@ -55,8 +55,9 @@ interface OpenStream {
  */
 export class PeerLink {
   readonly #opts: PeerLinkOptions;
-  // Capped at 5 s: after an outage the secondary is noticed within seconds.
-  readonly #backoff = new Backoff({ maxMs: 5000 });
+  // Capped at 1 s: a returning secondary is found within about a second, which bounds
+  // how long an outage outlives its cause; a refused or unanswered attempt costs little.
+  readonly #backoff = new Backoff({ maxMs: 1000 });
   #clients: { control: ReplicationServiceClient; mirror: ReplicationServiceClient; resync: ReplicationServiceClient } | null = null;
   #session = '';
   #streams: Partial<Record<StreamKind, OpenStream>> = {};

@@ -81,7 +81,9 @@ export class SyncReplicator implements WriteReplication {
     this.#oos = new BlockBitmap(o.tracker.layout.blocks);
     // Everything the tracker holds dirty (recovered after a crash included) is unsent.
     for (let b = o.tracker.nextDirty(0); b !== -1; b = o.tracker.nextDirty(b + 1)) this.#oos.set(b);
-    this.#controller = new ResyncController({ ...(o.resyncBytesPerSecond ? { maxBytesPerSecond: o.resyncBytesPerSecond } : {}) });
+    // A few frames in flight from the start: a short resync is over before a window
+    // grown from one frame would have measured anything.
+    this.#controller = new ResyncController({ minWindowBytes: 4 * RESYNC_FRAME_BYTES, ...(o.resyncBytesPerSecond ? { maxBytesPerSecond: o.resyncBytesPerSecond } : {}) });
     this.#link = new PeerLink({
       address: o.peer,
       ...(o.tls ? { tls: o.tls } : {}),
@@ -322,10 +324,24 @@ export class SyncReplicator implements WriteReplication {
     const inflight = new Set<Promise<void>>();
     let inflightBytes = 0;
     let cursor = 0;
-    while (this.#link.connected && !this.#paused && !this.#closed) {
-      const frame = await this.#nextFrame(cursor);
-      if (frame === null) break;
-      cursor = frame.next;
+    // Frames are read ahead of sending: a resync after an outage reads scattered blocks,
+    // and one disk read at a time would make the resync as slow as the disk's latency.
+    const reading: Promise<ResyncFrame>[] = [];
+    for (;;) {
+      while (reading.length < READ_AHEAD_FRAMES && this.#link.connected && !this.#paused && !this.#closed) {
+        const blocks = this.#selectFrame(cursor);
+        if (blocks === null) break;
+        cursor = blocks.next;
+        reading.push(this.#readFrame(blocks.blocks));
+      }
+      const next = reading.shift();
+      if (next === undefined) break;
+      const frame = await next;
+      if (!this.#link.connected || this.#paused || this.#closed) {
+        // Not sent: unlock, the blocks stay out of sync for the next pass.
+        this.#unlock(frame.blocks);
+        continue;
+      }
       const size = frame.blocks.length * this.#blockSize;
       while (inflightBytes > 0 && inflightBytes + size > this.#controller.window()) await Promise.race(inflight);
       const wait = this.#controller.delayMs(size, Date.now());
@@ -335,15 +351,15 @@ export class SyncReplicator implements WriteReplication {
       this.#controller.onSent(size);
       this.bytesOnWire += frame.payload.length;
       const p: Promise<void> = this.#link
-        .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: frameChecksum(frame.runs, frame.payload), durable: true })
+        .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: frameChecksum(frame.runs, frame.payload), durable: false })
         .then(
           () => {
             this.#controller.onAcked(size, Date.now() - started);
             this.bytesReplicated += size;
-            for (const b of frame.blocks) {
-              this.#oos.clear(b);
-              if (!this.#inflight.has(b)) this.#o.tracker.markClean(b);
-            }
+            // On the secondary, not yet durable there: clean at the barrier that ends
+            // the pass (one fdatasync per pass, not one per frame).
+            for (const b of frame.blocks) this.#oos.clear(b);
+            for (const [first, count] of spans(frame.blocks)) this.#pendingClean.push({ first, last: first + count - 1, id: ++this.#pendingId });
           },
           // The blocks stay out of sync and the next pass retries them; the controller
           // must stop counting the frame as in flight, or its window never reopens.
@@ -352,14 +368,13 @@ export class SyncReplicator implements WriteReplication {
         .finally(() => {
           inflightBytes -= size;
           inflight.delete(p);
-          for (const b of frame.blocks) this.#locked.delete(b);
-          const w = this.#unlockWaiters;
-          this.#unlockWaiters = [];
-          for (const f of w) f();
+          this.#unlock(frame.blocks);
         });
       inflight.add(p);
     }
     await Promise.all(inflight);
+    // Durable before the blocks are forgotten or the image is declared complete.
+    if (this.#pendingClean.length > 0) await this.flushBarrier();
     if (this.#oos.count === 0 && this.#link.connected) {
       if (this.#fullSync) {
         await this.#link.markSynced();
@@ -371,11 +386,19 @@ export class SyncReplicator implements WriteReplication {
     }
   }
 
+  #unlock(blocks: number[]): void {
+    for (const b of blocks) this.#locked.delete(b);
+    const w = this.#unlockWaiters;
+    this.#unlockWaiters = [];
+    for (const f of w) f();
+  }
+
   /**
-   * The next resync frame from `cursor` on: out-of-sync blocks with no foreground write
-   * in flight, locked, read from the volume; all-zero blocks travel as zero runs.
+   * The blocks of the next resync frame from `cursor` on: out-of-sync blocks with no
+   * foreground write in flight, in block order; they are locked until the frame is
+   * acknowledged or dropped.
    */
-  async #nextFrame(cursor: number): Promise<{ runs: { offset: number; length: number; zero: boolean }[]; payload: Buffer; blocks: number[]; next: number } | null> {
+  #selectFrame(cursor: number): { blocks: number[]; next: number } | null {
     const blocks: number[] = [];
     let b = this.#oos.nextSet(cursor);
     // Block order, ignoring blocks already locked by an earlier frame of this pass.
@@ -385,22 +408,58 @@ export class SyncReplicator implements WriteReplication {
     }
     if (blocks.length === 0) return null;
     for (const x of blocks) this.#locked.add(x);
-    const runs: { offset: number; length: number; zero: boolean }[] = [];
+    return { blocks, next: b === -1 ? 0 : b };
+  }
+
+  /** Reads a frame's blocks (adjacent ones in one read, all at once); all-zero blocks become zero runs. */
+  async #readFrame(blocks: number[]): Promise<ResyncFrame> {
+    const bs = this.#blockSize;
+    const size = this.#o.volume.size;
+    const frameSpans = spans(blocks);
+    const bufs = await Promise.all(frameSpans.map(([first, count]) => this.#o.volume.read(first * bs, Math.min(count * bs, size - first * bs))));
+    const runs: Run[] = [];
     const data: Buffer[] = [];
-    for (const x of blocks) {
-      const offset = x * this.#blockSize;
-      const length = Math.min(this.#blockSize, this.#o.volume.size - offset);
-      const buf = await this.#o.volume.read(offset, length);
-      const zero = buf.equals(ZEROES.subarray(0, length));
-      const last = runs[runs.length - 1];
-      if (last && last.zero === zero && last.offset + last.length === offset) last.length += length;
-      else runs.push({ offset, length, zero });
-      if (!zero) data.push(buf);
-    }
-    return { runs, payload: Buffer.concat(data), blocks, next: b === -1 ? 0 : b };
+    frameSpans.forEach(([first], i) => {
+      const buf = bufs[i]!;
+      for (let at = 0; at < buf.length; at += bs) {
+        const chunk = buf.subarray(at, Math.min(at + bs, buf.length));
+        const offset = first * bs + at;
+        const zero = chunk.equals(ZEROES.subarray(0, chunk.length));
+        const last = runs[runs.length - 1];
+        if (last && last.zero === zero && last.offset + last.length === offset) last.length += chunk.length;
+        else runs.push({ offset, length: chunk.length, zero });
+        if (!zero) data.push(chunk);
+      }
+    });
+    return { runs, payload: data.length === 1 ? data[0]! : Buffer.concat(data), blocks };
   }
 }
 
+/** Ascending block numbers as [first, count] runs of adjacent blocks. */
+function spans(blocks: number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const b of blocks) {
+    const last = out[out.length - 1];
+    if (last && last[0] + last[1] === b) last[1]++;
+    else out.push([b, 1]);
+  }
+  return out;
+}
+
+interface Run {
+  offset: number;
+  length: number;
+  zero: boolean;
+}
+
+interface ResyncFrame {
+  runs: Run[];
+  payload: Buffer;
+  blocks: number[];
+}
+
+/** Resync frames being read from the volume ahead of the one being sent. */
+const READ_AHEAD_FRAMES = 8;
 const ZEROES = Buffer.alloc(1 << 20);
 const EMPTY = Buffer.alloc(0);
 const EMPTY_CHECKSUM = frameChecksum([], EMPTY);
