@@ -12,7 +12,8 @@ export type BlockmirrorErrorCode =
   | 'CLOSED'
   | 'FRAME_CORRUPT'
   | 'UNAVAILABLE'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'FAILED_PRECONDITION';
 
 export class BlockmirrorError extends Error {
   readonly code: BlockmirrorErrorCode;

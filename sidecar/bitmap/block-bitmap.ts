@@ -135,6 +135,11 @@ export class BlockBitmap {
     this.#changedPages[p] = 1;
   }
 
+  /** An independent copy with the same bits set. */
+  clone(): BlockBitmap {
+    return new BlockBitmap(this.bits, this.#bytes);
+  }
+
   /** Sets every bit that is set in `other` (same size). */
   union(other: BlockBitmap): void {
     for (let b = other.nextSet(0); b !== -1; b = other.nextSet(b + 1)) this.set(b);

@@ -25,6 +25,12 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new CommanderArgError(`${JSON.stringify(value)} is not a whole number`);
+  return n;
+}
+
 /** The `blockmirror` command line. */
 export function buildProgram(): Command {
   const program = new Command('blockmirror')
@@ -94,8 +100,12 @@ export function buildProgram(): Command {
       .option('--peer-pair <name>', "the pair's name on the remote sidecar (default: the same)")
       .option('--write-timeout-ms <ms>', 'sync mode: mark a write out of sync when the secondary has not acknowledged it within this', positiveInt)
       .option('--resync-rate <bytes-per-second>', 'cap on resync bandwidth', positiveInt)
+      .option('--group-interval-ms <ms>', 'async mode: time between consistency groups (0: back to back)', nonNegativeInt)
+      .option('--max-coordination-ms <ms>', 'async mode: longest hold of write acknowledgements at a group cut (default 50)', positiveInt)
+      .option('--max-drain-ms <ms>', 'async mode: abandon and retry a group draining longer (default 30000)', positiveInt)
+      .option('--consistency-group <name>', 'async mode: pairs with the same name form their groups together')
       .addOption(outputOption()),
-  ).action(async (name: string, opts: CtlOpts & { volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number; peerPair?: string; writeTimeoutMs?: number; resyncRate?: number }) => {
+  ).action(async (name: string, opts: CtlOpts & { volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number; peerPair?: string; writeTimeoutMs?: number; resyncRate?: number; groupIntervalMs?: number; maxCoordinationMs?: number; maxDrainMs?: number; consistencyGroup?: string }) => {
     const c = client(opts);
     try {
       const p = await c.createPair({
@@ -111,6 +121,10 @@ export function buildProgram(): Command {
         peerPair: opts.peerPair ?? '',
         writeTimeoutMs: opts.writeTimeoutMs ?? 0,
         resyncBytesPerSecond: opts.resyncRate ?? 0,
+        groupIntervalMs: opts.groupIntervalMs ?? 0,
+        maxCoordinationMs: opts.maxCoordinationMs ?? 0,
+        maxDrainMs: opts.maxDrainMs ?? 0,
+        consistencyGroup: opts.consistencyGroup ?? '',
       });
       print(opts.output, pairToJson(p), formatPair(p));
     } finally {

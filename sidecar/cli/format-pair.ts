@@ -25,6 +25,14 @@ export interface PairJson {
   readOps: number;
   bytesOnWire: number;
   bytesReplicated: number;
+  consistencyGroup: string;
+  lastConsistencyPointTime: string | null;
+  rpoSeconds: number;
+  groupsFormed: number;
+  groupsFailed: number;
+  coordinationHoldP50Ms: number;
+  coordinationHoldP99Ms: number;
+  coordinationHoldMaxMs: number;
 }
 
 /** The stable JSON shape of `pair status -o json`. */
@@ -54,6 +62,14 @@ export function pairToJson(p: Pair__Output): PairJson {
     readOps: s?.readOps ?? 0,
     bytesOnWire: s?.bytesOnWire ?? 0,
     bytesReplicated: s?.bytesReplicated ?? 0,
+    consistencyGroup: p.spec?.consistencyGroup ?? '',
+    lastConsistencyPointTime: s?.lastConsistencyPointTimeMs ? new Date(s.lastConsistencyPointTimeMs).toISOString() : null,
+    rpoSeconds: s?.rpoSeconds ?? 0,
+    groupsFormed: s?.groupsFormed ?? 0,
+    groupsFailed: s?.groupsFailed ?? 0,
+    coordinationHoldP50Ms: s?.coordinationHoldP50Ms ?? 0,
+    coordinationHoldP99Ms: s?.coordinationHoldP99Ms ?? 0,
+    coordinationHoldMaxMs: s?.coordinationHoldMaxMs ?? 0,
   };
 }
 
@@ -74,6 +90,15 @@ export function formatPair(p: Pair__Output): string {
   ];
   if (j.peer) rows.push(['Replicated', `${bytes(j.bytesReplicated)} (${bytes(j.bytesOnWire)} on the wire)`], ['Resync', `${j.resyncProgressPercent}%`], ['Retries', String(j.retries)]);
   if (j.lastInSyncTime) rows.push(['Last in sync', j.lastInSyncTime]);
+  if (j.mode === 'async' && j.peer) {
+    if (j.consistencyGroup) rows.push(['Consistency group', j.consistencyGroup]);
+    rows.push(
+      ['Last consistent', j.lastConsistencyPointTime ?? 'never'],
+      ['RPO', j.lastConsistencyPointTime ? `${j.rpoSeconds.toFixed(1)} s` : '-'],
+      ['Groups', `${j.groupsFormed} formed, ${j.groupsFailed} failed`],
+      ['Coordination hold', `p50 ${j.coordinationHoldP50Ms.toFixed(2)} ms, p99 ${j.coordinationHoldP99Ms.toFixed(2)} ms, max ${j.coordinationHoldMaxMs.toFixed(2)} ms`],
+    );
+  }
   if (j.lastError) rows.push(['Last error', j.lastError]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${(k + ':').padEnd(w + 2)}${v}\n`).join('');

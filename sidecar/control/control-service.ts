@@ -50,6 +50,10 @@ function fromSpec(spec: PairSpec__Output | null): PairSpecInput {
     ...(spec.peerPair ? { peerPair: spec.peerPair } : {}),
     ...(spec.writeTimeoutMs ? { writeTimeoutMs: spec.writeTimeoutMs } : {}),
     ...(spec.resyncBytesPerSecond ? { resyncBytesPerSecond: spec.resyncBytesPerSecond } : {}),
+    ...(spec.groupIntervalMs ? { groupIntervalMs: spec.groupIntervalMs } : {}),
+    ...(spec.maxCoordinationMs ? { maxCoordinationMs: spec.maxCoordinationMs } : {}),
+    ...(spec.maxDrainMs ? { maxDrainMs: spec.maxDrainMs } : {}),
+    ...(spec.consistencyGroup ? { consistencyGroup: spec.consistencyGroup } : {}),
   };
 }
 
@@ -63,6 +67,7 @@ export function toMessage(p: PairStatusView): PairMessage {
       peerAddress: p.peer,
       blockSize: p.blockSize,
       peerPair: p.peerPair,
+      consistencyGroup: p.consistencyGroup,
     },
     status: {
       state: pairStateToProto(p.state),
@@ -71,6 +76,13 @@ export function toMessage(p: PairStatusView): PairMessage {
       dirtyBlocks: p.dirtyBlocks,
       resyncProgressPercent: p.resyncProgressPercent,
       lastInSyncTimeMs: p.lastInSyncTimeMs,
+      lastConsistencyPointTimeMs: p.lastConsistencyPointTimeMs,
+      rpoSeconds: p.rpoSeconds,
+      groupsFormed: p.groupsFormed,
+      groupsFailed: p.groupsFailed,
+      coordinationHoldP50Ms: p.coordinationHoldP50Ms,
+      coordinationHoldP99Ms: p.coordinationHoldP99Ms,
+      coordinationHoldMaxMs: p.coordinationHoldMaxMs,
       retries: p.retries,
       lastError: p.lastError,
       bytesWritten: p.bytesWritten,

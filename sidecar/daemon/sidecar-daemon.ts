@@ -3,12 +3,14 @@ import { HealthImplementation } from 'grpc-health-check';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { Logger } from 'winston';
 import { ControlServer } from '../control/control-server.js';
 import { readTlsMaterial, serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { SidecarMetrics } from '../metrics/sidecar-metrics.js';
 import { raiseServerFlowControlWindow } from '../grpc/server-flow-control.js';
+import { GroupCommitter } from '../replication/group-committer.js';
 import { PeerFront } from '../replication/peer-front.js';
 import { PEER_FLOW_CONTROL_WINDOW } from '../replication/peer-link.js';
 import { replicationService } from '../replication/replication-service.js';
@@ -71,13 +73,23 @@ export class SidecarDaemon {
     const control = new ControlServer(pairs, cfg.logger);
     const controlAddr = await control.listen(cfg.controlListen, controlCreds);
 
+    // Consistency groups a crash interrupted mid-apply are finished before any peer
+    // can send more: until then the secondary volumes are between two groups.
+    const committer = new GroupCommitter({ dir: join(cfg.stateDir, 'groups'), lookup: (name) => pairs.secondaryEndpoint(name), logger: cfg.logger });
+    await committer.recover(pairs.secondaryEndpoints());
+
     // The peer port: the replication service (secondary side) and health.
     const peer = new GrpcServer({ 'grpc.max_receive_message_length': 64 << 20 });
     // Frames of up to a few MiB stream in without waiting for a window update each 64 KiB.
     raiseServerFlowControlWindow(peer, PEER_FLOW_CONTROL_WINDOW);
     peer.addService(
       loadReplicationProto().blockmirror.replication.v1.ReplicationService.service,
-      replicationService({ lookup: (name) => pairs.secondaryEndpoint(name), logger: cfg.logger, onRefused: (reason) => metrics?.peerRefused(reason) }),
+      replicationService({
+        lookup: (name) => pairs.secondaryEndpoint(name),
+        commitGroup: (req) => committer.commitGroup(req),
+        logger: cfg.logger,
+        onRefused: (reason) => metrics?.peerRefused(reason),
+      }),
     );
     new HealthImplementation({ '': 'SERVING' }).addToServer(peer);
     const peerFront = await PeerFront.listen(cfg.peerListen, peer, {

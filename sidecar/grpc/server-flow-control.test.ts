@@ -25,7 +25,7 @@ async function stalledServer(raise: boolean): Promise<{ address: string; stats: 
   const unused = (): never => {
     throw new Error('not used');
   };
-  const handlers: ReplicationServiceHandlers = { Handshake: unused, Mirror: stalled, Resync: stalled, MarkSynced: unused };
+  const handlers: ReplicationServiceHandlers = { Handshake: unused, Mirror: stalled, Resync: stalled, MarkSynced: unused, CommitGroup: unused };
   grpc.addService(loadReplicationProto().blockmirror.replication.v1.ReplicationService.service, handlers);
   const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
   const net: Server = createServer((socket) => injector.injectConnection(socket));
@@ -55,7 +55,7 @@ async function frameLeavesClient(address: string, withinMs: number): Promise<boo
   try {
     return await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), withinMs);
-      call.write({ sessionId: 's', sequence: 1, runs: [], payload: Buffer.alloc(FRAME_BYTES, 7), crc32c: 0, durable: false }, () => {
+      call.write({ sessionId: 's', sequence: 1, runs: [], payload: Buffer.alloc(FRAME_BYTES, 7), crc32c: 0, durable: false, group: 0 }, () => {
         clearTimeout(timer);
         resolve(true);
       });

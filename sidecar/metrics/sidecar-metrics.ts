@@ -46,6 +46,12 @@ export class SidecarMetrics {
     gauge('blockmirror_out_of_sync_bytes', 'Bytes the secondary has not confirmed.', (p) => p.outOfSyncBytes);
     gauge('blockmirror_volume_bytes', 'Size of the volume.', (p) => p.volumeBytes);
     gauge('blockmirror_nbd_connections', 'Open NBD client connections.', (p) => p.nbdConnections);
+    // Async mode (zero for other pairs).
+    gauge('blockmirror_rpo_seconds', 'Async: now minus the primary time of the last consistency group applied on the secondary (0: nothing pending).', (p) => p.rpoSeconds);
+    gauge('blockmirror_last_consistency_point_timestamp_seconds', 'Async: primary time of the last consistency group applied on the secondary.', (p) => p.lastConsistencyPointTimeMs / 1000);
+    counter('blockmirror_consistency_groups_formed_total', 'Async: consistency groups applied on the secondary.', (p) => p.groupsFormed);
+    counter('blockmirror_consistency_groups_failed_total', 'Async: consistency groups that failed and were retried.', (p) => p.groupsFailed);
+    gauge('blockmirror_coordination_hold_p99_seconds', 'Async: 99th percentile of the write-acknowledgement hold at a group cut (last 1024 groups).', (p) => p.coordinationHoldP99Ms / 1000);
     new Gauge({
       name: 'blockmirror_pair_state',
       help: '1 for the state the pair is in, 0 for the others.',

@@ -6,6 +6,7 @@ import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../erro
 import { Pair, type PairStatusView } from './pair.js';
 import { validatePairSpec, type PairSpec, type PairSpecInput } from './pair-spec.js';
 import { PairStore } from './pair-store.js';
+import { ConsistencyGroups } from '../replication/consistency-groups.js';
 
 export interface PairManagerOptions {
   stateDir: string;
@@ -26,12 +27,14 @@ export class PairManager {
   readonly #opts: PairManagerOptions;
   readonly #store: PairStore;
   readonly #entries = new Map<string, Entry>();
+  readonly #groups: ConsistencyGroups;
   // Mutations run one at a time so the persisted list always matches memory.
   #lock: Promise<unknown> = Promise.resolve();
 
   constructor(opts: PairManagerOptions) {
     this.#opts = opts;
     this.#store = new PairStore(opts.stateDir);
+    this.#groups = new ConsistencyGroups(opts.logger);
   }
 
   /** Restores the persisted pairs. A pair that cannot start is kept, with its error. */
@@ -81,6 +84,10 @@ export class PairManager {
   /** The receiving end of a secondary pair, for the peer protocol. */
   secondaryEndpoint(name: string): SecondaryEndpoint | undefined {
     return this.#entries.get(name)?.pair?.endpoint ?? undefined;
+  }
+
+  secondaryEndpoints(): SecondaryEndpoint[] {
+    return [...this.#entries.values()].flatMap((e) => (e.pair?.endpoint ? [e.pair.endpoint] : []));
   }
 
   list(): PairStatusView[] {
@@ -146,6 +153,14 @@ export class PairManager {
       peerPair: e.spec.peerPair ?? '',
       bytesOnWire: 0,
       bytesReplicated: 0,
+      consistencyGroup: e.spec.consistencyGroup ?? '',
+      lastConsistencyPointTimeMs: 0,
+      rpoSeconds: 0,
+      groupsFormed: 0,
+      groupsFailed: 0,
+      coordinationHoldP50Ms: 0,
+      coordinationHoldP99Ms: 0,
+      coordinationHoldMaxMs: 0,
     };
   }
 
@@ -154,7 +169,7 @@ export class PairManager {
   }
 
   #ctx() {
-    return { stateDir: this.#opts.stateDir, logger: this.#opts.logger, ...(this.#opts.tls ? { tls: this.#opts.tls } : {}), onProtocolError: this.#opts.onProtocolError };
+    return { stateDir: this.#opts.stateDir, logger: this.#opts.logger, ...(this.#opts.tls ? { tls: this.#opts.tls } : {}), onProtocolError: this.#opts.onProtocolError, groups: this.#groups };
   }
 
   #serialized<T>(fn: () => Promise<T>): Promise<T> {

@@ -21,7 +21,18 @@ export interface PairSpec {
   peerPair?: string;
   writeTimeoutMs?: number;
   resyncBytesPerSecond?: number;
+  /** Async mode: time between consistency groups (0: back to back). */
+  groupIntervalMs?: number;
+  /** Async mode: longest hold of write acknowledgements while a group is cut (default 50). */
+  maxCoordinationMs?: number;
+  /** Async mode: a group draining longer is abandoned and retried (default 30 s). */
+  maxDrainMs?: number;
+  /** Async mode: pairs with the same name form their groups together. */
+  consistencyGroup?: string;
 }
+
+export const DEFAULT_MAX_COORDINATION_MS = 50;
+export const DEFAULT_MAX_DRAIN_MS = 30_000;
 
 export type PairSpecInput = Partial<PairSpec> & { name?: string };
 
@@ -44,6 +55,16 @@ export function validatePairSpec(input: PairSpecInput): PairSpec {
   if (input.peer) parseHostPort(input.peer, 'peer address');
   if (input.peerPair !== undefined && input.peerPair !== '' && !NAME.test(input.peerPair)) throw new InvalidArgumentError(`peer pair name ${JSON.stringify(input.peerPair)} is not a valid pair name`);
   if (input.writeTimeoutMs !== undefined && (!Number.isInteger(input.writeTimeoutMs) || input.writeTimeoutMs < 0)) throw new InvalidArgumentError('write timeout must be a whole number of milliseconds');
+  const wholeMs = (v: number | undefined, what: string, min: number): void => {
+    if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new InvalidArgumentError(`${what} must be a whole number of milliseconds, at least ${min}`);
+  };
+  wholeMs(input.groupIntervalMs, 'group interval', 0);
+  wholeMs(input.maxCoordinationMs, 'maximum coordination time', 1);
+  wholeMs(input.maxDrainMs, 'maximum drain time', 100);
+  if (input.consistencyGroup !== undefined && input.consistencyGroup !== '' && !NAME.test(input.consistencyGroup)) {
+    throw new InvalidArgumentError(`consistency group name ${JSON.stringify(input.consistencyGroup)} must be 1-63 lowercase letters, digits, '-' or '.'`);
+  }
+  if (input.consistencyGroup && mode !== 'async') throw new InvalidArgumentError('a consistency group needs --mode async');
   if (input.nbdListen) parseLoopbackHostPort(input.nbdListen, 'NBD listen address');
   if (input.role === 'secondary' && (input.nbdListen || input.nbdSocket)) {
     throw new InvalidArgumentError("a secondary's volume is never exposed over NBD: drop --nbd-listen/--nbd-socket");
@@ -61,5 +82,9 @@ export function validatePairSpec(input: PairSpecInput): PairSpec {
     ...(input.peerPair ? { peerPair: input.peerPair } : {}),
     ...(input.writeTimeoutMs ? { writeTimeoutMs: input.writeTimeoutMs } : {}),
     ...(input.resyncBytesPerSecond ? { resyncBytesPerSecond: input.resyncBytesPerSecond } : {}),
+    ...(input.groupIntervalMs ? { groupIntervalMs: input.groupIntervalMs } : {}),
+    ...(input.maxCoordinationMs ? { maxCoordinationMs: input.maxCoordinationMs } : {}),
+    ...(input.maxDrainMs ? { maxDrainMs: input.maxDrainMs } : {}),
+    ...(input.consistencyGroup ? { consistencyGroup: input.consistencyGroup } : {}),
   };
 }

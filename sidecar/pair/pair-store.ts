@@ -1,6 +1,7 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateCorruptError } from '../errors.js';
+import { writeFileAtomic } from '../fs/write-file-atomic.js';
 import { validatePairSpec, type PairSpec } from './pair-spec.js';
 
 interface StoreFile {
@@ -14,12 +15,10 @@ interface StoreFile {
  * list, never a torn one.
  */
 export class PairStore {
-  readonly #dir: string;
   readonly #file: string;
   #queue: Promise<void> = Promise.resolve();
 
   constructor(stateDir: string) {
-    this.#dir = stateDir;
     this.#file = join(stateDir, 'pairs.json');
   }
 
@@ -48,22 +47,7 @@ export class PairStore {
     return run;
   }
 
-  async #write(text: string): Promise<void> {
-    await mkdir(this.#dir, { recursive: true });
-    const tmp = `${this.#file}.tmp`;
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.#file);
-    const d = await open(this.#dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+  #write(text: string): Promise<void> {
+    return writeFileAtomic(this.#file, text);
   }
 }

@@ -4,11 +4,15 @@ import type { Logger } from 'winston';
 import { DirtyTracker } from '../bitmap/dirty-tracker.js';
 import type { TlsFiles } from '../grpc/grpc-credentials.js';
 import { NbdServer } from '../nbd/nbd-server.js';
+import { GroupJournal } from '../replication/group-journal.js';
 import { PairMeta } from '../replication/pair-meta.js';
 import { SecondaryEndpoint } from '../replication/secondary-endpoint.js';
+import { AsyncReplicator } from '../replication/async-replicator.js';
+import type { ConsistencyGroup } from '../replication/consistency-group.js';
+import type { ConsistencyGroups } from '../replication/consistency-groups.js';
 import { SyncReplicator } from '../replication/sync-replicator.js';
 import { Volume } from '../volume/volume.js';
-import type { PairSpec } from './pair-spec.js';
+import { DEFAULT_MAX_COORDINATION_MS, DEFAULT_MAX_DRAIN_MS, type PairSpec } from './pair-spec.js';
 import type { PairStateName } from './pair-state.js';
 import { VolumeExport, type IoCounters } from './volume-export.js';
 
@@ -33,6 +37,14 @@ export interface PairStatusView extends IoCounters {
   peerPair: string;
   bytesOnWire: number;
   bytesReplicated: number;
+  consistencyGroup: string;
+  lastConsistencyPointTimeMs: number;
+  rpoSeconds: number;
+  groupsFormed: number;
+  groupsFailed: number;
+  coordinationHoldP50Ms: number;
+  coordinationHoldP99Ms: number;
+  coordinationHoldMaxMs: number;
 }
 
 export interface PairContext {
@@ -41,6 +53,8 @@ export interface PairContext {
   /** TLS material for the peer link (mutual TLS); plaintext only to loopback. */
   tls?: TlsFiles;
   onProtocolError?(pair: string, reason: string): void;
+  /** The sidecar's consistency groups, which async primaries join. */
+  groups: ConsistencyGroups;
 }
 
 /**
@@ -55,7 +69,8 @@ export class Pair {
   readonly #export: VolumeExport | null;
   readonly #nbd: NbdServer | null;
   readonly #stateDir: string;
-  readonly #replicator: SyncReplicator | null;
+  readonly #replicator: SyncReplicator | AsyncReplicator | null;
+  readonly #group: { groups: ConsistencyGroups; name: string; group: ConsistencyGroup } | null;
   readonly endpoint: SecondaryEndpoint | null;
   #paused: boolean;
   #closed = false;
@@ -64,10 +79,18 @@ export class Pair {
     spec: PairSpec,
     stateDir: string,
     volume: Volume,
-    parts: { tracker?: DirtyTracker; exp?: VolumeExport; nbd?: NbdServer; replicator?: SyncReplicator; endpoint?: SecondaryEndpoint },
+    parts: {
+      tracker?: DirtyTracker;
+      exp?: VolumeExport;
+      nbd?: NbdServer;
+      replicator?: SyncReplicator | AsyncReplicator;
+      group?: { groups: ConsistencyGroups; name: string; group: ConsistencyGroup };
+      endpoint?: SecondaryEndpoint;
+    },
   ) {
     const { tracker = null, exp = null, nbd = null } = parts;
     this.#replicator = parts.replicator ?? null;
+    this.#group = parts.group ?? null;
     this.endpoint = parts.endpoint ?? null;
     this.spec = spec;
     this.#stateDir = stateDir;
@@ -90,7 +113,8 @@ export class Pair {
     let nbd: NbdServer | null = null;
     try {
       if (spec.role === 'secondary') {
-        const endpoint = new SecondaryEndpoint(spec.name, volume, spec.blockSize, await PairMeta.open(dir), logger);
+        const journal = await GroupJournal.open(join(dir, 'journal'), volume);
+        const endpoint = new SecondaryEndpoint(spec.name, volume, spec.blockSize, await PairMeta.open(dir), journal, logger);
         logger.info('secondary pair started', { volume: spec.volumePath, bytes: volume.size });
         return new Pair(spec, dir, volume, { endpoint });
       }
@@ -99,8 +123,36 @@ export class Pair {
         logger.warn('recovered dirty extents after an unclean stop', { extents: tracker.recoveredExtents, dirtyBlocks: tracker.dirtyBlocks });
       }
       const exp = new VolumeExport(spec.name, volume, tracker);
-      let replicator: SyncReplicator | undefined;
-      if (spec.peer) {
+      let replicator: SyncReplicator | AsyncReplicator | undefined;
+      let group: { groups: ConsistencyGroups; name: string; group: ConsistencyGroup } | undefined;
+      if (spec.peer && spec.mode === 'async') {
+        const name = spec.consistencyGroup ?? spec.name;
+        const settings = {
+          name,
+          peer: spec.peer,
+          intervalMs: spec.groupIntervalMs ?? 0,
+          maxCoordinationMs: spec.maxCoordinationMs ?? DEFAULT_MAX_COORDINATION_MS,
+          maxDrainMs: spec.maxDrainMs ?? DEFAULT_MAX_DRAIN_MS,
+        };
+        ctx.groups.check(settings);
+        // The replicator tells its group about new work; the group exists once it joined.
+        const member: { group?: ConsistencyGroup } = {};
+        const r = new AsyncReplicator({
+          volume,
+          tracker,
+          meta: await PairMeta.open(dir),
+          peer: spec.peer,
+          remotePair: spec.peerPair ?? spec.name,
+          ...(ctx.tls ? { tls: ctx.tls } : {}),
+          logger,
+          onWork: () => member.group?.notify(),
+        });
+        r.setPaused(spec.paused);
+        exp.attachReplication(r);
+        replicator = r;
+        member.group = ctx.groups.join(settings, r);
+        group = { groups: ctx.groups, name, group: member.group };
+      } else if (spec.peer) {
         replicator = new SyncReplicator({
           volume,
           tracker,
@@ -119,7 +171,7 @@ export class Pair {
       await nbd.listen({ tcp: spec.nbdListen, socket: spec.nbdSocket });
       logger.info('pair started', { role: spec.role, volume: spec.volumePath, bytes: volume.size, nbd: nbd.tcpAddress, socket: nbd.socketPath });
       replicator?.start();
-      return new Pair(spec, dir, volume, { tracker, exp, nbd, ...(replicator ? { replicator } : {}) });
+      return new Pair(spec, dir, volume, { tracker, exp, nbd, ...(replicator ? { replicator } : {}), ...(group ? { group } : {}) });
     } catch (err) {
       await nbd?.close(0).catch(() => undefined);
       await tracker?.close().catch(() => undefined);
@@ -164,6 +216,25 @@ export class Pair {
       peerPair: this.spec.peer ? (this.spec.peerPair ?? this.spec.name) : '',
       bytesOnWire: this.#replicator?.bytesOnWire ?? this.endpoint?.stats.bytesApplied ?? 0,
       bytesReplicated: this.#replicator?.bytesReplicated ?? this.endpoint?.stats.bytesApplied ?? 0,
+      ...this.#asyncStatus(),
+    };
+  }
+
+  #asyncStatus(): Pick<PairStatusView, 'consistencyGroup' | 'lastConsistencyPointTimeMs' | 'rpoSeconds' | 'groupsFormed' | 'groupsFailed' | 'coordinationHoldP50Ms' | 'coordinationHoldP99Ms' | 'coordinationHoldMaxMs'> {
+    const r = this.#replicator instanceof AsyncReplicator ? this.#replicator : null;
+    const last = r?.lastConsistencyPointTimeMs ?? this.endpoint?.lastConsistencyPointTimeMs ?? 0;
+    const g = this.#group?.group.stats();
+    return {
+      consistencyGroup: this.spec.consistencyGroup ?? '',
+      lastConsistencyPointTimeMs: last,
+      // The primary's data the secondary could not yet restore: now minus the primary
+      // time of the last group applied there; 0 when nothing is waiting to be shipped.
+      rpoSeconds: r && last > 0 && r.outOfSyncBytes > 0 ? Math.max(0, Date.now() - last) / 1000 : 0,
+      groupsFormed: g?.formed ?? 0,
+      groupsFailed: g?.failed ?? 0,
+      coordinationHoldP50Ms: g?.holdP50Ms ?? 0,
+      coordinationHoldP99Ms: g?.holdP99Ms ?? 0,
+      coordinationHoldMaxMs: g?.holdMaxMs ?? 0,
     };
   }
 
@@ -184,7 +255,9 @@ export class Pair {
     if (this.#closed) return;
     this.#closed = true;
     await this.#nbd?.close();
+    if (this.#group && this.#replicator instanceof AsyncReplicator) this.#group.groups.leave(this.#group.name, this.#replicator);
     this.#replicator?.close();
+    await this.endpoint?.journal.close();
     // Durable data first, then the bitmap that describes it.
     await this.#volume.flush().catch(() => undefined);
     await this.#tracker?.close();

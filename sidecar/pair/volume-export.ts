@@ -11,14 +11,17 @@ export interface IoCounters {
 
 /** What replication needs from the write path (the sync replicator implements it). */
 export interface WriteReplication {
-  /** Before the local write; may make it wait (a resync copy of its blocks in flight). */
-  beforeLocalWrite(offset: number, length: number): Promise<void> | undefined;
-  /** After the local write: mirror it (chunks null: zeroes). Never rejects. */
-  afterLocalWrite(offset: number, chunks: Buffer[] | null, length: number, durable?: boolean): Promise<void>;
+  /**
+   * Before the local write; may make it wait (a resync copy of its blocks in flight, an
+   * old block to copy aside). Gives a ticket for afterLocalWrite or abandon.
+   */
+  beforeLocalWrite(offset: number, length: number): Promise<number> | number;
+  /** After the local write: mirror it (chunks null: zeroes) or record it. Never rejects. */
+  afterLocalWrite(ticket: number, offset: number, chunks: Buffer[] | null, length: number, durable?: boolean): Promise<void>;
   /** FLUSH: every write acknowledged so far durable on the peer or out of sync. */
   flushBarrier(): Promise<void>;
   /** The local write failed after beforeLocalWrite: its blocks are out of sync. */
-  abandon(offset: number, length: number): void;
+  abandon(ticket: number, offset: number, length: number): void;
 }
 
 const ZERO_CHUNK = 1 << 20;
@@ -63,15 +66,15 @@ export class VolumeExport implements NbdExport {
     const r = this.#replication;
     if (r === null) return this.#writeLocal(offset, chunks, length, fua);
     const gate = r.beforeLocalWrite(offset, length);
-    const run = (): Promise<void> =>
+    const run = (ticket: number): Promise<void> =>
       this.#writeLocal(offset, chunks, length, false).then(
-        () => r.afterLocalWrite(offset, chunks, length, fua).then(() => (fua ? this.#volume.flush() : undefined)),
+        () => r.afterLocalWrite(ticket, offset, chunks, length, fua).then(() => (fua ? this.#volume.flush() : undefined)),
         (err: unknown) => {
-          r.abandon(offset, length);
+          r.abandon(ticket, offset, length);
           throw err;
         },
       );
-    return gate === undefined ? run() : gate.then(run);
+    return typeof gate === 'number' ? run(gate) : gate.then(run);
   }
 
   #writeLocal(offset: number, chunks: Buffer[], length: number, fua: boolean): Promise<void> {
@@ -95,17 +98,16 @@ export class VolumeExport implements NbdExport {
       const current = await this.#volume.read(at, n);
       if (current.equals(ZEROES.subarray(0, n))) continue;
       const r = this.#replication;
-      const gate = r?.beforeLocalWrite(at, n);
-      if (gate !== undefined) await gate;
+      const ticket = r ? await r.beforeLocalWrite(at, n) : 0;
       try {
         const covered = this.#tracker.beforeWrite(at, n);
         if (covered !== undefined) await covered;
         await this.#volume.write(at, ZEROES.subarray(0, n));
       } catch (err) {
-        r?.abandon(at, n);
+        r?.abandon(ticket, at, n);
         throw err;
       }
-      if (r) await r.afterLocalWrite(at, null, n, fua);
+      if (r) await r.afterLocalWrite(ticket, at, null, n, fua);
     }
     if (fua) await this.#volume.flush();
     this.counters.writeOps++;

@@ -284,7 +284,7 @@ describe('frameRuns and verifyFrame', () => {
 
   it('accepts a frame as grpc decodes it', () => {
     const f = sample();
-    const wire: BlockFrame__Output = { sessionId: 's', sequence: 7, runs: f.runs, payload: f.payload, crc32c: f.crc32c, durable: false };
+    const wire: BlockFrame__Output = { sessionId: 's', sequence: 7, runs: f.runs, payload: f.payload, crc32c: f.crc32c, durable: false, group: 0 };
     expect(() => verifyFrame(wire, 16384)).not.toThrow();
     expect(frameRuns(wire, 16384)).toHaveLength(3);
   });

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { StateCorruptError } from '../errors.js';
+import { writeFileAtomic } from '../fs/write-file-atomic.js';
 
 /**
  * Replication metadata of one pair, as DRBD's data-generation ids: `generation` names
@@ -50,24 +51,7 @@ export class PairMeta {
     await this.#save();
   }
 
-  /** Atomic replace: temp file, fsync, rename, fsync the directory. */
-  async #save(): Promise<void> {
-    const dir = dirname(this.#file);
-    await mkdir(dir, { recursive: true });
-    const tmp = `${this.#file}.tmp`;
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(JSON.stringify(this.#data) + '\n');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.#file);
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+  #save(): Promise<void> {
+    return writeFileAtomic(this.#file, JSON.stringify(this.#data) + '\n');
   }
 }

@@ -1,6 +1,7 @@
 import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'winston';
 import type { BlockFrame } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
+import type { CommitGroupRequest } from '../../proto/gen/blockmirror/replication/v1/CommitGroupRequest.js';
 import type { FrameAck__Output } from '../../proto/gen/blockmirror/replication/v1/FrameAck.js';
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import type { ReplicationServiceClient } from '../../proto/gen/blockmirror/replication/v1/ReplicationService.js';
@@ -90,6 +91,10 @@ export class PeerLink {
       'grpc.max_receive_message_length': 64 << 20,
       'grpc.max_send_message_length': 64 << 20,
       'grpc-node.flow_control_window': PEER_FLOW_CONTROL_WINDOW,
+      // The channel's own reconnect backoff (1 s growing to 120 s by default) would
+      // fail our handshakes fast for minutes after an outage; ours paces the retries.
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
     };
     this.#clients = {
       control: new Ctor(this.#opts.address, creds, own),
@@ -116,6 +121,16 @@ export class PeerLink {
     if (!c || !this.connected) return Promise.reject(new PeerUnavailableError('not connected'));
     return new Promise((resolve, reject) => {
       c.MarkSynced({ pairId: this.#opts.remotePair, sessionId: this.#session }, { deadline: new Date(Date.now() + 5000) }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /** Async mode: asks the secondary to apply a staged consistency group; resolves once applied there. */
+  commitGroup(req: CommitGroupRequest, signal?: AbortSignal): Promise<void> {
+    const c = this.#clients?.control;
+    if (!c || !this.connected) return Promise.reject(new PeerUnavailableError('not connected'));
+    return new Promise((resolve, reject) => {
+      const call = c.CommitGroup(req, (err) => (err ? reject(new PeerUnavailableError(`group commit refused: ${err.details || err.message}`)) : resolve()));
+      signal?.addEventListener('abort', () => call.cancel(), { once: true });
     });
   }
 

@@ -1,5 +1,6 @@
 import { status as GrpcStatus, type ServerDuplexStream, type ServerErrorResponse } from '@grpc/grpc-js';
 import type { Logger } from 'winston';
+import type { CommitGroupRequest__Output } from '../../proto/gen/blockmirror/replication/v1/CommitGroupRequest.js';
 import type { BlockFrame__Output } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
 import type { FrameAck } from '../../proto/gen/blockmirror/replication/v1/FrameAck.js';
 import type { ReplicationServiceHandlers } from '../../proto/gen/blockmirror/replication/v1/ReplicationService.js';
@@ -13,6 +14,8 @@ export interface ReplicationServiceOptions {
   /** The secondary endpoint of a pair, if this sidecar has one by that name. */
   lookup(pairId: string): SecondaryEndpoint | undefined;
   logger: Logger;
+  /** Async mode: applies a complete consistency group (see GroupCommitter). */
+  commitGroup(req: CommitGroupRequest__Output): Promise<void>;
   /** A peer was refused; `reason` is a short stable word for metrics. */
   onRefused?(reason: string): void;
 }
@@ -84,6 +87,15 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
     },
     Mirror: stream,
     Resync: stream,
+    CommitGroup(call, callback) {
+      opts.commitGroup(call.request).then(
+        () => callback(null, {}),
+        (err: Error) => {
+          opts.logger.warn('group refused', { consistencyGroup: call.request.consistencyGroup, group: call.request.group, error: err.message });
+          callback(Object.assign(new Error(err.message), { code: GrpcStatus.FAILED_PRECONDITION, details: err.message }));
+        },
+      );
+    },
     MarkSynced(call, callback) {
       const ep = opts.lookup(call.request.pairId);
       if (ep === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no secondary pair ${call.request.pairId}`));

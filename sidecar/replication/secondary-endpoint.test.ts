@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import winston from 'winston';
 import { Volume } from '../volume/volume.js';
 import { frameChecksum } from './frame-builder.js';
+import { GroupJournal } from './group-journal.js';
 import { PairMeta } from './pair-meta.js';
 import { SecondaryEndpoint } from './secondary-endpoint.js';
 
@@ -21,7 +22,7 @@ describe('SecondaryEndpoint', () => {
     writeFileSync(join(dir, 'v.img'), '');
     truncateSync(join(dir, 'v.img'), 4 * MiB);
     volume = await Volume.open(join(dir, 'v.img'));
-    ep = new SecondaryEndpoint('db', volume, 65536, await PairMeta.open(join(dir, 'state')), logger);
+    ep = new SecondaryEndpoint('db', volume, 65536, await PairMeta.open(join(dir, 'state')), await GroupJournal.open(join(dir, 'state', 'journal'), volume), logger);
   });
 
   afterEach(async () => {
@@ -51,18 +52,18 @@ describe('SecondaryEndpoint', () => {
   it('writes a good frame durably and refuses a corrupt one without writing anything', async () => {
     const { sessionId } = ep.handshake(hello);
     const data = Buffer.alloc(8192, 7);
-    await ep.apply({ sessionId, sequence: 1, runs: [{ offset: 65536, length: 8192, zero: false }], payload: data, crc32c: frameChecksum([{ offset: 65536, length: 8192, zero: false }], data), durable: true });
+    await ep.apply({ sessionId, sequence: 1, runs: [{ offset: 65536, length: 8192, zero: false }], payload: data, crc32c: frameChecksum([{ offset: 65536, length: 8192, zero: false }], data), durable: true, group: 0 });
     expect(readFileSync(join(dir, 'v.img')).subarray(65536, 65536 + 8192).equals(data)).toBe(true);
     const bad = Buffer.alloc(4096, 9);
-    await expect(ep.apply({ sessionId, sequence: 2, runs: [{ offset: 0, length: 4096, zero: false }], payload: bad, crc32c: (frameChecksum([{ offset: 0, length: 4096, zero: false }], bad) ^ 1) >>> 0, durable: true })).rejects.toMatchObject({ code: 'FRAME_CORRUPT' });
+    await expect(ep.apply({ sessionId, sequence: 2, runs: [{ offset: 0, length: 4096, zero: false }], payload: bad, crc32c: (frameChecksum([{ offset: 0, length: 4096, zero: false }], bad) ^ 1) >>> 0, durable: true, group: 0 })).rejects.toMatchObject({ code: 'FRAME_CORRUPT' });
     expect(readFileSync(join(dir, 'v.img')).subarray(0, 4096).equals(Buffer.alloc(4096))).toBe(true);
     expect(ep.stats.crcErrors).toBe(1);
-    await ep.apply({ sessionId, sequence: 3, runs: [{ offset: 65536, length: 4096, zero: true }], payload: Buffer.alloc(0), crc32c: frameChecksum([{ offset: 65536, length: 4096, zero: true }], Buffer.alloc(0)), durable: false });
+    await ep.apply({ sessionId, sequence: 3, runs: [{ offset: 65536, length: 4096, zero: true }], payload: Buffer.alloc(0), crc32c: frameChecksum([{ offset: 65536, length: 4096, zero: true }], Buffer.alloc(0)), durable: false, group: 0 });
     expect(readFileSync(join(dir, 'v.img')).subarray(65536, 65536 + 4096).equals(Buffer.alloc(4096))).toBe(true);
   });
 
   it('refuses frames outside a session', async () => {
     const data = Buffer.alloc(512, 1);
-    await expect(ep.apply({ sessionId: 'nope', sequence: 1, runs: [{ offset: 0, length: 512, zero: false }], payload: data, crc32c: frameChecksum([{ offset: 0, length: 512, zero: false }], data), durable: false })).rejects.toThrow(/unknown session/);
+    await expect(ep.apply({ sessionId: 'nope', sequence: 1, runs: [{ offset: 0, length: 512, zero: false }], payload: data, crc32c: frameChecksum([{ offset: 0, length: 512, zero: false }], data), durable: false, group: 0 })).rejects.toThrow(/unknown session/);
   });
 });

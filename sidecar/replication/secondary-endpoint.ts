@@ -6,6 +6,7 @@ import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/repl
 import { BlockmirrorError, GeometryMismatchError } from '../errors.js';
 import type { Volume } from '../volume/volume.js';
 import { frameRuns } from './frame-builder.js';
+import type { GroupJournal } from './group-journal.js';
 import type { PairMeta } from './pair-meta.js';
 
 export class PeerRefusedError extends BlockmirrorError {
@@ -42,9 +43,14 @@ export class SecondaryEndpoint {
   #session = '';
   #primaryGeneration = '';
   #lastSeen = 0;
+  /** Async mode: where consistency groups are staged until committed. */
+  readonly journal: GroupJournal;
+  /** Primary time of the last consistency group applied here (0: none since start). */
+  lastConsistencyPointTimeMs = 0;
 
-  constructor(name: string, volume: Volume, blockSize: number, meta: PairMeta, logger: Logger) {
+  constructor(name: string, volume: Volume, blockSize: number, meta: PairMeta, journal: GroupJournal, logger: Logger) {
     this.name = name;
+    this.journal = journal;
     this.#volume = volume;
     this.#blockSize = blockSize;
     this.#meta = meta;
@@ -90,7 +96,14 @@ export class SecondaryEndpoint {
   }
 
   endSession(id: string): void {
-    if (id === this.#session) this.#session = '';
+    if (id !== this.#session) return;
+    this.#session = '';
+    // A group cut short by a lost session is never committed: the primary forms a new one.
+    void this.journal.discard().catch((err: Error) => this.#logger.warn('could not discard a staged group', { pair: this.name, error: err.message }));
+  }
+
+  noteConsistencyPoint(timeMs: number): void {
+    this.lastConsistencyPointTimeMs = Math.max(this.lastConsistencyPointTimeMs, timeMs);
   }
 
   /** The primary finished a full sync: this volume now holds its complete image. */
@@ -116,6 +129,15 @@ export class SecondaryEndpoint {
       throw err;
     }
     let bytes = 0;
+    if (frame.group !== 0) {
+      // Part of a consistency group: staged, applied only with the whole group.
+      await this.journal.stage(frame.group, runs);
+      for (const r of runs) bytes += r.length;
+      this.stats.framesApplied++;
+      this.stats.bytesApplied += bytes;
+      this.stats.lastFrameTimeMs = Date.now();
+      return;
+    }
     for (const r of runs) {
       if (r.zero) {
         for (let at = r.offset; at < r.offset + r.length; at += ZERO_CHUNK.length) {

@@ -159,7 +159,7 @@ export class SyncReplicator implements WriteReplication {
   }
 
   /** Before a local write: waits while a resync copy of any of its blocks is in flight. */
-  beforeLocalWrite(offset: number, length: number): Promise<void> | undefined {
+  beforeLocalWrite(offset: number, length: number): Promise<number> | number {
     if (this.#locked.size === 0) return this.#enter(offset, length);
     const [first, last] = this.#blocks(offset, length);
     for (let b = first; b <= last; b++) {
@@ -176,7 +176,7 @@ export class SyncReplicator implements WriteReplication {
    * After the local write: mirrors it. Resolves when the secondary has it, or when it is
    * recorded out of sync (never rejects: the write itself succeeded locally).
    */
-  afterLocalWrite(offset: number, chunks: Buffer[] | null, length: number, durable = false): Promise<void> {
+  afterLocalWrite(_ticket: number, offset: number, chunks: Buffer[] | null, length: number, durable = false): Promise<void> {
     if (this.#paused || !this.#link.connected) {
       this.#leave(offset, length, false);
       return Promise.resolve();
@@ -238,7 +238,7 @@ export class SyncReplicator implements WriteReplication {
     if (any) this.#kick();
   }
 
-  abandon(offset: number, length: number): void {
+  abandon(_ticket: number, offset: number, length: number): void {
     this.#leave(offset, length, false);
   }
 
@@ -252,10 +252,10 @@ export class SyncReplicator implements WriteReplication {
     return [Math.floor(offset / this.#blockSize), Math.floor((offset + Math.max(length, 1) - 1) / this.#blockSize)];
   }
 
-  #enter(offset: number, length: number): undefined {
+  #enter(offset: number, length: number): number {
     const [first, last] = this.#blocks(offset, length);
     for (let b = first; b <= last; b++) this.#inflight.set(b, (this.#inflight.get(b) ?? 0) + 1);
-    return undefined;
+    return 0;
   }
 
   /** `durableUpTo` >= 0: the write was a durable frame sent when that was the last pending id. */

@@ -16,6 +16,10 @@ export interface PairSpec {
   'peerPair'?: (string);
   'writeTimeoutMs'?: (number);
   'resyncBytesPerSecond'?: (number | string | Long);
+  'groupIntervalMs'?: (number);
+  'maxCoordinationMs'?: (number);
+  'maxDrainMs'?: (number);
+  'consistencyGroup'?: (string);
 }
 
 export interface PairSpec__Output {
@@ -30,4 +34,8 @@ export interface PairSpec__Output {
   'peerPair': (string);
   'writeTimeoutMs': (number);
   'resyncBytesPerSecond': (number);
+  'groupIntervalMs': (number);
+  'maxCoordinationMs': (number);
+  'maxDrainMs': (number);
+  'consistencyGroup': (string);
 }

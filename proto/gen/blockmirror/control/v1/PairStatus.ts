@@ -22,6 +22,13 @@ export interface PairStatus {
   'volumePath'?: (string);
   'bytesOnWire'?: (number | string | Long);
   'bytesReplicated'?: (number | string | Long);
+  'lastConsistencyPointTimeMs'?: (number | string | Long);
+  'rpoSeconds'?: (number | string);
+  'groupsFormed'?: (number | string | Long);
+  'groupsFailed'?: (number | string | Long);
+  'coordinationHoldP50Ms'?: (number | string);
+  'coordinationHoldP99Ms'?: (number | string);
+  'coordinationHoldMaxMs'?: (number | string);
 }
 
 export interface PairStatus__Output {
@@ -43,4 +50,11 @@ export interface PairStatus__Output {
   'volumePath': (string);
   'bytesOnWire': (number);
   'bytesReplicated': (number);
+  'lastConsistencyPointTimeMs': (number);
+  'rpoSeconds': (number);
+  'groupsFormed': (number);
+  'groupsFailed': (number);
+  'coordinationHoldP50Ms': (number);
+  'coordinationHoldP99Ms': (number);
+  'coordinationHoldMaxMs': (number);
 }

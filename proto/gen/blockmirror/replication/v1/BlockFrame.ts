@@ -10,6 +10,7 @@ export interface BlockFrame {
   'payload'?: (Buffer | Uint8Array | string);
   'crc32c'?: (number);
   'durable'?: (boolean);
+  'group'?: (number | string | Long);
 }
 
 export interface BlockFrame__Output {
@@ -19,4 +20,5 @@ export interface BlockFrame__Output {
   'payload': (Buffer);
   'crc32c': (number);
   'durable': (boolean);
+  'group': (number);
 }

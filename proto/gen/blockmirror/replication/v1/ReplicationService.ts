@@ -3,6 +3,8 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { BlockFrame as _blockmirror_replication_v1_BlockFrame, BlockFrame__Output as _blockmirror_replication_v1_BlockFrame__Output } from '../../../blockmirror/replication/v1/BlockFrame.js';
+import type { CommitGroupRequest as _blockmirror_replication_v1_CommitGroupRequest, CommitGroupRequest__Output as _blockmirror_replication_v1_CommitGroupRequest__Output } from '../../../blockmirror/replication/v1/CommitGroupRequest.js';
+import type { CommitGroupResponse as _blockmirror_replication_v1_CommitGroupResponse, CommitGroupResponse__Output as _blockmirror_replication_v1_CommitGroupResponse__Output } from '../../../blockmirror/replication/v1/CommitGroupResponse.js';
 import type { FrameAck as _blockmirror_replication_v1_FrameAck, FrameAck__Output as _blockmirror_replication_v1_FrameAck__Output } from '../../../blockmirror/replication/v1/FrameAck.js';
 import type { HandshakeRequest as _blockmirror_replication_v1_HandshakeRequest, HandshakeRequest__Output as _blockmirror_replication_v1_HandshakeRequest__Output } from '../../../blockmirror/replication/v1/HandshakeRequest.js';
 import type { HandshakeResponse as _blockmirror_replication_v1_HandshakeResponse, HandshakeResponse__Output as _blockmirror_replication_v1_HandshakeResponse__Output } from '../../../blockmirror/replication/v1/HandshakeResponse.js';
@@ -10,6 +12,15 @@ import type { MarkSyncedRequest as _blockmirror_replication_v1_MarkSyncedRequest
 import type { MarkSyncedResponse as _blockmirror_replication_v1_MarkSyncedResponse, MarkSyncedResponse__Output as _blockmirror_replication_v1_MarkSyncedResponse__Output } from '../../../blockmirror/replication/v1/MarkSyncedResponse.js';
 
 export interface ReplicationServiceClient extends grpc.Client {
+  CommitGroup(argument: _blockmirror_replication_v1_CommitGroupRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_CommitGroupResponse__Output>): grpc.ClientUnaryCall;
+  CommitGroup(argument: _blockmirror_replication_v1_CommitGroupRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_replication_v1_CommitGroupResponse__Output>): grpc.ClientUnaryCall;
+  CommitGroup(argument: _blockmirror_replication_v1_CommitGroupRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_CommitGroupResponse__Output>): grpc.ClientUnaryCall;
+  CommitGroup(argument: _blockmirror_replication_v1_CommitGroupRequest, callback: grpc.requestCallback<_blockmirror_replication_v1_CommitGroupResponse__Output>): grpc.ClientUnaryCall;
+  commitGroup(argument: _blockmirror_replication_v1_CommitGroupRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_CommitGroupResponse__Output>): grpc.ClientUnaryCall;
+  commitGroup(argument: _blockmirror_replication_v1_CommitGroupRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_replication_v1_CommitGroupResponse__Output>): grpc.ClientUnaryCall;
+  commitGroup(argument: _blockmirror_replication_v1_CommitGroupRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_CommitGroupResponse__Output>): grpc.ClientUnaryCall;
+  commitGroup(argument: _blockmirror_replication_v1_CommitGroupRequest, callback: grpc.requestCallback<_blockmirror_replication_v1_CommitGroupResponse__Output>): grpc.ClientUnaryCall;
+  
   Handshake(argument: _blockmirror_replication_v1_HandshakeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
   Handshake(argument: _blockmirror_replication_v1_HandshakeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
   Handshake(argument: _blockmirror_replication_v1_HandshakeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_HandshakeResponse__Output>): grpc.ClientUnaryCall;
@@ -41,6 +52,8 @@ export interface ReplicationServiceClient extends grpc.Client {
 }
 
 export interface ReplicationServiceHandlers extends grpc.UntypedServiceImplementation {
+  CommitGroup: grpc.handleUnaryCall<_blockmirror_replication_v1_CommitGroupRequest__Output, _blockmirror_replication_v1_CommitGroupResponse>;
+  
   Handshake: grpc.handleUnaryCall<_blockmirror_replication_v1_HandshakeRequest__Output, _blockmirror_replication_v1_HandshakeResponse>;
   
   MarkSynced: grpc.handleUnaryCall<_blockmirror_replication_v1_MarkSyncedRequest__Output, _blockmirror_replication_v1_MarkSyncedResponse>;
@@ -52,6 +65,7 @@ export interface ReplicationServiceHandlers extends grpc.UntypedServiceImplement
 }
 
 export interface ReplicationServiceDefinition extends grpc.ServiceDefinition {
+  CommitGroup: MethodDefinition<_blockmirror_replication_v1_CommitGroupRequest, _blockmirror_replication_v1_CommitGroupResponse, _blockmirror_replication_v1_CommitGroupRequest__Output, _blockmirror_replication_v1_CommitGroupResponse__Output>
   Handshake: MethodDefinition<_blockmirror_replication_v1_HandshakeRequest, _blockmirror_replication_v1_HandshakeResponse, _blockmirror_replication_v1_HandshakeRequest__Output, _blockmirror_replication_v1_HandshakeResponse__Output>
   MarkSynced: MethodDefinition<_blockmirror_replication_v1_MarkSyncedRequest, _blockmirror_replication_v1_MarkSyncedResponse, _blockmirror_replication_v1_MarkSyncedRequest__Output, _blockmirror_replication_v1_MarkSyncedResponse__Output>
   Mirror: MethodDefinition<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck, _blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck__Output>

@@ -1,0 +1,32 @@
+import { mkdir, open, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/**
+ * Replaces `file` with `text` so that a crash leaves either the old or the new content:
+ * write a temp file and fsync it (the data is on disk before the name points at it),
+ * rename over the old one, fsync the directory (the rename itself survives a power cut).
+ */
+export async function writeFileAtomic(file: string, text: string): Promise<void> {
+  const dir = dirname(file);
+  await mkdir(dir, { recursive: true });
+  const tmp = `${file}.tmp`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+  await syncDir(dir);
+}
+
+/** fsync of a directory: makes creations, renames and removals in it durable. */
+export async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}

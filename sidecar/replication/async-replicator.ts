@@ -1,0 +1,387 @@
+import type { Logger } from 'winston';
+import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
+import { BlockBitmap } from '../bitmap/block-bitmap.js';
+import type { DirtyTracker } from '../bitmap/dirty-tracker.js';
+import { BlockmirrorError } from '../errors.js';
+import type { TlsFiles } from '../grpc/grpc-credentials.js';
+import type { WriteReplication } from '../pair/volume-export.js';
+import type { Volume } from '../volume/volume.js';
+import { frameChecksum } from './frame-builder.js';
+import type { PairMeta } from './pair-meta.js';
+import { PeerLink } from './peer-link.js';
+
+export class GroupAbortedError extends BlockmirrorError {
+  constructor(message: string) {
+    super('UNAVAILABLE', message);
+    this.name = 'GroupAbortedError';
+  }
+}
+
+export interface AsyncReplicatorOptions {
+  volume: Volume;
+  tracker: DirtyTracker;
+  meta: PairMeta;
+  peer: string;
+  remotePair: string;
+  tls?: TlsFiles;
+  logger: Logger;
+  /** Something to ship appeared, or the link came up: the group coordinator may form a group. */
+  onWork(): void;
+}
+
+export type AsyncState = 'Initializing' | 'Replicating' | 'Retrying';
+
+const FRAME_BYTES = 256 * 1024;
+/** Frames of a drain in flight at once (the link's bandwidth-delay product on a LAN). */
+const FRAMES_IN_FLIGHT = 16;
+const ZEROES = Buffer.alloc(FRAME_BYTES);
+
+interface Drain {
+  id: number;
+  /** Blocks of the group (cleared from `unread` once their data is captured). */
+  blocks: BlockBitmap;
+  unread: BlockBitmap;
+  /** Old contents of group blocks, copied aside before a newer write overwrote them. */
+  aside: Map<number, Buffer>;
+  /** Captures under way (by the drain or by a write copying aside). */
+  reading: Map<number, Promise<Buffer>>;
+  /** Writes of the group's epoch still landing: the drain reads only after them. */
+  epoch: number;
+}
+
+/**
+ * One pair's side of asynchronous replication with consistency groups (US20050071586A1,
+ * IBM Global Mirror): writes are answered once local; their blocks go to the
+ * change-recording bitmap. At a cut, that bitmap becomes the group being drained and a
+ * fresh one records; a newer write into a block of the group that has not been read yet
+ * first copies the old block aside, so the group carries only data of its point in time.
+ * The ConsistencyGroup coordinator decides when to cut, drain and commit.
+ */
+export class AsyncReplicator implements WriteReplication {
+  readonly #o: AsyncReplicatorOptions;
+  readonly #link: PeerLink;
+  readonly #bs: number;
+  /** Blocks changed since the last cut (the change-recording bitmap). */
+  #recording: BlockBitmap;
+  #drain: Drain | null = null;
+  /** Group blocks not also in `#recording`: outOfSyncBytes without a full scan. */
+  #groupOnly = 0;
+  #epoch = 1;
+  readonly #inflight = new Map<number, number>();
+  #epochWaiters: { epoch: number; resolve(): void }[] = [];
+  /** While set, acknowledgements wait for it (the coordination hold). */
+  #hold: Promise<void> | null = null;
+  #fullSync = false;
+  #fullSyncBlocks = 0;
+  #paused = false;
+  #closed = false;
+  #secondaryGeneration = '';
+  lastConsistencyPointTimeMs = 0;
+  bytesReplicated = 0;
+  bytesOnWire = 0;
+
+  constructor(o: AsyncReplicatorOptions) {
+    this.#o = o;
+    this.#bs = o.tracker.layout.blockSize;
+    this.#recording = new BlockBitmap(o.tracker.layout.blocks);
+    // Dirty after a crash or an earlier run: unknown on the secondary, so in the next group.
+    for (let b = o.tracker.nextDirty(0); b !== -1; b = o.tracker.nextDirty(b + 1)) this.#recording.set(b);
+    this.#link = new PeerLink({
+      address: o.peer,
+      ...(o.tls ? { tls: o.tls } : {}),
+      remotePair: o.remotePair,
+      volumeBytes: o.volume.size,
+      blockSize: this.#bs,
+      generation: () => o.meta.generation,
+      syncedPeerGeneration: () => o.meta.syncedPeerGeneration,
+      logger: o.logger,
+      onSession: (s) => void this.#onSession(s),
+    });
+  }
+
+  start(): void {
+    this.#link.start();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#link.close();
+    this.#releaseHold();
+  }
+
+  setPaused(paused: boolean): void {
+    this.#paused = paused;
+    if (!paused) this.#o.onWork();
+  }
+
+  get state(): AsyncState {
+    if (!this.#link.connected) return 'Retrying';
+    return this.#fullSync || this.#o.meta.syncedPeerGeneration === '' ? 'Initializing' : 'Replicating';
+  }
+
+  get outOfSyncBytes(): number {
+    return Math.min((this.#recording.count + this.#groupOnly) * this.#bs, this.#o.volume.size);
+  }
+
+  /** Progress of the initial copy (100 outside it). */
+  get progressPercent(): number {
+    if (!this.#fullSync || this.#fullSyncBlocks === 0) return 100;
+    const left = this.#recording.count + this.#groupOnly;
+    return Math.round((1000 * Math.max(0, this.#fullSyncBlocks - left)) / this.#fullSyncBlocks) / 10;
+  }
+
+  /** The secondary held the primary's image as of this time (the last consistency point). */
+  get lastInSyncTimeMs(): number {
+    return this.lastConsistencyPointTimeMs;
+  }
+
+  get retries(): number {
+    return this.#link.retries;
+  }
+
+  get lastError(): string {
+    return this.#link.connected ? '' : this.#link.lastError;
+  }
+
+  get sessionId(): string {
+    return this.#link.sessionId;
+  }
+
+  get remotePair(): string {
+    return this.#o.remotePair;
+  }
+
+  /** Ready to take part in a group: linked, not paused, with a complete image on the secondary. */
+  get ready(): boolean {
+    return this.#link.connected && !this.#paused && !this.#closed && !this.#fullSync && this.#o.meta.syncedPeerGeneration !== '';
+  }
+
+  get hasChanges(): boolean {
+    return this.#recording.count > 0;
+  }
+
+  /** Needs an initial full copy before it can join groups (run by the coordinator, alone). */
+  get needsFullSync(): boolean {
+    return this.#fullSync && this.#link.connected && !this.#paused && !this.#closed;
+  }
+
+  beforeLocalWrite(offset: number, length: number): Promise<number> | number {
+    const [first, last] = this.#blocks(offset, length);
+    const epoch = this.#epoch;
+    this.#inflight.set(epoch, (this.#inflight.get(epoch) ?? 0) + 1);
+    const wasEmpty = this.#recording.count === 0;
+    const d = this.#drain;
+    for (let b = first; b <= last; b++) {
+      if (d !== null && d.blocks.test(b) && !this.#recording.test(b)) this.#groupOnly--;
+      this.#recording.set(b);
+    }
+    if (wasEmpty) this.#o.onWork();
+    if (d === null) return epoch;
+    // The group's version of these blocks must be captured before this newer write lands.
+    const captures: Promise<Buffer>[] = [];
+    for (let b = first; b <= last; b++) {
+      const c = this.#capture(d, b);
+      if (c) captures.push(c);
+    }
+    return captures.length === 0 ? epoch : Promise.all(captures).then(() => epoch);
+  }
+
+  afterLocalWrite(ticket: number): Promise<void> {
+    this.#leave(ticket);
+    // Coordination: no write is answered between the cut of the first member and the
+    // last, so no write acknowledged after the cut can be in a group without its cause.
+    return this.#hold ?? Promise.resolve();
+  }
+
+  abandon(ticket: number): void {
+    this.#leave(ticket);
+  }
+
+  /** Async mode: a FLUSH is about the local volume only (the export flushes it). */
+  flushBarrier(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  holdAcknowledgements(): void {
+    let release!: () => void;
+    this.#hold = new Promise<void>((r) => (release = r));
+    this.#releaseHoldFn = release;
+  }
+
+  #releaseHoldFn: (() => void) | null = null;
+
+  releaseHold(): void {
+    this.#releaseHold();
+  }
+
+  /** The cut: the recorded blocks become group `id`; new writes record afresh. */
+  cut(id: number): void {
+    const blocks = this.#recording;
+    this.#recording = new BlockBitmap(blocks.bits);
+    this.#drain = { id, blocks, unread: blocks.clone(), aside: new Map(), reading: new Map(), epoch: this.#epoch };
+    this.#groupOnly = blocks.count;
+    this.#epoch++;
+  }
+
+  /**
+   * Sends the group's blocks, staged on the secondary (group 0: written directly, for the
+   * initial copy). Resolves with the number of frames the secondary acknowledged.
+   */
+  async drain(signal: AbortSignal): Promise<number> {
+    const d = this.#drain;
+    if (d === null) return 0;
+    await this.#epochLanded(d.epoch, signal);
+    const inflight = new Set<Promise<void>>();
+    let frames = 0;
+    let failure: Error | null = null;
+    for (let b = d.blocks.nextSet(0); b !== -1 && failure === null; ) {
+      if (signal.aborted) throw new GroupAbortedError(`group ${d.id}: ${String(signal.reason)}`);
+      const frameBlocks: number[] = [];
+      while (b !== -1 && frameBlocks.length * this.#bs < FRAME_BYTES) {
+        frameBlocks.push(b);
+        b = d.blocks.nextSet(b + 1);
+      }
+      const frame = await this.#frame(d, frameBlocks);
+      while (inflight.size >= FRAMES_IN_FLIGHT) await Promise.race(inflight);
+      if (failure !== null) break;
+      this.bytesOnWire += frame.payload.length;
+      const p = this.#link
+        .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: frameChecksum(frame.runs, frame.payload), durable: false, group: d.id })
+        .then(
+          () => {
+            frames++;
+            this.bytesReplicated += frame.bytes;
+          },
+          (err: Error) => {
+            failure ??= err;
+          },
+        )
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    await Promise.all(inflight);
+    if (failure !== null) throw failure;
+    if (signal.aborted) throw new GroupAbortedError(`group ${d.id}: ${String(signal.reason)}`);
+    return frames;
+  }
+
+  commitGroup(req: Parameters<PeerLink['commitGroup']>[0], signal: AbortSignal): Promise<void> {
+    return this.#link.commitGroup(req, signal);
+  }
+
+  /** The group is applied on the secondary (ok) or failed: forget it or give its blocks back. */
+  groupDone(ok: boolean, timeMs: number): void {
+    const d = this.#drain;
+    if (d === null) return;
+    this.#drain = null;
+    this.#groupOnly = 0;
+    if (!ok) this.#recording.union(d.blocks);
+    else {
+      // Clean only if no newer write is recorded for it (one in flight is recorded too).
+      for (let b = d.blocks.nextSet(0); b !== -1; b = d.blocks.nextSet(b + 1)) if (!this.#recording.test(b)) this.#o.tracker.markClean(b);
+    }
+    if (ok && timeMs > 0) this.lastConsistencyPointTimeMs = timeMs;
+    else this.#o.onWork();
+  }
+
+  /** The initial copy completed: the secondary holds a full image of this generation. */
+  async fullSyncDone(): Promise<void> {
+    await this.#link.markSynced();
+    await this.#o.meta.setSyncedPeerGeneration(this.#secondaryGeneration);
+    this.#fullSync = false;
+    this.#o.logger.info('full sync complete');
+  }
+
+  failSession(reason: string): void {
+    this.#link.fail(reason);
+  }
+
+  async #onSession(s: HandshakeResponse__Output | null): Promise<void> {
+    if (s === null) return;
+    this.#secondaryGeneration = s.secondaryGeneration;
+    if (s.fullSyncRequired) {
+      // No usable image there: everything goes, durably recorded first so a crash
+      // during the copy resumes it.
+      await this.#o.tracker.markAllDirty();
+      this.#recording.setRange(0, this.#recording.bits - 1);
+      this.#fullSync = true;
+      this.#fullSyncBlocks = this.#recording.count;
+      this.#o.logger.info('full sync started', { blocks: this.#recording.count });
+    }
+    this.#o.onWork();
+  }
+
+  /** Starts capturing block `b`'s group version, unless captured or not in the group. */
+  #capture(d: Drain, b: number): Promise<Buffer> | undefined {
+    const under = d.reading.get(b);
+    if (under) return under;
+    if (!d.unread.test(b)) return undefined;
+    d.unread.clear(b);
+    const offset = b * this.#bs;
+    const p = this.#o.volume.read(offset, Math.min(this.#bs, this.#o.volume.size - offset)).then((buf) => {
+      d.aside.set(b, buf);
+      d.reading.delete(b);
+      return buf;
+    });
+    d.reading.set(b, p);
+    return p;
+  }
+
+  async #frame(d: Drain, blocks: number[]): Promise<{ runs: { offset: number; length: number; zero: boolean }[]; payload: Buffer; bytes: number }> {
+    const bufs = await Promise.all(blocks.map((b) => this.#capture(d, b) ?? Promise.resolve(d.aside.get(b)!)));
+    const runs: { offset: number; length: number; zero: boolean }[] = [];
+    const data: Buffer[] = [];
+    let bytes = 0;
+    blocks.forEach((b, i) => {
+      const buf = bufs[i]!;
+      d.aside.delete(b);
+      const offset = b * this.#bs;
+      const zero = buf.equals(ZEROES.subarray(0, buf.length));
+      const last = runs[runs.length - 1];
+      if (last && last.zero === zero && last.offset + last.length === offset) last.length += buf.length;
+      else runs.push({ offset, length: buf.length, zero });
+      if (!zero) data.push(buf);
+      bytes += buf.length;
+    });
+    return { runs, payload: data.length === 1 ? data[0]! : Buffer.concat(data), bytes };
+  }
+
+  #epochLanded(epoch: number, signal: AbortSignal): Promise<void> {
+    if ((this.#inflight.get(epoch) ?? 0) === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => reject(new GroupAbortedError(String(signal.reason)));
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#epochWaiters.push({
+        epoch,
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      });
+    });
+  }
+
+  #leave(epoch: number): void {
+    const n = (this.#inflight.get(epoch) ?? 1) - 1;
+    if (n > 0) {
+      this.#inflight.set(epoch, n);
+      return;
+    }
+    this.#inflight.delete(epoch);
+    const ready = this.#epochWaiters.filter((w) => w.epoch === epoch);
+    if (ready.length === 0) return;
+    this.#epochWaiters = this.#epochWaiters.filter((w) => w.epoch !== epoch);
+    for (const w of ready) w.resolve();
+  }
+
+  #releaseHold(): void {
+    const release = this.#releaseHoldFn;
+    this.#releaseHoldFn = null;
+    this.#hold = null;
+    release?.();
+  }
+
+  #blocks(offset: number, length: number): [number, number] {
+    return [Math.floor(offset / this.#bs), Math.floor((offset + Math.max(length, 1) - 1) / this.#bs)];
+  }
+}

@@ -1,0 +1,196 @@
+import type { Logger } from 'winston';
+import type { AsyncReplicator } from './async-replicator.js';
+
+export interface ConsistencyGroupOptions {
+  name: string;
+  /** Time from one group's start to the next; 0: back to back. */
+  intervalMs: number;
+  /** Longest a coordination may hold write acknowledgements. */
+  maxCoordinationMs: number;
+  /** A drain (and commit) taking longer is abandoned and retried. */
+  maxDrainMs: number;
+  logger: Logger;
+}
+
+export interface GroupStats {
+  formed: number;
+  failed: number;
+  holdP50Ms: number;
+  holdP99Ms: number;
+  holdMaxMs: number;
+}
+
+const HOLD_SAMPLES = 1024;
+/** Pause after a failed group before the next attempt (the link may still be down). */
+const RETRY_MS = 200;
+
+/**
+ * Forms consistency groups for its members (one pair, or several volumes of one
+ * application) and drives them: wait for the interval and for changes, hold
+ * acknowledgements, cut every member at once, release, drain every member, commit the
+ * group on the secondary in one call. Failures never suspend anything: the blocks go
+ * back to the members' recording bitmaps and a later group carries them.
+ */
+export class ConsistencyGroup {
+  readonly name: string;
+  readonly #o: ConsistencyGroupOptions;
+  readonly #members = new Set<AsyncReplicator>();
+  readonly #holds: number[] = [];
+  #holdAt = 0;
+  #formed = 0;
+  #failed = 0;
+  #nextId = 0;
+  #wake: (() => void) | null = null;
+  #running = false;
+  #closed = false;
+  #abort: AbortController | null = null;
+
+  constructor(o: ConsistencyGroupOptions) {
+    this.name = o.name;
+    this.#o = o;
+  }
+
+  get memberCount(): number {
+    return this.#members.size;
+  }
+
+  add(m: AsyncReplicator): void {
+    this.#members.add(m);
+    if (!this.#running) {
+      this.#running = true;
+      void this.#loop();
+    }
+    this.notify();
+  }
+
+  /** Removes a member; a group in progress is abandoned (its blocks stay recorded). */
+  remove(m: AsyncReplicator): void {
+    if (!this.#members.delete(m)) return;
+    this.#abort?.abort(new Error('membership changed'));
+    if (this.#members.size === 0) this.close();
+    this.notify();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#abort?.abort(new Error('closed'));
+    this.notify();
+  }
+
+  /** A member has new changes or a new session. */
+  notify(): void {
+    const w = this.#wake;
+    this.#wake = null;
+    w?.();
+  }
+
+  stats(): GroupStats {
+    const sorted = [...this.#holds].sort((a, b) => a - b);
+    const at = (q: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+    return { formed: this.#formed, failed: this.#failed, holdP50Ms: at(0.5), holdP99Ms: at(0.99), holdMaxMs: sorted.length === 0 ? 0 : sorted[sorted.length - 1]! };
+  }
+
+  async #loop(): Promise<void> {
+    let lastStart = 0;
+    while (!this.#closed) {
+      const members = [...this.#members];
+      // A member without a complete image on the secondary first gets its full copy.
+      const copying = members.filter((m) => m.needsFullSync);
+      if (copying.length > 0) {
+        await Promise.all(copying.map((m) => this.#fullSync(m)));
+        continue;
+      }
+      const wait = lastStart + this.#o.intervalMs - Date.now();
+      if (members.length === 0 || !members.every((m) => m.ready) || !members.some((m) => m.hasChanges) || wait > 0) {
+        await this.#sleep(wait > 0 ? wait : 1000);
+        continue;
+      }
+      lastStart = Date.now();
+      const ok = await this.#formGroup(members);
+      if (!ok) await this.#sleep(RETRY_MS);
+    }
+  }
+
+  async #formGroup(members: AsyncReplicator[]): Promise<boolean> {
+    const id = this.#groupId();
+    // Coordination: no acknowledgement between the first member's cut and the last's, so
+    // a write that depends on one answered after the cut cannot be in the group. The
+    // members are in this process, so the cuts are immediate; the deadline bounds the
+    // hold whatever happens.
+    const t0 = performance.now();
+    for (const m of members) m.holdAcknowledgements();
+    const deadline = setTimeout(() => members.forEach((m) => m.releaseHold()), this.#o.maxCoordinationMs);
+    const timeMs = Date.now();
+    for (const m of members) m.cut(id);
+    for (const m of members) m.releaseHold();
+    clearTimeout(deadline);
+    this.#recordHold(performance.now() - t0);
+
+    const abort = new AbortController();
+    this.#abort = abort;
+    const timer = setTimeout(() => abort.abort(new Error(`drain exceeded ${this.#o.maxDrainMs} ms`)), this.#o.maxDrainMs);
+    try {
+      const frames = await Promise.all(members.map((m) => m.drain(abort.signal)));
+      const members_ = members.map((m, i) => ({ pairId: m.remotePair, sessionId: m.sessionId, frames: frames[i]! }));
+      await members[0]!.commitGroup({ consistencyGroup: this.name, group: id, timeMs, members: members_ }, abort.signal);
+      for (const m of members) m.groupDone(true, timeMs);
+      this.#formed++;
+      return true;
+    } catch (err) {
+      for (const m of members) m.groupDone(false, timeMs);
+      this.#failed++;
+      this.#o.logger.warn('consistency group failed, retrying', { consistencyGroup: this.name, group: id, error: (err as Error).message });
+      // A drain cut short may have left frames on the wire: a new session starts clean.
+      if (abort.signal.aborted) for (const m of members) m.failSession('group drain abandoned');
+      return false;
+    } finally {
+      clearTimeout(timer);
+      this.#abort = null;
+    }
+  }
+
+  async #fullSync(m: AsyncReplicator): Promise<void> {
+    m.cut(0);
+    const abort = new AbortController();
+    this.#abort = abort;
+    try {
+      // Group 0: written directly; the secondary has no consistent image to protect yet.
+      await m.drain(abort.signal);
+      await m.fullSyncDone();
+      // Complete but not yet a consistent point in time (writes went on during the
+      // copy): the first group after it is.
+      m.groupDone(true, 0);
+    } catch (err) {
+      m.groupDone(false, 0);
+      this.#o.logger.warn('full sync interrupted, resuming when the link is back', { error: (err as Error).message });
+      await this.#sleep(RETRY_MS);
+    } finally {
+      this.#abort = null;
+    }
+  }
+
+  /** Unique and increasing across restarts of the primary: the clock, then a counter. */
+  #groupId(): number {
+    this.#nextId = Math.max(this.#nextId + 1, Date.now() * 1000);
+    return this.#nextId;
+  }
+
+  #recordHold(ms: number): void {
+    if (this.#holds.length < HOLD_SAMPLES) this.#holds.push(ms);
+    else this.#holds[this.#holdAt] = ms;
+    this.#holdAt = (this.#holdAt + 1) % HOLD_SAMPLES;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.#wake = null;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+}
