@@ -11,9 +11,10 @@
 // Environment: BENCH_RUNS (3), BENCH_RUNTIME (10 s per fio run), BENCH_STEADY (30 s),
 //   BENCH_INTERVAL_MS (1000, the group interval), BENCH_WRITE_RESULTS=1 appends to RESULTS.md.
 import { spawn, execFileSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem, release } from 'node:os';
 import { join, dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,7 +29,6 @@ for (const [k, v] of Object.entries({ RUNS, RUNTIME, STEADY })) if (!(Number.isI
 if (!(Number.isInteger(INTERVAL_MS) && INTERVAL_MS >= 0)) throw new Error('BENCH_INTERVAL_MS must be a whole number');
 
 const log = (m) => process.stderr.write(`bench: ${m}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const work = mkdtempSync(join(tmpdir(), 'blockmirror-async-bench.'));
 const children = [];
 
