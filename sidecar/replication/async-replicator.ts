@@ -8,7 +8,7 @@ import type { WriteReplication } from '../pair/volume-export.js';
 import type { Volume } from '../volume/volume.js';
 import { frameChecksum } from './frame-builder.js';
 import type { PairMeta } from './pair-meta.js';
-import { PeerLink } from './peer-link.js';
+import { pairLink, type PeerLink } from './peer-link.js';
 
 export class GroupAbortedError extends BlockmirrorError {
   constructor(message: string) {
@@ -86,17 +86,7 @@ export class AsyncReplicator implements WriteReplication {
     this.#recording = new BlockBitmap(o.tracker.layout.blocks);
     // Dirty after a crash or an earlier run: unknown on the secondary, so in the next group.
     for (let b = o.tracker.nextDirty(0); b !== -1; b = o.tracker.nextDirty(b + 1)) this.#recording.set(b);
-    this.#link = new PeerLink({
-      address: o.peer,
-      ...(o.tls ? { tls: o.tls } : {}),
-      remotePair: o.remotePair,
-      volumeBytes: o.volume.size,
-      blockSize: this.#bs,
-      generation: () => o.meta.generation,
-      syncedPeerGeneration: () => o.meta.syncedPeerGeneration,
-      logger: o.logger,
-      onSession: (s) => void this.#onSession(s),
-    });
+    this.#link = pairLink(o, (s) => void this.#onSession(s));
   }
 
   start(): void {

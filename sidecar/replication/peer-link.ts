@@ -38,6 +38,32 @@ export interface PeerLinkOptions {
   handshakeTimeoutMs?: number;
 }
 
+/** What a replicator knows of its pair, enough to link it to its secondary. */
+export interface PairLinkSource {
+  volume: { size: number };
+  tracker: { layout: { blockSize: number } };
+  meta: { generation: string; syncedPeerGeneration: string };
+  peer: string;
+  remotePair: string;
+  tls?: TlsFiles;
+  logger: Logger;
+}
+
+/** The link of a primary pair to its secondary. */
+export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSession']): PeerLink {
+  return new PeerLink({
+    address: o.peer,
+    ...(o.tls ? { tls: o.tls } : {}),
+    remotePair: o.remotePair,
+    volumeBytes: o.volume.size,
+    blockSize: o.tracker.layout.blockSize,
+    generation: () => o.meta.generation,
+    syncedPeerGeneration: () => o.meta.syncedPeerGeneration,
+    logger: o.logger,
+    onSession,
+  });
+}
+
 interface Pending {
   resolve(): void;
   reject(err: Error): void;

@@ -7,7 +7,7 @@ import type { WriteReplication } from '../pair/volume-export.js';
 import type { Volume } from '../volume/volume.js';
 import type { PairMeta } from './pair-meta.js';
 import { frameChecksum } from './frame-builder.js';
-import { PeerLink } from './peer-link.js';
+import { pairLink, type PeerLink } from './peer-link.js';
 import { ResyncController } from './resync-controller.js';
 
 interface PendingClean {
@@ -84,17 +84,7 @@ export class SyncReplicator implements WriteReplication {
     // A few frames in flight from the start: a short resync is over before a window
     // grown from one frame would have measured anything.
     this.#controller = new ResyncController({ minWindowBytes: 4 * RESYNC_FRAME_BYTES, ...(o.resyncBytesPerSecond ? { maxBytesPerSecond: o.resyncBytesPerSecond } : {}) });
-    this.#link = new PeerLink({
-      address: o.peer,
-      ...(o.tls ? { tls: o.tls } : {}),
-      remotePair: o.remotePair,
-      volumeBytes: o.volume.size,
-      blockSize: this.#blockSize,
-      generation: () => o.meta.generation,
-      syncedPeerGeneration: () => o.meta.syncedPeerGeneration,
-      logger: o.logger,
-      onSession: (s) => void this.#onSession(s),
-    });
+    this.#link = pairLink(o, (s) => void this.#onSession(s));
   }
 
   start(): void {

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
 export interface FaultProxyOptions {
@@ -190,10 +189,7 @@ export class FaultProxy {
       const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
       const pairs = [...this.#pairs];
       for (const p of pairs) this.#destroy(p, false);
-      // Each socket's own 'close' (already emitted or still to come): the pair's
-      // bookkeeping may lag behind a socket the far end reset during teardown.
-      const socketClosed = (x: Socket): Promise<unknown> => (x.closed ? Promise.resolve() : once(x, 'close'));
-      await Promise.all([serverClosed, ...pairs.flatMap((p) => [socketClosed(p.client), socketClosed(p.target)])]);
+      await Promise.all([serverClosed, ...pairs.map((p) => p.closed)]);
     })();
     return this.#closing;
   }
