@@ -156,6 +156,11 @@ export class DirtyTracker {
     return this.#fine.test(block);
   }
 
+  /** A copy of the dirty set, recovered blocks included: what a peer may not have. */
+  dirtyBitmap(): BlockBitmap {
+    return this.#fine.clone();
+  }
+
   nextDirty(from: number): number {
     return this.#fine.nextSet(from);
   }

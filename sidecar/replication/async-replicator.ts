@@ -83,9 +83,8 @@ export class AsyncReplicator implements WriteReplication {
   constructor(o: AsyncReplicatorOptions) {
     this.#o = o;
     this.#bs = o.tracker.layout.blockSize;
-    this.#recording = new BlockBitmap(o.tracker.layout.blocks);
     // Dirty after a crash or an earlier run: unknown on the secondary, so in the next group.
-    for (let b = o.tracker.nextDirty(0); b !== -1; b = o.tracker.nextDirty(b + 1)) this.#recording.set(b);
+    this.#recording = o.tracker.dirtyBitmap();
     this.#link = pairLink(o, (s) => void this.#onSession(s));
   }
 

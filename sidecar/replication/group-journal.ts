@@ -17,7 +17,6 @@ export class GroupRejectedError extends BlockmirrorError {
 const MAGIC = 0x314a4d42; // "BMJ1"
 const HEADER = 24;
 const FLAG_ZERO = 1;
-const ZERO_CHUNK = Buffer.alloc(1 << 20);
 const READ_CHUNK = 4 << 20;
 
 interface Staging {
@@ -154,7 +153,7 @@ export class GroupJournal {
           const data = zero ? EMPTY : await need(at + HEADER, length);
           if (crc32c(data, crc32c(h.subarray(0, 20))) !== h.readUInt32LE(20)) throw new StateCorruptError(`${path}: checksum mismatch at byte ${at}`);
           if (zero) {
-            for (let z = offset; z < offset + length; z += ZERO_CHUNK.length) await this.#volume.write(z, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, offset + length - z)));
+            await this.#volume.writeZeroes(offset, length);
           } else {
             await this.#volume.write(offset, data);
           }

@@ -24,7 +24,6 @@ export interface SecondaryStats {
   sessions: number;
 }
 
-const ZERO_CHUNK = Buffer.alloc(1 << 20);
 // The primary sends a frame (heartbeat) every second; silence this long means it is gone.
 const LIVENESS_MS = 5000;
 
@@ -133,20 +132,11 @@ export class SecondaryEndpoint {
       // Part of a consistency group: staged, applied only with the whole group.
       await this.journal.stage(frame.group, runs);
       for (const r of runs) bytes += r.length;
-      this.stats.framesApplied++;
-      this.stats.bytesApplied += bytes;
-      this.stats.lastFrameTimeMs = Date.now();
-      return;
-    }
-    for (const r of runs) {
-      if (r.zero) {
-        for (let at = r.offset; at < r.offset + r.length; at += ZERO_CHUNK.length) {
-          await this.#volume.write(at, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, r.offset + r.length - at)));
-        }
-      } else {
-        await this.#volume.write(r.offset, r.data!);
+    } else {
+      for (const r of runs) {
+        await (r.zero ? this.#volume.writeZeroes(r.offset, r.length) : this.#volume.write(r.offset, r.data));
+        bytes += r.length;
       }
-      bytes += r.length;
     }
     this.stats.framesApplied++;
     this.stats.bytesApplied += bytes;

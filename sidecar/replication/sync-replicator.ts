@@ -78,9 +78,8 @@ export class SyncReplicator implements WriteReplication {
   constructor(o: SyncReplicatorOptions) {
     this.#o = o;
     this.#blockSize = o.tracker.layout.blockSize;
-    this.#oos = new BlockBitmap(o.tracker.layout.blocks);
     // Everything the tracker holds dirty (recovered after a crash included) is unsent.
-    for (let b = o.tracker.nextDirty(0); b !== -1; b = o.tracker.nextDirty(b + 1)) this.#oos.set(b);
+    this.#oos = o.tracker.dirtyBitmap();
     // A few frames in flight from the start: a short resync is over before a window
     // grown from one frame would have measured anything.
     this.#controller = new ResyncController({ minWindowBytes: 4 * RESYNC_FRAME_BYTES, ...(o.resyncBytesPerSecond ? { maxBytesPerSecond: o.resyncBytesPerSecond } : {}) });

@@ -23,6 +23,8 @@ export interface VolumeOptions {
  * A volume: a regular file or a block device, addressed with positional I/O.
  * Every access is bounds-checked; `flush()` makes all completed writes durable.
  */
+
+const ZERO_CHUNK = Buffer.alloc(1 << 20);
 export class Volume {
   readonly path: string;
   readonly size: number;
@@ -84,6 +86,13 @@ export class Volume {
       };
       step(0);
     });
+  }
+
+  /** Writes `length` zero bytes at `offset`, a MiB at a time (not yet durable). */
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    for (let at = offset; at < offset + length; at += ZERO_CHUNK.length) {
+      await this.write(at, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, offset + length - at)));
+    }
   }
 
   /** Writes `data` at `offset`; resolves when the kernel has it (not yet durable). */
