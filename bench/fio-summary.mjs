@@ -4,6 +4,9 @@
 //   DIR holds fio --output-format=json files named JOB.TARGET.RUN.json, TARGET being
 //   "ours" or "nbdkit"; METRIC is "iops" or "mbps" (write bandwidth, 10^6 bytes/s).
 // Medians, not means: a single noisy run on a shared 2-core machine must not move the result.
+// The paired ratio divides each run of ours by the nbdkit run of the same round (taken
+// back to back), then takes the median: slow drift of the machine (page-cache writeback,
+// a neighbour's load) then cancels instead of landing on whichever side it hit.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -39,18 +42,21 @@ const unit = { iops: 'IOPS', mbps: 'MB/s' };
 
 const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
 const rows = [
-  '| job | unit | ours (median) | nbdkit (median) | ours / nbdkit | ours min–max | nbdkit min–max | runs |',
-  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  '| job | unit | ours (median) | nbdkit (median) | ours / nbdkit | paired ratio (median, min–max) | ours min–max | nbdkit min–max | runs |',
+  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
 ];
 for (const spec of jobSpecs) {
   const [job, metric, ...labelParts] = spec.split(':');
   const label = labelParts.join(':') || job;
   const samples = {};
+  const byRun = {};
   for (const target of ['ours', 'nbdkit']) {
-    samples[target] = files
-      .filter((f) => f.startsWith(`${job}.${target}.`))
-      .map((f) => value(readFio(join(dir, f)), metric));
+    byRun[target] = new Map(
+      files.filter((f) => f.startsWith(`${job}.${target}.`)).map((f) => [f.split('.')[2], value(readFio(join(dir, f)), metric)]),
+    );
+    samples[target] = [...byRun[target].values()];
   }
+  const paired = [...byRun.ours].filter(([run]) => byRun.nbdkit.has(run)).map(([run, v]) => v / byRun.nbdkit.get(run));
   if (samples.ours.length + samples.nbdkit.length === 0) throw new Error(`no runs of ${job} in ${dir}`);
   // A target left out (BENCH_TARGETS) shows as n/a rather than failing the summary.
   const med = (xs) => (xs.length ? median(xs) : undefined);
@@ -59,8 +65,11 @@ for (const spec of jobSpecs) {
   const ours = med(samples.ours);
   const theirs = med(samples.nbdkit);
   const ratio = ours !== undefined && theirs !== undefined ? (ours / theirs).toFixed(2) : 'n/a';
+  const pairedCell = paired.length
+    ? `${median(paired).toFixed(2)} (${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)})`
+    : 'n/a';
   rows.push(
-    `| ${label} | ${unit[metric]} | ${show(ours)} | ${show(theirs)} | ${ratio} | ` +
+    `| ${label} | ${unit[metric]} | ${show(ours)} | ${show(theirs)} | ${ratio} | ${pairedCell} | ` +
       `${range(samples.ours)} | ${range(samples.nbdkit)} | ${samples.ours.length} + ${samples.nbdkit.length} |`,
   );
 }

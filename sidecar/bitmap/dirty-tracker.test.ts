@@ -12,7 +12,7 @@ describe('DirtyTracker', () => {
   let path: string;
   const open: DirtyTracker[] = [];
   const openTracker = async (opts: Partial<Parameters<typeof DirtyTracker.open>[0]> = {}): Promise<DirtyTracker> => {
-    const t = await DirtyTracker.open({ path, volumeBytes: 64 * MiB, blockSize: BLOCK, sweepIntervalMs: 0, ...opts });
+    const t = await DirtyTracker.open({ path, volumeBytes: 64 * MiB, blockSize: BLOCK, sweepIntervalMs: 0, retireAfterIdleSweeps: 1, ...opts });
     open.push(t);
     return t;
   };
@@ -96,6 +96,22 @@ describe('DirtyTracker', () => {
     const recovered = await openTracker();
     expect(recovered.recoveredExtents).toBe(0);
     expect(recovered.dirtyBlocks).toBe(1);
+  });
+
+  it('an extent retires only after the configured number of idle sweeps; a write resets the count', async () => {
+    const t = await openTracker({ retireAfterIdleSweeps: 3 });
+    await t.beforeWrite(0, 4096);
+    await t.sweep(); // remembers the write counts
+    await t.sweep(); // idle 1
+    await t.sweep(); // idle 2
+    expect(t.activeExtents).toBe(1);
+    await t.beforeWrite(BLOCK, 4096);
+    await t.sweep(); // written since: count back to 0
+    await t.sweep();
+    await t.sweep();
+    expect(t.activeExtents).toBe(1);
+    await t.sweep(); // idle 3
+    expect(t.activeExtents).toBe(0);
   });
 
   it('an extent written during retirement keeps its intent', async () => {

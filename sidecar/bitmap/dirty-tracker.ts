@@ -17,6 +17,12 @@ export interface DirtyTrackerOptions {
   maxActiveExtents?: number;
   /** Period of the lazy sweep that persists the fine bitmap and retires idle extents. */
   sweepIntervalMs?: number;
+  /**
+   * Consecutive sweeps without a write before an extent retires. Default 6 (30 s at the
+   * default interval): a workload that pauses for a few seconds keeps its extents hot
+   * instead of paying an intent fdatasync per 4 MiB when it resumes.
+   */
+  retireAfterIdleSweeps?: number;
 }
 
 const COLD = 0;
@@ -64,6 +70,8 @@ export class DirtyTracker {
   #sweepTimer: NodeJS.Timeout | undefined;
   #retiring: Promise<void> | null = null;
   #sweepSeen: Uint32Array | null = null;
+  readonly #idleSweeps: Uint8Array;
+  readonly #retireAfter: number;
   #closed = false;
   #lastError: Error | null = null;
 
@@ -77,6 +85,8 @@ export class DirtyTracker {
     this.#writes = new Uint32Array(layout.extents);
     this.#lastUse = new Float64Array(layout.extents);
     this.#maxActive = opts.maxActiveExtents ?? 1024;
+    this.#idleSweeps = new Uint8Array(layout.extents);
+    this.#retireAfter = Math.max(1, Math.min(255, opts.retireAfterIdleSweeps ?? 6));
     this.#intentSync = new SyncBatcher(() => this.#writeIntents());
     const interval = opts.sweepIntervalMs ?? 5000;
     if (interval > 0) {
@@ -221,15 +231,22 @@ export class DirtyTracker {
   }
 
   /**
-   * Persists the fine bitmap and retires extents idle since the previous sweep, so a
-   * crash after a quiet period needs little or no extra resync.
+   * Persists the fine bitmap and retires extents idle for `retireAfterIdleSweeps`
+   * sweeps, so a crash after a quiet period needs little or no extra resync.
    */
   async sweep(): Promise<void> {
     if (this.#closed) return;
     const previous = this.#sweepSeen;
     this.#sweepSeen = this.#writes.slice();
     const idle: number[] = [];
-    if (previous !== null) for (const e of this.#hot) if (this.#state[e] === HOT && this.#writes[e] === previous[e]) idle.push(e);
+    if (previous !== null) {
+      for (const e of this.#hot) {
+        if (this.#state[e] !== HOT) continue;
+        if (this.#writes[e] !== previous[e]) this.#idleSweeps[e] = 0;
+        else if (++this.#idleSweeps[e]! >= this.#retireAfter) idle.push(e);
+      }
+    }
+    for (const e of idle) this.#idleSweeps[e] = 0;
     await this.#retire(idle);
   }
 
