@@ -68,6 +68,7 @@ export function toMessage(p: PairStatusView): PairMessage {
       blockSize: p.blockSize,
       peerPair: p.peerPair,
       consistencyGroup: p.consistencyGroup,
+      ...p.settings,
     },
     status: {
       state: pairStateToProto(p.state),

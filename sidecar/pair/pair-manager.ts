@@ -4,7 +4,7 @@ import type { TlsFiles } from '../grpc/grpc-credentials.js';
 import type { SecondaryEndpoint } from '../replication/secondary-endpoint.js';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { Pair, type PairStatusView } from './pair.js';
-import { validatePairSpec, type PairSpec, type PairSpecInput } from './pair-spec.js';
+import { pairSettings, validatePairSpec, type PairSpec, type PairSpecInput } from './pair-spec.js';
 import { PairStore } from './pair-store.js';
 import { ConsistencyGroups } from '../replication/consistency-groups.js';
 
@@ -151,6 +151,7 @@ export class PairManager {
       nbdSocket: '',
       peer: e.spec.peer ?? '',
       peerPair: e.spec.peerPair ?? '',
+      settings: pairSettings(e.spec),
       bytesOnWire: 0,
       bytesReplicated: 0,
       consistencyGroup: e.spec.consistencyGroup ?? '',

@@ -31,6 +31,29 @@ export interface PairSpec {
   consistencyGroup?: string;
 }
 
+/** The tunables of a spec as the control API reports them (0 or '': the default). */
+export interface PairSettings {
+  nbdListen: string;
+  nbdSocket: string;
+  writeTimeoutMs: number;
+  resyncBytesPerSecond: number;
+  groupIntervalMs: number;
+  maxCoordinationMs: number;
+  maxDrainMs: number;
+}
+
+export function pairSettings(spec: PairSpec): PairSettings {
+  return {
+    nbdListen: spec.nbdListen ?? '',
+    nbdSocket: spec.nbdSocket ?? '',
+    writeTimeoutMs: spec.writeTimeoutMs ?? 0,
+    resyncBytesPerSecond: spec.resyncBytesPerSecond ?? 0,
+    groupIntervalMs: spec.groupIntervalMs ?? 0,
+    maxCoordinationMs: spec.maxCoordinationMs ?? 0,
+    maxDrainMs: spec.maxDrainMs ?? 0,
+  };
+}
+
 export const DEFAULT_MAX_COORDINATION_MS = 50;
 export const DEFAULT_MAX_DRAIN_MS = 30_000;
 

@@ -12,12 +12,14 @@ import type { ConsistencyGroup } from '../replication/consistency-group.js';
 import type { ConsistencyGroups } from '../replication/consistency-groups.js';
 import { SyncReplicator } from '../replication/sync-replicator.js';
 import { Volume } from '../volume/volume.js';
-import { DEFAULT_MAX_COORDINATION_MS, DEFAULT_MAX_DRAIN_MS, type PairSpec } from './pair-spec.js';
+import { DEFAULT_MAX_COORDINATION_MS, DEFAULT_MAX_DRAIN_MS, pairSettings, type PairSettings, type PairSpec } from './pair-spec.js';
 import type { PairStateName } from './pair-state.js';
 import { VolumeExport, type IoCounters } from './volume-export.js';
 
 export interface PairStatusView extends IoCounters {
   name: string;
+  /** The spec's tunables, echoed so a client can tell whether a pair matches what it wants. */
+  settings: PairSettings;
   role: PairSpec['role'];
   mode: PairSpec['mode'];
   state: PairStateName;
@@ -214,6 +216,7 @@ export class Pair {
       nbdSocket: this.#nbd?.socketPath ?? '',
       peer: this.spec.peer ?? '',
       peerPair: this.spec.peer ? (this.spec.peerPair ?? this.spec.name) : '',
+      settings: pairSettings(this.spec),
       bytesOnWire: this.#replicator?.bytesOnWire ?? this.endpoint?.stats.bytesApplied ?? 0,
       bytesReplicated: this.#replicator?.bytesReplicated ?? this.endpoint?.stats.bytesApplied ?? 0,
       ...this.#asyncStatus(),
