@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Tools the NBD acceptance tests, the demo and the benchmarks shell out to.
-DEB_PACKAGES="qemu-utils libnbd-bin nbdkit nbdfuse fio fuse3 e2fsprogs util-linux procps iproute2 rsync"
+DEB_PACKAGES="qemu-utils libnbd-bin nbdkit nbdfuse fio fuse3 e2fsprogs util-linux procps iproute2 rsync openssl"
 
 log() { printf 'install-deps: %s\n' "$*"; }
 
@@ -52,3 +52,6 @@ else
   # Written last, so an interrupted npm ci is retried next time.
   printf '%s\n' "$want" >"$stamp"
 fi
+
+# The real control plane of the operator tests and the lab: etcd, kube-apiserver, kubectl.
+bash hack/install-kube.sh
