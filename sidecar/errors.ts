@@ -13,7 +13,8 @@ export type BlockmirrorErrorCode =
   | 'FRAME_CORRUPT'
   | 'UNAVAILABLE'
   | 'INTERNAL'
-  | 'FAILED_PRECONDITION';
+  | 'FAILED_PRECONDITION'
+  | 'CONFLICT';
 
 export class BlockmirrorError extends Error {
   readonly code: BlockmirrorErrorCode;

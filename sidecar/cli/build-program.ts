@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import type { Logger } from 'winston';
 import { createLogger } from '../log/create-logger.js';
 import { SidecarDaemon } from '../daemon/sidecar-daemon.js';
 import { tlsFilesFrom } from '../grpc/grpc-credentials.js';
@@ -31,6 +32,53 @@ function nonNegativeInt(value: string): number {
   return n;
 }
 
+function logLevelOption(): Option {
+  return new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default('info');
+}
+
+/**
+ * Runs until SIGTERM or SIGINT (or `done` settles), then `stop`. A failure of either
+ * sets a non-zero exit code.
+ */
+async function untilSignal(logger: Logger, stop: () => Promise<void>, done?: Promise<void>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const finish = (why: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info('stopping', { why });
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      stop().then(resolve, (err: Error) => {
+        logger.error('shutdown failed', { error: err.message });
+        process.exitCode = 1;
+        resolve();
+      });
+    };
+    const onTerm = (): void => finish('SIGTERM');
+    const onInt = (): void => finish('SIGINT');
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+    done?.then(
+      () => {
+        process.exitCode = 1;
+        finish('stopped by itself');
+      },
+      (err: Error) => {
+        logger.error('failed', { error: err.message });
+        process.exitCode = 1;
+        finish('failure');
+      },
+    );
+  });
+}
+
+/** Lets the logger drain, then leaves even if a library holds a handle open. */
+async function exitAfterLogs(logger: Logger): Promise<void> {
+  await new Promise<void>((resolve) => logger.on('finish', () => resolve()).end());
+  process.exit(process.exitCode ?? 0);
+}
+
 /** The `blockmirror` command line. */
 export function buildProgram(): Command {
   const program = new Command('blockmirror')
@@ -46,37 +94,108 @@ export function buildProgram(): Command {
       .option('--control-listen <host:port>', 'control API address (loopback unless TLS is given)', '127.0.0.1:7400')
       .option('--peer-listen <host:port>', 'peer replication address (loopback unless TLS is given)', '127.0.0.1:7401')
       .option('--metrics-listen <host:port>', 'Prometheus metrics address')
-      .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default('info')),
-  ).action(async (opts: { stateDir: string; controlListen: string; peerListen: string; metricsListen?: string; logLevel: string } & TlsFlags) => {
-    const logger = createLogger({ level: opts.logLevel });
-    const daemon = await SidecarDaemon.start({
-      stateDir: opts.stateDir,
-      controlListen: opts.controlListen,
-      peerListen: opts.peerListen,
-      ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}),
-      tls: tlsFilesFrom(opts),
-      logger,
-    });
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        logger.info('signal received', { signal });
-        process.off('SIGTERM', onTerm);
-        process.off('SIGINT', onInt);
-        daemon.stop().then(resolve, (err: Error) => {
-          logger.error('shutdown failed', { error: err.message });
-          process.exitCode = 1;
-          resolve();
+      .option('--register-node <node>', 'announce this sidecar to the operator as the one of this node (a Lease in the API server)')
+      .option('--register-namespace <ns>', 'namespace of the registration Lease', 'blockmirror-system')
+      .option('--kubeconfig <file>', 'kubeconfig for the registration (default: in-cluster credentials)')
+      .option('--advertise-control <host:port>', 'control address to register (default: the bound one)')
+      .option('--advertise-peer <host:port>', 'peer address to register (default: the bound one)')
+      .addOption(logLevelOption()),
+  ).action(
+    async (
+      opts: {
+        stateDir: string;
+        controlListen: string;
+        peerListen: string;
+        metricsListen?: string;
+        logLevel: string;
+        registerNode?: string;
+        registerNamespace: string;
+        kubeconfig?: string;
+        advertiseControl?: string;
+        advertisePeer?: string;
+      } & TlsFlags,
+    ) => {
+      const logger = createLogger({ level: opts.logLevel });
+      const daemon = await SidecarDaemon.start({
+        stateDir: opts.stateDir,
+        controlListen: opts.controlListen,
+        peerListen: opts.peerListen,
+        ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}),
+        tls: tlsFilesFrom(opts),
+        logger,
+      });
+      let registration: Promise<void> = Promise.resolve();
+      const unregister = new AbortController();
+      if (opts.registerNode !== undefined) {
+        // Loaded only here: a sidecar outside Kubernetes never touches the client.
+        const { KubeClient } = await import('../../operator/kube/kube-client.js');
+        const { runNodeRegistration } = await import('../../operator/discovery/node-registration.js');
+        registration = runNodeRegistration({
+          client: new KubeClient({ ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}), component: 'blockmirror-sidecar' }),
+          namespace: opts.registerNamespace,
+          node: opts.registerNode,
+          controlEndpoint: opts.advertiseControl ?? daemon.addresses.control,
+          peerEndpoint: opts.advertisePeer ?? daemon.addresses.peer,
+          logger,
+          signal: unregister.signal,
         });
-      };
-      const onTerm = (): void => stop('SIGTERM');
-      const onInt = (): void => stop('SIGINT');
-      process.on('SIGTERM', onTerm);
-      process.on('SIGINT', onInt);
-    });
-    // Let the logger drain, then leave even if a library holds a handle open.
-    await new Promise<void>((resolve) => logger.on('finish', () => resolve()).end());
-    process.exit(process.exitCode ?? 0);
-  });
+      }
+      await untilSignal(logger, async () => {
+        unregister.abort();
+        await registration;
+        await daemon.stop();
+      });
+      await exitAfterLogs(logger);
+    },
+  );
+
+  addTlsOptions(
+    program
+      .command('operator')
+      .description('run the operator: reconciles ReplicationPairs onto the sidecars (TLS flags: for the sidecars\' control API)')
+      .option('--kubeconfig <file>', 'kubeconfig (default: in-cluster credentials)')
+      .option('--namespace <ns>', 'namespace of the leader-election Lease and the sidecar registrations', 'blockmirror-system')
+      .option('--health-listen <host:port>', '/healthz, /readyz and /metrics address', '127.0.0.1:8081')
+      .option('--concurrency <n>', 'pairs reconciled at once', positiveInt, 4)
+      .option('--poll-ms <ms>', "how often a pair's status is refreshed from its sidecar", positiveInt, 2000)
+      .option('--identity <id>', 'leader-election identity (default: hostname-pid)')
+      .option('--no-leader-elect', 'reconcile without taking the leader Lease (one replica only)')
+      .option('--kubelet-dir <dir>', "the kubelet's root directory on the nodes", '/var/lib/kubelet')
+      .addOption(logLevelOption()),
+  ).action(
+    async (
+      opts: {
+        kubeconfig?: string;
+        namespace: string;
+        healthListen: string;
+        concurrency: number;
+        pollMs: number;
+        identity?: string;
+        leaderElect: boolean;
+        kubeletDir: string;
+        logLevel: string;
+      } & TlsFlags,
+    ) => {
+      const logger = createLogger({ level: opts.logLevel });
+      const { runOperator } = await import('../../operator/run-operator.js');
+      const tls = tlsFilesFrom(opts);
+      const op = await runOperator({
+        ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
+        namespace: opts.namespace,
+        ...(opts.identity !== undefined ? { identity: opts.identity } : {}),
+        concurrency: opts.concurrency,
+        pollMs: opts.pollMs,
+        healthListen: opts.healthListen,
+        leaderElection: opts.leaderElect,
+        ...(tls !== undefined ? { controlTls: tls } : {}),
+        kubeletDir: opts.kubeletDir,
+        logger,
+      });
+      logger.info('operator ready', { health: op.healthAddress ?? '' });
+      await untilSignal(logger, () => op.stop(), op.done);
+      await exitAfterLogs(logger);
+    },
+  );
 
   const pair = program.command('pair').description('manage replication pairs on a sidecar');
   const withControl = (cmd: Command): Command =>

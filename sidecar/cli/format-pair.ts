@@ -80,15 +80,15 @@ export function formatPair(p: Pair__Output): string {
     ['Role', j.role],
     ['Mode', j.mode],
     ['State', j.state],
-    ['Volume', `${j.volumePath} (${bytes(j.volumeBytes)})`],
-    ['Block size', bytes(j.blockSize)],
-    ['Out of sync', `${bytes(j.outOfSyncBytes)} (${j.dirtyBlocks} blocks)`],
+    ['Volume', `${j.volumePath} (${formatBytes(j.volumeBytes)})`],
+    ['Block size', formatBytes(j.blockSize)],
+    ['Out of sync', `${formatBytes(j.outOfSyncBytes)} (${j.dirtyBlocks} blocks)`],
     ['Peer', j.peer || '-'],
     ['NBD', [j.nbdAddress, j.nbdSocket].filter((x) => x !== '').join(', ') || '-'],
-    ['Written', `${bytes(j.bytesWritten)} in ${j.writeOps} ops`],
-    ['Read', `${bytes(j.bytesRead)} in ${j.readOps} ops`],
+    ['Written', `${formatBytes(j.bytesWritten)} in ${j.writeOps} ops`],
+    ['Read', `${formatBytes(j.bytesRead)} in ${j.readOps} ops`],
   ];
-  if (j.peer) rows.push(['Replicated', `${bytes(j.bytesReplicated)} (${bytes(j.bytesOnWire)} on the wire)`], ['Resync', `${j.resyncProgressPercent}%`], ['Retries', String(j.retries)]);
+  if (j.peer) rows.push(['Replicated', `${formatBytes(j.bytesReplicated)} (${formatBytes(j.bytesOnWire)} on the wire)`], ['Resync', `${j.resyncProgressPercent}%`], ['Retries', String(j.retries)]);
   if (j.lastInSyncTime) rows.push(['Last in sync', j.lastInSyncTime]);
   if (j.mode === 'async' && j.peer) {
     if (j.consistencyGroup) rows.push(['Consistency group', j.consistencyGroup]);
@@ -106,12 +106,12 @@ export function formatPair(p: Pair__Output): string {
 
 export function formatPairList(pairs: Pair__Output[]): string {
   const rows = [['NAME', 'ROLE', 'MODE', 'STATE', 'OUT-OF-SYNC', 'VOLUME']];
-  for (const p of pairs.map(pairToJson)) rows.push([p.name, p.role, p.mode, p.state, bytes(p.outOfSyncBytes), p.volumePath]);
+  for (const p of pairs.map(pairToJson)) rows.push([p.name, p.role, p.mode, p.state, formatBytes(p.outOfSyncBytes), p.volumePath]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('') + '\n').join('');
 }
 
-function bytes(n: number): string {
+export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
   let u = 0;

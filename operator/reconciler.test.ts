@@ -1,0 +1,227 @@
+import { describe, expect, it } from '@jest/globals';
+import { createLogger, transports } from 'winston';
+import type { Pair__Output } from '../proto/gen/blockmirror/control/v1/Pair.js';
+import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
+import { FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
+import type { EventRecord } from './kube/kube-client.js';
+import type { LocateResult } from './discovery/volume-locator.js';
+import { Reconciler, TemporaryError, desiredSpec, sidecarPairName, type SidecarControl } from './reconciler.js';
+
+const logger = createLogger({ silent: true, transports: [new transports.Console()] });
+const signal = new AbortController().signal;
+
+function pairObject(spec: Partial<ReplicationPair['spec']> = {}, meta: Partial<ReplicationPair['metadata']> = {}): ReplicationPair {
+  return {
+    apiVersion: 'blockmirror.io/v1alpha1',
+    kind: 'ReplicationPair',
+    metadata: { name: 'db', namespace: 'apps', generation: 3, resourceVersion: '7', finalizers: [FINALIZER], ...meta },
+    spec: { pvcName: 'db-data', role: 'primary', mode: 'sync', remote: { endpoint: 'site-b:7401' }, ...spec },
+  };
+}
+
+/** A sidecar's control API in memory: pairs by name, with a state to report. */
+class FakeSidecar implements SidecarControl {
+  readonly pairs = new Map<string, Pair__Output>();
+  readonly calls: string[] = [];
+  state = 'PAIR_STATE_IN_SYNC';
+  failCreate: { grpcCode: number; message: string } | undefined;
+
+  getPair(name: string): Promise<Pair__Output> {
+    this.calls.push(`get ${name}`);
+    const p = this.pairs.get(name);
+    if (p === undefined) return Promise.reject(Object.assign(new Error('no such pair'), { grpcCode: 5 }));
+    return Promise.resolve(this.#withState(p));
+  }
+
+  createPair(spec: PairSpec): Promise<Pair__Output> {
+    this.calls.push(`create ${spec.name}`);
+    if (this.failCreate) return Promise.reject(Object.assign(new Error(this.failCreate.message), { grpcCode: this.failCreate.grpcCode }));
+    const p = { spec: { ...spec }, status: {} } as unknown as Pair__Output;
+    this.pairs.set(spec.name!, p);
+    return Promise.resolve(this.#withState(p));
+  }
+
+  deletePair(name: string): Promise<void> {
+    this.calls.push(`delete ${name}`);
+    if (!this.pairs.delete(name)) return Promise.reject(Object.assign(new Error('no such pair'), { grpcCode: 5 }));
+    return Promise.resolve();
+  }
+
+  pausePair(name: string): Promise<Pair__Output> {
+    this.calls.push(`pause ${name}`);
+    this.state = 'PAIR_STATE_PAUSED';
+    return this.getPair(name);
+  }
+
+  resumePair(name: string): Promise<Pair__Output> {
+    this.calls.push(`resume ${name}`);
+    this.state = 'PAIR_STATE_IN_SYNC';
+    return this.getPair(name);
+  }
+
+  #withState(p: Pair__Output): Pair__Output {
+    return { ...p, status: { ...(p.status ?? {}), state: this.state, outOfSyncBytes: 0, lastInSyncTimeMs: 1_700_000_000_000, nbdAddress: '127.0.0.1:10809' } } as unknown as Pair__Output;
+  }
+}
+
+function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissing?: boolean } = {}) {
+  const sidecars = new Map<string, FakeSidecar>([['node-a:7400', new FakeSidecar()]]);
+  const patches: ReplicationPairStatus[] = [];
+  const finalizerWrites: string[][] = [];
+  const events: EventRecord[] = [];
+  let current = pair;
+  const reconciler = new Reconciler({
+    cached: () => current,
+    kube: {
+      patchPairStatus: (_ns, _n, status) => {
+        patches.push(status);
+        current = { ...current, status };
+        return Promise.resolve();
+      },
+      setFinalizers: (_ns, _n, f) => {
+        finalizerWrites.push(f);
+        current = { ...current, metadata: { ...current.metadata, finalizers: f } };
+        return Promise.resolve();
+      },
+      recordEvent: (_p, e) => {
+        events.push(e);
+        return Promise.resolve();
+      },
+      secretHasKeys: () => Promise.resolve('ok' as const),
+    },
+    locate: () => Promise.resolve(opts.locate ?? { location: { pvName: 'pv-1', node: 'node-a', path: '/data/pv-1.img' } }),
+    sidecarFor: (node) => Promise.resolve(opts.sidecarMissing ? { missing: `no sidecar on ${node}` } : { found: { node, control: `${node}:7400`, peer: `${node}:7401` } }),
+    control: (endpoint) => {
+      let s = sidecars.get(endpoint);
+      if (s === undefined) sidecars.set(endpoint, (s = new FakeSidecar()));
+      return s;
+    },
+    logger,
+    pollMs: 1000,
+    now: () => new Date('2026-01-01T00:00:00Z'),
+  });
+  return {
+    reconciler,
+    sidecar: sidecars.get('node-a:7400')!,
+    sidecars,
+    patches,
+    events,
+    finalizerWrites,
+    get current() {
+      return current;
+    },
+    set current(p: ReplicationPair) {
+      current = p;
+    },
+  };
+}
+
+describe('Reconciler', () => {
+  it('creates the pair on the sidecar of the volume\'s node, patches status once and asks to be polled', async () => {
+    const r = rig(pairObject());
+    const result = await r.reconciler.reconcile('apps/db', signal);
+    expect(result).toEqual({ requeueAfterMs: 1000 });
+    expect(r.sidecar.calls).toEqual(['get apps.db', 'create apps.db']);
+    const spec = r.sidecar.pairs.get('apps.db')!.spec!;
+    expect(spec).toMatchObject({ volumePath: '/data/pv-1.img', role: 'ROLE_PRIMARY', mode: 'MODE_SYNC', peerAddress: 'site-b:7401', peerPair: 'apps.db', nbdListen: '127.0.0.1:0' });
+    expect(r.patches).toHaveLength(1);
+    expect(r.patches[0]).toMatchObject({ state: 'InSync', outOfSyncBytes: 0, outOfSync: '0B', rpo: '0.0s', observedGeneration: 3, sidecar: { node: 'node-a', endpoint: 'node-a:7400' } });
+    const ready = r.patches[0]!.conditions!.find((c) => c.type === 'Ready')!;
+    expect(ready).toMatchObject({ status: 'True', observedGeneration: 3 });
+    expect(r.events.map((e) => e.reason)).toEqual(['Created', 'InSync']);
+  });
+
+  it('is idempotent: a second pass changes nothing and patches nothing', async () => {
+    const r = rig(pairObject());
+    await r.reconciler.reconcile('apps/db', signal);
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.calls).toEqual(['get apps.db', 'create apps.db', 'get apps.db']);
+    expect(r.patches).toHaveLength(1);
+    expect(r.events).toHaveLength(2);
+  });
+
+  it('adds its finalizer before touching a sidecar', async () => {
+    const r = rig(pairObject({}, { finalizers: ['other/keep'] }));
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.finalizerWrites).toEqual([['other/keep', FINALIZER]]);
+  });
+
+  it('recreates the pair when its wiring changed, and pauses and resumes it', async () => {
+    const r = rig(pairObject());
+    await r.reconciler.reconcile('apps/db', signal);
+    r.current = { ...r.current, spec: { ...r.current.spec, mode: 'async', async: { groupIntervalMs: 500 } } };
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.calls.slice(2)).toEqual(['get apps.db', 'delete apps.db', 'create apps.db']);
+    expect(r.sidecar.pairs.get('apps.db')!.spec).toMatchObject({ mode: 'MODE_ASYNC', groupIntervalMs: 500 });
+    expect(r.events.map((e) => e.reason)).toContain('Reconfigured');
+
+    r.current = { ...r.current, spec: { ...r.current.spec, paused: true } };
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.calls).toContain('pause apps.db');
+    expect(r.current.status?.state).toBe('Paused');
+    r.current = { ...r.current, spec: { ...r.current.spec, paused: false } };
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.calls).toContain('resume apps.db');
+  });
+
+  it('a temporary problem sets Ready=False and throws so the queue retries with backoff', async () => {
+    const r = rig(pairObject(), { sidecarMissing: true });
+    await expect(r.reconciler.reconcile('apps/db', signal)).rejects.toBeInstanceOf(TemporaryError);
+    expect(r.patches[0]).toMatchObject({ state: 'Pending', lastError: 'no sidecar on node-a' });
+    expect(r.patches[0]!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'SidecarNotFound' });
+  });
+
+  it('a permanent problem sets a condition and stops (no requeue)', async () => {
+    const r = rig(pairObject(), { locate: { failure: { reason: 'UnsupportedVolume', message: 'PersistentVolume pv-1 is neither a local nor a CSI volume', permanent: true } } });
+    expect(await r.reconciler.reconcile('apps/db', signal)).toBeUndefined();
+    expect(r.patches[0]).toMatchObject({ state: 'Error' });
+    expect(r.patches[0]!.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'UnsupportedVolume' });
+  });
+
+  it('a spec the sidecar refuses is permanent', async () => {
+    const r = rig(pairObject());
+    r.sidecar.failCreate = { grpcCode: 3, message: 'volume /data/pv-1.img is smaller than the peer' };
+    expect(await r.reconciler.reconcile('apps/db', signal)).toBeUndefined();
+    expect(r.patches[0]!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'SidecarRejected' });
+  });
+
+  it('on deletion removes the pair from its sidecar, then the finalizer', async () => {
+    const r = rig(pairObject());
+    await r.reconciler.reconcile('apps/db', signal);
+    r.current = { ...r.current, metadata: { ...r.current.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } };
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.pairs.size).toBe(0);
+    expect(r.current.metadata.finalizers).toEqual([]);
+    // Already gone from the sidecar: the finalizer still goes.
+    r.current = { ...r.current, metadata: { ...r.current.metadata, finalizers: [FINALIZER] } };
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.current.metadata.finalizers).toEqual([]);
+  });
+
+  it('forgets the pair on the old node when the volume moved', async () => {
+    const r = rig(pairObject());
+    await r.reconciler.reconcile('apps/db', signal);
+    r.current = { ...r.current, status: { ...r.current.status, sidecar: { node: 'node-z', endpoint: 'node-z:7400' } } };
+    const old = new FakeSidecar();
+    await old.createPair({ name: 'apps.db' });
+    r.sidecars.set('node-z:7400', old);
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(old.pairs.size).toBe(0);
+  });
+
+  it('keeps sidecar pair names within 63 characters, distinct and stable', () => {
+    const long = 'x'.repeat(60);
+    const a = sidecarPairName('apps', `${long}-a`);
+    const b = sidecarPairName('apps', `${long}-b`);
+    expect(a.length).toBeLessThanOrEqual(63);
+    expect(a).not.toBe(b);
+    expect(sidecarPairName('apps', `${long}-a`)).toBe(a);
+    expect(a).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+  });
+
+  it('derives the remote pair name from the remote resource', () => {
+    const spec = desiredSpec(pairObject({ remote: { endpoint: 'b:1', namespace: 'dr', name: 'db-copy' } }), '/x');
+    expect(spec.peerPair).toBe('dr.db-copy');
+    expect(desiredSpec(pairObject({ role: 'secondary', remote: undefined }), '/x')).toMatchObject({ peerAddress: '', nbdListen: '', role: 'ROLE_SECONDARY' });
+  });
+});

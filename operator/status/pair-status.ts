@@ -1,0 +1,103 @@
+import type { PairJson } from '../../sidecar/cli/format-pair.js';
+import { formatBytes } from '../../sidecar/cli/format-pair.js';
+import type { Condition, ConditionStatus, PairPhase, ReplicationMode, ReplicationPairStatus, SidecarRef } from '../api/replication-pair.js';
+
+/** A problem the operator found before or instead of reaching the sidecar. */
+export interface Problem {
+  reason: string;
+  message: string;
+  /** Will not fix itself: the user must change something. */
+  permanent: boolean;
+}
+
+export interface Observation {
+  generation: number;
+  mode: ReplicationMode;
+  sidecar?: SidecarRef;
+  /** The pair as its sidecar reports it, when it was reached. */
+  pair?: PairJson;
+  problem?: Problem;
+}
+
+const SIDECAR_STATES: readonly string[] = ['Initializing', 'InSync', 'Replicating', 'Resyncing', 'Retrying', 'Paused', 'Standalone'];
+
+/**
+ * The status one reconcile pass writes: the sidecar's view of the pair, plus the three
+ * standard conditions. A condition's lastTransitionTime moves only when its status does.
+ */
+export function buildStatus(prev: ReplicationPairStatus | undefined, obs: Observation, now: Date): ReplicationPairStatus {
+  const p = obs.pair;
+  const state: PairPhase = p !== undefined && SIDECAR_STATES.includes(p.state) ? (p.state as PairPhase) : obs.problem?.permanent ? 'Error' : 'Pending';
+  const status: ReplicationPairStatus = { state, observedGeneration: obs.generation };
+  if (obs.sidecar !== undefined) status.sidecar = obs.sidecar;
+  if (p !== undefined) {
+    status.outOfSyncBytes = p.outOfSyncBytes;
+    status.outOfSync = formatBytes(p.outOfSyncBytes).replace(' ', '');
+    if (state === 'Initializing' || state === 'Resyncing') status.progressPercent = Math.round(p.resyncProgressPercent * 10) / 10;
+    if (p.lastInSyncTime !== null) status.lastInSyncTime = p.lastInSyncTime;
+    if (p.lastConsistencyPointTime !== null) status.lastConsistencyPointTime = p.lastConsistencyPointTime;
+    if (p.nbdAddress !== '') status.exportAddress = p.nbdAddress;
+    const rpo = rpoSeconds(obs.mode, p, now);
+    if (rpo !== undefined) {
+      status.rpoSeconds = rpo;
+      status.rpo = `${rpo.toFixed(1)}s`;
+    }
+    if (p.lastError !== '') status.lastError = p.lastError;
+  }
+  if (obs.problem !== undefined) status.lastError = obs.problem.message;
+
+  const conditions: Condition[] = [];
+  const set = (type: string, s: ConditionStatus, reason: string, message: string): void => {
+    const old = prev?.conditions?.find((c) => c.type === type);
+    const lastTransitionTime = old !== undefined && old.status === s ? old.lastTransitionTime : now.toISOString();
+    conditions.push({ type, status: s, observedGeneration: obs.generation, lastTransitionTime, reason, message });
+  };
+  if (obs.problem !== undefined) {
+    set('Ready', 'False', obs.problem.reason, obs.problem.message);
+  } else if (p !== undefined) {
+    set('Ready', 'True', 'PairActive', `served by the sidecar on node ${obs.sidecar?.node ?? '?'}`);
+  } else {
+    set('Ready', 'Unknown', 'Reconciling', 'the pair has not been configured on a sidecar yet');
+  }
+  if (p === undefined) {
+    set('Synchronized', 'Unknown', 'NoSidecarStatus', 'no status from the sidecar');
+  } else if (state === 'InSync' || (obs.mode === 'async' && state === 'Replicating')) {
+    set('Synchronized', 'True', state, obs.mode === 'async' ? `consistency groups reach the secondary; RPO ${status.rpo ?? '?'}` : 'every acknowledged write is on the secondary');
+  } else {
+    set('Synchronized', 'False', state, `${formatBytes(p.outOfSyncBytes)} out of sync`);
+  }
+  if (state === 'Retrying') {
+    set('Degraded', 'True', 'Retrying', `the peer is unreachable; retrying without suspending${p?.lastError ? `: ${p.lastError}` : ''}`);
+  } else if (state === 'Error') {
+    set('Degraded', 'True', obs.problem?.reason ?? 'Error', obs.problem?.message ?? 'error');
+  } else {
+    set('Degraded', 'False', 'Healthy', 'no fault');
+  }
+  status.conditions = conditions;
+  return status;
+}
+
+/**
+ * Async: the sidecar's figure (now minus the primary time of the last group applied).
+ * Sync: 0 while nothing is out of sync, else the time since the pair was last in sync.
+ */
+function rpoSeconds(mode: ReplicationMode, p: PairJson, now: Date): number | undefined {
+  if (p.role !== 'primary') return undefined;
+  if (mode === 'async') return Math.round(p.rpoSeconds * 10) / 10;
+  if (p.outOfSyncBytes === 0 && p.state === 'InSync') return 0;
+  if (p.lastInSyncTime === null) return undefined;
+  return Math.round((now.getTime() - Date.parse(p.lastInSyncTime)) / 100) / 10;
+}
+
+/** Statuses equal as JSON (the API server returns what we wrote, key order aside). */
+export function sameStatus(a: ReplicationPairStatus | undefined, b: ReplicationPairStatus): boolean {
+  return a !== undefined && canonical(a) === canonical(b);
+}
+
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x !== null && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : x,
+  );
+}
