@@ -11,7 +11,7 @@ bash hack/install-deps.sh
 npm test
 
 lts=$(bash hack/node-lts.sh)
-echo "== again on Node $("$lts" --version): unit tests, CLI, crash safety, slab reads"
+echo "== again on Node $("$lts" --version): unit tests (sidecar and operator), CLI, crash safety, slab reads"
 # Acceptance tests spawn the sidecar with the running Node (process.execPath).
 "$lts" --experimental-vm-modules node_modules/jest/bin/jest.js --selectProjects unit acceptance \
-  --testPathPatterns 'sidecar/|proto/|test/cli|test/crash-safety'
+  --testPathPatterns 'sidecar/|operator/|proto/|test/cli|test/crash-safety'

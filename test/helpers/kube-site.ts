@@ -1,0 +1,131 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run, runOk, type RunResult } from './run-cli.js';
+import { CLI, REPO_ROOT } from './sidecar-process.js';
+
+const CONTROL_PLANE = join(REPO_ROOT, 'hack', 'control-plane.sh');
+export const OPERATOR_NAMESPACE = 'blockmirror-system';
+
+/**
+ * One site's real control plane (etcd + kube-apiserver on loopback, started by
+ * hack/control-plane.sh), with the CRD and the operator's namespace installed.
+ */
+export class KubeSite {
+  readonly name: string;
+  readonly dir: string;
+  readonly kubeconfig: string;
+  readonly kubectlPath: string;
+
+  private constructor(name: string, dir: string, kubeconfig: string, kubectlPath: string) {
+    this.name = name;
+    this.dir = dir;
+    this.kubeconfig = kubeconfig;
+    this.kubectlPath = kubectlPath;
+  }
+
+  static async start(name: string, dir: string): Promise<KubeSite> {
+    const kubeconfig = (await runOk('bash', [CONTROL_PLANE, 'up', dir], { timeoutMs: 120_000 })).trim();
+    const bin = (await runOk('bash', [CONTROL_PLANE, 'bin'])).trim();
+    const site = new KubeSite(name, dir, kubeconfig, join(bin, 'kubectl'));
+    await site.kubectlOk(['apply', '-f', join(REPO_ROOT, 'crds')]);
+    await site.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/replicationpairs.blockmirror.io']);
+    await site.kubectlOk(['apply', '-f', join(REPO_ROOT, 'examples', 'namespace.yaml')]);
+    return site;
+  }
+
+  kubectl(args: string[], opts: { input?: string } = {}): Promise<RunResult> {
+    return run(this.kubectlPath, ['--kubeconfig', this.kubeconfig, ...args], { timeoutMs: 60_000, ...opts });
+  }
+
+  async kubectlOk(args: string[], opts: { input?: string } = {}): Promise<string> {
+    const r = await this.kubectl(args, opts);
+    if (r.code !== 0) throw new Error(`[site ${this.name}] kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** `kubectl get rp NAME -o json`, parsed; undefined when it does not exist. */
+  async getPair(name: string, namespace = 'default'): Promise<PairObject | undefined> {
+    const r = await this.kubectl(['get', 'rp', name, '-n', namespace, '-o', 'json']);
+    if (r.code !== 0) {
+      if (/NotFound/.test(r.stderr)) return undefined;
+      throw new Error(`kubectl get rp ${name}: ${r.stderr}`);
+    }
+    return JSON.parse(r.stdout) as PairObject;
+  }
+
+  async stop(): Promise<void> {
+    await runOk('bash', [CONTROL_PLANE, 'down', this.dir], { timeoutMs: 60_000 });
+  }
+}
+
+export interface PairObject {
+  metadata: { name: string; finalizers?: string[]; generation?: number };
+  spec: Record<string, unknown>;
+  status?: {
+    state?: string;
+    outOfSyncBytes?: number;
+    exportAddress?: string;
+    rpoSeconds?: number;
+    observedGeneration?: number;
+    sidecar?: { node: string; endpoint: string };
+    conditions?: { type: string; status: string; reason: string; message: string; observedGeneration?: number }[];
+  };
+}
+
+/** Fills ${NAME} placeholders of an example manifest; every one must be given. */
+export async function renderExample(relPath: string, vars: Record<string, string>): Promise<string> {
+  const text = await readFile(join(REPO_ROOT, relPath), 'utf8');
+  // Comment lines may mention the ${...} syntax itself; only the manifest is filled.
+  return text
+    .split('\n')
+    .map((line) =>
+      line.trimStart().startsWith('#')
+        ? line
+        : line.replace(/\$\{([A-Z_]+)\}/g, (_m, k: string) => {
+            const v = vars[k];
+            if (v === undefined) throw new Error(`${relPath}: no value for \${${k}}`);
+            return v;
+          }),
+    )
+    .join('\n');
+}
+
+/** A real `blockmirror operator` process against one site. */
+export class OperatorProcess {
+  readonly child: ChildProcess;
+  readonly log: string[];
+  readonly exited: Promise<void>;
+
+  private constructor(child: ChildProcess, log: string[], exited: Promise<void>) {
+    this.child = child;
+    this.log = log;
+    this.exited = exited;
+  }
+
+  static async start(site: KubeSite, extraArgs: string[] = []): Promise<OperatorProcess> {
+    const args = [CLI, 'operator', '--kubeconfig', site.kubeconfig, '--namespace', OPERATOR_NAMESPACE, '--health-listen', '127.0.0.1:0', '--poll-ms', '500', ...extraArgs];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const log: string[] = [];
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.stdout!.on('data', (c: Buffer) => log.push(...c.toString('utf8').split('\n').filter((l) => l !== '')));
+    child.stderr!.on('data', (c: Buffer) => log.push(c.toString('utf8')));
+    const deadline = Date.now() + 20_000;
+    while (!log.some((l) => l.includes('"operator ready"'))) {
+      if (child.exitCode !== null) throw new Error(`operator exited early:\n${log.join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`operator not ready:\n${log.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return new OperatorProcess(child, log, exited);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    await this.exited;
+  }
+
+  async kill9(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}

@@ -1,0 +1,213 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CleanupStack } from './helpers/cleanup-stack.js';
+import { FaultProxy } from './helpers/fault-proxy.js';
+import { KubeSite, OperatorProcess, OPERATOR_NAMESPACE, renderExample, type PairObject } from './helpers/kube-site.js';
+import { randomFile, sha256File, sparseFile } from './helpers/replication-harness.js';
+import { runOk } from './helpers/run-cli.js';
+import { SidecarProcess } from './helpers/sidecar-process.js';
+import { waitFor } from './helpers/wait-for.js';
+
+// Two sites, each a real control plane (etcd + kube-apiserver) with its own operator
+// and sidecar processes, on loopback. Users' steps are real kubectl commands against
+// the examples; data goes through a real NBD client (nbdcopy) into the primary's
+// export; the link between the sidecars runs through a proxy the test can cut.
+
+const MiB = 1024 * 1024;
+const VOLUME = 32 * MiB;
+const PAIR = 'db-data';
+const SIDECAR_PAIR = `default.${PAIR}`;
+/** States the primary may show; there is no suspended state to reach. */
+const ALLOWED = ['Pending', 'Initializing', 'InSync', 'Resyncing', 'Retrying'];
+
+const cleanup = new CleanupStack();
+const track = cleanup.track.bind(cleanup);
+
+interface Site {
+  kube: KubeSite;
+  sidecar: SidecarProcess;
+  operator: OperatorProcess;
+  volume: string;
+  node: string;
+}
+
+let work: string;
+let a: Site;
+let b: Site;
+let proxy: FaultProxy;
+
+async function startOperator(kube: KubeSite): Promise<OperatorProcess> {
+  const op = await OperatorProcess.start(kube);
+  track(`operator of ${kube.name}`, () => op.stop());
+  return op;
+}
+
+async function startSite(name: string, node: string): Promise<Site> {
+  const dir = join(work, name);
+  await mkdir(dir, { recursive: true });
+  const kube = await KubeSite.start(name, join(dir, 'control-plane'));
+  track(`control plane ${name}`, () => kube.stop());
+  const sidecar = await SidecarProcess.start({
+    stateDir: join(dir, 'sidecar-state'),
+    args: ['--register-node', node, '--register-namespace', OPERATOR_NAMESPACE, '--kubeconfig', kube.kubeconfig],
+  });
+  track(`sidecar ${name}`, async () => void (await sidecar.stop()));
+  const operator = await startOperator(kube);
+  return { kube, sidecar, operator, volume: join(dir, 'volume.img'), node };
+}
+
+async function state(site: Site): Promise<PairObject['status']> {
+  return (await site.kube.getPair(PAIR))?.status;
+}
+
+/** Samples the primary's state until stopped; every sample must be an allowed state. */
+function recordStates(site: Site): { stop: () => Promise<string[]> } {
+  const seen: string[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const s = (await state(site).catch(() => undefined))?.state;
+      if (s !== undefined && seen[seen.length - 1] !== s) seen.push(s);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return seen;
+    },
+  };
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'bm-two-site-'));
+  track(`work dir ${work}`, () => rm(work, { recursive: true, force: true }));
+  [a, b] = await Promise.all([startSite('site-a', 'node-a'), startSite('site-b', 'node-b')]);
+  // Site A's data already exists before the pair does: the initial copy must carry it.
+  await randomFile(a.volume, VOLUME);
+  await sparseFile(b.volume, VOLUME);
+  proxy = await FaultProxy.start({ target: b.sidecar.addresses.peer });
+  track('peer proxy', () => proxy.close());
+}, 300_000);
+
+afterAll(() => cleanup.releaseAll(), 120_000);
+
+describe('ReplicationPair on two sites with a real API server', () => {
+  it('kubectl apply on both sites replicates to InSync; get and describe show it; data reaches B byte-identical', async () => {
+    const common = { VOLUME_SIZE: `${VOLUME / MiB}Mi` };
+    await b.kube.kubectlOk(['apply', '-f', '-'], { input: await renderExample('examples/two-site/site-b.yaml', { ...common, VOLUME_PATH: b.volume, NODE: b.node }) });
+    await a.kube.kubectlOk(['apply', '-f', '-'], {
+      input: await renderExample('examples/two-site/site-a.yaml', { ...common, VOLUME_PATH: a.volume, NODE: a.node, REMOTE_ENDPOINT: proxy.address }),
+    });
+
+    const rec = recordStates(a);
+    await waitFor('site A InSync', async () => (await state(a))?.state === 'InSync', { timeoutMs: 60_000, intervalMs: 250 });
+    const statuses = await rec.stop();
+    expect(statuses.filter((s) => !ALLOWED.includes(s))).toEqual([]);
+    expect(await sha256File(b.volume)).toBe(await sha256File(a.volume));
+
+    const table = await a.kube.kubectlOk(['get', 'rp']);
+    expect(table).toMatch(/NAME\s+ROLE\s+MODE\s+STATE\s+OUT-OF-SYNC\s+RPO\s+AGE/);
+    expect(table).toMatch(new RegExp(`${PAIR}\\s+primary\\s+sync\\s+InSync\\s+0B\\s+0\\.0s`));
+    await waitFor('site B shows its secondary', async () => (await state(b))?.sidecar?.node === 'node-b', { timeoutMs: 30_000 });
+    expect(await b.kube.kubectlOk(['get', 'rp'])).toMatch(new RegExp(`${PAIR}\\s+secondary\\s+sync`));
+
+    const describe = await a.kube.kubectlOk(['describe', 'rp', PAIR]);
+    // kubectl describe prints each condition's fields alphabetically: Status, then Type.
+    expect(describe).toMatch(/Status:\s+True\n\s+Type:\s+Ready/);
+    expect(describe).toMatch(/Status:\s+True\n\s+Type:\s+Synchronized/);
+    expect(describe).toMatch(/Status:\s+False\n\s+Type:\s+Degraded/);
+    expect(describe).toMatch(/Out Of Sync Bytes:\s+0/);
+    expect(describe).toMatch(/Normal\s+Created\s+.*pair created on the sidecar of node node-a/);
+    expect(describe).toMatch(/Normal\s+InSync\s+.*-> InSync/);
+    const status = (await state(a))!;
+    expect(status.observedGeneration).toBe(1);
+    expect(status.conditions?.every((c) => c.observedGeneration === 1)).toBe(true);
+
+    // New data through the primary's export, with a real NBD client.
+    const data = join(work, 'new-data.img');
+    await randomFile(data, VOLUME);
+    await runOk('nbdcopy', [data, `nbd://${status.exportAddress}/${SIDECAR_PAIR}`], { timeoutMs: 60_000 });
+    await waitFor('site A InSync after the write', async () => (await state(a))?.state === 'InSync', { timeoutMs: 30_000 });
+    expect(await sha256File(b.volume)).toBe(await sha256File(data));
+  }, 180_000);
+
+  it('a cut link shows Retrying with growing out-of-sync bytes, survives an operator restart, and heals to InSync by itself', async () => {
+    const status = (await state(a))!;
+    const exportUri = `nbd://${status.exportAddress}/${SIDECAR_PAIR}`;
+    // A FLUSH first: writes the secondary has but has not made durable would count as
+    // out of sync once the link drops (it may lose them), hiding the growth asserted below.
+    await runOk('qemu-io', ['-f', 'raw', '-c', 'flush', exportUri], { timeoutMs: 60_000 });
+    expect((await state(a))?.outOfSyncBytes).toBe(0);
+    const rec = recordStates(a);
+    proxy.cut();
+    const writes: number[] = [];
+    // Writes keep being acknowledged while the peer is away (after the write timeout).
+    for (let i = 0; i < 3; i++) {
+      await runOk('qemu-io', ['-f', 'raw', '-c', `write -P ${0x11 + i} ${i * 4 * MiB} 2M`, exportUri], { timeoutMs: 60_000 });
+      const s = await waitFor(
+        'Retrying with the new bytes out of sync',
+        async () => {
+          const st = await state(a);
+          return st?.state === 'Retrying' && (st.outOfSyncBytes ?? 0) >= (i + 1) * 2 * MiB ? st : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200 },
+      );
+      writes.push(s.outOfSyncBytes!);
+    }
+    expect(writes[2]!).toBeGreaterThan(writes[0]!);
+    const describe = await a.kube.kubectlOk(['describe', 'rp', PAIR]);
+    expect(describe).toMatch(/Warning\s+Retrying/);
+    expect(describe).toMatch(/Status:\s+True\n\s+Type:\s+Degraded/);
+    expect(describe).toMatch(/Status:\s+False\n\s+Type:\s+Synchronized/);
+
+    // The operator restarts mid-outage; users see the same resource afterwards.
+    await a.operator.kill9();
+    a.operator = await startOperator(a.kube);
+    await waitFor('status refreshed by the new operator', async () => (await state(a))?.state === 'Retrying', { timeoutMs: 30_000 });
+
+    proxy.heal();
+    await waitFor('InSync again without human action', async () => (await state(a))?.state === 'InSync', { timeoutMs: 60_000, intervalMs: 250 });
+    const seen = await rec.stop();
+    expect(seen).toContain('Retrying');
+    expect(seen.filter((s) => !ALLOWED.includes(s))).toEqual([]);
+    expect((await state(a))?.outOfSyncBytes).toBe(0);
+    expect(await sha256File(b.volume)).toBe(await sha256File(a.volume));
+  }, 180_000);
+
+  it('the API server refuses invalid resources with a clear message', async () => {
+    const apply = (doc: string): ReturnType<KubeSite['kubectl']> => a.kube.kubectl(['apply', '-f', '-'], { input: doc });
+    const rp = (name: string, spec: string): string => `apiVersion: blockmirror.io/v1alpha1\nkind: ReplicationPair\nmetadata: { name: ${name}, namespace: default }\nspec:\n${spec}`;
+
+    const noRemote = await apply(rp('no-remote', '  pvcName: db-data\n  role: primary\n  mode: sync\n'));
+    expect(noRemote.code).not.toBe(0);
+    expect(noRemote.stderr).toContain('a primary needs spec.remote');
+
+    const badMode = await apply(rp('bad-mode', '  pvcName: db-data\n  role: secondary\n  mode: semi-sync\n'));
+    expect(badMode.code).not.toBe(0);
+    expect(badMode.stderr).toMatch(/spec\.mode: Unsupported value: "semi-sync"/);
+
+    const badBlock = await apply(rp('bad-block', '  pvcName: db-data\n  role: secondary\n  mode: sync\n  blockSize: 5000\n'));
+    expect(badBlock.code).not.toBe(0);
+    expect(badBlock.stderr).toMatch(/spec\.blockSize: Unsupported value: 5000/);
+
+    const changedPvc = await a.kube.kubectl(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"pvcName":"other-claim"}}']);
+    expect(changedPvc.code).not.toBe(0);
+    expect(changedPvc.stderr).toContain('spec.pvcName cannot change after creation');
+    expect((await a.kube.getPair(PAIR))?.spec.pvcName).toBe('db-data');
+  }, 60_000);
+
+  it('kubectl delete removes the pair from the sidecar (finalizer) and keeps the volume data', async () => {
+    const before = await sha256File(a.volume);
+    expect(JSON.parse(await a.sidecar.cli('pair', 'list', '-o', 'json'))).toEqual(expect.arrayContaining([expect.objectContaining({ name: SIDECAR_PAIR })]));
+    expect((await a.kube.getPair(PAIR))?.metadata.finalizers).toContain('blockmirror.io/sidecar-pair');
+    await a.kube.kubectlOk(['delete', 'rp', PAIR, '--timeout=60s']);
+    expect(await a.kube.getPair(PAIR)).toBeUndefined();
+    const left = JSON.parse(await a.sidecar.cli('pair', 'list', '-o', 'json')) as { name: string }[];
+    expect(left.map((p) => p.name)).not.toContain(SIDECAR_PAIR);
+    expect(await sha256File(a.volume)).toBe(before);
+  }, 90_000);
+});
