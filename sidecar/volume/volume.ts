@@ -2,6 +2,7 @@ import { close, constants, fdatasync, fstat, open, read, readFile, writev, write
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { ClosedError, InvalidArgumentError, OutOfRangeError, VolumeIoError } from '../errors.js';
+import { resolveVolumePath } from './mount-source.js';
 import { SyncBatcher } from './sync-batcher.js';
 
 const openAsync = promisify(open);
@@ -44,11 +45,12 @@ export class Volume {
     this.#syncer = new SyncBatcher(() => fdatasyncP(fd));
   }
 
+  /** `path`: a file, a block device, or a mount point (its block device is opened). */
   static async open(path: string, options: VolumeOptions = {}): Promise<Volume> {
     const readOnly = options.readOnly ?? false;
     let fd: number;
     try {
-      fd = await openAsync(path, readOnly ? constants.O_RDONLY : constants.O_RDWR);
+      fd = await openAsync(await resolveVolumePath(path), readOnly ? constants.O_RDONLY : constants.O_RDWR);
     } catch (err) {
       throw new InvalidArgumentError(`cannot open volume ${path}: ${(err as Error).message}`, { cause: err });
     }
