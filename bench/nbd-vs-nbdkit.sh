@@ -51,9 +51,7 @@ cleanup() {
   trap - EXIT INT TERM
   for pid in "${CHILDREN[@]}"; do stop "$pid"; done
   if ((rc != 0)); then
-    for f in "$WORK"/*.log; do
-      [[ -s $f ]] && { printf '\n--- last lines of %s\n' "${f##*/}" >&2; tail -n 15 "$f" >&2; }
-    done
+    show_logs "$WORK"
   fi
   rm -rf "$WORK"
   exit "$rc"

@@ -33,9 +33,7 @@ cleanup() {
   for pid in "${PIDS[@]}"; do stop "$pid"; done
   for site in a b; do bash hack/control-plane.sh down "$WORK/site-$site" 2>/dev/null; done
   if ((rc != 0)); then
-    for f in "$WORK"/*.log; do
-      [[ -s $f ]] && { printf '\n--- last lines of %s\n' "${f##*/}" >&2; tail -n 15 "$f" >&2; }
-    done
+    show_logs "$WORK"
   fi
   rm -rf "$WORK"
   exit "$rc"

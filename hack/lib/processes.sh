@@ -30,3 +30,12 @@ ready_field() {
     process.exit(1);
   ' "$1" "$2"
 }
+
+# show_logs DIR: the last lines of every non-empty *.log in DIR, on stderr (after a failure).
+show_logs() {
+  local f
+  for f in "$1"/*.log; do
+    [[ -s $f ]] && { printf '\n--- last lines of %s\n' "${f##*/}" >&2; tail -n 15 "$f" >&2; }
+  done
+  return 0
+}
