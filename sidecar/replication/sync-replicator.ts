@@ -120,7 +120,9 @@ export class SyncReplicator implements WriteReplication {
   get state(): ReplicationState {
     if (!this.#link.connected) return 'Retrying';
     if (this.#fullSync) return 'Initializing';
-    return this.#oos.count > 0 ? 'Resyncing' : 'InSync';
+    // A pass is not over when its last frame is acknowledged: until its durable barrier
+    // returns, the secondary may still lose those blocks, so the pair is not InSync yet.
+    return this.#oos.count > 0 || this.#resyncing ? 'Resyncing' : 'InSync';
   }
 
   get outOfSyncBytes(): number {
