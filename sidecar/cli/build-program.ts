@@ -46,7 +46,8 @@ async function untilSignal(logger: Logger, stop: () => Promise<void>, done?: Pro
     const finish = (why: string): void => {
       if (stopping) return;
       stopping = true;
-      logger.info('stopping', { why });
+      if (why.startsWith('SIG')) logger.info('signal received', { signal: why });
+      else logger.info('stopping', { why });
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
       stop().then(resolve, (err: Error) => {
