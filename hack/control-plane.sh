@@ -81,7 +81,7 @@ up() {
     --secure-port="$api_port" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
     --tls-cert-file="$dir/pki/apiserver.crt" --tls-private-key-file="$dir/pki/apiserver.key" \
     --client-ca-file="$dir/pki/ca.crt" --token-auth-file="$dir/tokens.csv" \
-    --authorization-mode=RBAC \
+    --authorization-mode=RBAC --allow-privileged=true \
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$dir/pki/sa.pub" --service-account-signing-key-file="$dir/pki/sa.key" \
     --service-cluster-ip-range=10.96.0.0/16 >"$dir/kube-apiserver.log" 2>&1 &

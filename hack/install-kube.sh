@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs the real Kubernetes control plane the operator tests run against:
-# etcd (Debian's etcd-server), and kube-apiserver and kubectl built from the
-# k8s.io/kubernetes Go module of one pinned release. None of them is an npm package.
+# Installs the real Kubernetes tools the operator and chart tests run against:
+# etcd (Debian's etcd-server), kube-apiserver and kubectl built from the
+# k8s.io/kubernetes Go module of one pinned release, and helm built from its Go module.
+# None of them is an npm package.
 # Idempotent; binaries are cached outside the repo, in ~/.cache/blockmirror/kube-<version>.
-# Prints nothing on stdout; a cold build takes about 8 minutes (warm: nothing to do).
+# Prints nothing on stdout; a cold build takes about 12 minutes (warm: nothing to do).
 set -euo pipefail
 
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
+HELM_VERSION=${HELM_VERSION:-v4.3.1}
 CACHE=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION
 BIN=$CACHE/bin
 
@@ -22,13 +24,22 @@ if ! command -v etcd >/dev/null; then
   "${sudo[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
 
+command -v go >/dev/null || { log "go not found: Go >= 1.25 is needed to build kube-apiserver and helm" >&2; exit 1; }
+
+# `helm version` says only v4.3 for a go-installed helm; the module version is in the binary.
+if [[ -x $BIN/helm ]] && go version -m "$BIN/helm" 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*helm.sh/helm/v4[[:space:]]*$HELM_VERSION"; then
+  log "helm $HELM_VERSION already built"
+else
+  log "building helm $HELM_VERSION (cold: ~4 min)"
+  mkdir -p "$BIN"
+  GOBIN=$BIN go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+fi
+
 if [[ -x $BIN/kube-apiserver && -x $BIN/kubectl ]] &&
   "$BIN/kubectl" version --client 2>/dev/null | grep -q "$KUBE_VERSION"; then
   log "kube-apiserver and kubectl $KUBE_VERSION already built"
   exit 0
 fi
-
-command -v go >/dev/null || { log "go not found: Go >= 1.25 is needed to build kube-apiserver" >&2; exit 1; }
 log "building kube-apiserver and kubectl $KUBE_VERSION (cold: ~8 min)"
 MOD=$CACHE/module
 mkdir -p "$MOD" "$BIN"

@@ -4,16 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
-import { KubeSite, OperatorProcess, OPERATOR_NAMESPACE, renderExample, type PairObject } from './helpers/kube-site.js';
+import { KubeSite, OperatorProcess, OPERATOR_NAMESPACE, RELEASE, renderExample, type PairObject } from './helpers/kube-site.js';
 import { randomFile, sha256File, sparseFile } from './helpers/replication-harness.js';
 import { runOk } from './helpers/run-cli.js';
 import { SidecarProcess } from './helpers/sidecar-process.js';
 import { waitFor } from './helpers/wait-for.js';
 
-// Two sites, each a real control plane (etcd + kube-apiserver) with its own operator
-// and sidecar processes, on loopback. Users' steps are real kubectl commands against
-// the examples; data goes through a real NBD client (nbdcopy) into the primary's
-// export; the link between the sidecars runs through a proxy the test can cut.
+// Two sites, each a real control plane (etcd + kube-apiserver) with the Helm chart
+// installed, and its own operator and sidecar processes (no kubelet runs the chart's
+// pods) authenticated with tokens of the chart's ServiceAccounts: the chart's RBAC must
+// be enough for everything below. Users' steps are real kubectl commands against the
+// examples; data goes through a real NBD client (nbdcopy) into the primary's export;
+// the link between the sidecars runs through a proxy the test can cut.
 
 const MiB = 1024 * 1024;
 const VOLUME = 32 * MiB;
@@ -27,6 +29,8 @@ const track = cleanup.track.bind(cleanup);
 
 interface Site {
   kube: KubeSite;
+  /** The operator's credentials: a token of the chart's operator ServiceAccount. */
+  operatorKubeconfig: string;
   sidecar: SidecarProcess;
   operator: OperatorProcess;
   volume: string;
@@ -38,8 +42,8 @@ let a: Site;
 let b: Site;
 let proxy: FaultProxy;
 
-async function startOperator(kube: KubeSite): Promise<OperatorProcess> {
-  const op = await OperatorProcess.start(kube);
+async function startOperator(kube: KubeSite, kubeconfig: string): Promise<OperatorProcess> {
+  const op = await OperatorProcess.start(kube, [], kubeconfig);
   track(`operator of ${kube.name}`, () => op.stop());
   return op;
 }
@@ -47,15 +51,16 @@ async function startOperator(kube: KubeSite): Promise<OperatorProcess> {
 async function startSite(name: string, node: string): Promise<Site> {
   const dir = join(work, name);
   await mkdir(dir, { recursive: true });
-  const kube = await KubeSite.start(name, join(dir, 'control-plane'));
+  const kube = await KubeSite.start(name, join(dir, 'control-plane'), { install: 'helm' });
   track(`control plane ${name}`, () => kube.stop());
+  const operatorKubeconfig = await kube.serviceAccountKubeconfig(`${RELEASE}-operator`);
   const sidecar = await SidecarProcess.start({
     stateDir: join(dir, 'sidecar-state'),
-    args: ['--register-node', node, '--register-namespace', OPERATOR_NAMESPACE, '--kubeconfig', kube.kubeconfig],
+    args: ['--register-node', node, '--register-namespace', OPERATOR_NAMESPACE, '--kubeconfig', await kube.serviceAccountKubeconfig(`${RELEASE}-sidecar`)],
   });
   track(`sidecar ${name}`, async () => void (await sidecar.stop()));
-  const operator = await startOperator(kube);
-  return { kube, sidecar, operator, volume: join(dir, 'volume.img'), node };
+  const operator = await startOperator(kube, operatorKubeconfig);
+  return { kube, operatorKubeconfig, sidecar, operator, volume: join(dir, 'volume.img'), node };
 }
 
 async function state(site: Site): Promise<PairObject['status']> {
@@ -166,7 +171,7 @@ describe('ReplicationPair on two sites with a real API server', () => {
 
     // The operator restarts mid-outage; users see the same resource afterwards.
     await a.operator.kill9();
-    a.operator = await startOperator(a.kube);
+    a.operator = await startOperator(a.kube, a.operatorKubeconfig);
     await waitFor('status refreshed by the new operator', async () => (await state(a))?.state === 'Retrying', { timeoutMs: 30_000 });
 
     proxy.heal();

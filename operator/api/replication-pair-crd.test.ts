@@ -8,7 +8,7 @@ import { parse } from 'yaml';
 const root = join(import.meta.dirname, '..', '..');
 
 describe('the ReplicationPair CRD', () => {
-  it('in crds/ is exactly what hack/gen-crd.mjs generates from operator/api/replication-pair.ts', async () => {
+  it('in crds/ and in the Helm chart is exactly what hack/gen-crd.mjs generates from operator/api/replication-pair.ts', async () => {
     // Throws (exit 1, naming the file) when the committed CRD and the types disagree.
     await expect(promisify(execFile)(process.execPath, [join(root, 'hack', 'gen-crd.mjs'), '--check'])).resolves.toBeDefined();
   });

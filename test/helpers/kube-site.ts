@@ -1,11 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, runOk, type RunResult } from './run-cli.js';
 import { CLI, REPO_ROOT } from './sidecar-process.js';
 
 const CONTROL_PLANE = join(REPO_ROOT, 'hack', 'control-plane.sh');
 export const OPERATOR_NAMESPACE = 'blockmirror-system';
+export const CHART = join(REPO_ROOT, 'charts', 'blockmirror');
+/** The release name the tests install the chart as; its objects are named after it. */
+export const RELEASE = 'blockmirror';
+
+export interface KubeSiteOptions {
+  /**
+   * 'helm': `helm install` the chart (CRD, RBAC, workloads the API server stores but no
+   * kubelet runs); 'crd': only `kubectl apply` the CRD; 'none': nothing.
+   */
+  install?: 'helm' | 'crd' | 'none';
+  /** Extra `helm install` flags. */
+  helmArgs?: string[];
+}
 
 /**
  * One site's real control plane (etcd + kube-apiserver on loopback, started by
@@ -16,22 +29,49 @@ export class KubeSite {
   readonly dir: string;
   readonly kubeconfig: string;
   readonly kubectlPath: string;
+  readonly helmPath: string;
 
-  private constructor(name: string, dir: string, kubeconfig: string, kubectlPath: string) {
+  private constructor(name: string, dir: string, kubeconfig: string, bin: string) {
     this.name = name;
     this.dir = dir;
     this.kubeconfig = kubeconfig;
-    this.kubectlPath = kubectlPath;
+    this.kubectlPath = join(bin, 'kubectl');
+    this.helmPath = join(bin, 'helm');
   }
 
-  static async start(name: string, dir: string): Promise<KubeSite> {
+  static async start(name: string, dir: string, opts: KubeSiteOptions = {}): Promise<KubeSite> {
     const kubeconfig = (await runOk('bash', [CONTROL_PLANE, 'up', dir], { timeoutMs: 120_000 })).trim();
     const bin = (await runOk('bash', [CONTROL_PLANE, 'bin'])).trim();
-    const site = new KubeSite(name, dir, kubeconfig, join(bin, 'kubectl'));
-    await site.kubectlOk(['apply', '-f', join(REPO_ROOT, 'crds')]);
-    await site.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/replicationpairs.blockmirror.io']);
+    const site = new KubeSite(name, dir, kubeconfig, bin);
     await site.kubectlOk(['apply', '-f', join(REPO_ROOT, 'examples', 'namespace.yaml')]);
+    const install = opts.install ?? 'crd';
+    if (install === 'crd') await site.kubectlOk(['apply', '-f', join(REPO_ROOT, 'crds')]);
+    if (install === 'helm') await site.helmOk(['install', RELEASE, CHART, '--namespace', OPERATOR_NAMESPACE, '--wait=false', ...(opts.helmArgs ?? [])]);
+    if (install !== 'none') await site.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/replicationpairs.blockmirror.io']);
     return site;
+  }
+
+  helm(args: string[]): Promise<RunResult> {
+    return run(this.helmPath, ['--kubeconfig', this.kubeconfig, ...args], { timeoutMs: 120_000 });
+  }
+
+  async helmOk(args: string[]): Promise<string> {
+    const r = await this.helm(args);
+    if (r.code !== 0) throw new Error(`[site ${this.name}] helm ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /**
+   * A kubeconfig that authenticates as `serviceAccount` of the operator's namespace with
+   * a token from the TokenRequest API (`kubectl create token`), as a pod would.
+   */
+  async serviceAccountKubeconfig(serviceAccount: string): Promise<string> {
+    const token = (await this.kubectlOk(['create', 'token', serviceAccount, '-n', OPERATOR_NAMESPACE, '--duration=2h'])).trim();
+    const admin = await readFile(this.kubeconfig, 'utf8');
+    const path = join(this.dir, `${serviceAccount}.kubeconfig`);
+    // Same cluster and CA as the admin's; only the user differs.
+    await writeFile(path, admin.replace(/token: .*/, `token: ${token}`).replace('name: admin', `name: ${serviceAccount}`).replace('user: admin', `user: ${serviceAccount}`));
+    return path;
   }
 
   kubectl(args: string[], opts: { input?: string } = {}): Promise<RunResult> {
@@ -103,8 +143,9 @@ export class OperatorProcess {
     this.exited = exited;
   }
 
-  static async start(site: KubeSite, extraArgs: string[] = []): Promise<OperatorProcess> {
-    const args = [CLI, 'operator', '--kubeconfig', site.kubeconfig, '--namespace', OPERATOR_NAMESPACE, '--health-listen', '127.0.0.1:0', '--poll-ms', '500', ...extraArgs];
+  /** `kubeconfig`: whose credentials it runs with (default: the site's admin). */
+  static async start(site: KubeSite, extraArgs: string[] = [], kubeconfig = site.kubeconfig): Promise<OperatorProcess> {
+    const args = [CLI, 'operator', '--kubeconfig', kubeconfig, '--namespace', OPERATOR_NAMESPACE, '--health-listen', '127.0.0.1:0', '--poll-ms', '500', ...extraArgs];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const log: string[] = [];
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

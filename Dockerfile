@@ -1,0 +1,34 @@
+# Images of the operator and the sidecar, one multi-stage build:
+#   docker build --target operator -t blockmirror/operator .
+#   docker build --target sidecar  -t blockmirror/sidecar .
+# The build stage has the dev dependencies (TypeScript); the final stages only the
+# compiled JavaScript, the .proto files the gRPC loader reads, and production dependencies.
+FROM node:24-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY proto ./proto
+COPY sidecar ./sidecar
+COPY operator ./operator
+RUN npm run build && npm prune --omit=dev
+
+FROM node:24-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY --from=build /src/proto ./proto
+ENTRYPOINT ["node", "/app/dist/sidecar/cli/main.js"]
+
+# Non-root; the chart also runs it with a read-only root filesystem and no capabilities
+# (the operator writes nothing to disk).
+FROM runtime AS operator
+USER node
+CMD ["operator"]
+
+# Privileged in the DaemonSet (block devices, the kubelet's staged volumes); its state
+# lives in a hostPath.
+FROM runtime AS sidecar
+CMD ["sidecar", "--state-dir", "/var/lib/blockmirror"]

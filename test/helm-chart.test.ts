@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CleanupStack } from './helpers/cleanup-stack.js';
+import { CHART, KubeSite, OPERATOR_NAMESPACE, RELEASE } from './helpers/kube-site.js';
+import { REPO_ROOT } from './helpers/sidecar-process.js';
+
+// The Helm chart against a real kube-apiserver: lint, render with default and with every
+// optional feature and have the API server accept it (server-side dry run), refuse a
+// misspelled value, install, upgrade and uninstall, and check that the ServiceAccounts'
+// tokens are refused what the chart does not grant. (That the grants are enough is shown
+// by test/operator-two-site, whose operators and sidecars run with these tokens.)
+
+const ALL_FEATURES = join(REPO_ROOT, 'test', 'fixtures', 'chart-all-features.yaml');
+const cleanup = new CleanupStack();
+let site: KubeSite;
+
+beforeAll(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'bm-chart-'));
+  cleanup.track(`work dir ${dir}`, () => rm(dir, { recursive: true, force: true }));
+  site = await KubeSite.start('chart', join(dir, 'control-plane'), { install: 'none' });
+  cleanup.track('control plane', () => site.stop());
+  // The CRDs of cert-manager and the Prometheus operator, which the optional features use.
+  await site.kubectlOk(['apply', '-f', join(REPO_ROOT, 'test', 'fixtures', 'third-party-crds.yaml')]);
+}, 180_000);
+
+afterAll(() => cleanup.releaseAll(), 60_000);
+
+describe('the Helm chart', () => {
+  it('lints clean with default values and with every optional feature', async () => {
+    for (const extra of [[], ['-f', ALL_FEATURES]]) {
+      const out = await site.helmOk(['lint', '--strict', CHART, ...extra]);
+      expect(out).toContain('1 chart(s) linted, 0 chart(s) failed');
+      expect(out).not.toMatch(/\[(WARNING|ERROR)\]/);
+    }
+  });
+
+  it('renders manifests the API server accepts (server-side dry run), default and all features', async () => {
+    for (const extra of [[], ['-f', ALL_FEATURES]]) {
+      const manifests = await site.helmOk(['template', RELEASE, CHART, '--namespace', OPERATOR_NAMESPACE, ...extra]);
+      const kinds = [...manifests.matchAll(/^kind: (\w+)/gm)].map((m) => m[1]);
+      expect(kinds).toEqual(expect.arrayContaining(['CustomResourceDefinition', 'Deployment', 'DaemonSet', 'ServiceAccount', 'ClusterRole', 'Role', 'Service']));
+      if (extra.length > 0) expect(kinds).toEqual(expect.arrayContaining(['Certificate', 'ServiceMonitor', 'PrometheusRule', 'NetworkPolicy']));
+      const r = await site.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: manifests });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/deployment\.apps\/blockmirror-operator created \(server dry run\)/);
+      expect(r.stdout).toMatch(/daemonset\.apps\/blockmirror-sidecar created \(server dry run\)/);
+    }
+  });
+
+  it('refuses a misspelled value, naming it', async () => {
+    const r = await site.helm(['install', 'typo', CHART, '--namespace', OPERATOR_NAMESPACE, '--set', 'operator.replicsa=2']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/at '\/operator': additional properties 'replicsa' not allowed/);
+    expect((await site.helm(['list', '-n', OPERATOR_NAMESPACE, '-q'])).stdout).not.toContain('typo');
+  });
+
+  it('installs; its ServiceAccounts are refused verbs the chart does not grant', async () => {
+    const out = await site.helmOk(['install', RELEASE, CHART, '--namespace', OPERATOR_NAMESPACE]);
+    expect(out).toContain('STATUS: deployed');
+    expect(out).toContain('kubectl get rp -w');
+    const operator = await site.serviceAccountKubeconfig(`${RELEASE}-operator`);
+    const sidecar = await site.serviceAccountKubeconfig(`${RELEASE}-sidecar`);
+    const as = (kubeconfig: string, args: string[]): ReturnType<KubeSite['kubectl']> => site.kubectl(['--kubeconfig', kubeconfig, ...args]);
+
+    // Granted: the operator reads pairs and claims, the sidecar its Lease.
+    expect((await as(operator, ['get', 'rp', '-A'])).code).toBe(0);
+    expect((await as(operator, ['get', 'pvc', 'any', '-n', 'default'])).stderr).toMatch(/NotFound/);
+    expect((await as(sidecar, ['get', 'lease', 'blockmirror-sidecar-x', '-n', OPERATOR_NAMESPACE])).stderr).toMatch(/NotFound/);
+
+    // Not granted.
+    const refusals: [string, string[]][] = [
+      [operator, ['delete', 'rp', 'db', '-n', 'default']],
+      [operator, ['get', 'secrets', '-n', 'default']],
+      [operator, ['delete', 'pv', 'pv-1']],
+      [sidecar, ['get', 'rp', '-A']],
+      [sidecar, ['get', 'leases', '-n', 'default']],
+      [sidecar, ['get', 'pods', '-n', OPERATOR_NAMESPACE]],
+    ];
+    for (const [kubeconfig, args] of refusals) {
+      const r = await as(kubeconfig, args);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/forbidden/i);
+    }
+    const leaseDelete = await as(operator, ['delete', 'lease', 'blockmirror-operator', '-n', OPERATOR_NAMESPACE]);
+    expect(leaseDelete.stderr).toMatch(/forbidden: User "system:serviceaccount:blockmirror-system:blockmirror-operator" cannot delete resource "leases"/);
+  });
+
+  it('upgrades with a changed value, and uninstall keeps the CRD and the pairs', async () => {
+    await site.helmOk(['upgrade', RELEASE, CHART, '--namespace', OPERATOR_NAMESPACE, '--set', 'operator.pollMs=5000']);
+    const args = await site.kubectlOk(['get', 'deployment', `${RELEASE}-operator`, '-n', OPERATOR_NAMESPACE, '-o', 'jsonpath={.spec.template.spec.containers[0].args}']);
+    expect(args).toContain('--poll-ms=5000');
+    expect(await site.helmOk(['history', RELEASE, '-n', OPERATOR_NAMESPACE])).toMatch(/2\s+.*deployed\s+blockmirror-0\.1\.0/);
+
+    await site.kubectlOk(['apply', '-f', '-'], {
+      input: 'apiVersion: blockmirror.io/v1alpha1\nkind: ReplicationPair\nmetadata: { name: kept, namespace: default }\nspec: { pvcName: kept, role: secondary, mode: async }\n',
+    });
+    const out = await site.helmOk(['uninstall', RELEASE, '--namespace', OPERATOR_NAMESPACE]);
+    expect(out).toMatch(/kept due to the resource policy/);
+    expect(await site.kubectlOk(['get', 'crd', 'replicationpairs.blockmirror.io', '-o', 'name'])).toContain('replicationpairs.blockmirror.io');
+    expect(await site.kubectlOk(['get', 'rp', 'kept', '-o', 'jsonpath={.spec.role}'])).toBe('secondary');
+    const gone = await site.kubectl(['get', 'deployment', `${RELEASE}-operator`, '-n', OPERATOR_NAMESPACE]);
+    expect(gone.stderr).toMatch(/NotFound/);
+  });
+});
