@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The two-site lab, no external cluster needed: two real Kubernetes control planes
-# (etcd + kube-apiserver) on loopback, each with the blockmirror operator and a
-# sidecar process, and a database volume (an ext4 image with files) replicated from
-# site A to site B with `kubectl apply` of examples/two-site. It writes new data
+# (etcd + kube-apiserver) on loopback, each with the blockmirror chart installed by
+# `helm install` and the operator and a sidecar running as processes (there is no
+# kubelet) with the chart's ServiceAccount tokens, and a database volume (an ext4 image
+# with files) replicated from site A to site B with `kubectl apply` of examples/two-site. It writes new data
 # through site A's NBD export, waits for InSync, checks B is byte-identical, and
 # prints `kubectl get rp` for both sites.
 # Everything lives in a temp dir removed on exit (LAB_KEEP=1 keeps it running until Ctrl-C).
@@ -19,10 +20,11 @@ SIZE_MIB=64
 log() { printf '\n==> %s\n' "$*"; }
 die() { printf 'lab: %s\n' "$*" >&2; exit 1; }
 
-log "installing dependencies (first run: builds kube-apiserver and kubectl, ~8 min) and building"
+log "installing dependencies (first run: builds kube-apiserver, kubectl and helm, ~12 min) and building"
 bash hack/install-deps.sh
 npm run --silent build
 KUBECTL=$(bash hack/control-plane.sh bin)/kubectl
+HELM=$(bash hack/control-plane.sh bin)/helm
 
 WORK=$(mktemp -d -t blockmirror-lab.XXXXXX)
 PIDS=()
@@ -63,12 +65,22 @@ wait_for() {
 
 state_is() { [[ $(k "$1" get rp db-data -o 'jsonpath={.status.state}') == "$2" ]]; }
 
+# token_kubeconfig SITE SERVICEACCOUNT: a kubeconfig with a TokenRequest token of the
+# chart's ServiceAccount (what its pod would get), printed as a path.
+token_kubeconfig() {
+  local site=$1 sa=$2 token
+  token=$(k "$site" create token "$sa" -n "$NS" --duration=24h)
+  sed "s/token: .*/token: $token/" "$WORK/site-$site/kubeconfig" >"$WORK/site-$site/$sa.kubeconfig"
+  echo "$WORK/site-$site/$sa.kubeconfig"
+}
+
 for site in a b; do
-  log "site $site: starting etcd and kube-apiserver"
+  log "site $site: starting etcd and kube-apiserver; helm install blockmirror"
   bash hack/control-plane.sh up "$WORK/site-$site" >/dev/null
-  k "$site" apply -f crds/ -f examples/namespace.yaml >/dev/null
-  k "$site" wait --for=condition=Established --timeout=60s crd/replicationpairs.blockmirror.io >/dev/null
   k "$site" version 2>/dev/null | sed 's/^/    /'
+  k "$site" apply -f examples/namespace.yaml >/dev/null
+  "$HELM" --kubeconfig "$WORK/site-$site/kubeconfig" install blockmirror charts/blockmirror -n "$NS" | sed -n '1,/^NOTES/p' | sed 's/^/    /'
+  k "$site" wait --for=condition=Established --timeout=60s crd/replicationpairs.blockmirror.io >/dev/null
 done
 
 log "site A's volume: an ext4 filesystem with a database's files"
@@ -79,13 +91,13 @@ mkfs.ext4 -q -F -d "$WORK/db" "$WORK/volume-a.img"
 truncate -s "${SIZE_MIB}M" "$WORK/volume-b.img"
 
 for site in a b; do
-  log "site $site: sidecar (registers as node-$site) and operator"
+  log "site $site: sidecar (registers as node-$site) and operator, with the chart's ServiceAccount tokens"
   "${CLI[@]}" sidecar --state-dir "$WORK/state-$site" --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 \
-    --register-node "node-$site" --register-namespace "$NS" --kubeconfig "$WORK/site-$site/kubeconfig" \
+    --register-node "node-$site" --register-namespace "$NS" --kubeconfig "$(token_kubeconfig "$site" blockmirror-sidecar)" \
     >"$WORK/sidecar-$site.log" 2>&1 &
   PIDS+=($!)
   wait_for "sidecar $site" 30 ready_field "$WORK/sidecar-$site.log" peer
-  "${CLI[@]}" operator --kubeconfig "$WORK/site-$site/kubeconfig" --namespace "$NS" \
+  "${CLI[@]}" operator --kubeconfig "$(token_kubeconfig "$site" blockmirror-operator)" --namespace "$NS" \
     --health-listen 127.0.0.1:0 --poll-ms 1000 --log-level "${LAB_LOG_LEVEL:-info}" >"$WORK/operator-$site.log" 2>&1 &
   PIDS+=($!)
 done
