@@ -41,6 +41,15 @@ class FakeSidecar implements SidecarControl {
     return Promise.resolve(this.#withState(p));
   }
 
+  updatePair(spec: PairSpec): Promise<Pair__Output> {
+    this.calls.push(`update ${spec.name}`);
+    const p = this.pairs.get(spec.name!);
+    if (p === undefined) return Promise.reject(Object.assign(new Error('no such pair'), { grpcCode: 5 }));
+    const next = { ...p, spec: { ...spec } } as unknown as Pair__Output;
+    this.pairs.set(spec.name!, next);
+    return Promise.resolve(this.#withState(next));
+  }
+
   deletePair(name: string): Promise<void> {
     this.calls.push(`delete ${name}`);
     if (!this.pairs.delete(name)) return Promise.reject(Object.assign(new Error('no such pair'), { grpcCode: 5 }));
@@ -144,6 +153,16 @@ describe('Reconciler', () => {
     const r = rig(pairObject({}, { finalizers: ['other/keep'] }));
     await r.reconciler.reconcile('apps/db', signal);
     expect(r.finalizerWrites).toEqual([['other/keep', FINALIZER]]);
+  });
+
+  it('updates tunables in place, keeping the pair', async () => {
+    const r = rig(pairObject());
+    await r.reconciler.reconcile('apps/db', signal);
+    r.current = { ...r.current, spec: { ...r.current.spec, sync: { writeTimeoutMs: 750 }, remote: { endpoint: 'site-b2:7401' } } };
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.calls.slice(2)).toEqual(['get apps.db', 'update apps.db']);
+    expect(r.sidecar.pairs.get('apps.db')!.spec).toMatchObject({ writeTimeoutMs: 750, peerAddress: 'site-b2:7401' });
+    expect(r.events.map((e) => e.reason)).toContain('Updated');
   });
 
   it('recreates the pair when its wiring changed, and pauses and resumes it', async () => {

@@ -15,6 +15,7 @@ import type { HandlerResult } from './work-queue.js';
 export interface SidecarControl {
   getPair(name: string): Promise<Pair__Output>;
   createPair(spec: PairSpec): Promise<Pair__Output>;
+  updatePair(spec: PairSpec): Promise<Pair__Output>;
   deletePair(name: string): Promise<void>;
   pausePair(name: string): Promise<Pair__Output>;
   resumePair(name: string): Promise<Pair__Output>;
@@ -144,12 +145,16 @@ export class Reconciler {
       if (isNotFound(err)) return undefined;
       throw err;
     });
-    if (current !== undefined && !matches(current, desired)) {
-      this.#d.logger.debug('sidecar pair differs from the spec', { pair: sidecarName, have: current.spec, want: desired });
-      // The sidecar cannot change a live pair's wiring: recreate it (a full resync follows).
+    if (current !== undefined && !sameWiring(current, desired)) {
+      this.#d.logger.debug('sidecar pair wired differently from the spec', { pair: sidecarName, have: current.spec, want: desired });
+      // Volume, role, mode or block size: the sidecar cannot change these on a live pair.
       await control.deletePair(sidecarName);
-      await this.#event(pair, { type: 'Normal', reason: 'Reconfigured', message: `pair recreated on node ${node} with the new spec; a full resync follows` });
+      await this.#event(pair, { type: 'Normal', reason: 'Reconfigured', message: `pair recreated on node ${node} with the new volume, role, mode or block size; a full resync follows` });
       current = undefined;
+    } else if (current !== undefined && !sameTunables(current, desired)) {
+      // Everything else changes in place: the pair keeps its dirty log and generation.
+      current = await control.updatePair(desired);
+      await this.#event(pair, { type: 'Normal', reason: 'Updated', message: 'pair settings updated on its sidecar' });
     }
     if (current === undefined) {
       try {
@@ -256,18 +261,20 @@ export function desiredSpec(pair: ReplicationPair, volumePath: string): PairSpec
   };
 }
 
-/** Whether the sidecar's pair has the wiring `want` asks for (zero fields: its default). */
-function matches(current: Pair__Output, want: PairSpec): boolean {
+/** What a live pair cannot change: its volume, role, mode and block size. */
+function sameWiring(current: Pair__Output, want: PairSpec): boolean {
   const have = current.spec;
   if (have === null || have === undefined) return false;
+  return have.volumePath === want.volumePath && have.role === want.role && have.mode === want.mode && have.blockSize === want.blockSize;
+}
+
+/** Whether the pair's tunables are the ones `want` asks for (a zero asks for the default). */
+function sameTunables(current: Pair__Output, want: PairSpec): boolean {
+  const have = current.spec!;
   const same = (a: unknown, b: unknown): boolean => b === undefined || b === '' || b === 0 || a === b;
   return (
-    have.volumePath === want.volumePath &&
-    have.role === want.role &&
-    have.mode === want.mode &&
     have.peerAddress === want.peerAddress &&
     same(have.peerPair, want.peerPair) &&
-    have.blockSize === want.blockSize &&
     same(have.writeTimeoutMs, want.writeTimeoutMs) &&
     have.resyncBytesPerSecond === want.resyncBytesPerSecond &&
     // 0 is a real interval (back to back), not "the default".

@@ -39,6 +39,13 @@ export class OutOfRangeError extends BlockmirrorError {
   }
 }
 
+export class FailedPreconditionError extends BlockmirrorError {
+  constructor(message: string) {
+    super('FAILED_PRECONDITION', message);
+    this.name = 'FailedPreconditionError';
+  }
+}
+
 export class NotFoundError extends BlockmirrorError {
   constructor(message: string) {
     super('NOT_FOUND', message);

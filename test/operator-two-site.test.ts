@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ControlClient } from '../sidecar/control/control-client.js';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
 import { KubeSite, OperatorProcess, OPERATOR_NAMESPACE, RELEASE, renderExample, type PairObject } from './helpers/kube-site.js';
@@ -182,6 +183,30 @@ describe('ReplicationPair on two sites with a real API server', () => {
     expect((await state(a))?.outOfSyncBytes).toBe(0);
     expect(await sha256File(b.volume)).toBe(await sha256File(a.volume));
   }, 180_000);
+
+  it('a changed setting is applied in place: the same pair and generation, still replicating', async () => {
+    await a.kube.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"sync":{"writeTimeoutMs":800}}}']);
+    await waitFor('the Updated event', async () => /Normal\s+Updated\s+.*pair settings updated/.test(await a.kube.kubectlOk(['describe', 'rp', PAIR])), { timeoutMs: 30_000 });
+    const control = new ControlClient(a.sidecar.addresses.control);
+    try {
+      const live = await control.getPair(SIDECAR_PAIR);
+      expect(live.spec?.writeTimeoutMs).toBe(800);
+      // What cannot change on a live pair is refused by the sidecar itself.
+      await expect(control.updatePair({ ...live.spec!, mode: 'MODE_ASYNC' })).rejects.toMatchObject({ grpcCode: 9, message: expect.stringContaining('mode cannot change on a live pair') as unknown as string });
+    } finally {
+      control.close();
+    }
+    await waitFor('InSync for generation 2', async () => {
+      const s = await state(a);
+      return s?.state === 'InSync' && s.observedGeneration === 2;
+    }, { timeoutMs: 30_000, intervalMs: 250 });
+    const exportUri = `nbd://${(await state(a))!.exportAddress}/${SIDECAR_PAIR}`;
+    await runOk('qemu-io', ['-f', 'raw', '-c', 'write -P 0x77 8M 1M', '-c', 'flush', exportUri], { timeoutMs: 60_000 });
+    await waitFor('InSync after the write', async () => (await state(a))?.state === 'InSync', { timeoutMs: 30_000 });
+    expect(await sha256File(b.volume)).toBe(await sha256File(a.volume));
+    // The secondary kept accepting the restarted primary: no new generation, no full copy.
+    expect(b.sidecar.log.filter((l) => l.includes('generation mismatch'))).toEqual([]);
+  }, 90_000);
 
   it('the API server refuses invalid resources with a clear message', async () => {
     const apply = (doc: string): ReturnType<KubeSite['kubectl']> => a.kube.kubectl(['apply', '-f', '-'], { input: doc });

@@ -13,6 +13,7 @@ import type { PairSpec as _blockmirror_control_v1_PairSpec, PairSpec__Output as 
 import type { PairStatus as _blockmirror_control_v1_PairStatus, PairStatus__Output as _blockmirror_control_v1_PairStatus__Output } from './blockmirror/control/v1/PairStatus.js';
 import type { PausePairRequest as _blockmirror_control_v1_PausePairRequest, PausePairRequest__Output as _blockmirror_control_v1_PausePairRequest__Output } from './blockmirror/control/v1/PausePairRequest.js';
 import type { ResumePairRequest as _blockmirror_control_v1_ResumePairRequest, ResumePairRequest__Output as _blockmirror_control_v1_ResumePairRequest__Output } from './blockmirror/control/v1/ResumePairRequest.js';
+import type { UpdatePairRequest as _blockmirror_control_v1_UpdatePairRequest, UpdatePairRequest__Output as _blockmirror_control_v1_UpdatePairRequest__Output } from './blockmirror/control/v1/UpdatePairRequest.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -37,6 +38,7 @@ export interface ProtoGrpcType {
         PausePairRequest: MessageTypeDefinition<_blockmirror_control_v1_PausePairRequest, _blockmirror_control_v1_PausePairRequest__Output>
         ResumePairRequest: MessageTypeDefinition<_blockmirror_control_v1_ResumePairRequest, _blockmirror_control_v1_ResumePairRequest__Output>
         Role: EnumTypeDefinition
+        UpdatePairRequest: MessageTypeDefinition<_blockmirror_control_v1_UpdatePairRequest, _blockmirror_control_v1_UpdatePairRequest__Output>
       }
     }
   }

@@ -40,6 +40,10 @@ export class ControlClient {
     return this.#call(this.#client.createPair, { spec });
   }
 
+  updatePair(spec: PairSpec): Promise<Pair__Output> {
+    return this.#call(this.#client.updatePair, { spec });
+  }
+
   getPair(name: string): Promise<Pair__Output> {
     return this.#call(this.#client.getPair, { name });
   }

@@ -25,6 +25,7 @@ export function controlService(pairs: PairManager, logger: Logger): ControlServi
     CreatePair: unary('CreatePair', async (req) => toMessage(await pairs.create(fromSpec(req.spec)))),
     GetPair: unary('GetPair', (req) => toMessage(pairs.get(req.name))),
     ListPairs: unary('ListPairs', () => ({ pairs: pairs.list().map(toMessage) })),
+    UpdatePair: unary('UpdatePair', async (req) => toMessage(await pairs.update(fromSpec(req.spec)))),
     DeletePair: unary('DeletePair', async (req) => {
       await pairs.delete(req.name);
       return {};
@@ -107,6 +108,7 @@ const CODES: Partial<Record<BlockmirrorError['code'], GrpcStatus>> = {
   ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
   GEOMETRY_MISMATCH: GrpcStatus.FAILED_PRECONDITION,
   STATE_CORRUPT: GrpcStatus.FAILED_PRECONDITION,
+  FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
   UNAVAILABLE: GrpcStatus.UNAVAILABLE,
 };
 

@@ -2,7 +2,7 @@ import { realpath } from 'node:fs/promises';
 import type { Logger } from 'winston';
 import type { TlsFiles } from '../grpc/grpc-credentials.js';
 import type { SecondaryEndpoint } from '../replication/secondary-endpoint.js';
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { Pair, type PairStatusView } from './pair.js';
 import { pairSettings, validatePairSpec, type PairSpec, type PairSpecInput } from './pair-spec.js';
 import { PairStore } from './pair-store.js';
@@ -74,6 +74,39 @@ export class PairManager {
       }
       this.#opts.logger.info('pair created', { pair: spec.name, role: spec.role, mode: spec.mode });
       return pair.status();
+    });
+  }
+
+  /**
+   * New tunables for a live pair. It is closed (flushed, dirty log persisted) and started
+   * again from its state dir with the new spec, as after a sidecar restart: its dirty set
+   * and generation survive, so nothing is forgotten and the secondary still accepts it.
+   */
+  update(input: PairSpecInput): Promise<PairStatusView> {
+    return this.#serialized(async () => {
+      const e = this.#entry(input.name ?? '');
+      const spec = validatePairSpec({ ...input, paused: e.spec.paused });
+      for (const field of ['volumePath', 'role', 'mode', 'blockSize'] as const) {
+        if (spec[field] !== e.spec[field]) {
+          throw new FailedPreconditionError(`pair ${spec.name}: ${field} cannot change on a live pair (${String(e.spec[field])} -> ${String(spec[field])}); delete and recreate it`);
+        }
+      }
+      // Keep a TCP export where clients know it: port 0 would pick a new one.
+      const bound = e.pair?.status().nbdAddress;
+      if (spec.nbdListen !== undefined && /:0$/.test(spec.nbdListen) && bound) spec.nbdListen = bound;
+      await e.pair?.close();
+      e.pair = null;
+      e.spec = spec;
+      await this.#persist();
+      try {
+        e.pair = await Pair.start(spec, this.#ctx());
+        e.error = '';
+      } catch (err) {
+        e.error = (err as Error).message;
+        throw err;
+      }
+      this.#opts.logger.info('pair updated', { pair: spec.name });
+      return e.pair.status();
     });
   }
 

@@ -11,6 +11,7 @@ import type { ListPairsResponse as _blockmirror_control_v1_ListPairsResponse, Li
 import type { Pair as _blockmirror_control_v1_Pair, Pair__Output as _blockmirror_control_v1_Pair__Output } from '../../../blockmirror/control/v1/Pair.js';
 import type { PausePairRequest as _blockmirror_control_v1_PausePairRequest, PausePairRequest__Output as _blockmirror_control_v1_PausePairRequest__Output } from '../../../blockmirror/control/v1/PausePairRequest.js';
 import type { ResumePairRequest as _blockmirror_control_v1_ResumePairRequest, ResumePairRequest__Output as _blockmirror_control_v1_ResumePairRequest__Output } from '../../../blockmirror/control/v1/ResumePairRequest.js';
+import type { UpdatePairRequest as _blockmirror_control_v1_UpdatePairRequest, UpdatePairRequest__Output as _blockmirror_control_v1_UpdatePairRequest__Output } from '../../../blockmirror/control/v1/UpdatePairRequest.js';
 
 export interface ControlServiceClient extends grpc.Client {
   CreatePair(argument: _blockmirror_control_v1_CreatePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
@@ -67,6 +68,15 @@ export interface ControlServiceClient extends grpc.Client {
   resumePair(argument: _blockmirror_control_v1_ResumePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
   resumePair(argument: _blockmirror_control_v1_ResumePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
   
+  UpdatePair(argument: _blockmirror_control_v1_UpdatePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  UpdatePair(argument: _blockmirror_control_v1_UpdatePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  UpdatePair(argument: _blockmirror_control_v1_UpdatePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  UpdatePair(argument: _blockmirror_control_v1_UpdatePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  updatePair(argument: _blockmirror_control_v1_UpdatePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  updatePair(argument: _blockmirror_control_v1_UpdatePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  updatePair(argument: _blockmirror_control_v1_UpdatePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  updatePair(argument: _blockmirror_control_v1_UpdatePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  
 }
 
 export interface ControlServiceHandlers extends grpc.UntypedServiceImplementation {
@@ -82,6 +92,8 @@ export interface ControlServiceHandlers extends grpc.UntypedServiceImplementatio
   
   ResumePair: grpc.handleUnaryCall<_blockmirror_control_v1_ResumePairRequest__Output, _blockmirror_control_v1_Pair>;
   
+  UpdatePair: grpc.handleUnaryCall<_blockmirror_control_v1_UpdatePairRequest__Output, _blockmirror_control_v1_Pair>;
+  
 }
 
 export interface ControlServiceDefinition extends grpc.ServiceDefinition {
@@ -91,4 +103,5 @@ export interface ControlServiceDefinition extends grpc.ServiceDefinition {
   ListPairs: MethodDefinition<_blockmirror_control_v1_ListPairsRequest, _blockmirror_control_v1_ListPairsResponse, _blockmirror_control_v1_ListPairsRequest__Output, _blockmirror_control_v1_ListPairsResponse__Output>
   PausePair: MethodDefinition<_blockmirror_control_v1_PausePairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_PausePairRequest__Output, _blockmirror_control_v1_Pair__Output>
   ResumePair: MethodDefinition<_blockmirror_control_v1_ResumePairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_ResumePairRequest__Output, _blockmirror_control_v1_Pair__Output>
+  UpdatePair: MethodDefinition<_blockmirror_control_v1_UpdatePairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_UpdatePairRequest__Output, _blockmirror_control_v1_Pair__Output>
 }
