@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real Kubernetes tools the operator and chart tests run against:
 # etcd (Debian's etcd-server), kube-apiserver and kubectl built from the
-# k8s.io/kubernetes Go module of one pinned release, and helm built from its Go module.
+# k8s.io/kubernetes Go module of one pinned release, and helm and promtool (which proves
+# the chart's alert rules) built from their Go modules.
 # None of them is an npm package.
 # Idempotent; binaries are cached outside the repo, in ~/.cache/blockmirror/kube-<version>.
 # Prints nothing on stdout; a cold build takes about 12 minutes (warm: nothing to do).
@@ -9,6 +10,7 @@ set -euo pipefail
 
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 HELM_VERSION=${HELM_VERSION:-v4.3.1}
+PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v0.316.0}
 CACHE=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION
 BIN=$CACHE/bin
 
@@ -33,6 +35,14 @@ else
   log "building helm $HELM_VERSION (cold: ~4 min)"
   mkdir -p "$BIN"
   GOBIN=$BIN go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+fi
+
+if [[ -x $BIN/promtool ]] && go version -m "$BIN/promtool" 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*github.com/prometheus/prometheus[[:space:]]*$PROMETHEUS_VERSION"; then
+  log "promtool $PROMETHEUS_VERSION already built"
+else
+  log "building promtool $PROMETHEUS_VERSION (cold: ~4 min)"
+  mkdir -p "$BIN"
+  GOBIN=$BIN go install "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
 fi
 
 if [[ -x $BIN/kube-apiserver && -x $BIN/kubectl ]] &&
