@@ -74,3 +74,17 @@ for (const spec of jobSpecs) {
   );
 }
 console.log(rows.join('\n'));
+// Every run, in round order, so a pattern (a side slow whenever it runs first) shows.
+const rounds = [...new Set(files.map((f) => f.split('.')[2]))].sort((a, b) => Number(a) - Number(b));
+console.log('\nPer round (ours / nbdkit):\n');
+for (const spec of jobSpecs) {
+  const [job, metric] = spec.split(':');
+  const cells = rounds.map((r) => {
+    const v = (t) => {
+      const f = files.find((x) => x === `${job}.${t}.${r}.json`);
+      return f === undefined ? 'n/a' : fmt(value(readFio(join(dir, f)), metric), metric);
+    };
+    return `${r}: ${v('ours')} / ${v('nbdkit')}`;
+  });
+  console.log(`- ${job}: ${cells.join('; ')}`);
+}
