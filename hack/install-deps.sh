@@ -55,3 +55,6 @@ fi
 
 # The real control plane of the operator tests and the lab: etcd, kube-apiserver, kubectl.
 bash hack/install-kube.sh
+
+# A real kernel with device-mapper and NBD for the splice tests: Debian's, in qemu.
+bash hack/vm.sh build

@@ -4,8 +4,6 @@
 # live by swapping the dm table onto /dev/nbd0, served by the primary sidecar's export of
 # /dev/vda and replicated to a secondary sidecar on /dev/vdb; then detached live the same
 # way. Prints "splice: ..." progress lines and exits non-zero on any failure.
-# Work in progress (issue 8): the attach under the mounted filesystem works; the pair has
-# not yet reached InSync inside the TCG VM within 7 minutes, so no jest test runs this yet.
 set -eu
 REPO=$1
 CLI="node $REPO/dist/sidecar/cli/main.js"
@@ -15,7 +13,8 @@ dm() { dmsetup --noudevsync "$@"; }
 say() { echo "splice: $*"; }
 fail() { echo "splice: FAILED: $*"; exit 1; }
 
-ready_field() { sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*\"message\":\"sidecar ready\".*/\\1/p" "$1" | head -n 1; }
+# A field of the "sidecar ready" JSON log line, wherever it sits in the line.
+ready_field() { grep '"message":"sidecar ready"' "$1" | head -n 1 | sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/p"; }
 wait_ready() {
   i=0
   until [ -n "$(ready_field "$1" control)" ]; do i=$((i + 1)); [ $i -lt 600 ] || fail "sidecar $1 not ready"; sleep 0.1; done
