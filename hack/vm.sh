@@ -6,6 +6,7 @@
 # the repository are all there.
 #
 # Usage: hack/vm.sh build                       install qemu and build kernel + initramfs (idempotent)
+#   In the VM the host's tree is read-only; /run is the writable scratch space.
 #        hack/vm.sh run [--disk FILE]... -- CMD  boot, run CMD (sh -c) in the chroot, power off;
 #                                               exits with CMD's status. Disks appear as /dev/vda, vdb...
 # Output of CMD goes to stdout; the kernel's console to $VM_CONSOLE_LOG (default: discarded).
@@ -95,12 +96,12 @@ mount -t devtmpfs dev /dev
 ip link set lo up
 while read -r m; do insmod "/modules/$m" 2>/dev/null || echo "vm-init: insmod $m failed" >/dev/console; done </modules/order
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose hostroot /host || { echo "vm-init: 9p mount failed"; poweroff -f; }
-# The host's tree, read-only, with the VM's own /proc, /sys, /dev, /tmp and /run.
+# The host's tree, read-only, with the VM's own /proc, /sys and /dev, and a writable
+# tmpfs at /run for scratch. The host's /tmp stays visible: checkouts may live there.
 for d in proc sys dev; do mount --bind /$d /host/$d; done
-mount -t tmpfs tmp /host/tmp
 mount -t tmpfs run /host/run
 cmd=$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/blockmirror.cmd/raw 2>/dev/null)
-chroot /host /bin/sh -c "cd /tmp && $cmd" >/dev/ttyS1 2>&1
+chroot /host /bin/sh -c "cd /run && $cmd" >/dev/ttyS1 2>&1
 echo "vm-exit-status: $?" >/dev/ttyS1
 sync
 poweroff -f

@@ -6,6 +6,9 @@
 # way. Prints "splice: ..." progress lines and exits non-zero on any failure.
 set -eu
 REPO=$1
+# The VM's writable scratch space (the host's tree, /tmp included, is read-only).
+W=/run/splice
+mkdir -p "$W"
 CLI="node $REPO/dist/sidecar/cli/main.js"
 DM=blockmirror-pv1
 # No udev in the VM: dmsetup must not wait for it, and makes its own /dev/mapper nodes.
@@ -29,28 +32,28 @@ SECTORS=$(blockdev --getsz /dev/vda)
 dm create "$DM" --table "0 $SECTORS linear /dev/vda 0"
 dmsetup mknodes "$DM"
 mkfs.ext4 -q -F -b 4096 "/dev/mapper/$DM"
-mkdir -p /tmp/mnt
-mount "/dev/mapper/$DM" /tmp/mnt
+mkdir -p $W/mnt
+mount "/dev/mapper/$DM" $W/mnt
 say "ext4 mounted on /dev/mapper/$DM (direct table over /dev/vda)"
 
 # The application: files written and synced in a loop until told to stop.
-( n=0; while [ ! -e /tmp/stop-writer ]; do
-    n=$((n + 1)); head -c 65536 /dev/urandom >"/tmp/mnt/f$((n % 40))"; sync; sleep 0.2
-  done; echo "$n" >/tmp/writer-done ) &
+( n=0; while [ ! -e $W/stop-writer ]; do
+    n=$((n + 1)); head -c 65536 /dev/urandom >"$W/mnt/f$((n % 40))"; sync; sleep 0.2
+  done; echo "$n" >$W/writer-done ) &
 
-$CLI sidecar --state-dir /tmp/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >/tmp/b.log 2>&1 &
-$CLI sidecar --state-dir /tmp/a --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >/tmp/a.log 2>&1 &
-wait_ready /tmp/b.log
-wait_ready /tmp/a.log
-A=$(ready_field /tmp/a.log control)
-B=$(ready_field /tmp/b.log control)
+$CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/b.log 2>&1 &
+$CLI sidecar --state-dir $W/a --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/a.log 2>&1 &
+wait_ready $W/b.log
+wait_ready $W/a.log
+A=$(ready_field $W/a.log control)
+B=$(ready_field $W/b.log control)
 $CLI pair create pv1 --control "$B" --volume /dev/vdb --role secondary >/dev/null
 
 # Attach. Suspend first: I/O already issued completes on /dev/vda, new I/O waits. The pair
 # is created while nothing reaches /dev/vda behind its back, so its initial copy covers
 # everything written before, and everything after goes through the tap.
 dm suspend "$DM"
-$CLI pair create pv1 --control "$A" --volume /dev/vda --role primary --peer "$(ready_field /tmp/b.log peer)" \
+$CLI pair create pv1 --control "$A" --volume /dev/vda --role primary --peer "$(ready_field $W/b.log peer)" \
   --nbd-listen 127.0.0.1:10809 >/dev/null
 nbd-client 127.0.0.1 10809 /dev/nbd0 -N pv1 -b 512 >/dev/null 2>&1 || fail "nbd-client could not connect"
 dm reload "$DM" --table "0 $SECTORS linear /dev/nbd0 0"
@@ -61,15 +64,15 @@ say "initial copy done while the writer ran: InSync"
 sleep 2
 
 # Quiesce: stop the writer, flush, freeze the filesystem so nothing moves while comparing.
-touch /tmp/stop-writer
-i=0; until [ -e /tmp/writer-done ]; do i=$((i + 1)); [ $i -lt 600 ] || fail "writer did not stop"; sleep 0.1; done
+touch $W/stop-writer
+i=0; until [ -e $W/writer-done ]; do i=$((i + 1)); [ $i -lt 600 ] || fail "writer did not stop"; sleep 0.1; done
 sync
-fsfreeze -f /tmp/mnt
+fsfreeze -f $W/mnt
 $CLI pair status pv1 --control "$A" -o json >/dev/null
 wait_state InSync
 [ "$(sha256sum </dev/vda)" = "$(sha256sum </dev/vdb)" ] || fail "secondary differs from primary"
-say "secondary byte-identical to the primary after $(cat /tmp/writer-done) writer passes"
-fsfreeze -u /tmp/mnt
+say "secondary byte-identical to the primary after $(cat $W/writer-done) writer passes"
+fsfreeze -u $W/mnt
 
 # Detach live, the same way: suspend (drains through the tap), back to the direct table.
 dm suspend "$DM"
@@ -77,9 +80,9 @@ dm reload "$DM" --table "0 $SECTORS linear /dev/vda 0"
 dm resume "$DM"
 nbd-client -d /dev/nbd0 >/dev/null 2>&1
 say "detached: $(dmsetup table "$DM")"
-head -c 65536 /dev/urandom >/tmp/mnt/after-detach
+head -c 65536 /dev/urandom >$W/mnt/after-detach
 sync
-umount /tmp/mnt
-e2fsck -fn "/dev/mapper/$DM" >/tmp/fsck.log 2>&1 || { cat /tmp/fsck.log; fail "fsck found errors"; }
+umount $W/mnt
+e2fsck -fn "/dev/mapper/$DM" >$W/fsck.log 2>&1 || { cat $W/fsck.log; fail "fsck found errors"; }
 say "never remounted while attached and detached; fsck clean"
 dm remove "$DM"
