@@ -28,22 +28,22 @@ fi
 
 command -v go >/dev/null || { log "go not found: Go >= 1.25 is needed to build kube-apiserver and helm" >&2; exit 1; }
 
-# `helm version` says only v4.3 for a go-installed helm; the module version is in the binary.
-if [[ -x $BIN/helm ]] && go version -m "$BIN/helm" 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*helm.sh/helm/v4[[:space:]]*$HELM_VERSION"; then
-  log "helm $HELM_VERSION already built"
-else
-  log "building helm $HELM_VERSION (cold: ~4 min)"
+# go_tool NAME MODULE PACKAGE VERSION: `go install`s PACKAGE@VERSION into $BIN unless the
+# binary there was built from MODULE at VERSION. The module version is read from the
+# binary itself: `helm version`, for one, says only v4.3 for a go-installed helm.
+go_tool() {
+  local name=$1 module=$2 package=$3 version=$4
+  if [[ -x $BIN/$name ]] && go version -m "$BIN/$name" 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*$module[[:space:]]*$version"; then
+    log "$name $version already built"
+    return 0
+  fi
+  log "building $name $version (cold: ~4 min)"
   mkdir -p "$BIN"
-  GOBIN=$BIN go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
-fi
+  GOBIN=$BIN go install "$package@$version"
+}
 
-if [[ -x $BIN/promtool ]] && go version -m "$BIN/promtool" 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*github.com/prometheus/prometheus[[:space:]]*$PROMETHEUS_VERSION"; then
-  log "promtool $PROMETHEUS_VERSION already built"
-else
-  log "building promtool $PROMETHEUS_VERSION (cold: ~4 min)"
-  mkdir -p "$BIN"
-  GOBIN=$BIN go install "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
-fi
+go_tool helm helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "$HELM_VERSION"
+go_tool promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"
 
 if [[ -x $BIN/kube-apiserver && -x $BIN/kubectl ]] &&
   "$BIN/kubectl" version --client 2>/dev/null | grep -q "$KUBE_VERSION"; then
