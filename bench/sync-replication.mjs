@@ -87,6 +87,12 @@ function fioTable(dir) {
     const { sync, nopeer } = med[`${job}.${metric}`];
     rows.push(`| ${label} | ${m.unit} | ${m.fmt(sync)} | ${m.fmt(nopeer)} | ${(sync / nopeer).toFixed(2)} | ${range(s)} | ${range(n)} | ${s.length} + ${n.length} |`);
   }
+  const bound = samples('seqwrite-1m', 'bound', 'mbps');
+  if (bound.length > 0) {
+    const b = median(bound);
+    const n = med['seqwrite-1m.mbps'].nopeer;
+    rows.push(`| 1 MiB sequential write, iodepth 8: mirror bound (bench/mirror-bound.mjs) | MB/s | ${FIO_METRICS.mbps.fmt(b)} | ${FIO_METRICS.mbps.fmt(n)} | ${(b / n).toFixed(2)} | ${FIO_METRICS.mbps.fmt(Math.min(...bound))}–${FIO_METRICS.mbps.fmt(Math.max(...bound))} | | ${bound.length} |`);
+  }
   const seq = med['seqwrite-1m.mbps'];
   const iops = med['randwrite-4k-qd1.iops'];
   const p50 = med['randwrite-4k-qd1.p50'];
