@@ -30,6 +30,7 @@ export interface PairJson {
   rpoSeconds: number;
   groupsFormed: number;
   groupsFailed: number;
+  groupsDeferred: number;
   coordinationHoldP50Ms: number;
   coordinationHoldP99Ms: number;
   coordinationHoldMaxMs: number;
@@ -67,6 +68,7 @@ export function pairToJson(p: Pair__Output): PairJson {
     rpoSeconds: s?.rpoSeconds ?? 0,
     groupsFormed: s?.groupsFormed ?? 0,
     groupsFailed: s?.groupsFailed ?? 0,
+    groupsDeferred: s?.groupsDeferred ?? 0,
     coordinationHoldP50Ms: s?.coordinationHoldP50Ms ?? 0,
     coordinationHoldP99Ms: s?.coordinationHoldP99Ms ?? 0,
     coordinationHoldMaxMs: s?.coordinationHoldMaxMs ?? 0,
@@ -95,7 +97,7 @@ export function formatPair(p: Pair__Output): string {
     rows.push(
       ['Last consistent', j.lastConsistencyPointTime ?? 'never'],
       ['RPO', j.lastConsistencyPointTime ? `${j.rpoSeconds.toFixed(1)} s` : '-'],
-      ['Groups', `${j.groupsFormed} formed, ${j.groupsFailed} failed`],
+      ['Groups', `${j.groupsFormed} formed, ${j.groupsFailed} failed, ${j.groupsDeferred} deferred`],
       ['Coordination hold', `p50 ${j.coordinationHoldP50Ms.toFixed(2)} ms, p99 ${j.coordinationHoldP99Ms.toFixed(2)} ms, max ${j.coordinationHoldMaxMs.toFixed(2)} ms`],
     );
   }

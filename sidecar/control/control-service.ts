@@ -82,6 +82,7 @@ export function toMessage(p: PairStatusView): PairMessage {
       rpoSeconds: p.rpoSeconds,
       groupsFormed: p.groupsFormed,
       groupsFailed: p.groupsFailed,
+      groupsDeferred: p.groupsDeferred,
       coordinationHoldP50Ms: p.coordinationHoldP50Ms,
       coordinationHoldP99Ms: p.coordinationHoldP99Ms,
       coordinationHoldMaxMs: p.coordinationHoldMaxMs,

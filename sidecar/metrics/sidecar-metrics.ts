@@ -51,6 +51,7 @@ export class SidecarMetrics {
     gauge('blockmirror_last_consistency_point_timestamp_seconds', 'Async: primary time of the last consistency group applied on the secondary.', (p) => p.lastConsistencyPointTimeMs / 1000);
     counter('blockmirror_consistency_groups_formed_total', 'Async: consistency groups applied on the secondary.', (p) => p.groupsFormed);
     counter('blockmirror_consistency_groups_failed_total', 'Async: consistency groups that failed and were retried.', (p) => p.groupsFailed);
+    counter('blockmirror_consistency_groups_deferred_total', 'Async: group starts put off while the application wrote faster than the link carried.', (p) => p.groupsDeferred);
     gauge('blockmirror_coordination_hold_p99_seconds', 'Async: 99th percentile of the write-acknowledgement hold at a group cut (last 1024 groups).', (p) => p.coordinationHoldP99Ms / 1000);
     new Gauge({
       name: 'blockmirror_pair_state',

@@ -192,6 +192,7 @@ export class PairManager {
       rpoSeconds: 0,
       groupsFormed: 0,
       groupsFailed: 0,
+      groupsDeferred: 0,
       coordinationHoldP50Ms: 0,
       coordinationHoldP99Ms: 0,
       coordinationHoldMaxMs: 0,

@@ -44,6 +44,7 @@ export interface PairStatusView extends IoCounters {
   rpoSeconds: number;
   groupsFormed: number;
   groupsFailed: number;
+  groupsDeferred: number;
   coordinationHoldP50Ms: number;
   coordinationHoldP99Ms: number;
   coordinationHoldMaxMs: number;
@@ -223,7 +224,7 @@ export class Pair {
     };
   }
 
-  #asyncStatus(): Pick<PairStatusView, 'consistencyGroup' | 'lastConsistencyPointTimeMs' | 'rpoSeconds' | 'groupsFormed' | 'groupsFailed' | 'coordinationHoldP50Ms' | 'coordinationHoldP99Ms' | 'coordinationHoldMaxMs'> {
+  #asyncStatus(): Pick<PairStatusView, 'consistencyGroup' | 'lastConsistencyPointTimeMs' | 'rpoSeconds' | 'groupsFormed' | 'groupsFailed' | 'groupsDeferred' | 'coordinationHoldP50Ms' | 'coordinationHoldP99Ms' | 'coordinationHoldMaxMs'> {
     const r = this.#replicator instanceof AsyncReplicator ? this.#replicator : null;
     const last = r?.lastConsistencyPointTimeMs ?? this.endpoint?.lastConsistencyPointTimeMs ?? 0;
     const g = this.#group?.group.stats();
@@ -235,6 +236,7 @@ export class Pair {
       rpoSeconds: r && last > 0 && r.outOfSyncBytes > 0 ? Math.max(0, Date.now() - last) / 1000 : 0,
       groupsFormed: g?.formed ?? 0,
       groupsFailed: g?.failed ?? 0,
+      groupsDeferred: g?.deferred ?? 0,
       coordinationHoldP50Ms: g?.holdP50Ms ?? 0,
       coordinationHoldP99Ms: g?.holdP99Ms ?? 0,
       coordinationHoldMaxMs: g?.holdMaxMs ?? 0,

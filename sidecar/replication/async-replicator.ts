@@ -27,11 +27,19 @@ export interface AsyncReplicatorOptions {
   logger: Logger;
   /** Something to ship appeared, or the link came up: the group coordinator may form a group. */
   onWork(): void;
+  /** Copy-aside memory for the draining group; default DEFAULT_ASIDE_BUDGET_BYTES. */
+  asideBudgetBytes?: number;
 }
 
 export type AsyncState = 'Initializing' | 'Replicating' | 'Retrying';
 
 const FRAME_BYTES = 256 * 1024;
+/**
+ * Old block versions a pair may hold copied aside for its draining group. A drain that
+ * falls this far behind the writes is abandoned (its blocks go back to the recording
+ * bitmap) instead of holding an unbounded copy of the volume in memory.
+ */
+export const DEFAULT_ASIDE_BUDGET_BYTES = 64 << 20;
 /** Frames of a drain in flight at once (the link's bandwidth-delay product on a LAN). */
 const FRAMES_IN_FLIGHT = 16;
 const ZEROES = Buffer.alloc(FRAME_BYTES);
@@ -47,6 +55,11 @@ interface Drain {
   reading: Map<number, Promise<Buffer>>;
   /** Writes of the group's epoch still landing: the drain reads only after them. */
   epoch: number;
+  /** Bytes copied aside for writes (held in `aside` or being read), and their blocks. */
+  asideBytes: number;
+  heldForWrites: Set<number>;
+  /** Set when the copy-aside budget ran out: the drain stops, the group fails. */
+  abandoned: string | null;
 }
 
 /**
@@ -79,6 +92,10 @@ export class AsyncReplicator implements WriteReplication {
   lastConsistencyPointTimeMs = 0;
   bytesReplicated = 0;
   bytesOnWire = 0;
+  /** Bytes the application wrote (the coordinator compares its rate with the link's). */
+  bytesWritten = 0;
+  /** Groups abandoned because their copy-aside budget ran out. */
+  groupsAbandoned = 0;
 
   constructor(o: AsyncReplicatorOptions) {
     this.#o = o;
@@ -159,17 +176,19 @@ export class AsyncReplicator implements WriteReplication {
     const epoch = this.#epoch;
     this.#inflight.set(epoch, (this.#inflight.get(epoch) ?? 0) + 1);
     const wasEmpty = this.#recording.count === 0;
+    this.bytesWritten += length;
     const d = this.#drain;
     for (let b = first; b <= last; b++) {
       if (d !== null && d.blocks.test(b) && !this.#recording.test(b)) this.#groupOnly--;
       this.#recording.set(b);
     }
     if (wasEmpty) this.#o.onWork();
-    if (d === null) return epoch;
+    if (d === null || d.abandoned !== null) return epoch;
     // The group's version of these blocks must be captured before this newer write lands.
     const captures: Promise<Buffer>[] = [];
     for (let b = first; b <= last; b++) {
-      const c = this.#capture(d, b);
+      const c = this.#capture(d, b, true);
+      if (d.abandoned !== null) return epoch;
       if (c) captures.push(c);
     }
     return captures.length === 0 ? epoch : Promise.all(captures).then(() => epoch);
@@ -207,7 +226,7 @@ export class AsyncReplicator implements WriteReplication {
   cut(id: number): void {
     const blocks = this.#recording;
     this.#recording = new BlockBitmap(blocks.bits);
-    this.#drain = { id, blocks, unread: blocks.clone(), aside: new Map(), reading: new Map(), epoch: this.#epoch };
+    this.#drain = { id, blocks, unread: blocks.clone(), aside: new Map(), reading: new Map(), epoch: this.#epoch, asideBytes: 0, heldForWrites: new Set(), abandoned: null };
     this.#groupOnly = blocks.count;
     this.#epoch++;
   }
@@ -223,14 +242,21 @@ export class AsyncReplicator implements WriteReplication {
     const inflight = new Set<Promise<void>>();
     let frames = 0;
     let failure: Error | null = null;
-    for (let b = d.blocks.nextSet(0); b !== -1 && failure === null; ) {
+    for (let b = d.blocks.nextSet(0); b !== -1 && failure === null && d.abandoned === null; ) {
       if (signal.aborted) throw new GroupAbortedError(`group ${d.id}: ${String(signal.reason)}`);
       const frameBlocks: number[] = [];
       while (b !== -1 && frameBlocks.length * this.#bs < FRAME_BYTES) {
         frameBlocks.push(b);
         b = d.blocks.nextSet(b + 1);
       }
-      const frame = await this.#frame(d, frameBlocks);
+      let frame;
+      try {
+        frame = await this.#frame(d, frameBlocks);
+      } catch (err) {
+        // Abandoned or unreadable: stop here, but let the frames on the wire settle first.
+        failure ??= err as Error;
+        break;
+      }
       while (inflight.size >= FRAMES_IN_FLIGHT) await Promise.race(inflight);
       if (failure !== null) break;
       this.bytesOnWire += frame.payload.length;
@@ -250,6 +276,7 @@ export class AsyncReplicator implements WriteReplication {
     }
     await Promise.all(inflight);
     if (failure !== null) throw failure;
+    if (d.abandoned !== null) throw new GroupAbortedError(`group ${d.id}: ${d.abandoned}`);
     if (signal.aborted) throw new GroupAbortedError(`group ${d.id}: ${String(signal.reason)}`);
     return frames;
   }
@@ -300,14 +327,28 @@ export class AsyncReplicator implements WriteReplication {
     this.#o.onWork();
   }
 
-  /** Starts capturing block `b`'s group version, unless captured or not in the group. */
-  #capture(d: Drain, b: number): Promise<Buffer> | undefined {
+  /**
+   * Starts capturing block `b`'s group version, unless captured or not in the group.
+   * `forWrite`: a newer write is waiting to overwrite it; such copies count against the
+   * budget, and past it the group is abandoned (nothing captured) rather than let a
+   * drain that cannot keep up copy the whole volume aside.
+   */
+  #capture(d: Drain, b: number, forWrite = false): Promise<Buffer> | undefined {
     const under = d.reading.get(b);
     if (under) return under;
     if (!d.unread.test(b)) return undefined;
+    const size = Math.min(this.#bs, this.#o.volume.size - b * this.#bs);
+    if (forWrite) {
+      if (d.asideBytes + size > (this.#o.asideBudgetBytes ?? DEFAULT_ASIDE_BUDGET_BYTES)) {
+        this.#abandon(d, 'copy-aside budget exhausted: the drain fell behind the writes');
+        return undefined;
+      }
+      d.asideBytes += size;
+      d.heldForWrites.add(b);
+    }
     d.unread.clear(b);
     const offset = b * this.#bs;
-    const p = this.#o.volume.read(offset, Math.min(this.#bs, this.#o.volume.size - offset)).then((buf) => {
+    const p = this.#o.volume.read(offset, size).then((buf) => {
       d.aside.set(b, buf);
       d.reading.delete(b);
       return buf;
@@ -317,13 +358,16 @@ export class AsyncReplicator implements WriteReplication {
   }
 
   async #frame(d: Drain, blocks: number[]): Promise<{ runs: { offset: number; length: number; zero: boolean }[]; payload: Buffer; bytes: number }> {
-    const bufs = await Promise.all(blocks.map((b) => this.#capture(d, b) ?? Promise.resolve(d.aside.get(b)!)));
+    const bufs = await Promise.all(blocks.map((b) => this.#capture(d, b) ?? Promise.resolve(d.aside.get(b))));
+    // Abandoned meanwhile: the copies aside are gone, and the group will not be committed.
+    if (d.abandoned !== null) throw new GroupAbortedError(`group ${d.id}: ${d.abandoned}`);
     const runs: { offset: number; length: number; zero: boolean }[] = [];
     const data: Buffer[] = [];
     let bytes = 0;
     blocks.forEach((b, i) => {
       const buf = bufs[i]!;
       d.aside.delete(b);
+      if (d.heldForWrites.delete(b)) d.asideBytes -= buf.length;
       const offset = b * this.#bs;
       const zero = buf.equals(ZEROES.subarray(0, buf.length));
       const last = runs[runs.length - 1];
@@ -333,6 +377,20 @@ export class AsyncReplicator implements WriteReplication {
       bytes += buf.length;
     });
     return { runs, payload: data.length === 1 ? data[0]! : Buffer.concat(data), bytes };
+  }
+
+  /**
+   * Gives up the draining group: it will fail, its blocks go back to the recording
+   * bitmap, and the secondary stays at the previous group (it commits only whole groups).
+   */
+  #abandon(d: Drain, why: string): void {
+    if (d.abandoned !== null) return;
+    d.abandoned = why;
+    d.aside.clear();
+    d.heldForWrites.clear();
+    d.asideBytes = 0;
+    this.groupsAbandoned++;
+    this.#o.logger.warn('consistency group abandoned', { group: d.id, reason: why });
   }
 
   #epochLanded(epoch: number, signal: AbortSignal): Promise<void> {

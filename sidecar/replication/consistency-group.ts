@@ -1,6 +1,13 @@
 import type { Logger } from 'winston';
 import type { AsyncReplicator } from './async-replicator.js';
 
+/** What the coordinator needs of a member (an AsyncReplicator). */
+export type GroupMember = Pick<
+  AsyncReplicator,
+  | 'needsFullSync' | 'ready' | 'hasChanges' | 'remotePair' | 'sessionId' | 'bytesOnWire' | 'bytesWritten'
+  | 'holdAcknowledgements' | 'releaseHold' | 'cut' | 'drain' | 'commitGroup' | 'groupDone' | 'fullSyncDone' | 'failSession'
+>;
+
 export interface ConsistencyGroupOptions {
   name: string;
   /** Time from one group's start to the next; 0: back to back. */
@@ -15,6 +22,10 @@ export interface ConsistencyGroupOptions {
 export interface GroupStats {
   formed: number;
   failed: number;
+  /** Group starts put off because the application wrote faster than the link carried. */
+  deferred: number;
+  /** Drain throughput last measured (payload bytes per second; 0: not yet known). */
+  linkBytesPerSecond: number;
   holdP50Ms: number;
   holdP99Ms: number;
   holdMaxMs: number;
@@ -23,6 +34,12 @@ export interface GroupStats {
 const HOLD_SAMPLES = 1024;
 /** Pause after a failed group before the next attempt (the link may still be down). */
 const RETRY_MS = 200;
+/** How often a deferred group start is reconsidered. */
+const DEFER_CHECK_MS = 250;
+/** Drains shorter than this (payload) say more about latency than about the link. */
+const MIN_PAYLOAD_FOR_RATE = 1 << 20;
+/** The foreground write rate is measured over at least this long. */
+const MIN_RATE_WINDOW_MS = 100;
 
 /**
  * Forms consistency groups for its members (one pair, or several volumes of one
@@ -34,11 +51,18 @@ const RETRY_MS = 200;
 export class ConsistencyGroup {
   readonly name: string;
   readonly #o: ConsistencyGroupOptions;
-  readonly #members = new Set<AsyncReplicator>();
+  readonly #members = new Set<GroupMember>();
   readonly #holds: number[] = [];
   #holdAt = 0;
   #formed = 0;
   #failed = 0;
+  #deferred = 0;
+  /** Payload bytes per second the drains achieved (smoothed); 0 until measured. */
+  #linkBps = 0;
+  /** When the last group was applied (or the coordinator started). */
+  #lastGoodMs = Date.now();
+  /** Members' written bytes at the last sample, for the foreground write rate. */
+  #written = { atMs: 0, bytes: 0, bps: 0 };
   #nextId = 0;
   #wake: (() => void) | null = null;
   #running = false;
@@ -54,7 +78,7 @@ export class ConsistencyGroup {
     return this.#members.size;
   }
 
-  add(m: AsyncReplicator): void {
+  add(m: GroupMember): void {
     this.#members.add(m);
     if (!this.#running) {
       this.#running = true;
@@ -64,7 +88,7 @@ export class ConsistencyGroup {
   }
 
   /** Removes a member; a group in progress is abandoned (its blocks stay recorded). */
-  remove(m: AsyncReplicator): void {
+  remove(m: GroupMember): void {
     if (!this.#members.delete(m)) return;
     this.#abort?.abort(new Error('membership changed'));
     if (this.#members.size === 0) this.close();
@@ -87,7 +111,7 @@ export class ConsistencyGroup {
   stats(): GroupStats {
     const sorted = [...this.#holds].sort((a, b) => a - b);
     const at = (q: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
-    return { formed: this.#formed, failed: this.#failed, holdP50Ms: at(0.5), holdP99Ms: at(0.99), holdMaxMs: sorted.length === 0 ? 0 : sorted[sorted.length - 1]! };
+    return { formed: this.#formed, failed: this.#failed, deferred: this.#deferred, linkBytesPerSecond: Math.round(this.#linkBps), holdP50Ms: at(0.5), holdP99Ms: at(0.99), holdMaxMs: sorted.length === 0 ? 0 : sorted[sorted.length - 1]! };
   }
 
   async #loop(): Promise<void> {
@@ -105,13 +129,18 @@ export class ConsistencyGroup {
         await this.#sleep(wait > 0 ? wait : 1000);
         continue;
       }
+      if (this.#overloaded(members)) {
+        this.#deferred++;
+        await this.#sleep(DEFER_CHECK_MS);
+        continue;
+      }
       lastStart = Date.now();
       const ok = await this.#formGroup(members);
       if (!ok) await this.#sleep(RETRY_MS);
     }
   }
 
-  async #formGroup(members: AsyncReplicator[]): Promise<boolean> {
+  async #formGroup(members: GroupMember[]): Promise<boolean> {
     const id = this.#groupId();
     // Coordination: no acknowledgement between the first member's cut and the last's, so
     // a write that depends on one answered after the cut cannot be in the group. The
@@ -129,12 +158,17 @@ export class ConsistencyGroup {
     const abort = new AbortController();
     this.#abort = abort;
     const timer = setTimeout(() => abort.abort(new Error(`drain exceeded ${this.#o.maxDrainMs} ms`)), this.#o.maxDrainMs);
+    const wire0 = members.reduce((n, m) => n + m.bytesOnWire, 0);
+    const drainStart = performance.now();
+    // Measured whether the drain completes or not: an abandoned one also ran at link speed.
+    const measure = (): void => this.#noteDrainRate(members.reduce((n, m) => n + m.bytesOnWire, 0) - wire0, performance.now() - drainStart);
     try {
-      const frames = await Promise.all(members.map((m) => m.drain(abort.signal)));
+      const frames = await Promise.all(members.map((m) => m.drain(abort.signal))).finally(measure);
       const members_ = members.map((m, i) => ({ pairId: m.remotePair, sessionId: m.sessionId, frames: frames[i]! }));
       await members[0]!.commitGroup({ consistencyGroup: this.name, group: id, timeMs, members: members_ }, abort.signal);
       for (const m of members) m.groupDone(true, timeMs);
       this.#formed++;
+      this.#lastGoodMs = Date.now();
       return true;
     } catch (err) {
       for (const m of members) m.groupDone(false, timeMs);
@@ -149,7 +183,34 @@ export class ConsistencyGroup {
     }
   }
 
-  async #fullSync(m: AsyncReplicator): Promise<void> {
+  /**
+   * True while the application writes faster than the drains carry: a group cut now
+   * could not finish before the writes overran it (its blocks would all be copied aside
+   * first), and draining would only take CPU from the application. The recording bitmap
+   * keeps collecting — rewrites of a block cost nothing more — and the group starts
+   * when the burst ends, or once maxDrainMs has passed since the last group was
+   * applied, whichever comes first, so deferring alone never lets the RPO grow past it.
+   */
+  #overloaded(members: GroupMember[]): boolean {
+    const now = performance.now();
+    const bytes = members.reduce((n, m) => n + m.bytesWritten, 0);
+    const w = this.#written;
+    if (now - w.atMs >= MIN_RATE_WINDOW_MS) {
+      w.bps = w.atMs === 0 ? 0 : ((bytes - w.bytes) * 1000) / (now - w.atMs);
+      w.atMs = now;
+      w.bytes = bytes;
+    }
+    if (this.#linkBps === 0 || Date.now() - this.#lastGoodMs >= this.#o.maxDrainMs) return false;
+    return w.bps > this.#linkBps;
+  }
+
+  #noteDrainRate(payloadBytes: number, ms: number): void {
+    if (payloadBytes < MIN_PAYLOAD_FOR_RATE || ms <= 0) return;
+    const bps = (payloadBytes * 1000) / ms;
+    this.#linkBps = this.#linkBps === 0 ? bps : (this.#linkBps + bps) / 2;
+  }
+
+  async #fullSync(m: GroupMember): Promise<void> {
     m.cut(0);
     const abort = new AbortController();
     this.#abort = abort;

@@ -29,6 +29,7 @@ export interface PairStatus {
   'coordinationHoldP50Ms'?: (number | string);
   'coordinationHoldP99Ms'?: (number | string);
   'coordinationHoldMaxMs'?: (number | string);
+  'groupsDeferred'?: (number | string | Long);
 }
 
 export interface PairStatus__Output {
@@ -57,4 +58,5 @@ export interface PairStatus__Output {
   'coordinationHoldP50Ms': (number);
   'coordinationHoldP99Ms': (number);
   'coordinationHoldMaxMs': (number);
+  'groupsDeferred': (number);
 }
