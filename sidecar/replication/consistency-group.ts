@@ -162,8 +162,9 @@ export class ConsistencyGroup {
     const drainStart = performance.now();
     // Measured whether the drain completes or not: an abandoned one also ran at link speed.
     const measure = (): void => this.#noteDrainRate(members.reduce((n, m) => n + m.bytesOnWire, 0) - wire0, performance.now() - drainStart);
+    const drains = members.map((m) => m.drain(abort.signal));
     try {
-      const frames = await Promise.all(members.map((m) => m.drain(abort.signal))).finally(measure);
+      const frames = await Promise.all(drains).finally(measure);
       const members_ = members.map((m, i) => ({ pairId: m.remotePair, sessionId: m.sessionId, frames: frames[i]! }));
       await members[0]!.commitGroup({ consistencyGroup: this.name, group: id, timeMs, members: members_ }, abort.signal);
       for (const m of members) m.groupDone(true, timeMs);
@@ -171,6 +172,11 @@ export class ConsistencyGroup {
       this.#lastGoodMs = Date.now();
       return true;
     } catch (err) {
+      // One member's drain failed (or was abandoned): stop the others and let them settle
+      // before the blocks go back, so no frame of this group is still being sent when the
+      // next group starts on the same streams.
+      if (!abort.signal.aborted) abort.abort(err);
+      await Promise.allSettled(drains);
       for (const m of members) m.groupDone(false, timeMs);
       this.#failed++;
       this.#o.logger.warn('consistency group failed, retrying', { consistencyGroup: this.name, group: id, error: (err as Error).message });
