@@ -178,12 +178,14 @@ async function main() {
   rows.push(`  group interval ${INTERVAL_MS} ms, maximum coordination ${MAX_COORDINATION_MS} ms; ${RUNS} runs of ${RUNTIME} s (+1 s ramp) per job and side, alternating; medians;`);
   rows.push('  the async pair fully drained and the page cache dropped before each run', '');
   rows.push('### (a) Async replication vs no peer: fio through the NBD export', '');
-  rows.push('| job | unit | async (median) | no peer (median) | async / no peer | async min–max | no peer min–max | runs |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  rows.push('| job | unit | async (median) | no peer (median) | async / no peer | paired ratio: median (min–max) | async min–max | no peer min–max | runs |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   const fmt = (x, u) => (u === 'IOPS' ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
   for (const [job, j] of Object.entries(jobs)) {
     const s = samples[job];
     const ra = median(s.async) / median(s.nopeer);
-    rows.push(`| ${j.label} | ${j.unit} | ${fmt(median(s.async), j.unit)} | ${fmt(median(s.nopeer), j.unit)} | ${ra.toFixed(2)} | ${fmt(Math.min(...s.async), j.unit)}–${fmt(Math.max(...s.async), j.unit)} | ${fmt(Math.min(...s.nopeer), j.unit)}–${fmt(Math.max(...s.nopeer), j.unit)} | ${s.async.length} + ${s.nopeer.length} |`);
+    // Each run's async result over the no-peer run beside it: drift between runs cancels.
+    const paired = s.async.map((x, i) => x / s.nopeer[i]);
+    rows.push(`| ${j.label} | ${j.unit} | ${fmt(median(s.async), j.unit)} | ${fmt(median(s.nopeer), j.unit)} | ${ra.toFixed(2)} | ${median(paired).toFixed(2)} (${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)}) | ${fmt(Math.min(...s.async), j.unit)}–${fmt(Math.max(...s.async), j.unit)} | ${fmt(Math.min(...s.nopeer), j.unit)}–${fmt(Math.max(...s.nopeer), j.unit)} | ${s.async.length} + ${s.nopeer.length} |`);
     rows.push('');
     rows.splice(rows.length - 1, 1);
     samples[job].ratio = ra;
