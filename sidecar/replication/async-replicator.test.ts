@@ -1,0 +1,75 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import winston from 'winston';
+import { DirtyTracker } from '../bitmap/dirty-tracker.js';
+import { Volume } from '../volume/volume.js';
+import { AsyncReplicator, GroupAbortedError } from './async-replicator.js';
+import { PairMeta } from './pair-meta.js';
+
+const MiB = 1 << 20;
+const BLOCK = 65536;
+const logger = winston.createLogger({ silent: true });
+
+describe('AsyncReplicator: copy-aside budget', () => {
+  let dir: string;
+  let volume: Volume;
+  let tracker: DirtyTracker;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'bm-async-'));
+    writeFileSync(join(dir, 'v.img'), '');
+    truncateSync(join(dir, 'v.img'), 64 * MiB);
+    volume = await Volume.open(join(dir, 'v.img'));
+    tracker = await DirtyTracker.open({ path: join(dir, 'dirty.log'), volumeBytes: 64 * MiB, blockSize: BLOCK, sweepIntervalMs: 0 });
+  });
+
+  afterEach(async () => {
+    await tracker.close();
+    await volume.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A replicator whose link is never started: cutting and copying aside need none. */
+  async function replicator(asideBudgetBytes: number): Promise<AsyncReplicator> {
+    const meta = await PairMeta.open(join(dir, 'state'));
+    return new AsyncReplicator({ volume, tracker, meta, peer: '127.0.0.1:1', remotePair: 'p', logger, onWork: () => undefined, asideBudgetBytes });
+  }
+
+  /** One application write of a whole block, through the replicator's gates. */
+  async function write(r: AsyncReplicator, block: number): Promise<void> {
+    const ticket = await r.beforeLocalWrite(block * BLOCK, BLOCK);
+    await volume.write(block * BLOCK, Buffer.alloc(BLOCK, block + 1));
+    await r.afterLocalWrite(ticket);
+  }
+
+  it('abandons the draining group once writes would copy more than the budget aside, and gives its blocks back', async () => {
+    const r = await replicator(2 * BLOCK);
+    for (const b of [0, 1, 2, 3]) await write(r, b);
+    r.cut(7);
+    expect(r.hasChanges).toBe(false);
+    // Two overwrites of unsent group blocks fit the budget; the third does not.
+    await write(r, 0);
+    await write(r, 1);
+    expect(r.groupsAbandoned).toBe(0);
+    await write(r, 2);
+    expect(r.groupsAbandoned).toBe(1);
+    // The group can no longer be sent (the secondary keeps its previous group)...
+    await expect(r.drain(new AbortController().signal)).rejects.toBeInstanceOf(GroupAbortedError);
+    r.groupDone(false, Date.now());
+    // ...and every block of it is out of sync again, for the next group.
+    expect(r.outOfSyncBytes).toBe(4 * BLOCK);
+    r.close();
+  });
+
+  it('copies aside within the budget without abandoning anything', async () => {
+    const r = await replicator(8 * BLOCK);
+    for (const b of [0, 1, 2, 3]) await write(r, b);
+    r.cut(7);
+    for (const b of [0, 1, 2, 3]) await write(r, b);
+    expect(r.groupsAbandoned).toBe(0);
+    expect(r.bytesWritten).toBe(8 * BLOCK);
+    r.close();
+  });
+});
