@@ -175,13 +175,15 @@ export class ConsistencyGroup {
       // One member's drain failed (or was abandoned): stop the others and let them settle
       // before the blocks go back, so no frame of this group is still being sent when the
       // next group starts on the same streams.
-      if (!abort.signal.aborted) abort.abort(err);
+      // Cut short from outside (the drain deadline, a membership change) before that?
+      const cutShort = abort.signal.aborted;
+      if (!cutShort) abort.abort(err);
       await Promise.allSettled(drains);
       for (const m of members) m.groupDone(false, timeMs);
       this.#failed++;
       this.#o.logger.warn('consistency group failed, retrying', { consistencyGroup: this.name, group: id, error: (err as Error).message });
       // A drain cut short may have left frames on the wire: a new session starts clean.
-      if (abort.signal.aborted) for (const m of members) m.failSession('group drain abandoned');
+      if (cutShort) for (const m of members) m.failSession('group drain abandoned');
       return false;
     } finally {
       clearTimeout(timer);
