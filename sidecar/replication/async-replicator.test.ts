@@ -1,10 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import winston from 'winston';
 import { DirtyTracker } from '../bitmap/dirty-tracker.js';
-import { Volume } from '../volume/volume.js';
+import { openTempVolume, type TempVolume } from '../../test/helpers/temp-volume.js';
+import type { Volume } from '../volume/volume.js';
 import { AsyncReplicator, GroupAbortedError } from './async-replicator.js';
 import { PairMeta } from './pair-meta.js';
 
@@ -13,22 +12,20 @@ const BLOCK = 65536;
 const logger = winston.createLogger({ silent: true });
 
 describe('AsyncReplicator: copy-aside budget', () => {
+  let tmp: TempVolume;
   let dir: string;
   let volume: Volume;
   let tracker: DirtyTracker;
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'bm-async-'));
-    writeFileSync(join(dir, 'v.img'), '');
-    truncateSync(join(dir, 'v.img'), 64 * MiB);
-    volume = await Volume.open(join(dir, 'v.img'));
+    tmp = await openTempVolume('bm-async-', 64 * MiB);
+    ({ dir, volume } = tmp);
     tracker = await DirtyTracker.open({ path: join(dir, 'dirty.log'), volumeBytes: 64 * MiB, blockSize: BLOCK, sweepIntervalMs: 0 });
   });
 
   afterEach(async () => {
     await tracker.close();
-    await volume.close();
-    rmSync(dir, { recursive: true, force: true });
+    await tmp.remove();
   });
 
   /** A replicator whose link is never started: cutting and copying aside need none. */

@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import winston from 'winston';
-import { Volume } from '../volume/volume.js';
+import { openTempVolume, type TempVolume } from '../../test/helpers/temp-volume.js';
+import type { Volume } from '../volume/volume.js';
 import { frameChecksum } from './frame-builder.js';
 import { GroupJournal } from './group-journal.js';
 import { PairMeta } from './pair-meta.js';
@@ -13,22 +13,18 @@ const MiB = 1 << 20;
 const logger = winston.createLogger({ silent: true });
 
 describe('SecondaryEndpoint', () => {
+  let tmp: TempVolume;
   let dir: string;
   let volume: Volume;
   let ep: SecondaryEndpoint;
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'bm-sec-'));
-    writeFileSync(join(dir, 'v.img'), '');
-    truncateSync(join(dir, 'v.img'), 4 * MiB);
-    volume = await Volume.open(join(dir, 'v.img'));
+    tmp = await openTempVolume('bm-sec-', 4 * MiB);
+    ({ dir, volume } = tmp);
     ep = new SecondaryEndpoint('db', volume, 65536, await PairMeta.open(join(dir, 'state')), await GroupJournal.open(join(dir, 'state', 'journal'), volume), logger);
   });
 
-  afterEach(async () => {
-    await volume.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => tmp.remove());
 
   const hello = { pairId: 'db', volumeBytes: 4 * MiB, blockSize: 65536, primaryGeneration: 'gen-a', syncedSecondaryGeneration: '' };
 
