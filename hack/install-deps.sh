@@ -58,3 +58,6 @@ bash hack/install-kube.sh
 
 # A real kernel with device-mapper and NBD for the splice tests: Debian's, in qemu.
 bash hack/vm.sh build
+
+# The node splice's NBD netlink helper (Go, built from the repository).
+bash hack/build-nbd-helper.sh >/dev/null

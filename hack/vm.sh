@@ -17,7 +17,7 @@ set -euo pipefail
 CACHE=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/vm
 KPKG_META=linux-image-amd64
 # Modules the VM loads, in any order (dependencies are resolved from modules.dep).
-MODULES="crc32c_generic virtio_pci virtio_blk 9p 9pnet_virtio qemu_fw_cfg dm_mod dm_era nbd ext4 loop"
+MODULES="crc32c_generic virtio_pci virtio_blk 9p 9pnet_virtio qemu_fw_cfg dm_mod dm_era dm_multipath dm_round_robin nbd ext4 loop"
 
 log() { printf 'vm: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -34,7 +34,7 @@ apt_install() {
 }
 
 build() {
-  apt_install qemu-system-x86 busybox-static nbd-client dmsetup cpio e2fsprogs kmod xz-utils zstd
+  apt_install qemu-system-x86 busybox-static nbd-client dmsetup thin-provisioning-tools cpio e2fsprogs kmod xz-utils zstd
   # Rebuilt when this script changes (the init script and module list live here).
   local stamp
   stamp=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)

@@ -2,7 +2,9 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import type { Logger } from 'winston';
 import { createLogger } from '../log/create-logger.js';
-import { SidecarDaemon } from '../daemon/sidecar-daemon.js';
+import { nodeSplice, SidecarDaemon } from '../daemon/sidecar-daemon.js';
+import type { NbdNetlinkOptions } from '../splice/nbd-netlink.js';
+import { superviseSidecar } from '../supervise/sidecar-supervisor.js';
 import { tlsFilesFrom } from '../grpc/grpc-credentials.js';
 import { ControlClient } from '../control/control-client.js';
 import { formatPair, formatPairList, pairToJson } from './format-pair.js';
@@ -30,6 +32,24 @@ function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new CommanderArgError(`${JSON.stringify(value)} is not a whole number`);
   return n;
+}
+
+/** The node splice's flags, shared by `sidecar` and `supervise`. */
+function addSpliceOptions(cmd: Command): Command {
+  return cmd
+    .option('--nbd-helper <path>', 'the blockmirror-nbd netlink helper; enables the node splice (Stage/Attach/Detach)')
+    .option('--nbd-request-timeout <s>', 'seconds before the kernel requeues an unanswered NBD request for a new connection', positiveInt, 30)
+    .option('--nbd-dead-timeout <s>', 'seconds I/O waits for a restarted sidecar before the NBD device gives up (the tap then queues it)', positiveInt, 120);
+}
+
+interface SpliceFlags {
+  nbdHelper?: string;
+  nbdRequestTimeout: number;
+  nbdDeadTimeout: number;
+}
+
+function spliceOptions(opts: SpliceFlags): NbdNetlinkOptions | undefined {
+  return opts.nbdHelper === undefined ? undefined : { binary: resolve(opts.nbdHelper), requestTimeoutS: opts.nbdRequestTimeout, deadConnTimeoutS: opts.nbdDeadTimeout };
 }
 
 function logLevelOption(): Option {
@@ -85,6 +105,8 @@ export function buildProgram(): Command {
   const program = new Command('blockmirror')
     .description('Block-level replication of persistent volumes')
     .showSuggestionAfterError()
+    // `supervise -- <command...>` passes the sidecar's own flags through untouched.
+    .enablePositionalOptions()
     .configureOutput({ outputError: (str, write) => write(str.split('\n').find((l) => l.trim() !== '') + '\n') });
 
   addTlsOptions(
@@ -101,7 +123,8 @@ export function buildProgram(): Command {
       .option('--advertise-control <host:port>', 'control address to register (default: the bound one)')
       .option('--advertise-peer <host:port>', 'peer address to register (default: the bound one)')
       .addOption(logLevelOption()),
-  ).action(
+  );
+  addSpliceOptions(program.commands.find((c) => c.name() === 'sidecar')!).action(
     async (
       opts: {
         stateDir: string;
@@ -114,10 +137,13 @@ export function buildProgram(): Command {
         kubeconfig?: string;
         advertiseControl?: string;
         advertisePeer?: string;
-      } & TlsFlags,
+      } & TlsFlags &
+        SpliceFlags,
     ) => {
       const logger = createLogger({ level: opts.logLevel });
+      const splice = spliceOptions(opts);
       const daemon = await SidecarDaemon.start({
+        ...(splice ? { splice } : {}),
         stateDir: opts.stateDir,
         controlListen: opts.controlListen,
         peerListen: opts.peerListen,
@@ -197,6 +223,36 @@ export function buildProgram(): Command {
       await exitAfterLogs(logger);
     },
   );
+
+  addSpliceOptions(
+    program
+      .command('supervise')
+      .description('run a sidecar command, restart it when it dies, and fall back to the direct path when it stays down')
+      .requiredOption('--state-dir <dir>', "the sidecar's state directory (its spliced volumes)")
+      .option('--fallback-after <s>', 'seconds applications may wait for a dead sidecar before the fallback', positiveInt, 20)
+      .addOption(logLevelOption())
+      .argument('<command...>', 'the sidecar command line (after --)')
+      .passThroughOptions(),
+  ).action(async (command: string[], opts: { stateDir: string; fallbackAfter: number; logLevel: string } & SpliceFlags) => {
+    const logger = createLogger({ level: opts.logLevel });
+    const nbd = spliceOptions(opts);
+    if (nbd === undefined) throw new CommanderArgError('--nbd-helper is required: the fallback needs it');
+    const splice = nodeSplice(resolve(opts.stateDir), nbd, logger);
+    const stop = new AbortController();
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => stop.abort());
+    await superviseSidecar({ command: command[0]!, args: command.slice(1), fallback: () => splice.fallbackAll(), fallbackAfterMs: opts.fallbackAfter * 1000, logger, signal: stop.signal });
+    await exitAfterLogs(logger);
+  });
+
+  const volume = program.command('volume').description("the node splice: a volume's /dev/mapper/blockmirror-<pv> and its attachment to a pair");
+  withVolumeControl(volume.command('stage <pv> <device>').description('create /dev/mapper/blockmirror-<pv> over the block device'), (c, [pv, device]) => c.stageVolume(pv!, resolve(device!)));
+  withVolumeControl(volume.command('attach <pv> <pair>').description("put the primary pair's export under the volume, live"), (c, [pv, pair]) => c.attachVolume(pv!, pair!));
+  withVolumeControl(volume.command('detach <pv>').description('take the export out of the data path, live'), (c, [pv]) => c.detachVolume(pv!));
+  withVolumeControl(volume.command('unstage <pv>').description('remove /dev/mapper/blockmirror-<pv> (detached volumes only)'), async (c, [pv]) => {
+    await c.unstageVolume(pv!);
+    return null;
+  });
+  withVolumeControl(volume.command('list').description('list the staged volumes'), (c) => c.listVolumes());
 
   const pair = program.command('pair').description('manage replication pairs on a sidecar');
   const withControl = (cmd: Command): Command =>
@@ -297,6 +353,22 @@ export function buildProgram(): Command {
     });
   }
   return program;
+}
+
+type VolumeCall = (c: ControlClient, args: string[]) => Promise<unknown>;
+
+/** A `volume` subcommand: one control call, its answer printed as JSON. */
+function withVolumeControl(cmd: Command, call: VolumeCall): void {
+  addTlsOptions(cmd.option('--control <host:port>', "the sidecar's control address", '127.0.0.1:7400').option('--timeout <ms>', 'deadline of the call', positiveInt, 60_000)).action(async (...args: unknown[]) => {
+    const opts = args.at(-2) as { control: string; timeout: number } & TlsFlags;
+    const c = new ControlClient(opts.control, { tls: tlsFilesFrom(opts), timeoutMs: opts.timeout });
+    try {
+      const res = await call(c, args.slice(0, -2) as string[]);
+      if (res !== null) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
+    } finally {
+      c.close();
+    }
+  });
 }
 
 function print(format: string | undefined, json: unknown, text: string): void {

@@ -4,6 +4,9 @@ import type { Pair__Output } from '../../proto/gen/blockmirror/control/v1/Pair.j
 import type { ListPairsRequest } from '../../proto/gen/blockmirror/control/v1/ListPairsRequest.js';
 import type { ListPairsResponse__Output } from '../../proto/gen/blockmirror/control/v1/ListPairsResponse.js';
 import type { PairSpec } from '../../proto/gen/blockmirror/control/v1/PairSpec.js';
+import type { ListVolumesRequest } from '../../proto/gen/blockmirror/control/v1/ListVolumesRequest.js';
+import type { ListVolumesResponse__Output } from '../../proto/gen/blockmirror/control/v1/ListVolumesResponse.js';
+import type { SplicedVolume__Output } from '../../proto/gen/blockmirror/control/v1/SplicedVolume.js';
 import { BlockmirrorError } from '../errors.js';
 import { channelCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadControlProto } from '../grpc/load-proto.js';
@@ -62,6 +65,26 @@ export class ControlClient {
 
   resumePair(name: string): Promise<Pair__Output> {
     return this.#call(this.#client.resumePair, { name });
+  }
+
+  stageVolume(pv: string, device: string): Promise<SplicedVolume__Output> {
+    return this.#call(this.#client.stageVolume, { pv, device });
+  }
+
+  attachVolume(pv: string, pair: string): Promise<SplicedVolume__Output> {
+    return this.#call(this.#client.attachVolume, { pv, pair });
+  }
+
+  detachVolume(pv: string): Promise<SplicedVolume__Output> {
+    return this.#call(this.#client.detachVolume, { pv });
+  }
+
+  async unstageVolume(pv: string): Promise<void> {
+    await this.#call(this.#client.unstageVolume, { pv });
+  }
+
+  async listVolumes(): Promise<SplicedVolume__Output[]> {
+    return (await this.#call<ListVolumesRequest, ListVolumesResponse__Output>(this.#client.listVolumes, {})).volumes;
   }
 
   close(): void {

@@ -3,6 +3,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'winston';
 import { loadControlProto } from '../grpc/load-proto.js';
 import type { PairManager } from '../pair/pair-manager.js';
+import type { VolumeSplice } from '../splice/volume-splice.js';
 import { controlService } from './control-service.js';
 
 const SERVICE = 'blockmirror.control.v1.ControlService';
@@ -12,9 +13,9 @@ export class ControlServer {
   readonly #server = new Server();
   readonly #health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE]: 'NOT_SERVING' });
 
-  constructor(pairs: PairManager, logger: Logger) {
+  constructor(pairs: PairManager, logger: Logger, splice: VolumeSplice | null = null) {
     const proto = loadControlProto();
-    this.#server.addService(proto.blockmirror.control.v1.ControlService.service, controlService(pairs, logger));
+    this.#server.addService(proto.blockmirror.control.v1.ControlService.service, controlService(pairs, logger, splice));
     this.#health.addToServer(this.#server);
   }
 

@@ -3,14 +3,19 @@ import type { Logger } from 'winston';
 import type { ControlServiceHandlers } from '../../proto/gen/blockmirror/control/v1/ControlService.js';
 import type { Pair as PairMessage } from '../../proto/gen/blockmirror/control/v1/Pair.js';
 import type { PairSpec__Output } from '../../proto/gen/blockmirror/control/v1/PairSpec.js';
-import { BlockmirrorError } from '../errors.js';
+import { BlockmirrorError, FailedPreconditionError } from '../errors.js';
 import type { PairStatusView } from '../pair/pair.js';
 import type { PairManager } from '../pair/pair-manager.js';
 import type { PairSpecInput } from '../pair/pair-spec.js';
 import { pairStateToProto } from '../pair/pair-state.js';
+import type { VolumeSplice } from '../splice/volume-splice.js';
 
 /** The control API's handlers: typed from proto/, so a missing RPC fails to compile. */
-export function controlService(pairs: PairManager, logger: Logger): ControlServiceHandlers {
+export function controlService(pairs: PairManager, logger: Logger, splice: VolumeSplice | null = null): ControlServiceHandlers {
+  const spliced = (): VolumeSplice => {
+    if (splice === null) throw new FailedPreconditionError('this sidecar has no node splice (start it with --nbd-helper)');
+    return splice;
+  };
   const unary =
     <Req, Res>(name: string, fn: (req: Req) => Promise<Res> | Res) =>
     (call: { request: Req }, callback: sendUnaryData<Res>): void => {
@@ -32,6 +37,14 @@ export function controlService(pairs: PairManager, logger: Logger): ControlServi
     }),
     PausePair: unary('PausePair', async (req) => toMessage(await pairs.setPaused(req.name, true))),
     ResumePair: unary('ResumePair', async (req) => toMessage(await pairs.setPaused(req.name, false))),
+    StageVolume: unary('StageVolume', (req) => spliced().stage(req.pv, req.device)),
+    AttachVolume: unary('AttachVolume', (req) => spliced().attach(req.pv, req.pair, pairs)),
+    DetachVolume: unary('DetachVolume', (req) => spliced().detach(req.pv, pairs)),
+    UnstageVolume: unary('UnstageVolume', async (req) => {
+      await spliced().unstage(req.pv);
+      return {};
+    }),
+    ListVolumes: unary('ListVolumes', async () => ({ volumes: await spliced().list() })),
   };
 }
 

@@ -16,6 +16,10 @@ import { PEER_FLOW_CONTROL_WINDOW } from '../replication/peer-link.js';
 import { replicationService } from '../replication/replication-service.js';
 import { parseHostPort } from '../net/host-port.js';
 import { PairManager } from '../pair/pair-manager.js';
+import { Dmsetup } from '../splice/dmsetup.js';
+import { EraTracker } from '../splice/era-tracker.js';
+import { NbdNetlink, type NbdNetlinkOptions } from '../splice/nbd-netlink.js';
+import { VolumeSplice } from '../splice/volume-splice.js';
 
 export interface SidecarConfig {
   stateDir: string;
@@ -24,6 +28,14 @@ export interface SidecarConfig {
   metricsListen?: string;
   tls?: TlsFiles;
   logger: Logger;
+  /** The node's device-mapper splice; absent: the Stage/Attach RPCs are refused. */
+  splice?: NbdNetlinkOptions;
+}
+
+/** The node splice of a sidecar whose pairs live in `stateDir` (also used by the supervisor). */
+export function nodeSplice(stateDir: string, nbd: NbdNetlinkOptions, logger: Logger): VolumeSplice {
+  const dm = new Dmsetup();
+  return new VolumeSplice({ stateDir, dm, nbd: new NbdNetlink(nbd), era: new EraTracker({ dm }), logger });
 }
 
 export interface SidecarAddresses {
@@ -61,16 +73,23 @@ export class SidecarDaemon {
     await mkdir(cfg.stateDir, { recursive: true });
 
     let metrics: SidecarMetrics | null = null;
-    const pairs = new PairManager({
+    const splice = cfg.splice ? nodeSplice(cfg.stateDir, cfg.splice, cfg.logger) : null;
+    const pairs: PairManager = new PairManager({
       stateDir: cfg.stateDir,
       logger: cfg.logger,
       ...(cfg.tls ? { tls: cfg.tls } : {}),
       onProtocolError: (pair, reason) => metrics?.protocolError(pair, reason),
+      ...(splice ? { splicedPairs: () => splice.splicedPairs(), onRestarted: (pair: string) => splice.reconnectPair(pair, pairs) } : {}),
     });
     metrics = new SidecarMetrics(() => pairs.list());
-    await pairs.start();
+    // Pairs carrying a spliced volume replicate only once the splice is recovered: writes
+    // made on the fallback path must be recorded before a consistency group is cut, or
+    // the group would hold data newer than its point in time.
+    await pairs.start(splice ? await splice.splicedPairs() : new Set());
+    if (splice) await splice.recover(pairs);
+    pairs.releaseReplication();
 
-    const control = new ControlServer(pairs, cfg.logger);
+    const control = new ControlServer(pairs, cfg.logger, splice);
     const controlAddr = await control.listen(cfg.controlListen, controlCreds);
 
     // Consistency groups a crash interrupted mid-apply are finished before any peer

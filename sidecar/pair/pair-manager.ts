@@ -13,6 +13,10 @@ export interface PairManagerOptions {
   logger: Logger;
   tls?: TlsFiles;
   onProtocolError?(pair: string, reason: string): void;
+  /** Pairs a node splice maps a volume through: they cannot be deleted while it does. */
+  splicedPairs?(): Promise<ReadonlySet<string>>;
+  /** A pair restarted (its export's connections dropped): the splice reconnects to it. */
+  onRestarted?(pair: string): Promise<void>;
 }
 
 interface Entry {
@@ -37,13 +41,17 @@ export class PairManager {
     this.#groups = new ConsistencyGroups(opts.logger);
   }
 
-  /** Restores the persisted pairs. A pair that cannot start is kept, with its error. */
-  async start(): Promise<void> {
+  /**
+   * Restores the persisted pairs. A pair that cannot start is kept, with its error.
+   * Pairs in `holdReplication` serve their exports but replicate only after
+   * releaseReplication() (the node splice records its fallback writes first).
+   */
+  async start(holdReplication: ReadonlySet<string> = new Set()): Promise<void> {
     for (const spec of await this.#store.load()) {
       const entry: Entry = { spec, pair: null, error: '' };
       this.#entries.set(spec.name, entry);
       try {
-        entry.pair = await Pair.start(spec, this.#ctx());
+        entry.pair = await Pair.start(spec, this.#ctx(), holdReplication.has(spec.name));
       } catch (err) {
         entry.error = (err as Error).message;
         this.#opts.logger.error('pair could not be restored', { pair: spec.name, error: entry.error });
@@ -106,8 +114,28 @@ export class PairManager {
         throw err;
       }
       this.#opts.logger.info('pair updated', { pair: spec.name });
+      await this.#opts.onRestarted?.(spec.name);
       return e.pair.status();
     });
+  }
+
+  releaseReplication(): void {
+    for (const e of this.#entries.values()) e.pair?.startReplication();
+  }
+
+  /** A primary's Unix socket export, for the node splice. */
+  exportOf(name: string): { device: string; socket: string; blockSize: number } {
+    const e = this.#entry(name);
+    if (e.pair === null) throw new FailedPreconditionError(`pair ${name} is not running: ${e.error}`);
+    const ex = e.pair.socketExport;
+    if (ex === null) throw new FailedPreconditionError(`pair ${name} has no NBD socket export (a primary created with --nbd-socket)`);
+    return ex;
+  }
+
+  recordUntrackedWrites(name: string, ranges: ReadonlyArray<readonly [number, number]>): Promise<void> {
+    const e = this.#entry(name);
+    if (e.pair === null) return Promise.reject(new FailedPreconditionError(`pair ${name} is not running: ${e.error}`));
+    return e.pair.recordUntrackedWrites(ranges);
   }
 
   get(name: string): PairStatusView {
@@ -130,6 +158,7 @@ export class PairManager {
   delete(name: string): Promise<void> {
     return this.#serialized(async () => {
       const e = this.#entry(name);
+      if ((await this.#opts.splicedPairs?.())?.has(name)) throw new FailedPreconditionError(`pair ${name} carries a spliced volume's I/O: detach the volume first`);
       this.#entries.delete(name);
       await this.#persist();
       await e.pair?.destroy();

@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
 import { DirtyTracker } from '../bitmap/dirty-tracker.js';
+import { FailedPreconditionError } from '../errors.js';
 import type { TlsFiles } from '../grpc/grpc-credentials.js';
 import { NbdServer } from '../nbd/nbd-server.js';
 import { GroupJournal } from '../replication/group-journal.js';
@@ -108,7 +109,12 @@ export class Pair {
     return join(stateDir, 'pairs', name);
   }
 
-  static async start(spec: PairSpec, ctx: PairContext): Promise<Pair> {
+  /**
+   * `holdReplication`: the replicator stays stopped until startReplication(); the export
+   * serves and tracks writes meanwhile (a spliced volume's fallback writes must be
+   * recorded before any consistency group is cut).
+   */
+  static async start(spec: PairSpec, ctx: PairContext, holdReplication = false): Promise<Pair> {
     const dir = Pair.stateDirOf(ctx.stateDir, spec.name);
     const logger = ctx.logger.child({ pair: spec.name });
     const volume = await Volume.open(spec.volumePath);
@@ -173,14 +179,35 @@ export class Pair {
       nbd = new NbdServer(exp, { logger, onProtocolError: (r) => ctx.onProtocolError?.(spec.name, r) });
       await nbd.listen({ tcp: spec.nbdListen, socket: spec.nbdSocket });
       logger.info('pair started', { role: spec.role, volume: spec.volumePath, bytes: volume.size, nbd: nbd.tcpAddress, socket: nbd.socketPath });
-      replicator?.start();
-      return new Pair(spec, dir, volume, { tracker, exp, nbd, ...(replicator ? { replicator } : {}), ...(group ? { group } : {}) });
+      const pair = new Pair(spec, dir, volume, { tracker, exp, nbd, ...(replicator ? { replicator } : {}), ...(group ? { group } : {}) });
+      if (!holdReplication) pair.startReplication();
+      return pair;
     } catch (err) {
       await nbd?.close(0).catch(() => undefined);
       await tracker?.close().catch(() => undefined);
       await volume.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  #replicationStarted = false;
+
+  /** Starts a replicator held back by Pair.start(…, true). */
+  startReplication(): void {
+    if (this.#replicationStarted || this.#closed) return;
+    this.#replicationStarted = true;
+    this.#replicator?.start();
+  }
+
+  /** The NBD export over a Unix socket, for the node's splice; null for a secondary. */
+  get socketExport(): { device: string; socket: string; blockSize: number } | null {
+    if (this.#nbd === null || !this.#nbd.socketPath) return null;
+    return { device: this.spec.volumePath, socket: this.#nbd.socketPath, blockSize: this.spec.blockSize };
+  }
+
+  recordUntrackedWrites(ranges: ReadonlyArray<readonly [number, number]>): Promise<void> {
+    if (this.#export === null) return Promise.reject(new FailedPreconditionError(`pair ${this.spec.name} is a secondary`));
+    return this.#export.recordUntrackedWrites(ranges);
   }
 
   get paused(): boolean {

@@ -115,6 +115,25 @@ export class VolumeExport implements NbdExport {
   }
 
   /**
+   * Writes that reached the volume without passing through the export (the node's
+   * fallback path): recorded durably as out of sync, the way a write whose replication
+   * failed is, so the next resync or group ships them.
+   */
+  async recordUntrackedWrites(ranges: ReadonlyArray<readonly [offset: number, length: number]>): Promise<void> {
+    const r = this.#replication;
+    for (const [offset, length] of ranges) {
+      if (length <= 0) continue;
+      const ticket = r ? await r.beforeLocalWrite(offset, length) : 0;
+      try {
+        const covered = this.#tracker.beforeWrite(offset, length);
+        if (covered !== undefined) await covered;
+      } finally {
+        r?.abandon(ticket, offset, length);
+      }
+    }
+  }
+
+  /**
    * TRIM is advisory in NBD; ignoring it keeps both replicas identical without
    * shipping anything (a later read may return the old data, which the protocol allows).
    */

@@ -294,6 +294,9 @@ export class SyncReplicator implements WriteReplication {
       this.#o.logger.info('full sync started', { blocks: this.#fullSyncTotal });
     } else {
       this.#fullSyncTotal = this.#oos.count;
+      // What this session must ship besides new writes: after an outage or a crash, the
+      // blocks changed meanwhile (and, unconfirmed, before), never the whole volume.
+      this.#o.logger.info('resync started', { outOfSyncBytes: this.#oos.count * this.#blockSize });
     }
     this.#kick();
   }

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs inside the VM (hack/vm.sh run --disk primary.img --disk secondary.img): ext4 on
+# Runs inside the VM (hack/vm.sh run --disk primary.img --disk secondary.img -- sh
+# splice.sh REPO NBD_HELPER): ext4 on
 # /dev/mapper/blockmirror-pv1 over /dev/vda with a writer running; replication attached
 # live by swapping the dm table onto /dev/nbd0, served by the primary sidecar's export of
 # /dev/vda and replicated to a secondary sidecar on /dev/vdb; then detached live the same
@@ -11,8 +12,6 @@ W=/run/splice
 mkdir -p "$W"
 CLI="node $REPO/dist/sidecar/cli/main.js"
 DM=blockmirror-pv1
-# No udev in the VM: dmsetup must not wait for it, and makes its own /dev/mapper nodes.
-dm() { dmsetup --noudevsync "$@"; }
 say() { echo "splice: $*"; }
 fail() { echo "splice: FAILED: $*"; exit 1; }
 
@@ -28,37 +27,32 @@ wait_state() {
   until [ "$(state)" = "$1" ]; do i=$((i + 1)); [ $i -lt 1200 ] || fail "pair never reached $1 (now $(state))"; sleep 0.25; done
 }
 
-SECTORS=$(blockdev --getsz /dev/vda)
-dm create "$DM" --table "0 $SECTORS linear /dev/vda 0"
-dmsetup mknodes "$DM"
+HELPER=$2
+$CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/b.log 2>&1 &
+$CLI sidecar --state-dir $W/a --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --nbd-helper "$HELPER" >$W/a.log 2>&1 &
+wait_ready $W/b.log
+wait_ready $W/a.log
+A=$(ready_field $W/a.log control)
+B=$(ready_field $W/b.log control)
+
+# Staging (what the CSI proxy does at NodeStageVolume): the stable device, direct.
+$CLI volume stage pv1 /dev/vda --control "$A" >/dev/null || fail "stage failed"
 mkfs.ext4 -q -F -b 4096 "/dev/mapper/$DM"
 mkdir -p $W/mnt
 mount "/dev/mapper/$DM" $W/mnt
-say "ext4 mounted on /dev/mapper/$DM (direct table over /dev/vda)"
+say "ext4 mounted on /dev/mapper/$DM (direct: through dm-era to /dev/vda)"
 
 # The application: files written and synced in a loop until told to stop.
 ( n=0; while [ ! -e $W/stop-writer ]; do
     n=$((n + 1)); head -c 65536 /dev/urandom >"$W/mnt/f$((n % 40))"; sync; sleep 0.2
   done; echo "$n" >$W/writer-done ) &
 
-$CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/b.log 2>&1 &
-$CLI sidecar --state-dir $W/a --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/a.log 2>&1 &
-wait_ready $W/b.log
-wait_ready $W/a.log
-A=$(ready_field $W/a.log control)
-B=$(ready_field $W/b.log control)
 $CLI pair create pv1 --control "$B" --volume /dev/vdb --role secondary >/dev/null
-
-# Attach. Suspend first: I/O already issued completes on /dev/vda, new I/O waits. The pair
-# is created while nothing reaches /dev/vda behind its back, so its initial copy covers
-# everything written before, and everything after goes through the tap.
-dm suspend "$DM"
 $CLI pair create pv1 --control "$A" --volume /dev/vda --role primary --peer "$(ready_field $W/b.log peer)" \
-  --nbd-listen 127.0.0.1:10809 >/dev/null
-nbd-client 127.0.0.1 10809 /dev/nbd0 -N pv1 -b 512 >/dev/null 2>&1 || fail "nbd-client could not connect"
-dm reload "$DM" --table "0 $SECTORS linear /dev/nbd0 0"
-dm resume "$DM"
-say "attached: $(dmsetup table "$DM")"
+  --nbd-socket $W/pv1.sock >/dev/null
+# Attach, live: the table swap holds new I/O while the export takes over.
+$CLI volume attach pv1 pv1 --control "$A" >$W/attach.json || fail "attach failed"
+say "attached: $(dmsetup table "$DM") -> $(dmsetup table "$DM-tap")"
 wait_state InSync
 say "initial copy done while the writer ran: InSync"
 sleep 2
@@ -74,15 +68,15 @@ wait_state InSync
 say "secondary byte-identical to the primary after $(cat $W/writer-done) writer passes"
 fsfreeze -u $W/mnt
 
-# Detach live, the same way: suspend (drains through the tap), back to the direct table.
-dm suspend "$DM"
-dm reload "$DM" --table "0 $SECTORS linear /dev/vda 0"
-dm resume "$DM"
-nbd-client -d /dev/nbd0 >/dev/null 2>&1
+# Detach live, the same way: suspend (drains through the tap), back to the volume.
+$CLI volume detach pv1 --control "$A" >/dev/null || fail "detach failed"
 say "detached: $(dmsetup table "$DM")"
 head -c 65536 /dev/urandom >$W/mnt/after-detach
 sync
+$CLI volume unstage pv1 --control "$A" >/dev/null 2>&1 && fail "unstage of a mounted volume succeeded"
 umount $W/mnt
 e2fsck -fn "/dev/mapper/$DM" >$W/fsck.log 2>&1 || { cat $W/fsck.log; fail "fsck found errors"; }
 say "never remounted while attached and detached; fsck clean"
-dm remove "$DM"
+$CLI volume unstage pv1 --control "$A" >/dev/null || fail "unstage failed"
+[ ! -e "/dev/mapper/$DM" ] || fail "/dev/mapper/$DM still there after unstage"
+say "unstaged"

@@ -1,0 +1,8 @@
+// Original file: blockmirror/control/v1/control.proto
+
+
+export interface ListVolumesRequest {
+}
+
+export interface ListVolumesRequest__Output {
+}

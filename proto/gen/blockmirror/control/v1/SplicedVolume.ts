@@ -1,0 +1,20 @@
+// Original file: blockmirror/control/v1/control.proto
+
+
+export interface SplicedVolume {
+  'pv'?: (string);
+  'device'?: (string);
+  'state'?: (string);
+  'pair'?: (string);
+  'dmDevice'?: (string);
+  'nbdDevice'?: (string);
+}
+
+export interface SplicedVolume__Output {
+  'pv': (string);
+  'device': (string);
+  'state': (string);
+  'pair': (string);
+  'dmDevice': (string);
+  'nbdDevice': (string);
+}

@@ -1,0 +1,331 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'winston';
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from '../errors.js';
+import type { Dmsetup } from './dmsetup.js';
+import type { EraTracker } from './era-tracker.js';
+import type { NbdNetlink } from './nbd-netlink.js';
+import { runTool } from './run-tool.js';
+import { SpliceRecords, validatePvName, type SpliceRecord } from './splice-record.js';
+
+export interface VolumeSpliceOptions {
+  stateDir: string;
+  dm: Dmsetup;
+  nbd: NbdNetlink;
+  era: EraTracker;
+  logger: Logger;
+  /** Size of a block device in 512-byte sectors (blockdev --getsz). */
+  sectorsOf?(device: string): Promise<number>;
+}
+
+/** What the sidecar's pairs provide to a splice: the export and its dirty tracking. */
+export interface SpliceExports {
+  /** The primary pair exporting `device` over a Unix socket, with its block size. */
+  exportOf(pair: string): { device: string; socket: string; blockSize: number };
+  /** Records writes the sidecar did not see, durably, as out of sync. */
+  recordUntrackedWrites(pair: string, ranges: Array<[offset: number, length: number]>): Promise<void>;
+}
+
+export interface SpliceView {
+  pv: string;
+  device: string;
+  state: SpliceRecord['state'];
+  pair: string;
+  dmDevice: string;
+  nbdDevice: string;
+}
+
+/**
+ * The device-mapper splice of one node. Each volume is reached through a stable top
+ * device, /dev/mapper/blockmirror-<pv>, a linear table that maps either the volume
+ * itself (direct) or the tap. The tap, blockmirror-<pv>-tap, is a single-path multipath
+ * device with queue_if_no_path over the kernel NBD device the sidecar serves: when the
+ * sidecar dies, I/O waits in the NBD driver for a reconnect, and if none comes in time
+ * it waits in the multipath queue instead of failing, until the tap is pointed at the
+ * volume (through dm-era) and the queued I/O is issued there. A multipath table can only
+ * be replaced by another multipath table, hence the linear top that can switch between
+ * the tap and the volume.
+ */
+export class VolumeSplice {
+  readonly #o: VolumeSpliceOptions;
+  readonly #records: SpliceRecords;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(o: VolumeSpliceOptions) {
+    this.#o = o;
+    this.#records = new SpliceRecords(o.stateDir);
+  }
+
+  static topName(pv: string): string {
+    return `blockmirror-${pv}`;
+  }
+
+  /** One operation at a time: every one of them is a sequence of table swaps. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async list(): Promise<SpliceView[]> {
+    return (await this.#records.list()).map(view);
+  }
+
+  async get(pv: string): Promise<SpliceView> {
+    return view(await this.#record(pv));
+  }
+
+  async #record(pv: string): Promise<SpliceRecord> {
+    const r = await this.#records.get(validatePvName(pv));
+    if (r === null) throw new NotFoundError(`volume ${pv} is not staged through blockmirror`);
+    return r;
+  }
+
+  /** Creates /dev/mapper/blockmirror-<pv> mapping `device` directly. Idempotent. */
+  stage(pv: string, device: string): Promise<SpliceView> {
+    return this.#serial(async () => {
+      validatePvName(pv);
+      const top = VolumeSplice.topName(pv);
+      const existing = await this.#records.get(pv);
+      if (existing !== null) {
+        if (existing.device !== device) throw new AlreadyExistsError(`volume ${pv} is staged on ${existing.device}, not ${device}`);
+        // A crash between the record and the top device: finish the stage.
+        if (!(await this.#o.dm.exists(top))) await this.#o.dm.create(top, linear(existing.sectors, existing.era ? `/dev/mapper/${eraNameOf(pv)}` : device));
+        return view(existing);
+      }
+      const sectors = await (this.#o.sectorsOf ?? sectorsOf)(device);
+      // Staged volumes are mapped through dm-era from the start: a pair created later
+      // copies the volume while the application writes to it directly, and at attach the
+      // blocks written meanwhile are exactly what dm-era saw, not the whole volume.
+      const r: SpliceRecord = { pv, device, sectors, state: 'direct' };
+      r.era = await this.#createEra(r);
+      // Recorded before the top device exists, so no write reaches the volume that a
+      // restarted sidecar would not know to look up in dm-era.
+      await this.#records.save(r);
+      await this.#o.dm.create(top, linear(sectors, `/dev/mapper/${eraNameOf(pv)}`));
+      this.#o.logger.info('volume staged', { pv, device, dm: `/dev/mapper/${top}` });
+      return view(r);
+    });
+  }
+
+  /** Removes the top device; the volume must be detached (nothing is copied or lost). */
+  unstage(pv: string): Promise<void> {
+    return this.#serial(async () => {
+      const r = await this.#records.get(validatePvName(pv));
+      if (r === null) return;
+      if (r.state !== 'direct') throw new FailedPreconditionError(`volume ${pv} is ${r.state}: detach it first`);
+      await this.#o.dm.remove(VolumeSplice.topName(pv));
+      if (r.era) await this.#o.era.remove(eraNameOf(pv), r.era.loop, r.era.metaFile);
+      await this.#records.remove(pv);
+      this.#o.logger.info('volume unstaged', { pv });
+    });
+  }
+
+  /**
+   * Puts the sidecar's export of the volume under the mounted filesystem, live. The
+   * pair must be a primary on the same device with a Unix socket export.
+   */
+  attach(pv: string, pair: string, exports: SpliceExports): Promise<SpliceView> {
+    return this.#serial(async () => {
+      const r = await this.#record(pv);
+      if (r.state === 'attached' && r.pair === pair) return view(r);
+      if (r.state === 'direct' && r.pair !== undefined && r.pair !== pair) throw new FailedPreconditionError(`volume ${pv} was detached from pair ${r.pair ?? ''}; unstage it before attaching another pair`);
+      if (r.state !== 'direct') throw new FailedPreconditionError(`volume ${pv} is ${r.state} (pair ${r.pair ?? ''})`);
+      const ex = exports.exportOf(pair);
+      if (ex.device !== r.device) throw new FailedPreconditionError(`pair ${pair} replicates ${ex.device}, volume ${pv} is ${r.device}`);
+      const tap = tapName(pv);
+      // A tap left by a crash between its creation and the record is stale: replace it.
+      await this.#o.dm.remove(tap);
+      const conn = await this.#o.nbd.connect(ex.socket, pair, backendOf(pv));
+      await this.#o.dm.create(tap, multipath(r.sectors, `/dev/nbd${conn.index}`));
+      // Recorded before the swap: from the swap on, a restarted sidecar must know the
+      // volume's I/O runs through its export and reconnect the NBD device.
+      const next: SpliceRecord = { ...r, state: 'attached', pair, socket: ex.socket, nbdIndex: conn.index };
+      await this.#records.save(next);
+      // Suspend lets I/O already issued to the volume complete, holds new I/O, and the
+      // resume sends it through the tap: nothing reaches the volume behind the export's
+      // back from here on, and nothing is unmounted.
+      await this.#o.dm.swap(VolumeSplice.topName(pv), linear(r.sectors, `/dev/mapper/${tap}`));
+      // What reached the volume without the export is out of sync: the blocks dm-era saw
+      // since the stage or the last detach (the pair may have copied a block that was then
+      // written directly). A record without dm-era (staged by an older sidecar): anything.
+      const untracked = r.era ? await this.#eraWrites(r) : [[0, r.sectors * 512] as [number, number]];
+      await exports.recordUntrackedWrites(pair, untracked);
+      if (r.era) {
+        const clean: SpliceRecord = { ...next };
+        delete clean.era;
+        await this.#records.save(clean);
+        await this.#o.era.remove(eraNameOf(pv), r.era.loop, r.era.metaFile);
+      }
+      this.#o.logger.info('replication attached', { pv, pair, nbd: `/dev/nbd${conn.index}`, untrackedBytes: untracked.reduce((n, [, l]) => n + l, 0) });
+      return view(next);
+    });
+  }
+
+  /** Takes the sidecar out of the data path, live; the volume stays staged. */
+  detach(pv: string, exports: SpliceExports): Promise<SpliceView> {
+    return this.#serial(async () => {
+      let r = await this.#record(pv);
+      if (r.state === 'direct') return view(r);
+      // Writes made on the fallback path must be recorded before the era device goes.
+      if (r.state === 'fallback') r = await this.#resume(r, exports);
+      // While detached, the pair still exists and its secondary must not silently fall
+      // behind: dm-era records the writes until the next attach. Recorded before the swap.
+      const era = await this.#createEra(r);
+      const next: SpliceRecord = { pv, device: r.device, sectors: r.sectors, state: 'direct', pair: r.pair!, era };
+      await this.#records.save(next);
+      // A plain suspend drains I/O in flight through the tap (and so through the export)
+      // before the top device maps the volume (through the era device) again.
+      await this.#o.dm.swap(VolumeSplice.topName(pv), linear(r.sectors, `/dev/mapper/${eraNameOf(pv)}`));
+      await this.#o.dm.remove(tapName(pv));
+      if (r.nbdIndex !== undefined) await this.#o.nbd.disconnect(r.nbdIndex).catch((err: Error) => this.#o.logger.warn('NBD disconnect failed', { pv, error: err.message }));
+      this.#o.logger.info('replication detached', { pv });
+      return view(next);
+    });
+  }
+
+  /**
+   * After a sidecar start: hands every attached volume's NBD device a new socket (its
+   * I/O has been waiting for one), or, if the kernel gave up on it, goes through the
+   * fallback path; volumes on the fallback path are attached again and the writes
+   * dm-era saw are recorded as out of sync.
+   */
+  recover(exports: SpliceExports): Promise<void> {
+    return this.#serial(async () => {
+      for (const r of await this.#records.list()) {
+        try {
+          if (r.state === 'attached') await this.#reconnect(r, exports);
+          else if (r.state === 'fallback') await this.#resume(r, exports);
+        } catch (err) {
+          this.#o.logger.error('could not recover a spliced volume', { pv: r.pv, state: r.state, error: (err as Error).message });
+        }
+      }
+    });
+  }
+
+  /** The pairs whose exports carry a spliced volume's I/O. */
+  async splicedPairs(): Promise<ReadonlySet<string>> {
+    return new Set((await this.#records.list()).flatMap((r) => (r.state !== 'direct' && r.pair ? [r.pair] : [])));
+  }
+
+  /** A pair restarted in a running sidecar: its volumes' NBD devices get the new socket. */
+  reconnectPair(pair: string, exports: SpliceExports): Promise<void> {
+    return this.#serial(async () => {
+      for (const r of await this.#records.list()) if (r.state === 'attached' && r.pair === pair) await this.#reconnect(r, exports);
+    });
+  }
+
+  async #reconnect(r: SpliceRecord, exports: SpliceExports): Promise<void> {
+    const ex = exports.exportOf(r.pair!);
+    try {
+      await this.#o.nbd.reconfigure(r.nbdIndex!, ex.socket, r.pair!, backendOf(r.pv));
+      this.#o.logger.info('NBD device reconnected', { pv: r.pv, nbd: `/dev/nbd${r.nbdIndex}` });
+      return;
+    } catch (err) {
+      this.#o.logger.warn('NBD device could not be reconnected: falling back', { pv: r.pv, error: (err as Error).message });
+    }
+    await this.#resume(await this.#fallback(r), exports);
+  }
+
+  /**
+   * The sidecar is gone for longer than the application may wait: map the volume
+   * through dm-era so I/O goes on and every write is still known afterwards. Needs no
+   * running sidecar (the supervisor calls it).
+   */
+  fallbackAll(): Promise<void> {
+    return this.#serial(async () => {
+      for (const r of await this.#records.list()) if (r.state === 'attached') await this.#fallback(r);
+    });
+  }
+
+  async #fallback(r: SpliceRecord): Promise<SpliceRecord> {
+    const eraName = eraNameOf(r.pv);
+    // Recorded before any write can reach the era device, so the writes it tracks are
+    // never forgotten by a crash right after the swap.
+    const next: SpliceRecord = { ...r, state: 'fallback', era: await this.#createEra(r) };
+    await this.#records.save(next);
+    // Fails the I/O waiting in the NBD driver now instead of at its dead-connection
+    // timeout; the tap's queue_if_no_path keeps it queued, never failed to the app.
+    if (r.nbdIndex !== undefined) await this.#o.nbd.disconnect(r.nbdIndex).catch(() => undefined);
+    // noflush: the queued I/O moves to the new table instead of blocking the suspend.
+    await this.#o.dm.swap(tapName(r.pv), multipath(r.sectors, `/dev/mapper/${eraName}`), { noflush: true });
+    this.#o.logger.warn('volume on the fallback path: writes tracked by dm-era until the sidecar returns', { pv: r.pv });
+    return next;
+  }
+
+  /** A fresh dm-era device over the volume (a stale one from a crash is replaced). */
+  async #createEra(r: SpliceRecord): Promise<NonNullable<SpliceRecord['era']>> {
+    await mkdir(this.#records.dir, { recursive: true });
+    const metaFile = join(this.#records.dir, `${r.pv}.era`);
+    const blockBytes = ERA_BLOCK_BYTES;
+    await this.#o.dm.remove(eraNameOf(r.pv));
+    const loop = await this.#o.era.create(eraNameOf(r.pv), r.device, r.sectors, metaFile, blockBytes);
+    return { loop, metaFile, blockBytes };
+  }
+
+  /** The byte ranges dm-era saw written; the era device must have no I/O left. */
+  async #eraWrites(r: SpliceRecord): Promise<Array<[number, number]>> {
+    const era = r.era!;
+    const written = await this.#o.era.written(eraNameOf(r.pv), era.loop, era.blockBytes);
+    const end = r.sectors * 512;
+    return written.ranges.map(([a, b]): [number, number] => [a * written.blockBytes, Math.min(b * written.blockBytes, end) - a * written.blockBytes]);
+  }
+
+  async #resume(r: SpliceRecord, exports: SpliceExports): Promise<SpliceRecord> {
+    const ex = exports.exportOf(r.pair!);
+    const conn = await this.#o.nbd.connect(ex.socket, r.pair!, backendOf(r.pv));
+    await this.#records.save({ ...r, nbdIndex: conn.index });
+    // Back through the export first: from here on the sidecar tracks every new write,
+    // so the era device's record below is complete once the swap is done.
+    await this.#o.dm.swap(tapName(r.pv), multipath(r.sectors, `/dev/nbd${conn.index}`), { noflush: true });
+    const era = r.era!;
+    const ranges = await this.#eraWrites(r);
+    // Durably out of sync before the era device (the only record of these writes) goes.
+    await exports.recordUntrackedWrites(r.pair!, ranges);
+    const next: SpliceRecord = { pv: r.pv, device: r.device, sectors: r.sectors, state: 'attached', pair: r.pair!, socket: ex.socket, nbdIndex: conn.index };
+    await this.#records.save(next);
+    await this.#o.era.remove(eraNameOf(r.pv), era.loop, era.metaFile);
+    const bytes = ranges.reduce((s, [, n]) => s + n, 0);
+    this.#o.logger.info('replication attached again after the fallback path', { pv: r.pv, untrackedBytes: bytes, nbd: `/dev/nbd${conn.index}` });
+    return next;
+  }
+}
+
+function eraNameOf(pv: string): string {
+  return `${VolumeSplice.topName(pv)}-era`;
+}
+
+function tapName(pv: string): string {
+  return `${VolumeSplice.topName(pv)}-tap`;
+}
+
+function backendOf(pv: string): string {
+  return `blockmirror:${pv}`;
+}
+
+/** dm-era's tracking granularity: coarse enough for a small bitmap, fine enough to resync little. */
+const ERA_BLOCK_BYTES = 64 * 1024;
+
+function linear(sectors: number, device: string): string {
+  return `0 ${sectors} linear ${device} 0`;
+}
+
+/** Bio-based single path, queue_if_no_path: a failed path queues I/O, never fails it. */
+function multipath(sectors: number, device: string): string {
+  return `0 ${sectors} multipath 3 queue_if_no_path queue_mode bio 0 1 1 round-robin 0 1 0 ${device}`;
+}
+
+async function sectorsOf(device: string): Promise<number> {
+  return Number((await runTool('blockdev', ['--getsz', device])).trim());
+}
+
+function view(r: SpliceRecord): SpliceView {
+  return {
+    pv: r.pv,
+    device: r.device,
+    state: r.state,
+    pair: r.pair ?? '',
+    dmDevice: `/dev/mapper/${VolumeSplice.topName(r.pv)}`,
+    nbdDevice: r.state === 'attached' && r.nbdIndex !== undefined ? `/dev/nbd${r.nbdIndex}` : '',
+  };
+}
