@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import type { Logger } from 'winston';
@@ -6,6 +7,9 @@ import { SidecarDaemon } from '../daemon/sidecar-daemon.js';
 import { tlsFilesFrom } from '../grpc/grpc-credentials.js';
 import { ControlClient } from '../control/control-client.js';
 import { formatPair, formatPairList, pairToJson } from './format-pair.js';
+import { loadCsiProto, type CsiProto } from '../grpc/load-proto.js';
+import { resolveCsiProtoDir } from '../csi/resolve-csi-proto-dir.js';
+import { LAB_DRIVER_NAME, LabDriver } from '../csi/lab-driver/lab-driver.js';
 
 interface TlsFlags {
   tlsCert?: string;
@@ -78,6 +82,15 @@ async function untilSignal(logger: Logger, stop: () => Promise<void>, done?: Pro
 async function exitAfterLogs(logger: Logger): Promise<void> {
   await new Promise<void>((resolve) => logger.on('finish', () => resolve()).end());
   process.exit(process.exitCode ?? 0);
+}
+
+function csiProtoDirOption(): Option {
+  return new Option('--csi-proto-dir <dir>', 'folder holding the CSI spec\'s csi.proto (default: the pinned Go module, via `go mod download`)').env('BLOCKMIRROR_CSI_PROTO_DIR');
+}
+
+/** csi.proto from the folder given, else from the pinned spec module in the Go module cache. */
+async function csiProto(dir: string | undefined): Promise<CsiProto> {
+  return loadCsiProto(dir ?? (await resolveCsiProtoDir()));
 }
 
 /** The `blockmirror` command line. */
@@ -197,6 +210,22 @@ export function buildProgram(): Command {
       await exitAfterLogs(logger);
     },
   );
+
+  program
+    .command('csi-lab-driver')
+    .description('run the lab CSI driver (image files on loop devices; for the lab, the demo and tests, not production)')
+    .requiredOption('--endpoint <unix:///path>', 'CSI socket to serve (controller, node and identity)')
+    .requiredOption('--data-dir <dir>', 'directory for the volume images')
+    .option('--node-id <id>', 'node id reported by NodeGetInfo', hostname())
+    .option('--driver-name <name>', 'driver name reported by GetPluginInfo', LAB_DRIVER_NAME)
+    .addOption(csiProtoDirOption())
+    .addOption(logLevelOption())
+    .action(async (opts: { endpoint: string; dataDir: string; nodeId: string; driverName: string; csiProtoDir?: string; logLevel: string }) => {
+      const logger = createLogger({ level: opts.logLevel });
+      const driver = await LabDriver.start({ csi: await csiProto(opts.csiProtoDir), endpoint: opts.endpoint, dataDir: resolve(opts.dataDir), nodeId: opts.nodeId, name: opts.driverName, logger });
+      await untilSignal(logger, () => driver.stop());
+      await exitAfterLogs(logger);
+    });
 
   const pair = program.command('pair').description('manage replication pairs on a sidecar');
   const withControl = (cmd: Command): Command =>
