@@ -10,6 +10,9 @@ import { formatPair, formatPairList, pairToJson } from './format-pair.js';
 import { loadCsiProto, type CsiProto } from '../grpc/load-proto.js';
 import { resolveCsiProtoDir } from '../csi/resolve-csi-proto-dir.js';
 import { LAB_DRIVER_NAME, LabDriver } from '../csi/lab-driver/lab-driver.js';
+import { NodeProxy } from '../csi/node-proxy.js';
+import type { NodeSplicer } from '../csi/node-splicer.js';
+import { csiCall } from '../csi/csi-call.js';
 
 interface TlsFlags {
   tlsCert?: string;
@@ -93,8 +96,17 @@ async function csiProto(dir: string | undefined): Promise<CsiProto> {
   return loadCsiProto(dir ?? (await resolveCsiProtoDir()));
 }
 
+/** What the binary plugs into the command line: the parts that live outside it. */
+export interface ProgramHooks {
+  /**
+   * The device-mapper layer of `csi-proxy --splice`: given the proxy's state directory
+   * and logger, the splicer its opted-in volumes go through.
+   */
+  nodeSplicer?: (ctx: { stateDir: string; logger: Logger }) => Promise<NodeSplicer>;
+}
+
 /** The `blockmirror` command line. */
-export function buildProgram(): Command {
+export function buildProgram(hooks: ProgramHooks = {}): Command {
   const program = new Command('blockmirror')
     .description('Block-level replication of persistent volumes')
     .showSuggestionAfterError()
@@ -225,6 +237,64 @@ export function buildProgram(): Command {
       const driver = await LabDriver.start({ csi: await csiProto(opts.csiProtoDir), endpoint: opts.endpoint, dataDir: resolve(opts.dataDir), nodeId: opts.nodeId, name: opts.driverName, logger });
       await untilSignal(logger, () => driver.stop());
       await exitAfterLogs(logger);
+    });
+
+  program
+    .command('csi-proxy')
+    .description("serve CSI on the kubelet's socket in front of a CSI driver's; volumes that opt in (volume_context blockmirror.io/replicate: \"true\") get the device-mapper layer")
+    .requiredOption('--endpoint <unix:///path>', 'CSI socket to serve (the one the kubelet is registered with)')
+    .requiredOption('--driver <unix:///path>', "the CSI driver's own socket")
+    .requiredOption('--state-dir <dir>', 'records of opted-in volumes and the private paths the driver stages them at (the driver must see the same paths)')
+    .option('--splice', 'stage opted-in volumes through the sidecar\'s device-mapper splice (without it they are refused)')
+    .option('--call-timeout <ms>', "deadline of the proxy's own driver calls when the kubelet set none", positiveInt, 120_000)
+    .addOption(csiProtoDirOption())
+    .addOption(logLevelOption())
+    .action(async (opts: { endpoint: string; driver: string; stateDir: string; splice?: boolean; callTimeout: number; csiProtoDir?: string; logLevel: string }) => {
+      const logger = createLogger({ level: opts.logLevel });
+      const stateDir = resolve(opts.stateDir);
+      let splicer: NodeSplicer | undefined;
+      if (opts.splice === true) {
+        if (hooks.nodeSplicer === undefined) throw new Error('--splice: this build of blockmirror has no device-mapper splice');
+        splicer = await hooks.nodeSplicer({ stateDir, logger });
+      }
+      const proxy = await NodeProxy.start({
+        csi: await csiProto(opts.csiProtoDir),
+        endpoint: opts.endpoint,
+        driver: opts.driver,
+        stateDir,
+        ...(splicer !== undefined ? { splicer } : {}),
+        callTimeoutMs: opts.callTimeout,
+        logger,
+      });
+      await untilSignal(logger, () => proxy.stop());
+      await exitAfterLogs(logger);
+    });
+
+  program
+    .command('csi-call <endpoint> <method>')
+    .description('call one CSI method (e.g. NodeStageVolume) on a CSI socket and print the response as JSON')
+    .option('--json <request>', 'the request as JSON: camelCase fields, enums by name', '{}')
+    .option('--expect-code <code>', 'succeed only if the call fails with this gRPC status (e.g. FAILED_PRECONDITION); print it')
+    .option('--timeout <ms>', 'deadline of the call', positiveInt, 30_000)
+    .addOption(csiProtoDirOption())
+    .action(async (endpoint: string, method: string, opts: { json: string; expectCode?: string; timeout: number; csiProtoDir?: string }) => {
+      let request: unknown;
+      try {
+        request = JSON.parse(opts.json);
+      } catch (err) {
+        throw new Error(`--json: ${(err as Error).message}`, { cause: err });
+      }
+      if (typeof request !== 'object' || request === null || Array.isArray(request)) throw new Error('--json must be a JSON object');
+      const csi = await csiProto(opts.csiProtoDir);
+      const r = await csiCall(csi.definition, endpoint, method, request, { timeoutMs: opts.timeout });
+      if (r.ok) {
+        if (opts.expectCode !== undefined) throw new Error(`${method} succeeded; expected ${opts.expectCode}`);
+        process.stdout.write(JSON.stringify(r.response, null, 2) + '\n');
+      } else if (opts.expectCode !== undefined && r.code === opts.expectCode.toUpperCase()) {
+        process.stdout.write(JSON.stringify({ code: r.code, details: r.details }) + '\n');
+      } else {
+        throw new Error(`${method}: ${r.code}: ${r.details}`);
+      }
     });
 
   const pair = program.command('pair').description('manage replication pairs on a sidecar');

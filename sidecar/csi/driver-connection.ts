@@ -47,7 +47,7 @@ export class DriverConnection {
   }
 
   /** A typed call through the loaded proto's method definition (its path and codecs). */
-  async call<Req, ResOut>(method: MethodDefinition<Req, unknown, unknown, ResOut>, request: Req, opts: DriverCallOptions = {}): Promise<ResOut> {
+  async call<Req, Res, ReqOut, ResOut>(method: MethodDefinition<Req, Res, ReqOut, ResOut>, request: NoInfer<Req>, opts: DriverCallOptions = {}): Promise<ResOut> {
     return method.responseDeserialize(await this.raw(method.path, method.requestSerialize(request), opts));
   }
 
