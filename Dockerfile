@@ -3,6 +3,17 @@
 #   docker build --target sidecar  -t blockmirror/sidecar .
 # The build stage has the dev dependencies (TypeScript); the final stages only the
 # compiled JavaScript, the .proto files the gRPC loader reads, and production dependencies.
+
+# The CSI spec's csi.proto (for the sidecar's CSI proxy) is a Go module pinned in
+# proto/csi-spec.json, fetched like any dependency rather than copied into the repo.
+FROM golang:1.24-bookworm AS csi-spec
+COPY proto/csi-spec.json /tmp/csi-spec.json
+RUN set -eu; cd /tmp; \
+    module=$(sed -n 's/^ *"module": "\(.*\)",\{0,1\}$/\1/p' csi-spec.json); \
+    version=$(sed -n 's/^ *"version": "\(.*\)",\{0,1\}$/\1/p' csi-spec.json); \
+    dir=$(go mod download -json "$module@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'); \
+    mkdir -p /csi-spec && cp "$dir/csi.proto" /csi-spec/
+
 FROM node:24-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -20,6 +31,8 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/proto ./proto
+COPY --from=csi-spec /csi-spec ./csi-spec
+ENV BLOCKMIRROR_CSI_PROTO_DIR=/app/csi-spec
 ENTRYPOINT ["node", "/app/dist/sidecar/cli/main.js"]
 
 # Non-root; the chart also runs it with a read-only root filesystem and no capabilities

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // Generates TypeScript types for proto/ with the same options the runtime loader uses
 // (proto/loader-options.json), so the types describe exactly what the loader returns.
+// The CSI spec's csi.proto is not in the repo: it is read from the pinned Go module
+// (proto/csi-spec.json) in the Go module cache, which hack/install-csi.sh fills.
 // Usage: node hack/gen-proto.mjs [OUT_DIR]   (default proto/gen)
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,7 +16,14 @@ const options = JSON.parse(readFileSync(join(root, 'proto', 'loader-options.json
 export const protoFiles = [
   'blockmirror/control/v1/control.proto',
   'blockmirror/replication/v1/replication.proto',
+  'csi.proto',
 ];
+
+// The folder of the pinned CSI spec module: `go mod download` prints it (and fetches the
+// module if the cache lacks it).
+const csiSpec = JSON.parse(readFileSync(join(root, 'proto', 'csi-spec.json'), 'utf8'));
+const csiSpecRef = `${csiSpec.module}@${csiSpec.version}`;
+const csiDir = JSON.parse(execFileSync('go', ['mod', 'download', '-json', csiSpecRef], { encoding: 'utf8', cwd: tmpdir() })).Dir;
 
 rmSync(outDir, { recursive: true, force: true });
 const args = [
@@ -25,16 +35,18 @@ const args = [
   '--grpcLib=@grpc/grpc-js',
   '--importFileExtension=.js',
   '-I', join(root, 'proto'),
+  '-I', csiDir,
   '-O', outDir,
   ...protoFiles,
 ];
 execFileSync(join(root, 'node_modules', '.bin', 'proto-loader-gen-types'), args, { stdio: 'inherit', cwd: join(root, 'proto') });
 
 // The generator writes the absolute path of each .proto into a header comment; make it
-// relative so the committed types do not depend on where the checkout lives.
+// relative (csi.proto: to its module) so the committed types do not depend on where the
+// checkout or the Go module cache lives.
 for (const entry of readdirSync(outDir, { recursive: true, withFileTypes: true })) {
   if (!entry.isFile()) continue;
   const file = join(entry.parentPath ?? entry.path, entry.name);
   const text = readFileSync(file, 'utf8');
-  writeFileSync(file, text.split(join(root, 'proto') + '/').join(''));
+  writeFileSync(file, text.split(join(root, 'proto') + '/').join('').split(csiDir + '/').join(csiSpecRef + '/'));
 }

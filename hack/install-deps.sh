@@ -56,6 +56,9 @@ fi
 # The real control plane of the operator tests and the lab: etcd, kube-apiserver, kubectl.
 bash hack/install-kube.sh
 
+# The CSI spec's csi.proto (loaded by the CSI proxy and lab driver) and csi-sanity.
+bash hack/install-csi.sh >/dev/null
+
 # A real kernel with device-mapper and NBD for the splice tests: Debian's, in qemu.
 bash hack/vm.sh build
 

@@ -14,7 +14,8 @@ export type BlockmirrorErrorCode =
   | 'UNAVAILABLE'
   | 'INTERNAL'
   | 'FAILED_PRECONDITION'
-  | 'CONFLICT';
+  | 'CONFLICT'
+  | 'DRIVER_CALL';
 
 export class BlockmirrorError extends Error {
   readonly code: BlockmirrorErrorCode;

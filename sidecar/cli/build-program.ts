@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import type { Logger } from 'winston';
@@ -8,6 +9,12 @@ import { superviseSidecar } from '../supervise/sidecar-supervisor.js';
 import { tlsFilesFrom } from '../grpc/grpc-credentials.js';
 import { ControlClient } from '../control/control-client.js';
 import { formatPair, formatPairList, pairToJson } from './format-pair.js';
+import { loadCsiProto, type CsiProto } from '../grpc/load-proto.js';
+import { resolveCsiProtoDir } from '../csi/resolve-csi-proto-dir.js';
+import { LAB_DRIVER_NAME, LabDriver } from '../csi/lab-driver/lab-driver.js';
+import { NodeProxy } from '../csi/node-proxy.js';
+import { ControlSplicer } from '../csi/control-splicer.js';
+import { csiCall } from '../csi/csi-call.js';
 
 interface TlsFlags {
   tlsCert?: string;
@@ -98,6 +105,15 @@ async function untilSignal(logger: Logger, stop: () => Promise<void>, done?: Pro
 async function exitAfterLogs(logger: Logger): Promise<void> {
   await new Promise<void>((resolve) => logger.on('finish', () => resolve()).end());
   process.exit(process.exitCode ?? 0);
+}
+
+function csiProtoDirOption(): Option {
+  return new Option('--csi-proto-dir <dir>', 'folder holding the CSI spec\'s csi.proto (default: the pinned Go module, via `go mod download`)').env('BLOCKMIRROR_CSI_PROTO_DIR');
+}
+
+/** csi.proto from the folder given, else from the pinned spec module in the Go module cache. */
+async function csiProto(dir: string | undefined): Promise<CsiProto> {
+  return loadCsiProto(dir ?? (await resolveCsiProtoDir()));
 }
 
 /** The `blockmirror` command line. */
@@ -253,6 +269,77 @@ export function buildProgram(): Command {
     return null;
   });
   withVolumeControl(volume.command('list').description('list the staged volumes'), (c) => c.listVolumes());
+  program
+    .command('csi-lab-driver')
+    .description('run the lab CSI driver (image files on loop devices; for the lab, the demo and tests, not production)')
+    .requiredOption('--endpoint <unix:///path>', 'CSI socket to serve (controller, node and identity)')
+    .requiredOption('--data-dir <dir>', 'directory for the volume images')
+    .option('--node-id <id>', 'node id reported by NodeGetInfo', hostname())
+    .option('--driver-name <name>', 'driver name reported by GetPluginInfo', LAB_DRIVER_NAME)
+    .addOption(csiProtoDirOption())
+    .addOption(logLevelOption())
+    .action(async (opts: { endpoint: string; dataDir: string; nodeId: string; driverName: string; csiProtoDir?: string; logLevel: string }) => {
+      const logger = createLogger({ level: opts.logLevel });
+      const driver = await LabDriver.start({ csi: await csiProto(opts.csiProtoDir), endpoint: opts.endpoint, dataDir: resolve(opts.dataDir), nodeId: opts.nodeId, name: opts.driverName, logger });
+      await untilSignal(logger, () => driver.stop());
+      await exitAfterLogs(logger);
+    });
+
+  addTlsOptions(
+    program
+      .command('csi-proxy')
+      .description("serve CSI on the kubelet's socket in front of a CSI driver's; volumes that opt in (volume_context blockmirror.io/replicate: \"true\") get the device-mapper layer")
+      .requiredOption('--endpoint <unix:///path>', 'CSI socket to serve (the one the kubelet is registered with)')
+      .requiredOption('--driver <unix:///path>', "the CSI driver's own socket")
+      .requiredOption('--state-dir <dir>', 'records of opted-in volumes and the private paths the driver stages them at (the driver must see the same paths)')
+      .option('--splice-control <host:port>', "control address of this node's sidecar, which stages opted-in volumes (without it they are refused)")
+      .option('--call-timeout <ms>', "deadline of the proxy's own driver calls when the kubelet set none", positiveInt, 120_000)
+      .addOption(csiProtoDirOption())
+      .addOption(logLevelOption()),
+  ).action(async (opts: { endpoint: string; driver: string; stateDir: string; spliceControl?: string; callTimeout: number; csiProtoDir?: string; logLevel: string } & TlsFlags) => {
+    const logger = createLogger({ level: opts.logLevel });
+    const tls = tlsFilesFrom(opts);
+    const control = opts.spliceControl === undefined ? null : new ControlClient(opts.spliceControl, { timeoutMs: opts.callTimeout, ...(tls ? { tls } : {}) });
+    const proxy = await NodeProxy.start({
+      csi: await csiProto(opts.csiProtoDir),
+      endpoint: opts.endpoint,
+      driver: opts.driver,
+      stateDir: resolve(opts.stateDir),
+      ...(control !== null ? { splicer: new ControlSplicer(control) } : {}),
+      callTimeoutMs: opts.callTimeout,
+      logger,
+    });
+    await untilSignal(logger, () => proxy.stop());
+    control?.close();
+    await exitAfterLogs(logger);
+  });
+
+  program
+    .command('csi-call <endpoint> <method>')
+    .description('call one CSI method (e.g. NodeStageVolume) on a CSI socket and print the response as JSON')
+    .option('--json <request>', 'the request as JSON: camelCase fields, enums by name', '{}')
+    .option('--expect-code <code>', 'succeed only if the call fails with this gRPC status (e.g. FAILED_PRECONDITION); print it')
+    .option('--timeout <ms>', 'deadline of the call', positiveInt, 30_000)
+    .addOption(csiProtoDirOption())
+    .action(async (endpoint: string, method: string, opts: { json: string; expectCode?: string; timeout: number; csiProtoDir?: string }) => {
+      let request: unknown;
+      try {
+        request = JSON.parse(opts.json);
+      } catch (err) {
+        throw new Error(`--json: ${(err as Error).message}`, { cause: err });
+      }
+      if (typeof request !== 'object' || request === null || Array.isArray(request)) throw new Error('--json must be a JSON object');
+      const csi = await csiProto(opts.csiProtoDir);
+      const r = await csiCall(csi.definition, endpoint, method, request, { timeoutMs: opts.timeout });
+      if (r.ok) {
+        if (opts.expectCode !== undefined) throw new Error(`${method} succeeded; expected ${opts.expectCode}`);
+        process.stdout.write(JSON.stringify(r.response, null, 2) + '\n');
+      } else if (opts.expectCode !== undefined && r.code === opts.expectCode.toUpperCase()) {
+        process.stdout.write(JSON.stringify({ code: r.code, details: r.details }) + '\n');
+      } else {
+        throw new Error(`${method}: ${r.code}: ${r.details}`);
+      }
+    });
 
   const pair = program.command('pair').description('manage replication pairs on a sidecar');
   const withControl = (cmd: Command): Command =>

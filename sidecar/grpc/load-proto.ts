@@ -1,10 +1,11 @@
 import { loadPackageDefinition, type GrpcObject } from '@grpc/grpc-js';
-import { loadSync, type Options } from '@grpc/proto-loader';
+import { loadSync, type Options, type PackageDefinition } from '@grpc/proto-loader';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ProtoGrpcType as ControlProto } from '../../proto/gen/control.js';
 import type { ProtoGrpcType as ReplicationProto } from '../../proto/gen/replication.js';
+import type { ProtoGrpcType as CsiGrpcType } from '../../proto/gen/csi.js';
 
 /** The proto/ folder, found from this file both in the sources and in dist/. */
 function protoRoot(): string {
@@ -42,4 +43,25 @@ export function loadControlProto(): ControlProto {
 
 export function loadReplicationProto(): ReplicationProto {
   return load<ReplicationProto>('blockmirror/replication/v1/replication.proto');
+}
+
+/** The pinned Go module that carries the CSI spec's csi.proto (proto/csi-spec.json). */
+export function csiSpecPin(): { module: string; version: string } {
+  return JSON.parse(readFileSync(join(root, 'csi-spec.json'), 'utf8')) as { module: string; version: string };
+}
+
+export interface CsiProto {
+  /** Typed constructors and service definitions (proto/gen/csi.ts). */
+  grpc: CsiGrpcType;
+  /** The loader's own definition: method paths and (de)serializers by service name. */
+  definition: PackageDefinition;
+}
+
+/**
+ * Loads csi.proto from `specDir`, the folder of the pinned spec module (see
+ * sidecar/csi/resolve-csi-proto-dir.ts), with the options its types were generated with.
+ */
+export function loadCsiProto(specDir: string): CsiProto {
+  const definition = loadSync('csi.proto', { ...options, includeDirs: [specDir] });
+  return { grpc: loadPackageDefinition(definition) as GrpcObject as unknown as CsiGrpcType, definition };
 }

@@ -1,4 +1,4 @@
-import { runTool, ToolError } from './run-tool.js';
+import { runTool, ToolError } from '../host/run-tool.js';
 
 export interface DmsetupOptions {
   /** Path of the dmsetup binary. */

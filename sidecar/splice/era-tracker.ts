@@ -1,6 +1,6 @@
 import { open, rm } from 'node:fs/promises';
 import type { Dmsetup } from './dmsetup.js';
-import { runTool } from './run-tool.js';
+import { runTool } from '../host/run-tool.js';
 
 export interface EraTrackerOptions {
   dm: Dmsetup;

@@ -1,4 +1,4 @@
-import { runTool } from './run-tool.js';
+import { runTool } from '../host/run-tool.js';
 
 export interface NbdNetlinkOptions {
   /** The blockmirror-nbd helper (sidecar/native/nbd-netlink). */

@@ -5,14 +5,14 @@ import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from '../e
 import type { Dmsetup } from './dmsetup.js';
 import type { EraTracker } from './era-tracker.js';
 import type { NbdNetlink } from './nbd-netlink.js';
-import { runTool } from './run-tool.js';
+import { runTool } from '../host/run-tool.js';
 import { SpliceRecords, validatePvName, type SpliceRecord } from './splice-record.js';
 
 export interface VolumeSpliceOptions {
   stateDir: string;
-  dm: Dmsetup;
-  nbd: NbdNetlink;
-  era: EraTracker;
+  dm: Pick<Dmsetup, 'exists' | 'create' | 'swap' | 'remove'>;
+  nbd: Pick<NbdNetlink, 'connect' | 'reconfigure' | 'disconnect'>;
+  era: Pick<EraTracker, 'create' | 'written' | 'remove'>;
   logger: Logger;
   /** Size of a block device in 512-byte sectors (blockdev --getsz). */
   sectorsOf?(device: string): Promise<number>;

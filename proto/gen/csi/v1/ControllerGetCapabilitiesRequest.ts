@@ -1,0 +1,8 @@
+// Original file: github.com/container-storage-interface/spec@v1.13.0/csi.proto
+
+
+export interface ControllerGetCapabilitiesRequest {
+}
+
+export interface ControllerGetCapabilitiesRequest__Output {
+}

@@ -1,0 +1,8 @@
+// Original file: github.com/container-storage-interface/spec@v1.13.0/csi.proto
+
+
+export interface DeleteSnapshotResponse {
+}
+
+export interface DeleteSnapshotResponse__Output {
+}

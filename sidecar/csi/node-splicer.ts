@@ -1,0 +1,10 @@
+/**
+ * What the CSI node proxy needs from the device-mapper layer. The sidecar's volume
+ * splice implements it; tests pass a fake.
+ */
+export interface NodeSplicer {
+  /** Creates (idempotently) /dev/mapper/blockmirror-<pv> over `device`. */
+  stage(pv: string, device: string): Promise<{ dmDevice: string }>;
+  /** Removes it; refuses (FailedPreconditionError) while replication is attached. */
+  unstage(pv: string): Promise<void>;
+}
