@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from './helpers/run-cli.js';
 import { REPO_ROOT } from './helpers/sidecar-process.js';
+import { resolveCsiProtoDir } from '../sidecar/csi/resolve-csi-proto-dir.js';
 
 // The device-mapper splice on a real kernel: hack/vm.sh boots Debian's kernel in qemu with
 // the host's root shared read-only, and the scripts under test/vm run inside it against
@@ -25,7 +26,7 @@ afterAll(async () => {
 });
 
 /** Boots the VM with two fresh disks of `mib` MiB and runs test/vm/<script> in it. */
-async function inVm(script: string, mib: number, timeoutS: number): Promise<{ code: number | null; lines: string[] }> {
+async function inVm(script: string, mib: number, timeoutS: number, extraArgs = ''): Promise<{ code: number | null; lines: string[] }> {
   const [a, b] = [join(dir, `${script}.a.img`), join(dir, `${script}.b.img`)];
   for (const f of [a, b]) {
     await writeFile(f, '');
@@ -44,7 +45,7 @@ async function inVm(script: string, mib: number, timeoutS: number): Promise<{ co
       '--disk',
       b,
       '--',
-      `sh ${join(REPO_ROOT, 'test', 'vm', script)} ${REPO_ROOT} ${helper}`,
+      `sh ${join(REPO_ROOT, 'test', 'vm', script)} ${REPO_ROOT} ${helper} ${extraArgs}`,
     ],
     { timeoutMs: (timeoutS + 20) * 1000 },
   );
@@ -52,7 +53,7 @@ async function inVm(script: string, mib: number, timeoutS: number): Promise<{ co
   await rm(b, { force: true });
   // Shown in the jest output: the numbers the closing note quotes.
   process.stdout.write(r.stdout);
-  return { code: r.code, lines: r.stdout.split('\n').filter((l) => /^(splice|crash): /.test(l)) };
+  return { code: r.code, lines: r.stdout.split('\n').filter((l) => /^(splice|crash|csi): /.test(l)) };
 }
 
 describe('the device-mapper splice in a VM', () => {
@@ -97,4 +98,20 @@ describe('the device-mapper splice in a VM', () => {
     expect(era).toBeLessThan(mib * 1024 * 1024 * 0.25);
     expect(code).toBe(0);
   }, 1_260_000);
+
+  it('through the CSI node proxy: an opted-in volume is staged on /dev/mapper/blockmirror-<pv> and replicated, one not opted in is untouched', async () => {
+    // The VM sees the host's Go module cache read-only: the folder is resolved here.
+    const csiProto = await resolveCsiProtoDir();
+    const { code, lines } = await inVm('csi-proxy.sh', 64, 900, csiProto);
+    expect(lines.filter((l) => l.includes('FAILED'))).toEqual([]);
+    expect(lines).toEqual([
+      expect.stringMatching(/opted-in volume: staged from \/dev\/mapper\/blockmirror-\S+ \(0 \d+ linear \d+:\d+ 0\), over the driver's \/dev\/loop\d+/),
+      expect.stringMatching(/volume without opt-in: staged from \/dev\/loop\d+, untouched/),
+      expect.stringContaining('both published'),
+      expect.stringContaining('unstage refused while attached'),
+      expect.stringContaining('secondary byte-identical; detached'),
+      expect.stringContaining('no device-mapper or loop device left'),
+    ]);
+    expect(code).toBe(0);
+  }, 940_000);
 });
