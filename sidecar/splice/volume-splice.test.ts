@@ -1,0 +1,208 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import winston from 'winston';
+import { FailedPreconditionError } from '../errors.js';
+import type { SpliceRecord } from './splice-record.js';
+import { VolumeSplice, type SpliceExports, type VolumeSpliceOptions } from './volume-splice.js';
+
+// The order of the splice's steps is its crash safety: every table swap must come after
+// the durable record that tells a restarted sidecar where the volume's I/O goes, and the
+// writes dm-era recorded must be handed to the pair before the era device is removed.
+// The fakes log each step with the record on disk at that moment. The real kernel path
+// is tested in the VM (test/vm-splice.test.ts).
+
+const logger = winston.createLogger({ silent: true });
+const SECTORS = 2048;
+const ERA_BLOCK = 64 * 1024;
+
+interface Step {
+  op: string;
+  /** The volume's record on disk when the step ran. */
+  state: SpliceRecord['state'] | 'none';
+  era: boolean;
+}
+
+let dir = '';
+let steps: Step[] = [];
+let untracked: Array<[number, number]> = [];
+let eraWrites: Array<[number, number]> = [];
+
+function recordNow(): { state: Step['state']; era: boolean } {
+  try {
+    const r = JSON.parse(readFileSync(join(dir, 'splices', 'pv1.json'), 'utf8')) as SpliceRecord;
+    return { state: r.state, era: r.era !== undefined };
+  } catch {
+    return { state: 'none', era: false };
+  }
+}
+
+function step(op: string): void {
+  steps.push({ op, ...recordNow() });
+}
+
+function fakes(): VolumeSpliceOptions {
+  const devices = new Map<string, string>();
+  return {
+    stateDir: dir,
+    logger,
+    sectorsOf: () => Promise.resolve(SECTORS),
+    dm: {
+      exists: (name) => Promise.resolve(devices.has(name)),
+      create: (name, table) => {
+        devices.set(name, table);
+        step(`create ${name} -> ${table.split(' ').slice(2).join(' ')}`);
+        return Promise.resolve();
+      },
+      swap: (name, table, opts) => {
+        devices.set(name, table);
+        step(`swap${opts?.noflush ? ' noflush' : ''} ${name} -> ${table.split(' ').at(-1) === '0' ? table.split(' ')[3] : table.split(' ').at(-1)}`);
+        return Promise.resolve();
+      },
+      remove: (name) => {
+        if (devices.delete(name)) step(`remove ${name}`);
+        return Promise.resolve();
+      },
+    },
+    nbd: {
+      connect: () => {
+        step('nbd connect');
+        return Promise.resolve({ index: 0, size: SECTORS * 512 });
+      },
+      reconfigure: () => {
+        step('nbd reconfigure');
+        return Promise.resolve({ index: 0, size: SECTORS * 512 });
+      },
+      disconnect: () => {
+        step('nbd disconnect');
+        return Promise.resolve();
+      },
+    },
+    era: {
+      create: (name, device) => {
+        devices.set(name, `era ${device}`);
+        step(`era create over ${device}`);
+        return Promise.resolve('/dev/loop7');
+      },
+      written: () => {
+        step('era read');
+        return Promise.resolve({ blockBytes: ERA_BLOCK, ranges: eraWrites });
+      },
+      remove: (name) => {
+        devices.delete(name);
+        step('era remove');
+        return Promise.resolve();
+      },
+    },
+  };
+}
+
+const exports: SpliceExports = {
+  exportOf: () => ({ device: '/dev/vdx', socket: '/run/pv1.sock', blockSize: 65536 }),
+  recordUntrackedWrites: (_pair, ranges) => {
+    untracked.push(...ranges);
+    step('pair records untracked writes');
+    return Promise.resolve();
+  },
+};
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bm-splice-'));
+  steps = [];
+  untracked = [];
+  eraWrites = [];
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const ops = (): string[] => steps.map((s) => s.op);
+const at = (op: string): Step => steps.find((s) => s.op === op)!;
+
+describe('VolumeSplice', () => {
+  it('stages through dm-era, recording the volume before the top device exists', async () => {
+    const splice = new VolumeSplice(fakes());
+    const v = await splice.stage('pv1', '/dev/vdx');
+    expect(v).toMatchObject({ state: 'direct', dmDevice: '/dev/mapper/blockmirror-pv1' });
+    expect(ops()).toEqual(['era create over /dev/vdx', 'create blockmirror-pv1 -> linear /dev/mapper/blockmirror-pv1-era 0']);
+    // No write can reach the volume through the top device before the record exists.
+    expect(at('create blockmirror-pv1 -> linear /dev/mapper/blockmirror-pv1-era 0')).toMatchObject({ state: 'direct', era: true });
+  });
+
+  it('attaches: the record says attached before the swap, and what dm-era saw is out of sync before it goes', async () => {
+    const splice = new VolumeSplice(fakes());
+    await splice.stage('pv1', '/dev/vdx');
+    steps = [];
+    eraWrites = [
+      [0, 2],
+      [10, 11],
+    ];
+    await splice.attach('pv1', 'pair1', exports);
+    expect(ops()).toEqual([
+      'nbd connect',
+      'create blockmirror-pv1-tap -> multipath 3 queue_if_no_path queue_mode bio 0 1 1 round-robin 0 1 0 /dev/nbd0',
+      'swap blockmirror-pv1 -> /dev/mapper/blockmirror-pv1-tap',
+      'era read',
+      'pair records untracked writes',
+      'era remove',
+    ]);
+    expect(at('swap blockmirror-pv1 -> /dev/mapper/blockmirror-pv1-tap').state).toBe('attached');
+    // The era device is the only record of those writes until the pair has them.
+    expect(at('era remove')).toMatchObject({ state: 'attached', era: false });
+    expect(untracked).toEqual([
+      [0, 2 * ERA_BLOCK],
+      [10 * ERA_BLOCK, ERA_BLOCK],
+    ]);
+  });
+
+  it('refuses to unstage an attached volume and to attach another pair', async () => {
+    const splice = new VolumeSplice(fakes());
+    await splice.stage('pv1', '/dev/vdx');
+    await splice.attach('pv1', 'pair1', exports);
+    await expect(splice.unstage('pv1')).rejects.toBeInstanceOf(FailedPreconditionError);
+    await expect(splice.attach('pv1', 'pair2', exports)).rejects.toBeInstanceOf(FailedPreconditionError);
+  });
+
+  it('falls back through dm-era with the record first, and on return ships what dm-era saw before dropping it', async () => {
+    const splice = new VolumeSplice(fakes());
+    await splice.stage('pv1', '/dev/vdx');
+    await splice.attach('pv1', 'pair1', exports);
+    steps = [];
+    untracked = [];
+    await splice.fallbackAll();
+    expect(ops()).toEqual(['era create over /dev/vdx', 'nbd disconnect', 'swap noflush blockmirror-pv1-tap -> /dev/mapper/blockmirror-pv1-era']);
+    // Recorded before any write can land on the era device unseen by a restarted sidecar.
+    expect(at('swap noflush blockmirror-pv1-tap -> /dev/mapper/blockmirror-pv1-era')).toMatchObject({ state: 'fallback', era: true });
+
+    steps = [];
+    eraWrites = [[3, 4]];
+    // A restarted sidecar (a fresh instance: nothing in memory) recovers from the record.
+    await new VolumeSplice(fakes()).recover(exports);
+    expect(ops()).toEqual([
+      'nbd connect',
+      'swap noflush blockmirror-pv1-tap -> /dev/nbd0',
+      'era read',
+      'pair records untracked writes',
+      'era remove',
+    ]);
+    // Back through the export before the era device is read: no write falls between.
+    expect(at('era read').state).toBe('fallback');
+    expect(at('era remove')).toMatchObject({ state: 'attached', era: false });
+    expect(untracked).toEqual([[3 * ERA_BLOCK, ERA_BLOCK]]);
+  });
+
+  it('detaches onto dm-era, recorded before the swap, so the next attach knows the writes made meanwhile', async () => {
+    const splice = new VolumeSplice(fakes());
+    await splice.stage('pv1', '/dev/vdx');
+    await splice.attach('pv1', 'pair1', exports);
+    steps = [];
+    await splice.detach('pv1', exports);
+    expect(ops()).toEqual(['era create over /dev/vdx', 'swap blockmirror-pv1 -> /dev/mapper/blockmirror-pv1-era', 'remove blockmirror-pv1-tap', 'nbd disconnect']);
+    expect(at('swap blockmirror-pv1 -> /dev/mapper/blockmirror-pv1-era')).toMatchObject({ state: 'direct', era: true });
+    await splice.unstage('pv1');
+    expect(await splice.list()).toEqual([]);
+  });
+});
