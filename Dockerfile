@@ -14,6 +14,11 @@ RUN set -eu; cd /tmp; \
     dir=$(go mod download -json "$module@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'); \
     mkdir -p /csi-spec && cp "$dir/csi.proto" /csi-spec/
 
+# blockmirror-nbd, the netlink helper the node splice drives the kernel's NBD client with.
+FROM golang:1.24-bookworm AS nbd-helper
+COPY sidecar/native/nbd-netlink /src
+RUN cd /src && CGO_ENABLED=0 go build -trimpath -o /blockmirror-nbd .
+
 FROM node:24-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -42,6 +47,11 @@ USER node
 CMD ["operator"]
 
 # Privileged in the DaemonSet (block devices, the kubelet's staged volumes); its state
-# lives in a hostPath.
+# lives in a hostPath. The node splice's tools: dmsetup, era_invalidate (dm-era's
+# metadata), losetup/blockdev/mount, mkfs.ext4/blkid for the CSI proxy, and the NBD
+# netlink helper.
 FROM runtime AS sidecar
-CMD ["sidecar", "--state-dir", "/var/lib/blockmirror"]
+RUN apt-get update && apt-get install -y --no-install-recommends dmsetup thin-provisioning-tools util-linux mount e2fsprogs \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=nbd-helper /blockmirror-nbd /usr/local/bin/blockmirror-nbd
+CMD ["sidecar", "--state-dir", "/var/lib/blockmirror", "--nbd-helper", "/usr/local/bin/blockmirror-nbd"]
