@@ -29,7 +29,7 @@ dir=$(go mod download -json "$CSI_SPEC_MODULE@$CSI_SPEC_VERSION" |
 # Rebuilt only when the binary there was not built from the pinned module version (read
 # from the binary itself, as install-kube.sh does).
 module=github.com/kubernetes-csi/csi-test/v5
-if [[ -x $BIN/csi-sanity ]] && go version -m "$BIN/csi-sanity" 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*$module[[:space:]]*$CSI_TEST_VERSION"; then
+if [[ -x $BIN/csi-sanity ]] && go version -m "$BIN/csi-sanity" 2>/dev/null | grep "^[[:space:]]*mod[[:space:]]*$module[[:space:]]*$CSI_TEST_VERSION" >/dev/null; then
   log "csi-sanity $CSI_TEST_VERSION already built"
 else
   log "building csi-sanity $CSI_TEST_VERSION (cold: ~2 min)"

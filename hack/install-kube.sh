@@ -33,7 +33,7 @@ command -v go >/dev/null || { log "go not found: Go >= 1.25 is needed to build k
 # binary itself: `helm version`, for one, says only v4.3 for a go-installed helm.
 go_tool() {
   local name=$1 module=$2 package=$3 version=$4
-  if [[ -x $BIN/$name ]] && go version -m "$BIN/$name" 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*$module[[:space:]]*$version"; then
+  if [[ -x $BIN/$name ]] && go version -m "$BIN/$name" 2>/dev/null | grep "^[[:space:]]*mod[[:space:]]*$module[[:space:]]*$version" >/dev/null; then
     log "$name $version already built"
     return 0
   fi
@@ -46,7 +46,7 @@ go_tool helm helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "$HELM_VERSION"
 go_tool promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"
 
 if [[ -x $BIN/kube-apiserver && -x $BIN/kubectl ]] &&
-  "$BIN/kubectl" version --client 2>/dev/null | grep -q "$KUBE_VERSION"; then
+  "$BIN/kubectl" version --client 2>/dev/null | grep "$KUBE_VERSION" >/dev/null; then
   log "kube-apiserver and kubectl $KUBE_VERSION already built"
   exit 0
 fi

@@ -74,7 +74,7 @@ build() {
     rel=$(awk -F: -v n="${m//-/_}" '{ b = $1; sub(/.*\//, "", b); sub(/\.ko(\.xz|\.zst)?$/, "", b); gsub(/-/, "_", b); if (b == n) { print $1; exit } }' "$moddir/modules.dep")
     if [[ -z $rel ]]; then
       # Built into this kernel: nothing to load.
-      sed 's/-/_/g' "$moddir/modules.builtin" | grep -q "/${m//-/_}.ko$" || die "module $m not found in $kver"
+      sed 's/-/_/g' "$moddir/modules.builtin" | grep "/${m//-/_}.ko$" >/dev/null || die "module $m not found in $kver"
       continue
     fi
     add_module "$rel"
