@@ -18,21 +18,18 @@ mkdir -p "$W"
 CLI="node $REPO/dist/sidecar/cli/main.js"
 DM=blockmirror-pv1
 A=127.0.0.1:7401
-fail() { echo "bench: FAILED: $*"; exit 1; }
-ready_field() { grep '"message":"sidecar ready"' "$1" | head -n 1 | sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/p"; }
-wait_ready() { i=0; until [ -n "$(ready_field "$1" control)" ]; do i=$((i + 1)); [ $i -lt 1200 ] || fail "$1 not ready"; sleep 0.1; done; }
-state() { $CLI pair status pv1 --control $A -o json 2>/dev/null | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p'; }
-wait_insync() { i=0; until [ "$(state)" = InSync ]; do i=$((i + 1)); [ $i -lt 2400 ] || fail "never InSync"; sleep 0.25; done; }
+TAG=bench PAIR=pv1 FAIL_LOG=$W/a.log WAIT_STATE_S=600
+. "$REPO/test/vm/lib.sh"
 
 $CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/b.log 2>&1 &
 $CLI sidecar --state-dir $W/a --control-listen $A --peer-listen 127.0.0.1:0 --nbd-helper "$HELPER" >$W/a.log 2>&1 &
-wait_ready $W/b.log
-wait_ready $W/a.log
+wait_log $W/b.log "sidecar ready"
+wait_log $W/a.log "sidecar ready"
 $CLI pair create pv1 --control "$(ready_field $W/b.log control)" --volume /dev/vdb --role secondary >/dev/null
 $CLI volume stage pv1 /dev/vda --control $A >/dev/null
 $CLI pair create pv1 --control $A --volume /dev/vda --role primary --peer "$(ready_field $W/b.log peer)" --nbd-socket $W/pv1.sock >/dev/null
 $CLI volume attach pv1 pv1 --control $A >/dev/null
-wait_insync
+wait_state InSync
 echo "bench: attached and InSync: $(dmsetup table $DM-tap)"
 
 # nbdkit serves the same volume over a Unix socket; the helper connects the kernel to it.
@@ -77,7 +74,7 @@ for j in seq1m rand4k; do
     esac
     for side in $order; do
       run_fio $j $side $r
-      if [ $side = spliced ]; then wait_insync; fi
+      if [ $side = spliced ]; then wait_state InSync; fi
     done
     r=$((r + 1))
   done

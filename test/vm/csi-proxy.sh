@@ -17,16 +17,8 @@ A=127.0.0.1:7401
 LAB=unix://$W/lab.sock
 PROXY=unix://$W/proxy.sock
 MIB=64
-say() { echo "csi: $*"; }
-fail() {
-  echo "csi: FAILED: $*"
-  tail -n 20 $W/proxy.log | sed 's/^/csi:   proxy.log: /'
-  exit 1
-}
-ready_field() { grep '"message":"sidecar ready"' "$1" | head -n 1 | sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/p"; }
-wait_log() { i=0; until grep -q "\"message\":\"$2\"" "$1"; do i=$((i + 1)); [ $i -lt 1200 ] || fail "$1: no '$2'"; sleep 0.1; done; }
-state() { $CLI pair status pv --control $A -o json 2>/dev/null | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p'; }
-wait_insync() { i=0; until [ "$(state)" = InSync ]; do i=$((i + 1)); [ $i -lt 1200 ] || fail "never InSync"; sleep 0.25; done; }
+TAG=csi PAIR=pv FAIL_LOG=$W/proxy.log
+. "$REPO/test/vm/lib.sh"
 call() { # endpoint method json
   $CLI csi-call "$1" "$2" --json "$3" --timeout 120000 || fail "$2 $3"
 }
@@ -83,7 +75,7 @@ say "both published to their pods' target paths, written and read back"
 $CLI pair create pv --control "$(ready_field $W/b.log control)" --volume /dev/vda --role secondary >/dev/null
 $CLI pair create pv --control $A --volume "$device" --role primary --peer "$(ready_field $W/b.log peer)" --nbd-socket $W/pv.sock >/dev/null
 $CLI volume attach "${dm#blockmirror-}" pv --control $A >/dev/null || fail "attach failed"
-wait_insync
+wait_state InSync
 call $PROXY NodeUnpublishVolume "{\"volumeId\":\"$REP\",\"targetPath\":\"$W/k/$REP/pod/vol\"}" >/dev/null
 $CLI csi-call $PROXY NodeUnstageVolume --json "{\"volumeId\":\"$REP\",\"stagingTargetPath\":\"$W/k/$REP/staging\"}" --expect-code FAILED_PRECONDITION >/dev/null ||
   fail "unstage while replication is attached was not refused"
@@ -91,7 +83,7 @@ say "replication attached through the proxy's device (InSync); unstage refused w
 # The refused unstage unmounted the filesystem (the kubelet's pod is gone) and kept the
 # device: nothing writes to it now.
 [ -e "/dev/mapper/$dm" ] || fail "the refused unstage removed /dev/mapper/$dm"
-wait_insync
+wait_state InSync
 [ "$(sha256sum <"$device")" = "$(sha256sum </dev/vda)" ] || fail "secondary differs"
 $CLI volume detach "${dm#blockmirror-}" --control $A >/dev/null || fail "detach failed"
 # The pair holds the driver's device open: it goes before the volume can.

@@ -20,25 +20,15 @@ CLI="$NODE $REPO/dist/sidecar/cli/main.js"
 DM=blockmirror-pv1
 A=127.0.0.1:7401
 FALLBACK_AFTER=120
-say() { echo "crash: $*"; }
-fail() {
-  echo "crash: FAILED: $*"
-  tail -n 30 $W/sup.log | sed 's/^/crash:   sup.log: /'
-  exit 1
-}
+TAG=crash PAIR=pv1 FAIL_LOG=$W/sup.log
+. "$REPO/test/vm/lib.sh"
 now() { date +%s; }
 
-ready_field() { grep '"message":"sidecar ready"' "$1" | head -n 1 | sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/p"; }
 # Ready lines of the supervised sidecar (the supervisor's own line has more words).
 readies() { grep -c '"message":"sidecar ready"' $W/sup.log || true; }
 wait_readies() {
   i=0
   until [ "$(readies)" -ge "$1" ]; do i=$((i + 1)); [ $i -lt 3000 ] || fail "sidecar start $1 never ready"; sleep 0.1; done
-}
-state() { $CLI pair status pv1 --control $A -o json 2>/dev/null | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p'; }
-wait_state() {
-  i=0
-  until [ "$(state)" = "$1" ]; do i=$((i + 1)); [ $i -lt 1200 ] || fail "pair never reached $1 (now $(state))"; sleep 0.25; done
 }
 acked() { wc -l <$W/acked; }
 # Waits until the writer has had `n` more writes acknowledged than now.
@@ -58,7 +48,7 @@ last_resync() { grep '"message":"resync started"' $W/sup.log | tail -n 1 | sed -
 
 VOLUME_BYTES=$(($(blockdev --getsz /dev/vda) * 512))
 $CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/b.log 2>&1 &
-i=0; until [ -n "$(ready_field $W/b.log control)" ]; do i=$((i + 1)); [ $i -lt 600 ] || fail "secondary not ready"; sleep 0.1; done
+wait_log $W/b.log "sidecar ready"
 B=$(ready_field $W/b.log control)
 $CLI pair create pv1 --control "$B" --volume /dev/vdb --role secondary >/dev/null
 

@@ -12,26 +12,14 @@ W=/run/splice
 mkdir -p "$W"
 CLI="node $REPO/dist/sidecar/cli/main.js"
 DM=blockmirror-pv1
-say() { echo "splice: $*"; }
-fail() { echo "splice: FAILED: $*"; exit 1; }
-
-# A field of the "sidecar ready" JSON log line, wherever it sits in the line.
-ready_field() { grep '"message":"sidecar ready"' "$1" | head -n 1 | sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/p"; }
-wait_ready() {
-  i=0
-  until [ -n "$(ready_field "$1" control)" ]; do i=$((i + 1)); [ $i -lt 600 ] || fail "sidecar $1 not ready"; sleep 0.1; done
-}
-state() { $CLI pair status pv1 --control "$A" -o json | sed -n 's/.*"state": *"\([A-Za-z]*\)".*/\1/p'; }
-wait_state() {
-  i=0
-  until [ "$(state)" = "$1" ]; do i=$((i + 1)); [ $i -lt 1200 ] || fail "pair never reached $1 (now $(state))"; sleep 0.25; done
-}
+TAG=splice PAIR=pv1 FAIL_LOG=$W/a.log
+. "$REPO/test/vm/lib.sh"
 
 HELPER=$2
 $CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/b.log 2>&1 &
 $CLI sidecar --state-dir $W/a --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --nbd-helper "$HELPER" >$W/a.log 2>&1 &
-wait_ready $W/b.log
-wait_ready $W/a.log
+wait_log $W/b.log "sidecar ready"
+wait_log $W/a.log "sidecar ready"
 A=$(ready_field $W/a.log control)
 B=$(ready_field $W/b.log control)
 
