@@ -55,7 +55,7 @@ for (const [job, key, unit] of [['seq1m', 'mbs', 'MB/s'], ['rand4k', 'iops', 'IO
 console.log(out.join('\n'));
 EOF
 )
-report+=$'\n\n'"Peer sessions the sync pair lost during the runs: $(sed -n 's/^bench: peer sessions ended during the runs: //p' "$work/out")."
+report+=$'\n\n'"Peer sessions the sync pair lost during the runs: $(sed -n 's/^bench: peer sessions ended during the runs: \([0-9]*\).*/\1/p' "$work/out")."
 echo
 echo "$report"
 if ((WRITE_RESULTS)); then printf '\n%s\n' "$report" >>bench/RESULTS.md; fi
