@@ -3,7 +3,7 @@ import type { Logger } from 'winston';
 import type { TlsFiles } from '../grpc/grpc-credentials.js';
 import type { SecondaryEndpoint } from '../replication/secondary-endpoint.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
-import { Pair, type PairStatusView } from './pair.js';
+import { Pair, type PairStatusView, type SocketExport } from './pair.js';
 import { pairSettings, validatePairSpec, type PairSpec, type PairSpecInput } from './pair-spec.js';
 import { PairStore } from './pair-store.js';
 import { ConsistencyGroups } from '../replication/consistency-groups.js';
@@ -124,7 +124,7 @@ export class PairManager {
   }
 
   /** A primary's Unix socket export, for the node splice. */
-  exportOf(name: string): { device: string; socket: string; blockSize: number } {
+  exportOf(name: string): SocketExport {
     const e = this.#entry(name);
     if (e.pair === null) throw new FailedPreconditionError(`pair ${name} is not running: ${e.error}`);
     const ex = e.pair.socketExport;

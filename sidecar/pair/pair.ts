@@ -66,6 +66,13 @@ export interface PairContext {
  * Replication with a peer attaches here in later work; without a peer a primary is
  * Standalone and every write stays tracked as out of sync.
  */
+/** A primary's NBD export over a Unix socket: what the node splice connects the kernel to. */
+export interface SocketExport {
+  device: string;
+  socket: string;
+  blockSize: number;
+}
+
 export class Pair {
   readonly spec: PairSpec;
   readonly #volume: Volume;
@@ -200,7 +207,7 @@ export class Pair {
   }
 
   /** The NBD export over a Unix socket, for the node's splice; null for a secondary. */
-  get socketExport(): { device: string; socket: string; blockSize: number } | null {
+  get socketExport(): SocketExport | null {
     if (this.#nbd === null || !this.#nbd.socketPath) return null;
     return { device: this.spec.volumePath, socket: this.#nbd.socketPath, blockSize: this.spec.blockSize };
   }

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
+import type { SocketExport } from '../pair/pair.js';
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from '../errors.js';
 import type { Dmsetup } from './dmsetup.js';
 import type { EraTracker } from './era-tracker.js';
@@ -21,7 +22,7 @@ export interface VolumeSpliceOptions {
 /** What the sidecar's pairs provide to a splice: the export and its dirty tracking. */
 export interface SpliceExports {
   /** The primary pair exporting `device` over a Unix socket, with its block size. */
-  exportOf(pair: string): { device: string; socket: string; blockSize: number };
+  exportOf(pair: string): SocketExport;
   /** Records writes the sidecar did not see, durably, as out of sync. */
   recordUntrackedWrites(pair: string, ranges: Array<[offset: number, length: number]>): Promise<void>;
 }
