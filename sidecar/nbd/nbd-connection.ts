@@ -35,6 +35,11 @@ export interface NbdConnectionOptions {
   maxPayload: number;
   /** Requests processed concurrently before the connection stops reading. */
   maxInFlight: number;
+  /**
+   * READ and WRITE payload bytes in flight before the connection stops reading: with a
+   * slow peer behind the export, a count of requests alone would let 128 × 32 MiB pile up.
+   */
+  maxInFlightBytes: number;
   onProtocolError?(reason: string): void;
 }
 
@@ -68,6 +73,7 @@ export class NbdConnection {
   #noZeroes = false;
   #export: NbdExport | undefined;
   #inFlight = 0;
+  #inFlightBytes = 0;
   #paused = false;
   #pendingWrite: PendingRequest | null = null;
   #draining = 0;
@@ -370,17 +376,19 @@ export class NbdConnection {
     }
     // The payload's receive memory goes back to the pool once the write is done.
     if (data !== null) op = op.finally(data.release);
+    const bytes = req.type === Cmd.READ || req.type === Cmd.WRITE ? req.length : 0;
     this.#inFlight++;
-    if (this.#inFlight >= this.#opts.maxInFlight && !this.#paused) {
+    this.#inFlightBytes += bytes;
+    if ((this.#inFlight >= this.#opts.maxInFlight || this.#inFlightBytes >= this.#opts.maxInFlightBytes) && !this.#paused) {
       // Backpressure: stop parsing (and let TCP push back) until requests complete.
       this.#paused = true;
       this.#socket.pause();
     }
     op.then(
-      (result) => this.#complete(req.cookie, Errno.OK, result instanceof Buffer ? result : null),
+      (result) => this.#complete(req.cookie, Errno.OK, result instanceof Buffer ? result : null, bytes),
       (err: unknown) => {
         this.#opts.logger.warn('nbd request failed', { type: req.type, offset: req.offset, length: req.length, error: (err as Error).message });
-        this.#complete(req.cookie, nbdErrnoOf(err), null);
+        this.#complete(req.cookie, nbdErrnoOf(err), null, bytes);
       },
     );
   }
@@ -407,15 +415,16 @@ export class NbdConnection {
     }
   }
 
-  #complete(cookie: Buffer, error: number, data: Buffer | null): void {
+  #complete(cookie: Buffer, error: number, data: Buffer | null, bytes: number): void {
     this.#inFlight--;
+    this.#inFlightBytes -= bytes;
     if (!this.#socket.destroyed) this.#reply(cookie, error, data);
     if (this.#inFlight === 0 && this.#idle !== null) {
       const idle = this.#idle;
       this.#idle = null;
       idle();
     }
-    if (this.#paused && this.#inFlight < this.#opts.maxInFlight / 2 && this.#phase === 'transmission') {
+    if (this.#paused && this.#inFlight < this.#opts.maxInFlight / 2 && this.#inFlightBytes < this.#opts.maxInFlightBytes / 2 && this.#phase === 'transmission') {
       this.#paused = false;
       this.#socket.resume();
       this.#pump();

@@ -12,6 +12,8 @@ export interface NbdServerOptions {
   /** Largest READ/WRITE payload; default 32 MiB (what qemu and the kernel send at most). */
   maxPayload?: number;
   maxInFlightPerConnection?: number;
+  /** READ/WRITE payload bytes in flight per connection before it stops reading; default 64 MiB. */
+  maxInFlightBytesPerConnection?: number;
   onConnectionsChanged?(count: number): void;
   onProtocolError?(reason: string): void;
 }
@@ -100,6 +102,7 @@ export class NbdServer {
       logger: this.#opts.logger,
       maxPayload: this.#opts.maxPayload ?? 32 << 20,
       maxInFlight: this.#opts.maxInFlightPerConnection ?? 128,
+      maxInFlightBytes: this.#opts.maxInFlightBytesPerConnection ?? 64 << 20,
       onProtocolError: this.#opts.onProtocolError,
     });
     const c = conn;
