@@ -67,9 +67,13 @@ export function buildStatus(prev: ReplicationPairStatus | undefined, obs: Observ
     set('Synchronized', 'False', state, `${formatBytes(p.outOfSyncBytes)} out of sync`);
   }
   if (state === 'Retrying') {
-    set('Degraded', 'True', 'Retrying', `the peer is unreachable; retrying without suspending${p?.lastError ? `: ${p.lastError}` : ''}`);
+    // Unreachable, or reachable but unable to apply (a full disk): both retry, never suspend.
+    set('Degraded', 'True', 'Retrying', `retrying without suspending: ${p?.lastError || 'the peer is unreachable'}`);
   } else if (state === 'Error') {
     set('Degraded', 'True', obs.problem?.reason ?? 'Error', obs.problem?.message ?? 'error');
+  } else if (p !== undefined && p.lastError !== '') {
+    // Replicating, but something failed that the sidecar reports (its dirty log, say).
+    set('Degraded', 'True', 'Error', p.lastError);
   } else {
     set('Degraded', 'False', 'Healthy', 'no fault');
   }

@@ -31,6 +31,7 @@ export interface PairJson {
   groupsFormed: number;
   groupsFailed: number;
   groupsDeferred: number;
+  replicationErrors: number;
   coordinationHoldP50Ms: number;
   coordinationHoldP99Ms: number;
   coordinationHoldMaxMs: number;
@@ -69,6 +70,7 @@ export function pairToJson(p: Pair__Output): PairJson {
     groupsFormed: s?.groupsFormed ?? 0,
     groupsFailed: s?.groupsFailed ?? 0,
     groupsDeferred: s?.groupsDeferred ?? 0,
+    replicationErrors: s?.replicationErrors ?? 0,
     coordinationHoldP50Ms: s?.coordinationHoldP50Ms ?? 0,
     coordinationHoldP99Ms: s?.coordinationHoldP99Ms ?? 0,
     coordinationHoldMaxMs: s?.coordinationHoldMaxMs ?? 0,
@@ -101,6 +103,7 @@ export function formatPair(p: Pair__Output): string {
       ['Coordination hold', `p50 ${j.coordinationHoldP50Ms.toFixed(2)} ms, p99 ${j.coordinationHoldP99Ms.toFixed(2)} ms, max ${j.coordinationHoldMaxMs.toFixed(2)} ms`],
     );
   }
+  if (j.replicationErrors > 0) rows.push(['Apply errors', String(j.replicationErrors)]);
   if (j.lastError) rows.push(['Last error', j.lastError]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${(k + ':').padEnd(w + 2)}${v}\n`).join('');

@@ -96,6 +96,7 @@ export function toMessage(p: PairStatusView): PairMessage {
       groupsFormed: p.groupsFormed,
       groupsFailed: p.groupsFailed,
       groupsDeferred: p.groupsDeferred,
+      replicationErrors: p.replicationErrors,
       coordinationHoldP50Ms: p.coordinationHoldP50Ms,
       coordinationHoldP99Ms: p.coordinationHoldP99Ms,
       coordinationHoldMaxMs: p.coordinationHoldMaxMs,

@@ -27,6 +27,8 @@ export interface SidecarConfig {
   peerListen: string;
   metricsListen?: string;
   tls?: TlsFiles;
+  /** Sync pairs: foreground bytes in flight to the secondary before writes wait. */
+  replicationBudgetBytes?: number;
   logger: Logger;
   /** The node's device-mapper splice; absent: the Stage/Attach RPCs are refused. */
   splice?: NbdNetlinkOptions;
@@ -51,11 +53,13 @@ export class SidecarDaemon {
   readonly #control: ControlServer;
   readonly #peer: GrpcServer;
   readonly #peerFront: PeerFront;
+  readonly #committer: GroupCommitter;
   readonly #metricsHttp: HttpServer | null;
   readonly #logger: Logger;
 
-  private constructor(addresses: SidecarAddresses, pairs: PairManager, control: ControlServer, peer: GrpcServer, peerFront: PeerFront, metricsHttp: HttpServer | null, logger: Logger) {
+  private constructor(addresses: SidecarAddresses, pairs: PairManager, control: ControlServer, peer: GrpcServer, peerFront: PeerFront, committer: GroupCommitter, metricsHttp: HttpServer | null, logger: Logger) {
     this.#peerFront = peerFront;
+    this.#committer = committer;
     this.addresses = addresses;
     this.#pairs = pairs;
     this.#control = control;
@@ -78,6 +82,7 @@ export class SidecarDaemon {
       stateDir: cfg.stateDir,
       logger: cfg.logger,
       ...(cfg.tls ? { tls: cfg.tls } : {}),
+      ...(cfg.replicationBudgetBytes ? { replicationBudgetBytes: cfg.replicationBudgetBytes } : {}),
       onProtocolError: (pair, reason) => metrics?.protocolError(pair, reason),
       ...(splice ? { splicedPairs: () => splice.splicedPairs(), onRestarted: (pair: string) => splice.reconnectPair(pair, pairs) } : {}),
     });
@@ -143,7 +148,7 @@ export class SidecarDaemon {
     control.setServing(true);
     const addresses = { control: controlAddr, peer: peerFront.address, metrics: metricsAddr };
     cfg.logger.info('sidecar ready', addresses);
-    return new SidecarDaemon(addresses, pairs, control, peer, peerFront, metricsHttp, cfg.logger);
+    return new SidecarDaemon(addresses, pairs, control, peer, peerFront, committer, metricsHttp, cfg.logger);
   }
 
   /** Graceful stop: refuse new calls, finish in-flight I/O, persist bitmaps. */
@@ -154,6 +159,7 @@ export class SidecarDaemon {
     const frontClosed = this.#peerFront.close();
     this.#peer.forceShutdown();
     await Promise.race([frontClosed, new Promise((r) => setTimeout(r, 2000).unref())]);
+    this.#committer.close();
     await this.#pairs.close();
     await new Promise<void>((resolve) => (this.#metricsHttp ? this.#metricsHttp.close(() => resolve()) : resolve()));
     this.#logger.info('sidecar stopped');

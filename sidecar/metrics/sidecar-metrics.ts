@@ -66,6 +66,7 @@ export class SidecarMetrics {
     counter('blockmirror_replicated_bytes_total', 'Bytes the secondary acknowledged (primary) or applied (secondary).', (p) => p.bytesReplicated);
     counter('blockmirror_peer_wire_bytes_total', 'Block payload bytes sent to the peer (zero runs carry none).', (p) => p.bytesOnWire);
     counter('blockmirror_retries_total', 'Reconnection attempts to the peer.', (p) => p.retries);
+    counter('blockmirror_replication_errors_total', 'Frames, barriers or groups the secondary could not apply (disk full, I/O error); on the secondary, what it refused.', (p) => p.replicationErrors);
     gauge('blockmirror_resync_progress_percent', 'Progress of the current initial copy or resync.', (p) => p.resyncProgressPercent);
     gauge('blockmirror_last_in_sync_timestamp_seconds', 'When the pair was last fully in sync (0: never).', (p) => p.lastInSyncTimeMs / 1000);
     this.#peerRefused = new Counter({

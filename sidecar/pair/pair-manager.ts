@@ -12,6 +12,8 @@ export interface PairManagerOptions {
   stateDir: string;
   logger: Logger;
   tls?: TlsFiles;
+  /** Sync pairs: foreground bytes in flight to the secondary before writes wait. */
+  replicationBudgetBytes?: number;
   onProtocolError?(pair: string, reason: string): void;
   /** Pairs a node splice maps a volume through: they cannot be deleted while it does. */
   splicedPairs?(): Promise<ReadonlySet<string>>;
@@ -222,6 +224,7 @@ export class PairManager {
       groupsFormed: 0,
       groupsFailed: 0,
       groupsDeferred: 0,
+      replicationErrors: 0,
       coordinationHoldP50Ms: 0,
       coordinationHoldP99Ms: 0,
       coordinationHoldMaxMs: 0,
@@ -233,7 +236,14 @@ export class PairManager {
   }
 
   #ctx() {
-    return { stateDir: this.#opts.stateDir, logger: this.#opts.logger, ...(this.#opts.tls ? { tls: this.#opts.tls } : {}), onProtocolError: this.#opts.onProtocolError, groups: this.#groups };
+    return {
+      stateDir: this.#opts.stateDir,
+      logger: this.#opts.logger,
+      ...(this.#opts.tls ? { tls: this.#opts.tls } : {}),
+      ...(this.#opts.replicationBudgetBytes ? { replicationBudgetBytes: this.#opts.replicationBudgetBytes } : {}),
+      onProtocolError: this.#opts.onProtocolError,
+      groups: this.#groups,
+    };
   }
 
   #serialized<T>(fn: () => Promise<T>): Promise<T> {

@@ -46,6 +46,8 @@ export interface PairStatusView extends IoCounters {
   groupsFormed: number;
   groupsFailed: number;
   groupsDeferred: number;
+  /** Frames, barriers or groups the secondary could not apply (see the control proto). */
+  replicationErrors: number;
   coordinationHoldP50Ms: number;
   coordinationHoldP99Ms: number;
   coordinationHoldMaxMs: number;
@@ -56,6 +58,8 @@ export interface PairContext {
   logger: Logger;
   /** TLS material for the peer link (mutual TLS); plaintext only to loopback. */
   tls?: TlsFiles;
+  /** Sync pairs: foreground bytes in flight to the secondary before writes wait. */
+  replicationBudgetBytes?: number;
   onProtocolError?(pair: string, reason: string): void;
   /** The sidecar's consistency groups, which async primaries join. */
   groups: ConsistencyGroups;
@@ -178,6 +182,7 @@ export class Pair {
           ...(ctx.tls ? { tls: ctx.tls } : {}),
           ...(spec.writeTimeoutMs ? { writeTimeoutMs: spec.writeTimeoutMs } : {}),
           ...(spec.resyncBytesPerSecond ? { resyncBytesPerSecond: spec.resyncBytesPerSecond } : {}),
+          ...(ctx.replicationBudgetBytes ? { maxInFlightBytes: ctx.replicationBudgetBytes } : {}),
           logger,
         });
         replicator.setPaused(spec.paused);
@@ -254,6 +259,7 @@ export class Pair {
       settings: pairSettings(this.spec),
       bytesOnWire: this.#replicator?.bytesOnWire ?? this.endpoint?.stats.bytesApplied ?? 0,
       bytesReplicated: this.#replicator?.bytesReplicated ?? this.endpoint?.stats.bytesApplied ?? 0,
+      replicationErrors: this.#replicator?.refusals ?? this.endpoint?.stats.applyErrors ?? 0,
       ...this.#asyncStatus(),
     };
   }
@@ -279,14 +285,14 @@ export class Pair {
 
   #state(): PairStateName {
     if (this.#paused) return 'Paused';
-    if (this.endpoint) return this.endpoint.consistent ? (this.endpoint.connected ? 'InSync' : 'Retrying') : 'Initializing';
+    if (this.endpoint) return this.endpoint.state;
     return this.#replicator?.state ?? 'Standalone';
   }
 
   #lastError(): string {
     const trackerError = this.#tracker?.lastError;
     if (trackerError) return `dirty log: ${trackerError.message}`;
-    return this.#replicator?.lastError ?? '';
+    return this.#replicator?.lastError ?? this.endpoint?.lastError ?? '';
   }
 
   /** Graceful stop: in-flight requests finish, data is flushed, the bitmap persisted. */

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { crc32c } from '@node-rs/crc32';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -34,13 +35,16 @@ describe('GroupJournal', () => {
     await journal.stage(7, [data(0, 0xbb, 2 * KiB)]);
     expect(image().equals(Buffer.alloc(256 * KiB, 1))).toBe(true);
     await journal.seal(7, 2);
-    await journal.apply(7);
+    expect(await journal.apply(7)).toEqual({ records: 3, bytes: 14 * KiB });
     const img = image();
     // The later frame's bytes win where they overlap.
     expect(img.subarray(0, 2 * KiB).equals(Buffer.alloc(2 * KiB, 0xbb))).toBe(true);
     expect(img.subarray(2 * KiB, 4 * KiB).equals(Buffer.alloc(2 * KiB, 0xaa))).toBe(true);
     expect(img.subarray(64 * KiB, 72 * KiB).equals(Buffer.alloc(8 * KiB))).toBe(true);
     expect(img.subarray(72 * KiB, 80 * KiB).equals(Buffer.alloc(8 * KiB, 1))).toBe(true);
+    // The file stays until its commit record is gone (GroupCommitter removes it then).
+    expect(await journal.groupsOnDisk()).toEqual([7]);
+    await journal.remove(7);
     expect(await journal.groupsOnDisk()).toEqual([]);
   });
 
@@ -85,6 +89,45 @@ describe('GroupJournal', () => {
 
   it('seals an empty member of a multi-volume group without a file', async () => {
     await journal.seal(3, 0);
-    expect(await journal.apply(3)).toEqual({ bytes: 0 });
+    expect(await journal.apply(3)).toBe('missing');
+  });
+
+  it('checks the whole group before its first write: a bad later record leaves the volume untouched', async () => {
+    await journal.stage(11, [data(0, 0x11)]);
+    await journal.stage(11, [data(16 * KiB, 0x22)]);
+    await journal.stage(11, [data(32 * KiB, 0x33)]);
+    await journal.seal(11, 3);
+    // Flip a byte in the second record's data (records: 24-byte header + 4 KiB).
+    const fh = await open(join(dir, 'journal', '11.jnl'), 'r+');
+    await fh.write(Buffer.from([0x99]), 0, 1, 24 + 4 * KiB + 24 + 100);
+    await fh.close();
+    await expect(journal.verify(11)).rejects.toMatchObject({ code: 'STATE_CORRUPT' });
+    await expect(journal.apply(11)).rejects.toMatchObject({ code: 'STATE_CORRUPT' });
+    // Not even the first, good record was written.
+    expect(image().equals(Buffer.alloc(256 * KiB, 1))).toBe(true);
+  });
+
+  it('refuses a record that points outside the volume even with a matching checksum', async () => {
+    await journal.stage(12, [data(0, 0x44)]);
+    await journal.seal(12, 1);
+    const fh = await open(join(dir, 'journal', '12.jnl'), 'r+');
+    const h = Buffer.alloc(24);
+    await fh.read(h, 0, 24, 0);
+    h.writeBigUInt64LE(BigInt(1 << 30), 8);
+    h.writeUInt32LE(crc32c(Buffer.alloc(4 * KiB, 0x44), crc32c(h.subarray(0, 20))), 20);
+    await fh.write(h, 0, 24, 0);
+    await fh.close();
+    await expect(journal.apply(12)).rejects.toThrow(/malformed/);
+    expect(image().equals(Buffer.alloc(256 * KiB, 1))).toBe(true);
+  });
+
+  it('moves a bad group aside for inspection', async () => {
+    await journal.stage(13, [data(0, 0x55)]);
+    await journal.seal(13, 1);
+    const kept = await journal.quarantine(13);
+    expect(kept).toBe(join(dir, 'journal', 'quarantine', '13.jnl'));
+    expect(readFileSync(kept).length).toBe(24 + 4 * KiB);
+    expect(await journal.groupsOnDisk()).toEqual([]);
+    expect(await journal.verify(13)).toBe('missing');
   });
 });

@@ -1,5 +1,5 @@
 import { crc32c } from '@node-rs/crc32';
-import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockmirrorError, StateCorruptError } from '../errors.js';
 import { syncDir } from '../fs/write-file-atomic.js';
@@ -28,12 +28,20 @@ interface Staging {
   end: number;
 }
 
+/** What a journal file holds, once every record of it checked out. */
+export interface JournalSummary {
+  records: number;
+  bytes: number;
+}
+
 /**
  * A secondary pair's staging area for consistency groups (STATE/pairs/NAME/journal/).
  * Frames of a group are appended to GROUP.jnl and touch nothing else; only a group that
  * is complete and committed is applied to the volume, so the volume is always at the
  * last complete group. A group superseded by a newer one, or left by a lost session,
  * is discarded. The commit decision itself is the group commit log's, not the journal's.
+ * A group is checked whole before its first byte reaches the volume: a bad record never
+ * leaves a group half-applied.
  */
 export class GroupJournal {
   readonly #dir: string;
@@ -104,71 +112,121 @@ export class GroupJournal {
       if (frames === 0 && s?.group !== group) return;
       if (s?.group !== group) throw new GroupRejectedError(`group ${group} is not staged here (staged: ${s?.group ?? 'none'})`);
       if (s.frames !== frames) throw new GroupRejectedError(`group ${group}: ${s.frames} frames staged, the primary sent ${frames}`);
-      // The commit record that follows must never point at data a power cut could lose.
+      // The commit record that follows must never point at data a power cut could lose:
+      // the file's data, and its name in the directory (a new file's entry is durable
+      // only once the directory is synced; without it a power cut could leave a commit
+      // record naming a journal that no longer exists).
       await s.fh.datasync();
       await s.fh.close();
+      await syncDir(this.#dir);
       this.#committing = group;
       this.#staging = null;
     });
   }
 
   /**
-   * Writes a committed group to the volume, durably, and removes its file. Idempotent:
-   * after a crash in the middle, applying again from the start gives the same volume.
+   * Reads a sealed group whole and checks every record (magic, checksum, inside the
+   * volume) without writing anything. 'missing' when there is no file for the group.
+   * Throws StateCorruptError naming the file and the first bad record.
    */
-  apply(group: number): Promise<{ bytes: number }> {
+  verify(group: number): Promise<JournalSummary | 'missing'> {
+    return this.#serial(() => this.#scan(group, null));
+  }
+
+  /**
+   * Writes a committed group to the volume, durably. The whole group is verified first,
+   * so a bad record refuses the group before anything is written. Idempotent: after a
+   * crash in the middle, applying again from the start gives the same volume. The file
+   * stays until `remove` (the commit record is cleared first, see GroupCommitter).
+   */
+  apply(group: number): Promise<JournalSummary | 'missing'> {
     return this.#serial(async () => {
-      const path = this.#path(group);
-      let bytes = 0;
-      let fh: FileHandle;
-      try {
-        fh = await open(path, 'r');
-      } catch (err) {
-        // Nothing staged for this member, or applied and removed before a crash.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { bytes };
-        throw err;
-      }
-      try {
-        const { size } = await fh.stat();
-        let at = 0;
-        let buf = Buffer.alloc(0);
-        let bufAt = 0;
-        // Records are read sequentially through a window of the file.
-        const need = async (from: number, n: number): Promise<Buffer> => {
-          if (from < bufAt || from + n > bufAt + buf.length) {
-            const len = Math.min(Math.max(n, READ_CHUNK), size - from);
-            if (len < n) throw new StateCorruptError(`${path}: truncated record at byte ${from}`);
-            buf = Buffer.alloc(len);
-            await readFully(fh, buf, from);
-            bufAt = from;
-          }
-          return buf.subarray(from - bufAt, from - bufAt + n);
-        };
-        while (at < size) {
-          const h = Buffer.from(await need(at, HEADER));
-          if (h.readUInt32LE(0) !== MAGIC) throw new StateCorruptError(`${path}: bad record at byte ${at}`);
-          const zero = (h.readUInt32LE(4) & FLAG_ZERO) !== 0;
-          const offset = Number(h.readBigUInt64LE(8));
-          const length = h.readUInt32LE(16);
-          const data = zero ? EMPTY : await need(at + HEADER, length);
-          if (crc32c(data, crc32c(h.subarray(0, 20))) !== h.readUInt32LE(20)) throw new StateCorruptError(`${path}: checksum mismatch at byte ${at}`);
-          if (zero) {
-            await this.#volume.writeZeroes(offset, length);
-          } else {
-            await this.#volume.write(offset, data);
-          }
-          bytes += length;
-          at += HEADER + (zero ? 0 : length);
-        }
-      } finally {
-        await fh.close();
-      }
-      // Durable on the volume before the journal (the only other copy) goes.
+      const checked = await this.#scan(group, null);
+      if (checked === 'missing') return checked;
+      const applied = await this.#scan(group, this.#volume);
+      // Durable on the volume before the journal (the only other copy) may go.
       await this.#volume.flush();
-      await rm(path, { force: true });
       if (this.#committing === group) this.#committing = 0;
-      return { bytes };
+      return applied;
     });
+  }
+
+  /** Removes an applied group's file, durably. */
+  remove(group: number): Promise<void> {
+    return this.#serial(async () => {
+      await rm(this.#path(group), { force: true });
+      await syncDir(this.#dir);
+    });
+  }
+
+  /**
+   * Moves a group file that failed its checks aside (journal/quarantine/), so that it is
+   * kept for inspection but never applied; returns where it went.
+   */
+  quarantine(group: number): Promise<string> {
+    return this.#serial(async () => {
+      const dir = join(this.#dir, 'quarantine');
+      await mkdir(dir, { recursive: true });
+      const to = join(dir, `${group}.jnl`);
+      await rename(this.#path(group), to);
+      await syncDir(dir);
+      await syncDir(this.#dir);
+      return to;
+    });
+  }
+
+  /**
+   * Reads group `group`'s records in order, checking each; with a volume, also writes
+   * them to it (call that only after a pass without one has checked the whole file).
+   */
+  async #scan(group: number, volume: Volume | null): Promise<JournalSummary | 'missing'> {
+    const path = this.#path(group);
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+      throw err;
+    }
+    let records = 0;
+    let bytes = 0;
+    try {
+      const { size } = await fh.stat();
+      let at = 0;
+      let buf = Buffer.alloc(0);
+      let bufAt = 0;
+      // Records are read sequentially through a window of the file.
+      const need = async (from: number, n: number): Promise<Buffer> => {
+        if (from < bufAt || from + n > bufAt + buf.length) {
+          const len = Math.min(Math.max(n, READ_CHUNK), size - from);
+          if (len < n) throw new StateCorruptError(`${path}: truncated record at byte ${from}`);
+          buf = Buffer.alloc(len);
+          await readFully(fh, buf, from);
+          bufAt = from;
+        }
+        return buf.subarray(from - bufAt, from - bufAt + n);
+      };
+      while (at < size) {
+        const h = Buffer.from(await need(at, HEADER));
+        if (h.readUInt32LE(0) !== MAGIC) throw new StateCorruptError(`${path}: bad record at byte ${at}`);
+        const flags = h.readUInt32LE(4);
+        const zero = (flags & FLAG_ZERO) !== 0;
+        const offset = Number(h.readBigUInt64LE(8));
+        const length = h.readUInt32LE(16);
+        if ((flags & ~FLAG_ZERO) !== 0 || length === 0 || offset + length > this.#volume.size) {
+          throw new StateCorruptError(`${path}: record at byte ${at} is malformed (flags ${flags}, offset ${offset}, length ${length})`);
+        }
+        const data = zero ? EMPTY : await need(at + HEADER, length);
+        if (crc32c(data, crc32c(h.subarray(0, 20))) !== h.readUInt32LE(20)) throw new StateCorruptError(`${path}: checksum mismatch at byte ${at}`);
+        if (volume !== null) await (zero ? volume.writeZeroes(offset, length) : volume.write(offset, data));
+        records++;
+        bytes += length;
+        at += HEADER + (zero ? 0 : length);
+      }
+    } finally {
+      await fh.close();
+    }
+    return { records, bytes };
   }
 
   /** Drops the group being staged (a lost session, an abandoned group). */
@@ -176,11 +234,11 @@ export class GroupJournal {
     return this.#serial(() => this.#discardStaging());
   }
 
-  /** Removes every group file (at start, once recorded commits are applied). */
-  discardAll(): Promise<void> {
+  /** Removes every group file but `keep` (at start, once recorded commits are settled). */
+  discardAll(keep: ReadonlySet<number> = new Set()): Promise<void> {
     return this.#serial(async () => {
       await this.#discardStaging();
-      for (const g of await this.groupsOnDisk()) await rm(this.#path(g), { force: true });
+      for (const g of await this.groupsOnDisk()) if (!keep.has(g)) await rm(this.#path(g), { force: true });
       await syncDir(this.#dir);
     });
   }

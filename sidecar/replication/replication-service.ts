@@ -49,8 +49,12 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
     let queued = 0;
     const fail = (frame: BlockFrame__Output, err: unknown): string => {
       const error = err instanceof BlockmirrorError ? `${err.code}: ${err.message}` : `apply failed: ${(err as Error).message}`;
-      opts.logger.warn('frame refused', { pair: pairId, sequence: frame.sequence, error });
-      opts.onRefused?.(err instanceof BlockmirrorError && err.code === 'FRAME_CORRUPT' ? 'crc' : 'apply');
+      const corrupt = err instanceof BlockmirrorError && err.code === 'FRAME_CORRUPT';
+      // Apply failures (a full disk) are logged once per episode by the endpoint; a
+      // line per refused frame would flood the log while the primary retries.
+      if (corrupt) opts.logger.warn('frame refused', { pair: pairId, sequence: frame.sequence, error });
+      else opts.logger.debug('frame refused', { pair: pairId, sequence: frame.sequence, error });
+      opts.onRefused?.(corrupt ? 'crc' : 'apply');
       return error;
     };
     call.on('data', (frame: BlockFrame__Output) => {

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import winston from 'winston';
@@ -26,7 +26,7 @@ describe('SecondaryEndpoint', () => {
 
   afterEach(() => tmp.remove());
 
-  const hello = { pairId: 'db', volumeBytes: 4 * MiB, blockSize: 65536, primaryGeneration: 'gen-a', syncedSecondaryGeneration: '' };
+  const hello = { pairId: 'db', volumeBytes: 4 * MiB, blockSize: 65536, primaryGeneration: 'gen-a', syncedSecondaryGeneration: '', mode: 'sync' };
 
   it('refuses a primary with another volume size or block size', () => {
     expect(() => ep.handshake({ ...hello, volumeBytes: 8 * MiB })).toThrow(/volume size mismatch/);
@@ -61,5 +61,37 @@ describe('SecondaryEndpoint', () => {
   it('refuses frames outside a session', async () => {
     const data = Buffer.alloc(512, 1);
     await expect(ep.apply({ sessionId: 'nope', sequence: 1, runs: [{ offset: 0, length: 512, zero: false }], payload: data, crc32c: frameChecksum([{ offset: 0, length: 512, zero: false }], data), durable: false, group: 0 })).rejects.toThrow(/unknown session/);
+  });
+
+  it('makes the frames written before MarkSynced durable before recording the complete image', async () => {
+    const { sessionId } = ep.handshake(hello);
+    const data = Buffer.alloc(4096, 5);
+    const runs = [{ offset: 0, length: 4096, zero: false }];
+    // An initial-copy frame: written, not durable.
+    await ep.apply({ sessionId, sequence: 1, runs, payload: data, crc32c: frameChecksum(runs, data), durable: false, group: 0 });
+    const flush = jest.spyOn(volume, 'flush');
+    await ep.markSynced(sessionId);
+    expect(flush).toHaveBeenCalled();
+    expect(ep.consistent).toBe(true);
+  });
+
+  it('reports InSync to a sync primary and Replicating to an async one', async () => {
+    const s1 = ep.handshake(hello);
+    await ep.markSynced(s1.sessionId);
+    expect(ep.state).toBe('InSync');
+    ep.handshake({ ...hello, mode: 'async', syncedSecondaryGeneration: s1.secondaryGeneration });
+    expect(ep.state).toBe('Replicating');
+  });
+
+  it('shows what it cannot apply as Retrying with the error until applies succeed again', async () => {
+    const s1 = ep.handshake(hello);
+    await ep.markSynced(s1.sessionId);
+    const data = Buffer.alloc(4096, 5);
+    const runs = [{ offset: 0, length: 4096, zero: false }];
+    jest.spyOn(volume, 'write').mockRejectedValueOnce(Object.assign(new Error('write on v.img failed: ENOSPC: no space left on device'), { code: 'VOLUME_IO' }));
+    await expect(ep.apply({ sessionId: s1.sessionId, sequence: 1, runs, payload: data, crc32c: frameChecksum(runs, data), durable: false, group: 0 })).rejects.toThrow(/ENOSPC/);
+    expect(ep.state).toBe('Retrying');
+    expect(ep.lastError).toMatch(/ENOSPC/);
+    expect(ep.stats.applyErrors).toBe(1);
   });
 });

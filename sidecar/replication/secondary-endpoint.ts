@@ -20,12 +20,20 @@ export interface SecondaryStats {
   framesApplied: number;
   bytesApplied: number;
   crcErrors: number;
+  /** Frames, barriers and groups that could not be applied (disk full, I/O error). */
+  applyErrors: number;
   lastFrameTimeMs: number;
   sessions: number;
 }
 
-// The primary sends a frame (heartbeat) every second; silence this long means it is gone.
+export type SecondaryState = 'Initializing' | 'InSync' | 'Replicating' | 'Retrying';
+
+// The primary's link sends a frame (heartbeat) every second in both modes; silence this
+// long means it is gone.
 const LIVENESS_MS = 5000;
+// A failure to apply stays shown until applies succeed again and none failed for this long
+// (a half-full disk refuses some frames and takes others).
+const FAULT_CLEAR_MS = 5000;
 
 /**
  * The receiving end of a secondary pair: checks who is sending and writes frames to the
@@ -34,14 +42,19 @@ const LIVENESS_MS = 5000;
  */
 export class SecondaryEndpoint {
   readonly name: string;
-  readonly stats: SecondaryStats = { framesApplied: 0, bytesApplied: 0, crcErrors: 0, lastFrameTimeMs: 0, sessions: 0 };
+  readonly stats: SecondaryStats = { framesApplied: 0, bytesApplied: 0, crcErrors: 0, applyErrors: 0, lastFrameTimeMs: 0, sessions: 0 };
   readonly #volume: Volume;
   readonly #blockSize: number;
   readonly #meta: PairMeta;
   readonly #logger: Logger;
   #session = '';
   #primaryGeneration = '';
+  #mode: 'sync' | 'async' = 'sync';
+  /** Monotonic times (performance.now): intervals must not follow wall-clock steps. */
   #lastSeen = 0;
+  #applyError = '';
+  #failedAt = 0;
+  #appliedAt = 0;
   /** Async mode: where consistency groups are staged until committed. */
   readonly journal: GroupJournal;
   /** Primary time of the last consistency group applied here (0: none since start). */
@@ -58,7 +71,40 @@ export class SecondaryEndpoint {
 
   /** A session exists and frames (at least heartbeats) keep arriving. */
   get connected(): boolean {
-    return this.#session !== '' && Date.now() - this.#lastSeen < LIVENESS_MS;
+    return this.#session !== '' && performance.now() - this.#lastSeen < LIVENESS_MS;
+  }
+
+  /**
+   * What the pair shows: Initializing until a full copy completed; InSync (sync) or
+   * Replicating (async) while a primary is connected and everything applies; Retrying
+   * while it is gone or while writes cannot be applied here.
+   */
+  get state(): SecondaryState {
+    if (this.faulted) return 'Retrying';
+    if (!this.consistent) return 'Initializing';
+    if (!this.connected) return 'Retrying';
+    return this.#mode === 'async' ? 'Replicating' : 'InSync';
+  }
+
+  /** Applying failed recently (or has not succeeded since it last failed). */
+  get faulted(): boolean {
+    return this.#applyError !== '' && (this.#appliedAt < this.#failedAt || performance.now() - this.#failedAt < FAULT_CLEAR_MS);
+  }
+
+  get lastError(): string {
+    return this.faulted ? this.#applyError : '';
+  }
+
+  /** Something could not be applied here: shown in status until applies succeed again. */
+  noteFailure(message: string): void {
+    if (!this.faulted) this.#logger.warn('cannot apply what the primary sends', { pair: this.name, error: message });
+    this.stats.applyErrors++;
+    this.#applyError = message;
+    this.#failedAt = performance.now();
+  }
+
+  noteApplied(): void {
+    this.#appliedAt = performance.now();
   }
 
   /** True once a full sync from the current primary has completed. */
@@ -82,8 +128,9 @@ export class SecondaryEndpoint {
     }
     // One primary at a time: a new session replaces the old one.
     this.#session = randomUUID();
-    this.#lastSeen = Date.now();
+    this.#lastSeen = performance.now();
     this.#primaryGeneration = req.primaryGeneration;
+    this.#mode = req.mode === 'async' ? 'async' : 'sync';
     this.stats.sessions++;
     const fullSyncRequired = synced === '' || req.syncedSecondaryGeneration !== this.#meta.generation;
     this.#logger.info('primary connected', { pair: this.name, fullSyncRequired });
@@ -108,6 +155,9 @@ export class SecondaryEndpoint {
   /** The primary finished a full sync: this volume now holds its complete image. */
   async markSynced(sessionId: string): Promise<void> {
     if (!this.isSession(sessionId)) throw new PeerRefusedError('unknown session');
+    // The copy's frames were written without fdatasync; the record that the image is
+    // complete must never survive a power cut that the image itself did not.
+    await this.#volume.flush();
     await this.#meta.setSyncedPeerGeneration(this.#primaryGeneration);
   }
 
@@ -118,7 +168,7 @@ export class SecondaryEndpoint {
    */
   async write(frame: BlockFrame__Output): Promise<void> {
     if (!this.isSession(frame.sessionId)) throw new PeerRefusedError('frame from an unknown session');
-    this.#lastSeen = Date.now();
+    this.#lastSeen = performance.now();
     let runs;
     try {
       // Decoding checks the crc and the ranges before anything is written.
@@ -127,17 +177,24 @@ export class SecondaryEndpoint {
       this.stats.crcErrors++;
       throw err;
     }
+    if (runs.length === 0) return; // a heartbeat or a barrier
     let bytes = 0;
-    if (frame.group !== 0) {
-      // Part of a consistency group: staged, applied only with the whole group.
-      await this.journal.stage(frame.group, runs);
-      for (const r of runs) bytes += r.length;
-    } else {
-      for (const r of runs) {
-        await (r.zero ? this.#volume.writeZeroes(r.offset, r.length) : this.#volume.write(r.offset, r.data));
-        bytes += r.length;
+    try {
+      if (frame.group !== 0) {
+        // Part of a consistency group: staged, applied only with the whole group.
+        await this.journal.stage(frame.group, runs);
+        for (const r of runs) bytes += r.length;
+      } else {
+        for (const r of runs) {
+          await (r.zero ? this.#volume.writeZeroes(r.offset, r.length) : this.#volume.write(r.offset, r.data));
+          bytes += r.length;
+        }
       }
+    } catch (err) {
+      this.noteFailure(`${frame.group !== 0 ? 'staging a frame in the journal' : 'writing a frame'} failed: ${(err as Error).message}`);
+      throw err;
     }
+    if (frame.group === 0) this.noteApplied();
     this.stats.framesApplied++;
     this.stats.bytesApplied += bytes;
     this.stats.lastFrameTimeMs = Date.now();
@@ -147,7 +204,11 @@ export class SecondaryEndpoint {
   settle(frame: BlockFrame__Output): Promise<void> {
     // An acknowledged durable frame lets the primary forget its blocks for good, so
     // they (and everything written before) must survive a power cut here first.
-    return frame.durable ? this.#volume.flush() : Promise.resolve();
+    if (!frame.durable) return Promise.resolve();
+    return this.#volume.flush().catch((err: Error) => {
+      this.noteFailure(`fdatasync failed: ${err.message}`);
+      throw err;
+    });
   }
 
   /** write then settle, for callers that do not pipeline. */

@@ -30,6 +30,7 @@ export interface PairStatus {
   'coordinationHoldP99Ms'?: (number | string);
   'coordinationHoldMaxMs'?: (number | string);
   'groupsDeferred'?: (number | string | Long);
+  'replicationErrors'?: (number | string | Long);
 }
 
 export interface PairStatus__Output {
@@ -59,4 +60,5 @@ export interface PairStatus__Output {
   'coordinationHoldP99Ms': (number);
   'coordinationHoldMaxMs': (number);
   'groupsDeferred': (number);
+  'replicationErrors': (number);
 }

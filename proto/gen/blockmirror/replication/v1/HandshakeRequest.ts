@@ -8,6 +8,7 @@ export interface HandshakeRequest {
   'blockSize'?: (number);
   'primaryGeneration'?: (string);
   'syncedSecondaryGeneration'?: (string);
+  'mode'?: (string);
 }
 
 export interface HandshakeRequest__Output {
@@ -16,4 +17,5 @@ export interface HandshakeRequest__Output {
   'blockSize': (number);
   'primaryGeneration': (string);
   'syncedSecondaryGeneration': (string);
+  'mode': (string);
 }
