@@ -15,7 +15,9 @@ export type BlockmirrorErrorCode =
   | 'INTERNAL'
   | 'FAILED_PRECONDITION'
   | 'CONFLICT'
-  | 'DRIVER_CALL';
+  | 'DRIVER_CALL'
+  // The peer answered but could not apply what it was sent (disk full, I/O error).
+  | 'PEER_REFUSED';
 
 export class BlockmirrorError extends Error {
   readonly code: BlockmirrorErrorCode;

@@ -138,6 +138,7 @@ export function buildProgram(): Command {
       .option('--kubeconfig <file>', 'kubeconfig for the registration (default: in-cluster credentials)')
       .option('--advertise-control <host:port>', 'control address to register (default: the bound one)')
       .option('--advertise-peer <host:port>', 'peer address to register (default: the bound one)')
+      .option('--replication-budget <bytes>', 'sync mode: foreground write bytes in flight to the secondary per pair before writes wait (bounds the memory a slow peer pins)', positiveInt, 32 << 20)
       .addOption(logLevelOption()),
   );
   addSpliceOptions(program.commands.find((c) => c.name() === 'sidecar')!).action(
@@ -153,6 +154,7 @@ export function buildProgram(): Command {
         kubeconfig?: string;
         advertiseControl?: string;
         advertisePeer?: string;
+        replicationBudget: number;
       } & TlsFlags &
         SpliceFlags,
     ) => {
@@ -165,6 +167,7 @@ export function buildProgram(): Command {
         peerListen: opts.peerListen,
         ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}),
         tls: tlsFilesFrom(opts),
+        replicationBudgetBytes: opts.replicationBudget,
         logger,
       });
       let registration: Promise<void> = Promise.resolve();

@@ -2,7 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import winston from 'winston';
 import { DirtyTracker } from '../bitmap/dirty-tracker.js';
+import { FakeLink } from '../../test/helpers/fake-link.js';
 import { openTempVolume, type TempVolume } from '../../test/helpers/temp-volume.js';
+import { waitFor } from '../../test/helpers/wait-for.js';
 import type { Volume } from '../volume/volume.js';
 import { AsyncReplicator, GroupAbortedError } from './async-replicator.js';
 import { PairMeta } from './pair-meta.js';
@@ -68,5 +70,82 @@ describe('AsyncReplicator: copy-aside budget', () => {
     expect(r.groupsAbandoned).toBe(0);
     expect(r.bytesWritten).toBe(8 * BLOCK);
     r.close();
+  });
+});
+
+describe('AsyncReplicator: the initial copy and a refusing secondary', () => {
+  let tmp: TempVolume;
+  let tracker: DirtyTracker;
+  let link: FakeLink;
+  let r: AsyncReplicator | undefined;
+
+  beforeEach(async () => {
+    tmp = await openTempVolume('bm-async-', 4 * MiB);
+    tracker = await DirtyTracker.open({ path: join(tmp.dir, 'dirty.log'), volumeBytes: 4 * MiB, blockSize: BLOCK, sweepIntervalMs: 0 });
+    r = new AsyncReplicator({
+      volume: tmp.volume,
+      tracker,
+      meta: await PairMeta.open(join(tmp.dir, 'state')),
+      peer: 'unused',
+      remotePair: 'p',
+      logger,
+      onWork: () => undefined,
+      link: (onSession) => (link = new FakeLink(onSession)),
+    });
+    r.start();
+  });
+
+  afterEach(async () => {
+    r?.close();
+    await tracker.close();
+    await tmp.remove();
+  });
+
+  it('makes the initial copy durable on the secondary before telling it the image is complete', async () => {
+    const rep = r!;
+    link.answer = () => 'ack';
+    link.connect(true);
+    await waitFor('full sync needed', () => rep.needsFullSync);
+    rep.cut(0);
+    const frames = await rep.drain(new AbortController().signal);
+    expect(frames).toBeGreaterThan(0);
+    await rep.fullSyncDone();
+    // Group 0 frames are written without fdatasync: a durable barrier must come between
+    // the last of them and MarkSynced, or a power cut there loses the copy silently.
+    const synced = link.calls.indexOf('markSynced');
+    expect(synced).toBeGreaterThan(0);
+    expect(link.calls.slice(0, synced)).toContain('send resync durable');
+    expect(link.calls.lastIndexOf('send resync durable')).toBeGreaterThan(link.calls.lastIndexOf('send resync'));
+  });
+
+  it('shows a refusing secondary as Retrying with its error, and asks the coordinator to back off', async () => {
+    const rep = r!;
+    link.answer = () => 'ack';
+    link.connect(true);
+    await waitFor('full sync needed', () => rep.needsFullSync);
+    rep.cut(0);
+    await rep.drain(new AbortController().signal);
+    await rep.fullSyncDone();
+    rep.groupDone(true, 0);
+    expect(rep.state).toBe('Replicating');
+    // A group whose frames the secondary cannot stage (its state disk is full).
+    link.answer = () => 'refuse';
+    const ticket = await rep.beforeLocalWrite(0, BLOCK);
+    await tmp.volume.write(0, Buffer.alloc(BLOCK, 3));
+    await rep.afterLocalWrite(ticket);
+    rep.cut(5);
+    await expect(rep.drain(new AbortController().signal)).rejects.toMatchObject({ code: 'PEER_REFUSED' });
+    rep.groupDone(false, Date.now());
+    expect(rep.state).toBe('Retrying');
+    expect(rep.lastError).toMatch(/ENOSPC/);
+    expect(rep.retryAfterMs).toBeGreaterThanOrEqual(0);
+    expect(rep.refusals).toBe(1);
+    // The next group applies: healed, nobody resumed anything.
+    link.answer = () => 'ack';
+    rep.cut(6);
+    await rep.drain(new AbortController().signal);
+    rep.groupDone(true, Date.now());
+    expect(rep.state).toBe('Replicating');
+    expect(rep.lastError).toBe('');
   });
 });

@@ -8,7 +8,8 @@ import type { WriteReplication } from '../pair/volume-export.js';
 import type { Volume } from '../volume/volume.js';
 import { frameChecksum } from './frame-builder.js';
 import type { PairMeta } from './pair-meta.js';
-import { pairLink, type PeerLink } from './peer-link.js';
+import { PeerFault } from './peer-fault.js';
+import { pairLink, type LinkFactory, type PeerLink, type ReplicationLink } from './peer-link.js';
 
 export class GroupAbortedError extends BlockmirrorError {
   constructor(message: string) {
@@ -29,6 +30,8 @@ export interface AsyncReplicatorOptions {
   onWork(): void;
   /** Copy-aside memory for the draining group; default DEFAULT_ASIDE_BUDGET_BYTES. */
   asideBudgetBytes?: number;
+  /** The link to the secondary; default a PeerLink to `peer` (unit tests pass a fake). */
+  link?: LinkFactory;
 }
 
 export type AsyncState = 'Initializing' | 'Replicating' | 'Retrying';
@@ -43,6 +46,7 @@ export const DEFAULT_ASIDE_BUDGET_BYTES = 64 << 20;
 /** Frames of a drain in flight at once (the link's bandwidth-delay product on a LAN). */
 const FRAMES_IN_FLIGHT = 16;
 const ZEROES = Buffer.alloc(FRAME_BYTES);
+const EMPTY = Buffer.alloc(0);
 
 interface Drain {
   id: number;
@@ -72,7 +76,9 @@ interface Drain {
  */
 export class AsyncReplicator implements WriteReplication {
   readonly #o: AsyncReplicatorOptions;
-  readonly #link: PeerLink;
+  readonly #link: ReplicationLink;
+  /** The secondary refuses frames or groups: the coordinator's retries back off. */
+  readonly #fault = new PeerFault();
   readonly #bs: number;
   /** Blocks changed since the last cut (the change-recording bitmap). */
   #recording: BlockBitmap;
@@ -102,7 +108,8 @@ export class AsyncReplicator implements WriteReplication {
     this.#bs = o.tracker.layout.blockSize;
     // Dirty after a crash or an earlier run: unknown on the secondary, so in the next group.
     this.#recording = o.tracker.dirtyBitmap();
-    this.#link = pairLink(o, (s) => void this.#onSession(s));
+    const onSession = (s: HandshakeResponse__Output | null): void => void this.#onSession(s);
+    this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'async');
   }
 
   start(): void {
@@ -121,7 +128,8 @@ export class AsyncReplicator implements WriteReplication {
   }
 
   get state(): AsyncState {
-    if (!this.#link.connected) return 'Retrying';
+    // Connected but refused (a full or failing secondary): retrying, never suspended.
+    if (!this.#link.connected || this.#fault.active) return 'Retrying';
     return this.#fullSync || this.#o.meta.syncedPeerGeneration === '' ? 'Initializing' : 'Replicating';
   }
 
@@ -146,7 +154,17 @@ export class AsyncReplicator implements WriteReplication {
   }
 
   get lastError(): string {
-    return this.#link.connected ? '' : this.#link.lastError;
+    return this.#link.connected ? this.#fault.error : this.#link.lastError;
+  }
+
+  /** Frames and groups the secondary could not apply, since the pair started. */
+  get refusals(): number {
+    return this.#fault.count;
+  }
+
+  /** How long the coordinator should wait before retrying a failed group (backoff). */
+  get retryAfterMs(): number {
+    return this.#fault.waitMs;
   }
 
   get sessionId(): string {
@@ -275,14 +293,27 @@ export class AsyncReplicator implements WriteReplication {
       inflight.add(p);
     }
     await Promise.all(inflight);
-    if (failure !== null) throw failure;
+    if (failure !== null) {
+      this.#noteRefusal(failure);
+      throw failure;
+    }
     if (d.abandoned !== null) throw new GroupAbortedError(`group ${d.id}: ${d.abandoned}`);
     if (signal.aborted) throw new GroupAbortedError(`group ${d.id}: ${String(signal.reason)}`);
     return frames;
   }
 
   commitGroup(req: Parameters<PeerLink['commitGroup']>[0], signal: AbortSignal): Promise<void> {
-    return this.#link.commitGroup(req, signal);
+    return this.#link.commitGroup(req, signal).catch((err: Error) => {
+      this.#noteRefusal(err);
+      throw err;
+    });
+  }
+
+  /** A refusal by a live secondary (not a lost session) starts or extends the fault. */
+  #noteRefusal(err: Error): void {
+    if (!(err instanceof BlockmirrorError) || err.code !== 'PEER_REFUSED') return;
+    if (!this.#fault.active) this.#o.logger.warn('the secondary cannot apply what it is sent; retrying with backoff', { error: err.message });
+    this.#fault.fail(err.message);
   }
 
   /** The group is applied on the secondary (ok) or failed: forget it or give its blocks back. */
@@ -293,6 +324,7 @@ export class AsyncReplicator implements WriteReplication {
     this.#groupOnly = 0;
     if (!ok) this.#recording.union(d.blocks);
     else {
+      this.#fault.clear();
       // Clean only if no newer write is recorded for it (one in flight is recorded too).
       for (let b = d.blocks.nextSet(0); b !== -1; b = d.blocks.nextSet(b + 1)) if (!this.#recording.test(b)) this.#o.tracker.markClean(b);
     }
@@ -302,6 +334,13 @@ export class AsyncReplicator implements WriteReplication {
 
   /** The initial copy completed: the secondary holds a full image of this generation. */
   async fullSyncDone(): Promise<void> {
+    // Group 0 was written straight to the secondary's volume, not durably: a durable
+    // barrier makes the whole copy survive a power cut there before the secondary is
+    // told its image is complete and the primary forgets the blocks.
+    await this.#link.send('resync', { runs: [], payload: EMPTY, crc32c: frameChecksum([], EMPTY), durable: true }).catch((err: Error) => {
+      this.#noteRefusal(err);
+      throw err;
+    });
     await this.#link.markSynced();
     await this.#o.meta.setSyncedPeerGeneration(this.#secondaryGeneration);
     this.#fullSync = false;

@@ -14,6 +14,7 @@ class FakeMember implements GroupMember {
   readonly sessionId = 's';
   readonly needsFullSync = false;
   readonly ready = true;
+  readonly retryAfterMs = 0;
   bytesOnWire = 0;
   bytesWritten = 0;
   cuts = 0;

@@ -5,7 +5,7 @@ import type { AsyncReplicator } from './async-replicator.js';
 export type GroupMember = Pick<
   AsyncReplicator,
   | 'needsFullSync' | 'ready' | 'hasChanges' | 'remotePair' | 'sessionId' | 'bytesOnWire' | 'bytesWritten'
-  | 'holdAcknowledgements' | 'releaseHold' | 'cut' | 'drain' | 'commitGroup' | 'groupDone' | 'fullSyncDone' | 'failSession'
+  | 'holdAcknowledgements' | 'releaseHold' | 'cut' | 'drain' | 'commitGroup' | 'groupDone' | 'fullSyncDone' | 'failSession' | 'retryAfterMs'
 >;
 
 export interface ConsistencyGroupOptions {
@@ -32,7 +32,10 @@ export interface GroupStats {
 }
 
 const HOLD_SAMPLES = 1024;
-/** Pause after a failed group before the next attempt (the link may still be down). */
+/**
+ * Pause after a failed group before the next attempt (the link may still be down); a
+ * secondary that refused the group asks for more (its members' backoff).
+ */
 const RETRY_MS = 200;
 /** How often a deferred group start is reconsidered. */
 const DEFER_CHECK_MS = 250;
@@ -136,7 +139,7 @@ export class ConsistencyGroup {
       }
       lastStart = Date.now();
       const ok = await this.#formGroup(members);
-      if (!ok) await this.#sleep(RETRY_MS);
+      if (!ok) await this.#sleep(retryDelay(members));
     }
   }
 
@@ -232,7 +235,7 @@ export class ConsistencyGroup {
     } catch (err) {
       m.groupDone(false, 0);
       this.#o.logger.warn('full sync interrupted, resuming when the link is back', { error: (err as Error).message });
-      await this.#sleep(RETRY_MS);
+      await this.#sleep(retryDelay([m]));
     } finally {
       this.#abort = null;
     }
@@ -262,4 +265,8 @@ export class ConsistencyGroup {
       };
     });
   }
+}
+
+function retryDelay(members: GroupMember[]): number {
+  return Math.max(RETRY_MS, ...members.map((m) => m.retryAfterMs));
 }

@@ -1,4 +1,4 @@
-import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type ClientDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'winston';
 import type { BlockFrame } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
 import type { CommitGroupRequest } from '../../proto/gen/blockmirror/replication/v1/CommitGroupRequest.js';
@@ -9,6 +9,7 @@ import { BlockmirrorError } from '../errors.js';
 import { channelCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { Backoff } from './backoff.js';
+import { frameChecksum } from './frame-builder.js';
 import { PAIR_METADATA, SESSION_METADATA } from './replication-service.js';
 
 export class PeerUnavailableError extends BlockmirrorError {
@@ -18,7 +19,26 @@ export class PeerUnavailableError extends BlockmirrorError {
   }
 }
 
+/**
+ * The secondary answered but could not apply a frame or a group (a full disk, an I/O
+ * error, a corrupt frame): the session is fine, the data did not land. Replicators back
+ * off and show it instead of resending in a hot loop.
+ */
+export class PeerRefusedError extends BlockmirrorError {
+  constructor(message: string) {
+    super('PEER_REFUSED', message);
+    this.name = 'PeerRefusedError';
+  }
+}
+
 export type StreamKind = 'mirror' | 'resync';
+
+/** An empty frame goes out on an idle link this often: the secondary's sign of life. */
+export const HEARTBEAT_MS = 1000;
+/** A frame unanswered this long means the secondary is gone, even if TCP says otherwise. */
+export const DEFAULT_LIVENESS_MS = 10_000;
+const EMPTY = Buffer.alloc(0);
+const EMPTY_CHECKSUM = frameChecksum([], EMPTY);
 
 /** HTTP/2 flow-control window of peer connections, both ends (the server sets it too). */
 export const PEER_FLOW_CONTROL_WINDOW = 32 << 20;
@@ -36,6 +56,10 @@ export interface PeerLinkOptions {
   /** Called when a session starts (with the handshake answer) or ends. */
   onSession(session: HandshakeResponse__Output | null, error?: string): void;
   handshakeTimeoutMs?: number;
+  /** Replication mode, told to the secondary so it reports the right state. */
+  mode: 'sync' | 'async';
+  /** See DEFAULT_LIVENESS_MS. */
+  livenessMs?: number;
 }
 
 /** What a replicator knows of its pair, enough to link it to its secondary. */
@@ -49,9 +73,17 @@ export interface PairLinkSource {
   logger: Logger;
 }
 
+/** What a replicator uses of its link: a PeerLink, or a fake in unit tests. */
+export type ReplicationLink = Pick<PeerLink, 'start' | 'close' | 'connected' | 'sessionId' | 'retries' | 'lastError' | 'send' | 'markSynced' | 'commitGroup' | 'fail'>;
+
+/** Makes a replicator's link; `onSession` is called as a session starts or ends. */
+export type LinkFactory = (onSession: PeerLinkOptions['onSession']) => ReplicationLink;
+
 /** The link of a primary pair to its secondary. */
-export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSession']): PeerLink {
+export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSession'], mode: PeerLinkOptions['mode'], livenessMs?: number): PeerLink {
   return new PeerLink({
+    mode,
+    ...(livenessMs !== undefined ? { livenessMs } : {}),
     address: o.peer,
     ...(o.tls ? { tls: o.tls } : {}),
     remotePair: o.remotePair,
@@ -71,7 +103,11 @@ interface Pending {
 
 interface OpenStream {
   call: ClientDuplexStream<BlockFrame, FrameAck__Output>;
-  pending: Map<number, Pending>;
+  pending: Map<number, Pending & { sentAt: number }>;
+  /** Frames waiting for the stream's 'drain' (write() asked us to stop). */
+  queue: BlockFrame[];
+  blocked: boolean;
+  lastSentAt: number;
 }
 
 /**
@@ -79,6 +115,8 @@ interface OpenStream {
  * foreground writes and one for resync, each on its own channel so that bulk data
  * never delays a foreground acknowledgement. Any failure ends the session and the
  * link reconnects with capped, jittered backoff — it never gives up (no "suspended").
+ * The link owns the heartbeat, for both modes: an idle link still sends a frame every
+ * HEARTBEAT_MS, and a frame unanswered for `livenessMs` ends the session.
  */
 export class PeerLink {
   readonly #opts: PeerLinkOptions;
@@ -91,6 +129,7 @@ export class PeerLink {
   #sequence = 0;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
   retries = 0;
   lastError = '';
 
@@ -130,14 +169,24 @@ export class PeerLink {
     void this.#connect();
   }
 
-  /** Sends a frame; resolves when the secondary has it durably. */
+  /**
+   * Sends a frame; resolves when the secondary acknowledged it (written, or durable for a
+   * durable frame). Rejects with PeerRefusedError when the secondary could not apply it,
+   * PeerUnavailableError when the session ended first.
+   */
   send(kind: StreamKind, frame: Omit<BlockFrame, 'sessionId' | 'sequence'>): Promise<void> {
     const s = this.#streams[kind];
     if (!this.connected || s === undefined) return Promise.reject(new PeerUnavailableError('not connected'));
     const sequence = ++this.#sequence;
     return new Promise<void>((resolve, reject) => {
-      s.pending.set(sequence, { resolve, reject });
-      s.call.write({ ...frame, sessionId: this.#session, sequence });
+      const now = performance.now();
+      s.pending.set(sequence, { resolve, reject, sentAt: now });
+      s.lastSentAt = now;
+      const msg = { ...frame, sessionId: this.#session, sequence };
+      // Honour the stream's backpressure: once write() says stop, frames wait here for
+      // 'drain' instead of piling up in grpc-js's buffers (the callers bound how many).
+      if (s.queue.length > 0 || s.blocked) s.queue.push(msg);
+      else if (!s.call.write(msg)) s.blocked = true;
     });
   }
 
@@ -155,7 +204,13 @@ export class PeerLink {
     const c = this.#clients?.control;
     if (!c || !this.connected) return Promise.reject(new PeerUnavailableError('not connected'));
     return new Promise((resolve, reject) => {
-      const call = c.CommitGroup(req, (err) => (err ? reject(new PeerUnavailableError(`group commit refused: ${err.details || err.message}`)) : resolve()));
+      const call = c.CommitGroup(req, (err) => {
+        if (!err) return resolve();
+        // FAILED_PRECONDITION is the secondary's own answer (it could not apply the group);
+        // anything else is the transport's.
+        const why = `group commit refused: ${err.details || err.message}`;
+        reject(err.code === GrpcStatus.FAILED_PRECONDITION ? new PeerRefusedError(why) : new PeerUnavailableError(why));
+      });
       signal?.addEventListener('abort', () => call.cancel(), { once: true });
     });
   }
@@ -169,6 +224,7 @@ export class PeerLink {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#heartbeat);
     this.#drop('link closed');
     if (this.#clients) for (const c of Object.values(this.#clients)) c.close();
   }
@@ -183,6 +239,7 @@ export class PeerLink {
             pairId: this.#opts.remotePair,
             volumeBytes: this.#opts.volumeBytes,
             blockSize: this.#opts.blockSize,
+            mode: this.#opts.mode,
             primaryGeneration: this.#opts.generation(),
             syncedSecondaryGeneration: this.#opts.syncedPeerGeneration(),
           },
@@ -195,6 +252,7 @@ export class PeerLink {
       this.#streams = { mirror: this.#open('mirror', c.mirror), resync: this.#open('resync', c.resync) };
       this.#backoff.reset();
       this.lastError = '';
+      this.#startHeartbeat();
       this.#opts.logger.info('peer session started', { peer: this.#opts.address, fullSyncRequired: hs.fullSyncRequired });
       this.#opts.onSession(hs);
     } catch (err) {
@@ -207,14 +265,20 @@ export class PeerLink {
     md.set(SESSION_METADATA, this.#session);
     md.set(PAIR_METADATA, this.#opts.remotePair);
     const call = kind === 'mirror' ? client.Mirror(md) : client.Resync(md);
-    const s: OpenStream = { call, pending: new Map() };
+    const s: OpenStream = { call, pending: new Map(), queue: [], blocked: false, lastSentAt: performance.now() };
     const session = this.#session;
     call.on('data', (ack: FrameAck__Output) => {
       const p = s.pending.get(ack.sequence);
       if (!p) return;
       s.pending.delete(ack.sequence);
       if (ack.error === '') p.resolve();
-      else p.reject(new PeerUnavailableError(`secondary refused frame ${ack.sequence}: ${ack.error}`));
+      else p.reject(new PeerRefusedError(`the secondary could not apply frame ${ack.sequence}: ${ack.error}`));
+    });
+    call.on('drain', () => {
+      s.blocked = false;
+      while (s.queue.length > 0 && !s.blocked) {
+        if (!call.write(s.queue.shift()!)) s.blocked = true;
+      }
     });
     const end = (why: string): void => {
       if (this.#session === session) this.#drop(why);
@@ -230,9 +294,11 @@ export class PeerLink {
     const wasConnected = this.#session !== '';
     if (!wasConnected && !this.#closed) return; // already dropped; a reconnect is scheduled
     this.#session = '';
+    clearInterval(this.#heartbeat);
     for (const s of Object.values(streams)) {
       for (const p of s.pending.values()) p.reject(new PeerUnavailableError(reason));
       s.pending.clear();
+      s.queue = [];
       s.call.cancel();
     }
     if (wasConnected) {
@@ -240,6 +306,31 @@ export class PeerLink {
       this.#opts.onSession(null, reason);
     }
     if (!this.#closed) this.#retryLater(reason);
+  }
+
+  /**
+   * Every HEARTBEAT_MS: an empty frame on an idle mirror stream, so the secondary can
+   * tell a live session from a dead one in both modes; and a check that the secondary
+   * still answers — a frame unacknowledged for `livenessMs` ends the session (a peer
+   * that hangs with its TCP connection open would otherwise stall the pair forever).
+   */
+  #startHeartbeat(): void {
+    clearInterval(this.#heartbeat);
+    const liveness = this.#opts.livenessMs ?? DEFAULT_LIVENESS_MS;
+    this.#heartbeat = setInterval(() => {
+      const now = performance.now();
+      const m = this.#streams.mirror;
+      if (m === undefined) return;
+      // Only the mirror stream is watched: bulk frames may queue behind a slow link for
+      // long, but heartbeats and foreground writes are answered unless the peer is gone.
+      const oldest = m.pending.values().next().value;
+      if (oldest !== undefined && now - oldest.sentAt > liveness) {
+        this.fail(`the secondary did not answer for ${Math.round((now - oldest.sentAt) / 1000)} s`);
+        return;
+      }
+      if (now - m.lastSentAt >= HEARTBEAT_MS) this.send('mirror', { runs: [], payload: EMPTY, crc32c: EMPTY_CHECKSUM, durable: false }).catch(() => undefined);
+    }, HEARTBEAT_MS);
+    this.#heartbeat.unref();
   }
 
   #retryLater(reason: string): void {

@@ -5,9 +5,11 @@ import type { DirtyTracker } from '../bitmap/dirty-tracker.js';
 import type { TlsFiles } from '../grpc/grpc-credentials.js';
 import type { WriteReplication } from '../pair/volume-export.js';
 import type { Volume } from '../volume/volume.js';
+import type { BlockmirrorError } from '../errors.js';
 import type { PairMeta } from './pair-meta.js';
 import { frameChecksum } from './frame-builder.js';
-import { pairLink, type PeerLink } from './peer-link.js';
+import { PeerFault } from './peer-fault.js';
+import { DEFAULT_LIVENESS_MS, pairLink, type LinkFactory, type ReplicationLink } from './peer-link.js';
 import { ResyncController } from './resync-controller.js';
 
 interface PendingClean {
@@ -29,12 +31,21 @@ export interface SyncReplicatorOptions {
   writeTimeoutMs?: number;
   /** Hard cap on resync bandwidth; 0 or undefined: only the dynamic window. */
   resyncBytesPerSecond?: number;
+  /**
+   * Foreground write bytes on their way to the secondary at once; further writes wait
+   * (they are not answered before the secondary has them anyway). Bounds the memory a
+   * slow or stalled peer can pin. Default DEFAULT_MAX_INFLIGHT_BYTES.
+   */
+  maxInFlightBytes?: number;
+  /** The link to the secondary; default a PeerLink to `peer` (unit tests pass a fake). */
+  link?: LinkFactory;
   logger: Logger;
 }
 
 const RESYNC_FRAME_BYTES = 256 * 1024;
-/** Barrier and heartbeat period; the secondary's liveness deadline is a few of these. */
-export const HEARTBEAT_MS = 1000;
+/** Period of the durable barrier that confirms writes of applications that seldom flush. */
+const BARRIER_MS = 1000;
+export const DEFAULT_MAX_INFLIGHT_BYTES = 32 << 20;
 
 /**
  * Synchronous replication that never suspends (US8583886B2). A write is answered once
@@ -45,7 +56,7 @@ export const HEARTBEAT_MS = 1000;
  */
 export class SyncReplicator implements WriteReplication {
   readonly #o: SyncReplicatorOptions;
-  readonly #link: PeerLink;
+  readonly #link: ReplicationLink;
   /** Blocks the secondary is known not to have: failed or unsent writes, resync work. */
   readonly #oos: BlockBitmap;
   /** Foreground writes in flight per block (a block is clean only when none is). */
@@ -62,8 +73,19 @@ export class SyncReplicator implements WriteReplication {
    * never lose a block the primary has forgotten.
    */
   #pendingClean: PendingClean[] = [];
+  /**
+   * Per block, the entries of #pendingClean covering it. Acknowledgements arrive out of
+   * order, so a barrier may confirm an older write of a block while a newer one is
+   * acknowledged but not yet durable: the block is clean only when no entry covers it.
+   */
+  readonly #pendingBlocks = new Map<number, number>();
   /** Id of the last pending entry; a durable frame confirms those added before it was sent. */
   #pendingId = 0;
+  /** The secondary refuses what it is sent: retries back off, the error shows. */
+  readonly #fault = new PeerFault();
+  /** Foreground payload bytes sent and not yet answered, and the writes waiting for room. */
+  #mirrorBytes = 0;
+  #mirrorWaiters: (() => void)[] = [];
   #barrierTimer: NodeJS.Timeout | undefined;
   #fullSync = false;
   #fullSyncTotal = 0;
@@ -83,19 +105,19 @@ export class SyncReplicator implements WriteReplication {
     // A few frames in flight from the start: a short resync is over before a window
     // grown from one frame would have measured anything.
     this.#controller = new ResyncController({ minWindowBytes: 4 * RESYNC_FRAME_BYTES, ...(o.resyncBytesPerSecond ? { maxBytesPerSecond: o.resyncBytesPerSecond } : {}) });
-    this.#link = pairLink(o, (s) => void this.#onSession(s));
+    const onSession = (s: HandshakeResponse__Output | null): void => void this.#onSession(s);
+    // A peer slower than the write timeout already ends the session; liveness is the
+    // backstop for one that stops answering altogether.
+    this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'sync', Math.max(DEFAULT_LIVENESS_MS, o.writeTimeoutMs ?? 0));
   }
 
   start(): void {
     this.#link.start();
     // Applications that seldom flush still get their blocks confirmed durable (and the
-    // dirty log kept small) once a second.
-    // The same tick is the heartbeat that lets the secondary tell a live session from a
-    // silently dead one.
+    // dirty log kept small) once a second. (The link sends the heartbeats.)
     this.#barrierTimer = setInterval(() => {
       if (this.#pendingClean.length > 0) void this.flushBarrier();
-      else if (this.#link.connected) this.#link.send('mirror', { runs: [], payload: EMPTY, crc32c: EMPTY_CHECKSUM, durable: false }).catch(() => undefined);
-    }, HEARTBEAT_MS);
+    }, BARRIER_MS);
     this.#barrierTimer.unref();
   }
 
@@ -118,7 +140,8 @@ export class SyncReplicator implements WriteReplication {
   }
 
   get state(): ReplicationState {
-    if (!this.#link.connected) return 'Retrying';
+    // Connected but refused (a full or failing secondary): retrying, never suspended.
+    if (!this.#link.connected || this.#fault.active) return 'Retrying';
     if (this.#fullSync) return 'Initializing';
     // A pass is not over when its last frame is acknowledged: until its durable barrier
     // returns, the secondary may still lose those blocks, so the pair is not InSync yet.
@@ -141,7 +164,12 @@ export class SyncReplicator implements WriteReplication {
   }
 
   get lastError(): string {
-    return this.#link.connected ? '' : this.#link.lastError;
+    return this.#link.connected ? this.#fault.error : this.#link.lastError;
+  }
+
+  /** Frames and barriers the secondary could not apply, since the pair started. */
+  get refusals(): number {
+    return this.#fault.count;
   }
 
   setPaused(paused: boolean): void {
@@ -168,20 +196,51 @@ export class SyncReplicator implements WriteReplication {
    * recorded out of sync (never rejects: the write itself succeeded locally).
    */
   afterLocalWrite(_ticket: number, offset: number, chunks: Buffer[] | null, length: number, durable = false): Promise<void> {
-    if (this.#paused || !this.#link.connected) {
+    if (!this.#mirroring) {
       this.#leave(offset, length, false);
       return Promise.resolve();
     }
     // Zeroes travel as a zero run, without payload.
+    const bytes = chunks === null ? 0 : length;
+    const max = this.#o.maxInFlightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES;
+    // Over the budget: wait in order (FIFO keeps overlapping writes in completion order).
+    if (this.#mirrorWaiters.length > 0 || (this.#mirrorBytes > 0 && this.#mirrorBytes + bytes > max)) {
+      return new Promise<void>((resolve) => this.#mirrorWaiters.push(resolve)).then(() => this.#mirror(offset, chunks, length, durable, bytes));
+    }
+    return this.#mirror(offset, chunks, length, durable, bytes);
+  }
+
+  get #mirroring(): boolean {
+    return !this.#paused && this.#link.connected && !this.#fault.active;
+  }
+
+  #mirror(offset: number, chunks: Buffer[] | null, length: number, durable: boolean, bytes: number): Promise<void> {
+    if (!this.#mirroring) {
+      this.#leave(offset, length, false);
+      this.#admitWaiters();
+      return Promise.resolve();
+    }
     const payload = chunks === null ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
     const runs = [{ offset, length, zero: chunks === null }];
     const upTo = this.#pendingId;
+    this.#mirrorBytes += bytes;
     const sent = this.#link.send('mirror', { runs, payload, crc32c: frameChecksum(runs, payload), durable });
     this.bytesOnWire += payload.length;
+    this.#admitWaiters();
     return this.#withTimeout(sent).then((ok) => {
+      this.#mirrorBytes -= bytes;
+      this.#admitWaiters();
       if (ok) this.bytesReplicated += length;
       this.#leave(offset, length, ok, durable ? upTo : -1);
     });
+  }
+
+  /** Lets waiting writes go, in order, while they fit the budget (or nothing is in flight). */
+  #admitWaiters(): void {
+    const max = this.#o.maxInFlightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES;
+    // Each admitted writer adds its bytes synchronously in #mirror before the next one
+    // is looked at (the promise callbacks run in order), so one at a time is enough.
+    if (this.#mirrorWaiters.length > 0 && (this.#mirrorBytes < max || !this.#mirroring)) this.#mirrorWaiters.shift()!();
   }
 
   /** Waits for an acknowledgement up to the write timeout; false on failure. */
@@ -196,11 +255,19 @@ export class SyncReplicator implements WriteReplication {
         if (r === 'timeout') this.#link.fail('write timeout');
         return r === 'ok';
       },
-      () => {
+      (err: BlockmirrorError) => {
         clearTimeout(timer);
+        this.#noteRefusal(err);
         return false;
       },
     );
+  }
+
+  /** A refusal by a live secondary (not a lost session) starts or extends the fault. */
+  #noteRefusal(err: BlockmirrorError): void {
+    if (err.code !== 'PEER_REFUSED') return;
+    if (!this.#fault.active) this.#o.logger.warn('the secondary cannot apply what it is sent; retrying with backoff', { error: err.message });
+    this.#fault.fail(err.message);
   }
 
   /** Marks clean the pending entries with id <= upTo (and `also`): a durable acknowledgement covers them. */
@@ -211,14 +278,29 @@ export class SyncReplicator implements WriteReplication {
         keep.push(p);
         continue;
       }
-      for (let b = p.first; b <= p.last; b++) if (!this.#oos.test(b) && !this.#inflight.has(b)) this.#o.tracker.markClean(b);
+      for (let b = p.first; b <= p.last; b++) {
+        const n = (this.#pendingBlocks.get(b) ?? 1) - 1;
+        if (n > 0) {
+          // A newer write of b is acknowledged but not yet durable: b stays dirty.
+          this.#pendingBlocks.set(b, n);
+          continue;
+        }
+        this.#pendingBlocks.delete(b);
+        if (!this.#oos.test(b) && !this.#inflight.has(b)) this.#o.tracker.markClean(b);
+      }
     }
     this.#pendingClean = keep;
+  }
+
+  #addPending(first: number, last: number): void {
+    this.#pendingClean.push({ first, last, id: ++this.#pendingId });
+    for (let b = first; b <= last; b++) this.#pendingBlocks.set(b, (this.#pendingBlocks.get(b) ?? 0) + 1);
   }
 
   #pendingToOos(): void {
     const pending = this.#pendingClean;
     this.#pendingClean = [];
+    this.#pendingBlocks.clear();
     let any = false;
     for (const { first, last } of pending) {
       for (let b = first; b <= last; b++) {
@@ -266,7 +348,7 @@ export class SyncReplicator implements WriteReplication {
       // The secondary has this write (the block was in sync before, or it stays out of
       // sync). Clean once durable there: now for a durable frame — which also covers
       // everything acknowledged before it — or at the next barrier.
-      this.#pendingClean.push({ first, last, id: ++this.#pendingId });
+      this.#addPending(first, last);
       // This entry is covered by its own durable acknowledgement, and so is everything
       // acknowledged before the frame was sent.
       if (durableUpTo >= 0) this.#confirmPending(durableUpTo, this.#pendingId);
@@ -303,14 +385,30 @@ export class SyncReplicator implements WriteReplication {
 
   #kick(): void {
     if (this.#resyncing || this.#closed || this.#paused || !this.#link.connected) return;
+    if (this.#fault.waitMs > 0) {
+      // The secondary refused the last attempt: the next one waits its backoff step.
+      this.#scheduleKick(this.#fault.waitMs);
+      return;
+    }
     this.#resyncing = true;
     this.#resync()
       .catch((err: Error) => this.#o.logger.warn('resync pass failed', { error: err.message }))
       .finally(() => {
         this.#resyncing = false;
         // Work left and a link up: go again (a failed frame leaves its blocks out of sync).
-        if (this.#oos.count > 0 && this.#link.connected && !this.#paused && !this.#closed) setTimeout(() => this.#kick(), 50).unref();
+        if (this.#oos.count > 0 && this.#link.connected && !this.#paused && !this.#closed) this.#scheduleKick(Math.max(50, this.#fault.waitMs));
       });
+  }
+
+  #kickTimer: NodeJS.Timeout | undefined;
+
+  #scheduleKick(ms: number): void {
+    if (this.#kickTimer !== undefined) return;
+    this.#kickTimer = setTimeout(() => {
+      this.#kickTimer = undefined;
+      this.#kick();
+    }, ms);
+    this.#kickTimer.unref();
   }
 
   /** Walks the out-of-sync blocks in block order, keeping the controller's window full. */
@@ -321,8 +419,10 @@ export class SyncReplicator implements WriteReplication {
     // Frames are read ahead of sending: a resync after an outage reads scattered blocks,
     // and one disk read at a time would make the resync as slow as the disk's latency.
     const reading: Promise<ResyncFrame>[] = [];
+    // A refusal stops the pass: resending the rest now would be refused too.
+    let refused = false;
     for (;;) {
-      while (reading.length < READ_AHEAD_FRAMES && this.#link.connected && !this.#paused && !this.#closed) {
+      while (reading.length < READ_AHEAD_FRAMES && !refused && this.#link.connected && !this.#paused && !this.#closed) {
         const blocks = this.#selectFrame(cursor);
         if (blocks === null) break;
         cursor = blocks.next;
@@ -331,16 +431,16 @@ export class SyncReplicator implements WriteReplication {
       const next = reading.shift();
       if (next === undefined) break;
       const frame = await next;
-      if (!this.#link.connected || this.#paused || this.#closed) {
+      if (refused || !this.#link.connected || this.#paused || this.#closed) {
         // Not sent: unlock, the blocks stay out of sync for the next pass.
         this.#unlock(frame.blocks);
         continue;
       }
       const size = frame.blocks.length * this.#blockSize;
       while (inflightBytes > 0 && inflightBytes + size > this.#controller.window()) await Promise.race(inflight);
-      const wait = this.#controller.delayMs(size, Date.now());
+      const wait = this.#controller.delayMs(size, performance.now());
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const started = Date.now();
+      const started = performance.now();
       inflightBytes += size;
       this.#controller.onSent(size);
       this.bytesOnWire += frame.payload.length;
@@ -348,16 +448,20 @@ export class SyncReplicator implements WriteReplication {
         .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: frameChecksum(frame.runs, frame.payload), durable: false })
         .then(
           () => {
-            this.#controller.onAcked(size, Date.now() - started);
+            this.#controller.onAcked(size, performance.now() - started);
             this.bytesReplicated += size;
             // On the secondary, not yet durable there: clean at the barrier that ends
             // the pass (one fdatasync per pass, not one per frame).
             for (const b of frame.blocks) this.#oos.clear(b);
-            for (const [first, count] of spans(frame.blocks)) this.#pendingClean.push({ first, last: first + count - 1, id: ++this.#pendingId });
+            for (const [first, count] of spans(frame.blocks)) this.#addPending(first, first + count - 1);
           },
           // The blocks stay out of sync and the next pass retries them; the controller
           // must stop counting the frame as in flight, or its window never reopens.
-          () => this.#controller.onDropped(size),
+          (err: BlockmirrorError) => {
+            this.#controller.onDropped(size);
+            if (err.code === 'PEER_REFUSED') refused = true;
+            this.#noteRefusal(err);
+          },
         )
         .finally(() => {
           inflightBytes -= size;
@@ -369,7 +473,9 @@ export class SyncReplicator implements WriteReplication {
     await Promise.all(inflight);
     // Durable before the blocks are forgotten or the image is declared complete.
     if (this.#pendingClean.length > 0) await this.flushBarrier();
-    if (this.#oos.count === 0 && this.#link.connected) {
+    // A whole pass applied cleanly: the secondary takes data again.
+    if (!refused && this.#link.connected && this.#oos.count === 0) this.#fault.clear();
+    if (this.#oos.count === 0 && this.#link.connected && !this.#fault.active) {
       if (this.#fullSync) {
         await this.#link.markSynced();
         await this.#o.meta.setSyncedPeerGeneration(this.#secondaryGeneration);

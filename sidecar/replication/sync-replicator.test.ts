@@ -1,0 +1,138 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { join } from 'node:path';
+import winston from 'winston';
+import { FakeLink } from '../../test/helpers/fake-link.js';
+import { openTempVolume, type TempVolume } from '../../test/helpers/temp-volume.js';
+import { waitFor } from '../../test/helpers/wait-for.js';
+import { DirtyTracker } from '../bitmap/dirty-tracker.js';
+import { PairMeta } from './pair-meta.js';
+import { SyncReplicator } from './sync-replicator.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const BLOCK = 64 * KiB;
+const logger = winston.createLogger({ silent: true });
+
+describe('SyncReplicator', () => {
+  let tmp: TempVolume;
+  let tracker: DirtyTracker;
+  let link: FakeLink;
+  let r: SyncReplicator | undefined;
+
+  beforeEach(async () => {
+    tmp = await openTempVolume('bm-syncrep-', 16 * MiB);
+    tracker = await DirtyTracker.open({ path: join(tmp.dir, 'dirty.log'), volumeBytes: 16 * MiB, blockSize: BLOCK, sweepIntervalMs: 0 });
+  });
+
+  afterEach(async () => {
+    r?.close();
+    r = undefined;
+    await tracker.close();
+    await tmp.remove();
+  });
+
+  const start = async (extra: { maxInFlightBytes?: number } = {}): Promise<SyncReplicator> => {
+    const meta = await PairMeta.open(join(tmp.dir, 'state'));
+    r = new SyncReplicator({
+      volume: tmp.volume,
+      tracker,
+      meta,
+      peer: 'unused',
+      remotePair: 'p',
+      logger,
+      writeTimeoutMs: 60_000,
+      ...extra,
+      link: (onSession) => (link = new FakeLink(onSession)),
+    });
+    r.start();
+    link.connect();
+    return r;
+  };
+
+  /**
+   * An application write as the export does it: recorded, written locally, mirrored.
+   * Resolves once it is handed to replication; `.acked` resolves with the answer.
+   */
+  const write = async (rep: SyncReplicator, offset: number, length: number, fill: number): Promise<{ acked: Promise<void> }> => {
+    const ticket = await rep.beforeLocalWrite(offset, length);
+    await tracker.beforeWrite(offset, length);
+    const data = Buffer.alloc(length, fill);
+    await tmp.volume.write(offset, data);
+    return { acked: rep.afterLocalWrite(ticket, offset, [data], length) };
+  };
+
+  it('keeps a block dirty while a newer acknowledged write of it is not yet durable on the secondary', async () => {
+    const rep = await start();
+    // Write 1 of block 0, acknowledged (written on the secondary, not yet durable).
+    const w1 = await write(rep, 0, 4 * KiB, 1);
+    link.unanswered('mirror')[0]!.ack();
+    await w1.acked;
+    // A barrier goes out: it covers write 1 only.
+    const barrier = rep.flushBarrier();
+    const barrierFrame = link.unanswered('mirror')[0]!;
+    expect(barrierFrame.frame.durable).toBe(true);
+    // Write 2 of the same block is sent after the barrier and acknowledged before it:
+    // on the secondary it may sit after the barrier, not yet durable.
+    const w2 = await write(rep, 0, 4 * KiB, 2);
+    link.unanswered('mirror').find((f) => f !== barrierFrame)!.ack();
+    await w2.acked;
+    barrierFrame.ack();
+    await barrier;
+    // A power cut of the secondary now could lose write 2: the block must stay dirty.
+    expect(tracker.isDirty(0)).toBe(true);
+    // The next barrier covers write 2 as well: clean.
+    const next = rep.flushBarrier();
+    link.unanswered('mirror')[0]!.ack();
+    await next;
+    expect(tracker.isDirty(0)).toBe(false);
+    expect(rep.state).toBe('InSync');
+  });
+
+  it('bounds the foreground bytes in flight to a stalled secondary; later writes wait their turn', async () => {
+    const rep = await start({ maxInFlightBytes: 1 * MiB });
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 8; i++) writes.push((await write(rep, i * 256 * KiB, 256 * KiB, i + 1)).acked);
+    const inFlight = (): number => link.unanswered('mirror').reduce((n, f) => n + f.frame.payload!.length, 0);
+    // 1 MiB on the wire, the other four writes held back (unanswered, as the secondary is silent).
+    expect(inFlight()).toBe(1 * MiB);
+    expect(link.unanswered('mirror')).toHaveLength(4);
+    // Each answer lets exactly the next write go, in order.
+    link.unanswered('mirror')[0]!.ack();
+    await waitFor('the fifth write sent', () => link.sent.length === 5, { timeoutMs: 2000 });
+    expect(link.sent[4]!.frame.runs![0]!.offset).toBe(4 * 256 * KiB);
+    expect(inFlight()).toBe(1 * MiB);
+    link.answer = () => 'ack';
+    for (const f of link.unanswered('mirror')) f.ack();
+    await Promise.all(writes);
+    expect(link.sent.filter((f) => f.kind === 'mirror')).toHaveLength(8);
+  });
+
+  it('a secondary that cannot apply makes the pair Retrying with the error, backs off, and heals by itself', async () => {
+    const rep = await start();
+    let refuse = true;
+    link.answer = () => (refuse ? 'refuse' : 'ack');
+    const w = await write(rep, 0, 4 * KiB, 7);
+    // Answered to the application all the same: the block is durably out of sync.
+    await w.acked;
+    expect(rep.state).toBe('Retrying');
+    expect(rep.lastError).toMatch(/ENOSPC/);
+    expect(rep.outOfSyncBytes).toBe(BLOCK);
+    // While refused, later writes are not mirrored, only tracked.
+    const sentBefore = link.sent.length;
+    await (await write(rep, BLOCK, 4 * KiB, 8)).acked;
+    expect(link.sent.slice(sentBefore).filter((f) => f.kind === 'mirror')).toHaveLength(0);
+    // Retries are paced by the backoff, not resent every 50 ms.
+    const t0 = link.sent.length;
+    await new Promise((res) => setTimeout(res, 2000));
+    const attempts = link.sent.slice(t0).filter((f) => f.kind === 'resync').length;
+    expect(attempts).toBeGreaterThan(0);
+    expect(attempts).toBeLessThanOrEqual(6);
+    expect(rep.refusals).toBeGreaterThanOrEqual(2);
+    // Space returns: the next attempt applies, the pair heals without anyone resuming it.
+    refuse = false;
+    await waitFor('InSync again', () => rep.state === 'InSync', { timeoutMs: 20_000 });
+    expect(rep.lastError).toBe('');
+    expect(rep.outOfSyncBytes).toBe(0);
+    expect(tracker.dirtyBlocks).toBe(0);
+  });
+});
