@@ -3,35 +3,94 @@ import type { LeaseRecord } from '../kube/kube-client.js';
 import { SidecarDirectory } from './sidecar-directory.js';
 import { CONTROL_ANNOTATION, PEER_ANNOTATION } from './sidecar-lease.js';
 
-const now = Date.parse('2026-01-01T00:00:00Z');
+const HOUR = 3_600_000;
+const ENDPOINTS = { [CONTROL_ANNOTATION]: '10.0.0.5:7400', [PEER_ANNOTATION]: '10.0.0.5:7401' };
 
-function lease(renewedAgoMs: number, annotations: Record<string, string> = { [CONTROL_ANNOTATION]: '10.0.0.5:7400', [PEER_ANNOTATION]: '10.0.0.5:7401' }): LeaseRecord {
-  return { name: 'blockmirror-sidecar-node-a', namespace: 'ns', labels: {}, annotations, leaseDurationSeconds: 40, renewTime: new Date(now - renewedAgoMs) };
+/** A registration Lease as the sidecar writes it; `renewTime` is the node's clock. */
+function lease(resourceVersion: string, renewTime: Date, annotations: Record<string, string> = ENDPOINTS): LeaseRecord {
+  return { name: 'blockmirror-sidecar-node-a', namespace: 'ns', holder: 'node-a', labels: {}, annotations, leaseDurationSeconds: 40, renewTime, resourceVersion };
 }
 
-function directory(leases: LeaseRecord[], selectors: string[] = []): SidecarDirectory {
-  return new SidecarDirectory(
+/**
+ * A directory over `leases` (what the API server holds now), on a monotonic clock the
+ * test moves. Its origin is arbitrary; here it starts at our wall clock's reading, so a
+ * directory that compared renewTime with it would show.
+ */
+function directory(leases: () => LeaseRecord[], selectors: string[] = []): { d: SidecarDirectory; at: (ms: number) => void } {
+  const origin = Date.now();
+  let t = origin;
+  const d = new SidecarDirectory(
     {
       listLeases: (_ns, selector) => {
         selectors.push(selector);
-        return Promise.resolve(leases);
+        return Promise.resolve(leases());
       },
     },
     'ns',
-    () => now,
+    () => t,
   );
+  return { d, at: (ms) => void (t = origin + ms) };
 }
+
+const gone = { missing: expect.stringContaining('has not renewed its registration') as unknown as string };
 
 describe('SidecarDirectory', () => {
   it("finds a node's live sidecar by its lease labels", async () => {
     const selectors: string[] = [];
-    expect(await directory([lease(5_000)], selectors).forNode('node-a')).toEqual({ found: { node: 'node-a', control: '10.0.0.5:7400', peer: '10.0.0.5:7401' } });
+    const { d } = directory(() => [lease('1', new Date())], selectors);
+    expect(await d.forNode('node-a')).toEqual({ found: { node: 'node-a', control: '10.0.0.5:7400', peer: '10.0.0.5:7401' } });
     expect(selectors).toEqual(['app.kubernetes.io/component=sidecar,blockmirror.io/node=node-a']);
   });
 
-  it('treats an expired or incomplete registration as missing, saying why', async () => {
-    expect(await directory([]).forNode('node-a')).toEqual({ missing: 'no blockmirror sidecar is registered on node node-a' });
-    expect(await directory([lease(41_000)]).forNode('node-a')).toMatchObject({ missing: expect.stringContaining('has not renewed its registration') as unknown as string });
-    expect(await directory([lease(1_000, {})]).forNode('node-a')).toMatchObject({ missing: expect.stringContaining(CONTROL_ANNOTATION) as unknown as string });
+  it('treats a missing or incomplete registration as missing, saying why', async () => {
+    expect(await directory(() => []).d.forNode('node-a')).toEqual({ missing: 'no blockmirror sidecar is registered on node node-a' });
+    expect(await directory(() => [lease('1', new Date(), {})]).d.forNode('node-a')).toMatchObject({ missing: expect.stringContaining(CONTROL_ANNOTATION) as unknown as string });
+  });
+
+  it('counts a Lease seen for the first time as fresh, even if its renewTime looks an hour old', async () => {
+    // The node's clock runs an hour behind ours.
+    const { d } = directory(() => [lease('7', new Date(Date.now() - HOUR))]);
+    expect(await d.forNode('node-a')).toMatchObject({ found: { control: '10.0.0.5:7400' } });
+  });
+
+  it('keeps a sidecar whose clock runs an hour behind live while its Lease keeps changing', async () => {
+    let rv = 1;
+    const { d, at } = directory(() => [lease(String(rv), new Date(Date.now() - HOUR))]);
+    for (let ms = 0; ms <= 120_000; ms += 10_000) {
+      at(ms);
+      rv++;
+      expect(await d.forNode('node-a')).toMatchObject({ found: { node: 'node-a' } });
+    }
+  });
+
+  it('counts a sidecar whose clock runs an hour ahead as gone once its Lease has not changed for its duration', async () => {
+    const renewed = new Date(Date.now() + HOUR);
+    const { d, at } = directory(() => [lease('9', renewed)]);
+    expect(await d.forNode('node-a')).toMatchObject({ found: { node: 'node-a' } });
+    at(39_000);
+    expect(await d.forNode('node-a')).toMatchObject({ found: { node: 'node-a' } });
+    at(40_000);
+    const r = await d.forNode('node-a');
+    expect(r).toMatchObject(gone);
+    expect(r).toMatchObject({ missing: expect.stringContaining('for 40 s (lease duration 40 s') as unknown as string });
+  });
+
+  it('measures from when a Lease was last seen to change, and forgets a Lease that went away', async () => {
+    let current: LeaseRecord[] = [lease('1', new Date())];
+    const { d, at } = directory(() => current);
+    await d.forNode('node-a');
+    at(30_000);
+    current = [lease('2', new Date())];
+    expect(await d.forNode('node-a')).toMatchObject({ found: { node: 'node-a' } });
+    // 40 s after the first sighting, but only 30 s after the change.
+    at(60_000);
+    expect(await d.forNode('node-a')).toMatchObject({ found: { node: 'node-a' } });
+    at(70_000);
+    expect(await d.forNode('node-a')).toMatchObject(gone);
+    // Unregistered, then registered again: fresh from its new sighting.
+    current = [];
+    await d.forNode('node-a');
+    current = [lease('2', new Date())];
+    expect(await d.forNode('node-a')).toMatchObject({ found: { node: 'node-a' } });
   });
 });

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import winston from 'winston';
+import { fakeWallClock, type FakeWallClock } from '../../test/helpers/fake-wall-clock.js';
 import { waitFor } from '../../test/helpers/wait-for.js';
 import { ConsistencyGroup, type GroupMember } from './consistency-group.js';
 
@@ -18,6 +19,7 @@ class FakeMember implements GroupMember {
   bytesOnWire = 0;
   bytesWritten = 0;
   cuts = 0;
+  readonly groupIds: number[] = [];
   committed = 0;
   writing = false;
   readonly #timer: NodeJS.Timeout;
@@ -38,8 +40,9 @@ class FakeMember implements GroupMember {
 
   holdAcknowledgements(): void {}
   releaseHold(): void {}
-  cut(): void {
+  cut(id: number): void {
     this.cuts++;
+    this.groupIds.push(id);
   }
 
   async drain(): Promise<number> {
@@ -116,5 +119,53 @@ describe('ConsistencyGroup: application writes faster than the link', () => {
     await waitFor('several groups', () => m.committed >= 5);
     expect(g.stats().deferred).toBe(0);
     expect(g.stats().linkBytesPerSecond).toBe(0);
+  });
+});
+
+describe('ConsistencyGroup: the wall clock steps back', () => {
+  const HOUR = 3_600_000;
+  const cleanups: (() => void)[] = [];
+  let clock: FakeWallClock;
+  afterEach(() => {
+    cleanups.splice(0).forEach((f) => f());
+    clock.restore();
+  });
+
+  function start(member: FakeMember, o: { intervalMs: number; maxDrainMs: number }): ConsistencyGroup {
+    clock = fakeWallClock();
+    const g = new ConsistencyGroup({ name: 'g', maxCoordinationMs: 50, logger, ...o });
+    g.add(member);
+    cleanups.push(() => {
+      g.close();
+      member.stop();
+    });
+    return g;
+  }
+
+  it('forms the next group about one interval later, with a larger group id', async () => {
+    const intervalMs = 300;
+    const m = new FakeMember(64 << 10, 100e6, 0);
+    start(m, { intervalMs, maxDrainMs: 60_000 });
+    await waitFor('a first group', () => m.committed >= 1);
+    const committed = m.committed;
+    clock.step(-HOUR);
+    const t0 = performance.now();
+    // waitFor's own deadline is on the (stepped) wall clock: it must be set after the step.
+    await waitFor('a group after the step', () => m.committed > committed, { timeoutMs: 5_000, intervalMs: 10 });
+    expect(performance.now() - t0).toBeLessThan(intervalMs + 700);
+    // Group ids stay unique and increasing although the clock that seeds them went back.
+    for (let i = 1; i < m.groupIds.length; i++) expect(m.groupIds[i]!).toBeGreaterThan(m.groupIds[i - 1]!);
+  });
+
+  it('still never defers past maxDrainMs since the last applied group', async () => {
+    const m = new FakeMember(4 << 20, 100e6, 4 << 20);
+    const g = start(m, { intervalMs: 50, maxDrainMs: 600 });
+    await waitFor('a first group, which measures the link', () => m.committed >= 1 && g.stats().linkBytesPerSecond > 0);
+    m.writing = true;
+    await waitFor('a deferral', () => g.stats().deferred >= 1);
+    clock.step(-HOUR);
+    const committed = m.committed;
+    await waitFor('groups despite the burst and the step', () => m.committed >= committed + 2, { timeoutMs: 10_000 });
+    expect(m.writing).toBe(true);
   });
 });

@@ -62,8 +62,8 @@ export class ConsistencyGroup {
   #deferred = 0;
   /** Payload bytes per second the drains achieved (smoothed); 0 until measured. */
   #linkBps = 0;
-  /** When the last group was applied (or the coordinator started). */
-  #lastGoodMs = Date.now();
+  /** When the last group was applied (or the coordinator started); monotonic, as every interval here. */
+  #lastGoodMs = performance.now();
   /** Members' written bytes at the last sample, for the foreground write rate. */
   #written = { atMs: 0, bytes: 0, bps: 0 };
   #nextId = 0;
@@ -118,7 +118,9 @@ export class ConsistencyGroup {
   }
 
   async #loop(): Promise<void> {
-    let lastStart = 0;
+    // Monotonic, so a wall clock stepped back cannot stall the next group; -Infinity:
+    // performance.now() starts near 0 with the process, the first group need not wait.
+    let lastStart = -Infinity;
     while (!this.#closed) {
       const members = [...this.#members];
       // A member without a complete image on the secondary first gets its full copy.
@@ -127,7 +129,7 @@ export class ConsistencyGroup {
         await Promise.all(copying.map((m) => this.#fullSync(m)));
         continue;
       }
-      const wait = lastStart + this.#o.intervalMs - Date.now();
+      const wait = lastStart + this.#o.intervalMs - performance.now();
       if (members.length === 0 || !members.every((m) => m.ready) || !members.some((m) => m.hasChanges) || wait > 0) {
         await this.#sleep(wait > 0 ? wait : 1000);
         continue;
@@ -137,7 +139,7 @@ export class ConsistencyGroup {
         await this.#sleep(DEFER_CHECK_MS);
         continue;
       }
-      lastStart = Date.now();
+      lastStart = performance.now();
       const ok = await this.#formGroup(members);
       if (!ok) await this.#sleep(retryDelay(members));
     }
@@ -152,6 +154,7 @@ export class ConsistencyGroup {
     const t0 = performance.now();
     for (const m of members) m.holdAcknowledgements();
     const deadline = setTimeout(() => members.forEach((m) => m.releaseHold()), this.#o.maxCoordinationMs);
+    // Wall time on purpose: the consistency point users are shown (never an interval here).
     const timeMs = Date.now();
     for (const m of members) m.cut(id);
     for (const m of members) m.releaseHold();
@@ -172,7 +175,7 @@ export class ConsistencyGroup {
       await members[0]!.commitGroup({ consistencyGroup: this.name, group: id, timeMs, members: members_ }, abort.signal);
       for (const m of members) m.groupDone(true, timeMs);
       this.#formed++;
-      this.#lastGoodMs = Date.now();
+      this.#lastGoodMs = performance.now();
       return true;
     } catch (err) {
       // One member's drain failed (or was abandoned): stop the others and let them settle
@@ -211,7 +214,7 @@ export class ConsistencyGroup {
       w.atMs = now;
       w.bytes = bytes;
     }
-    if (this.#linkBps === 0 || Date.now() - this.#lastGoodMs >= this.#o.maxDrainMs) return false;
+    if (this.#linkBps === 0 || performance.now() - this.#lastGoodMs >= this.#o.maxDrainMs) return false;
     return w.bps > this.#linkBps;
   }
 
@@ -241,7 +244,10 @@ export class ConsistencyGroup {
     }
   }
 
-  /** Unique and increasing across restarts of the primary: the clock, then a counter. */
+  /**
+   * Unique and increasing across restarts of the primary: the wall clock, then a counter.
+   * Within a process the counter alone keeps ids increasing when the wall clock steps back.
+   */
   #groupId(): number {
     this.#nextId = Math.max(this.#nextId + 1, Date.now() * 1000);
     return this.#nextId;

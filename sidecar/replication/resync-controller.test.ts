@@ -1,4 +1,6 @@
 import { describe, expect, it, jest } from '@jest/globals';
+import { fakeWallClock } from '../../test/helpers/fake-wall-clock.js';
+import { waitFor } from '../../test/helpers/wait-for.js';
 import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_MAX_RESYNC_WINDOW, DEFAULT_MIN_RESYNC_WINDOW, ResyncController, type ResyncControllerOptions } from './resync-controller.js';
 
@@ -360,14 +362,16 @@ describe('ResyncController rate cap', () => {
     expect(c.delayMs(256 * KiB)).toBe(0);
   });
 
-  it('reads Date.now by default, the clock senders pass in', () => {
-    let t = 1_700_000_000_000;
-    const spy = jest.spyOn(Date, 'now').mockImplementation(() => t);
+  it('reads performance.now by default, the clock senders must pass in', () => {
+    let t = 5_000;
+    const spy = jest.spyOn(performance, 'now').mockImplementation(() => t);
     try {
       const c = new ResyncController({ maxBytesPerSecond: rate });
       c.onSent(256 * KiB);
-      expect(c.delayMs(256 * KiB, Date.now())).toBe(250);
-      t += 250;
+      expect(c.delayMs(256 * KiB, performance.now())).toBe(250);
+      t += 100;
+      expect(c.delayMs(256 * KiB)).toBe(150);
+      t += 150;
       expect(c.delayMs(256 * KiB)).toBe(0);
     } finally {
       spy.mockRestore();
@@ -380,5 +384,43 @@ describe('ResyncController rate cap', () => {
     c.reset();
     expect(c.maxBytesPerSecond).toBe(rate);
     expect(c.delayMs(256 * KiB)).toBe(250);
+  });
+});
+
+describe('ResyncController default clock', () => {
+  const HOUR = 3_600_000;
+
+  it('is monotonic: a wall clock stepped forward neither expires the measurement nor starts a probe', () => {
+    const clock = fakeWallClock();
+    try {
+      const c = new ResyncController();
+      c.onSent(8 * MiB);
+      c.onAcked(8 * MiB, 10);
+      expect(c.window()).toBeGreaterThan(c.minWindowBytes);
+      clock.step(HOUR);
+      // Still sized from what was measured (expired, or probing, it would be the minimum or 0).
+      expect(c.bandwidthBytesPerSecond()).toBeGreaterThan(0);
+      expect(c.window()).toBeGreaterThan(c.minWindowBytes);
+      expect(c.probingRtt).toBe(false);
+    } finally {
+      clock.restore();
+    }
+  });
+
+  it('is monotonic: a wall clock stepped back does not keep a stale minimum RTT for as long', async () => {
+    const clock = fakeWallClock();
+    try {
+      const c = new ResyncController({ minRttWindowMs: 50 });
+      c.onSent(1 * MiB);
+      c.onAcked(1 * MiB, 10);
+      const t0 = performance.now();
+      clock.step(-HOUR);
+      // What is waited for is time itself: the minimum RTT ageing past its window.
+      await waitFor('the minimum RTT window to pass', () => performance.now() - t0 > 60, { intervalMs: 5 });
+      c.window();
+      expect(c.probingRtt).toBe(true);
+    } finally {
+      clock.restore();
+    }
   });
 });

@@ -4,7 +4,11 @@ export const DEFAULT_MIN_RESYNC_WINDOW = 256 * 1024;
 export const DEFAULT_MAX_RESYNC_WINDOW = 64 * 1024 * 1024;
 
 export interface ResyncControllerOptions {
-  /** Clock in milliseconds; every `nowMs` argument must come from the same clock. Default Date.now. */
+  /**
+   * Clock in milliseconds; every `nowMs` argument must come from the same clock. Default
+   * performance.now: monotonic, so a wall clock step neither expires nor freezes what
+   * was measured.
+   */
   now?: () => number;
   /** Default 256 KiB. */
   minWindowBytes?: number;
@@ -61,7 +65,7 @@ export class ResyncController {
   #refilledAt = 0;
 
   constructor(options: ResyncControllerOptions = {}) {
-    this.#now = options.now ?? (() => Date.now());
+    this.#now = options.now ?? (() => performance.now());
     this.minWindowBytes = options.minWindowBytes ?? DEFAULT_MIN_RESYNC_WINDOW;
     this.maxWindowBytes = options.maxWindowBytes ?? DEFAULT_MAX_RESYNC_WINDOW;
     this.#bandwidthWindowMs = options.bandwidthWindowMs ?? 1000;
@@ -254,8 +258,8 @@ export class ResyncController {
   #refill(nowMs: number): void {
     if (this.#rate === 0) return;
     const elapsed = nowMs - this.#refilledAt;
-    // A clock that steps back refills nothing, and is followed from there (Date.now is
-    // not monotonic: waiting for it to catch up could stall the resync for hours).
+    // A clock that steps back (an injected wall clock) refills nothing, and is followed
+    // from there: waiting for it to catch up could stall the resync for hours.
     if (elapsed > 0) this.#tokens = Math.min(this.#burst, this.#tokens + (this.#rate * elapsed) / 1000);
     this.#refilledAt = nowMs;
   }

@@ -34,11 +34,13 @@ export async function superviseSidecar(o: SidecarSupervisorOptions): Promise<voi
   const out = o.output ?? process.stdout;
   let delay = o.restartDelayMs ?? 500;
   const maxDelay = o.maxRestartDelayMs ?? 10_000;
+  // Every time here is on the monotonic clock: a wall clock stepped back must not put
+  // the fallback off (applications would wait on a dead sidecar for as long).
   let downSince: number | null = null;
   let fellBack = false;
   while (!o.signal.aborted) {
     const child = spawn(o.command, [...o.args], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
-    const started = Date.now();
+    const started = performance.now();
     let ready = false;
     let tail = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -59,12 +61,12 @@ export async function superviseSidecar(o: SidecarSupervisorOptions): Promise<voi
     let timer: NodeJS.Timeout | null = null;
     const deadline = new Promise<'deadline'>((resolve) => {
       if (downSince === null || fellBack) return;
-      timer = setTimeout(() => resolve('deadline'), Math.max(0, downSince + o.fallbackAfterMs - Date.now()));
+      timer = setTimeout(() => resolve('deadline'), Math.max(0, downSince + o.fallbackAfterMs - performance.now()));
     });
     const first = await Promise.race([exited.then(() => 'exit' as const), deadline]);
     if (timer) clearTimeout(timer);
     if (first === 'deadline' && !ready) {
-      o.logger.warn('sidecar not back in time: stopping it and falling back to the direct path', { downForMs: Date.now() - downSince! });
+      o.logger.warn('sidecar not back in time: stopping it and falling back to the direct path', { downForMs: performance.now() - downSince! });
       killGroup(child, 'SIGKILL');
       await exited;
       await runFallback(o);
@@ -75,14 +77,14 @@ export async function superviseSidecar(o: SidecarSupervisorOptions): Promise<voi
     const code = await exited;
     o.signal.removeEventListener('abort', onAbort);
     if (o.signal.aborted) return;
-    downSince ??= Date.now();
+    downSince ??= performance.now();
     // A sidecar that ran for a while before dying restarts quickly; a crash loop backs off.
-    delay = Date.now() - started > 60_000 ? (o.restartDelayMs ?? 500) : Math.min(maxDelay, delay * 2);
+    delay = performance.now() - started > 60_000 ? (o.restartDelayMs ?? 500) : Math.min(maxDelay, delay * 2);
     o.logger.warn('sidecar exited: restarting', { code, restartInMs: delay });
     // The fallback deadline keeps running through the restart delay.
-    const waitFor = Math.min(delay, fellBack ? delay : Math.max(0, downSince + o.fallbackAfterMs - Date.now()));
+    const waitFor = Math.min(delay, fellBack ? delay : Math.max(0, downSince + o.fallbackAfterMs - performance.now()));
     await sleep(waitFor, o.signal);
-    if (!fellBack && Date.now() >= downSince + o.fallbackAfterMs && !o.signal.aborted) {
+    if (!fellBack && performance.now() >= downSince + o.fallbackAfterMs && !o.signal.aborted) {
       await runFallback(o);
       fellBack = true;
       await sleep(Math.max(0, delay - waitFor), o.signal);
