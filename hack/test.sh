@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash hack/install-deps.sh
+# Test-only tool: the power-cut filesystem the crash tests run the sidecars on.
+bash hack/build-crashfs.sh >/dev/null
 npm test
 
 lts=$(bash hack/node-lts.sh)
