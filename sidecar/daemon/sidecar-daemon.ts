@@ -3,9 +3,10 @@ import { HealthImplementation } from 'grpc-health-check';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'winston';
 import { ControlServer } from '../control/control-server.js';
+import { makeDirDurable } from '../fs/make-dir-durable.js';
 import { readTlsMaterial, serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { SidecarMetrics } from '../metrics/sidecar-metrics.js';
@@ -74,7 +75,10 @@ export class SidecarDaemon {
     // Checked for the loopback-or-TLS rule; the peer front terminates TLS itself.
     serverCredentials(cfg.peerListen, 'peer listen address', cfg.tls);
     if (cfg.metricsListen) parseHostPort(cfg.metricsListen, 'metrics listen address');
+    // The state dir and the commit-record dir durable in their parents: a commit record
+    // written into a directory a power cut can remove would not protect its group.
     await mkdir(cfg.stateDir, { recursive: true });
+    await makeDirDurable(join(cfg.stateDir, 'groups'), dirname(resolve(cfg.stateDir)));
 
     let metrics: SidecarMetrics | null = null;
     const splice = cfg.splice ? nodeSplice(cfg.stateDir, cfg.splice, cfg.logger) : null;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'winston';
 import { DirtyTracker } from '../bitmap/dirty-tracker.js';
 import { FailedPreconditionError } from '../errors.js';
+import { makeDirDurable } from '../fs/make-dir-durable.js';
 import type { TlsFiles } from '../grpc/grpc-credentials.js';
 import { NbdServer } from '../nbd/nbd-server.js';
 import { GroupJournal } from '../replication/group-journal.js';
@@ -128,6 +129,9 @@ export class Pair {
   static async start(spec: PairSpec, ctx: PairContext, holdReplication = false): Promise<Pair> {
     const dir = Pair.stateDirOf(ctx.stateDir, spec.name);
     const logger = ctx.logger.child({ pair: spec.name });
+    // The pair's dirty log, metadata and journal must not vanish with an unsynced
+    // directory entry at a power cut.
+    await makeDirDurable(spec.role === 'secondary' ? join(dir, 'journal') : dir, ctx.stateDir);
     const volume = await Volume.open(spec.volumePath);
     let tracker: DirtyTracker | null = null;
     let nbd: NbdServer | null = null;
