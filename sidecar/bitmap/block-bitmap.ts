@@ -1,12 +1,18 @@
 /**
  * A fixed-size in-memory bitmap, one bit per block, with a running count of set bits
- * and a record of which 4 KiB pages of its byte image changed since they were last
- * persisted (so persistence writes only what changed).
+ * and a record of which pages of its byte image changed since they were last persisted
+ * (so persistence writes only what changed).
  *
  * The byte image is the little-endian view of 32-bit words: bit b is bit (b % 8) of
  * byte (b / 8) on the little-endian machines Node runs on here (x86-64, arm64).
  */
-export const BITMAP_PAGE_BYTES = 4096;
+
+/**
+ * Bytes of bits per persisted page: a 4 KiB on-disk page of the dirty log less its
+ * 16-byte self-check header (dirty-log-format.ts), so each page is one aligned 4 KiB
+ * write. A multiple of 4, so no 32-bit word straddles two pages.
+ */
+export const BITMAP_PAGE_BYTES = 4096 - 16;
 const PAGE_BITS = BITMAP_PAGE_BYTES * 8;
 
 export class BlockBitmap {
@@ -35,7 +41,7 @@ export class BlockBitmap {
     return this.#count;
   }
 
-  /** Size in bytes of the persisted image: whole 4 KiB pages. */
+  /** Size in bytes of the byte image: whole pages of BITMAP_PAGE_BYTES. */
   get imageBytes(): number {
     return this.#changedPages.length * BITMAP_PAGE_BYTES;
   }
@@ -128,6 +134,15 @@ export class BlockBitmap {
   takePage(p: number): Buffer {
     this.#changedPages[p] = 0;
     return Buffer.from(this.#bytes.subarray(p * BITMAP_PAGE_BYTES, (p + 1) * BITMAP_PAGE_BYTES));
+  }
+
+  /**
+   * Copies page `p` of the byte image into `target` at `offset` (where its on-disk page
+   * is being assembled) and clears the page's changed flag, as takePage does.
+   */
+  takePageInto(p: number, target: Uint8Array, offset: number): void {
+    this.#changedPages[p] = 0;
+    target.set(this.#bytes.subarray(p * BITMAP_PAGE_BYTES, (p + 1) * BITMAP_PAGE_BYTES), offset);
   }
 
   /** Re-flags page `p` as changed (after a failed write of it). */

@@ -1,9 +1,11 @@
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { InvalidArgumentError, StateCorruptError } from '../errors.js';
 import { SyncBatcher } from '../volume/sync-batcher.js';
-import { BITMAP_PAGE_BYTES, BlockBitmap } from './block-bitmap.js';
-import { decodeHeader, encodeHeader, HEADER_BYTES, layoutFor, type DirtyLogLayout } from './dirty-log-format.js';
+import { BlockBitmap } from './block-bitmap.js';
+import { DISK_PAGE_BYTES, encodeBitmapPage, layoutFor, type DirtyLogLayout } from './dirty-log-format.js';
+import { readDirtyLog, type DirtyLogContents, type DirtyLogDamage } from './dirty-log-reader.js';
+import { writeDirtyLogFile, writeFully } from './dirty-log-writer.js';
 
 export interface DirtyTrackerOptions {
   /** Path of the dirty log file (created when missing). */
@@ -23,6 +25,13 @@ export interface DirtyTrackerOptions {
    * instead of paying an intent fdatasync per 4 MiB when it resumes.
    */
   retireAfterIdleSweeps?: number;
+}
+
+/** What open found besides a clean log, for the caller to log and show. */
+interface OpenReport {
+  recoveredExtents: number;
+  damage: readonly DirtyLogDamage[];
+  convertedFrom: number | null;
 }
 
 const COLD = 0;
@@ -51,11 +60,24 @@ export function validateBlockSize(blockSize: number): void {
  *
  * A bit is cleared (markClean) only when the peer has confirmed the whole block; the
  * on-disk fine bit follows lazily, which can only over-report.
+ *
+ * Every on-disk page checks itself (dirty-log-format.ts): a page that fails at open
+ * counts as all ones, and a page write torn by a power cut is either old, new or
+ * failing — all three safe under the two orderings above (intent durable before the
+ * data write; fine bits durable before an intent is cleared).
  */
 export class DirtyTracker {
   readonly layout: DirtyLogLayout;
   /** Extents found in the intent region at open: > 0 means the last stop was a crash. */
   readonly recoveredExtents: number;
+  /**
+   * Damage found at open and counted dirty (a page that failed its check, a truncated
+   * file, a bad header): empty normally. Each entry's message names the file, the
+   * region and the blocks made dirty; the caller logs them as warnings.
+   */
+  readonly damage: readonly DirtyLogDamage[];
+  /** The on-disk version the log was converted from at open (1), or null. */
+  readonly convertedFrom: number | null;
   readonly #fh: FileHandle;
   readonly #fine: BlockBitmap;
   readonly #intent: BlockBitmap;
@@ -75,11 +97,13 @@ export class DirtyTracker {
   #closed = false;
   #lastError: Error | null = null;
 
-  private constructor(fh: FileHandle, layout: DirtyLogLayout, fine: BlockBitmap, recoveredExtents: number, opts: DirtyTrackerOptions) {
+  private constructor(fh: FileHandle, layout: DirtyLogLayout, fine: BlockBitmap, report: OpenReport, opts: DirtyTrackerOptions) {
     this.#fh = fh;
     this.layout = layout;
     this.#fine = fine;
-    this.recoveredExtents = recoveredExtents;
+    this.recoveredExtents = report.recoveredExtents;
+    this.damage = report.damage;
+    this.convertedFrom = report.convertedFrom;
     this.#intent = new BlockBitmap(layout.extents);
     this.#state = new Uint8Array(layout.extents);
     this.#writes = new Uint32Array(layout.extents);
@@ -102,51 +126,89 @@ export class DirtyTracker {
       throw new InvalidArgumentError(`extent size ${extentSize} must be a power of two no smaller than the block size`);
     }
     const layout = layoutFor({ volumeBytes: opts.volumeBytes, blockSize: opts.blockSize, extentSize });
+    const clean: OpenReport = { recoveredExtents: 0, damage: [], convertedFrom: null };
     await mkdir(dirname(opts.path), { recursive: true });
     let fh: FileHandle;
-    let created = false;
     try {
       fh = await open(opts.path, 'r+');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      fh = await open(opts.path, 'wx+');
-      created = true;
+      // Created whole and durable (every page with its checksum, the name fsync'd in its
+      // directory) before any write relies on it.
+      const fine = new BlockBitmap(layout.blocks);
+      return new DirtyTracker(await writeDirtyLogFile(opts.path, layout, fine), layout, fine, clean, opts);
     }
+    let contents: DirtyLogContents;
     try {
-      if (created) {
-        await fh.write(encodeHeader(layout), 0, HEADER_BYTES, 0);
-        await fh.truncate(layout.fileBytes);
-        // The log must exist durably (and its directory entry too) before any write
-        // relies on it; otherwise a power cut could leave writes with no record at all.
-        await fh.sync();
-        await syncDir(dirname(opts.path));
-        return new DirtyTracker(fh, layout, new BlockBitmap(layout.blocks), 0, opts);
-      }
-      const header = Buffer.alloc(HEADER_BYTES);
-      await fh.read(header, 0, HEADER_BYTES, 0);
-      decodeHeader(header, layout, opts.path);
-      const st = await fh.stat();
-      if (st.size < layout.fileBytes) throw new StateCorruptError(`${opts.path}: truncated (${st.size} < ${layout.fileBytes} bytes)`);
-      const fine = new BlockBitmap(layout.blocks, await readRegion(fh, layout.fineOffset, layout.fineBytes));
-      const intent = new BlockBitmap(layout.extents, await readRegion(fh, layout.intentOffset, layout.intentBytes));
-      const recovered = intent.count;
-      if (recovered > 0) {
-        // Crash recovery: fold every intent extent into the fine bitmap, make that
-        // durable, and only then clear the intents (the reverse order could lose them).
-        const perExtent = layout.extentSize / layout.blockSize;
-        for (let e = intent.nextSet(0); e !== -1; e = intent.nextSet(e + 1)) {
-          fine.setRange(e * perExtent, Math.min(layout.blocks, (e + 1) * perExtent) - 1);
-        }
-        await writePages(fh, fine, layout.fineOffset, fine.changedPages());
-        await fh.datasync();
-        await fh.write(Buffer.alloc(layout.intentBytes), 0, layout.intentBytes, layout.intentOffset);
-        await fh.datasync();
-      }
-      return new DirtyTracker(fh, layout, fine, recovered, opts);
+      contents = await readDirtyLog(fh, layout, opts.path);
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw err;
     }
+    if (contents.kind === 'bad-header') {
+      await fh.close();
+      return DirtyTracker.#rebuildAllDirty(opts, layout, contents.reason);
+    }
+    if (contents.kind === 'v1') {
+      // Replaced atomically by a version 2 log holding exactly version 1's recovered set:
+      // a crash during the conversion leaves the version 1 log, converted again next time.
+      await fh.close();
+      const converted = await writeDirtyLogFile(opts.path, layout, contents.dirty);
+      return new DirtyTracker(converted, layout, contents.dirty, { recoveredExtents: contents.intentExtents, damage: contents.damage, convertedFrom: 1 }, opts);
+    }
+    const { fine, intent, damage } = contents;
+    try {
+      const recovered = intent.count;
+      if (recovered > 0 || damage.length > 0) {
+        // Crash recovery: fold every intent extent into the fine bitmap (damaged pages
+        // are already in it), make that durable, and only then clear the intents (the
+        // reverse order could lose them). Damaged pages are rewritten whole, with valid
+        // checksums, by these two steps (a truncated file grows back to full size).
+        const perExtent = layout.extentSize / layout.blockSize;
+        for (let e = intent.nextSet(0); e !== -1; e = intent.nextSet(e + 1)) {
+          fine.setRange(e * perExtent, Math.min(layout.blocks, (e + 1) * perExtent) - 1);
+        }
+        await writePages(fh, fine, layout.fineFirstPage, fine.changedPages());
+        await fh.datasync();
+        const cleared = new BlockBitmap(layout.extents);
+        await writePages(fh, cleared, layout.intentFirstPage, [...Array(layout.intentPages).keys()]);
+        await fh.datasync();
+      }
+      return new DirtyTracker(fh, layout, fine, { recoveredExtents: recovered, damage, convertedFrom: null }, opts);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * A log whose header fails its check: kept aside for diagnosis and replaced by one
+   * with every block dirty (why not refuse: dirty-log-format.ts). The damaged file is
+   * hard-linked aside first, so at every moment the log's name points at the damaged
+   * log or the new one — never at nothing, which the next start would take for a new,
+   * clean log.
+   */
+  static async #rebuildAllDirty(opts: DirtyTrackerOptions, layout: DirtyLogLayout, reason: string): Promise<DirtyTracker> {
+    const aside = `${opts.path}.corrupt-${Date.now()}`;
+    let kept = `kept as ${aside}`;
+    try {
+      await link(opts.path, aside);
+    } catch (err) {
+      kept = `not kept (${(err as Error).message})`;
+    }
+    const fine = new BlockBitmap(layout.blocks);
+    fine.setRange(0, layout.blocks - 1);
+    const fh = await writeDirtyLogFile(opts.path, layout, fine);
+    const damage: DirtyLogDamage = {
+      region: 'header',
+      firstPage: 0,
+      lastPage: 0,
+      reason,
+      firstBlock: 0,
+      lastBlock: layout.blocks - 1,
+      message: `${opts.path}: header failed its check (${reason}); the damaged file is ${kept}; replaced by a new log with every block dirty (blocks 0-${layout.blocks - 1}: a full resync of the pair)`,
+    };
+    return new DirtyTracker(fh, layout, fine, { recoveredExtents: 0, damage: [damage], convertedFrom: null }, opts);
   }
 
   get dirtyBlocks(): number {
@@ -221,7 +283,7 @@ export class DirtyTracker {
    */
   async markAllDirty(): Promise<void> {
     this.#fine.setRange(0, this.layout.blocks - 1);
-    await writePages(this.#fh, this.#fine, this.layout.fineOffset, this.#fine.changedPages());
+    await writePages(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
     await this.#fh.datasync();
   }
 
@@ -257,11 +319,11 @@ export class DirtyTracker {
     await this.#retiring?.catch(() => undefined);
     this.#closed = true;
     try {
-      await writePages(this.#fh, this.#fine, this.layout.fineOffset, this.#fine.changedPages());
+      await writePages(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
       await this.#fh.datasync();
       // Only after the fine region is durable may the intents go.
       for (const e of this.#hot) this.#intent.clear(e);
-      await writePages(this.#fh, this.#intent, this.layout.intentOffset, this.#intent.changedPages());
+      await writePages(this.#fh, this.#intent, this.layout.intentFirstPage, this.#intent.changedPages());
       await this.#fh.datasync();
     } finally {
       await this.#fh.close();
@@ -273,15 +335,17 @@ export class DirtyTracker {
   }
 
   async #writeIntents(): Promise<void> {
-    // Snapshot synchronously: these extents and pages are what this flush covers.
+    // Snapshot synchronously: these extents and pages are what this flush covers. The
+    // pages are sealed (crc32c) here too: the only new synchronous work per flush.
     const batch = this.#pending;
     this.#pending = [];
     const pages = this.#intent.changedPages();
-    const copies = pages.map((p) => this.#intent.takePage(p));
+    const first = this.layout.intentFirstPage;
+    const sealed = pages.map((p) => encodeBitmapPage(this.#intent, p, first + p));
     try {
-      for (let i = 0; i < pages.length; i++) {
-        await this.#fh.write(copies[i]!, 0, BITMAP_PAGE_BYTES, this.layout.intentOffset + pages[i]! * BITMAP_PAGE_BYTES);
-      }
+      // Each page is one aligned 4 KiB write: torn by a power cut, it fails its check
+      // at the next open and counts as all intents — never as fewer.
+      for (let i = 0; i < pages.length; i++) await writeFully(this.#fh, sealed[i]!, (first + pages[i]!) * DISK_PAGE_BYTES);
       await this.#fh.datasync();
     } catch (err) {
       // Nothing is covered: re-queue so the next attempt writes them again, and fail the
@@ -318,7 +382,7 @@ export class DirtyTracker {
     while (this.#retiring !== null) await this.#retiring.catch(() => undefined);
     const run = async (): Promise<number> => {
       const seen = extents.map((e) => this.#writes[e]!);
-      await writePages(this.#fh, this.#fine, this.layout.fineOffset, this.#fine.changedPages());
+      await writePages(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
       await this.#fh.datasync();
       if (this.#closed) return 0;
       let cleared = 0;
@@ -349,34 +413,15 @@ export class DirtyTracker {
   }
 }
 
-async function readRegion(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return buf;
-}
-
-async function writePages(fh: FileHandle, bitmap: BlockBitmap, regionOffset: number, pages: number[]): Promise<void> {
+/** Writes pages of `bitmap` sealed at their place in the region starting at file page `firstPage`. */
+async function writePages(fh: FileHandle, bitmap: BlockBitmap, firstPage: number, pages: number[]): Promise<void> {
   for (const p of pages) {
-    const copy = bitmap.takePage(p);
+    const page = encodeBitmapPage(bitmap, p, firstPage + p);
     try {
-      await fh.write(copy, 0, BITMAP_PAGE_BYTES, regionOffset + p * BITMAP_PAGE_BYTES);
+      await writeFully(fh, page, (firstPage + p) * DISK_PAGE_BYTES);
     } catch (err) {
       bitmap.markPageChanged(p);
       throw err;
     }
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
   }
 }

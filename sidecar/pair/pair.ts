@@ -146,6 +146,10 @@ export class Pair {
       if (tracker.recoveredExtents > 0) {
         logger.warn('recovered dirty extents after an unclean stop', { extents: tracker.recoveredExtents, dirtyBlocks: tracker.dirtyBlocks });
       }
+      if (tracker.convertedFrom !== null) logger.info('dirty log converted to the current format', { from: tracker.convertedFrom, dirtyBlocks: tracker.dirtyBlocks });
+      for (const d of tracker.damage) {
+        logger.warn('dirty log damaged: what it might cover is counted dirty', { detail: d.message, region: d.region, firstBlock: d.firstBlock, lastBlock: d.lastBlock });
+      }
       const exp = new VolumeExport(spec.name, volume, tracker);
       let replicator: SyncReplicator | AsyncReplicator | undefined;
       let group: { groups: ConsistencyGroups; name: string; group: ConsistencyGroup } | undefined;
