@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
@@ -142,7 +143,14 @@ export class Pair {
         logger.info('secondary pair started', { volume: spec.volumePath, bytes: volume.size });
         return new Pair(spec, dir, volume, { endpoint });
       }
+      // A pair that ran before (its metadata is there) but lost its dirty log: what the log
+      // held is unknown, so everything counts as dirty, never nothing.
+      const logLost = existsSync(join(dir, 'meta.json')) && !existsSync(join(dir, 'dirty.log'));
       tracker = await DirtyTracker.open({ path: join(dir, 'dirty.log'), volumeBytes: volume.size, blockSize: spec.blockSize });
+      if (logLost) {
+        logger.warn('the dirty log is missing: every block counts as out of sync (a full resync)');
+        await tracker.markAllDirty();
+      }
       if (tracker.recoveredExtents > 0) {
         logger.warn('recovered dirty extents after an unclean stop', { extents: tracker.recoveredExtents, dirtyBlocks: tracker.dirtyBlocks });
       }
