@@ -1,4 +1,4 @@
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
@@ -14,9 +14,13 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
   try {
     await fh.writeFile(text);
     await fh.sync();
-  } finally {
-    await fh.close();
+  } catch (err) {
+    // A full disk: do not leave the partial temp file holding what little room is left.
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
   }
+  await fh.close();
   await rename(tmp, file);
   await syncDir(dir);
 }

@@ -53,7 +53,7 @@ export class PairManager {
       const entry: Entry = { spec, pair: null, error: '' };
       this.#entries.set(spec.name, entry);
       try {
-        entry.pair = await Pair.start(spec, this.#ctx(), holdReplication.has(spec.name));
+        entry.pair = await Pair.start(spec, this.#ctx(), { holdReplication: holdReplication.has(spec.name), restored: true });
       } catch (err) {
         entry.error = (err as Error).message;
         this.#opts.logger.error('pair could not be restored', { pair: spec.name, error: entry.error });
@@ -109,7 +109,7 @@ export class PairManager {
       e.spec = spec;
       await this.#persist();
       try {
-        e.pair = await Pair.start(spec, this.#ctx());
+        e.pair = await Pair.start(spec, this.#ctx(), { restored: true });
         e.error = '';
       } catch (err) {
         e.error = (err as Error).message;

@@ -127,7 +127,8 @@ export class Pair {
    * serves and tracks writes meanwhile (a spliced volume's fallback writes must be
    * recorded before any consistency group is cut).
    */
-  static async start(spec: PairSpec, ctx: PairContext, holdReplication = false): Promise<Pair> {
+  static async start(spec: PairSpec, ctx: PairContext, opts: { holdReplication?: boolean; restored?: boolean } = {}): Promise<Pair> {
+    const holdReplication = opts.holdReplication ?? false;
     const dir = Pair.stateDirOf(ctx.stateDir, spec.name);
     const logger = ctx.logger.child({ pair: spec.name });
     // The pair's dirty log, metadata and journal must not vanish with an unsynced
@@ -143,9 +144,10 @@ export class Pair {
         logger.info('secondary pair started', { volume: spec.volumePath, bytes: volume.size });
         return new Pair(spec, dir, volume, { endpoint });
       }
-      // A pair that ran before (its metadata is there) but lost its dirty log: what the log
-      // held is unknown, so everything counts as dirty, never nothing.
-      const logLost = existsSync(join(dir, 'meta.json')) && !existsSync(join(dir, 'dirty.log'));
+      // A pair restored from pairs.json had its dirty log created (durably) before it was
+      // listed there: if the log is gone, what it held is unknown, so everything counts
+      // as dirty, never nothing.
+      const logLost = opts.restored === true && !existsSync(join(dir, 'dirty.log'));
       tracker = await DirtyTracker.open({ path: join(dir, 'dirty.log'), volumeBytes: volume.size, blockSize: spec.blockSize });
       if (logLost) {
         logger.warn('the dirty log is missing: every block counts as out of sync (a full resync)');
@@ -220,7 +222,7 @@ export class Pair {
 
   #replicationStarted = false;
 
-  /** Starts a replicator held back by Pair.start(…, true). */
+  /** Starts a replicator held back by Pair.start(…, { holdReplication: true }). */
   startReplication(): void {
     if (this.#replicationStarted || this.#closed) return;
     this.#replicationStarted = true;

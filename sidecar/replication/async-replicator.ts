@@ -341,7 +341,20 @@ export class AsyncReplicator implements WriteReplication {
       this.#noteRefusal(err);
       throw err;
     });
-    await this.#link.markSynced();
+    // A secondary that cannot record it (a full state disk) is asked again, paced, rather
+    // than having the whole copy sent again.
+    for (;;) {
+      try {
+        await this.#link.markSynced();
+        break;
+      } catch (err) {
+        this.#noteRefusal(err as Error);
+        if (!(err instanceof BlockmirrorError) || err.code !== 'PEER_REFUSED' || this.#closed) throw err;
+        await new Promise((r) => setTimeout(r, Math.max(50, this.#fault.waitMs)));
+        if (!this.#link.connected) throw err;
+      }
+    }
+    this.#fault.clear();
     await this.#o.meta.setSyncedPeerGeneration(this.#secondaryGeneration);
     this.#fullSync = false;
     this.#o.logger.info('full sync complete');

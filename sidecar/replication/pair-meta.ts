@@ -47,11 +47,14 @@ export class PairMeta {
 
   async setSyncedPeerGeneration(g: string): Promise<void> {
     if (this.#data.syncedPeerGeneration === g) return;
-    this.#data = { ...this.#data, syncedPeerGeneration: g };
-    await this.#save();
+    const next = { ...this.#data, syncedPeerGeneration: g };
+    // Memory follows the disk: a write that failed (a full disk) must not leave this
+    // side believing — and telling its peer — what a restart would not find.
+    await this.#save(next);
+    this.#data = next;
   }
 
-  #save(): Promise<void> {
-    return writeFileAtomic(this.#file, JSON.stringify(this.#data) + '\n');
+  #save(data: PairMetaData = this.#data): Promise<void> {
+    return writeFileAtomic(this.#file, JSON.stringify(data) + '\n');
   }
 }

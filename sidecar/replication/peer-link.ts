@@ -195,7 +195,11 @@ export class PeerLink {
     const c = this.#clients?.control;
     if (!c || !this.connected) return Promise.reject(new PeerUnavailableError('not connected'));
     return new Promise((resolve, reject) => {
-      c.MarkSynced({ pairId: this.#opts.remotePair, sessionId: this.#session }, { deadline: new Date(Date.now() + 5000) }, (err) => (err ? reject(err) : resolve()));
+      c.MarkSynced({ pairId: this.#opts.remotePair, sessionId: this.#session }, { deadline: new Date(Date.now() + 5000) }, (err) => {
+        if (!err) return resolve();
+        const why = `the secondary could not record the complete image: ${err.details || err.message}`;
+        reject(err.code === GrpcStatus.FAILED_PRECONDITION ? new PeerRefusedError(why) : new PeerUnavailableError(why));
+      });
     });
   }
 

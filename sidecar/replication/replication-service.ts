@@ -105,7 +105,12 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
       if (ep === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no secondary pair ${call.request.pairId}`));
       ep.markSynced(call.request.sessionId).then(
         () => callback(null, {}),
-        (err: Error) => callback(refuse('session', GrpcStatus.PERMISSION_DENIED, err.message)),
+        (err: Error) => {
+          if (err instanceof BlockmirrorError && err.code === 'GEOMETRY_MISMATCH') return callback(refuse('session', GrpcStatus.PERMISSION_DENIED, err.message));
+          // The session is fine but the record could not be written (a full state disk).
+          ep.noteFailure(`recording the complete image failed: ${err.message}`);
+          callback(Object.assign(new Error(err.message), { code: GrpcStatus.FAILED_PRECONDITION, details: err.message }));
+        },
       );
     },
   };

@@ -159,6 +159,7 @@ export class SecondaryEndpoint {
     // complete must never survive a power cut that the image itself did not.
     await this.#volume.flush();
     await this.#meta.setSyncedPeerGeneration(this.#primaryGeneration);
+    this.noteApplied();
   }
 
   /**
@@ -205,10 +206,13 @@ export class SecondaryEndpoint {
     // An acknowledged durable frame lets the primary forget its blocks for good, so
     // they (and everything written before) must survive a power cut here first.
     if (!frame.durable) return Promise.resolve();
-    return this.#volume.flush().catch((err: Error) => {
-      this.noteFailure(`fdatasync failed: ${err.message}`);
-      throw err;
-    });
+    return this.#volume.flush().then(
+      () => this.noteApplied(),
+      (err: Error) => {
+        this.noteFailure(`fdatasync failed: ${err.message}`);
+        throw err;
+      },
+    );
   }
 
   /** write then settle, for callers that do not pipeline. */

@@ -395,8 +395,9 @@ export class SyncReplicator implements WriteReplication {
       .catch((err: Error) => this.#o.logger.warn('resync pass failed', { error: err.message }))
       .finally(() => {
         this.#resyncing = false;
-        // Work left and a link up: go again (a failed frame leaves its blocks out of sync).
-        if (this.#oos.count > 0 && this.#link.connected && !this.#paused && !this.#closed) this.#scheduleKick(Math.max(50, this.#fault.waitMs));
+        // Work left and a link up: go again (a failed frame leaves its blocks out of sync,
+        // a refused MarkSynced leaves the initial copy to be recorded).
+        if ((this.#oos.count > 0 || this.#fullSync) && this.#link.connected && !this.#paused && !this.#closed) this.#scheduleKick(Math.max(50, this.#fault.waitMs));
       });
   }
 
@@ -477,7 +478,12 @@ export class SyncReplicator implements WriteReplication {
     if (!refused && this.#link.connected && this.#oos.count === 0) this.#fault.clear();
     if (this.#oos.count === 0 && this.#link.connected && !this.#fault.active) {
       if (this.#fullSync) {
-        await this.#link.markSynced();
+        try {
+          await this.#link.markSynced();
+        } catch (err) {
+          this.#noteRefusal(err as BlockmirrorError);
+          throw err;
+        }
         await this.#o.meta.setSyncedPeerGeneration(this.#secondaryGeneration);
         this.#fullSync = false;
         this.#o.logger.info('full sync complete');

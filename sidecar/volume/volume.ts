@@ -92,10 +92,19 @@ export class Volume {
     });
   }
 
-  /** Writes `length` zero bytes at `offset`, a MiB at a time (not yet durable). */
+  /**
+   * Makes `length` bytes at `offset` read as zeroes, a MiB at a time (not yet durable).
+   * Chunks that already read as zeroes are left alone: a sparse or thin volume stays
+   * sparse (an initial copy of a mostly empty volume would otherwise allocate all of it,
+   * and fill a secondary's disk with zeroes). Skipping is safe for durability: a chunk
+   * reading zero is zero on disk or in dirty pages the next fdatasync writes back.
+   */
   async writeZeroes(offset: number, length: number): Promise<void> {
     for (let at = offset; at < offset + length; at += ZERO_CHUNK.length) {
-      await this.write(at, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, offset + length - at)));
+      const n = Math.min(ZERO_CHUNK.length, offset + length - at);
+      const current = await this.read(at, n);
+      if (current.equals(ZERO_CHUNK.subarray(0, n))) continue;
+      await this.write(at, ZERO_CHUNK.subarray(0, n));
     }
   }
 
