@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { PairJson } from '../../sidecar/cli/format-pair.js';
+import { pairToJson, type PairJson } from '../../sidecar/cli/format-pair.js';
+import { ControlClient } from '../../sidecar/control/control-client.js';
 import { runCli } from './run-cli.js';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -31,6 +32,7 @@ export class SidecarProcess {
   readonly stateDir: string;
   readonly #log: string[];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  #client: ControlClient | undefined;
 
   private constructor(child: ChildProcess, addresses: SidecarAddresses, stateDir: string, log: string[], exited: SidecarProcess['exited']) {
     this.child = child;
@@ -90,14 +92,25 @@ export class SidecarProcess {
     return JSON.parse(await this.cli('pair', 'status', name, '-o', 'json')) as PairStatusJson;
   }
 
+  /**
+   * The same status through the control API from this process: for tight polling loops,
+   * where a CLI process per call would cost more than what is measured.
+   */
+  async rpcStatus(name: string): Promise<PairStatusJson> {
+    this.#client ??= new ControlClient(this.addresses.control);
+    return pairToJson(await this.#client.getPair(name));
+  }
+
   /** SIGTERM and wait for the exit. */
   async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.#client?.close();
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
     return this.exited;
   }
 
   /** kill -9 and wait for the exit. */
   async kill9(): Promise<void> {
+    this.#client?.close();
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     await this.exited;
   }
