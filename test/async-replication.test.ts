@@ -279,6 +279,22 @@ describe('asynchronous replication with consistency groups', () => {
     180_000,
   );
 
+  it('an idle async secondary stays Replicating — the link sends heartbeats in both modes — and never claims InSync', async () => {
+    const rig = await startRig(['idle'], ['--group-interval-ms', '0']);
+    const seen = new Set<string>();
+    await until(rig.b, 'idle', 'the secondary replicating', (s) => {
+      seen.add(s.state);
+      return s.state === 'Replicating';
+    });
+    // Longer than the secondary's 5 s liveness deadline, with nothing written.
+    const deadline = Date.now() + 7000;
+    while (Date.now() < deadline) {
+      seen.add((await rig.b.rpcStatus('idle')).state);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect([...seen].filter((x) => x !== 'Initializing')).toEqual(['Replicating']);
+  });
+
   it('refuses a consistency group member that replicates to another sidecar, and a group without async mode', async () => {
     const rig = await startRig(['one'], ['--consistency-group', 'g1']);
     const extra = join(rig.dir, 'extra.img');
