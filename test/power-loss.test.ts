@@ -74,6 +74,7 @@ describe('power cuts at the moments issue 15 found unprotected', () => {
     const v2 = await Volume.open(img);
     const again = await GroupJournal.open(join(fs.dir, 'journal'), v2);
     try {
+      expect(await again.groupsOnDisk()).toEqual([42]);
       expect(await again.verify(42)).toEqual({ records: 1, bytes: 4096 });
     } finally {
       await again.close();

@@ -474,8 +474,9 @@ export class SyncReplicator implements WriteReplication {
     await Promise.all(inflight);
     // Durable before the blocks are forgotten or the image is declared complete.
     if (this.#pendingClean.length > 0) await this.flushBarrier();
-    // A whole pass applied cleanly: the secondary takes data again.
-    if (!refused && this.#link.connected && this.#oos.count === 0) this.#fault.clear();
+    // A pass applied without a refusal: the secondary takes data again, and foreground
+    // writes are mirrored again while later passes drain what is left.
+    if (!refused && this.#link.connected) this.#fault.clear();
     if (this.#oos.count === 0 && this.#link.connected && !this.#fault.active) {
       if (this.#fullSync) {
         try {
