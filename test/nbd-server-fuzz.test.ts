@@ -35,6 +35,7 @@ import {
   sessionBytes,
   writeIsInStream,
   type ExportShape,
+  type Mutation,
 } from './helpers/nbd-sessions.js';
 import { waitFor } from './helpers/wait-for.js';
 
@@ -146,7 +147,7 @@ describe('NbdServer on loopback under fuzzing', () => {
 
   it('answers intact sessions as the protocol says, and from mutated ones writes nothing a WRITE did not carry, always closing', async () => {
     await fuzz(
-      fc.asyncProperty(sessionArb, fc.oneof(fc.constant([]), fc.array(mutationArb, { minLength: 1, maxLength: 5 })), chunkSizesArb, fc.nat(0xffff), async (spec, mutations, sizes, cookieBase) => {
+      fc.asyncProperty(sessionArb, fc.oneof(fc.constant<Mutation[]>([]), fc.array(mutationArb, { minLength: 1, maxLength: 5 })), chunkSizesArb, fc.nat(0xffff), async (spec, mutations, sizes, cookieBase) => {
         const requests = resolveRequests(spec, shape, BigInt(cookieBase));
         const intact = sessionBytes(spec, shape, requests);
         const bytes = mutate(intact, mutations);
