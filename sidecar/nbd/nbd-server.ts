@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { unlink } from 'node:fs/promises';
+import { lstat, unlink } from 'node:fs/promises';
 import type { Logger } from 'winston';
+import { FailedPreconditionError, InvalidArgumentError, type BlockmirrorError } from '../errors.js';
 import { parseLoopbackHostPort } from '../net/host-port.js';
 import { adoptSocket } from './adopt-socket.js';
 import { NbdConnection } from './nbd-connection.js';
@@ -57,18 +58,17 @@ export class NbdServer {
       const { host, port } = parseLoopbackHostPort(where.tcp, 'NBD listen address');
       const s = this.#newServer();
       await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
+        s.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, `NBD listen address ${where.tcp}`)));
         s.listen({ host, port }, () => resolve());
       });
       const a = s.address() as AddressInfo;
       this.#tcpAddress = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
     }
     if (where.socket) {
-      // A stale socket file from a crashed run would make listen fail with EADDRINUSE.
-      await unlink(where.socket).catch(() => undefined);
+      await removeStaleSocket(where.socket);
       const s = this.#newServer();
       await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
+        s.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, `NBD socket ${where.socket}`)));
         s.listen(where.socket, () => resolve());
       });
       this.#socketPath = where.socket;
@@ -113,4 +113,25 @@ export class NbdServer {
       this.#opts.onConnectionsChanged?.(this.#connections.size);
     });
   }
+}
+
+/**
+ * A stale socket file from a crashed run would make listen fail with EADDRINUSE, so one
+ * is removed. Anything else at the path (a volume image named by mistake) is refused,
+ * never deleted.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => null);
+  if (st === null) return;
+  if (!st.isSocket()) throw new InvalidArgumentError(`NBD socket path ${path} exists and is not a socket (refusing to replace it)`);
+  await unlink(path).catch(() => undefined);
+}
+
+/**
+ * A listener that cannot be bound (address in use, no such directory, path too long) is
+ * for the caller to fix: a typed error naming it, which the control API passes on.
+ */
+function listenError(err: NodeJS.ErrnoException, what: string): BlockmirrorError {
+  const message = `cannot listen on ${what}: ${err.message}`;
+  return err.code === 'EADDRINUSE' ? new FailedPreconditionError(message) : new InvalidArgumentError(message);
 }

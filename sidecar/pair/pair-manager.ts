@@ -1,4 +1,4 @@
-import { realpath } from 'node:fs/promises';
+import { access, realpath, rm } from 'node:fs/promises';
 import type { Logger } from 'winston';
 import type { TlsFiles } from '../grpc/grpc-credentials.js';
 import type { SecondaryEndpoint } from '../replication/secondary-endpoint.js';
@@ -73,7 +73,21 @@ export class PairManager {
           throw new AlreadyExistsError(`volume ${spec.volumePath} already belongs to pair ${e.spec.name}`);
         }
       }
-      const pair = await Pair.start(spec, this.#ctx());
+      // A refused pair leaves nothing behind: the next pair of that name would take over
+      // its dirty log and generation (and a dirty log sized for another volume would
+      // refuse that pair for good). Only a directory this attempt created is removed.
+      const stateDir = Pair.stateDirOf(this.#opts.stateDir, spec.name);
+      const fresh = await access(stateDir).then(
+        () => false,
+        () => true,
+      );
+      let pair: Pair;
+      try {
+        pair = await Pair.start(spec, this.#ctx());
+      } catch (err) {
+        if (fresh) await rm(stateDir, { recursive: true, force: true });
+        throw err;
+      }
       this.#entries.set(spec.name, { spec, pair, error: '' });
       try {
         await this.#persist();

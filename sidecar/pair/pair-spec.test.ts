@@ -21,8 +21,28 @@ describe('validatePairSpec', () => {
     [{ nbdListen: 'nope' }, /HOST:PORT/],
     [{ peer: 'x' }, /HOST:PORT/],
     [{ role: 'secondary' as const, nbdListen: '127.0.0.1:0' }, /never exposed/],
+    // Found by pair-spec.fuzz.test.ts. Durations past 2^31 - 1 ms would become 1 ms timers
+    // (every write timing out, every drain abandoned, groups back to back).
+    [{ groupIntervalMs: 2 ** 31 }, /group interval/],
+    [{ writeTimeoutMs: 2 ** 32 - 1 }, /write timeout/],
+    [{ maxDrainMs: 2 ** 31 }, /drain/],
+    [{ maxCoordinationMs: 2 ** 31 }, /coordination/],
+    // A rate that is no whole number of bytes per second.
+    [{ resyncBytesPerSecond: -5e-324 }, /resync rate/],
+    [{ resyncBytesPerSecond: 0.5 }, /resync rate/],
+    // Wrong types, as a damaged pairs.json could hold them: refused, not coerced.
+    [{ nbdSocket: {} as never }, /nbdSocket must be a string/],
+    [{ name: 5 as never }, /name must be a string/],
+    [{ peer: ['127.0.0.1:1'] as never }, /peer must be a string/],
+    [{ paused: 'yes' as never }, /paused/],
   ])('refuses %j', (patch, message) => {
     expect(() => validatePairSpec({ ...base, ...patch })).toThrow(InvalidArgumentError);
     expect(() => validatePairSpec({ ...base, ...patch })).toThrow(message);
+  });
+
+  it('accepts durations up to the longest a timer honours', () => {
+    const max = 2 ** 31 - 1;
+    const spec = validatePairSpec({ ...base, mode: 'async', writeTimeoutMs: max, groupIntervalMs: max, maxCoordinationMs: max, maxDrainMs: max, resyncBytesPerSecond: 2 ** 53 - 1 });
+    expect(spec).toMatchObject({ writeTimeoutMs: max, groupIntervalMs: max, maxCoordinationMs: max, maxDrainMs: max, resyncBytesPerSecond: 2 ** 53 - 1 });
   });
 });

@@ -56,13 +56,22 @@ export function pairSettings(spec: PairSpec): PairSettings {
 
 export const DEFAULT_MAX_COORDINATION_MS = 50;
 export const DEFAULT_MAX_DRAIN_MS = 30_000;
+/** Longest delay a Node timer honours (about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export type PairSpecInput = Partial<PairSpec> & { name?: string };
 
 const NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+const STRING_FIELDS = ['name', 'volumePath', 'peer', 'nbdListen', 'nbdSocket', 'peerPair', 'consistencyGroup'] as const;
 
 /** Checks and normalizes a spec; every problem is an InvalidArgumentError naming it. */
 export function validatePairSpec(input: PairSpecInput): PairSpec {
+  // pairs.json is read back through here: a field of the wrong type (hand-edited, or
+  // damaged) must be refused, not coerced (a regex tests String(5), a path may be {}).
+  for (const field of STRING_FIELDS) {
+    if (input[field] !== undefined && typeof input[field] !== 'string') throw new InvalidArgumentError(`${field} must be a string, not ${JSON.stringify(input[field])}`);
+  }
+  if (input.paused !== undefined && typeof input.paused !== 'boolean') throw new InvalidArgumentError(`paused must be true or false, not ${JSON.stringify(input.paused)}`);
   const name = input.name ?? '';
   if (!NAME.test(name)) {
     throw new InvalidArgumentError(`pair name ${JSON.stringify(name)} must be 1-63 lowercase letters, digits, '-' or '.', starting and ending alphanumeric`);
@@ -77,10 +86,17 @@ export function validatePairSpec(input: PairSpecInput): PairSpec {
   validateBlockSize(blockSize);
   if (input.peer) parseHostPort(input.peer, 'peer address');
   if (input.peerPair !== undefined && input.peerPair !== '' && !NAME.test(input.peerPair)) throw new InvalidArgumentError(`peer pair name ${JSON.stringify(input.peerPair)} is not a valid pair name`);
-  if (input.writeTimeoutMs !== undefined && (!Number.isInteger(input.writeTimeoutMs) || input.writeTimeoutMs < 0)) throw new InvalidArgumentError('write timeout must be a whole number of milliseconds');
+  // Durations become Node timers, which fire after 1 ms when given more than 2^31 - 1 ms
+  // (a write timeout of 30 days would time out every write); the API's uint32 allows more.
+  if (input.writeTimeoutMs !== undefined && (!Number.isInteger(input.writeTimeoutMs) || input.writeTimeoutMs < 0 || input.writeTimeoutMs > MAX_TIMER_MS)) {
+    throw new InvalidArgumentError(`write timeout must be a whole number of milliseconds, at most ${MAX_TIMER_MS}`);
+  }
   const wholeMs = (v: number | undefined, what: string, min: number): void => {
-    if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new InvalidArgumentError(`${what} must be a whole number of milliseconds, at least ${min}`);
+    if (v !== undefined && (!Number.isInteger(v) || v < min || v > MAX_TIMER_MS)) throw new InvalidArgumentError(`${what} must be a whole number of milliseconds, from ${min} to ${MAX_TIMER_MS}`);
   };
+  if (input.resyncBytesPerSecond !== undefined && (!Number.isSafeInteger(input.resyncBytesPerSecond) || input.resyncBytesPerSecond < 0)) {
+    throw new InvalidArgumentError(`resync rate ${input.resyncBytesPerSecond} must be a whole number of bytes per second (0: no cap)`);
+  }
   wholeMs(input.groupIntervalMs, 'group interval', 0);
   wholeMs(input.maxCoordinationMs, 'maximum coordination time', 1);
   wholeMs(input.maxDrainMs, 'maximum drain time', 100);
