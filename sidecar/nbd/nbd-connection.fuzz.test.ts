@@ -236,6 +236,8 @@ async function drive(o: DriveOptions): Promise<Run> {
     logger,
     maxPayload: o.shape.maxPayload,
     maxInFlight: o.maxInFlight,
+    // Small byte bounds too, so pausing on payload bytes (not only on requests) is exercised.
+    maxInFlightBytes: o.maxInFlight * 4096,
     onProtocolError: (reason) => protocolErrors.push(reason),
   });
   socket.once('close', () => feeder.close());

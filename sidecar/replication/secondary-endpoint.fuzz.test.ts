@@ -122,6 +122,7 @@ describe('SecondaryEndpoint.handshake under fuzzing', () => {
               blockSize: a.blockSize.kind === 'right' ? BLOCK_SIZE : a.blockSize.value,
               primaryGeneration: a.primaryGeneration,
               syncedSecondaryGeneration: a.syncedSecondary === 'mine' ? myGeneration : a.syncedSecondary === 'none' ? '' : 'some-older-generation',
+              mode: 'sync',
             };
             const allowed = req.volumeBytes === VOLUME_BYTES && req.blockSize === BLOCK_SIZE && req.primaryGeneration !== '' && (synced === '' || synced === req.primaryGeneration);
             let response: ReturnType<SecondaryEndpoint['handshake']> | undefined;
