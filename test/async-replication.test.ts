@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
 import { NbdTestClient } from './helpers/nbd-test-client.js';
+import { chainPrefix, ChainWriter, type ChainLayout } from './helpers/ordered-writes.js';
 import { sha256File, sparseFile, StateRecorder } from './helpers/replication-harness.js';
 import { runCli } from './helpers/run-cli.js';
 import { SidecarProcess, type PairStatusJson } from './helpers/sidecar-process.js';
@@ -24,8 +25,6 @@ const VOLUME = 16 * MiB;
 const BLOCK = 64 * KiB;
 /** Slots are a tracking block apart, so each write dirties exactly one block. */
 const SLOTS = 128;
-const RECORD = 4 * KiB;
-const MAGIC = 0x424d5251; // "BMRQ"
 const ALLOWED = ['Initializing', 'Replicating', 'Retrying'];
 const MAX_COORDINATION_MS = 20;
 
@@ -58,73 +57,26 @@ async function status(sc: SidecarProcess, pair: string): Promise<PairStatusJson>
   return JSON.parse(await cli(sc, 'pair', 'status', pair, '-o', 'json')) as PairStatusJson;
 }
 
-async function until(sc: SidecarProcess, pair: string, what: string, ok: (s: PairStatusJson) => boolean, timeoutMs = 30_000): Promise<PairStatusJson> {
-  let last: PairStatusJson | undefined;
-  try {
-    return await waitFor(
-      what,
-      async () => {
-        last = await status(sc, pair);
-        return ok(last) ? last : undefined;
-      },
-      { timeoutMs, intervalMs: 100 },
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`, { cause: err });
-  }
-}
-
-/** The record of write `seq`: a header and a body derived from it (a torn record shows). */
-function record(seq: number): Buffer {
-  const b = Buffer.alloc(RECORD);
-  b.writeUInt32LE(MAGIC, 0);
-  b.writeUInt32LE(seq, 4);
-  for (let at = 8; at < RECORD; at += 4) b.writeUInt32LE((seq * 2654435761 + at) >>> 0, at);
-  return b;
-}
-
-/** The sequence number a slot holds (0: never written); throws on a torn or foreign record. */
-function parseRecord(b: Buffer, where: string): number {
-  if (b.equals(Buffer.alloc(RECORD))) return 0;
-  const seq = b.readUInt32LE(4);
-  if (b.readUInt32LE(0) !== MAGIC || !b.equals(record(seq))) throw new Error(`${where}: torn or foreign record`);
-  return seq;
-}
-
-/** Where write `seq` goes, for `volumes` volumes written in turn. */
-function placeOf(seq: number, volumes: number): { volume: number; slot: number } {
-  return { volume: seq % volumes, slot: Math.floor(seq / volumes) % SLOTS };
-}
+const LAYOUT = (volumes: number): ChainLayout => ({ slots: SLOTS, stride: BLOCK, volumes });
 
 /**
  * Dependent writes, one at a time, spread over the volumes in turn; counts what was
  * acknowledged. Stops on request; an error reply or a lost connection fails the test.
  */
 class OrderedWriter {
-  acked = 0;
-  #stopped = false;
-  readonly #done: Promise<void>;
-  error: Error | null = null;
+  readonly #w: ChainWriter;
 
   constructor(clients: NbdTestClient[]) {
-    this.#done = (async () => {
-      try {
-        for (let seq = 1; !this.#stopped; seq++) {
-          const { volume, slot } = placeOf(seq, clients.length);
-          const r = await clients[volume]!.write(slot * BLOCK, record(seq));
-          if (r.error !== 0) throw new Error(`write ${seq} refused: NBD error ${r.error}`);
-          this.acked = seq;
-        }
-      } catch (err) {
-        this.error = err as Error;
-      }
-    })();
+    this.#w = new ChainWriter(clients, LAYOUT(clients.length), { from: 1, fua: false });
+  }
+
+  get acked(): number {
+    return this.#w.acked;
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    await this.#done;
-    if (this.error) throw this.error;
+    await this.#w.stop();
+    if (this.#w.error) throw this.#w.error;
   }
 }
 
@@ -133,31 +85,11 @@ class OrderedWriter {
  * of every volume must hold exactly the last write <= P that maps to it.
  */
 async function expectPrefix(images: string[], ackedBefore: number): Promise<number> {
-  const slots: number[][] = [];
-  for (const [v, path] of images.entries()) {
-    const fh = await open(path, 'r');
-    try {
-      const row: number[] = [];
-      for (let s = 0; s < SLOTS; s++) {
-        const b = Buffer.alloc(RECORD);
-        await fh.read(b, 0, RECORD, s * BLOCK);
-        row.push(parseRecord(b, `volume ${v} slot ${s}`));
-      }
-      slots.push(row);
-    } finally {
-      await fh.close();
-    }
-  }
-  const p = Math.max(...slots.flat());
-  const expected = images.map(() => new Array<number>(SLOTS).fill(0));
-  for (let seq = Math.max(1, p - images.length * SLOTS); seq <= p; seq++) {
-    const { volume, slot } = placeOf(seq, images.length);
-    expected[volume]![slot] = seq;
-  }
-  expect({ prefix: p, slots }).toEqual({ prefix: p, slots: expected });
+  const r = await chainPrefix(images, LAYOUT(images.length));
+  if ('error' in r) throw new Error(r.error);
   // Nothing the primary never acknowledged can be there (the one in flight aside).
-  expect(p).toBeLessThanOrEqual(ackedBefore + 1);
-  return p;
+  expect(r.prefix).toBeLessThanOrEqual(ackedBefore + 1);
+  return r.prefix;
 }
 
 interface Rig {
@@ -191,7 +123,7 @@ async function startRig(pairs: string[], extra: string[]): Promise<Rig> {
   }
   const rec = pairs.map((p) => new StateRecorder(() => a.addresses.metrics, p));
   for (const r of rec) track('state recorder', () => r.stop());
-  for (const p of pairs) await until(a, p, `${p}: initial copy done`, (s) => s.state === 'Replicating' && s.outOfSyncBytes === 0);
+  for (const p of pairs) await a.waitForPair(p, `${p}: initial copy done`, (s) => s.state === 'Replicating' && s.outOfSyncBytes === 0);
   const clients: NbdTestClient[] = [];
   for (const p of pairs) {
     const st = await status(a, p);
@@ -211,13 +143,13 @@ async function faultAndCheck(rig: Rig, w: OrderedWriter, fault: 'kill' | 'cut', 
   // Replication has resumed since the last fault: a group formed after now gets applied.
   const resumedAfter = Date.now();
   for (const p of rig.pairs) {
-    await until(rig.a, p, `${p}: a group applied after the last fault`, (s) => s.lastConsistencyPointTime !== null && Date.parse(s.lastConsistencyPointTime) > resumedAfter, 30_000);
+    await rig.a.waitForPair(p, `${p}: a group applied after the last fault`, (s) => s.lastConsistencyPointTime !== null && Date.parse(s.lastConsistencyPointTime) > resumedAfter, 30_000);
   }
   await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 700)));
   const peerAddress = rig.b.addresses.peer;
   if (fault === 'cut') {
     rig.proxy.cut();
-    for (const p of rig.pairs) await until(rig.a, p, `${p}: Retrying after the cut`, (s) => s.state === 'Retrying', 15_000);
+    for (const p of rig.pairs) await rig.a.waitForPair(p, `${p}: Retrying after the cut`, (s) => s.state === 'Retrying', 15_000);
     await rig.b.kill9();
   } else {
     await rig.b.kill9();
@@ -238,7 +170,7 @@ async function faultAndCheck(rig: Rig, w: OrderedWriter, fault: 'kill' | 'cut', 
 async function convergeAndCompare(rig: Rig, w: OrderedWriter): Promise<void> {
   await w.stop();
   for (const p of rig.pairs) {
-    const s = await until(rig.a, p, `${p}: everything applied on the secondary`, (x) => x.state === 'Replicating' && x.outOfSyncBytes === 0, 60_000);
+    const s = await rig.a.waitForPair(p, `${p}: everything applied on the secondary`, (x) => x.state === 'Replicating' && x.outOfSyncBytes === 0, 60_000);
     expect(s.groupsFormed).toBeGreaterThan(0);
     expect(s.retries).toBeGreaterThan(0);
     expect(s.lastConsistencyPointTime).not.toBeNull();
@@ -282,7 +214,7 @@ describe('asynchronous replication with consistency groups', () => {
   it('an idle async secondary stays Replicating — the link sends heartbeats in both modes — and never claims InSync', async () => {
     const rig = await startRig(['idle'], ['--group-interval-ms', '0']);
     const seen = new Set<string>();
-    await until(rig.b, 'idle', 'the secondary replicating', (s) => {
+    await rig.b.waitForPair('idle', 'the secondary replicating', (s) => {
       seen.add(s.state);
       return s.state === 'Replicating';
     });

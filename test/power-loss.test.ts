@@ -1,16 +1,15 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, open, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GroupJournal } from '../sidecar/replication/group-journal.js';
 import { Volume } from '../sidecar/volume/volume.js';
 import { CleanupStack } from './helpers/cleanup-stack.js';
-import { CrashFs } from './helpers/crash-fs.js';
+import { mountCrashFs } from './helpers/crash-fs.js';
 import { NbdTestClient } from './helpers/nbd-test-client.js';
 import { sha256File } from './helpers/replication-harness.js';
-import { SidecarProcess, type PairStatusJson } from './helpers/sidecar-process.js';
-import { waitFor } from './helpers/wait-for.js';
+import { SidecarProcess } from './helpers/sidecar-process.js';
 
 // Power cuts (blockmirror-crashfs: everything not fsync'd is lost) at the moments each
 // hole of issue 15 left open. Each of these failed before its fix.
@@ -25,13 +24,6 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-async function crashFs(dir: string, name: string): Promise<CrashFs> {
-  await mkdir(join(dir, name));
-  const fs = await CrashFs.mount(join(dir, name));
-  cleanup.track(`crashfs ${name}`, () => fs.unmount());
-  return fs;
-}
-
 async function sparse(path: string, bytes: number): Promise<void> {
   const fh = await open(path, 'w');
   await fh.truncate(bytes);
@@ -44,21 +36,10 @@ async function startSidecar(stateDir: string, args: string[] = []): Promise<Side
   return sc;
 }
 
-function until(sc: SidecarProcess, pair: string, what: string, ok: (s: PairStatusJson) => boolean, timeoutMs = 30_000): Promise<PairStatusJson> {
-  return waitFor(
-    what,
-    async () => {
-      const s = await sc.rpcStatus(pair);
-      return ok(s) ? s : undefined;
-    },
-    { timeoutMs, intervalMs: 100 },
-  );
-}
-
 describe('power cuts at the moments issue 15 found unprotected', () => {
   it('a sealed journal group is still there after a power cut (its directory entry was synced)', async () => {
     const dir = await tempDir();
-    const fs = await crashFs(dir, 'state');
+    const fs = await mountCrashFs(dir, 'state', cleanup);
     const img = join(fs.dir, 'v.img');
     await sparse(img, 4 * MiB);
     await fs.syncAll();
@@ -84,7 +65,7 @@ describe('power cuts at the moments issue 15 found unprotected', () => {
 
   it('async: the initial copy survives a power cut of the secondary right after it completed', async () => {
     const dir = await tempDir();
-    const fs = await crashFs(dir, 'b');
+    const fs = await mountCrashFs(dir, 'b', cleanup);
     const imgA = join(dir, 'a.img');
     const imgB = join(fs.dir, 'b.img');
     await sparse(imgA, 16 * MiB);
@@ -98,7 +79,7 @@ describe('power cuts at the moments issue 15 found unprotected', () => {
     await b.cli('pair', 'create', 'db', '--volume', imgB, '--role', 'secondary');
     const a = await startSidecar(join(dir, 'state-a'));
     await a.cli('pair', 'create', 'db', '--volume', imgA, '--role', 'primary', '--mode', 'async', '--peer', b.addresses.peer, '--group-interval-ms', '200');
-    await until(a, 'db', 'the initial copy done', (s) => s.state === 'Replicating' && s.outOfSyncBytes === 0);
+    await a.waitForPair('db', 'the initial copy done', (s) => s.state === 'Replicating' && s.outOfSyncBytes === 0);
     // The primary has forgotten every block: only the secondary's disk holds the copy now.
     expect((await a.rpcStatus('db')).dirtyBlocks).toBe(0);
     const peer = b.addresses.peer;
@@ -107,12 +88,12 @@ describe('power cuts at the moments issue 15 found unprotected', () => {
     await startSidecar(bState, ['--peer-listen', peer]);
     // Before the fix the copy was lost here, while the secondary's metadata said complete.
     expect(await sha256File(imgB)).toBe(await sha256File(imgA));
-    await until(a, 'db', 'replicating again', (s) => s.state === 'Replicating' && s.outOfSyncBytes === 0);
+    await a.waitForPair('db', 'replicating again', (s) => s.state === 'Replicating' && s.outOfSyncBytes === 0);
   });
 
   it("a primary's dirty log survives a power cut right after the pair was created", async () => {
     const dir = await tempDir();
-    const fs = await crashFs(dir, 'a');
+    const fs = await mountCrashFs(dir, 'a', cleanup);
     const img = join(fs.dir, 'a.img');
     await sparse(img, 16 * MiB);
     await fs.syncAll();

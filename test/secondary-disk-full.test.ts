@@ -1,15 +1,14 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CleanupStack } from './helpers/cleanup-stack.js';
-import { CrashFs } from './helpers/crash-fs.js';
+import { mountCrashFs, type CrashFs } from './helpers/crash-fs.js';
 import { NbdTestClient } from './helpers/nbd-test-client.js';
 import { chainPrefix, ChainWriter, type ChainLayout } from './helpers/ordered-writes.js';
 import { sha256File } from './helpers/replication-harness.js';
-import { SidecarProcess, type PairStatusJson } from './helpers/sidecar-process.js';
-import { waitFor } from './helpers/wait-for.js';
+import { SidecarProcess } from './helpers/sidecar-process.js';
 
 // A secondary whose disk fills up — its volume's filesystem or its state directory —
 // in both modes. The disks are power-cut filesystems with a capacity (a real ENOSPC that
@@ -42,34 +41,12 @@ async function startSidecar(stateDir: string, args: string[] = []): Promise<Side
   return sc;
 }
 
-async function until(sc: SidecarProcess, pair: string, what: string, ok: (s: PairStatusJson) => boolean, timeoutMs = 30_000): Promise<PairStatusJson> {
-  let last: PairStatusJson | undefined;
-  try {
-    return await waitFor(
-      what,
-      async () => {
-        last = await sc.status(pair);
-        return ok(last) ? last : undefined;
-      },
-      { timeoutMs, intervalMs: 100 },
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify({ state: last?.state, oos: last?.outOfSyncBytes, lastError: last?.lastError })}`, { cause: err });
-  }
-}
-
 /** The secondary's volume and state directory each on their own power-cut filesystem. */
 async function startRig(primaryData: number): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'bm-full2-'));
   cleanup.track(`temp ${dir}`, () => rm(dir, { recursive: true, force: true }));
-  const mount = async (name: string): Promise<CrashFs> => {
-    await mkdir(join(dir, name));
-    const fs = await CrashFs.mount(join(dir, name));
-    cleanup.track(`crashfs ${name}`, () => fs.unmount());
-    return fs;
-  };
-  const volFs = await mount('vol');
-  const stateFs = await mount('state');
+  const volFs = await mountCrashFs(dir, 'vol', cleanup);
+  const stateFs = await mountCrashFs(dir, 'state', cleanup);
   const imgA = join(dir, 'a.img');
   const imgB = join(volFs.dir, 'b.img');
   for (const f of [imgA, imgB]) {
@@ -99,8 +76,8 @@ async function createPrimary(rig: Rig, mode: 'sync' | 'async'): Promise<void> {
 
 /** Both sides show the error; their refusals grow at a bounded pace, not in a hot loop. */
 async function expectVisibleAndPaced(rig: Rig, error: RegExp): Promise<void> {
-  const a0 = await until(rig.a, 'db', 'the primary shows the error', (s) => s.state === 'Retrying' && error.test(s.lastError));
-  const b0 = await until(rig.b, 'db', 'the secondary shows the error', (s) => s.state === 'Retrying' && error.test(s.lastError));
+  const a0 = await rig.a.waitForPair('db', 'the primary shows the error', (s) => s.state === 'Retrying' && error.test(s.lastError));
+  const b0 = await rig.b.waitForPair('db', 'the secondary shows the error', (s) => s.state === 'Retrying' && error.test(s.lastError));
   expect(a0.replicationErrors).toBeGreaterThan(0);
   expect(b0.replicationErrors).toBeGreaterThan(0);
   await new Promise((r) => setTimeout(r, RETRY_WINDOW_MS));
@@ -115,8 +92,8 @@ async function expectVisibleAndPaced(rig: Rig, error: RegExp): Promise<void> {
 }
 
 async function expectConverged(rig: Rig, settled: 'InSync' | 'Replicating'): Promise<void> {
-  await until(rig.a, 'db', `the primary back to ${settled}`, (s) => s.state === settled && s.outOfSyncBytes === 0 && s.lastError === '', 60_000);
-  await until(rig.b, 'db', 'the secondary healthy', (s) => s.lastError === '' && s.state === settled, 30_000);
+  await rig.a.waitForPair('db', `the primary back to ${settled}`, (s) => s.state === settled && s.outOfSyncBytes === 0 && s.lastError === '', 60_000);
+  await rig.b.waitForPair('db', 'the secondary healthy', (s) => s.lastError === '' && s.state === settled, 30_000);
   expect(await sha256File(rig.imgB)).toBe(await sha256File(rig.imgA));
 }
 
@@ -146,7 +123,7 @@ describe('a secondary whose disk fills up: visible on both sides, paced retries,
   it('async, the volume filesystem fills while a group is applied, and a restart in the middle keeps the group', async () => {
     const rig = await startRig(2 * MiB);
     await createPrimary(rig, 'async');
-    await until(rig.a, 'db', 'initial copy done', (s) => s.state === 'Replicating' && s.outOfSyncBytes === 0);
+    await rig.a.waitForPair('db', 'initial copy done', (s) => s.state === 'Replicating' && s.outOfSyncBytes === 0);
     const client = await NbdTestClient.connectExport({ tcp: (await rig.a.status('db')).nbdAddress }, 'db');
     cleanup.track('nbd client', async () => client.destroy());
     // Room for a little of the next group only.
@@ -157,7 +134,7 @@ describe('a secondary whose disk fills up: visible on both sides, paced retries,
     // commit record and its journal) and says why, instead of dropping it or failing.
     await rig.b.kill9();
     rig.b = await startSidecar(rig.bState, ['--peer-listen', rig.b.addresses.peer]);
-    await until(rig.b, 'db', 'the restarted secondary shows the unfinished group', (s) => s.state === 'Retrying' && /ENOSPC|no space/i.test(s.lastError));
+    await rig.b.waitForPair('db', 'the restarted secondary shows the unfinished group', (s) => s.state === 'Retrying' && /ENOSPC|no space/i.test(s.lastError));
     await w.stop();
     expect(w.error).toBeNull();
     await rig.volFs.setCapacity(0);
@@ -169,14 +146,14 @@ describe('a secondary whose disk fills up: visible on both sides, paced retries,
   it('async, the state directory fills: groups cannot be staged, the volume stays at the last group', async () => {
     const rig = await startRig(2 * MiB);
     await createPrimary(rig, 'async');
-    await until(rig.a, 'db', 'initial copy done', (s) => s.state === 'Replicating' && s.outOfSyncBytes === 0);
+    await rig.a.waitForPair('db', 'initial copy done', (s) => s.state === 'Replicating' && s.outOfSyncBytes === 0);
     const client = await NbdTestClient.connectExport({ tcp: (await rig.a.status('db')).nbdAddress }, 'db');
     cleanup.track('nbd client', async () => client.destroy());
     const w0 = new ChainWriter([client], layout, { from: 1, fua: false });
-    await until(rig.a, 'db', 'a group of the writes applied', (s) => s.lastConsistencyPointTime !== null && s.groupsFormed > 1);
+    await rig.a.waitForPair('db', 'a group of the writes applied', (s) => s.lastConsistencyPointTime !== null && s.groupsFormed > 1);
     await w0.stop();
     // At rest (no group staged), then not one more byte fits in the state directory.
-    await until(rig.a, 'db', 'everything applied', (s) => s.outOfSyncBytes === 0);
+    await rig.a.waitForPair('db', 'everything applied', (s) => s.outOfSyncBytes === 0);
     await rig.stateFs.setCapacity((await rig.stateFs.stats()).allocatedBytes);
     const w = new ChainWriter([client], layout, { from: w0.acked + 1, fua: false });
     await expectVisibleAndPaced(rig, /ENOSPC|no space/i);

@@ -3,6 +3,7 @@ import { crc32c } from '@node-rs/crc32';
 import type { BlockFrame__Output } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
 import { BlockmirrorError, InvalidArgumentError } from '../errors.js';
 import { FrameBuilder, FrameCorruptError, frameRuns, verifyFrame, type Frame, type RunInput, type WireFrame, frameChecksum } from './frame-builder.js';
+import { mulberry32 } from '../../test/helpers/seeded-random.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -21,16 +22,6 @@ function takeAll(builder: FrameBuilder): Frame[] {
   return out;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function corruptCode(fn: () => unknown): string | undefined {
   try {

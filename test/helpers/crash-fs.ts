@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -284,4 +284,12 @@ export class CrashFs {
     await rm(this.#controlDir, { recursive: true, force: true });
     if (failure) throw new CrashFsError('CRASHFS_UNMOUNT', failure);
   }
+}
+
+/** Mounts a fresh CrashFs on PARENT/NAME (created here) and has `cleanup` unmount it. */
+export async function mountCrashFs(parent: string, name: string, cleanup: { track(what: string, release: () => Promise<void>): unknown }): Promise<CrashFs> {
+  await mkdir(join(parent, name));
+  const fs = await CrashFs.mount(join(parent, name));
+  cleanup.track(`crashfs ${name}`, () => fs.unmount());
+  return fs;
 }

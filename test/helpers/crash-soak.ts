@@ -1,13 +1,14 @@
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CleanupStack } from './cleanup-stack.js';
-import { CrashFs, type CutResult } from './crash-fs.js';
+import { mountCrashFs, type CutResult } from './crash-fs.js';
 import { FaultProxy } from './fault-proxy.js';
 import { NbdTestClient } from './nbd-test-client.js';
 import { chainPrefix, ChainWriter, missingAcked, type ChainLayout } from './ordered-writes.js';
 import { sha256File } from './replication-harness.js';
 import { runCli } from './run-cli.js';
+import { mulberry32 } from './seeded-random.js';
 import { SidecarProcess, type PairStatusJson } from './sidecar-process.js';
 import { waitFor } from './wait-for.js';
 
@@ -57,18 +58,6 @@ const VOLUME = 8 * MiB;
 const BLOCK = 64 * 1024;
 const CONVERGE_TIMEOUT_MS = 90_000;
 
-/** A small, seedable PRNG (mulberry32): the same seed replays the same choices. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 class SoakFailure extends Error {
@@ -81,7 +70,7 @@ class SoakFailure extends Error {
 /** Runs the soak; throws SoakFailure on the first violation. */
 export async function runCrashSoak(o: SoakOptions): Promise<SoakReport> {
   const started = performance.now();
-  const random = rng(o.seed);
+  const random = mulberry32(o.seed);
   const between = (lo: number, hi: number): number => Math.floor(lo + random() * (hi - lo));
   const cleanup = new CleanupStack();
   const volumes = o.mode === 'async' ? 2 : 1;
@@ -103,14 +92,8 @@ export async function runCrashSoak(o: SoakOptions): Promise<SoakReport> {
   try {
     const dir = await mkdtemp(join(tmpdir(), 'bm-soak-'));
     cleanup.track(`temp dir ${dir}`, () => rm(dir, { recursive: true, force: true }));
-    const mount = async (side: string): Promise<CrashFs> => {
-      await mkdir(join(dir, side));
-      const fs = await CrashFs.mount(join(dir, side));
-      cleanup.track(`crashfs ${side}`, () => fs.unmount());
-      return fs;
-    };
-    const fsA = await mount('a');
-    const fsB = await mount('b');
+    const fsA = await mountCrashFs(dir, 'a', cleanup);
+    const fsB = await mountCrashFs(dir, 'b', cleanup);
     const imgA = names.map((n) => join(fsA.dir, `${n}.img`));
     const imgB = names.map((n) => join(fsB.dir, `${n}.img`));
     for (const f of [...imgA, ...imgB]) {

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { pairToJson, type PairJson } from '../../sidecar/cli/format-pair.js';
 import { ControlClient } from '../../sidecar/control/control-client.js';
 import { runCli } from './run-cli.js';
+import { waitFor } from './wait-for.js';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(REPO_ROOT, 'dist', 'sidecar', 'cli', 'main.js');
@@ -99,6 +100,24 @@ export class SidecarProcess {
   async rpcStatus(name: string): Promise<PairStatusJson> {
     this.#client ??= new ControlClient(this.addresses.control);
     return pairToJson(await this.#client.getPair(name));
+  }
+
+  /** Polls the pair's status until `ok` holds; on timeout the error names what and the last status. */
+  async waitForPair(name: string, what: string, ok: (s: PairStatusJson) => boolean, timeoutMs = 30_000): Promise<PairStatusJson> {
+    let last: PairStatusJson | undefined;
+    try {
+      return await waitFor(
+        what,
+        async () => {
+          last = await this.rpcStatus(name);
+          return ok(last) ? last : undefined;
+        },
+        { timeoutMs, intervalMs: 100 },
+      );
+    } catch (err) {
+      const brief = last && { state: last.state, outOfSyncBytes: last.outOfSyncBytes, lastError: last.lastError };
+      throw new Error(`${(err as Error).message}; last status of ${name}: ${JSON.stringify(brief)}`, { cause: err });
+    }
   }
 
   /** SIGTERM and wait for the exit. */

@@ -1,0 +1,14 @@
+/**
+ * A small seedable PRNG (mulberry32): uniform in [0, 1), the same seed giving the same
+ * sequence, so a failure found with a random seed replays exactly.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
