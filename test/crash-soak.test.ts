@@ -26,7 +26,8 @@ describe('crash soak: kill -9, power cuts and link faults on either side, at ran
         if (iterations >= SOAK_FAULTS.length) {
           for (const f of SOAK_FAULTS) expect({ fault: f, count: report.faults[f] }).toEqual({ fault: f, count: expect.any(Number) as unknown });
           expect(Math.min(...SOAK_FAULTS.map((f) => report.faults[f]))).toBeGreaterThan(0);
-          expect(report.cutDropped.primaryBytes).toBeGreaterThan(0);
+          // Every write is FUA, so a primary's cut may find nothing unsynced; the
+          // secondary's unflushed frames and journals are what a cut there takes.
           expect(report.cutDropped.secondaryBytes + report.cutDropped.entries).toBeGreaterThan(0);
           if (mode === 'async') expect(report.prefixChecks).toBeGreaterThan(0);
         }

@@ -5,7 +5,7 @@ import { CleanupStack } from './cleanup-stack.js';
 import { mountCrashFs, type CutResult } from './crash-fs.js';
 import { FaultProxy } from './fault-proxy.js';
 import { NbdTestClient } from './nbd-test-client.js';
-import { chainPrefix, ChainWriter, missingAcked, type ChainLayout } from './ordered-writes.js';
+import { chainPrefix, chainStateAt, ChainWriter, missingAcked, placeOf, type ChainLayout, type TornSlot } from './ordered-writes.js';
 import { sha256File } from './replication-harness.js';
 import { runCli } from './run-cli.js';
 import { mulberry32 } from './seeded-random.js';
@@ -164,6 +164,9 @@ export async function runCrashSoak(o: SoakOptions): Promise<SoakReport> {
     let next = 1;
     let acked = 0;
     let lastPrefix = 0;
+    // Writes in flight at a power cut of the primary: left torn there (and so possibly
+    // shipped torn, a real state of the primary, before they are written again).
+    const torn: TornSlot[] = [];
     // Faults are dealt from shuffled decks, so a short soak still sees each of them.
     const deck: SoakFault[] = [];
     for (let it = 1; it <= o.iterations; it++) {
@@ -192,7 +195,7 @@ export async function runCrashSoak(o: SoakOptions): Promise<SoakReport> {
         sidecars.delete(a);
         a = await startSidecar(stateA);
         // Every FUA write the primary acknowledged survived the crash.
-        const missing = await missingAcked(imgA, layout, acked);
+        const missing = await missingAcked(imgA, layout, acked, torn);
         if (missing.length > 0) throw fail(`acknowledged writes lost on the primary: ${missing.slice(0, 5).join('; ')}`);
         await connect();
       };
@@ -207,7 +210,7 @@ export async function runCrashSoak(o: SoakOptions): Promise<SoakReport> {
         sidecars.delete(b);
         b = await startSidecar(stateB, ['--peer-listen', peerB]);
         if (o.mode === 'async') {
-          const p = await chainPrefix(imgB, layout);
+          const p = await chainPrefix(imgB, layout, torn);
           if ('error' in p) throw fail(`the secondary is not at a consistent point: ${p.error}`);
           if (p.prefix < lastPrefix) throw fail(`the secondary went back from write ${lastPrefix} to ${p.prefix}`);
           if (p.prefix > writer.acked + 1) throw fail(`the secondary holds write ${p.prefix}, beyond what the primary acknowledged (${writer.acked})`);
@@ -226,6 +229,9 @@ export async function runCrashSoak(o: SoakOptions): Promise<SoakReport> {
         case 'power-primary': {
           await a.kill9();
           await writer.stop();
+          const inFlight = writer.acked + 1;
+          const slot = placeOf(inFlight, layout);
+          torn.push({ volume: slot.volume, slot: slot.slot, older: chainStateAt(writer.acked, layout)[slot.volume]![slot.slot]!, newer: inFlight });
           const cut = await fsA.cut(random() < 0.5 ? { mode: 'drop' } : { mode: 'torn', seed: between(1, 1 << 30) });
           detail = ` (${cut.mode}: ${cut.droppedBytes} B, ${cut.droppedEntries} entries lost)`;
           await restartPrimary(cut);
@@ -275,7 +281,7 @@ export async function runCrashSoak(o: SoakOptions): Promise<SoakReport> {
         throw fail(err.message);
       });
       converge.push(performance.now() - healedAt);
-      const missing = await missingAcked(imgA, layout, acked);
+      const missing = await missingAcked(imgA, layout, acked, torn);
       if (missing.length > 0) throw fail(`acknowledged writes missing on the primary: ${missing.slice(0, 5).join('; ')}`);
       for (const [i, f] of imgA.entries()) {
         if ((await sha256File(f)) !== (await sha256File(imgB[i]!))) throw fail(`volume ${names[i]} differs between primary and secondary after convergence`);

@@ -42,17 +42,47 @@ export function placeOf(seq: number, layout: ChainLayout): { volume: number; off
   return { volume, slot, offset: slot * layout.stride };
 }
 
-/** The sequence number in every slot of every volume image. */
-export async function readChain(images: string[], layout: ChainLayout): Promise<number[][]> {
+/**
+ * A slot whose write `newer` was in flight when the power went: it may hold any mix of
+ * 512-byte sectors of `newer` and of the write before it (`older`, 0: never written), as
+ * a disk that only keeps sectors atomic may leave an unacknowledged write. Read as `older`.
+ */
+export interface TornSlot {
+  volume: number;
+  slot: number;
+  older: number;
+  newer: number;
+}
+
+const SECTOR = 512;
+
+function isSectorMix(b: Buffer, older: number, newer: number): boolean {
+  const a = older === 0 ? Buffer.alloc(RECORD) : chainRecord(older);
+  const n = chainRecord(newer);
+  for (let at = 0; at < RECORD; at += SECTOR) {
+    const sector = b.subarray(at, at + SECTOR);
+    if (!sector.equals(a.subarray(at, at + SECTOR)) && !sector.equals(n.subarray(at, at + SECTOR))) return false;
+  }
+  return true;
+}
+
+/** The sequence number in every slot of every volume image (see TornSlot for `torn`). */
+export async function readChain(images: string[], layout: ChainLayout, torn: readonly TornSlot[] = []): Promise<number[][]> {
   const out: number[][] = [];
-  for (const path of images) {
+  for (const [v, path] of images.entries()) {
     const fh = await open(path, 'r');
     try {
       const row: number[] = [];
       for (let s = 0; s < layout.slots; s++) {
         const b = Buffer.alloc(RECORD);
         await fh.read(b, 0, RECORD, s * layout.stride);
-        row.push(parseChainRecord(b, `${path} slot ${s}`));
+        try {
+          row.push(parseChainRecord(b, `${path} slot ${s}`));
+        } catch (err) {
+          const t = torn.find((x) => x.volume === v && x.slot === s && isSectorMix(b, x.older, x.newer));
+          if (t === undefined) throw err;
+          row.push(t.older);
+        }
       }
       out.push(row);
     } finally {
@@ -73,10 +103,10 @@ export function chainStateAt(p: number, layout: ChainLayout): number[][] {
 }
 
 /** The prefix length P the images hold, or an error saying why they are no prefix. */
-export async function chainPrefix(images: string[], layout: ChainLayout): Promise<{ prefix: number } | { error: string }> {
+export async function chainPrefix(images: string[], layout: ChainLayout, torn: readonly TornSlot[] = []): Promise<{ prefix: number } | { error: string }> {
   let slots: number[][];
   try {
-    slots = await readChain(images, layout);
+    slots = await readChain(images, layout, torn);
   } catch (err) {
     return { error: (err as Error).message };
   }
@@ -95,8 +125,13 @@ export async function chainPrefix(images: string[], layout: ChainLayout): Promis
  * write <= acked that maps to it, or a later one written after it): nothing
  * acknowledged is missing. Returns the problems found.
  */
-export async function missingAcked(images: string[], layout: ChainLayout, acked: number): Promise<string[]> {
-  const slots = await readChain(images, layout);
+export async function missingAcked(images: string[], layout: ChainLayout, acked: number, torn: readonly TornSlot[] = []): Promise<string[]> {
+  let slots: number[][];
+  try {
+    slots = await readChain(images, layout, torn);
+  } catch (err) {
+    return [(err as Error).message];
+  }
   const expected = chainStateAt(acked, layout);
   const problems: string[] = [];
   for (let v = 0; v < layout.volumes; v++) {
