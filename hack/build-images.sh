@@ -113,6 +113,10 @@ if [[ -z ${BUILD_IMAGES_IN_NAMESPACE:-} ]]; then
   BUILD_IMAGES_IN_NAMESPACE=1 exec unshare --mount --propagation private -- bash "$SCRIPT" "$@"
 fi
 
+# shellcheck source=hack/lib/private-mounts.sh
+source "$REPO/hack/lib/private-mounts.sh"
+drop_foreign_mounts
+
 mkdir -p "$CACHE" "$OCI"
 # One build at a time per cache (other worktrees share it); the winner's archives are the
 # loser's warm result.

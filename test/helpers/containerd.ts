@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunResult } from './run-cli.js';
+import { REPO_ROOT } from './sidecar-process.js';
 import { waitFor } from './wait-for.js';
 
 /** An image's configuration as containerd stores it (the OCI image config's `config`). */
@@ -62,7 +63,10 @@ export class Containerd {
       '',
     ].join('\n');
     await writeFile(join(dir, 'config.toml'), config);
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'containerd', '--config', join(dir, 'config.toml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Without the copies of other test beds' mounts its namespace starts with (see
+    // hack/lib/private-mounts.sh); exec keeps containerd's PID the child's.
+    const script = `source ${join(REPO_ROOT, 'hack', 'lib', 'private-mounts.sh')} && drop_foreign_mounts && exec containerd --config ${join(dir, 'config.toml')}`;
+    const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'bash', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log: string[] = [];
     const keep = (c: Buffer): void => {
       log.push(c.toString('utf8'));
