@@ -10,6 +10,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash hack/install-deps.sh
 # Test-only tool: the power-cut filesystem the crash tests run the sidecars on.
 bash hack/build-crashfs.sh >/dev/null
+# Test-only for now (the lab will use them later): the tools that build the chart's images
+# and run them as a node does, and the images themselves, built from the Dockerfile into a
+# cache keyed by their inputs (test/images.test.ts imports and runs them).
+bash hack/install-image-tools.sh
+bash hack/build-images.sh >/dev/null
 npm test
 
 lts=$(bash hack/node-lts.sh)
