@@ -186,27 +186,35 @@ net_down() {
 
 # --- certificates and credentials -------------------------------------------------------
 
+# P-256 keys: generated in milliseconds where RSA takes seconds on a loaded 2-core host.
+key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
+
+# signed NAME SUBJECT EXTENSIONS: DIR/pki/NAME.{key,crt}, signed by the site's CA.
+signed() {
+  local d=$DIR/pki
+  key "$d/$1.key"
+  openssl req -new -key "$d/$1.key" -subj "$2" -out "$d/$1.csr" 2>/dev/null
+  printf '%s\n' "$3" >"$d/$1.ext"
+  openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
+    -extfile "$d/$1.ext" -out "$d/$1.crt" 2>/dev/null
+}
+
 certs() {
   local d=$DIR/pki ip=$1
   mkdir -p "$d"
-  [[ -f $d/done ]] && return 0
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=blockmirror-$SITE_LABEL-ca" \
-    -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+  # Kept across down/up, unless the node address changed (the API server's SAN).
+  [[ -f $d/done && $(cat "$d/done") == "$ip" ]] && return 0
+  key "$d/ca.key"
+  openssl req -x509 -new -key "$d/ca.key" -days 30 -subj "/CN=blockmirror-$SITE_LABEL-ca" -out "$d/ca.crt" 2>/dev/null
   # The API server: its node address, the kubernetes Service's ClusterIP and names.
-  openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver -keyout "$d/apiserver.key" -out "$d/apiserver.csr" 2>/dev/null
-  printf 'subjectAltName=IP:%s,IP:10.96.0.1,IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n' "$ip" >"$d/san.ext"
-  openssl x509 -req -in "$d/apiserver.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
-    -extfile "$d/san.ext" -out "$d/apiserver.crt" 2>/dev/null
+  signed apiserver /CN=kube-apiserver \
+    "subjectAltName=IP:$ip,IP:10.96.0.1,IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   # What the API server presents to kubelets (logs, exec): a cluster admin's client certificate.
-  openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" \
-    -keyout "$d/apiserver-kubelet-client.key" -out "$d/apiserver-kubelet-client.csr" 2>/dev/null
-  printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext"
-  openssl x509 -req -in "$d/apiserver-kubelet-client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-    -days 30 -extfile "$d/client.ext" -out "$d/apiserver-kubelet-client.crt" 2>/dev/null
+  signed apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" extendedKeyUsage=clientAuth
   # Service-account token signing key (TokenRequest, the controller-manager's tokens).
-  openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
-  openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
-  touch "$d/done"
+  key "$d/sa.key"
+  openssl ec -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+  printf '%s\n' "$ip" >"$d/done"
 }
 
 token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
@@ -439,7 +447,9 @@ up() {
     return 0
   fi
   [[ -x $BIN/kubelet && -x $BIN/kube-apiserver ]] || die "kube binaries missing: run hack/install-kube.sh"
-  command -v containerd >/dev/null && [[ -x $CNI_BIN/bridge ]] || die "containerd or CNI plugins missing: run hack/install-node-runtime.sh"
+  if ! command -v containerd >/dev/null || [[ ! -x $CNI_BIN/bridge ]]; then
+    die "containerd or CNI plugins missing: run hack/install-node-runtime.sh"
+  fi
   if [[ -z $sandbox_image ]]; then
     local images
     images=$(bash "$ROOT/hack/build-test-images.sh")
@@ -512,14 +522,12 @@ EOF
     --service-cluster-ip-range="$SERVICE_CIDR"
   wait_until "containerd's socket" 60 containerd ctr_ version
   import_images "$sandbox_archive" ${imports[@]+"${imports[@]}"}
+  phase "containerd ready, images imported (meanwhile the API server starts)" "$t"
   wait_until "the API server's /readyz" 90 "etcd kube-apiserver" \
     "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" get --raw /readyz
-  phase "etcd, kube-apiserver, containerd and image import" "$t"
+  phase "etcd and kube-apiserver ready" "$t"
 
   t=$(now)
-  # The kubelet checks tokens and permissions of its callers with the API server.
-  "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" create clusterrolebinding blockmirror:kubelet-delegated-auth \
-    --clusterrole=system:auth-delegator --group=system:nodes >/dev/null
   start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$DIR/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$DIR/controller-manager.kubeconfig" --authorization-kubeconfig="$DIR/controller-manager.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port=10257 --use-service-account-credentials=true \
@@ -532,6 +540,9 @@ EOF
   start kubelet "$BIN/kubelet" --config="$DIR/kubelet-config.yaml" --kubeconfig="$DIR/kubelet.kubeconfig" \
     --root-dir="$DIR/kubelet" --cert-dir="$DIR/kubelet/pki" --node-ip="$NODE_IP" --hostname-override="$NODE_NAME"
   start kube-proxy "$BIN/kube-proxy" --config="$DIR/kube-proxy-config.yaml"
+  # The kubelet checks its callers' tokens and permissions (logs, exec) with the API server.
+  "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" create clusterrolebinding blockmirror:kubelet-delegated-auth \
+    --clusterrole=system:auth-delegator --group=system:nodes >/dev/null
   wait_until "node $NODE_NAME Ready" 120 "kube-apiserver containerd kubelet kube-controller-manager kube-scheduler kube-proxy" \
     node_ready
   phase "controller-manager, scheduler, kubelet, kube-proxy: node Ready" "$t"
@@ -543,17 +554,18 @@ EOF
   phase "service account and root CA" "$t"
   trap - EXIT INT TERM
 
+  # shellcheck disable=SC2016 # JavaScript, not shell
   node -e '
     const [dir, env] = process.argv.slice(1);
     const e = Object.fromEntries(env.trim().split("\n").map((l) => l.split("=")));
     const site = {
       name: e.SITE_LABEL, dir, netns: e.NETNS, kubeconfig: dir + "/kubeconfig",
       apiServer: `https://${e.NODE_IP}:6443`, serviceCIDR: process.argv[3], podCIDR: e.POD_CIDR,
-      sandboxImage: e.SANDBOX_IMAGE, containerdSocket: dir + "/containerd/containerd.sock",
+      sandboxImage: e.SANDBOX_IMAGE, containerdSocket: dir + "/containerd/containerd.sock", kubectl: process.argv[4],
       nodes: [{ name: e.NODE_NAME, address: e.NODE_IP, podCIDR: e.NODE_POD_CIDR, kubeletRootDir: dir + "/kubelet" }],
     };
     require("fs").writeFileSync(dir + "/site.json", JSON.stringify(site, null, 2) + "\n");
-  ' "$DIR" "$(cat "$DIR/site.env")" "$SERVICE_CIDR"
+  ' "$DIR" "$(cat "$DIR/site.env")" "$SERVICE_CIDR" "$BIN/kubectl"
   phase "up (total)" "$t0"
   log "up: node $NODE_NAME at $NODE_IP; ${PHASES[*]}"
   echo "$DIR/kubeconfig"
@@ -628,7 +640,7 @@ down_quiet() {
     rm -f /var/lib/cni/results/*-"$id"-* 2>/dev/null || true
     # A killed shim's socket: containerd 1.6 names it sha256(address/namespace/id).
     rm -f "/run/containerd/s/$(printf '%s' "$DIR/containerd/containerd.sock/k8s.io/$id" | sha256sum | cut -d' ' -f1)"
-    for f in /sys/fs/cgroup/*/k8s.io/"$id"; do [[ -d $f ]] && rmdir "$f" 2>/dev/null || true; done
+    for f in /sys/fs/cgroup/*/k8s.io/"$id"; do rmdir "$f" 2>/dev/null || true; done
   done
   lock
   net_down "$NETNS"

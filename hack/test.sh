@@ -10,6 +10,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash hack/install-deps.sh
 # Test-only tool: the power-cut filesystem the crash tests run the sidecars on.
 bash hack/build-crashfs.sh >/dev/null
+# Test-only: what the real nodes of the cluster tests run (containerd, runc, the CNI
+# plugins; the kube binaries come with install-deps) and the images they import.
+bash hack/install-node-runtime.sh
+bash hack/build-test-images.sh >/dev/null
 npm test
 
 lts=$(bash hack/node-lts.sh)

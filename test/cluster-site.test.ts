@@ -110,8 +110,8 @@ describe('one site: a kubelet and containerd node', () => {
     work = await mkdtemp(join(tmpdir(), 'bm-site-'));
     cleanup.track('work dir', () => rm(work, { recursive: true, force: true }));
     const started = Date.now();
+    stopSite = cleanup.track('site solo', () => ClusterSite.down(join(work, 'solo')));
     site = await ClusterSite.start('solo', join(work, 'solo'), { images: [busybox] });
-    stopSite = cleanup.track('site solo', () => site.stop());
     process.stdout.write(`one site up in ${((Date.now() - started) / 1000).toFixed(1)} s:\n${site.upLog}`);
   }, 300_000);
 
@@ -207,10 +207,9 @@ describe('two sites at once: separate, reaching each other only at node addresse
     work = await mkdtemp(join(tmpdir(), 'bm-sites-'));
     cleanup.track('work dir', () => rm(work, { recursive: true, force: true }));
     const started = Date.now();
-    const start = async (name: string): Promise<ClusterSite> => {
-      const s = await ClusterSite.start(name, join(work, name), { images: [busybox] });
-      cleanup.track(`site ${name}`, () => s.stop());
-      return s;
+    const start = (name: string): Promise<ClusterSite> => {
+      cleanup.track(`site ${name}`, () => ClusterSite.down(join(work, name)));
+      return ClusterSite.start(name, join(work, name), { images: [busybox] });
     };
     [a, b] = await Promise.all([start('site-a'), start('site-b')]);
     const seconds = (Date.now() - started) / 1000;

@@ -5,7 +5,6 @@ import { REPO_ROOT } from './sidecar-process.js';
 
 const SITE_SCRIPT = join(REPO_ROOT, 'hack', 'site.sh');
 const TEST_IMAGES_SCRIPT = join(REPO_ROOT, 'hack', 'build-test-images.sh');
-const KUBECTL = join(process.env.BLOCKMIRROR_CACHE ?? join(process.env.HOME ?? '/root', '.cache', 'blockmirror'), 'kube-v1.36.3', 'bin', 'kubectl');
 
 /** What hack/site.sh writes to DIR/site.json. */
 export interface SiteInfo {
@@ -19,6 +18,8 @@ export interface SiteInfo {
   podCIDR: string;
   sandboxImage: string;
   containerdSocket: string;
+  /** The kubectl built with the site's components. */
+  kubectl: string;
   nodes: { name: string; address: string; podCIDR: string; kubeletRootDir: string }[];
 }
 
@@ -55,6 +56,10 @@ export class ClusterSite {
     this.upLog = upLog;
   }
 
+  /**
+   * Starts the site in `dir`. Track `ClusterSite.down(dir)` in the test's CleanupStack
+   * before calling this: a start that fails or times out half-way is stopped by it too.
+   */
   static async start(name: string, dir: string, opts: ClusterSiteOptions = {}): Promise<ClusterSite> {
     const args = [SITE_SCRIPT, 'up', dir, '--name', name];
     if (opts.sandbox) args.push('--sandbox-image', opts.sandbox.name, '--sandbox-archive', opts.sandbox.archive);
@@ -74,7 +79,7 @@ export class ClusterSite {
   }
 
   kubectl(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-    return run(KUBECTL, ['--kubeconfig', this.info.kubeconfig, ...args], { timeoutMs: 60_000, ...opts });
+    return run(this.info.kubectl, ['--kubeconfig', this.info.kubeconfig, ...args], { timeoutMs: 60_000, ...opts });
   }
 
   async kubectlOk(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
@@ -98,7 +103,12 @@ export class ClusterSite {
     return run('nsenter', [`--net=/run/netns/${this.info.netns}`, '--', cmd, ...args], opts);
   }
 
+  /** Stops the site in `dir` and removes all it made (nothing to do when none is up). */
+  static async down(dir: string): Promise<void> {
+    await runOk('bash', [SITE_SCRIPT, 'down', dir], { timeoutMs: 120_000 });
+  }
+
   async stop(): Promise<void> {
-    await runOk('bash', [SITE_SCRIPT, 'down', this.info.dir], { timeoutMs: 120_000 });
+    await ClusterSite.down(this.info.dir);
   }
 }
