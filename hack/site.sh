@@ -78,10 +78,15 @@ stop_pid() {
   done
 }
 
+# stop_pidfile FILE: stops the process FILE names, if it is still ours: every component's
+# command line names DIR, so a pid reused since by another process is left alone.
 stop_pidfile() {
-  local f=$1
+  local f=$1 pid
   [[ -f $f ]] || return 0
-  stop_pid "$(cat "$f")" "${2:-10}"
+  pid=$(cat "$f")
+  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -F -- "$DIR/" >/dev/null; then
+    stop_pid "$pid" "${2:-10}"
+  fi
   rm -f "$f"
 }
 
