@@ -248,7 +248,8 @@ EOF
 }
 
 credentials() {
-  if [[ ! -f $DIR/tokens.csv ]]; then
+  # Kept across down/up, unless the node's name changed (its token names it).
+  if ! grep -F ",system:node:$NODE_NAME," "$DIR/tokens.csv" >/dev/null 2>&1; then
     # Static tokens: the admin, the control-plane components and the node, each with the
     # identity (and so the built-in RBAC roles and Node authorizer) a real cluster gives it.
     {
