@@ -8,7 +8,7 @@
 #                                              sleep, wget...) for test pods
 # The tag is a hash of the inputs; archives are cached in ~/.cache/blockmirror/test-images
 # and rebuilt only when an input changes. Prints a JSON object on stdout:
-#   {"pause":{"name":...,"archive":...},"busybox":{"name":...,"archive":...}}
+#   {"pause":{"image":...,"archive":...},"busybox":{"image":...,"archive":...}}
 # Needs gcc, libc6-dev and busybox-static (hack/install-node-runtime.sh).
 set -euo pipefail
 
@@ -90,5 +90,5 @@ else
   rm -rf "$rootfs"
 fi
 
-printf '{"pause":{"name":"%s","archive":"%s"},"busybox":{"name":"%s","archive":"%s"}}\n' \
+printf '{"pause":{"image":"%s","archive":"%s"},"busybox":{"image":"%s","archive":"%s"}}\n' \
   "$pause_name" "$pause_archive" "$busybox_name" "$busybox_archive"

@@ -459,7 +459,7 @@ up() {
   if [[ -z $sandbox_image ]]; then
     local images
     images=$(bash "$ROOT/hack/build-test-images.sh")
-    sandbox_image=$(node -e 'console.log(JSON.parse(process.argv[1]).pause.name)' "$images")
+    sandbox_image=$(node -e 'console.log(JSON.parse(process.argv[1]).pause.image)' "$images")
     sandbox_archive=$(node -e 'console.log(JSON.parse(process.argv[1]).pause.archive)' "$images")
   fi
   [[ -n $sandbox_archive ]] || die "--sandbox-image needs --sandbox-archive"

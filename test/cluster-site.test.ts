@@ -29,7 +29,7 @@ function pod(name: string, image: LocalImage, script: string, extra: { ports?: o
     metadata: { name, labels: { app: name } },
     spec: {
       terminationGracePeriodSeconds: 1,
-      containers: [{ name: 'main', image: image.name, imagePullPolicy: 'Never', command: ['sh', '-c', script], ...extra }],
+      containers: [{ name: 'main', image: image.image, imagePullPolicy: 'Never', command: ['sh', '-c', script], ...extra }],
     },
   });
 }

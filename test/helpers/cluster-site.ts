@@ -23,9 +23,12 @@ export interface SiteInfo {
   nodes: { name: string; address: string; podCIDR: string; kubeletRootDir: string }[];
 }
 
-/** An image archive and the fully qualified name it imports as. */
+/**
+ * An image archive and the fully qualified name it imports as (the shape
+ * hack/build-test-images.sh and hack/build-images.sh print).
+ */
 export interface LocalImage {
-  name: string;
+  image: string;
   archive: string;
 }
 
@@ -62,7 +65,7 @@ export class ClusterSite {
    */
   static async start(name: string, dir: string, opts: ClusterSiteOptions = {}): Promise<ClusterSite> {
     const args = [SITE_SCRIPT, 'up', dir, '--name', name];
-    if (opts.sandbox) args.push('--sandbox-image', opts.sandbox.name, '--sandbox-archive', opts.sandbox.archive);
+    if (opts.sandbox) args.push('--sandbox-image', opts.sandbox.image, '--sandbox-archive', opts.sandbox.archive);
     for (const image of opts.images ?? []) args.push('--import', image.archive);
     const r = await run('bash', args, { timeoutMs: 300_000 });
     if (r.code !== 0) throw new Error(`site ${name}: hack/site.sh up exited ${r.code}\n${r.stderr}`);
