@@ -14,7 +14,7 @@
 #    "sidecar":{…},"pause":{…}}
 # TAG is a hash of the inputs (Dockerfile, package files, sources, base recipes). Progress
 # goes to stderr. Idempotent: a warm run only hashes and prints. Needs root (rootful
-# buildah); hack/install-image-tools.sh installs the Debian packages.
+# buildah); hack/install-node-runtime.sh installs the Debian packages.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -104,7 +104,7 @@ fi
 
 [[ $(id -u) -eq 0 ]] || die "building needs root (rootful buildah)"
 for tool in buildah mmdebstrap unshare flock; do
-  command -v "$tool" >/dev/null || die "$tool not found: run hack/install-image-tools.sh"
+  command -v "$tool" >/dev/null || die "$tool not found: run hack/install-node-runtime.sh"
 done
 
 # Build in a private mount namespace: every overlay and chroot mount buildah and

@@ -10,11 +10,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash hack/install-deps.sh
 # Test-only tool: the power-cut filesystem the crash tests run the sidecars on.
 bash hack/build-crashfs.sh >/dev/null
-# Test-only for now (the lab will use them later): the tools that build the chart's images
-# and run them as a node does, and the images themselves, built from the Dockerfile into a
-# cache keyed by their inputs (test/images.test.ts imports and runs them).
-bash hack/install-image-tools.sh
+# Test-only for now (the lab will use them later): what the real nodes of the cluster
+# tests run (containerd, runc, the CNI plugins; the kube binaries come with install-deps)
+# and what the chart's images are built with; then the images themselves, built from the
+# Dockerfile into a cache keyed by their inputs, and the small test images.
+bash hack/install-node-runtime.sh
 bash hack/build-images.sh >/dev/null
+bash hack/build-test-images.sh >/dev/null
 npm test
 
 lts=$(bash hack/node-lts.sh)
