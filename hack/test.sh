@@ -14,6 +14,8 @@ bash hack/build-crashfs.sh >/dev/null
 # plugins; the kube binaries come with install-deps) and the images they import.
 bash hack/install-node-runtime.sh
 bash hack/build-test-images.sh >/dev/null
+# Test-only for now: external-provisioner for the lab CSI driver on those nodes (hack/site-csi.sh).
+bash hack/install-csi-provisioner.sh >/dev/null
 npm test
 
 lts=$(bash hack/node-lts.sh)
