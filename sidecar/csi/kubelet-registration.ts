@@ -1,4 +1,5 @@
 import { Server } from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
 import { lstat, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
@@ -96,7 +97,8 @@ export class KubeletRegistration {
     // Bound under a hidden name (the kubelet's watcher skips dot files), then renamed into
     // place: a stale socket is replaced atomically, and since Node unlinks the path it
     // bound when the server closes, closing never removes a socket bound there since.
-    const hidden = join(o.registrationDir, `.${driverName}-reg.sock.${process.pid}`);
+    // Random: registrars in other containers share the directory, and their pids.
+    const hidden = join(o.registrationDir, `.${driverName}-reg.sock.${randomBytes(6).toString('hex')}`);
     await listenCsi(server, `unix://${hidden}`);
     let ino: number;
     try {
