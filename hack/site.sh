@@ -34,7 +34,8 @@
 # The containerd has no registry configuration at all and its sandbox image is the local
 # pause image: nothing is ever pulled. Its root, state, socket, runc root, CNI state and pod
 # network namespaces all live under DIR; so do the kubelet's --root-dir (its plugin
-# registration dir included) and pod logs. The kubelet's root dir is a shared bind mount of
+# registration dir included) and pod logs; `down` also detaches loop devices over files under
+# DIR (a CSI driver's volumes: hack/site-csi.sh). The kubelet's root dir is a shared bind mount of
 # itself (the host's / is private here) so that pods may use mount propagation.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -594,6 +595,15 @@ umount_under() {
   done
 }
 
+# detach_loops_under DIR: every loop device whose backing file is under DIR.
+detach_loops_under() {
+  local loop file
+  while read -r loop file; do
+    [[ $file == "$1/"* ]] && { losetup --detach "$loop" 2>/dev/null || true; }
+  done < <(losetup --list --noheadings --raw --output NAME,BACK-FILE 2>/dev/null || true)
+  return 0
+}
+
 down_quiet() {
   load_env || { umount_under "$DIR"; return 0; }
   local t
@@ -624,7 +634,13 @@ down_quiet() {
   stop_pidfile "$DIR/etcd.pid"
   # Anything else still in the site's namespace (a shim that outlived containerd).
   for pid in $(pids_in_netns "/run/netns/$NETNS"); do kill -KILL "$pid" 2>/dev/null || true; done
+  # Loop devices over files under DIR: a CSI driver's volume images, and the kubelet's hold
+  # on a block volume (a loop over the device node it published), named only while that
+  # node is still mounted. A device still in use is released with its last user (the
+  # unmounts below); what was in use by another loop goes in the second pass.
+  detach_loops_under "$DIR"
   umount_under "$DIR"
+  detach_loops_under "$DIR"
   # Container processes containerd lost track of (a sandbox it failed to set up, say):
   # they still see their root filesystem under DIR in their own mount namespace.
   local stray=() cg

@@ -17,6 +17,8 @@ bash hack/build-crashfs.sh >/dev/null
 bash hack/install-node-runtime.sh
 bash hack/build-images.sh >/dev/null
 bash hack/build-test-images.sh >/dev/null
+# Test-only for now: external-provisioner for the lab CSI driver on those nodes (hack/site-csi.sh).
+bash hack/install-csi-provisioner.sh >/dev/null
 npm test
 
 lts=$(bash hack/node-lts.sh)
