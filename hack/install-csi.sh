@@ -2,8 +2,9 @@
 # Fetches the CSI spec's own csi.proto (the Go module github.com/container-storage-interface/spec,
 # pinned) and the kubelet's plugin registration api.proto (the Go module k8s.io/kubelet of the
 # release the kubelet is built from, pinned in proto/plugin-registration.json) into the Go
-# module cache, where the CSI proxy and lab driver load them at run time, and builds
-# csi-sanity, which the CSI acceptance tests run against them.
+# module cache, where the CSI proxy and lab driver load them at run time. With --csi-sanity
+# (test-only: the test command passes it) also builds csi-sanity, which the CSI acceptance
+# tests run against them.
 # None is an npm package; the protos are dependencies, not copies in the repo.
 # Idempotent; csi-sanity is cached outside the repo, in ~/.cache/blockmirror/csi/bin.
 # Prints the folder holding csi.proto on stdout (logs go to stderr).
@@ -17,6 +18,13 @@ CSI_TEST_VERSION=${CSI_TEST_VERSION:-v5.6.0}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/csi/bin
 
 log() { printf 'install-csi: %s\n' "$*" >&2; }
+
+WITH_SANITY=0
+case ${1:-} in
+  --csi-sanity) WITH_SANITY=1 ;;
+  '') ;;
+  *) log "usage: $0 [--csi-sanity]"; exit 2 ;;
+esac
 
 command -v go >/dev/null || { log "go not found: Go >= 1.22 is needed for csi.proto and csi-sanity" >&2; exit 1; }
 
@@ -37,7 +45,9 @@ reg_dir=$(go mod download -json "$REG_MODULE@$REG_VERSION" | sed -n 's/^\t"Dir":
 # Rebuilt only when the binary there was not built from the pinned module version (read
 # from the binary itself, as install-kube.sh does).
 module=github.com/kubernetes-csi/csi-test/v5
-if [[ -x $BIN/csi-sanity ]] && go version -m "$BIN/csi-sanity" 2>/dev/null | grep "^[[:space:]]*mod[[:space:]]*$module[[:space:]]*$CSI_TEST_VERSION" >/dev/null; then
+if ((WITH_SANITY == 0)); then
+  : # the protos are all the lab needs
+elif [[ -x $BIN/csi-sanity ]] && go version -m "$BIN/csi-sanity" 2>/dev/null | grep "^[[:space:]]*mod[[:space:]]*$module[[:space:]]*$CSI_TEST_VERSION" >/dev/null; then
   log "csi-sanity $CSI_TEST_VERSION already built"
 else
   log "building csi-sanity $CSI_TEST_VERSION (cold: ~2 min)"

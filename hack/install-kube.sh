@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the real Kubernetes tools the operator and chart tests run against:
+# Installs the real Kubernetes tools the lab and the operator and chart tests run against:
 # etcd (Debian's etcd-server); kube-apiserver, kubectl and, for sites with real nodes
 # (hack/site.sh), kube-controller-manager, kube-scheduler, kubelet and kube-proxy, all
-# built from the k8s.io/kubernetes Go module of one pinned release; and helm and promtool
-# (which proves the chart's alert rules) built from their Go modules.
+# built from the k8s.io/kubernetes Go module of one pinned release; and helm built from its
+# Go module. With --promtool (test-only: the test command passes it) also Prometheus's
+# promtool, which proves the chart's alert rules.
 # None of them is an npm package.
 # Idempotent; binaries are cached outside the repo, in ~/.cache/blockmirror/kube-<version>.
 # Prints nothing on stdout; a cold build takes about 15 minutes (warm: nothing to do).
@@ -16,6 +17,13 @@ CACHE=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION
 BIN=$CACHE/bin
 
 log() { printf 'install-kube: %s\n' "$*" >&2; }
+
+WITH_PROMTOOL=0
+case ${1:-} in
+  --promtool) WITH_PROMTOOL=1 ;;
+  '') ;;
+  *) log "usage: $0 [--promtool]"; exit 2 ;;
+esac
 
 if ! command -v etcd >/dev/null; then
   log "installing etcd-server"
@@ -44,7 +52,7 @@ go_tool() {
 }
 
 go_tool helm helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "$HELM_VERSION"
-go_tool promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"
+((WITH_PROMTOOL == 0)) || go_tool promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"
 
 # Every binary built from k8s.io/kubernetes. Each is rebuilt unless it carries the
 # version stamped in and was built against k8s.io/kubernetes at that version.
