@@ -54,7 +54,8 @@ cleanup() {
   # undo what they started) and wait, so that nothing races the teardown below.
   for pid in ${BG[@]+"${BG[@]}"}; do kill -TERM "$pid" 2>/dev/null; done
   for pid in ${BG[@]+"${BG[@]}"}; do wait "$pid" 2>/dev/null; done
-  ((rc == 0)) || diagnose
+  # A failure shows what the sites were doing; Ctrl-C (130) or TERM (143) is a user's stop.
+  ((rc == 0 || rc == 130 || rc == 143)) || diagnose
   log "stopping the lab"
   t=$(now)
   for site in "${SITES[@]}"; do bash hack/site-csi.sh down "$WORK/site-$site" & done
@@ -131,7 +132,7 @@ diagnose() {
 }
 
 T0=$(now)
-log "installing what the lab needs (first run: apt packages, npm ci, the kube binaries and helm, the images, external-provisioner: ~35 min), building"
+log "installing what the lab needs (first run: apt packages, npm ci, the kube binaries and helm, the images, external-provisioner: ~40 min), building"
 t=$(now)
 bash hack/install-deps.sh
 bash hack/install-node-runtime.sh
