@@ -26,10 +26,16 @@ describe('crash soak: kill -9, power cuts and link faults on either side, at ran
         if (iterations >= SOAK_FAULTS.length) {
           for (const f of SOAK_FAULTS) expect({ fault: f, count: report.faults[f] }).toEqual({ fault: f, count: expect.any(Number) as unknown });
           expect(Math.min(...SOAK_FAULTS.map((f) => report.faults[f]))).toBeGreaterThan(0);
-          // Every write is FUA, so a primary's cut may find nothing unsynced; the
-          // secondary's unflushed frames and journals are what a cut there takes.
-          expect(report.cutDropped.secondaryBytes + report.cutDropped.entries).toBeGreaterThan(0);
-          if (mode === 'async') expect(report.prefixChecks).toBeGreaterThan(0);
+          // Every write is FUA, so a primary's cut may find nothing unsynced. In async
+          // mode the secondary's staged journals are what a cut there takes, every time
+          // a group is in flight. In sync mode the secondary flushes each FUA write
+          // before its ack, so its unflushed window is one write: a short soak may cut
+          // it empty (CI seed 733812347 did), and losing data at a cut is proved
+          // deterministically by test/power-loss.test.ts instead.
+          if (mode === 'async') {
+            expect(report.cutDropped.secondaryBytes + report.cutDropped.entries).toBeGreaterThan(0);
+            expect(report.prefixChecks).toBeGreaterThan(0);
+          }
         }
       },
       Math.max(600_000, iterations * 30_000),

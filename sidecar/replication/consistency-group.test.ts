@@ -45,8 +45,13 @@ class FakeMember implements GroupMember {
     this.groupIds.push(id);
   }
 
+  /** Longest drain as the member itself timed it (a loaded machine stretches the timer). */
+  longestDrainMs = 0;
+
   async drain(): Promise<number> {
+    const t0 = performance.now();
     await new Promise((r) => setTimeout(r, (1000 * this.groupBytes) / this.linkBytesPerSecond));
+    this.longestDrainMs = Math.max(this.longestDrainMs, performance.now() - t0);
     this.bytesOnWire += this.groupBytes;
     return 1;
   }
@@ -84,8 +89,11 @@ describe('ConsistencyGroup: application writes faster than the link', () => {
     const g = start(m, 60_000);
     await waitFor('a first group, which measures the link', () => m.committed >= 1);
     await waitFor('a measured link rate', () => g.stats().linkBytesPerSecond > 0);
-    expect(g.stats().linkBytesPerSecond).toBeGreaterThan(50e6);
+    // About the link's rate: never above it, and not far below what the drains took by
+    // the member's own timing (the fixed 50 MB/s floor failed at load 18: 21 MB/s, the
+    // timers stretched).
     expect(g.stats().linkBytesPerSecond).toBeLessThan(110e6);
+    expect(g.stats().linkBytesPerSecond).toBeGreaterThan((0.5 * m.groupBytes) / (m.longestDrainMs / 1000));
 
     m.writing = true;
     await waitFor('group starts deferred under the burst', () => g.stats().deferred >= 3);

@@ -121,12 +121,42 @@ describe('GroupJournal', () => {
     expect(image().equals(Buffer.alloc(256 * KiB, 1))).toBe(true);
   });
 
+  it('refuses a sealed group cut short at a record boundary, or with a record dropped or bytes appended', async () => {
+    const sealed = async (group: number): Promise<Buffer> => {
+      await journal.stage(group, [data(0, 0x61)]);
+      await journal.stage(group, [data(16 * KiB, 0x62)]);
+      await journal.seal(group, 2);
+      return readFileSync(join(dir, 'journal', `${group}.jnl`));
+    };
+    const rec = 24 + 4 * KiB;
+    const cases: [string, (b: Buffer) => Buffer, RegExp][] = [
+      ['cut after the first record', (b) => b.subarray(0, rec), /no seal after 1 records/],
+      ['cut to nothing', (b) => b.subarray(0, 0), /no seal after 0 records/],
+      ['the second record dropped', (b) => Buffer.concat([b.subarray(0, rec), b.subarray(2 * rec)]), /seal does not match/],
+      ['the records swapped', (b) => Buffer.concat([b.subarray(rec, 2 * rec), b.subarray(0, rec), b.subarray(2 * rec)]), /seal does not match/],
+      ['bytes after the seal', (b) => Buffer.concat([b, Buffer.alloc(1)]), /bytes after the seal/],
+    ];
+    let group = 20;
+    for (const [what, cut, reason] of cases) {
+      const file = join(dir, 'journal', `${group}.jnl`);
+      writeFileSync(file, cut(await sealed(group)));
+      const outcome = await journal.apply(group).then(
+        () => 'applied',
+        (err: Error & { code?: string }) => `${err.code}: ${err.message}`,
+      );
+      expect({ what, outcome }).toEqual({ what, outcome: expect.stringMatching(new RegExp(`^STATE_CORRUPT: .*${reason.source}`)) });
+      group++;
+    }
+    expect(image().equals(Buffer.alloc(256 * KiB, 1))).toBe(true);
+  });
+
   it('moves a bad group aside for inspection', async () => {
     await journal.stage(13, [data(0, 0x55)]);
     await journal.seal(13, 1);
     const kept = await journal.quarantine(13);
     expect(kept).toBe(join(dir, 'journal', 'quarantine', '13.jnl'));
-    expect(readFileSync(kept).length).toBe(24 + 4 * KiB);
+    // One record and the seal.
+    expect(readFileSync(kept).length).toBe(24 + 4 * KiB + 24);
     expect(await journal.groupsOnDisk()).toEqual([]);
     expect(await journal.verify(13)).toBe('missing');
   });

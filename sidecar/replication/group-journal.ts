@@ -15,6 +15,11 @@ export class GroupRejectedError extends BlockmirrorError {
 
 // Record header: magic, flags (bit 0: zero run), offset, length, crc32c of header and data.
 const MAGIC = 0x314a4d42; // "BMJ1"
+// The seal, last in a sealed file: magic, records (u32), total run bytes (u64), crc32c of
+// every record's checksum in order (u32), crc32c of its first 20 bytes. Each record
+// checks only itself; the seal is what makes a file cut at a record boundary, a record
+// dropped, repeated or moved, or bytes appended, fail the check.
+const SEAL_MAGIC = 0x454a4d42; // "BMJE"
 const HEADER = 24;
 const FLAG_ZERO = 1;
 const READ_CHUNK = 4 << 20;
@@ -24,7 +29,10 @@ interface Staging {
   fh: FileHandle;
   path: string;
   frames: number;
+  records: number;
   bytes: number;
+  /** crc32c over the records' checksums, in order (see SEAL_MAGIC). */
+  chain: number;
   end: number;
 }
 
@@ -78,10 +86,11 @@ export class GroupJournal {
       if (this.#staging?.group !== group) {
         await this.#discardStaging();
         const path = this.#path(group);
-        this.#staging = { group, fh: await open(path, 'w'), path, frames: 0, bytes: 0, end: 0 };
+        this.#staging = { group, fh: await open(path, 'w'), path, frames: 0, records: 0, bytes: 0, chain: 0, end: 0 };
       }
       const s = this.#staging;
       const parts: Buffer[] = [];
+      let chain = s.chain;
       for (const r of runs) {
         const h = Buffer.alloc(HEADER);
         h.writeUInt32LE(MAGIC, 0);
@@ -90,6 +99,7 @@ export class GroupJournal {
         h.writeUInt32LE(r.length, 16);
         const data = r.zero ? EMPTY : r.data;
         h.writeUInt32LE(crc32c(data, crc32c(h.subarray(0, 20))), 20);
+        chain = crc32c(h.subarray(20, 24), chain);
         parts.push(h);
         if (!r.zero) parts.push(data);
       }
@@ -97,6 +107,8 @@ export class GroupJournal {
       await writevFully(s.fh, parts, s.end);
       s.end += n;
       s.frames++;
+      s.chain = chain;
+      s.records += runs.length;
       s.bytes += runs.reduce((a, r) => a + r.length, 0);
     });
   }
@@ -116,6 +128,7 @@ export class GroupJournal {
       // the file's data, and its name in the directory (a new file's entry is durable
       // only once the directory is synced; without it a power cut could leave a commit
       // record naming a journal that no longer exists).
+      await writevFully(s.fh, [sealRecord(s.records, s.bytes, s.chain)], s.end);
       await s.fh.datasync();
       await s.fh.close();
       await syncDir(this.#dir);
@@ -126,7 +139,7 @@ export class GroupJournal {
 
   /**
    * Reads a sealed group whole and checks every record (magic, checksum, inside the
-   * volume) without writing anything. 'missing' when there is no file for the group.
+   * volume) and the seal after them, without writing anything. 'missing' when there is no file for the group.
    * Throws StateCorruptError naming the file and the first bad record.
    */
   verify(group: number): Promise<JournalSummary | 'missing'> {
@@ -206,8 +219,17 @@ export class GroupJournal {
         }
         return buf.subarray(from - bufAt, from - bufAt + n);
       };
+      let chain = 0;
+      let sealed = false;
       while (at < size) {
         const h = Buffer.from(await need(at, HEADER));
+        if (h.readUInt32LE(0) === SEAL_MAGIC) {
+          const seal = sealRecord(records, bytes, chain);
+          if (at + HEADER !== size) throw new StateCorruptError(`${path}: ${size - at - HEADER} bytes after the seal at byte ${at}`);
+          if (!h.equals(seal)) throw new StateCorruptError(`${path}: the seal does not match the ${records} records before it`);
+          sealed = true;
+          break;
+        }
         if (h.readUInt32LE(0) !== MAGIC) throw new StateCorruptError(`${path}: bad record at byte ${at}`);
         const flags = h.readUInt32LE(4);
         const zero = (flags & FLAG_ZERO) !== 0;
@@ -219,10 +241,13 @@ export class GroupJournal {
         const data = zero ? EMPTY : await need(at + HEADER, length);
         if (crc32c(data, crc32c(h.subarray(0, 20))) !== h.readUInt32LE(20)) throw new StateCorruptError(`${path}: checksum mismatch at byte ${at}`);
         if (volume !== null) await (zero ? volume.writeZeroes(offset, length) : volume.write(offset, data));
+        chain = crc32c(h.subarray(20, 24), chain);
         records++;
         bytes += length;
         at += HEADER + (zero ? 0 : length);
       }
+      // A committed group is always sealed: a file without its seal was cut short.
+      if (!sealed) throw new StateCorruptError(`${path}: no seal after ${records} records (${size} bytes): the file is incomplete`);
     } finally {
       await fh.close();
     }
@@ -269,6 +294,16 @@ export class GroupJournal {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function sealRecord(records: number, bytes: number, chain: number): Buffer {
+  const h = Buffer.alloc(HEADER);
+  h.writeUInt32LE(SEAL_MAGIC, 0);
+  h.writeUInt32LE(records, 4);
+  h.writeBigUInt64LE(BigInt(bytes), 8);
+  h.writeUInt32LE(chain, 16);
+  h.writeUInt32LE(crc32c(h.subarray(0, 20)), 20);
+  return h;
+}
 
 async function writevFully(fh: FileHandle, parts: Buffer[], position: number): Promise<void> {
   let bufs = parts;

@@ -31,7 +31,7 @@ describe('SyncReplicator', () => {
     await tmp.remove();
   });
 
-  const start = async (extra: { maxInFlightBytes?: number } = {}): Promise<SyncReplicator> => {
+  const start = async (extra: { maxInFlightBytes?: number } = {}, fullSyncRequired = false): Promise<SyncReplicator> => {
     const meta = await PairMeta.open(join(tmp.dir, 'state'));
     r = new SyncReplicator({
       volume: tmp.volume,
@@ -45,7 +45,7 @@ describe('SyncReplicator', () => {
       link: (onSession) => (link = new FakeLink(onSession)),
     });
     r.start();
-    link.connect();
+    link.connect(fullSyncRequired);
     return r;
   };
 
@@ -134,5 +134,28 @@ describe('SyncReplicator', () => {
     expect(rep.lastError).toBe('');
     expect(rep.outOfSyncBytes).toBe(0);
     expect(tracker.dirtyBlocks).toBe(0);
+  });
+
+  it('a secondary that takes the copy but cannot record it stays Retrying between attempts, then completes', async () => {
+    link = undefined as unknown as FakeLink;
+    const rep = await start({}, true);
+    link.answer = () => 'ack';
+    link.refuseMarkSynced = 'STATE_IO: ENOSPC: no space left on device';
+    await waitFor('the first refused MarkSynced', () => rep.state === 'Retrying' && /ENOSPC/.test(rep.lastError), { timeoutMs: 20_000 });
+    // Every later pass finds nothing to send and only records the copy: sampled across
+    // several attempts, the pair never looks like a plain initial copy again.
+    const seen = new Set<string>();
+    const deadline = performance.now() + 2500;
+    while (performance.now() < deadline) {
+      seen.add(rep.state);
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    expect([...seen]).toEqual(['Retrying']);
+    const attempts = link.calls.filter((c) => c === 'markSynced').length;
+    expect(attempts).toBeGreaterThanOrEqual(2);
+    expect(attempts).toBeLessThanOrEqual(8);
+    link.refuseMarkSynced = undefined;
+    await waitFor('InSync once the copy is recorded', () => rep.state === 'InSync', { timeoutMs: 20_000 });
+    expect(rep.lastError).toBe('');
   });
 });

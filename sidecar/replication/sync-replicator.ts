@@ -475,22 +475,28 @@ export class SyncReplicator implements WriteReplication {
     // Durable before the blocks are forgotten or the image is declared complete.
     if (this.#pendingClean.length > 0) await this.flushBarrier();
     // A pass applied without a refusal: the secondary takes data again, and foreground
-    // writes are mirrored again while later passes drain what is left.
-    if (!refused && this.#link.connected) this.#fault.clear();
-    if (this.#oos.count === 0 && this.#link.connected && !this.#fault.active) {
-      if (this.#fullSync) {
-        try {
-          await this.#link.markSynced();
-        } catch (err) {
-          this.#noteRefusal(err as BlockmirrorError);
-          throw err;
-        }
-        await this.#o.meta.setSyncedPeerGeneration(this.#secondaryGeneration);
-        this.#fullSync = false;
-        this.#o.logger.info('full sync complete');
-      }
-      this.lastInSyncTimeMs = Date.now();
+    // writes are mirrored again while later passes drain what is left. When the pass
+    // left nothing out of sync, the fault ends only once the initial copy is recorded
+    // too: a secondary that takes data but cannot record it (its state disk is full)
+    // stays Retrying, instead of flipping to Initializing between attempts.
+    if (refused || !this.#link.connected) return;
+    if (this.#oos.count > 0) {
+      this.#fault.clear();
+      return;
     }
+    if (this.#fullSync) {
+      try {
+        await this.#link.markSynced();
+      } catch (err) {
+        this.#noteRefusal(err as BlockmirrorError);
+        throw err;
+      }
+      await this.#o.meta.setSyncedPeerGeneration(this.#secondaryGeneration);
+      this.#fullSync = false;
+      this.#o.logger.info('full sync complete');
+    }
+    this.#fault.clear();
+    this.lastInSyncTimeMs = Date.now();
   }
 
   #unlock(blocks: number[]): void {

@@ -27,6 +27,8 @@ export class FakeLink implements ReplicationLink {
   lastError = '';
   readonly sent: SentFrame[] = [];
   readonly calls: string[] = [];
+  /** When set, MarkSynced is refused with this reason (a secondary whose state disk is full). */
+  refuseMarkSynced: string | undefined;
   /** Answers frames as they are sent; undefined leaves them waiting. */
   answer: ((f: SentFrame) => 'ack' | 'refuse' | undefined) | undefined;
   readonly #onSession: (s: HandshakeResponse__Output | null, error?: string) => void;
@@ -78,6 +80,7 @@ export class FakeLink implements ReplicationLink {
 
   markSynced(): Promise<void> {
     this.calls.push('markSynced');
+    if (this.refuseMarkSynced !== undefined) return Promise.reject(new PeerRefusedError(`the secondary could not record the copy: ${this.refuseMarkSynced}`));
     return Promise.resolve();
   }
 
