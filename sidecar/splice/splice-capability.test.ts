@@ -26,6 +26,7 @@ afterEach(() => rm(root, { recursive: true, force: true }));
 
 /** A node with everything: the control node, nbd loaded, the helper. */
 async function fullNode(): Promise<void> {
+  await mkdir(join(sys, 'class', 'misc', 'device-mapper'), { recursive: true });
   await writeFile(join(dev, 'mapper', 'control'), '');
   await mkdir(join(sys, 'module', 'nbd'));
 }
@@ -56,10 +57,22 @@ describe('probeSpliceCapability', () => {
       sysDir: sys,
     });
     expect(cap.capable).toBe(false);
-    expect(cap.reason).toBe(`no device-mapper: ${dev}/mapper/control missing (load dm_mod on the node); no NBD client: ${sys}/module/nbd missing (load nbd on the node)`);
-    // No control node: dmsetup is not even asked, and the targets are not listed as missing too.
+    expect(cap.reason).toBe(`no device-mapper: the kernel has none (${sys}/class/misc/device-mapper missing; load dm_mod on the node); no NBD client: ${sys}/module/nbd missing (load nbd on the node)`);
+    // A control node left in /dev (as on this host) does not count: the kernel has no driver.
+    await writeFile(join(dev, 'mapper', 'control'), '');
+    expect((await probeSpliceCapability({ dm: dm(), nbdHelper: helper, devDir: dev, sysDir: sys })).reason).toMatch(/^no device-mapper: the kernel has none/);
+    // No driver: dmsetup is not even asked, and the targets are not listed as missing too.
     expect(calls).toEqual([]);
     expect(cap.checks.map((c) => c.name)).toEqual(['device-mapper', 'nbd', 'nbd-helper']);
+  });
+
+  it("a driver without its control node in the sidecar's /dev is no device-mapper", async () => {
+    await mkdir(join(sys, 'class', 'misc', 'device-mapper'), { recursive: true });
+    await mkdir(join(sys, 'module', 'nbd'));
+    expect(await probeSpliceCapability({ dm: dm(), nbdHelper: helper, devDir: dev, sysDir: sys })).toMatchObject({
+      capable: false,
+      reason: `no device-mapper: ${dev}/mapper/control missing (the node's /dev not mounted?)`,
+    });
   });
 
   it('a control node the kernel does not answer on is no device-mapper', async () => {

@@ -36,7 +36,8 @@ export interface SpliceProbeOptions {
 }
 
 /**
- * Probes the node: /dev/mapper/control and a `dmsetup version` that reaches the kernel,
+ * Probes the node: the kernel's device-mapper driver, /dev/mapper/control and a
+ * `dmsetup version` that reaches the kernel,
  * the multipath and era targets loaded (the chart asks for dm_multipath and dm_era to be
  * loaded: a sidecar in a container cannot load modules), the kernel's NBD client, and
  * the helper that drives it. Never throws: a failed check is the answer.
@@ -46,9 +47,13 @@ export async function probeSpliceCapability(opts: SpliceProbeOptions): Promise<S
   const sys = opts.sysDir ?? '/sys';
   const checks: SpliceCheck[] = [];
   const control = join(dev, 'mapper', 'control');
+  // The kernel's own word: a /dev/mapper/control node can outlive (or predate) the driver.
+  const driver = join(sys, 'class', 'misc', 'device-mapper');
   let targets: string | undefined;
-  if (!(await exists(control))) {
-    checks.push({ name: 'device-mapper', ok: false, detail: `no device-mapper: ${control} missing (load dm_mod on the node)` });
+  if (!(await exists(driver))) {
+    checks.push({ name: 'device-mapper', ok: false, detail: `no device-mapper: the kernel has none (${driver} missing; load dm_mod on the node)` });
+  } else if (!(await exists(control))) {
+    checks.push({ name: 'device-mapper', ok: false, detail: `no device-mapper: ${control} missing (the node's /dev not mounted?)` });
   } else {
     try {
       const version = await opts.dm.version();
