@@ -200,7 +200,7 @@ export class Reconciler {
     );
     const message =
       `node ${why.node} cannot splice: ${why.reason}. The volume opts in to the splice (${why.optIn}): the application's writes must pass ` +
-      `the node's device-mapper tap, and replicating it without would report a secondary in sync that misses them. Load the missing ` +
+      `the node's device-mapper tap, and replicating it without the tap would report a secondary in sync that misses them. Load the missing ` +
       `kernel modules on the node and restart its blockmirror sidecar, run the workload on a node whose sidecar registers ` +
       `blockmirror.io/splice-capable=true, or use a volume that does not opt in.`;
     const known = pair.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'NodeCannotSplice');
