@@ -19,7 +19,10 @@ import { waitFor } from './helpers/wait-for.js';
 // with its ServiceAccount; the sidecar DaemonSet's pod registers its node; a pair on
 // `local` PVs (loop devices on the nodes) replicates from site A to site B; then
 // `helm upgrade` rolls every pod, a `kill -9` of the sidecar's process is healed by the
-// kubelet, and `helm uninstall` keeps the CRD and the pairs.
+// kubelet, and `helm uninstall` keeps the CRD and the pairs. These nodes run on the host's
+// kernel, which has no device-mapper: their sidecars say so, and a primary whose volume
+// opts in to the splice is refused with a clear condition (the splice itself is proved in
+// the VM, test/vm-splice.test.ts).
 
 const MiB = 1024 * 1024;
 const VOLUME = 32 * MiB;
@@ -42,6 +45,8 @@ interface LeaseJson {
 const cleanup = new CleanupStack();
 let images: BuiltImages;
 let work: string;
+/** Made in beforeAll: losetup a file as a loop device, detached after the sites. */
+let loopDevice: (name: string, fill: (path: string, bytes: number) => Promise<void>) => Promise<{ file: string; device: string }>;
 let a: Site;
 let b: Site;
 
@@ -99,13 +104,13 @@ beforeAll(async () => {
   cleanup.track('work dir', () => rm(work, { recursive: true, force: true }));
   // The nodes' volumes: loop devices the sidecars open through the host's /dev. Released
   // after the sites (the cleanup stack runs newest first).
-  const loop = async (name: string, fill: (path: string, bytes: number) => Promise<void>): Promise<{ file: string; device: string }> => {
+  const loop = (loopDevice = async (name: string, fill: (path: string, bytes: number) => Promise<void>): Promise<{ file: string; device: string }> => {
     const file = join(work, `${name}.img`);
     await fill(file, VOLUME);
     const device = (await runOk('losetup', ['--find', '--show', file])).trim();
     cleanup.track(`loop device ${device}`, async () => void (await runOk('losetup', ['-d', device])));
     return { file, device };
-  };
+  });
   // Site A's data exists before the pair does: the initial copy carries it.
   const [volA, volB] = await Promise.all([loop('site-a', randomFile), loop('site-b', sparseFile)]);
 
@@ -221,6 +226,85 @@ describe('the chart on real nodes', () => {
     expect(await sha256File(a.device)).toBe(await sha256File(data));
     expect(await sha256File(b.device)).toBe(await sha256File(data));
   }, 240_000);
+
+  it('a host node has no device-mapper: its sidecar registers why; a primary on a volume that opts in is refused (NodeCannotSplice), nothing replicates it, the pair that does not opt in stays InSync', async () => {
+    // The host kernel (a /dev/mapper/control node may exist here all the same).
+    const NO_DM = 'no device-mapper: the kernel has none (/sys/class/misc/device-mapper missing; load dm_mod on the node)';
+    const node = a.site.node;
+    // The sidecar says so: in its registration, once in its log, and as a metric.
+    const registration = await lease(a, `blockmirror-sidecar-${node.name}`);
+    expect(registration.metadata.labels?.['blockmirror.io/splice-capable']).toBe('false');
+    expect(registration.metadata.annotations?.['blockmirror.io/splice-missing']).toContain(NO_DM);
+    const said = (await podLog(a, (await onePod(a, 'sidecar')).name)).filter((r) => r.message === 'node cannot splice');
+    expect(said).toEqual([expect.objectContaining({ level: 'warn', reason: expect.stringContaining(NO_DM) })]);
+    const scrape = async (): Promise<string> => (await fetch(`http://${node.address}:9400/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+    expect(await scrape()).toMatch(/^blockmirror_node_splice_capable 0$/m);
+
+    // A volume that opts in through its StorageClass's parameter (the key the CSI proxy
+    // reads from volume_context), on node A, and a primary pair on it.
+    const vol = await loopDevice('site-a-spliced', sparseFile);
+    const objects = [
+      { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'blockmirror-spliced' }, provisioner: 'kubernetes.io/no-provisioner', parameters: { 'blockmirror.io/replicate': 'true' } },
+      {
+        apiVersion: 'v1',
+        kind: 'PersistentVolume',
+        metadata: { name: 'spliced-site-a' },
+        spec: {
+          capacity: { storage: `${VOLUME / MiB}Mi` },
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: 'blockmirror-spliced',
+          volumeMode: 'Block',
+          local: { path: vol.device },
+          nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node.name] }] }] } },
+          claimRef: { namespace: 'default', name: 'spliced' },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        metadata: { name: 'spliced', namespace: 'default' },
+        spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'blockmirror-spliced', volumeMode: 'Block', volumeName: 'spliced-site-a', resources: { requests: { storage: `${VOLUME / MiB}Mi` } } },
+      },
+      {
+        apiVersion: 'blockmirror.io/v1alpha1',
+        kind: 'ReplicationPair',
+        metadata: { name: 'spliced', namespace: 'default' },
+        spec: { pvcName: 'spliced', role: 'primary', mode: 'sync', remote: { endpoint: b.chart.info.peerEndpoints[0]! } },
+      },
+    ];
+    await a.site.kubectlOk(['apply', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n---\n') });
+
+    const refused = await waitFor('the opted-in pair refused with NodeCannotSplice', async () => {
+      const rp = JSON.parse(await a.site.kubectlOk(['get', 'rp', 'spliced', '-o', 'json'])) as PairObject;
+      const ready = rp.status?.conditions?.find((c) => c.type === 'Ready');
+      return ready?.reason === 'NodeCannotSplice' ? { rp, ready } : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
+    expect(refused.ready.status).toBe('False');
+    expect(refused.ready.message).toContain(`node ${node.name} cannot splice: ${NO_DM}`);
+    expect(refused.ready.message).toContain("StorageClass blockmirror-spliced's parameter blockmirror.io/replicate");
+    expect(refused.rp.status?.conditions?.find((c) => c.type === 'Synchronized')).toMatchObject({ status: 'False', reason: 'NodeCannotSplice' });
+    // What a user sees.
+    const row = (await a.site.kubectlOk(['get', 'rp', 'spliced', '--no-headers'])).trim().split(/\s+/);
+    expect(row.slice(0, 4)).toEqual(['spliced', 'primary', 'sync', 'Error']);
+    const described = await a.site.kubectlOk(['describe', 'rp', 'spliced']);
+    expect(described).toMatch(/Reason:\s+NodeCannotSplice/);
+    expect(described).toMatch(/Warning\s+NodeCannotSplice\s+.*no device-mapper: the kernel has none/);
+
+    // Never on the sidecar: no series of that pair, while the pair that does not opt in
+    // goes on InSync on the same node.
+    const text = await scrape();
+    expect(text).not.toContain('pair="default.spliced"');
+    expect(text).toContain(`blockmirror_pair_state{pair="${SIDECAR_PAIR}",state="InSync"} 1`);
+    const plain = await pair(a);
+    expect(plain?.state).toBe('InSync');
+    expect(plain?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+
+    // Deleting the refused pair goes through the finalizer like any other.
+    await a.site.kubectlOk(['delete', 'rp', 'spliced', '--wait=true', '--timeout=60s']);
+    await a.site.kubectlOk(['delete', 'pvc', 'spliced', '--wait=true', '--timeout=60s']);
+    await a.site.kubectlOk(['delete', 'pv', 'spliced-site-a', '--wait=true', '--timeout=60s']);
+    await a.site.kubectlOk(['delete', 'storageclass', 'blockmirror-spliced']);
+  }, 180_000);
 
   it('helm upgrade rolls the operator and the sidecar on both sites; the pair comes back from its state, nothing resynced in full, no data lost', async () => {
     const before = { a: await sha256File(a.device), b: await sha256File(b.device) };

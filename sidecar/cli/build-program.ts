@@ -206,6 +206,7 @@ export function buildProgram(): Command {
           node: opts.registerNode,
           controlEndpoint: opts.advertiseControl ?? daemon.addresses.control,
           peerEndpoint: opts.advertisePeer ?? daemon.addresses.peer,
+          splice: daemon.spliceCapability.capable ? { capable: true } : { capable: false, reason: daemon.spliceCapability.reason },
           logger,
           signal: unregister.signal,
         });
