@@ -7,11 +7,14 @@ import { writeFileAtomic } from '../fs/write-file-atomic.js';
 /**
  * Replication metadata of one pair, as DRBD's data-generation ids: `generation` names
  * this side's data lineage; `syncedPeerGeneration` is the peer generation this side
- * last completed a full sync with (empty: never). Kept in STATE_DIR/pairs/NAME/meta.json.
+ * last completed a full sync with (empty: never); `fullSyncTarget` the peer generation a
+ * full sync under way copies to (empty: none), so that a new session to the same peer
+ * resumes the copy instead of starting it over. Kept in STATE_DIR/pairs/NAME/meta.json.
  */
 export interface PairMetaData {
   generation: string;
   syncedPeerGeneration: string;
+  fullSyncTarget: string;
 }
 
 export class PairMeta {
@@ -28,11 +31,13 @@ export class PairMeta {
     try {
       const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<PairMetaData>;
       if (typeof parsed.generation !== 'string' || typeof parsed.syncedPeerGeneration !== 'string') throw new Error('missing fields');
-      return new PairMeta(file, { generation: parsed.generation, syncedPeerGeneration: parsed.syncedPeerGeneration });
+      // Absent in files written before it existed: no copy to resume.
+      const fullSyncTarget = typeof parsed.fullSyncTarget === 'string' ? parsed.fullSyncTarget : '';
+      return new PairMeta(file, { generation: parsed.generation, syncedPeerGeneration: parsed.syncedPeerGeneration, fullSyncTarget });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new StateCorruptError(`${file}: ${(err as Error).message}`, { cause: err });
     }
-    const meta = new PairMeta(file, { generation: randomUUID(), syncedPeerGeneration: '' });
+    const meta = new PairMeta(file, { generation: randomUUID(), syncedPeerGeneration: '', fullSyncTarget: '' });
     await meta.#save();
     return meta;
   }
@@ -45,9 +50,21 @@ export class PairMeta {
     return this.#data.syncedPeerGeneration;
   }
 
+  get fullSyncTarget(): string {
+    return this.#data.fullSyncTarget;
+  }
+
   async setSyncedPeerGeneration(g: string): Promise<void> {
-    if (this.#data.syncedPeerGeneration === g) return;
-    const next = { ...this.#data, syncedPeerGeneration: g };
+    await this.#update({ syncedPeerGeneration: g });
+  }
+
+  async setFullSyncTarget(g: string): Promise<void> {
+    await this.#update({ fullSyncTarget: g });
+  }
+
+  async #update(change: Partial<PairMetaData>): Promise<void> {
+    const next = { ...this.#data, ...change };
+    if (JSON.stringify(next) === JSON.stringify(this.#data)) return;
     // Memory follows the disk: a write that failed (a full disk) must not leave this
     // side believing — and telling its peer — what a restart would not find.
     await this.#save(next);

@@ -158,4 +158,37 @@ describe('SyncReplicator', () => {
     await waitFor('InSync once the copy is recorded', () => rep.state === 'InSync', { timeoutMs: 20_000 });
     expect(rep.lastError).toBe('');
   });
+
+  it('resumes a full sync to the same secondary image after the session ends, and starts over for another image', async () => {
+    const rep = await start({}, true);
+    const full = 16 * MiB;
+    // The secondary answers the first four resync frames and every barrier, then stalls.
+    let answered = 0;
+    link.answer = (f) => (f.kind === 'mirror' || ++answered <= 4 ? 'ack' : undefined);
+    await waitFor('four frames answered', () => answered > 4);
+    await rep.flushBarrier();
+    // Four 256 KiB frames confirmed durable: clean in the dirty log.
+    const left = tracker.dirtyBlocks * BLOCK;
+    expect(left).toBe(full - 4 * 256 * KiB);
+    // The session ends (a write timeout on a loaded link); the next one, to the same
+    // image, goes on from what was durably confirmed.
+    link.answer = undefined;
+    link.fail('write timeout');
+    link.connect(true);
+    await waitFor('the resumed copy to be counted', () => rep.state === 'Initializing');
+    expect(rep.outOfSyncBytes).toBe(left);
+    // A restart of the primary resumes it too (the target is on disk with the pair).
+    rep.close();
+    r = undefined;
+    const again = await start({}, true);
+    expect(again.outOfSyncBytes).toBe(left);
+    // Another secondary image (recreated: a new generation) needs everything again.
+    link.fail('the secondary was recreated');
+    link.connect(true, 'gen-b2');
+    await waitFor('everything out of sync again', () => again.outOfSyncBytes === full);
+    link.answer = () => 'ack';
+    for (const f of link.unanswered('resync')) f.ack();
+    await waitFor('InSync with the new image', () => again.state === 'InSync', { timeoutMs: 20_000 });
+    expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(1);
+  });
 });

@@ -367,13 +367,25 @@ export class SyncReplicator implements WriteReplication {
     this.#controller.reset();
     if (s.fullSyncRequired) {
       this.#fullSync = true;
-      // No complete image on the secondary: everything is out of sync. Durable first,
-      // so a crash during the initial copy resumes it instead of forgetting it.
-      await this.#o.tracker.markAllDirty();
-      for (let b = 0; b < this.#oos.bits; b++) this.#oos.set(b);
-      this.#fullSync = true;
-      this.#fullSyncTotal = this.#oos.count;
-      this.#o.logger.info('full sync started', { blocks: this.#fullSyncTotal });
+      this.#fullSyncTotal = this.#oos.bits;
+      if (s.secondaryGeneration !== '' && this.#o.meta.fullSyncTarget === s.secondaryGeneration) {
+        // The copy to this very image was under way: what the secondary durably
+        // confirmed was cleared from the dirty log at a barrier, and everything else is
+        // still dirty (unconfirmed blocks went back at the session's end). Starting over
+        // would make a copy longer than a session on a slow or loaded link never end.
+        this.#o.logger.info('full sync resumed', { blocks: this.#fullSyncTotal, left: this.#oos.count });
+      } else {
+        // No complete image on the secondary: everything is out of sync. Durable first,
+        // so a crash during the initial copy resumes it instead of forgetting it.
+        await this.#o.tracker.markAllDirty();
+        for (let b = 0; b < this.#oos.bits; b++) this.#oos.set(b);
+        // Recorded only once every block is durably dirty: a crash in between starts
+        // the copy over, never resumes it from a log that was not yet all dirty.
+        await this.#o.meta.setFullSyncTarget(s.secondaryGeneration).catch((err: Error) => {
+          this.#o.logger.warn('cannot record the full sync target; a new session will start the copy over', { error: err.message });
+        });
+        this.#o.logger.info('full sync started', { blocks: this.#fullSyncTotal });
+      }
     } else {
       this.#fullSyncTotal = this.#oos.count;
       // What this session must ship besides new writes: after an outage or a crash, the

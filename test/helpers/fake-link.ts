@@ -44,10 +44,10 @@ export class FakeLink implements ReplicationLink {
   }
 
   /** A session starts, as after a handshake. */
-  connect(fullSyncRequired = false): void {
+  connect(fullSyncRequired = false, secondaryGeneration = 'gen-b'): void {
     this.connected = true;
     this.sessionId = `s${this.retries}`;
-    this.#onSession({ sessionId: this.sessionId, secondaryGeneration: 'gen-b', fullSyncRequired });
+    this.#onSession({ sessionId: this.sessionId, secondaryGeneration, fullSyncRequired });
   }
 
   send(kind: StreamKind, frame: Omit<BlockFrame, 'sessionId' | 'sequence'>): Promise<void> {
