@@ -605,6 +605,8 @@ detach_loops_under() {
 }
 
 down_quiet() {
+  # VM nodes that joined the site (hack/site-vm-node.sh) first, while its API server is up.
+  if compgen -G "$DIR/vm-node*" >/dev/null; then bash "$ROOT/hack/site-vm-node.sh" down "$DIR"; fi
   load_env || { umount_under "$DIR"; return 0; }
   local t
   t=$(now)
