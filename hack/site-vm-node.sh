@@ -351,7 +351,7 @@ up() {
     -- "bash $ROOT/hack/vm-node-guest.sh $NDIR"
   log "VM started (qemu $(cat "$NDIR/qemu.pid")) in $(secs "$t") s"
   local deadline=$((SECONDS + ${VM_NODE_TIMEOUT:-600})) seen=0 lines
-  until node_ready; do
+  until node_ready && grep -q '] images imported' "$NDIR/guest.log"; do
     qemu_alive || die "the VM exited before the node was Ready"
     ((SECONDS < deadline)) || die "node $NAME not Ready after ${VM_NODE_TIMEOUT:-600} s (logs in $NDIR)"
     # The guest's progress lines, as they come.

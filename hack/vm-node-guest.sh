@@ -16,6 +16,7 @@ NDIR=$1
 source "$NDIR/node.env"
 
 t0=${EPOCHREALTIME/./}
+boot=$(cut -d' ' -f1 /proc/uptime)
 log() {
   local us=$((${EPOCHREALTIME/./} - t0))
   printf 'vm-node %s: [%d.%02d s] %s\n' "$NODE_NAME" $((us / 1000000)) $((us % 1000000 / 10000)) "$*"
@@ -27,7 +28,7 @@ modprobe -d /run/vm-modules -a virtio_net overlay br_netfilter veth nf_conntrack
 OUT=/run/node-out
 mkdir -p "$OUT"
 mount -t 9p -o trans=virtio,version=9p2000.L,cache=none nodeout "$OUT"
-log "booted: kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo) MiB"
+log "booted: kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo) MiB; this script started at $boot s of the kernel's uptime"
 
 hostname "$NODE_NAME"
 # The node's address on the user-mode network (qemu's slirp, restrict=on): the gateway is
@@ -80,15 +81,16 @@ until [[ -S /run/containerd/containerd.sock ]]; do
   sleep 0.2
 done
 log "containerd ready"
-for f in $IMPORTS; do
-  ctr --address /run/containerd/containerd.sock -n k8s.io images import "$f" >/dev/null
-  log "imported $(basename "$f")"
-done
-
+# The kubelet starts meanwhile (it takes the longest here); the host waits for this line
+# too before it calls the node up, so no pod finds its image missing.
 start kubelet "$BIN/kubelet" --config="$NDIR/kubelet-config.yaml" --kubeconfig="$NDIR/kubelet.kubeconfig" \
   --node-ip="$NODE_IP" --hostname-override="$NODE_NAME" --node-labels="$NODE_LABELS"
 start kube-proxy "$BIN/kube-proxy" --config="$NDIR/kube-proxy-config.yaml"
 log "kubelet and kube-proxy started"
+for f in $IMPORTS; do
+  ctr --address /run/containerd/containerd.sock -n k8s.io images import "$f" >/dev/null
+  log "images imported: $(basename "$f")"
+done
 
 # Runs until a component exits (then the VM powers off) or the host stops the VM.
 status=0
