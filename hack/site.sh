@@ -12,7 +12,8 @@
 #          images import`); pods use them with imagePullPolicy: Never.
 #        hack/site.sh import DIR FILE...   import more archives into a running site
 #        hack/site.sh down DIR             stop it and remove every process, mount,
-#                                          namespace and veth it made (idempotent)
+#                                          namespace and veth it made (idempotent), its
+#                                          VM nodes first (hack/site-vm-node.sh)
 #
 # Topology: sites share one host bridge and reach each other only through their node
 # addresses (nothing is routed or forwarded by the host: ip_forward stays as it is).
