@@ -12,7 +12,8 @@
 #          images import`); pods use them with imagePullPolicy: Never.
 #        hack/site.sh import DIR FILE...   import more archives into a running site
 #        hack/site.sh down DIR             stop it and remove every process, mount,
-#                                          namespace and veth it made (idempotent)
+#                                          namespace and veth it made (idempotent), its
+#                                          VM nodes first (hack/site-vm-node.sh)
 #
 # Topology: sites share one host bridge and reach each other only through their node
 # addresses (nothing is routed or forwarded by the host: ip_forward stays as it is).
@@ -605,6 +606,8 @@ detach_loops_under() {
 }
 
 down_quiet() {
+  # VM nodes that joined the site (hack/site-vm-node.sh) first, while its API server is up.
+  if compgen -G "$DIR/vm-node*" >/dev/null; then bash "$ROOT/hack/site-vm-node.sh" down "$DIR"; fi
   load_env || { umount_under "$DIR"; return 0; }
   local t
   t=$(now)

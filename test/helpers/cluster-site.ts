@@ -20,7 +20,8 @@ export interface SiteInfo {
   containerdSocket: string;
   /** The kubectl built with the site's components. */
   kubectl: string;
-  nodes: { name: string; address: string; podCIDR: string; kubeletRootDir: string }[];
+  /** `vm`: the node runs in the VM test bed (hack/site-vm-node.sh), its kubelet root dir in the guest. */
+  nodes: { name: string; address: string; podCIDR: string; kubeletRootDir: string; vm?: boolean }[];
 }
 
 /**
