@@ -3,10 +3,16 @@
 #   docker build --target sidecar  -t blockmirror/sidecar .
 # The build stage has the dev dependencies (TypeScript); the final stages only the
 # compiled JavaScript, the .proto files the gRPC loader reads, and production dependencies.
+# The base images are build arguments with the public images as defaults; where no
+# registry is reachable, hack/build-images.sh passes locally made equivalents.
+
+ARG NODE_IMAGE=node:24-slim
+# Go 1.26 or later: sidecar/native/nbd-netlink/go.mod asks for it.
+ARG GO_IMAGE=golang:1.26-bookworm
 
 # The CSI spec's csi.proto (for the sidecar's CSI proxy) is a Go module pinned in
 # proto/csi-spec.json, fetched like any dependency rather than copied into the repo.
-FROM golang:1.24-bookworm AS csi-spec
+FROM ${GO_IMAGE} AS csi-spec
 COPY proto/csi-spec.json /tmp/csi-spec.json
 RUN set -eu; cd /tmp; \
     module=$(sed -n 's/^ *"module": "\(.*\)",\{0,1\}$/\1/p' csi-spec.json); \
@@ -15,11 +21,11 @@ RUN set -eu; cd /tmp; \
     mkdir -p /csi-spec && cp "$dir/csi.proto" /csi-spec/
 
 # blockmirror-nbd, the netlink helper the node splice drives the kernel's NBD client with.
-FROM golang:1.24-bookworm AS nbd-helper
+FROM ${GO_IMAGE} AS nbd-helper
 COPY sidecar/native/nbd-netlink /src
 RUN cd /src && CGO_ENABLED=0 go build -trimpath -o /blockmirror-nbd .
 
-FROM node:24-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -29,7 +35,7 @@ COPY sidecar ./sidecar
 COPY operator ./operator
 RUN npm run build && npm prune --omit=dev
 
-FROM node:24-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /src/package.json ./

@@ -24,6 +24,7 @@ esac
 [[ $RUNS =~ ^[1-9][0-9]*$ && $RUNTIME =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS and BENCH_RUNTIME must be positive integers" >&2; exit 2; }
 
 bash hack/install-deps.sh >/dev/null
+bash hack/vm.sh build >&2
 npm run -s build
 HELPER=$(bash hack/build-nbd-helper.sh)
 work=$(mktemp -d)

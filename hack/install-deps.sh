@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Installs everything blockmirror needs on a fresh Debian 12 machine. Idempotent:
-# a second run does no network work when nothing changed.
+# Installs what blockmirror's lab (hack/lab.sh), demo and benchmarks share on a fresh
+# Debian 12 machine: Debian packages, node_modules, the kube binaries and helm, the CSI
+# protos. Test-only tools (promtool, csi-sanity, the VM's kernel, the NBD netlink helper,
+# crashfs) come with the test command (hack/test.sh); the real nodes' runtime and the
+# images with hack/lab.sh and hack/test.sh. Idempotent: a second run does no network work
+# when nothing changed.
 set -euo pipefail
 
 # Run from the repo root whatever the caller's cwd (npm ci needs package-lock.json here).
@@ -53,14 +57,10 @@ else
   printf '%s\n' "$want" >"$stamp"
 fi
 
-# The real control plane of the operator tests and the lab: etcd, kube-apiserver, kubectl.
+# The real clusters of the lab and the tests: etcd, kube-apiserver, kubectl, the node's
+# kubelet and the other cluster components, helm.
 bash hack/install-kube.sh
 
-# The CSI spec's csi.proto (loaded by the CSI proxy and lab driver) and csi-sanity.
+# The CSI spec's csi.proto and the kubelet's registration api.proto (loaded by the CSI
+# proxy and lab driver).
 bash hack/install-csi.sh >/dev/null
-
-# A real kernel with device-mapper and NBD for the splice tests: Debian's, in qemu.
-bash hack/vm.sh build
-
-# The node splice's NBD netlink helper (Go, built from the repository).
-bash hack/build-nbd-helper.sh >/dev/null

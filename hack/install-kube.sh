@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the real Kubernetes tools the operator and chart tests run against:
-# etcd (Debian's etcd-server), kube-apiserver and kubectl built from the
-# k8s.io/kubernetes Go module of one pinned release, and helm and promtool (which proves
-# the chart's alert rules) built from their Go modules.
+# Installs the real Kubernetes tools the lab and the operator and chart tests run against:
+# etcd (Debian's etcd-server); kube-apiserver, kubectl and, for sites with real nodes
+# (hack/site.sh), kube-controller-manager, kube-scheduler, kubelet and kube-proxy, all
+# built from the k8s.io/kubernetes Go module of one pinned release; and helm built from its
+# Go module. With --promtool (test-only: the test command passes it) also Prometheus's
+# promtool, which proves the chart's alert rules.
 # None of them is an npm package.
 # Idempotent; binaries are cached outside the repo, in ~/.cache/blockmirror/kube-<version>.
-# Prints nothing on stdout; a cold build takes about 12 minutes (warm: nothing to do).
+# Prints nothing on stdout; a cold build takes about 15 minutes (warm: nothing to do).
 set -euo pipefail
 
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
@@ -15,6 +17,13 @@ CACHE=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION
 BIN=$CACHE/bin
 
 log() { printf 'install-kube: %s\n' "$*" >&2; }
+
+WITH_PROMTOOL=0
+case ${1:-} in
+  --promtool) WITH_PROMTOOL=1 ;;
+  '') ;;
+  *) log "usage: $0 [--promtool]"; exit 2 ;;
+esac
 
 if ! command -v etcd >/dev/null; then
   log "installing etcd-server"
@@ -43,14 +52,24 @@ go_tool() {
 }
 
 go_tool helm helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "$HELM_VERSION"
-go_tool promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"
+((WITH_PROMTOOL == 0)) || go_tool promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"
 
-if [[ -x $BIN/kube-apiserver && -x $BIN/kubectl ]] &&
-  "$BIN/kubectl" version --client 2>/dev/null | grep "$KUBE_VERSION" >/dev/null; then
-  log "kube-apiserver and kubectl $KUBE_VERSION already built"
+# Every binary built from k8s.io/kubernetes. Each is rebuilt unless it carries the
+# version stamped in and was built against k8s.io/kubernetes at that version.
+KUBE_CMDS="kube-apiserver kubectl kube-controller-manager kube-scheduler kubelet kube-proxy"
+built_at_version() {
+  local bin=$BIN/$1
+  [[ -x $bin ]] &&
+    go version -m "$bin" 2>/dev/null | grep -E "^[[:space:]]+(mod|dep)[[:space:]]+k8s.io/kubernetes[[:space:]]+$KUBE_VERSION([[:space:]]|$)" >/dev/null &&
+    grep -a -F "$KUBE_VERSION" "$bin" >/dev/null
+}
+missing=()
+for cmd in $KUBE_CMDS; do built_at_version "$cmd" || missing+=("$cmd"); done
+if ((${#missing[@]} == 0)); then
+  log "$KUBE_CMDS $KUBE_VERSION already built"
   exit 0
 fi
-log "building kube-apiserver and kubectl $KUBE_VERSION (cold: ~8 min)"
+log "building ${missing[*]} $KUBE_VERSION (cold: ~8 min for the first, ~1-2 min for each further one)"
 MOD=$CACHE/module
 mkdir -p "$MOD" "$BIN"
 cd "$MOD"
@@ -75,16 +94,11 @@ gomod=$(sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' kubernetes.json)
   awk -v v="$staging_version" '$2 == "=>" && $3 ~ /^\.\/staging\// { printf "\t%s => %s %s\n", $1, $1, v }' "$gomod"
   echo ")"
 } >go.mod
-cat >tools.go <<'EOF'
-//go:build tools
-
-package kubetools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-EOF
+{
+  printf '//go:build tools\n\npackage kubetools\n\nimport (\n'
+  for cmd in $KUBE_CMDS; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
+  printf ')\n'
+} >tools.go
 GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || GOFLAGS=-mod=mod go mod tidy
 # Without the version stamped in, the server reports v0.0.0-master and version checks fail.
 ldflags="-s -w"
@@ -92,9 +106,12 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean"
 done
-GOFLAGS=-mod=mod go build -tags tools -ldflags "$ldflags" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-GOFLAGS=-mod=mod go build -tags tools -ldflags "$ldflags" -o "$BIN/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl
-# Renamed last: an interrupted build is redone next time.
-mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
-mv "$BIN/kubectl.tmp" "$BIN/kubectl"
+for cmd in "${missing[@]}"; do
+  start=$SECONDS
+  GOFLAGS=-mod=mod go build -tags tools -ldflags "$ldflags" -o "$BIN/$cmd.tmp.$$" "k8s.io/kubernetes/cmd/$cmd"
+  # Renamed when complete: an interrupted build is redone next time, and another user
+  # of the cache never runs a half-written binary.
+  mv "$BIN/$cmd.tmp.$$" "$BIN/$cmd"
+  log "built $cmd in $((SECONDS - start)) s"
+done
 log "built into $BIN"

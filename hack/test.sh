@@ -7,9 +7,24 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Shared with the lab (hack/lab.sh): the Debian packages, node_modules, the kube binaries
+# and helm, the CSI protos; what the real nodes run (containerd, runc, the CNI plugins) and
+# what the chart's images are built with; the images themselves, built from the Dockerfile
+# into a cache keyed by their inputs; external-provisioner for the lab CSI driver on those
+# nodes (hack/site-csi.sh).
 bash hack/install-deps.sh
-# Test-only tool: the power-cut filesystem the crash tests run the sidecars on.
+bash hack/install-node-runtime.sh
+bash hack/build-images.sh >/dev/null
+bash hack/install-csi-provisioner.sh >/dev/null
+# Test-only: promtool (the alert rules), csi-sanity, the power-cut filesystem the crash
+# tests run the sidecars on, a real kernel with device-mapper and NBD for the splice tests
+# (Debian's, in qemu), the node splice's NBD netlink helper, and the small test images.
+bash hack/install-kube.sh --promtool
+bash hack/install-csi.sh --csi-sanity >/dev/null
 bash hack/build-crashfs.sh >/dev/null
+bash hack/vm.sh build
+bash hack/build-nbd-helper.sh >/dev/null
+bash hack/build-test-images.sh >/dev/null
 npm test
 
 lts=$(bash hack/node-lts.sh)

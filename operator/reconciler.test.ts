@@ -5,6 +5,7 @@ import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
 import { FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { EventRecord } from './kube/kube-client.js';
 import type { LocateResult } from './discovery/volume-locator.js';
+import type { NodeSplice } from './discovery/sidecar-lease.js';
 import { Reconciler, TemporaryError, desiredSpec, sidecarPairName, type SidecarControl } from './reconciler.js';
 
 const logger = createLogger({ silent: true, transports: [new transports.Console()] });
@@ -73,7 +74,8 @@ class FakeSidecar implements SidecarControl {
   }
 }
 
-function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissing?: boolean } = {}) {
+function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissing?: boolean; splice?: NodeSplice } = {}) {
+  let splice: NodeSplice = opts.splice ?? { capable: true };
   const sidecars = new Map<string, FakeSidecar>([['node-a:7400', new FakeSidecar()]]);
   const patches: ReplicationPairStatus[] = [];
   const finalizerWrites: string[][] = [];
@@ -99,7 +101,7 @@ function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissin
       secretHasKeys: () => Promise.resolve('ok' as const),
     },
     locate: () => Promise.resolve(opts.locate ?? { location: { pvName: 'pv-1', node: 'node-a', path: '/data/pv-1.img' } }),
-    sidecarFor: (node) => Promise.resolve(opts.sidecarMissing ? { missing: `no sidecar on ${node}` } : { found: { node, control: `${node}:7400`, peer: `${node}:7401` } }),
+    sidecarFor: (node) => Promise.resolve(opts.sidecarMissing ? { missing: `no sidecar on ${node}` } : { found: { node, control: `${node}:7400`, peer: `${node}:7401`, splice } }),
     control: (endpoint) => {
       let s = sidecars.get(endpoint);
       if (s === undefined) sidecars.set(endpoint, (s = new FakeSidecar()));
@@ -121,6 +123,10 @@ function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissin
     },
     set current(p: ReplicationPair) {
       current = p;
+    },
+    /** The node's capability as its sidecar registers it from now on (a restart). */
+    set splice(v: NodeSplice) {
+      splice = v;
     },
   };
 }
@@ -242,5 +248,70 @@ describe('Reconciler', () => {
     const spec = desiredSpec(pairObject({ remote: { endpoint: 'b:1', namespace: 'dr', name: 'db-copy' } }), '/x');
     expect(spec.peerPair).toBe('dr.db-copy');
     expect(desiredSpec(pairObject({ role: 'secondary', remote: undefined }), '/x')).toMatchObject({ peerAddress: '', nbdListen: '', role: 'ROLE_SECONDARY' });
+  });
+
+  describe('a volume that opts in to the splice, on a node that cannot splice', () => {
+    const NO_DM = 'no device-mapper: /dev/mapper/control missing (load dm_mod on the node)';
+    const optedIn: LocateResult = { location: { pvName: 'pv-1', node: 'node-a', path: '/dev/loop7', spliceOptIn: "StorageClass spliced's parameter blockmirror.io/replicate" } };
+    const condition = (r: ReturnType<typeof rig>, type: string) => r.current.status?.conditions?.find((c) => c.type === type);
+
+    it('the primary gets Ready=False NodeCannotSplice saying what is missing and what to do, a Warning event, and nothing on the sidecar', async () => {
+      const r = rig(pairObject(), { locate: optedIn, splice: { capable: false, reason: NO_DM } });
+      // Refused for good, but the node is looked at again: loading a module fires no event of the pair.
+      expect(await r.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 30_000 });
+      expect(r.sidecar.pairs.size).toBe(0);
+      expect(r.sidecar.calls).toEqual(['delete apps.db']);
+      expect(r.current.status).toMatchObject({ state: 'Error', sidecar: { node: 'node-a' } });
+      const ready = condition(r, 'Ready')!;
+      expect(ready).toMatchObject({ status: 'False', reason: 'NodeCannotSplice', observedGeneration: 3 });
+      expect(ready.message).toContain(`node node-a cannot splice: ${NO_DM}.`);
+      expect(ready.message).toContain("StorageClass spliced's parameter blockmirror.io/replicate");
+      expect(ready.message).toContain('blockmirror.io/splice-capable=true');
+      expect(condition(r, 'Synchronized')).toMatchObject({ status: 'False', reason: 'NodeCannotSplice' });
+      expect(condition(r, 'Degraded')).toMatchObject({ status: 'True', reason: 'NodeCannotSplice' });
+      expect(r.events.filter((e) => e.reason === 'NodeCannotSplice')).toEqual([{ type: 'Warning', reason: 'NodeCannotSplice', message: ready.message }]);
+
+      // Rechecked: no new event, no status write, still nothing on the sidecar.
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.patches).toHaveLength(1);
+      expect(r.events.filter((e) => e.reason === 'NodeCannotSplice')).toHaveLength(1);
+      expect(r.sidecar.pairs.size).toBe(0);
+
+      // The node fixed and its sidecar restarted: the pair is created and replicates.
+      r.splice = { capable: true };
+      expect(await r.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 1000 });
+      expect(r.sidecar.pairs.has('apps.db')).toBe(true);
+      expect(r.current.status?.state).toBe('InSync');
+      expect(condition(r, 'Ready')).toMatchObject({ status: 'True' });
+    });
+
+    it('a pair already replicating there (its sidecar restarted without device-mapper) is removed from the sidecar, never left InSync', async () => {
+      const r = rig(pairObject(), { locate: optedIn });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.current.status?.state).toBe('InSync');
+      r.splice = { capable: false, reason: NO_DM };
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.pairs.size).toBe(0);
+      expect(r.current.status?.state).toBe('Error');
+      expect(condition(r, 'Synchronized')?.status).toBe('False');
+      expect(r.events.find((e) => e.reason === 'NodeCannotSplice')?.message).toMatch(/Its pair on that sidecar was removed\.$/);
+    });
+
+    it('a sidecar that registers no capability is not trusted to splice', async () => {
+      const r = rig(pairObject(), { locate: optedIn, splice: { capable: false, reason: 'the sidecar registers no blockmirror.io/splice-capable label (a blockmirror older than the operator?)' } });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(condition(r, 'Ready')?.message).toContain('registers no blockmirror.io/splice-capable label');
+      expect(r.sidecar.pairs.size).toBe(0);
+    });
+
+    it('a volume that does not opt in, and a secondary (written by its sidecar, not through a tap), replicate there as before', async () => {
+      const plain = rig(pairObject(), { splice: { capable: false, reason: NO_DM } });
+      await plain.reconciler.reconcile('apps/db', signal);
+      expect(plain.current.status?.state).toBe('InSync');
+      const secondary = rig(pairObject({ role: 'secondary', remote: undefined }), { locate: optedIn, splice: { capable: false, reason: NO_DM } });
+      await secondary.reconciler.reconcile('apps/db', signal);
+      expect(secondary.sidecar.pairs.get('apps.db')?.spec?.role).toBe('ROLE_SECONDARY');
+      expect(secondary.current.status?.state).toBe('InSync');
+    });
   });
 });

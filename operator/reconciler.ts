@@ -36,6 +36,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   /** How often a healthy pair's status is refreshed from its sidecar. */
   pollMs: number;
+  /** How often a pair refused for its node (NodeCannotSplice) looks at the node again. Default 30 s. */
+  nodeRecheckMs?: number;
   now?: () => Date;
 }
 
@@ -108,8 +110,9 @@ export class Reconciler {
     }
     await this.#publish(pair, obs);
     if (retry !== undefined) throw retry;
-    // Permanent problems wait for the user to change the resource (a watch event).
-    if (obs.problem?.permanent) return;
+    // Permanent problems wait for the user to change the resource (a watch event), or
+    // the node, which no event of the pair announces.
+    if (obs.problem?.permanent) return obs.problem.recheckAfterMs !== undefined ? { requeueAfterMs: obs.problem.recheckAfterMs } : undefined;
     return { requeueAfterMs: this.#d.pollMs };
   }
 
@@ -140,6 +143,10 @@ export class Reconciler {
     }
 
     const control = this.#d.control(endpoint);
+    const splice = found.found.splice;
+    if (pair.spec.role === 'primary' && located.location.spliceOptIn !== undefined && !splice.capable) {
+      await this.#refuseUnspliceable(pair, control, { node, optIn: located.location.spliceOptIn, reason: splice.reason });
+    }
     const desired = desiredSpec(pair, path);
     let current = await control.getPair(sidecarName).catch((err: unknown) => {
       if (isNotFound(err)) return undefined;
@@ -174,6 +181,31 @@ export class Reconciler {
       current = await control.resumePair(sidecarName);
     }
     obs.pair = pairToJson(current);
+  }
+
+  /**
+   * A primary whose volume opts in to the splice, on a node that cannot splice: its
+   * writes would never pass the tap, so a sidecar pair would report InSync while the
+   * secondary misses them. Nothing replicates (a sidecar pair left from before goes),
+   * and the pair says why and what to do. Always throws.
+   */
+  async #refuseUnspliceable(pair: ReplicationPair, control: SidecarControl, why: { node: string; optIn: string; reason: string }): Promise<never> {
+    const sidecarName = sidecarPairName(pair.metadata.namespace, pair.metadata.name);
+    const removed = await control.deletePair(sidecarName).then(
+      () => true,
+      (err: unknown) => {
+        if (!isNotFound(err)) this.#d.logger.warn('could not remove the pair from a sidecar that cannot splice', { pair: sidecarName, error: (err as Error).message });
+        return false;
+      },
+    );
+    const message =
+      `node ${why.node} cannot splice: ${why.reason}. The volume opts in to the splice (${why.optIn}): the application's writes must pass ` +
+      `the node's device-mapper tap, and replicating it without the tap would report a secondary in sync that misses them. Load the missing ` +
+      `kernel modules on the node and restart its blockmirror sidecar, run the workload on a node whose sidecar registers ` +
+      `blockmirror.io/splice-capable=true, or use a volume that does not opt in.`;
+    const known = pair.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'NodeCannotSplice');
+    if (!known || removed) await this.#event(pair, { type: 'Warning', reason: 'NodeCannotSplice', message: removed ? `${message} Its pair on that sidecar was removed.` : message });
+    throw new ProblemError({ reason: 'NodeCannotSplice', message, permanent: true, recheckAfterMs: this.#d.nodeRecheckMs ?? 30_000 });
   }
 
   async #publish(pair: ReplicationPair, obs: Observation): Promise<void> {

@@ -16,7 +16,7 @@ describe('csi-sanity v5.6.0', () => {
 
   beforeAll(async () => {
     await access(CSI_SANITY).catch(() => {
-      throw new Error(`${CSI_SANITY} is missing: run hack/install-csi.sh`);
+      throw new Error(`${CSI_SANITY} is missing: run hack/install-csi.sh --csi-sanity`);
     });
     dir = await mkdtemp(join(tmpdir(), 'bm-csi-sanity-'));
     driver = await CsiProcess.start(['csi-lab-driver', '--endpoint', `unix://${dir}/lab.sock`, '--data-dir', join(dir, 'lab'), '--node-id', 'sanity-node'], 'lab CSI driver ready');

@@ -68,6 +68,8 @@ describe('the Helm chart', () => {
     // Granted: the operator reads pairs and claims, the sidecar its Lease.
     expect((await as(operator, ['get', 'rp', '-A'])).code).toBe(0);
     expect((await as(operator, ['get', 'pvc', 'any', '-n', 'default'])).stderr).toMatch(/NotFound/);
+    // A volume opts in to the splice by its StorageClass's parameter.
+    expect((await as(operator, ['get', 'storageclass', 'any'])).stderr).toMatch(/NotFound/);
     expect((await as(sidecar, ['get', 'lease', 'blockmirror-sidecar-x', '-n', OPERATOR_NAMESPACE])).stderr).toMatch(/NotFound/);
 
     // Not granted.
@@ -75,6 +77,7 @@ describe('the Helm chart', () => {
       [operator, ['delete', 'rp', 'db', '-n', 'default']],
       [operator, ['get', 'secrets', '-n', 'default']],
       [operator, ['delete', 'pv', 'pv-1']],
+      [operator, ['get', 'storageclasses']],
       [sidecar, ['get', 'rp', '-A']],
       [sidecar, ['get', 'leases', '-n', 'default']],
       [sidecar, ['get', 'pods', '-n', OPERATOR_NAMESPACE]],

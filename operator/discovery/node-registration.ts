@@ -8,6 +8,8 @@ import {
   SIDECAR_LABEL_VALUE,
   SIDECAR_LEASE_SECONDS,
   sidecarLeaseName,
+  spliceLeaseFields,
+  type NodeSplice,
 } from './sidecar-lease.js';
 
 export interface NodeRegistrationOptions {
@@ -16,6 +18,8 @@ export interface NodeRegistrationOptions {
   node: string;
   controlEndpoint: string;
   peerEndpoint: string;
+  /** Whether the node can splice, from the sidecar's start-up probe. */
+  splice: NodeSplice;
   logger: Logger;
   /** Renewal period; the lease lasts four of them. */
   renewMs?: number;
@@ -30,6 +34,7 @@ export interface NodeRegistrationOptions {
 export async function runNodeRegistration(opts: NodeRegistrationOptions): Promise<void> {
   const renewMs = opts.renewMs ?? (SIDECAR_LEASE_SECONDS * 1000) / 4;
   const name = sidecarLeaseName(opts.node);
+  const splice = spliceLeaseFields(opts.splice);
   let failing = false;
   while (!opts.signal.aborted) {
     try {
@@ -42,8 +47,8 @@ export async function runNodeRegistration(opts: NodeRegistrationOptions): Promis
         leaseDurationSeconds: Math.ceil((renewMs * 4) / 1000),
         renewTime: now,
         acquireTime: current?.acquireTime ?? now,
-        labels: { ...(current?.labels ?? {}), [SIDECAR_LABEL]: SIDECAR_LABEL_VALUE, [NODE_LABEL]: opts.node },
-        annotations: { ...(current?.annotations ?? {}), [CONTROL_ANNOTATION]: opts.controlEndpoint, [PEER_ANNOTATION]: opts.peerEndpoint },
+        labels: { ...(current?.labels ?? {}), [SIDECAR_LABEL]: SIDECAR_LABEL_VALUE, [NODE_LABEL]: opts.node, ...splice.labels },
+        annotations: withoutUndefined({ ...(current?.annotations ?? {}), [CONTROL_ANNOTATION]: opts.controlEndpoint, [PEER_ANNOTATION]: opts.peerEndpoint, ...splice.annotations }),
         resourceVersion: current?.resourceVersion,
       };
       await opts.client.writeLease(lease);
@@ -66,4 +71,9 @@ export async function runNodeRegistration(opts: NodeRegistrationOptions): Promis
   await opts.client.deleteLease(opts.namespace, name).catch((err: unknown) => {
     opts.logger.warn('sidecar registration not removed', { lease: name, error: (err as Error).message });
   });
+}
+
+/** A record without the keys set to undefined (a reason left by an earlier, incapable start). */
+function withoutUndefined(r: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(r).filter((e): e is [string, string] => e[1] !== undefined));
 }

@@ -1,14 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
 import type { LeaseRecord } from '../kube/kube-client.js';
 import { SidecarDirectory } from './sidecar-directory.js';
-import { CONTROL_ANNOTATION, PEER_ANNOTATION } from './sidecar-lease.js';
+import { CONTROL_ANNOTATION, PEER_ANNOTATION, SPLICE_CAPABLE_LABEL, SPLICE_MISSING_ANNOTATION, spliceLeaseFields } from './sidecar-lease.js';
 
 const HOUR = 3_600_000;
 const ENDPOINTS = { [CONTROL_ANNOTATION]: '10.0.0.5:7400', [PEER_ANNOTATION]: '10.0.0.5:7401' };
 
 /** A registration Lease as the sidecar writes it; `renewTime` is the node's clock. */
-function lease(resourceVersion: string, renewTime: Date, annotations: Record<string, string> = ENDPOINTS): LeaseRecord {
-  return { name: 'blockmirror-sidecar-node-a', namespace: 'ns', holder: 'node-a', labels: {}, annotations, leaseDurationSeconds: 40, renewTime, resourceVersion };
+function lease(resourceVersion: string, renewTime: Date, annotations: Record<string, string> = ENDPOINTS, labels: Record<string, string> = {}): LeaseRecord {
+  return { name: 'blockmirror-sidecar-node-a', namespace: 'ns', holder: 'node-a', labels, annotations, leaseDurationSeconds: 40, renewTime, resourceVersion };
 }
 
 /**
@@ -38,7 +38,7 @@ describe('SidecarDirectory', () => {
   it("finds a node's live sidecar by its lease labels", async () => {
     const selectors: string[] = [];
     const { d } = directory(() => [lease('1', new Date())], selectors);
-    expect(await d.forNode('node-a')).toEqual({ found: { node: 'node-a', control: '10.0.0.5:7400', peer: '10.0.0.5:7401' } });
+    expect(await d.forNode('node-a')).toMatchObject({ found: { node: 'node-a', control: '10.0.0.5:7400', peer: '10.0.0.5:7401' } });
     expect(selectors).toEqual(['app.kubernetes.io/component=sidecar,blockmirror.io/node=node-a']);
   });
 
@@ -92,5 +92,19 @@ describe('SidecarDirectory', () => {
     await d.forNode('node-a');
     current = [lease('2', new Date())];
     expect(await d.forNode('node-a')).toMatchObject({ found: { node: 'node-a' } });
+  });
+
+  it("reads the node's splice capability from the registration, and trusts none that is not registered", async () => {
+    const capable = spliceLeaseFields({ capable: true });
+    expect(capable.annotations[SPLICE_MISSING_ANNOTATION]).toBeUndefined();
+    expect((await directory(() => [lease('1', new Date(), ENDPOINTS, capable.labels)]).d.forNode('node-a'))).toMatchObject({ found: { splice: { capable: true } } });
+    const reason = 'no device-mapper: /dev/mapper/control missing (load dm_mod on the node)';
+    const incapable = spliceLeaseFields({ capable: false, reason });
+    expect(incapable.labels).toEqual({ [SPLICE_CAPABLE_LABEL]: 'false' });
+    const annotations = { ...ENDPOINTS, [SPLICE_MISSING_ANNOTATION]: incapable.annotations[SPLICE_MISSING_ANNOTATION]! };
+    expect(await directory(() => [lease('1', new Date(), annotations, incapable.labels)]).d.forNode('node-a')).toMatchObject({ found: { splice: { capable: false, reason } } });
+    expect(await directory(() => [lease('1', new Date())]).d.forNode('node-a')).toMatchObject({
+      found: { splice: { capable: false, reason: expect.stringContaining(`registers no ${SPLICE_CAPABLE_LABEL} label`) as unknown as string } },
+    });
   });
 });

@@ -1,10 +1,12 @@
 import type { KubeClient, LeaseRecord } from '../kube/kube-client.js';
-import { CONTROL_ANNOTATION, NODE_LABEL, PEER_ANNOTATION, SIDECAR_LABEL, SIDECAR_LABEL_VALUE, SIDECAR_LEASE_SECONDS } from './sidecar-lease.js';
+import { CONTROL_ANNOTATION, NODE_LABEL, PEER_ANNOTATION, SIDECAR_LABEL, SIDECAR_LABEL_VALUE, SIDECAR_LEASE_SECONDS, readNodeSplice, type NodeSplice } from './sidecar-lease.js';
 
 export interface SidecarEndpoint {
   node: string;
   control: string;
   peer: string;
+  /** Whether the node can put a volume behind the tap, as its sidecar registered. */
+  splice: NodeSplice;
 }
 
 export type SidecarLookup = { found: SidecarEndpoint } | { missing: string };
@@ -49,7 +51,7 @@ export class SidecarDirectory {
         missing: `the sidecar on node ${node} has not renewed its registration for ${Math.round(unchangedMs / 1000)} s (lease duration ${ttlMs / 1000} s; last renewTime ${lease.renewTime?.toISOString() ?? 'never'} by the node's clock)`,
       };
     }
-    return { found: { node, control, peer: lease.annotations[PEER_ANNOTATION] ?? '' } };
+    return { found: { node, control, peer: lease.annotations[PEER_ANNOTATION] ?? '', splice: readNodeSplice(lease.labels, lease.annotations) } };
   }
 
   /** When this node's Lease was first seen as it is now (now, if it changed). */

@@ -15,3 +15,27 @@ export const SIDECAR_LEASE_SECONDS = 40;
 export function sidecarLeaseName(node: string): string {
   return SIDECAR_LEASE_PREFIX + node;
 }
+
+/** "true" or "false": whether the node can splice (select with -l blockmirror.io/splice-capable=false). */
+export const SPLICE_CAPABLE_LABEL = 'blockmirror.io/splice-capable';
+/** What the node lacks to splice, and what to do; only while it cannot. */
+export const SPLICE_MISSING_ANNOTATION = 'blockmirror.io/splice-missing';
+
+/** A node's splice capability as its sidecar registered it. */
+export type NodeSplice = { capable: true } | { capable: false; reason: string };
+
+/** The labels and annotations that register `splice` (a missing reason is removed with `undefined`). */
+export function spliceLeaseFields(splice: NodeSplice): { labels: Record<string, string>; annotations: Record<string, string | undefined> } {
+  return {
+    labels: { [SPLICE_CAPABLE_LABEL]: String(splice.capable) },
+    annotations: { [SPLICE_MISSING_ANNOTATION]: splice.capable ? undefined : splice.reason },
+  };
+}
+
+/** The capability a Lease registers; a sidecar that registers none (older) cannot be trusted to splice. */
+export function readNodeSplice(labels: Readonly<Record<string, string>>, annotations: Readonly<Record<string, string>>): NodeSplice {
+  const label = labels[SPLICE_CAPABLE_LABEL];
+  if (label === 'true') return { capable: true };
+  if (label === 'false') return { capable: false, reason: annotations[SPLICE_MISSING_ANNOTATION] || 'the sidecar gave no reason' };
+  return { capable: false, reason: `the sidecar registers no ${SPLICE_CAPABLE_LABEL} label (a blockmirror older than the operator?)` };
+}

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { KubeClient } from '../kube/kube-client.js';
+import { REPLICATE_KEY, replicationOptIn } from '../../sidecar/csi/replication-opt-in.js';
+import type { KubeClient, VolumeInfo } from '../kube/kube-client.js';
 
 export interface VolumeLocation {
   pvName: string;
@@ -7,6 +8,11 @@ export interface VolumeLocation {
   node: string;
   /** What the sidecar opens: a file, a block device, or a CSI staging directory. */
   path: string;
+  /**
+   * Where the volume opts in to the splice (its writes must go through the node's tap),
+   * e.g. "StorageClass fast's parameter blockmirror.io/replicate"; absent: it does not.
+   */
+  spliceOptIn?: string;
 }
 
 /** Why a volume cannot be located yet; `permanent` ones will not fix themselves. */
@@ -25,11 +31,13 @@ export type LocateResult = { location: VolumeLocation } | { failure: LocateFailu
  * - CSI PVs: the node whose VolumeAttachment is attached, and where the kubelet stages
  *   the volume: the global mount of a Filesystem volume, the staging device of a Block one.
  */
+type LocatorClient = Pick<KubeClient, 'getClaim' | 'getVolume' | 'attachmentsOf' | 'storageClassParameters'>;
+
 export class VolumeLocator {
-  readonly #client: Pick<KubeClient, 'getClaim' | 'getVolume' | 'attachmentsOf'>;
+  readonly #client: LocatorClient;
   readonly #kubeletDir: string;
 
-  constructor(client: Pick<KubeClient, 'getClaim' | 'getVolume' | 'attachmentsOf'>, kubeletDir = '/var/lib/kubelet') {
+  constructor(client: LocatorClient, kubeletDir = '/var/lib/kubelet') {
     this.#client = client;
     this.#kubeletDir = kubeletDir;
   }
@@ -44,7 +52,7 @@ export class VolumeLocator {
       if (pv.affinityNodes.length !== 1) {
         return fail('UnsupportedVolume', `local PersistentVolume ${pv.name} must name exactly one node (kubernetes.io/hostname) in its nodeAffinity`, true);
       }
-      return { location: { pvName: pv.name, node: pv.affinityNodes[0]!, path: pv.localPath } };
+      return { location: { pvName: pv.name, node: pv.affinityNodes[0]!, path: pv.localPath, ...(await this.#spliceOptIn(pv)) } };
     }
     if (pv.csi !== undefined) {
       const attached = (await this.#client.attachmentsOf(pv.name)).filter((a) => a.attached);
@@ -54,9 +62,22 @@ export class VolumeLocator {
         pv.volumeMode === 'Block'
           ? `${base}/volumeDevices/staging/${pv.name}`
           : `${base}/${pv.csi.driver}/${createHash('sha256').update(pv.csi.volumeHandle).digest('hex')}/globalmount`;
-      return { location: { pvName: pv.name, node: attached[0]!.node, path } };
+      return { location: { pvName: pv.name, node: attached[0]!.node, path, ...(await this.#spliceOptIn(pv)) } };
     }
     return fail('UnsupportedVolume', `PersistentVolume ${pv.name} is neither a local nor a CSI volume`, true);
+  }
+
+  /**
+   * The opt-in the CSI node proxy reads (the volume_context, where drivers copy their
+   * StorageClass's parameters), else the PV's StorageClass's own parameter: a driver that
+   * does not copy parameters, or a `local` PV, opts in through its class.
+   */
+  async #spliceOptIn(pv: VolumeInfo): Promise<{ spliceOptIn?: string }> {
+    if (replicationOptIn(pv.csi?.volumeAttributes)) return { spliceOptIn: `PersistentVolume ${pv.name}'s volume attribute ${REPLICATE_KEY}` };
+    if (pv.storageClassName === undefined) return {};
+    // A class deleted since the volume was made no longer says anything.
+    if (replicationOptIn(await this.#client.storageClassParameters(pv.storageClassName))) return { spliceOptIn: `StorageClass ${pv.storageClassName}'s parameter ${REPLICATE_KEY}` };
+    return {};
   }
 }
 

@@ -36,9 +36,10 @@ export interface VolumeInfo {
   name: string;
   /** `local` volumes: the path on the node (a file or a block device). */
   localPath?: string;
-  /** CSI volumes. */
-  csi?: { driver: string; volumeHandle: string };
+  /** CSI volumes; `volumeAttributes` is the volume_context the node plugin is given. */
+  csi?: { driver: string; volumeHandle: string; volumeAttributes: Record<string, string> };
   volumeMode: 'Filesystem' | 'Block';
+  storageClassName?: string;
   /** Nodes the PV's nodeAffinity allows (kubernetes.io/hostname values), if any. */
   affinityNodes: string[];
 }
@@ -250,10 +251,22 @@ export class KubeClient {
     return {
       name,
       localPath: pv.spec?.local?.path,
-      csi: csi !== undefined ? { driver: csi.driver, volumeHandle: csi.volumeHandle } : undefined,
+      csi: csi !== undefined ? { driver: csi.driver, volumeHandle: csi.volumeHandle, volumeAttributes: csi.volumeAttributes ?? {} } : undefined,
       volumeMode: pv.spec?.volumeMode === 'Block' ? 'Block' : 'Filesystem',
+      ...(pv.spec?.storageClassName ? { storageClassName: pv.spec.storageClassName } : {}),
       affinityNodes,
     };
+  }
+
+  /** A StorageClass's parameters; undefined when there is no such class. */
+  async storageClassParameters(name: string): Promise<Record<string, string> | undefined> {
+    try {
+      return (await this.#storage.readStorageClass({ name })).parameters ?? {};
+    } catch (err) {
+      const e = apiError(`get StorageClass ${name}`, err);
+      if (e.status === 404) return undefined;
+      throw e;
+    }
   }
 
   /** VolumeAttachments of `pvName` (CSI volumes: which node has it attached). */

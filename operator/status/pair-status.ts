@@ -8,6 +8,11 @@ export interface Problem {
   message: string;
   /** Will not fix itself: the user must change something. */
   permanent: boolean;
+  /**
+   * A permanent problem the user fixes outside the pair (on the node, say), which no
+   * watch event of the pair announces: looked at again after this long.
+   */
+  recheckAfterMs?: number;
 }
 
 export interface Observation {
@@ -59,7 +64,10 @@ export function buildStatus(prev: ReplicationPairStatus | undefined, obs: Observ
   } else {
     set('Ready', 'Unknown', 'Reconciling', 'the pair has not been configured on a sidecar yet');
   }
-  if (p === undefined) {
+  if (p === undefined && state === 'Error') {
+    // Refused for good: nothing replicates, which is known, not unknown.
+    set('Synchronized', 'False', obs.problem?.reason ?? 'Error', 'not replicating: see the Ready condition');
+  } else if (p === undefined) {
     set('Synchronized', 'Unknown', 'NoSidecarStatus', 'no status from the sidecar');
   } else if (state === 'InSync' || (obs.mode === 'async' && state === 'Replicating')) {
     set('Synchronized', 'True', state, obs.mode === 'async' ? `consistency groups reach the secondary; RPO ${status.rpo ?? '?'}` : 'every acknowledged write is on the secondary');

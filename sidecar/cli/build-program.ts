@@ -9,8 +9,9 @@ import { superviseSidecar } from '../supervise/sidecar-supervisor.js';
 import { tlsFilesFrom } from '../grpc/grpc-credentials.js';
 import { ControlClient } from '../control/control-client.js';
 import { formatPair, formatPairList, pairToJson } from './format-pair.js';
-import { loadCsiProto, type CsiProto } from '../grpc/load-proto.js';
+import { loadCsiProto, loadPluginRegistrationProto, type CsiProto, type PluginRegistrationProto } from '../grpc/load-proto.js';
 import { resolveCsiProtoDir } from '../csi/resolve-csi-proto-dir.js';
+import { resolvePluginRegistrationProtoDir } from '../csi/resolve-plugin-registration-proto-dir.js';
 import { LAB_DRIVER_NAME, LabDriver } from '../csi/lab-driver/lab-driver.js';
 import { NodeProxy } from '../csi/node-proxy.js';
 import { ControlSplicer } from '../csi/control-splicer.js';
@@ -116,6 +117,29 @@ async function csiProto(dir: string | undefined): Promise<CsiProto> {
   return loadCsiProto(dir ?? (await resolveCsiProtoDir()));
 }
 
+/** How a CSI node plugin (the lab driver; the CSI proxy in its driver's place) registers with the kubelet. */
+function addKubeletRegistrationOptions(cmd: Command): Command {
+  return cmd
+    .option('--registration-dir <dir>', "register with the kubelet through its plugin registration directory (e.g. /var/lib/kubelet/plugins_registry), as node-driver-registrar does")
+    .option('--kubelet-registration-path <path>', 'the CSI socket as the kubelet sees it (default: the path of --endpoint)')
+    .addOption(
+      new Option('--plugin-registration-proto-dir <dir>', "folder holding the kubelet's plugin registration api.proto (default: the pinned k8s.io/kubelet Go module, via `go mod download`)").env(
+        'BLOCKMIRROR_PLUGIN_REGISTRATION_PROTO_DIR',
+      ),
+    );
+}
+
+interface KubeletRegistrationFlags {
+  registrationDir?: string;
+  kubeletRegistrationPath?: string;
+  pluginRegistrationProtoDir?: string;
+}
+
+/** The registration proto from the folder given, else from the pinned k8s.io/kubelet module. */
+async function pluginRegistrationProto(dir: string | undefined): Promise<PluginRegistrationProto> {
+  return loadPluginRegistrationProto(dir ?? (await resolvePluginRegistrationProtoDir()));
+}
+
 /** The `blockmirror` command line. */
 export function buildProgram(): Command {
   const program = new Command('blockmirror')
@@ -182,6 +206,7 @@ export function buildProgram(): Command {
           node: opts.registerNode,
           controlEndpoint: opts.advertiseControl ?? daemon.addresses.control,
           peerEndpoint: opts.advertisePeer ?? daemon.addresses.peer,
+          splice: daemon.spliceCapability.capable ? { capable: true } : { capable: false, reason: daemon.spliceCapability.reason },
           logger,
           signal: unregister.signal,
         });
@@ -272,18 +297,36 @@ export function buildProgram(): Command {
     return null;
   });
   withVolumeControl(volume.command('list').description('list the staged volumes'), (c) => c.listVolumes());
-  program
-    .command('csi-lab-driver')
-    .description('run the lab CSI driver (image files on loop devices; for the lab, the demo and tests, not production)')
-    .requiredOption('--endpoint <unix:///path>', 'CSI socket to serve (controller, node and identity)')
-    .requiredOption('--data-dir <dir>', 'directory for the volume images')
-    .option('--node-id <id>', 'node id reported by NodeGetInfo', hostname())
-    .option('--driver-name <name>', 'driver name reported by GetPluginInfo', LAB_DRIVER_NAME)
+  addKubeletRegistrationOptions(
+    program
+      .command('csi-lab-driver')
+      .description('run the lab CSI driver (image files on loop devices; for the lab, the demo and tests, not production)')
+      .requiredOption('--endpoint <unix:///path>', 'CSI socket to serve (controller, node and identity)')
+      .requiredOption('--data-dir <dir>', 'directory for the volume images')
+      .option('--node-id <id>', 'node id reported by NodeGetInfo', hostname())
+      .option('--driver-name <name>', 'driver name reported by GetPluginInfo', LAB_DRIVER_NAME),
+  )
     .addOption(csiProtoDirOption())
     .addOption(logLevelOption())
-    .action(async (opts: { endpoint: string; dataDir: string; nodeId: string; driverName: string; csiProtoDir?: string; logLevel: string }) => {
+    .action(async (opts: { endpoint: string; dataDir: string; nodeId: string; driverName: string; csiProtoDir?: string; logLevel: string } & KubeletRegistrationFlags) => {
       const logger = createLogger({ level: opts.logLevel });
-      const driver = await LabDriver.start({ csi: await csiProto(opts.csiProtoDir), endpoint: opts.endpoint, dataDir: resolve(opts.dataDir), nodeId: opts.nodeId, name: opts.driverName, logger });
+      const registration =
+        opts.registrationDir === undefined
+          ? undefined
+          : {
+              proto: await pluginRegistrationProto(opts.pluginRegistrationProtoDir),
+              dir: resolve(opts.registrationDir),
+              ...(opts.kubeletRegistrationPath !== undefined ? { kubeletEndpoint: opts.kubeletRegistrationPath } : {}),
+            };
+      const driver = await LabDriver.start({
+        csi: await csiProto(opts.csiProtoDir),
+        endpoint: opts.endpoint,
+        dataDir: resolve(opts.dataDir),
+        nodeId: opts.nodeId,
+        name: opts.driverName,
+        ...(registration !== undefined ? { registration } : {}),
+        logger,
+      });
       await untilSignal(logger, () => driver.stop());
       await exitAfterLogs(logger);
     });

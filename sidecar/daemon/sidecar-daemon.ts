@@ -20,6 +20,7 @@ import { PairManager } from '../pair/pair-manager.js';
 import { Dmsetup } from '../splice/dmsetup.js';
 import { EraTracker } from '../splice/era-tracker.js';
 import { NbdNetlink, type NbdNetlinkOptions } from '../splice/nbd-netlink.js';
+import { probeSpliceCapability, type SpliceCapability, type SpliceProbeOptions } from '../splice/splice-capability.js';
 import { VolumeSplice } from '../splice/volume-splice.js';
 
 export interface SidecarConfig {
@@ -33,6 +34,8 @@ export interface SidecarConfig {
   logger: Logger;
   /** The node's device-mapper splice; absent: the Stage/Attach RPCs are refused. */
   splice?: NbdNetlinkOptions;
+  /** Where the start-up probe of the node's splice capability looks (default: /dev, /sys, dmsetup). */
+  spliceProbe?: Partial<Omit<SpliceProbeOptions, 'nbdHelper'>>;
 }
 
 /** The node splice of a sidecar whose pairs live in `stateDir` (also used by the supervisor). */
@@ -50,6 +53,8 @@ export interface SidecarAddresses {
 /** The sidecar process: pairs, control API, peer listener and metrics, wired together. */
 export class SidecarDaemon {
   readonly addresses: SidecarAddresses;
+  /** Whether this node can splice, as probed at start (registered for the operator). */
+  readonly spliceCapability: SpliceCapability;
   readonly #pairs: PairManager;
   readonly #control: ControlServer;
   readonly #peer: GrpcServer;
@@ -58,7 +63,18 @@ export class SidecarDaemon {
   readonly #metricsHttp: HttpServer | null;
   readonly #logger: Logger;
 
-  private constructor(addresses: SidecarAddresses, pairs: PairManager, control: ControlServer, peer: GrpcServer, peerFront: PeerFront, committer: GroupCommitter, metricsHttp: HttpServer | null, logger: Logger) {
+  private constructor(
+    addresses: SidecarAddresses,
+    spliceCapability: SpliceCapability,
+    pairs: PairManager,
+    control: ControlServer,
+    peer: GrpcServer,
+    peerFront: PeerFront,
+    committer: GroupCommitter,
+    metricsHttp: HttpServer | null,
+    logger: Logger,
+  ) {
+    this.spliceCapability = spliceCapability;
     this.#peerFront = peerFront;
     this.#committer = committer;
     this.addresses = addresses;
@@ -80,6 +96,16 @@ export class SidecarDaemon {
     await mkdir(cfg.stateDir, { recursive: true });
     await makeDirDurable(join(cfg.stateDir, 'groups'), dirname(resolve(cfg.stateDir)));
 
+    // Once, before anything asks: the operator refuses to replicate a volume that opts in
+    // to the splice on a node that cannot splice, and says why from this.
+    const capability = await probeSpliceCapability({
+      dm: new Dmsetup(),
+      ...(cfg.splice ? { nbdHelper: cfg.splice.binary } : {}),
+      ...cfg.spliceProbe,
+    });
+    if (capability.capable) cfg.logger.info('node can splice', { checks: capability.checks.map((c) => c.detail) });
+    else cfg.logger.warn('node cannot splice', { reason: capability.reason });
+
     let metrics: SidecarMetrics | null = null;
     const splice = cfg.splice ? nodeSplice(cfg.stateDir, cfg.splice, cfg.logger) : null;
     const pairs: PairManager = new PairManager({
@@ -90,7 +116,7 @@ export class SidecarDaemon {
       onProtocolError: (pair, reason) => metrics?.protocolError(pair, reason),
       ...(splice ? { splicedPairs: () => splice.splicedPairs(), onRestarted: (pair: string) => splice.reconnectPair(pair, pairs) } : {}),
     });
-    metrics = new SidecarMetrics(() => pairs.list());
+    metrics = new SidecarMetrics(() => pairs.list(), { spliceCapable: capability.capable });
     // Pairs carrying a spliced volume replicate only once the splice is recovered: writes
     // made on the fallback path must be recorded before a consistency group is cut, or
     // the group would hold data newer than its point in time.
@@ -152,7 +178,7 @@ export class SidecarDaemon {
     control.setServing(true);
     const addresses = { control: controlAddr, peer: peerFront.address, metrics: metricsAddr };
     cfg.logger.info('sidecar ready', addresses);
-    return new SidecarDaemon(addresses, pairs, control, peer, peerFront, committer, metricsHttp, cfg.logger);
+    return new SidecarDaemon(addresses, capability, pairs, control, peer, peerFront, committer, metricsHttp, cfg.logger);
   }
 
   /** Graceful stop: refuse new calls, finish in-flight I/O, persist bitmaps. */

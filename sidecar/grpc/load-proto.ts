@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { ProtoGrpcType as ControlProto } from '../../proto/gen/control.js';
 import type { ProtoGrpcType as ReplicationProto } from '../../proto/gen/replication.js';
 import type { ProtoGrpcType as CsiGrpcType } from '../../proto/gen/csi.js';
+import type { ProtoGrpcType as PluginRegistrationGrpcType } from '../../proto/gen/plugin-registration.js';
 
 /** The proto/ folder, found from this file both in the sources and in dist/. */
 function protoRoot(): string {
@@ -45,9 +46,24 @@ export function loadReplicationProto(): ReplicationProto {
   return load<ReplicationProto>('blockmirror/replication/v1/replication.proto');
 }
 
+/** A .proto that lives in a pinned Go module, not in this repository. */
+export interface GoModulePin {
+  module: string;
+  version: string;
+}
+
 /** The pinned Go module that carries the CSI spec's csi.proto (proto/csi-spec.json). */
-export function csiSpecPin(): { module: string; version: string } {
-  return JSON.parse(readFileSync(join(root, 'csi-spec.json'), 'utf8')) as { module: string; version: string };
+export function csiSpecPin(): GoModulePin {
+  return JSON.parse(readFileSync(join(root, 'csi-spec.json'), 'utf8')) as GoModulePin;
+}
+
+/**
+ * The pinned Go module (k8s.io/kubelet, the release the kubelet is built from) that
+ * carries the kubelet's plugin registration API, and the file's path in it
+ * (proto/plugin-registration.json).
+ */
+export function pluginRegistrationPin(): GoModulePin & { file: string } {
+  return JSON.parse(readFileSync(join(root, 'plugin-registration.json'), 'utf8')) as GoModulePin & { file: string };
 }
 
 export interface CsiProto {
@@ -64,4 +80,16 @@ export interface CsiProto {
 export function loadCsiProto(specDir: string): CsiProto {
   const definition = loadSync('csi.proto', { ...options, includeDirs: [specDir] });
   return { grpc: loadPackageDefinition(definition) as GrpcObject as unknown as CsiGrpcType, definition };
+}
+
+/** The kubelet's plugin registration API (`pluginregistration.Registration`), from its pinned api.proto. */
+export type PluginRegistrationProto = PluginRegistrationGrpcType;
+
+/**
+ * Loads api.proto (package pluginregistration) from `dir`, the folder holding it (see
+ * sidecar/csi/resolve-plugin-registration-proto-dir.ts), with the options its types were
+ * generated with.
+ */
+export function loadPluginRegistrationProto(dir: string): PluginRegistrationProto {
+  return loadPackageDefinition(loadSync('api.proto', { ...options, includeDirs: [dir] })) as GrpcObject as unknown as PluginRegistrationProto;
 }

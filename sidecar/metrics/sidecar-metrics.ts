@@ -6,14 +6,23 @@ import { PAIR_STATES } from '../pair/pair-state.js';
  * Prometheus metrics of a sidecar. Per-pair figures are read from the pairs' status at
  * scrape time, so the data path only bumps plain counters.
  */
+/** Facts about the node, fixed for the process's life. */
+export interface NodeFacts {
+  /** The node can put volumes behind the tap (see splice-capability). */
+  spliceCapable: boolean;
+}
+
 export class SidecarMetrics {
   readonly registry = new Registry();
   readonly #protocolErrors: Counter<'pair' | 'reason'>;
   readonly #peerRefused: Counter<'reason'>;
 
-  constructor(pairs: () => PairStatusView[]) {
+  constructor(pairs: () => PairStatusView[], node: NodeFacts) {
     collectDefaultMetrics({ register: this.registry, prefix: 'blockmirror_sidecar_' });
     const reg = [this.registry];
+    new Gauge({ name: 'blockmirror_node_splice_capable', help: '1 when this node can put volumes behind the tap (device-mapper, dm-multipath, dm-era, nbd, the NBD helper), else 0; the sidecar logs why at start.', registers: reg }).set(
+      node.spliceCapable ? 1 : 0,
+    );
     const counter = (name: string, help: string, pick: (p: PairStatusView) => number): void => {
       new Counter({
         name,

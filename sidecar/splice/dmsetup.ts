@@ -63,6 +63,16 @@ export class Dmsetup {
     await this.#run(['mknodes', name]);
   }
 
+  /** `dmsetup version`: fails unless the kernel's device-mapper answers. */
+  version(): Promise<string> {
+    return this.#run(['version']);
+  }
+
+  /** `dmsetup targets`: the targets the kernel has loaded, one per line. */
+  targets(): Promise<string> {
+    return this.#run(['targets']);
+  }
+
   async message(name: string, text: string): Promise<void> {
     await this.#run(['message', name, '0', text]);
   }

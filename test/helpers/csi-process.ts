@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { run } from './run-cli.js';
 import { CLI } from './sidecar-process.js';
 
-/** Where hack/install-csi.sh builds csi-sanity (outside the repo). */
+/** Where `hack/install-csi.sh --csi-sanity` builds csi-sanity (outside the repo). */
 export const CSI_SANITY = join(process.env.BLOCKMIRROR_CACHE ?? join(homedir(), '.cache', 'blockmirror'), 'csi', 'bin', 'csi-sanity');
 
 /**

@@ -48,7 +48,7 @@ export function labNodeHandlers(o: LabNodeOptions): NodeHandlers {
           const fs = await mounts.ensureFilesystem(dev, mount.fsType || 'ext4');
           await mounts.mount(dev, staging, fs, mount.mountFlags);
         }
-        logger.info('lab volume staged', { id, device: dev, type });
+        logger.info('lab volume staged', { id, device: dev, type, staging });
         return {};
       });
     }),

@@ -1,0 +1,3 @@
+module blockmirror.io/pause
+
+go 1.22

@@ -1,0 +1,391 @@
+#!/usr/bin/env bash
+# A node of a real site (hack/site.sh) that runs in the VM test bed (hack/vm.sh): Debian's
+# kernel under qemu, with device-mapper, dm-era and NBD, which the host's kernel lacks. The
+# kubelet, a private containerd and kube-proxy run inside the guest (hack/vm-node-guest.sh)
+# from the host's read-only root; the guest's /var is a disk of its own; the images are
+# imported there from their OCI archives, never pulled. The site's control plane stays
+# where it is, and the site may keep its host node: a site can mix host and VM nodes.
+#
+# Usage: hack/site-vm-node.sh up DIR [--index K] [--import FILE]...
+#          joins the site running in DIR with node K (default 2; 2..199): named
+#          <site>-node<K>, address 10.127.<N>.<K>, pods 10.<128+N>.<K>.0/24, labelled
+#          blockmirror.io/node-kernel=vm. Idempotent. Waits until the node is Ready and adds it
+#          to DIR/site.json (with "vm": true).
+#        hack/site-vm-node.sh down DIR [--index K]
+#          stops node K (default: every VM node of the site), removes its Node object, its
+#          forward and its files (idempotent; hack/site.sh down runs it too).
+#
+# Host and guest talk only through qemu's user-mode network with restrict=on, on
+# 127.0.0.1 ports of the site's network namespace (qemu runs in it):
+#   guest 10.127.N.K ── guestfwd 10.127.N.1:6443 ──► busybox nc ──► 127.0.0.1:6443 (API server)
+#   API server ──► 10.127.N.K:10250 ── REDIRECT ──► 127.0.0.1:<20250+K> ── hostfwd ──► kubelet
+# The guest's user-mode network is the site's /24, so it dials the API server at the
+# address its certificate and the kubernetes Service name; anything else is dropped.
+# The kubelet authenticates with a client certificate the site's CA signs here
+# (system:node:<name>), so joining needs no API server restart.
+set -euo pipefail
+shopt -s inherit_errexit
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
+BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
+CNI_BIN=${CNI_BIN:-/usr/lib/cni}
+VM_NODE_MEMORY=${VM_NODE_MEMORY:-2048}
+VM_NODE_DISK=${VM_NODE_DISK:-8G}
+
+LABEL=vm-node
+log() { printf 'site-vm-node %s: %s\n' "$LABEL" "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+now() { printf '%s' "${EPOCHREALTIME/./}"; }
+secs() { local us=$(($(now) - $1)); printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000)); }
+
+alive() {
+  local stat
+  stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
+}
+
+load_site() {
+  [[ -f $DIR/site.env ]] || die "no site in $DIR (hack/site.sh up first)"
+  # shellcheck disable=SC1091
+  source "$DIR/site.env"
+}
+
+kubectl_() { "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
+in_ns() { nsenter --net="/run/netns/$NETNS" -- "$@"; }
+
+node_vars() {
+  K=$1
+  [[ $K =~ ^[0-9]+$ ]] && ((K >= 2 && K <= 199)) || die "--index must be 2..199: $K"
+  NDIR=$DIR/vm-node$K
+  NAME=$SITE_LABEL-node$K
+  ADDR=10.127.$INDEX.$K
+  PODS=10.$((128 + INDEX)).$K.0/24
+  FWD=$((20250 + K))
+  CHAIN=BM-VMNODE-$K
+  LABEL="$SITE_LABEL/node$K"
+}
+
+qemu_alive() {
+  [[ -f $NDIR/qemu.pid ]] || return 1
+  local pid
+  pid=$(cat "$NDIR/qemu.pid")
+  alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -F -- "$NDIR/" >/dev/null
+}
+
+node_ready() {
+  [[ $(kubectl_ get node "$NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
+}
+
+# The site's CA signs the kubelet's client certificate: system:node:<name> in system:nodes.
+node_cert() {
+  local d=$NDIR/pki
+  mkdir -p "$d"
+  openssl ecparam -name prime256v1 -genkey -noout -out "$d/kubelet.key" 2>/dev/null
+  openssl req -new -key "$d/kubelet.key" -subj "/O=system:nodes/CN=system:node:$NAME" -out "$d/kubelet.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' >"$d/kubelet.ext"
+  openssl x509 -req -in "$d/kubelet.csr" -CA "$DIR/pki/ca.crt" -CAkey "$DIR/pki/ca.key" -CAcreateserial \
+    -CAserial "$d/ca.srl" -days 30 -extfile "$d/kubelet.ext" -out "$d/kubelet.crt" 2>/dev/null
+}
+
+# Configuration the guest reads from the host's tree (read-only there): paths are the host's.
+node_config() {
+  local imports=$1
+  cat >"$NDIR/node.env" <<EOF
+NODE_NAME=$NAME
+NODE_IP=$ADDR
+GATEWAY=10.127.$INDEX.254
+SERVICE_CIDR=10.96.0.0/16
+BIN=$BIN
+IMPORTS="$imports"
+NODE_LABELS=blockmirror.io/node-kernel=vm
+EOF
+  cat >"$NDIR/kubelet.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: $SITE_LABEL
+    cluster: { server: "https://$NODE_IP:6443", certificate-authority: $DIR/pki/ca.crt }
+users:
+  - name: kubelet
+    user: { client-certificate: $NDIR/pki/kubelet.crt, client-key: $NDIR/pki/kubelet.key }
+contexts:
+  - name: $SITE_LABEL
+    context: { cluster: $SITE_LABEL, user: kubelet }
+current-context: $SITE_LABEL
+EOF
+  mkdir -p "$NDIR/cni"
+  # No registry section at all: images are imported, never pulled. Runtime state lives
+  # in the guest (/var is its disk, /run a tmpfs).
+  cat >"$NDIR/containerd.toml" <<EOF
+version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = "/run/containerd/containerd.sock"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "/var/lib/containerd-opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$SANDBOX_IMAGE"
+  disable_apparmor = true
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CNI_BIN"
+    conf_dir = "$NDIR/cni"
+    max_conf_num = 1
+EOF
+  cat >"$NDIR/cni/10-bms$INDEX-node$K.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "bms$INDEX-node$K",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "cni0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "$PODS" }]], "routes": [{ "dst": "0.0.0.0/0" }] }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } }
+  ]
+}
+EOF
+  printf 'options ndots:1\n' >"$NDIR/resolv.conf"
+  # As the host node's (hack/site.sh), on the guest's cgroup v2 and its own disk.
+  cat >"$NDIR/kubelet-config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failSwapOn: false
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+address: $ADDR
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+authentication:
+  anonymous: { enabled: false }
+  webhook: { enabled: true }
+  x509: { clientCAFile: $DIR/pki/ca.crt }
+authorization:
+  mode: Webhook
+clusterDomain: cluster.local
+resolvConf: $NDIR/resolv.conf
+volumePluginDir: /var/lib/kubelet/volume-plugins
+podCIDR: $PODS
+hairpinMode: hairpin-veth
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 1%
+  imagefs.available: 1%
+  nodefs.inodesFree: 1%
+syncFrequency: 10s
+nodeStatusReportFrequency: 10s
+EOF
+  cat >"$NDIR/kube-proxy-config.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: $DIR/kube-proxy.kubeconfig
+mode: iptables
+hostnameOverride: $NAME
+bindAddress: $ADDR
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+clusterCIDR: $POD_CIDR
+nodePortAddresses: ["$ADDR/32"]
+EOF
+}
+
+# images_bundle ARCHIVE...: one OCI archive holding every image of ARCHIVE... (their blobs
+# and index entries, each keeping its io.containerd.image.name), NDIR/images.oci.tar: the
+# guest imports it with a single ctr, whose start alone takes seconds under TCG.
+images_bundle() {
+  local work=$NDIR/images f i=0
+  mkdir -p "$work/oci"
+  for f in "$@"; do
+    mkdir -p "$work/$i"
+    tar -C "$work/$i" -xf "$f"
+    cp -a "$work/$i/blobs" "$work/oci/"
+    i=$((i + 1))
+  done
+  # shellcheck disable=SC2016 # JavaScript, not shell
+  node -e '
+    const fs = require("fs");
+    const [work, n] = process.argv.slice(1);
+    const manifests = [];
+    for (let i = 0; i < Number(n); i++) manifests.push(...JSON.parse(fs.readFileSync(`${work}/${i}/index.json`, "utf8")).manifests);
+    fs.writeFileSync(`${work}/oci/index.json`, JSON.stringify({ schemaVersion: 2, manifests }));
+    fs.writeFileSync(`${work}/oci/oci-layout`, JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  ' "$work" "$i"
+  tar -C "$work/oci" -cf "$NDIR/images.oci.tar" .
+  rm -rf "$work"
+}
+
+# The API server reaches the kubelet at the node's address: locally redirected to the
+# 127.0.0.1 port qemu forwards into the guest.
+forward_up() {
+  in_ns iptables -t nat -N "$CHAIN" 2>/dev/null || in_ns iptables -t nat -F "$CHAIN"
+  in_ns iptables -t nat -A "$CHAIN" -p tcp --dport 10250 -j REDIRECT --to-ports "$FWD"
+  in_ns iptables -t nat -C OUTPUT -d "$ADDR/32" -j "$CHAIN" 2>/dev/null ||
+    in_ns iptables -t nat -I OUTPUT 1 -d "$ADDR/32" -j "$CHAIN"
+}
+
+forward_down() {
+  [[ -e /run/netns/$NETNS ]] || return 0
+  while in_ns iptables -t nat -D OUTPUT -d "$ADDR/32" -j "$CHAIN" 2>/dev/null; do :; done
+  in_ns iptables -t nat -F "$CHAIN" 2>/dev/null || true
+  in_ns iptables -t nat -X "$CHAIN" 2>/dev/null || true
+}
+
+# site_json add|remove: DIR/site.json lists the site's nodes, VM nodes with "vm": true.
+site_json() {
+  [[ -f $DIR/site.json ]] || return 0
+  # shellcheck disable=SC2016 # JavaScript, not shell
+  node -e '
+    const fs = require("fs");
+    const [file, op, name, address, podCIDR] = process.argv.slice(1);
+    const site = JSON.parse(fs.readFileSync(file, "utf8"));
+    site.nodes = site.nodes.filter((n) => n.name !== name);
+    if (op === "add") site.nodes.push({ name, address, podCIDR, kubeletRootDir: "/var/lib/kubelet", vm: true });
+    fs.writeFileSync(file + ".tmp", JSON.stringify(site, null, 2) + "\n");
+    fs.renameSync(file + ".tmp", file);
+  ' "$DIR/site.json" "$1" "$NAME" "$ADDR" "$PODS"
+}
+
+down_node() {
+  node_vars "$1"
+  [[ -d $NDIR ]] || return 0
+  local t pid
+  t=$(now)
+  if qemu_alive; then
+    pid=$(cat "$NDIR/qemu.pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.05; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  # The API server's forwards (busybox nc, named by a link under NDIR) outlive qemu.
+  for pid in $(pgrep -f -- "^$NDIR/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
+  forward_down
+  if [[ -f $DIR/site.env ]] && kubectl_ get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then
+    kubectl_ delete node "$NAME" --ignore-not-found --wait=false --request-timeout=10s >/dev/null 2>&1 || true
+  fi
+  site_json remove
+  rm -rf "$NDIR"
+  log "down in $(secs "$t") s"
+}
+
+# The last lines of the guest's and its components' logs (they go with the node's files).
+failure_logs() {
+  local f
+  for f in "$NDIR/guest.log" "$NDIR"/out/*.log; do
+    [[ -s $f ]] || continue
+    log "--- ${f#"$NDIR"/}"
+    grep -E '^[EF][0-9]{4}|level=(error|fatal)' "$f" | grep -v 'not registered yet\|from lister' | head -n 15 >&2 || true
+    tail -n 10 "$f" >&2
+  done
+}
+
+up() {
+  local k=2 imports=()
+  while (($#)); do
+    case $1 in
+      --index) k=$2; shift 2 ;;
+      --import) imports+=("$(realpath "$2")"); shift 2 ;;
+      *) die "unknown option $1" ;;
+    esac
+  done
+  load_site
+  node_vars "$k"
+  [[ $NDIR != *[,\ ]* ]] || die "DIR must not contain commas or spaces (qemu options): $DIR"
+  local f
+  for f in ${imports[@]+"${imports[@]}"}; do [[ -f $f ]] || die "no image archive $f"; done
+  if qemu_alive && node_ready; then
+    log "already up ($ADDR)"
+    return 0
+  fi
+  [[ -x $BIN/kubelet ]] || die "kube binaries missing: run hack/install-kube.sh"
+  bash "$ROOT/hack/vm.sh" build
+  # The sandbox image's archive: hack/build-images.sh's pause, as the host node's.
+  local images sandbox_archive
+  images=$(bash "$ROOT/hack/build-images.sh")
+  sandbox_archive=$(node -e 'console.log(JSON.parse(process.argv[1]).pause.archive)' "$images")
+  down_node "$k"
+  node_vars "$k"
+  trap 'log "up failed: stopping the VM node"; failure_logs; down_node "$K"' EXIT
+  trap 'exit 1' INT TERM
+
+  local t0 t
+  t0=$(now)
+  mkdir -p "$NDIR/out"
+  node_cert
+  images_bundle "$sandbox_archive" ${imports[@]+"${imports[@]}"}
+  node_config "$NDIR/images.oci.tar"
+  truncate -s "$VM_NODE_DISK" "$NDIR/disk.img"
+  ln -s /bin/busybox "$NDIR/nc"
+  forward_up
+  t=$(now)
+  # qemu in the site's network namespace: its forwards are that namespace's 127.0.0.1.
+  local subnet=10.127.$INDEX
+  in_ns env VM_CONSOLE_LOG="$NDIR/console.log" VM_MEMORY="$VM_NODE_MEMORY" \
+    bash "$ROOT/hack/vm.sh" start --pidfile "$NDIR/qemu.pid" --output "$NDIR/guest.log" \
+    --disk "$NDIR/disk.img" --share "nodeout=$NDIR/out" \
+    --netdev "restrict=on,net=$subnet.0/24,host=$subnet.254,dns=$subnet.253,dhcpstart=$subnet.240,hostfwd=tcp:127.0.0.1:$FWD-$ADDR:10250,guestfwd=tcp:$NODE_IP:6443-cmd:$NDIR/nc 127.0.0.1 6443" \
+    -- "bash $ROOT/hack/vm-node-guest.sh $NDIR"
+  log "VM started (qemu $(cat "$NDIR/qemu.pid")) in $(secs "$t") s"
+  local deadline=$((SECONDS + ${VM_NODE_TIMEOUT:-600})) seen=0 lines
+  until node_ready && grep -q '] images imported' "$NDIR/guest.log"; do
+    qemu_alive || die "the VM exited before the node was Ready"
+    ((SECONDS < deadline)) || die "node $NAME not Ready after ${VM_NODE_TIMEOUT:-600} s (logs in $NDIR)"
+    # The guest's progress lines, as they come.
+    lines=$(wc -l <"$NDIR/guest.log" 2>/dev/null || echo 0)
+    if ((lines > seen)); then
+      sed -n "$((seen + 1)),${lines}p" "$NDIR/guest.log" >&2
+      seen=$lines
+    fi
+    sleep 0.5
+  done
+  trap - EXIT INT TERM
+  site_json add
+  log "up: node $NAME Ready at $ADDR, $(secs "$t0") s from start (VM boot to Ready $(secs "$t") s)"
+}
+
+DIR=
+case ${1:-} in
+  up)
+    [[ $# -ge 2 ]] || die "usage: $0 up DIR [--index K] [--import FILE]..."
+    DIR=$(cd "$2" && pwd)
+    shift 2
+    up "$@"
+    ;;
+  down)
+    [[ $# -eq 2 || ($# -eq 4 && $3 == --index) ]] || die "usage: $0 down DIR [--index K]"
+    [[ -d $2 ]] || exit 0
+    DIR=$(cd "$2" && pwd)
+    # Without the site's env (already down), only what is under DIR is left to remove.
+    if [[ -f $DIR/site.env ]]; then load_site; else SITE_LABEL=site INDEX=0 NETNS=none; fi
+    if (($# == 4)); then
+      down_node "$4"
+    else
+      for d in "$DIR"/vm-node*; do [[ -d $d ]] && down_node "${d##*vm-node}"; done
+    fi
+    ;;
+  *) die "usage: $0 up DIR [--index K] [--import FILE]... | down DIR [--index K]" ;;
+esac
