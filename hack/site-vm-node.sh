@@ -27,6 +27,8 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/lib/site-pki.sh
+source "$ROOT/hack/lib/site-pki.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -79,13 +81,8 @@ node_ready() {
 
 # The site's CA signs the kubelet's client certificate: system:node:<name> in system:nodes.
 node_cert() {
-  local d=$NDIR/pki
-  mkdir -p "$d"
-  openssl ecparam -name prime256v1 -genkey -noout -out "$d/kubelet.key" 2>/dev/null
-  openssl req -new -key "$d/kubelet.key" -subj "/O=system:nodes/CN=system:node:$NAME" -out "$d/kubelet.csr" 2>/dev/null
-  printf 'extendedKeyUsage=clientAuth\n' >"$d/kubelet.ext"
-  openssl x509 -req -in "$d/kubelet.csr" -CA "$DIR/pki/ca.crt" -CAkey "$DIR/pki/ca.key" -CAcreateserial \
-    -CAserial "$d/ca.srl" -days 30 -extfile "$d/kubelet.ext" -out "$d/kubelet.crt" 2>/dev/null
+  mkdir -p "$NDIR/pki"
+  pki_issue "$DIR/pki" "$NDIR/pki" kubelet "/O=system:nodes/CN=system:node:$NAME" extendedKeyUsage=clientAuth
 }
 
 # Configuration the guest reads from the host's tree (read-only there): paths are the host's.

@@ -42,6 +42,8 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/lib/site-pki.sh
+source "$ROOT/hack/lib/site-pki.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -193,33 +195,20 @@ net_down() {
 
 # --- certificates and credentials -------------------------------------------------------
 
-# P-256 keys: generated in milliseconds where RSA takes seconds on a loaded 2-core host.
-key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
-
-# signed NAME SUBJECT EXTENSIONS: DIR/pki/NAME.{key,crt}, signed by the site's CA.
-signed() {
-  local d=$DIR/pki
-  key "$d/$1.key"
-  openssl req -new -key "$d/$1.key" -subj "$2" -out "$d/$1.csr" 2>/dev/null
-  printf '%s\n' "$3" >"$d/$1.ext"
-  openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
-    -extfile "$d/$1.ext" -out "$d/$1.crt" 2>/dev/null
-}
-
 certs() {
   local d=$DIR/pki ip=$1
   mkdir -p "$d"
   # Kept across down/up, unless the node address changed (the API server's SAN).
   [[ -f $d/done && $(cat "$d/done") == "$ip" ]] && return 0
-  key "$d/ca.key"
+  pki_key "$d/ca.key"
   openssl req -x509 -new -key "$d/ca.key" -days 30 -subj "/CN=blockmirror-$SITE_LABEL-ca" -out "$d/ca.crt" 2>/dev/null
   # The API server: its node address, the kubernetes Service's ClusterIP and names.
-  signed apiserver /CN=kube-apiserver \
+  pki_issue "$d" "$d" apiserver /CN=kube-apiserver \
     "subjectAltName=IP:$ip,IP:10.96.0.1,IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   # What the API server presents to kubelets (logs, exec): a cluster admin's client certificate.
-  signed apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" extendedKeyUsage=clientAuth
+  pki_issue "$d" "$d" apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" extendedKeyUsage=clientAuth
   # Service-account token signing key (TokenRequest, the controller-manager's tokens).
-  key "$d/sa.key"
+  pki_key "$d/sa.key"
   openssl ec -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
   printf '%s\n' "$ip" >"$d/done"
 }
