@@ -29,6 +29,8 @@ shopt -s inherit_errexit
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=hack/lib/site-pki.sh
 source "$ROOT/hack/lib/site-pki.sh"
+# shellcheck source=hack/lib/kubelet-config.sh
+source "$ROOT/hack/lib/kubelet-config.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -161,41 +163,9 @@ EOF
 EOF
   printf 'options ndots:1\n' >"$NDIR/resolv.conf"
   # As the host node's (hack/site.sh), on the guest's cgroup v2 and its own disk.
-  cat >"$NDIR/kubelet-config.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-cgroupDriver: cgroupfs
-cgroupsPerQOS: false
-enforceNodeAllocatable: []
-failSwapOn: false
-containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
-address: $ADDR
-port: 10250
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: 10248
-authentication:
-  anonymous: { enabled: false }
-  webhook: { enabled: true }
-  x509: { clientCAFile: $DIR/pki/ca.crt }
-authorization:
-  mode: Webhook
-clusterDomain: cluster.local
-resolvConf: $NDIR/resolv.conf
-volumePluginDir: /var/lib/kubelet/volume-plugins
-podCIDR: $PODS
-hairpinMode: hairpin-veth
-serializeImagePulls: false
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard:
-  memory.available: 100Mi
-  nodefs.available: 1%
-  imagefs.available: 1%
-  nodefs.inodesFree: 1%
-syncFrequency: 10s
-nodeStatusReportFrequency: 10s
-EOF
+  kubelet_config "$NDIR/kubelet-config.yaml" --address "$ADDR" \
+    --runtime-endpoint unix:///run/containerd/containerd.sock --client-ca "$DIR/pki/ca.crt" \
+    --resolv-conf "$NDIR/resolv.conf" --volume-plugin-dir /var/lib/kubelet/volume-plugins --pod-cidr "$PODS"
   cat >"$NDIR/kube-proxy-config.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration

@@ -44,6 +44,8 @@ shopt -s inherit_errexit
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=hack/lib/site-pki.sh
 source "$ROOT/hack/lib/site-pki.sh"
+# shellcheck source=hack/lib/kubelet-config.sh
+source "$ROOT/hack/lib/kubelet-config.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -328,49 +330,14 @@ EOF
 EOF
 }
 
-kubelet_config() {
+node_kubelet_config() {
   mkdir -p "$DIR/kubelet" "$DIR/pod-logs"
   # Pods get no name servers: nothing outside the sites is reachable.
   printf 'options ndots:1\n' >"$DIR/resolv.conf"
-  cat >"$DIR/kubelet-config.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-# This host has cgroup v1 only, no systemd: cgroupfs, no QoS or node-allocatable cgroups.
-failCgroupV1: false
-cgroupDriver: cgroupfs
-cgroupsPerQOS: false
-enforceNodeAllocatable: []
-failSwapOn: false
-containerRuntimeEndpoint: unix://$DIR/containerd/containerd.sock
-address: $NODE_IP
-port: 10250
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: 10248
-authentication:
-  anonymous: { enabled: false }
-  webhook: { enabled: true }
-  x509: { clientCAFile: $DIR/pki/ca.crt }
-authorization:
-  mode: Webhook
-clusterDomain: cluster.local
-resolvConf: $DIR/resolv.conf
-podLogsDir: $DIR/pod-logs
-volumePluginDir: $DIR/kubelet/volume-plugins
-podCIDR: $NODE_POD_CIDR
-hairpinMode: hairpin-veth
-serializeImagePulls: false
-# Imported images are never pulled again: never collect them, never evict for disk.
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard:
-  memory.available: 100Mi
-  nodefs.available: 1%
-  imagefs.available: 1%
-  nodefs.inodesFree: 1%
-syncFrequency: 10s
-nodeStatusReportFrequency: 10s
-EOF
+  kubelet_config "$DIR/kubelet-config.yaml" --cgroup-v1 --address "$NODE_IP" \
+    --runtime-endpoint "unix://$DIR/containerd/containerd.sock" --client-ca "$DIR/pki/ca.crt" \
+    --resolv-conf "$DIR/resolv.conf" --pod-logs-dir "$DIR/pod-logs" \
+    --volume-plugin-dir "$DIR/kubelet/volume-plugins" --pod-cidr "$NODE_POD_CIDR"
 }
 
 kube_proxy_config() {
@@ -490,7 +457,7 @@ EOF
   certs "$NODE_IP"
   credentials
   containerd_config
-  kubelet_config
+  node_kubelet_config
   kube_proxy_config
   phase "certificates and configuration" "$t"
 
