@@ -28,6 +28,8 @@ shopt -s inherit_errexit
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=hack/lib/processes.sh
 source "$ROOT/hack/lib/processes.sh"
+# shellcheck source=hack/lib/site-env.sh
+source "$ROOT/hack/lib/site-env.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 KUBE_BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 PROVISIONER=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/csi/bin/csi-provisioner
@@ -50,9 +52,7 @@ phase() {
 }
 
 load_site() {
-  [[ -f $DIR/site.env ]] || return 1
-  # shellcheck disable=SC1091
-  source "$DIR/site.env"
+  site_env "$DIR" || return 1
   KUBELET_ROOT=$DIR/kubelet
   CSI=$DIR/lab-csi
   SOCKET=$KUBELET_ROOT/plugins/$DRIVER/csi.sock

@@ -31,6 +31,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/hack/lib/site-pki.sh"
 # shellcheck source=hack/lib/kubelet-config.sh
 source "$ROOT/hack/lib/kubelet-config.sh"
+# shellcheck source=hack/lib/site-env.sh
+source "$ROOT/hack/lib/site-env.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -49,14 +51,9 @@ alive() {
   stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
 }
 
-load_site() {
-  [[ -f $DIR/site.env ]] || die "no site in $DIR (hack/site.sh up first)"
-  # shellcheck disable=SC1091
-  source "$DIR/site.env"
-}
+load_site() { site_env "$DIR" || die "no site in $DIR (hack/site.sh up first)"; }
 
 kubectl_() { "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
-in_ns() { nsenter --net="/run/netns/$NETNS" -- "$@"; }
 
 node_vars() {
   K=$1
@@ -347,7 +344,7 @@ case ${1:-} in
     [[ -d $2 ]] || exit 0
     DIR=$(cd "$2" && pwd)
     # Without the site's env (already down), only what is under DIR is left to remove.
-    if [[ -f $DIR/site.env ]]; then load_site; else SITE_LABEL=site INDEX=0 NETNS=none; fi
+    site_env "$DIR" || { SITE_LABEL=site INDEX=0 NETNS=none; }
     if (($# == 4)); then
       down_node "$4"
     else

@@ -46,6 +46,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/hack/lib/site-pki.sh"
 # shellcheck source=hack/lib/kubelet-config.sh
 source "$ROOT/hack/lib/kubelet-config.sh"
+# shellcheck source=hack/lib/site-env.sh
+source "$ROOT/hack/lib/site-env.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -111,10 +113,6 @@ pids_in_netns() {
   done
   return 0
 }
-
-# in_ns CMD...: run CMD in the site's network namespace (only the network: the mount
-# namespace stays the host's, so the kubelet's and containerd's mounts are seen by both).
-in_ns() { nsenter --net="/run/netns/$NETNS" -- "$@"; }
 
 # start NAME CMD...: start a long-running process in the namespace, logging to DIR/NAME.log.
 # A simple command in the background: bash forks and execs nsenter, which execs CMD, so
@@ -364,14 +362,8 @@ EOF
 
 # --- up / down ----------------------------------------------------------------------------
 
-load_env() {
-  [[ -f $DIR/site.env ]] || return 1
-  # shellcheck disable=SC1091
-  source "$DIR/site.env"
-}
-
 site_running() {
-  load_env || return 1
+  site_env "$DIR" || return 1
   [[ -e /run/netns/$NETNS ]] || return 1
   local n
   for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
@@ -564,7 +556,7 @@ detach_loops_under() {
 down_quiet() {
   # VM nodes that joined the site (hack/site-vm-node.sh) first, while its API server is up.
   if compgen -G "$DIR/vm-node*" >/dev/null; then bash "$ROOT/hack/site-vm-node.sh" down "$DIR"; fi
-  load_env || { umount_under "$DIR"; return 0; }
+  site_env "$DIR" || { umount_under "$DIR"; return 0; }
   local t
   t=$(now)
   # The kubelet first, so that it restarts nothing; then every container, by the network
@@ -650,7 +642,7 @@ case ${1:-} in
     [[ $# -ge 3 ]] || die "usage: $0 import DIR FILE..."
     DIR=$(cd "$2" && pwd)
     shift 2
-    load_env || die "no site in $DIR"
+    site_env "$DIR" || die "no site in $DIR"
     SITE_LABEL=${SITE_LABEL:-site}
     import_images "$@"
     ;;
@@ -658,7 +650,7 @@ case ${1:-} in
     [[ $# -eq 2 ]] || die "usage: $0 down DIR"
     [[ -d $2 ]] || exit 0
     DIR=$(cd "$2" && pwd)
-    load_env || true
+    site_env "$DIR" || true
     down_quiet
     ;;
   *) die "usage: $0 up DIR [options] | import DIR FILE... | down DIR" ;;
