@@ -61,43 +61,17 @@ load_site() {
 kubectl_() { "$KUBE_BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
 
 # start NAME CMD...: a long-running process in the site's network namespace, logging to
-# CSI/NAME.log, its pid in CSI/NAME.pid (bash forks and execs nsenter, which execs CMD).
+# CSI/NAME.log, its pid (CMD's own: nsenter execs it) in CSI/NAME.pid.
 start() {
   local name=$1
   shift
-  nsenter --net="/run/netns/$NETNS" -- "$@" </dev/null >"$CSI/$name.log" 2>&1 &
-  echo $! >"$CSI/$name.pid"
-}
-
-# stop_pidfile FILE: stops the process FILE names if it is still ours (its command line
-# names DIR: a pid reused since by another process is left alone).
-stop_pidfile() {
-  local f=$1 pid
-  [[ -f $f ]] || return 0
-  pid=$(cat "$f")
-  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -F -- "$DIR/" >/dev/null; then stop "$pid"; fi
-  rm -f "$f"
-}
-
-# wait_until WHAT SECONDS PIDNAMES CMD...: poll CMD until it succeeds; fail when a process
-# named in PIDNAMES (CSI/<name>.pid) exits or the deadline passes.
-wait_until() {
-  local what=$1 secs=$2 names=$3 deadline n
-  shift 3
-  deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    for n in $names; do
-      alive "$(cat "$CSI/$n.pid")" || { tail -n 30 "$CSI/$n.log" >&2; die "$n exited while waiting for $what"; }
-    done
-    ((SECONDS < deadline)) || { tail -n 30 "$CSI"/*.log >&2; die "$what not reached after $secs s (logs in $CSI)"; }
-    sleep 0.1
-  done
+  start_logged "$CSI" "$name" nsenter --net="/run/netns/$NETNS" -- "$@"
 }
 
 running() {
   local n
   for n in lab-driver csi-provisioner; do
-    [[ -f $CSI/$n.pid ]] && alive "$(cat "$CSI/$n.pid")" || return 1
+    pidfile_alive "$CSI/$n.pid" || return 1
   done
 }
 
@@ -168,9 +142,9 @@ up() {
     --node-id "$NODE_NAME" --registration-dir "$KUBELET_ROOT/plugins_registry"
   start csi-provisioner "$PROVISIONER" --csi-address="$SOCKET" --kubeconfig="$CSI/csi-provisioner.kubeconfig" \
     --leader-election --leader-election-namespace="$NAMESPACE" --timeout=60s --v=3
-  wait_until "the driver in CSINode $NODE_NAME (kubelet registration)" 60 lab-driver csinode_lists_driver
+  wait_until "$CSI" "the driver in CSINode $NODE_NAME (kubelet registration)" 60 lab-driver csinode_lists_driver
   phase "lab driver registered with the kubelet" "$t"
-  wait_until "external-provisioner's leader lease" 60 "lab-driver csi-provisioner" provisioner_leads
+  wait_until "$CSI" "external-provisioner's leader lease" 60 "lab-driver csi-provisioner" provisioner_leads
   phase "external-provisioner leading" "$t"
   trap - EXIT INT TERM
 
@@ -203,8 +177,9 @@ detach_loops() {
 down_quiet() {
   # The provisioner first (it calls the driver); the driver then removes its registration
   # socket (the kubelet drops it from CSINode) before it stops serving.
-  stop_pidfile "$CSI/csi-provisioner.pid"
-  stop_pidfile "$CSI/lab-driver.pid"
+  # Their command lines name DIR: a pid reused since is left alone.
+  stop_pidfile "$CSI/csi-provisioner.pid" "$DIR/"
+  stop_pidfile "$CSI/lab-driver.pid" "$DIR/"
   detach_loops
   rm -f "$CSI/lab-csi.json"
 }

@@ -33,6 +33,8 @@ source "$ROOT/hack/lib/site-pki.sh"
 source "$ROOT/hack/lib/kubelet-config.sh"
 # shellcheck source=hack/lib/site-env.sh
 source "$ROOT/hack/lib/site-env.sh"
+# shellcheck source=hack/lib/processes.sh
+source "$ROOT/hack/lib/processes.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -45,11 +47,6 @@ die() { log "$*"; exit 1; }
 
 now() { printf '%s' "${EPOCHREALTIME/./}"; }
 secs() { local us=$(($(now) - $1)); printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000)); }
-
-alive() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
-}
 
 load_site() { site_env "$DIR" || die "no site in $DIR (hack/site.sh up first)"; }
 
@@ -240,10 +237,7 @@ down_node() {
   local t pid
   t=$(now)
   if qemu_alive; then
-    pid=$(cat "$NDIR/qemu.pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.05; done
-    kill -KILL "$pid" 2>/dev/null || true
+    stop "$(cat "$NDIR/qemu.pid")" 5
   fi
   # The API server's forwards (busybox nc, named by a link under NDIR) outlive qemu.
   for pid in $(pgrep -f -- "^$NDIR/" || true); do kill -KILL "$pid" 2>/dev/null || true; done

@@ -48,6 +48,8 @@ source "$ROOT/hack/lib/site-pki.sh"
 source "$ROOT/hack/lib/kubelet-config.sh"
 # shellcheck source=hack/lib/site-env.sh
 source "$ROOT/hack/lib/site-env.sh"
+# shellcheck source=hack/lib/processes.sh
+source "$ROOT/hack/lib/processes.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -71,33 +73,6 @@ phase() {
 
 # --- processes -----------------------------------------------------------------------
 
-alive() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
-}
-
-# stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 10).
-stop_pid() {
-  local pid=$1 deadline=$((SECONDS + ${2:-10}))
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while alive "$pid"; do
-    if ((SECONDS >= deadline)); then kill -KILL "$pid" 2>/dev/null || true; break; fi
-    sleep 0.05
-  done
-}
-
-# stop_pidfile FILE: stops the process FILE names, if it is still ours: every component's
-# command line names DIR, so a pid reused since by another process is left alone.
-stop_pidfile() {
-  local f=$1 pid
-  [[ -f $f ]] || return 0
-  pid=$(cat "$f")
-  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -F -- "$DIR/" >/dev/null; then
-    stop_pid "$pid" "${2:-10}"
-  fi
-  rm -f "$f"
-}
-
 # pids_in_netns FILE...: processes whose network namespace is one of these namespace files.
 pids_in_netns() {
   local f inodes=" " p ino
@@ -114,29 +89,12 @@ pids_in_netns() {
   return 0
 }
 
-# start NAME CMD...: start a long-running process in the namespace, logging to DIR/NAME.log.
-# A simple command in the background: bash forks and execs nsenter, which execs CMD, so
-# $! is CMD's own pid (a function here would leave a subshell's pid instead).
+# start NAME CMD...: a long-running process in the site's network namespace, logging to
+# DIR/NAME.log, its pid (CMD's own: nsenter execs it) in DIR/NAME.pid.
 start() {
   local name=$1
   shift
-  nsenter --net="/run/netns/$NETNS" -- "$@" </dev/null >"$DIR/$name.log" 2>&1 &
-  echo $! >"$DIR/$name.pid"
-}
-
-# wait_until WHAT SECONDS PIDNAMES CMD...: poll CMD until it succeeds; fail when a process
-# named in PIDNAMES (space separated, DIR/<name>.pid) exits or the deadline passes.
-wait_until() {
-  local what=$1 secs=$2 names=$3 deadline n
-  shift 3
-  deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    for n in $names; do
-      alive "$(cat "$DIR/$n.pid")" || { tail -n 30 "$DIR/$n.log" >&2; die "$n exited while waiting for $what"; }
-    done
-    ((SECONDS < deadline)) || die "$what not reached after $secs s (logs in $DIR)"
-    sleep 0.1
-  done
+  start_logged "$DIR" "$name" nsenter --net="/run/netns/$NETNS" -- "$@"
 }
 
 # --- network -------------------------------------------------------------------------
@@ -367,7 +325,7 @@ site_running() {
   [[ -e /run/netns/$NETNS ]] || return 1
   local n
   for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
-    [[ -f $DIR/$n.pid ]] && alive "$(cat "$DIR/$n.pid")" || return 1
+    pidfile_alive "$DIR/$n.pid" || return 1
   done
 }
 
@@ -476,10 +434,10 @@ EOF
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$DIR/pki/sa.pub" --service-account-signing-key-file="$DIR/pki/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR"
-  wait_until "containerd's socket" 60 containerd ctr_ version
+  wait_until "$DIR" "containerd's socket" 60 containerd ctr_ version
   import_images "$sandbox_archive" ${imports[@]+"${imports[@]}"}
   phase "containerd ready, images imported (meanwhile the API server starts)" "$t"
-  wait_until "the API server's /readyz" 90 "etcd kube-apiserver" \
+  wait_until "$DIR" "the API server's /readyz" 90 "etcd kube-apiserver" \
     "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" get --raw /readyz
   phase "etcd and kube-apiserver ready" "$t"
 
@@ -499,13 +457,13 @@ EOF
   # The kubelet checks its callers' tokens and permissions (logs, exec) with the API server.
   "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" create clusterrolebinding blockmirror:kubelet-delegated-auth \
     --clusterrole=system:auth-delegator --group=system:nodes >/dev/null
-  wait_until "node $NODE_NAME Ready" 120 "kube-apiserver containerd kubelet kube-controller-manager kube-scheduler kube-proxy" \
+  wait_until "$DIR" "node $NODE_NAME Ready" 120 "kube-apiserver containerd kubelet kube-controller-manager kube-scheduler kube-proxy" \
     node_ready
   phase "controller-manager, scheduler, kubelet, kube-proxy: node Ready" "$t"
 
   t=$(now)
   # What every pod needs from the controller-manager before it can start.
-  wait_until "the default ServiceAccount and kube-root-ca.crt" 60 "kube-controller-manager" \
+  wait_until "$DIR" "the default ServiceAccount and kube-root-ca.crt" 60 "kube-controller-manager" \
     "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" get serviceaccount/default configmap/kube-root-ca.crt
   phase "service account and root CA" "$t"
   trap - EXIT INT TERM
@@ -557,17 +515,18 @@ down_quiet() {
   # VM nodes that joined the site (hack/site-vm-node.sh) first, while its API server is up.
   if compgen -G "$DIR/vm-node*" >/dev/null; then bash "$ROOT/hack/site-vm-node.sh" down "$DIR"; fi
   site_env "$DIR" || { umount_under "$DIR"; return 0; }
-  local t
+  local t n
   t=$(now)
   # The kubelet first, so that it restarts nothing; then every container, by the network
   # namespaces they run in (pods' namespaces under DIR, hostNetwork pods in the site's).
-  stop_pidfile "$DIR/kubelet.pid"
-  stop_pidfile "$DIR/kube-proxy.pid"
+  # Every component's command line names DIR: a pid reused since is left alone.
+  stop_pidfile "$DIR/kubelet.pid" "$DIR/" 10
+  stop_pidfile "$DIR/kube-proxy.pid" "$DIR/" 10
   # Containers are deleted through containerd (runc removes their cgroups and mounts,
   # the shims exit); what that leaves is killed below.
   local ids=() tasks=() id
   mapfile -t ids < <(ls "$DIR/containerd/state/io.containerd.runtime.v2.task/k8s.io" 2>/dev/null || true)
-  if [[ -f $DIR/containerd.pid ]] && alive "$(cat "$DIR/containerd.pid")"; then
+  if pidfile_alive "$DIR/containerd.pid"; then
     mapfile -t tasks < <(ctr_ --timeout 10s tasks ls -q 2>/dev/null || true)
     for id in ${tasks[@]+"${tasks[@]}"}; do ctr_ --timeout 10s tasks rm -f "$id" >/dev/null 2>&1 || true; done
   fi
@@ -578,11 +537,9 @@ down_quiet() {
     # containerd and the control plane stop by their pid files below.
     [[ $own == *" $pid "* ]] || kill -KILL "$pid" 2>/dev/null || true
   done
-  stop_pidfile "$DIR/containerd.pid"
-  stop_pidfile "$DIR/kube-scheduler.pid"
-  stop_pidfile "$DIR/kube-controller-manager.pid"
-  stop_pidfile "$DIR/kube-apiserver.pid"
-  stop_pidfile "$DIR/etcd.pid"
+  for n in containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    stop_pidfile "$DIR/$n.pid" "$DIR/" 10
+  done
   # Anything else still in the site's namespace (a shim that outlived containerd).
   for pid in $(pids_in_netns "/run/netns/$NETNS"); do kill -KILL "$pid" 2>/dev/null || true; done
   # Loop devices over files under DIR: a CSI driver's volume images, and the kubelet's hold
