@@ -30,6 +30,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/hack/lib/processes.sh"
 # shellcheck source=hack/lib/site-env.sh
 source "$ROOT/hack/lib/site-env.sh"
+# shellcheck source=hack/lib/loop-devices.sh
+source "$ROOT/hack/lib/loop-devices.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 KUBE_BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 PROVISIONER=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/csi/bin/csi-provisioner
@@ -164,23 +166,15 @@ EOF
   echo "$CSI/lab-csi.json"
 }
 
-# Loop devices over the lab volumes' image files. A device still mounted (a pod left
-# running) is only marked to go with its last unmount: site.sh down unmounts it.
-detach_loops() {
-  local name file
-  while read -r name file; do
-    [[ $file == "$CSI/data/"* ]] && { losetup --detach "$name" 2>/dev/null || true; }
-  done < <(losetup --list --noheadings --raw --output NAME,BACK-FILE 2>/dev/null || true)
-  return 0
-}
-
 down_quiet() {
   # The provisioner first (it calls the driver); the driver then removes its registration
   # socket (the kubelet drops it from CSINode) before it stops serving.
   # Their command lines name DIR: a pid reused since is left alone.
   stop_pidfile "$CSI/csi-provisioner.pid" "$DIR/"
   stop_pidfile "$CSI/lab-driver.pid" "$DIR/"
-  detach_loops
+  # Loop devices over the lab volumes' image files. A device still mounted (a pod left
+  # running) is only marked to go with its last unmount: site.sh down unmounts it.
+  detach_loops_under "$CSI/data"
   rm -f "$CSI/lab-csi.json"
 }
 

@@ -50,6 +50,8 @@ source "$ROOT/hack/lib/kubelet-config.sh"
 source "$ROOT/hack/lib/site-env.sh"
 # shellcheck source=hack/lib/processes.sh
 source "$ROOT/hack/lib/processes.sh"
+# shellcheck source=hack/lib/loop-devices.sh
+source "$ROOT/hack/lib/loop-devices.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -500,15 +502,6 @@ umount_under() {
     ((${#mounts[@]})) || return 0
     for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
   done
-}
-
-# detach_loops_under DIR: every loop device whose backing file is under DIR.
-detach_loops_under() {
-  local loop file
-  while read -r loop file; do
-    [[ $file == "$1/"* ]] && { losetup --detach "$loop" 2>/dev/null || true; }
-  done < <(losetup --list --noheadings --raw --output NAME,BACK-FILE 2>/dev/null || true)
-  return 0
 }
 
 down_quiet() {
