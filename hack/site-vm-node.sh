@@ -31,6 +31,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/hack/lib/site-pki.sh"
 # shellcheck source=hack/lib/kubelet-config.sh
 source "$ROOT/hack/lib/kubelet-config.sh"
+# shellcheck source=hack/lib/kube-proxy-config.sh
+source "$ROOT/hack/lib/kube-proxy-config.sh"
 # shellcheck source=hack/lib/site-env.sh
 source "$ROOT/hack/lib/site-env.sh"
 # shellcheck source=hack/lib/processes.sh
@@ -160,19 +162,7 @@ EOF
   kubelet_config "$NDIR/kubelet-config.yaml" --address "$ADDR" \
     --runtime-endpoint unix:///run/containerd/containerd.sock --client-ca "$DIR/pki/ca.crt" \
     --resolv-conf "$NDIR/resolv.conf" --volume-plugin-dir /var/lib/kubelet/volume-plugins --pod-cidr "$PODS"
-  cat >"$NDIR/kube-proxy-config.yaml" <<EOF
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection:
-  kubeconfig: $DIR/kube-proxy.kubeconfig
-mode: iptables
-hostnameOverride: $NAME
-bindAddress: $ADDR
-healthzBindAddress: 127.0.0.1:10256
-metricsBindAddress: 127.0.0.1:10249
-clusterCIDR: $POD_CIDR
-nodePortAddresses: ["$ADDR/32"]
-EOF
+  kube_proxy_config "$NDIR/kube-proxy-config.yaml" "$DIR/kube-proxy.kubeconfig" "$NAME" "$ADDR" "$POD_CIDR"
 }
 
 # images_bundle ARCHIVE...: one OCI archive holding every image of ARCHIVE... (their blobs

@@ -46,6 +46,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/hack/lib/site-pki.sh"
 # shellcheck source=hack/lib/kubelet-config.sh
 source "$ROOT/hack/lib/kubelet-config.sh"
+# shellcheck source=hack/lib/kube-proxy-config.sh
+source "$ROOT/hack/lib/kube-proxy-config.sh"
 # shellcheck source=hack/lib/site-env.sh
 source "$ROOT/hack/lib/site-env.sh"
 # shellcheck source=hack/lib/processes.sh
@@ -298,28 +300,6 @@ node_kubelet_config() {
     --volume-plugin-dir "$DIR/kubelet/volume-plugins" --pod-cidr "$NODE_POD_CIDR"
 }
 
-kube_proxy_config() {
-  cat >"$DIR/kube-proxy-config.yaml" <<EOF
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection:
-  kubeconfig: $DIR/kube-proxy.kubeconfig
-mode: iptables
-hostnameOverride: $NODE_NAME
-bindAddress: $NODE_IP
-healthzBindAddress: 127.0.0.1:10256
-metricsBindAddress: 127.0.0.1:10249
-clusterCIDR: $POD_CIDR
-nodePortAddresses: ["$NODE_IP/32"]
-# The conntrack table is the kernel's, shared with the host: leave its settings alone.
-conntrack:
-  maxPerCore: 0
-  min: 0
-  tcpEstablishedTimeout: 0s
-  tcpCloseWaitTimeout: 0s
-EOF
-}
-
 # --- up / down ----------------------------------------------------------------------------
 
 site_running() {
@@ -410,7 +390,8 @@ EOF
   credentials
   containerd_config
   node_kubelet_config
-  kube_proxy_config
+  kube_proxy_config "$DIR/kube-proxy-config.yaml" "$DIR/kube-proxy.kubeconfig" "$NODE_NAME" "$NODE_IP" "$POD_CIDR" \
+    --shared-conntrack
   phase "certificates and configuration" "$t"
 
   # The kubelet's root dir: a shared mount, so that pods' mount propagation works.
