@@ -33,6 +33,8 @@ source "$ROOT/hack/lib/site-pki.sh"
 source "$ROOT/hack/lib/kubelet-config.sh"
 # shellcheck source=hack/lib/kube-proxy-config.sh
 source "$ROOT/hack/lib/kube-proxy-config.sh"
+# shellcheck source=hack/lib/containerd-config.sh
+source "$ROOT/hack/lib/containerd-config.sh"
 # shellcheck source=hack/lib/site-env.sh
 source "$ROOT/hack/lib/site-env.sh"
 # shellcheck source=hack/lib/processes.sh
@@ -110,36 +112,10 @@ contexts:
 current-context: $SITE_LABEL
 EOF
   mkdir -p "$NDIR/cni"
-  # No registry section at all: images are imported, never pulled. Runtime state lives
-  # in the guest (/var is its disk, /run a tmpfs).
-  cat >"$NDIR/containerd.toml" <<EOF
-version = 2
-root = "/var/lib/containerd"
-state = "/run/containerd"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-
-[grpc]
-  address = "/run/containerd/containerd.sock"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "/var/lib/containerd-opt"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$SANDBOX_IMAGE"
-  disable_apparmor = true
-  enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$CNI_BIN"
-    conf_dir = "$NDIR/cni"
-    max_conf_num = 1
-EOF
+  # Runtime state lives in the guest (/var is its disk, /run a tmpfs).
+  containerd_config "$NDIR/containerd.toml" --root /var/lib/containerd --state /run/containerd \
+    --socket /run/containerd/containerd.sock --opt-dir /var/lib/containerd-opt \
+    --sandbox-image "$SANDBOX_IMAGE" --cni-bin "$CNI_BIN" --cni-conf-dir "$NDIR/cni"
   cat >"$NDIR/cni/10-bms$INDEX-node$K.conflist" <<EOF
 {
   "cniVersion": "1.0.0",

@@ -48,6 +48,8 @@ source "$ROOT/hack/lib/site-pki.sh"
 source "$ROOT/hack/lib/kubelet-config.sh"
 # shellcheck source=hack/lib/kube-proxy-config.sh
 source "$ROOT/hack/lib/kube-proxy-config.sh"
+# shellcheck source=hack/lib/containerd-config.sh
+source "$ROOT/hack/lib/containerd-config.sh"
 # shellcheck source=hack/lib/site-env.sh
 source "$ROOT/hack/lib/site-env.sh"
 # shellcheck source=hack/lib/processes.sh
@@ -224,46 +226,15 @@ credentials() {
 
 # --- configuration files ------------------------------------------------------------------
 
-containerd_config() {
+# runtime_config: the node's containerd and CNI configuration.
+runtime_config() {
   local c=$DIR/containerd
   mkdir -p "$c" "$DIR/cni/net.d"
-  # No registry section at all: images are imported, never pulled.
-  cat >"$c/config.toml" <<EOF
-version = 2
-root = "$c/root"
-state = "$c/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-
-[grpc]
-  address = "$c/containerd.sock"
-
-[ttrpc]
-  address = "$c/containerd.sock.ttrpc"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$c/opt"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$SANDBOX_IMAGE"
-  netns_mounts_under_state_dir = true
-  disable_apparmor = true
-  enable_selinux = false
-  # The host withholds CAP_SYS_RESOURCE: runc cannot lower a sandbox's oom_score_adj
-  # below containerd's own (-998 for sandboxes fails), so it is clamped there.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-        Root = "$c/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$CNI_BIN"
-    conf_dir = "$DIR/cni/net.d"
-    max_conf_num = 1
-EOF
+  # Everything under DIR: the host has other sites' containerds.
+  containerd_config "$c/config.toml" --root "$c/root" --state "$c/state" --socket "$c/containerd.sock" \
+    --ttrpc-socket "$c/containerd.sock.ttrpc" --opt-dir "$c/opt" --runc-root "$c/runc" \
+    --sandbox-image "$SANDBOX_IMAGE" --netns-under-state --restrict-oom-score-adj \
+    --cni-bin "$CNI_BIN" --cni-conf-dir "$DIR/cni/net.d"
   # Pods of this node: a bridge with masquerading to the node's address, host-local
   # addresses from the node's pod CIDR (allocations kept under DIR), hostPorts.
   cat >"$DIR/cni/net.d/10-bms$INDEX.conflist" <<EOF
@@ -388,7 +359,7 @@ EOF
   t=$(now)
   certs "$NODE_IP"
   credentials
-  containerd_config
+  runtime_config
   node_kubelet_config
   kube_proxy_config "$DIR/kube-proxy-config.yaml" "$DIR/kube-proxy.kubeconfig" "$NODE_NAME" "$NODE_IP" "$POD_CIDR" \
     --shared-conntrack
