@@ -35,6 +35,8 @@ source "$ROOT/hack/lib/kubelet-config.sh"
 source "$ROOT/hack/lib/kube-proxy-config.sh"
 # shellcheck source=hack/lib/containerd-config.sh
 source "$ROOT/hack/lib/containerd-config.sh"
+# shellcheck source=hack/lib/cni-conflist.sh
+source "$ROOT/hack/lib/cni-conflist.sh"
 # shellcheck source=hack/lib/site-env.sh
 source "$ROOT/hack/lib/site-env.sh"
 # shellcheck source=hack/lib/processes.sh
@@ -116,23 +118,7 @@ EOF
   containerd_config "$NDIR/containerd.toml" --root /var/lib/containerd --state /run/containerd \
     --socket /run/containerd/containerd.sock --opt-dir /var/lib/containerd-opt \
     --sandbox-image "$SANDBOX_IMAGE" --cni-bin "$CNI_BIN" --cni-conf-dir "$NDIR/cni"
-  cat >"$NDIR/cni/10-bms$INDEX-node$K.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "bms$INDEX-node$K",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "cni0",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "$PODS" }]], "routes": [{ "dst": "0.0.0.0/0" }] }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-EOF
+  cni_conflist "$NDIR/cni/10-bms$INDEX-node$K.conflist" "bms$INDEX-node$K" "$PODS"
   printf 'options ndots:1\n' >"$NDIR/resolv.conf"
   # As the host node's (hack/site.sh), on the guest's cgroup v2 and its own disk.
   kubelet_config "$NDIR/kubelet-config.yaml" --address "$ADDR" \

@@ -50,6 +50,8 @@ source "$ROOT/hack/lib/kubelet-config.sh"
 source "$ROOT/hack/lib/kube-proxy-config.sh"
 # shellcheck source=hack/lib/containerd-config.sh
 source "$ROOT/hack/lib/containerd-config.sh"
+# shellcheck source=hack/lib/cni-conflist.sh
+source "$ROOT/hack/lib/cni-conflist.sh"
 # shellcheck source=hack/lib/site-env.sh
 source "$ROOT/hack/lib/site-env.sh"
 # shellcheck source=hack/lib/processes.sh
@@ -237,28 +239,7 @@ runtime_config() {
     --cni-bin "$CNI_BIN" --cni-conf-dir "$DIR/cni/net.d"
   # Pods of this node: a bridge with masquerading to the node's address, host-local
   # addresses from the node's pod CIDR (allocations kept under DIR), hostPorts.
-  cat >"$DIR/cni/net.d/10-bms$INDEX.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "bms$INDEX",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "cni0",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$DIR/cni/ipam",
-        "ranges": [[{ "subnet": "$NODE_POD_CIDR" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }]
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-EOF
+  cni_conflist "$DIR/cni/net.d/10-bms$INDEX.conflist" "bms$INDEX" "$NODE_POD_CIDR" "$DIR/cni/ipam"
 }
 
 node_kubelet_config() {
