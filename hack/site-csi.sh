@@ -32,6 +32,8 @@ source "$ROOT/hack/lib/processes.sh"
 source "$ROOT/hack/lib/site-env.sh"
 # shellcheck source=hack/lib/loop-devices.sh
 source "$ROOT/hack/lib/loop-devices.sh"
+# shellcheck source=hack/lib/kubeconfig.sh
+source "$ROOT/hack/lib/kubeconfig.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 KUBE_BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 PROVISIONER=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/csi/bin/csi-provisioner
@@ -93,24 +95,8 @@ provisioner_leads() {
 provisioner_kubeconfig() {
   local token
   token=$(kubectl_ -n "$NAMESPACE" create token csi-provisioner --duration=168h)
-  cat >"$CSI/csi-provisioner.kubeconfig.tmp" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: $SITE_LABEL
-    cluster:
-      server: https://$NODE_IP:6443
-      certificate-authority: $DIR/pki/ca.crt
-users:
-  - name: csi-provisioner
-    user:
-      token: $token
-contexts:
-  - name: $SITE_LABEL
-    context: { cluster: $SITE_LABEL, user: csi-provisioner, namespace: $NAMESPACE }
-current-context: $SITE_LABEL
-EOF
-  mv "$CSI/csi-provisioner.kubeconfig.tmp" "$CSI/csi-provisioner.kubeconfig"
+  kubeconfig_file "$CSI/csi-provisioner.kubeconfig" "$SITE_LABEL" "https://$NODE_IP:6443" "$DIR/pki/ca.crt" \
+    csi-provisioner --token "$token" --namespace "$NAMESPACE"
 }
 
 up() {

@@ -37,6 +37,8 @@ source "$ROOT/hack/lib/kube-proxy-config.sh"
 source "$ROOT/hack/lib/containerd-config.sh"
 # shellcheck source=hack/lib/cni-conflist.sh
 source "$ROOT/hack/lib/cni-conflist.sh"
+# shellcheck source=hack/lib/kubeconfig.sh
+source "$ROOT/hack/lib/kubeconfig.sh"
 # shellcheck source=hack/lib/site-env.sh
 source "$ROOT/hack/lib/site-env.sh"
 # shellcheck source=hack/lib/processes.sh
@@ -99,20 +101,8 @@ BIN=$BIN
 IMPORTS="$imports"
 NODE_LABELS=blockmirror.io/node-kernel=vm
 EOF
-  cat >"$NDIR/kubelet.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: $SITE_LABEL
-    cluster: { server: "https://$NODE_IP:6443", certificate-authority: $DIR/pki/ca.crt }
-users:
-  - name: kubelet
-    user: { client-certificate: $NDIR/pki/kubelet.crt, client-key: $NDIR/pki/kubelet.key }
-contexts:
-  - name: $SITE_LABEL
-    context: { cluster: $SITE_LABEL, user: kubelet }
-current-context: $SITE_LABEL
-EOF
+  kubeconfig_file "$NDIR/kubelet.kubeconfig" "$SITE_LABEL" "https://$NODE_IP:6443" "$DIR/pki/ca.crt" kubelet \
+    --client-cert "$NDIR/pki/kubelet.crt" --client-key "$NDIR/pki/kubelet.key"
   mkdir -p "$NDIR/cni"
   # Runtime state lives in the guest (/var is its disk, /run a tmpfs).
   containerd_config "$NDIR/containerd.toml" --root /var/lib/containerd --state /run/containerd \

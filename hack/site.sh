@@ -52,6 +52,8 @@ source "$ROOT/hack/lib/kube-proxy-config.sh"
 source "$ROOT/hack/lib/containerd-config.sh"
 # shellcheck source=hack/lib/cni-conflist.sh
 source "$ROOT/hack/lib/cni-conflist.sh"
+# shellcheck source=hack/lib/kubeconfig.sh
+source "$ROOT/hack/lib/kubeconfig.sh"
 # shellcheck source=hack/lib/site-env.sh
 source "$ROOT/hack/lib/site-env.sh"
 # shellcheck source=hack/lib/processes.sh
@@ -185,23 +187,8 @@ token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 kubeconfig() {
   local name=$1 user=$2 tok
   tok=$(awk -F, -v u="$user" '$2 == u { print $1 }' "$DIR/tokens.csv")
-  cat >"$DIR/$name.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: $SITE_LABEL
-    cluster:
-      server: https://$NODE_IP:6443
-      certificate-authority: $DIR/pki/ca.crt
-users:
-  - name: $name
-    user:
-      token: $tok
-contexts:
-  - name: $SITE_LABEL
-    context: { cluster: $SITE_LABEL, user: $name, namespace: default }
-current-context: $SITE_LABEL
-EOF
+  kubeconfig_file "$DIR/$name.kubeconfig" "$SITE_LABEL" "https://$NODE_IP:6443" "$DIR/pki/ca.crt" "$name" \
+    --token "$tok" --namespace default
 }
 
 credentials() {
