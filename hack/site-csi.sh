@@ -34,6 +34,8 @@ source "$ROOT/hack/lib/site-env.sh"
 source "$ROOT/hack/lib/loop-devices.sh"
 # shellcheck source=hack/lib/kubeconfig.sh
 source "$ROOT/hack/lib/kubeconfig.sh"
+# shellcheck source=hack/lib/timing.sh
+source "$ROOT/hack/lib/timing.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 KUBE_BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 PROVISIONER=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/csi/bin/csi-provisioner
@@ -48,12 +50,8 @@ SITE_LABEL=site
 log() { printf 'site-csi %s: %s\n' "$SITE_LABEL" "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-now() { printf '%s' "${EPOCHREALTIME/./}"; } # microseconds
 # phase NAME START: says how long NAME took since START (from `now`).
-phase() {
-  local us=$(($(now) - $2))
-  log "$1 took $(printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000))) s"
-}
+phase() { log "$1 took $(secs_since "$2") s"; }
 
 load_site() {
   site_env "$DIR" || return 1

@@ -43,6 +43,8 @@ source "$ROOT/hack/lib/kubeconfig.sh"
 source "$ROOT/hack/lib/site-env.sh"
 # shellcheck source=hack/lib/processes.sh
 source "$ROOT/hack/lib/processes.sh"
+# shellcheck source=hack/lib/timing.sh
+source "$ROOT/hack/lib/timing.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -52,9 +54,6 @@ VM_NODE_DISK=${VM_NODE_DISK:-8G}
 LABEL=vm-node
 log() { printf 'site-vm-node %s: %s\n' "$LABEL" "$*" >&2; }
 die() { log "$*"; exit 1; }
-
-now() { printf '%s' "${EPOCHREALTIME/./}"; }
-secs() { local us=$(($(now) - $1)); printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000)); }
 
 load_site() { site_env "$DIR" || die "no site in $DIR (hack/site.sh up first)"; }
 
@@ -189,7 +188,7 @@ down_node() {
   fi
   site_json remove
   rm -rf "$NDIR"
-  log "down in $(secs "$t") s"
+  log "down in $(secs_since "$t") s"
 }
 
 # The last lines of the guest's and its components' logs (they go with the node's files).
@@ -249,7 +248,7 @@ up() {
     --disk "$NDIR/disk.img" --share "nodeout=$NDIR/out" \
     --netdev "restrict=on,net=$subnet.0/24,host=$subnet.254,dns=$subnet.253,dhcpstart=$subnet.240,hostfwd=tcp:127.0.0.1:$FWD-$ADDR:10250,guestfwd=tcp:$NODE_IP:6443-cmd:$NDIR/nc 127.0.0.1 6443" \
     -- "bash $ROOT/hack/vm-node-guest.sh $NDIR"
-  log "VM started (qemu $(cat "$NDIR/qemu.pid")) in $(secs "$t") s"
+  log "VM started (qemu $(cat "$NDIR/qemu.pid")) in $(secs_since "$t") s"
   local deadline=$((SECONDS + ${VM_NODE_TIMEOUT:-600})) seen=0 lines
   until node_ready && grep -q '] images imported' "$NDIR/guest.log"; do
     qemu_alive || die "the VM exited before the node was Ready"
@@ -264,7 +263,7 @@ up() {
   done
   trap - EXIT INT TERM
   site_json add
-  log "up: node $NAME Ready at $ADDR, $(secs "$t0") s from start (VM boot to Ready $(secs "$t") s)"
+  log "up: node $NAME Ready at $ADDR, $(secs_since "$t0") s from start (VM boot to Ready $(secs_since "$t") s)"
 }
 
 DIR=

@@ -60,6 +60,8 @@ source "$ROOT/hack/lib/site-env.sh"
 source "$ROOT/hack/lib/processes.sh"
 # shellcheck source=hack/lib/loop-devices.sh
 source "$ROOT/hack/lib/loop-devices.sh"
+# shellcheck source=hack/lib/timing.sh
+source "$ROOT/hack/lib/timing.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -72,13 +74,13 @@ SITE_LABEL=site
 log() { printf 'site %s: %s\n' "$SITE_LABEL" "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-now() { printf '%s' "${EPOCHREALTIME/./}"; } # microseconds
 PHASES=()
 # phase NAME START: records how long NAME took since START (from `now`).
 phase() {
-  local us=$(($(now) - $2))
-  PHASES+=("$1 $(printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000)))s")
-  log "$1 took $(printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000))) s"
+  local s
+  s=$(secs_since "$2")
+  PHASES+=("$1 ${s}s")
+  log "$1 took $s s"
 }
 
 # --- processes -----------------------------------------------------------------------
