@@ -62,14 +62,6 @@ load_site() {
 
 kubectl_() { "$KUBE_BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
 
-# start NAME CMD...: a long-running process in the site's network namespace, logging to
-# CSI/NAME.log, its pid (CMD's own: nsenter execs it) in CSI/NAME.pid.
-start() {
-  local name=$1
-  shift
-  start_logged "$CSI" "$name" nsenter --net="/run/netns/$NETNS" -- "$@"
-}
-
 running() {
   local n
   for n in lab-driver csi-provisioner; do
@@ -124,9 +116,9 @@ up() {
   phase "CSIDriver, StorageClass, ServiceAccount and RBAC" "$t"
 
   t=$(now)
-  start lab-driver "$NODE" "$CLI" csi-lab-driver --endpoint "unix://$SOCKET" --data-dir "$CSI/data" \
+  in_ns_start "$CSI" lab-driver "$NODE" "$CLI" csi-lab-driver --endpoint "unix://$SOCKET" --data-dir "$CSI/data" \
     --node-id "$NODE_NAME" --registration-dir "$KUBELET_ROOT/plugins_registry"
-  start csi-provisioner "$PROVISIONER" --csi-address="$SOCKET" --kubeconfig="$CSI/csi-provisioner.kubeconfig" \
+  in_ns_start "$CSI" csi-provisioner "$PROVISIONER" --csi-address="$SOCKET" --kubeconfig="$CSI/csi-provisioner.kubeconfig" \
     --leader-election --leader-election-namespace="$NAMESPACE" --timeout=60s --v=3
   wait_until "$CSI" "the driver in CSINode $NODE_NAME (kubelet registration)" 60 lab-driver csinode_lists_driver
   phase "lab driver registered with the kubelet" "$t"

@@ -101,14 +101,6 @@ pids_in_netns() {
   return 0
 }
 
-# start NAME CMD...: a long-running process in the site's network namespace, logging to
-# DIR/NAME.log, its pid (CMD's own: nsenter execs it) in DIR/NAME.pid.
-start() {
-  local name=$1
-  shift
-  start_logged "$DIR" "$name" nsenter --net="/run/netns/$NETNS" -- "$@"
-}
-
 # --- network -------------------------------------------------------------------------
 
 # Sites claim indexes and share the bridge: changes to either are serialized by a lock
@@ -341,13 +333,13 @@ EOF
   mount --make-rshared "$DIR/kubelet"
 
   t=$(now)
-  start etcd etcd --name default --data-dir "$DIR/etcd" \
+  in_ns_start "$DIR" etcd etcd --name default --data-dir "$DIR/etcd" \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster default=http://127.0.0.1:2380
   # containerd starts meanwhile: it needs nothing from the control plane.
-  start containerd containerd --config "$DIR/containerd/config.toml"
-  start kube-apiserver "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
+  in_ns_start "$DIR" containerd containerd --config "$DIR/containerd/config.toml"
+  in_ns_start "$DIR" kube-apiserver "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
     --bind-address=0.0.0.0 --secure-port=6443 --advertise-address="$NODE_IP" \
     --tls-cert-file="$DIR/pki/apiserver.crt" --tls-private-key-file="$DIR/pki/apiserver.key" \
     --client-ca-file="$DIR/pki/ca.crt" --token-auth-file="$DIR/tokens.csv" \
@@ -366,18 +358,18 @@ EOF
   phase "etcd and kube-apiserver ready" "$t"
 
   t=$(now)
-  start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$DIR/controller-manager.kubeconfig" \
+  in_ns_start "$DIR" kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$DIR/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$DIR/controller-manager.kubeconfig" --authorization-kubeconfig="$DIR/controller-manager.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port=10257 --use-service-account-credentials=true \
     --service-account-private-key-file="$DIR/pki/sa.key" --root-ca-file="$DIR/pki/ca.crt" \
     --cluster-signing-cert-file="$DIR/pki/ca.crt" --cluster-signing-key-file="$DIR/pki/ca.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" --cluster-cidr="$POD_CIDR"
-  start kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$DIR/scheduler.kubeconfig" \
+  in_ns_start "$DIR" kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$DIR/scheduler.kubeconfig" \
     --authentication-kubeconfig="$DIR/scheduler.kubeconfig" --authorization-kubeconfig="$DIR/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port=10259
-  start kubelet "$BIN/kubelet" --config="$DIR/kubelet-config.yaml" --kubeconfig="$DIR/kubelet.kubeconfig" \
+  in_ns_start "$DIR" kubelet "$BIN/kubelet" --config="$DIR/kubelet-config.yaml" --kubeconfig="$DIR/kubelet.kubeconfig" \
     --root-dir="$DIR/kubelet" --cert-dir="$DIR/kubelet/pki" --node-ip="$NODE_IP" --hostname-override="$NODE_NAME"
-  start kube-proxy "$BIN/kube-proxy" --config="$DIR/kube-proxy-config.yaml"
+  in_ns_start "$DIR" kube-proxy "$BIN/kube-proxy" --config="$DIR/kube-proxy-config.yaml"
   # The kubelet checks its callers' tokens and permissions (logs, exec) with the API server.
   "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" create clusterrolebinding blockmirror:kubelet-delegated-auth \
     --clusterrole=system:auth-delegator --group=system:nodes >/dev/null
