@@ -32,6 +32,8 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/lib/site-pki.sh
+source "$ROOT/hack/lib/site-pki.sh"
 CHART=$ROOT/charts/blockmirror
 TLS_SECRET=blockmirror-peer-tls
 
@@ -74,15 +76,13 @@ import_missing() {
   bash "$ROOT/hack/site.sh" import "$DIR" "$1"
 }
 
-key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
-
 # ensure_ca CA_DIR: ca.crt and ca.key, made once (sites installing at once share them).
 ensure_ca() {
   mkdir -p "$1"
   (
     flock 9
     if [[ ! -f $1/ca.crt || ! -f $1/ca.key ]]; then
-      key "$1/ca.key.tmp"
+      pki_key "$1/ca.key.tmp"
       openssl req -x509 -new -key "$1/ca.key.tmp" -days 30 -subj "/CN=blockmirror test bed peer CA" -out "$1/ca.crt.tmp" 2>/dev/null
       mv "$1/ca.key.tmp" "$1/ca.key"
       mv "$1/ca.crt.tmp" "$1/ca.crt"
@@ -99,12 +99,9 @@ site_cert() {
   for ip in $NODE_IPS; do san+=",IP:$ip"; done
   stamp="$san $(openssl x509 -in "$ca/ca.crt" -noout -fingerprint -sha256)"
   [[ -f $d/tls.stamp && $(cat "$d/tls.stamp") == "$stamp" ]] && return 0
-  key "$d/tls.key"
-  openssl req -new -key "$d/tls.key" -subj "/CN=blockmirror-sidecar-$LABEL" -out "$d/tls.csr" 2>/dev/null
   # One identity for both ends: sidecars serve (control, peer) and dial their peer with it.
-  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" >"$d/tls.ext"
-  openssl x509 -req -in "$d/tls.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -CAcreateserial \
-    -CAserial "$d/ca.srl" -days 30 -extfile "$d/tls.ext" -out "$d/tls.crt" 2>/dev/null
+  pki_issue "$ca" "$d" tls "/CN=blockmirror-sidecar-$LABEL" \
+    "subjectAltName=$san"$'\n'"extendedKeyUsage=serverAuth,clientAuth"
   printf '%s\n' "$stamp" >"$d/tls.stamp"
   log "issued the sidecars' certificate ($san)"
 }

@@ -28,6 +28,14 @@ shopt -s inherit_errexit
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=hack/lib/processes.sh
 source "$ROOT/hack/lib/processes.sh"
+# shellcheck source=hack/lib/site-env.sh
+source "$ROOT/hack/lib/site-env.sh"
+# shellcheck source=hack/lib/loop-devices.sh
+source "$ROOT/hack/lib/loop-devices.sh"
+# shellcheck source=hack/lib/kubeconfig.sh
+source "$ROOT/hack/lib/kubeconfig.sh"
+# shellcheck source=hack/lib/timing.sh
+source "$ROOT/hack/lib/timing.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 KUBE_BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 PROVISIONER=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/csi/bin/csi-provisioner
@@ -42,17 +50,11 @@ SITE_LABEL=site
 log() { printf 'site-csi %s: %s\n' "$SITE_LABEL" "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-now() { printf '%s' "${EPOCHREALTIME/./}"; } # microseconds
 # phase NAME START: says how long NAME took since START (from `now`).
-phase() {
-  local us=$(($(now) - $2))
-  log "$1 took $(printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000))) s"
-}
+phase() { log "$1 took $(secs_since "$2") s"; }
 
 load_site() {
-  [[ -f $DIR/site.env ]] || return 1
-  # shellcheck disable=SC1091
-  source "$DIR/site.env"
+  site_env "$DIR" || return 1
   KUBELET_ROOT=$DIR/kubelet
   CSI=$DIR/lab-csi
   SOCKET=$KUBELET_ROOT/plugins/$DRIVER/csi.sock
@@ -60,44 +62,10 @@ load_site() {
 
 kubectl_() { "$KUBE_BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
 
-# start NAME CMD...: a long-running process in the site's network namespace, logging to
-# CSI/NAME.log, its pid in CSI/NAME.pid (bash forks and execs nsenter, which execs CMD).
-start() {
-  local name=$1
-  shift
-  nsenter --net="/run/netns/$NETNS" -- "$@" </dev/null >"$CSI/$name.log" 2>&1 &
-  echo $! >"$CSI/$name.pid"
-}
-
-# stop_pidfile FILE: stops the process FILE names if it is still ours (its command line
-# names DIR: a pid reused since by another process is left alone).
-stop_pidfile() {
-  local f=$1 pid
-  [[ -f $f ]] || return 0
-  pid=$(cat "$f")
-  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -F -- "$DIR/" >/dev/null; then stop "$pid"; fi
-  rm -f "$f"
-}
-
-# wait_until WHAT SECONDS PIDNAMES CMD...: poll CMD until it succeeds; fail when a process
-# named in PIDNAMES (CSI/<name>.pid) exits or the deadline passes.
-wait_until() {
-  local what=$1 secs=$2 names=$3 deadline n
-  shift 3
-  deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    for n in $names; do
-      alive "$(cat "$CSI/$n.pid")" || { tail -n 30 "$CSI/$n.log" >&2; die "$n exited while waiting for $what"; }
-    done
-    ((SECONDS < deadline)) || { tail -n 30 "$CSI"/*.log >&2; die "$what not reached after $secs s (logs in $CSI)"; }
-    sleep 0.1
-  done
-}
-
 running() {
   local n
   for n in lab-driver csi-provisioner; do
-    [[ -f $CSI/$n.pid ]] && alive "$(cat "$CSI/$n.pid")" || return 1
+    pidfile_alive "$CSI/$n.pid" || return 1
   done
 }
 
@@ -117,24 +85,8 @@ provisioner_leads() {
 provisioner_kubeconfig() {
   local token
   token=$(kubectl_ -n "$NAMESPACE" create token csi-provisioner --duration=168h)
-  cat >"$CSI/csi-provisioner.kubeconfig.tmp" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: $SITE_LABEL
-    cluster:
-      server: https://$NODE_IP:6443
-      certificate-authority: $DIR/pki/ca.crt
-users:
-  - name: csi-provisioner
-    user:
-      token: $token
-contexts:
-  - name: $SITE_LABEL
-    context: { cluster: $SITE_LABEL, user: csi-provisioner, namespace: $NAMESPACE }
-current-context: $SITE_LABEL
-EOF
-  mv "$CSI/csi-provisioner.kubeconfig.tmp" "$CSI/csi-provisioner.kubeconfig"
+  kubeconfig_file "$CSI/csi-provisioner.kubeconfig" "$SITE_LABEL" "https://$NODE_IP:6443" "$DIR/pki/ca.crt" \
+    csi-provisioner --token "$token" --namespace "$NAMESPACE"
 }
 
 up() {
@@ -164,13 +116,13 @@ up() {
   phase "CSIDriver, StorageClass, ServiceAccount and RBAC" "$t"
 
   t=$(now)
-  start lab-driver "$NODE" "$CLI" csi-lab-driver --endpoint "unix://$SOCKET" --data-dir "$CSI/data" \
+  in_ns_start "$CSI" lab-driver "$NODE" "$CLI" csi-lab-driver --endpoint "unix://$SOCKET" --data-dir "$CSI/data" \
     --node-id "$NODE_NAME" --registration-dir "$KUBELET_ROOT/plugins_registry"
-  start csi-provisioner "$PROVISIONER" --csi-address="$SOCKET" --kubeconfig="$CSI/csi-provisioner.kubeconfig" \
+  in_ns_start "$CSI" csi-provisioner "$PROVISIONER" --csi-address="$SOCKET" --kubeconfig="$CSI/csi-provisioner.kubeconfig" \
     --leader-election --leader-election-namespace="$NAMESPACE" --timeout=60s --v=3
-  wait_until "the driver in CSINode $NODE_NAME (kubelet registration)" 60 lab-driver csinode_lists_driver
+  wait_until "$CSI" "the driver in CSINode $NODE_NAME (kubelet registration)" 60 lab-driver csinode_lists_driver
   phase "lab driver registered with the kubelet" "$t"
-  wait_until "external-provisioner's leader lease" 60 "lab-driver csi-provisioner" provisioner_leads
+  wait_until "$CSI" "external-provisioner's leader lease" 60 "lab-driver csi-provisioner" provisioner_leads
   phase "external-provisioner leading" "$t"
   trap - EXIT INT TERM
 
@@ -190,22 +142,15 @@ EOF
   echo "$CSI/lab-csi.json"
 }
 
-# Loop devices over the lab volumes' image files. A device still mounted (a pod left
-# running) is only marked to go with its last unmount: site.sh down unmounts it.
-detach_loops() {
-  local name file
-  while read -r name file; do
-    [[ $file == "$CSI/data/"* ]] && { losetup --detach "$name" 2>/dev/null || true; }
-  done < <(losetup --list --noheadings --raw --output NAME,BACK-FILE 2>/dev/null || true)
-  return 0
-}
-
 down_quiet() {
   # The provisioner first (it calls the driver); the driver then removes its registration
   # socket (the kubelet drops it from CSINode) before it stops serving.
-  stop_pidfile "$CSI/csi-provisioner.pid"
-  stop_pidfile "$CSI/lab-driver.pid"
-  detach_loops
+  # Their command lines name DIR: a pid reused since is left alone.
+  stop_pidfile "$CSI/csi-provisioner.pid" "$DIR/"
+  stop_pidfile "$CSI/lab-driver.pid" "$DIR/"
+  # Loop devices over the lab volumes' image files. A device still mounted (a pod left
+  # running) is only marked to go with its last unmount: site.sh down unmounts it.
+  detach_loops_under "$CSI/data"
   rm -f "$CSI/lab-csi.json"
 }
 

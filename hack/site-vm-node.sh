@@ -27,6 +27,24 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/lib/site-pki.sh
+source "$ROOT/hack/lib/site-pki.sh"
+# shellcheck source=hack/lib/kubelet-config.sh
+source "$ROOT/hack/lib/kubelet-config.sh"
+# shellcheck source=hack/lib/kube-proxy-config.sh
+source "$ROOT/hack/lib/kube-proxy-config.sh"
+# shellcheck source=hack/lib/containerd-config.sh
+source "$ROOT/hack/lib/containerd-config.sh"
+# shellcheck source=hack/lib/cni-conflist.sh
+source "$ROOT/hack/lib/cni-conflist.sh"
+# shellcheck source=hack/lib/kubeconfig.sh
+source "$ROOT/hack/lib/kubeconfig.sh"
+# shellcheck source=hack/lib/site-env.sh
+source "$ROOT/hack/lib/site-env.sh"
+# shellcheck source=hack/lib/processes.sh
+source "$ROOT/hack/lib/processes.sh"
+# shellcheck source=hack/lib/timing.sh
+source "$ROOT/hack/lib/timing.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -37,22 +55,9 @@ LABEL=vm-node
 log() { printf 'site-vm-node %s: %s\n' "$LABEL" "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-now() { printf '%s' "${EPOCHREALTIME/./}"; }
-secs() { local us=$(($(now) - $1)); printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000)); }
-
-alive() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
-}
-
-load_site() {
-  [[ -f $DIR/site.env ]] || die "no site in $DIR (hack/site.sh up first)"
-  # shellcheck disable=SC1091
-  source "$DIR/site.env"
-}
+load_site() { site_env "$DIR" || die "no site in $DIR (hack/site.sh up first)"; }
 
 kubectl_() { "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
-in_ns() { nsenter --net="/run/netns/$NETNS" -- "$@"; }
 
 node_vars() {
   K=$1
@@ -79,13 +84,8 @@ node_ready() {
 
 # The site's CA signs the kubelet's client certificate: system:node:<name> in system:nodes.
 node_cert() {
-  local d=$NDIR/pki
-  mkdir -p "$d"
-  openssl ecparam -name prime256v1 -genkey -noout -out "$d/kubelet.key" 2>/dev/null
-  openssl req -new -key "$d/kubelet.key" -subj "/O=system:nodes/CN=system:node:$NAME" -out "$d/kubelet.csr" 2>/dev/null
-  printf 'extendedKeyUsage=clientAuth\n' >"$d/kubelet.ext"
-  openssl x509 -req -in "$d/kubelet.csr" -CA "$DIR/pki/ca.crt" -CAkey "$DIR/pki/ca.key" -CAcreateserial \
-    -CAserial "$d/ca.srl" -days 30 -extfile "$d/kubelet.ext" -out "$d/kubelet.crt" 2>/dev/null
+  mkdir -p "$NDIR/pki"
+  pki_issue "$DIR/pki" "$NDIR/pki" kubelet "/O=system:nodes/CN=system:node:$NAME" extendedKeyUsage=clientAuth
 }
 
 # Configuration the guest reads from the host's tree (read-only there): paths are the host's.
@@ -100,118 +100,20 @@ BIN=$BIN
 IMPORTS="$imports"
 NODE_LABELS=blockmirror.io/node-kernel=vm
 EOF
-  cat >"$NDIR/kubelet.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: $SITE_LABEL
-    cluster: { server: "https://$NODE_IP:6443", certificate-authority: $DIR/pki/ca.crt }
-users:
-  - name: kubelet
-    user: { client-certificate: $NDIR/pki/kubelet.crt, client-key: $NDIR/pki/kubelet.key }
-contexts:
-  - name: $SITE_LABEL
-    context: { cluster: $SITE_LABEL, user: kubelet }
-current-context: $SITE_LABEL
-EOF
+  kubeconfig_file "$NDIR/kubelet.kubeconfig" "$SITE_LABEL" "https://$NODE_IP:6443" "$DIR/pki/ca.crt" kubelet \
+    --client-cert "$NDIR/pki/kubelet.crt" --client-key "$NDIR/pki/kubelet.key"
   mkdir -p "$NDIR/cni"
-  # No registry section at all: images are imported, never pulled. Runtime state lives
-  # in the guest (/var is its disk, /run a tmpfs).
-  cat >"$NDIR/containerd.toml" <<EOF
-version = 2
-root = "/var/lib/containerd"
-state = "/run/containerd"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-
-[grpc]
-  address = "/run/containerd/containerd.sock"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "/var/lib/containerd-opt"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$SANDBOX_IMAGE"
-  disable_apparmor = true
-  enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$CNI_BIN"
-    conf_dir = "$NDIR/cni"
-    max_conf_num = 1
-EOF
-  cat >"$NDIR/cni/10-bms$INDEX-node$K.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "bms$INDEX-node$K",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "cni0",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "$PODS" }]], "routes": [{ "dst": "0.0.0.0/0" }] }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-EOF
+  # Runtime state lives in the guest (/var is its disk, /run a tmpfs).
+  containerd_config "$NDIR/containerd.toml" --root /var/lib/containerd --state /run/containerd \
+    --socket /run/containerd/containerd.sock --opt-dir /var/lib/containerd-opt \
+    --sandbox-image "$SANDBOX_IMAGE" --cni-bin "$CNI_BIN" --cni-conf-dir "$NDIR/cni"
+  cni_conflist "$NDIR/cni/10-bms$INDEX-node$K.conflist" "bms$INDEX-node$K" "$PODS"
   printf 'options ndots:1\n' >"$NDIR/resolv.conf"
   # As the host node's (hack/site.sh), on the guest's cgroup v2 and its own disk.
-  cat >"$NDIR/kubelet-config.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-cgroupDriver: cgroupfs
-cgroupsPerQOS: false
-enforceNodeAllocatable: []
-failSwapOn: false
-containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
-address: $ADDR
-port: 10250
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: 10248
-authentication:
-  anonymous: { enabled: false }
-  webhook: { enabled: true }
-  x509: { clientCAFile: $DIR/pki/ca.crt }
-authorization:
-  mode: Webhook
-clusterDomain: cluster.local
-resolvConf: $NDIR/resolv.conf
-volumePluginDir: /var/lib/kubelet/volume-plugins
-podCIDR: $PODS
-hairpinMode: hairpin-veth
-serializeImagePulls: false
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard:
-  memory.available: 100Mi
-  nodefs.available: 1%
-  imagefs.available: 1%
-  nodefs.inodesFree: 1%
-syncFrequency: 10s
-nodeStatusReportFrequency: 10s
-EOF
-  cat >"$NDIR/kube-proxy-config.yaml" <<EOF
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection:
-  kubeconfig: $DIR/kube-proxy.kubeconfig
-mode: iptables
-hostnameOverride: $NAME
-bindAddress: $ADDR
-healthzBindAddress: 127.0.0.1:10256
-metricsBindAddress: 127.0.0.1:10249
-clusterCIDR: $POD_CIDR
-nodePortAddresses: ["$ADDR/32"]
-EOF
+  kubelet_config "$NDIR/kubelet-config.yaml" --address "$ADDR" \
+    --runtime-endpoint unix:///run/containerd/containerd.sock --client-ca "$DIR/pki/ca.crt" \
+    --resolv-conf "$NDIR/resolv.conf" --volume-plugin-dir /var/lib/kubelet/volume-plugins --pod-cidr "$PODS"
+  kube_proxy_config "$NDIR/kube-proxy-config.yaml" "$DIR/kube-proxy.kubeconfig" "$NAME" "$ADDR" "$POD_CIDR"
 }
 
 # images_bundle ARCHIVE...: one OCI archive holding every image of ARCHIVE... (their blobs
@@ -276,10 +178,7 @@ down_node() {
   local t pid
   t=$(now)
   if qemu_alive; then
-    pid=$(cat "$NDIR/qemu.pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.05; done
-    kill -KILL "$pid" 2>/dev/null || true
+    stop "$(cat "$NDIR/qemu.pid")" 5
   fi
   # The API server's forwards (busybox nc, named by a link under NDIR) outlive qemu.
   for pid in $(pgrep -f -- "^$NDIR/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
@@ -289,7 +188,7 @@ down_node() {
   fi
   site_json remove
   rm -rf "$NDIR"
-  log "down in $(secs "$t") s"
+  log "down in $(secs_since "$t") s"
 }
 
 # The last lines of the guest's and its components' logs (they go with the node's files).
@@ -349,7 +248,7 @@ up() {
     --disk "$NDIR/disk.img" --share "nodeout=$NDIR/out" \
     --netdev "restrict=on,net=$subnet.0/24,host=$subnet.254,dns=$subnet.253,dhcpstart=$subnet.240,hostfwd=tcp:127.0.0.1:$FWD-$ADDR:10250,guestfwd=tcp:$NODE_IP:6443-cmd:$NDIR/nc 127.0.0.1 6443" \
     -- "bash $ROOT/hack/vm-node-guest.sh $NDIR"
-  log "VM started (qemu $(cat "$NDIR/qemu.pid")) in $(secs "$t") s"
+  log "VM started (qemu $(cat "$NDIR/qemu.pid")) in $(secs_since "$t") s"
   local deadline=$((SECONDS + ${VM_NODE_TIMEOUT:-600})) seen=0 lines
   until node_ready && grep -q '] images imported' "$NDIR/guest.log"; do
     qemu_alive || die "the VM exited before the node was Ready"
@@ -364,7 +263,7 @@ up() {
   done
   trap - EXIT INT TERM
   site_json add
-  log "up: node $NAME Ready at $ADDR, $(secs "$t0") s from start (VM boot to Ready $(secs "$t") s)"
+  log "up: node $NAME Ready at $ADDR, $(secs_since "$t0") s from start (VM boot to Ready $(secs_since "$t") s)"
 }
 
 DIR=
@@ -380,7 +279,7 @@ case ${1:-} in
     [[ -d $2 ]] || exit 0
     DIR=$(cd "$2" && pwd)
     # Without the site's env (already down), only what is under DIR is left to remove.
-    if [[ -f $DIR/site.env ]]; then load_site; else SITE_LABEL=site INDEX=0 NETNS=none; fi
+    site_env "$DIR" || { SITE_LABEL=site INDEX=0 NETNS=none; }
     if (($# == 4)); then
       down_node "$4"
     else

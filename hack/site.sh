@@ -42,6 +42,26 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/lib/site-pki.sh
+source "$ROOT/hack/lib/site-pki.sh"
+# shellcheck source=hack/lib/kubelet-config.sh
+source "$ROOT/hack/lib/kubelet-config.sh"
+# shellcheck source=hack/lib/kube-proxy-config.sh
+source "$ROOT/hack/lib/kube-proxy-config.sh"
+# shellcheck source=hack/lib/containerd-config.sh
+source "$ROOT/hack/lib/containerd-config.sh"
+# shellcheck source=hack/lib/cni-conflist.sh
+source "$ROOT/hack/lib/cni-conflist.sh"
+# shellcheck source=hack/lib/kubeconfig.sh
+source "$ROOT/hack/lib/kubeconfig.sh"
+# shellcheck source=hack/lib/site-env.sh
+source "$ROOT/hack/lib/site-env.sh"
+# shellcheck source=hack/lib/processes.sh
+source "$ROOT/hack/lib/processes.sh"
+# shellcheck source=hack/lib/loop-devices.sh
+source "$ROOT/hack/lib/loop-devices.sh"
+# shellcheck source=hack/lib/timing.sh
+source "$ROOT/hack/lib/timing.sh"
 KUBE_VERSION=${KUBE_VERSION:-v1.36.3}
 BIN=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/kube-$KUBE_VERSION/bin
 CNI_BIN=${CNI_BIN:-/usr/lib/cni}
@@ -54,43 +74,16 @@ SITE_LABEL=site
 log() { printf 'site %s: %s\n' "$SITE_LABEL" "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-now() { printf '%s' "${EPOCHREALTIME/./}"; } # microseconds
 PHASES=()
 # phase NAME START: records how long NAME took since START (from `now`).
 phase() {
-  local us=$(($(now) - $2))
-  PHASES+=("$1 $(printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000)))s")
-  log "$1 took $(printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000))) s"
+  local s
+  s=$(secs_since "$2")
+  PHASES+=("$1 ${s}s")
+  log "$1 took $s s"
 }
 
 # --- processes -----------------------------------------------------------------------
-
-alive() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
-}
-
-# stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 10).
-stop_pid() {
-  local pid=$1 deadline=$((SECONDS + ${2:-10}))
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while alive "$pid"; do
-    if ((SECONDS >= deadline)); then kill -KILL "$pid" 2>/dev/null || true; break; fi
-    sleep 0.05
-  done
-}
-
-# stop_pidfile FILE: stops the process FILE names, if it is still ours: every component's
-# command line names DIR, so a pid reused since by another process is left alone.
-stop_pidfile() {
-  local f=$1 pid
-  [[ -f $f ]] || return 0
-  pid=$(cat "$f")
-  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -F -- "$DIR/" >/dev/null; then
-    stop_pid "$pid" "${2:-10}"
-  fi
-  rm -f "$f"
-}
 
 # pids_in_netns FILE...: processes whose network namespace is one of these namespace files.
 pids_in_netns() {
@@ -106,35 +99,6 @@ pids_in_netns() {
     [[ $inodes == *" $ino "* ]] && printf '%s\n' "${p#/proc/}"
   done
   return 0
-}
-
-# in_ns CMD...: run CMD in the site's network namespace (only the network: the mount
-# namespace stays the host's, so the kubelet's and containerd's mounts are seen by both).
-in_ns() { nsenter --net="/run/netns/$NETNS" -- "$@"; }
-
-# start NAME CMD...: start a long-running process in the namespace, logging to DIR/NAME.log.
-# A simple command in the background: bash forks and execs nsenter, which execs CMD, so
-# $! is CMD's own pid (a function here would leave a subshell's pid instead).
-start() {
-  local name=$1
-  shift
-  nsenter --net="/run/netns/$NETNS" -- "$@" </dev/null >"$DIR/$name.log" 2>&1 &
-  echo $! >"$DIR/$name.pid"
-}
-
-# wait_until WHAT SECONDS PIDNAMES CMD...: poll CMD until it succeeds; fail when a process
-# named in PIDNAMES (space separated, DIR/<name>.pid) exits or the deadline passes.
-wait_until() {
-  local what=$1 secs=$2 names=$3 deadline n
-  shift 3
-  deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    for n in $names; do
-      alive "$(cat "$DIR/$n.pid")" || { tail -n 30 "$DIR/$n.log" >&2; die "$n exited while waiting for $what"; }
-    done
-    ((SECONDS < deadline)) || die "$what not reached after $secs s (logs in $DIR)"
-    sleep 0.1
-  done
 }
 
 # --- network -------------------------------------------------------------------------
@@ -193,33 +157,20 @@ net_down() {
 
 # --- certificates and credentials -------------------------------------------------------
 
-# P-256 keys: generated in milliseconds where RSA takes seconds on a loaded 2-core host.
-key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
-
-# signed NAME SUBJECT EXTENSIONS: DIR/pki/NAME.{key,crt}, signed by the site's CA.
-signed() {
-  local d=$DIR/pki
-  key "$d/$1.key"
-  openssl req -new -key "$d/$1.key" -subj "$2" -out "$d/$1.csr" 2>/dev/null
-  printf '%s\n' "$3" >"$d/$1.ext"
-  openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
-    -extfile "$d/$1.ext" -out "$d/$1.crt" 2>/dev/null
-}
-
 certs() {
   local d=$DIR/pki ip=$1
   mkdir -p "$d"
   # Kept across down/up, unless the node address changed (the API server's SAN).
   [[ -f $d/done && $(cat "$d/done") == "$ip" ]] && return 0
-  key "$d/ca.key"
+  pki_key "$d/ca.key"
   openssl req -x509 -new -key "$d/ca.key" -days 30 -subj "/CN=blockmirror-$SITE_LABEL-ca" -out "$d/ca.crt" 2>/dev/null
   # The API server: its node address, the kubernetes Service's ClusterIP and names.
-  signed apiserver /CN=kube-apiserver \
+  pki_issue "$d" "$d" apiserver /CN=kube-apiserver \
     "subjectAltName=IP:$ip,IP:10.96.0.1,IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   # What the API server presents to kubelets (logs, exec): a cluster admin's client certificate.
-  signed apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" extendedKeyUsage=clientAuth
+  pki_issue "$d" "$d" apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" extendedKeyUsage=clientAuth
   # Service-account token signing key (TokenRequest, the controller-manager's tokens).
-  key "$d/sa.key"
+  pki_key "$d/sa.key"
   openssl ec -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
   printf '%s\n' "$ip" >"$d/done"
 }
@@ -230,23 +181,8 @@ token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 kubeconfig() {
   local name=$1 user=$2 tok
   tok=$(awk -F, -v u="$user" '$2 == u { print $1 }' "$DIR/tokens.csv")
-  cat >"$DIR/$name.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: $SITE_LABEL
-    cluster:
-      server: https://$NODE_IP:6443
-      certificate-authority: $DIR/pki/ca.crt
-users:
-  - name: $name
-    user:
-      token: $tok
-contexts:
-  - name: $SITE_LABEL
-    context: { cluster: $SITE_LABEL, user: $name, namespace: default }
-current-context: $SITE_LABEL
-EOF
+  kubeconfig_file "$DIR/$name.kubeconfig" "$SITE_LABEL" "https://$NODE_IP:6443" "$DIR/pki/ca.crt" "$name" \
+    --token "$tok" --namespace default
 }
 
 credentials() {
@@ -273,153 +209,38 @@ credentials() {
 
 # --- configuration files ------------------------------------------------------------------
 
-containerd_config() {
+# runtime_config: the node's containerd and CNI configuration.
+runtime_config() {
   local c=$DIR/containerd
   mkdir -p "$c" "$DIR/cni/net.d"
-  # No registry section at all: images are imported, never pulled.
-  cat >"$c/config.toml" <<EOF
-version = 2
-root = "$c/root"
-state = "$c/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-
-[grpc]
-  address = "$c/containerd.sock"
-
-[ttrpc]
-  address = "$c/containerd.sock.ttrpc"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$c/opt"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$SANDBOX_IMAGE"
-  netns_mounts_under_state_dir = true
-  disable_apparmor = true
-  enable_selinux = false
-  # The host withholds CAP_SYS_RESOURCE: runc cannot lower a sandbox's oom_score_adj
-  # below containerd's own (-998 for sandboxes fails), so it is clamped there.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-        Root = "$c/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$CNI_BIN"
-    conf_dir = "$DIR/cni/net.d"
-    max_conf_num = 1
-EOF
+  # Everything under DIR: the host has other sites' containerds.
+  containerd_config "$c/config.toml" --root "$c/root" --state "$c/state" --socket "$c/containerd.sock" \
+    --ttrpc-socket "$c/containerd.sock.ttrpc" --opt-dir "$c/opt" --runc-root "$c/runc" \
+    --sandbox-image "$SANDBOX_IMAGE" --netns-under-state --restrict-oom-score-adj \
+    --cni-bin "$CNI_BIN" --cni-conf-dir "$DIR/cni/net.d"
   # Pods of this node: a bridge with masquerading to the node's address, host-local
   # addresses from the node's pod CIDR (allocations kept under DIR), hostPorts.
-  cat >"$DIR/cni/net.d/10-bms$INDEX.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "bms$INDEX",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "cni0",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$DIR/cni/ipam",
-        "ranges": [[{ "subnet": "$NODE_POD_CIDR" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }]
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
-  ]
-}
-EOF
+  cni_conflist "$DIR/cni/net.d/10-bms$INDEX.conflist" "bms$INDEX" "$NODE_POD_CIDR" "$DIR/cni/ipam"
 }
 
-kubelet_config() {
+node_kubelet_config() {
   mkdir -p "$DIR/kubelet" "$DIR/pod-logs"
   # Pods get no name servers: nothing outside the sites is reachable.
   printf 'options ndots:1\n' >"$DIR/resolv.conf"
-  cat >"$DIR/kubelet-config.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-# This host has cgroup v1 only, no systemd: cgroupfs, no QoS or node-allocatable cgroups.
-failCgroupV1: false
-cgroupDriver: cgroupfs
-cgroupsPerQOS: false
-enforceNodeAllocatable: []
-failSwapOn: false
-containerRuntimeEndpoint: unix://$DIR/containerd/containerd.sock
-address: $NODE_IP
-port: 10250
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: 10248
-authentication:
-  anonymous: { enabled: false }
-  webhook: { enabled: true }
-  x509: { clientCAFile: $DIR/pki/ca.crt }
-authorization:
-  mode: Webhook
-clusterDomain: cluster.local
-resolvConf: $DIR/resolv.conf
-podLogsDir: $DIR/pod-logs
-volumePluginDir: $DIR/kubelet/volume-plugins
-podCIDR: $NODE_POD_CIDR
-hairpinMode: hairpin-veth
-serializeImagePulls: false
-# Imported images are never pulled again: never collect them, never evict for disk.
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard:
-  memory.available: 100Mi
-  nodefs.available: 1%
-  imagefs.available: 1%
-  nodefs.inodesFree: 1%
-syncFrequency: 10s
-nodeStatusReportFrequency: 10s
-EOF
-}
-
-kube_proxy_config() {
-  cat >"$DIR/kube-proxy-config.yaml" <<EOF
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection:
-  kubeconfig: $DIR/kube-proxy.kubeconfig
-mode: iptables
-hostnameOverride: $NODE_NAME
-bindAddress: $NODE_IP
-healthzBindAddress: 127.0.0.1:10256
-metricsBindAddress: 127.0.0.1:10249
-clusterCIDR: $POD_CIDR
-nodePortAddresses: ["$NODE_IP/32"]
-# The conntrack table is the kernel's, shared with the host: leave its settings alone.
-conntrack:
-  maxPerCore: 0
-  min: 0
-  tcpEstablishedTimeout: 0s
-  tcpCloseWaitTimeout: 0s
-EOF
+  kubelet_config "$DIR/kubelet-config.yaml" --cgroup-v1 --address "$NODE_IP" \
+    --runtime-endpoint "unix://$DIR/containerd/containerd.sock" --client-ca "$DIR/pki/ca.crt" \
+    --resolv-conf "$DIR/resolv.conf" --pod-logs-dir "$DIR/pod-logs" \
+    --volume-plugin-dir "$DIR/kubelet/volume-plugins" --pod-cidr "$NODE_POD_CIDR"
 }
 
 # --- up / down ----------------------------------------------------------------------------
 
-load_env() {
-  [[ -f $DIR/site.env ]] || return 1
-  # shellcheck disable=SC1091
-  source "$DIR/site.env"
-}
-
 site_running() {
-  load_env || return 1
+  site_env "$DIR" || return 1
   [[ -e /run/netns/$NETNS ]] || return 1
   local n
   for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
-    [[ -f $DIR/$n.pid ]] && alive "$(cat "$DIR/$n.pid")" || return 1
+    pidfile_alive "$DIR/$n.pid" || return 1
   done
 }
 
@@ -500,9 +321,10 @@ EOF
   t=$(now)
   certs "$NODE_IP"
   credentials
-  containerd_config
-  kubelet_config
-  kube_proxy_config
+  runtime_config
+  node_kubelet_config
+  kube_proxy_config "$DIR/kube-proxy-config.yaml" "$DIR/kube-proxy.kubeconfig" "$NODE_NAME" "$NODE_IP" "$POD_CIDR" \
+    --shared-conntrack
   phase "certificates and configuration" "$t"
 
   # The kubelet's root dir: a shared mount, so that pods' mount propagation works.
@@ -511,13 +333,13 @@ EOF
   mount --make-rshared "$DIR/kubelet"
 
   t=$(now)
-  start etcd etcd --name default --data-dir "$DIR/etcd" \
+  in_ns_start "$DIR" etcd etcd --name default --data-dir "$DIR/etcd" \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster default=http://127.0.0.1:2380
   # containerd starts meanwhile: it needs nothing from the control plane.
-  start containerd containerd --config "$DIR/containerd/config.toml"
-  start kube-apiserver "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
+  in_ns_start "$DIR" containerd containerd --config "$DIR/containerd/config.toml"
+  in_ns_start "$DIR" kube-apiserver "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
     --bind-address=0.0.0.0 --secure-port=6443 --advertise-address="$NODE_IP" \
     --tls-cert-file="$DIR/pki/apiserver.crt" --tls-private-key-file="$DIR/pki/apiserver.key" \
     --client-ca-file="$DIR/pki/ca.crt" --token-auth-file="$DIR/tokens.csv" \
@@ -528,36 +350,36 @@ EOF
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$DIR/pki/sa.pub" --service-account-signing-key-file="$DIR/pki/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR"
-  wait_until "containerd's socket" 60 containerd ctr_ version
+  wait_until "$DIR" "containerd's socket" 60 containerd ctr_ version
   import_images "$sandbox_archive" ${imports[@]+"${imports[@]}"}
   phase "containerd ready, images imported (meanwhile the API server starts)" "$t"
-  wait_until "the API server's /readyz" 90 "etcd kube-apiserver" \
+  wait_until "$DIR" "the API server's /readyz" 90 "etcd kube-apiserver" \
     "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" get --raw /readyz
   phase "etcd and kube-apiserver ready" "$t"
 
   t=$(now)
-  start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$DIR/controller-manager.kubeconfig" \
+  in_ns_start "$DIR" kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$DIR/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$DIR/controller-manager.kubeconfig" --authorization-kubeconfig="$DIR/controller-manager.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port=10257 --use-service-account-credentials=true \
     --service-account-private-key-file="$DIR/pki/sa.key" --root-ca-file="$DIR/pki/ca.crt" \
     --cluster-signing-cert-file="$DIR/pki/ca.crt" --cluster-signing-key-file="$DIR/pki/ca.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" --cluster-cidr="$POD_CIDR"
-  start kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$DIR/scheduler.kubeconfig" \
+  in_ns_start "$DIR" kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$DIR/scheduler.kubeconfig" \
     --authentication-kubeconfig="$DIR/scheduler.kubeconfig" --authorization-kubeconfig="$DIR/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port=10259
-  start kubelet "$BIN/kubelet" --config="$DIR/kubelet-config.yaml" --kubeconfig="$DIR/kubelet.kubeconfig" \
+  in_ns_start "$DIR" kubelet "$BIN/kubelet" --config="$DIR/kubelet-config.yaml" --kubeconfig="$DIR/kubelet.kubeconfig" \
     --root-dir="$DIR/kubelet" --cert-dir="$DIR/kubelet/pki" --node-ip="$NODE_IP" --hostname-override="$NODE_NAME"
-  start kube-proxy "$BIN/kube-proxy" --config="$DIR/kube-proxy-config.yaml"
+  in_ns_start "$DIR" kube-proxy "$BIN/kube-proxy" --config="$DIR/kube-proxy-config.yaml"
   # The kubelet checks its callers' tokens and permissions (logs, exec) with the API server.
   "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" create clusterrolebinding blockmirror:kubelet-delegated-auth \
     --clusterrole=system:auth-delegator --group=system:nodes >/dev/null
-  wait_until "node $NODE_NAME Ready" 120 "kube-apiserver containerd kubelet kube-controller-manager kube-scheduler kube-proxy" \
+  wait_until "$DIR" "node $NODE_NAME Ready" 120 "kube-apiserver containerd kubelet kube-controller-manager kube-scheduler kube-proxy" \
     node_ready
   phase "controller-manager, scheduler, kubelet, kube-proxy: node Ready" "$t"
 
   t=$(now)
   # What every pod needs from the controller-manager before it can start.
-  wait_until "the default ServiceAccount and kube-root-ca.crt" 60 "kube-controller-manager" \
+  wait_until "$DIR" "the default ServiceAccount and kube-root-ca.crt" 60 "kube-controller-manager" \
     "$BIN/kubectl" --kubeconfig "$DIR/kubeconfig" get serviceaccount/default configmap/kube-root-ca.crt
   phase "service account and root CA" "$t"
   trap - EXIT INT TERM
@@ -596,30 +418,22 @@ umount_under() {
   done
 }
 
-# detach_loops_under DIR: every loop device whose backing file is under DIR.
-detach_loops_under() {
-  local loop file
-  while read -r loop file; do
-    [[ $file == "$1/"* ]] && { losetup --detach "$loop" 2>/dev/null || true; }
-  done < <(losetup --list --noheadings --raw --output NAME,BACK-FILE 2>/dev/null || true)
-  return 0
-}
-
 down_quiet() {
   # VM nodes that joined the site (hack/site-vm-node.sh) first, while its API server is up.
   if compgen -G "$DIR/vm-node*" >/dev/null; then bash "$ROOT/hack/site-vm-node.sh" down "$DIR"; fi
-  load_env || { umount_under "$DIR"; return 0; }
-  local t
+  site_env "$DIR" || { umount_under "$DIR"; return 0; }
+  local t n
   t=$(now)
   # The kubelet first, so that it restarts nothing; then every container, by the network
   # namespaces they run in (pods' namespaces under DIR, hostNetwork pods in the site's).
-  stop_pidfile "$DIR/kubelet.pid"
-  stop_pidfile "$DIR/kube-proxy.pid"
+  # Every component's command line names DIR: a pid reused since is left alone.
+  stop_pidfile "$DIR/kubelet.pid" "$DIR/" 10
+  stop_pidfile "$DIR/kube-proxy.pid" "$DIR/" 10
   # Containers are deleted through containerd (runc removes their cgroups and mounts,
   # the shims exit); what that leaves is killed below.
   local ids=() tasks=() id
   mapfile -t ids < <(ls "$DIR/containerd/state/io.containerd.runtime.v2.task/k8s.io" 2>/dev/null || true)
-  if [[ -f $DIR/containerd.pid ]] && alive "$(cat "$DIR/containerd.pid")"; then
+  if pidfile_alive "$DIR/containerd.pid"; then
     mapfile -t tasks < <(ctr_ --timeout 10s tasks ls -q 2>/dev/null || true)
     for id in ${tasks[@]+"${tasks[@]}"}; do ctr_ --timeout 10s tasks rm -f "$id" >/dev/null 2>&1 || true; done
   fi
@@ -630,11 +444,9 @@ down_quiet() {
     # containerd and the control plane stop by their pid files below.
     [[ $own == *" $pid "* ]] || kill -KILL "$pid" 2>/dev/null || true
   done
-  stop_pidfile "$DIR/containerd.pid"
-  stop_pidfile "$DIR/kube-scheduler.pid"
-  stop_pidfile "$DIR/kube-controller-manager.pid"
-  stop_pidfile "$DIR/kube-apiserver.pid"
-  stop_pidfile "$DIR/etcd.pid"
+  for n in containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    stop_pidfile "$DIR/$n.pid" "$DIR/" 10
+  done
   # Anything else still in the site's namespace (a shim that outlived containerd).
   for pid in $(pids_in_netns "/run/netns/$NETNS"); do kill -KILL "$pid" 2>/dev/null || true; done
   # Loop devices over files under DIR: a CSI driver's volume images, and the kubelet's hold
@@ -694,7 +506,7 @@ case ${1:-} in
     [[ $# -ge 3 ]] || die "usage: $0 import DIR FILE..."
     DIR=$(cd "$2" && pwd)
     shift 2
-    load_env || die "no site in $DIR"
+    site_env "$DIR" || die "no site in $DIR"
     SITE_LABEL=${SITE_LABEL:-site}
     import_images "$@"
     ;;
@@ -702,7 +514,7 @@ case ${1:-} in
     [[ $# -eq 2 ]] || die "usage: $0 down DIR"
     [[ -d $2 ]] || exit 0
     DIR=$(cd "$2" && pwd)
-    load_env || true
+    site_env "$DIR" || true
     down_quiet
     ;;
   *) die "usage: $0 up DIR [options] | import DIR FILE... | down DIR" ;;
