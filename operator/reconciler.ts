@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'winston';
 import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
 import type { Pair__Output } from '../proto/gen/blockmirror/control/v1/Pair.js';
-import { pairToJson } from '../sidecar/cli/format-pair.js';
+import { pairToJson } from '../sidecar/control/pair-json.js';
 import { BlockmirrorError } from '../sidecar/errors.js';
 import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';

@@ -1,5 +1,5 @@
-import type { PairJson } from '../../sidecar/cli/format-pair.js';
-import { formatBytes } from '../../sidecar/cli/format-pair.js';
+import type { PairJson } from '../../sidecar/control/pair-json.js';
+import { formatBytes } from '../../sidecar/control/format-bytes.js';
 import type { Condition, ConditionStatus, PairPhase, ReplicationMode, ReplicationPairStatus, SidecarRef } from '../api/replication-pair.js';
 
 /** A problem the operator found before or instead of reaching the sidecar. */

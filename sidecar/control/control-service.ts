@@ -1,13 +1,11 @@
 import { status as GrpcStatus, type sendUnaryData, type ServerErrorResponse } from '@grpc/grpc-js';
 import type { Logger } from 'winston';
 import type { ControlServiceHandlers } from '../../proto/gen/blockmirror/control/v1/ControlService.js';
-import type { Pair as PairMessage } from '../../proto/gen/blockmirror/control/v1/Pair.js';
 import type { PairSpec__Output } from '../../proto/gen/blockmirror/control/v1/PairSpec.js';
 import { BlockmirrorError, FailedPreconditionError } from '../errors.js';
-import type { PairStatusView } from '../pair/pair.js';
 import type { PairManager } from '../pair/pair-manager.js';
 import type { PairSpecInput } from '../pair/pair-spec.js';
-import { pairStateToProto } from '../pair/pair-state.js';
+import { toMessage } from './pair-message.js';
 import type { VolumeSplice } from '../splice/volume-splice.js';
 
 /** The control API's handlers: typed from proto/, so a missing RPC fails to compile. */
@@ -68,51 +66,6 @@ function fromSpec(spec: PairSpec__Output | null): PairSpecInput {
     ...(spec.maxCoordinationMs ? { maxCoordinationMs: spec.maxCoordinationMs } : {}),
     ...(spec.maxDrainMs ? { maxDrainMs: spec.maxDrainMs } : {}),
     ...(spec.consistencyGroup ? { consistencyGroup: spec.consistencyGroup } : {}),
-  };
-}
-
-export function toMessage(p: PairStatusView): PairMessage {
-  return {
-    spec: {
-      name: p.name,
-      volumePath: p.volumePath,
-      role: p.role === 'primary' ? 'ROLE_PRIMARY' : 'ROLE_SECONDARY',
-      mode: p.mode === 'async' ? 'MODE_ASYNC' : 'MODE_SYNC',
-      peerAddress: p.peer,
-      blockSize: p.blockSize,
-      peerPair: p.peerPair,
-      consistencyGroup: p.consistencyGroup,
-      ...p.settings,
-    },
-    status: {
-      state: pairStateToProto(p.state),
-      volumeBytes: p.volumeBytes,
-      outOfSyncBytes: p.outOfSyncBytes,
-      dirtyBlocks: p.dirtyBlocks,
-      resyncProgressPercent: p.resyncProgressPercent,
-      lastInSyncTimeMs: p.lastInSyncTimeMs,
-      lastConsistencyPointTimeMs: p.lastConsistencyPointTimeMs,
-      rpoSeconds: p.rpoSeconds,
-      groupsFormed: p.groupsFormed,
-      groupsFailed: p.groupsFailed,
-      groupsDeferred: p.groupsDeferred,
-      replicationErrors: p.replicationErrors,
-      coordinationHoldP50Ms: p.coordinationHoldP50Ms,
-      coordinationHoldP99Ms: p.coordinationHoldP99Ms,
-      coordinationHoldMaxMs: p.coordinationHoldMaxMs,
-      retries: p.retries,
-      lastError: p.lastError,
-      bytesWritten: p.bytesWritten,
-      bytesRead: p.bytesRead,
-      writeOps: p.writeOps,
-      readOps: p.readOps,
-      nbdConnections: p.nbdConnections,
-      nbdAddress: p.nbdAddress,
-      nbdSocket: p.nbdSocket,
-      volumePath: p.volumePath,
-      bytesOnWire: p.bytesOnWire,
-      bytesReplicated: p.bytesReplicated,
-    },
   };
 }
 

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pairToJson, type PairJson } from '../../sidecar/cli/format-pair.js';
+import { pairToJson, type PairJson } from '../../sidecar/control/pair-json.js';
 import { ControlClient } from '../../sidecar/control/control-client.js';
 import { runCli } from './run-cli.js';
 import { waitFor } from './wait-for.js';
