@@ -1,4 +1,5 @@
-import { access, realpath, rm } from 'node:fs/promises';
+import { access, mkdir, realpath, rm } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
 import type { Logger } from 'winston';
 import type { TlsFiles } from '../grpc/grpc-credentials.js';
 import type { SecondaryEndpoint } from '../replication/secondary-endpoint.js';
@@ -20,6 +21,9 @@ export interface PairManagerOptions {
   /** A pair restarted (its export's connections dropped): the splice reconnects to it. */
   onRestarted?(pair: string): Promise<void>;
 }
+
+/** A socket file name in the run directory: no path, no dot-only names. */
+const SOCKET_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
 
 interface Entry {
   spec: PairSpec;
@@ -63,7 +67,7 @@ export class PairManager {
 
   create(input: PairSpecInput): Promise<PairStatusView> {
     return this.#serialized(async () => {
-      const spec = validatePairSpec(input);
+      const spec = validatePairSpec(await this.#placeSocket(input));
       if (this.#entries.has(spec.name)) throw new AlreadyExistsError(`pair ${spec.name} already exists`);
       const real = await realpath(spec.volumePath).catch((err: Error) => {
         throw new InvalidArgumentError(`volume ${spec.volumePath}: ${err.message}`);
@@ -109,7 +113,7 @@ export class PairManager {
   update(input: PairSpecInput): Promise<PairStatusView> {
     return this.#serialized(async () => {
       const e = this.#entry(input.name ?? '');
-      const spec = validatePairSpec({ ...input, paused: e.spec.paused });
+      const spec = validatePairSpec({ ...(await this.#placeSocket(input)), paused: e.spec.paused });
       for (const field of ['volumePath', 'role', 'mode', 'blockSize'] as const) {
         if (spec[field] !== e.spec[field]) {
           throw new FailedPreconditionError(`pair ${spec.name}: ${field} cannot change on a live pair (${String(e.spec[field])} -> ${String(spec[field])}); delete and recreate it`);
@@ -243,6 +247,20 @@ export class PairManager {
       coordinationHoldP99Ms: 0,
       coordinationHoldMaxMs: 0,
     };
+  }
+
+  /**
+   * A bare socket name (what the operator sends: it does not know the node's paths) is
+   * placed in the sidecar's run directory, which only root can enter: the kernel's NBD
+   * client under the splice is the export's one user.
+   */
+  async #placeSocket(input: PairSpecInput): Promise<PairSpecInput> {
+    const name = input.nbdSocket;
+    if (name === undefined || name === '' || isAbsolute(name)) return input;
+    if (!SOCKET_NAME.test(name)) throw new InvalidArgumentError(`NBD socket ${JSON.stringify(name)} must be an absolute path or a bare file name (letters, digits, '.', '_', '-')`);
+    const dir = join(this.#opts.stateDir, 'run');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return { ...input, nbdSocket: join(dir, name) };
   }
 
   #persist(): Promise<void> {
