@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { createLogger, transports } from 'winston';
 import type { Pair__Output } from '../proto/gen/blockmirror/control/v1/Pair.js';
 import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
+import type { SplicedVolume__Output } from '../proto/gen/blockmirror/control/v1/SplicedVolume.js';
 import { FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { EventRecord } from './kube/kube-client.js';
 import type { LocateResult } from './discovery/volume-locator.js';
@@ -26,6 +27,37 @@ class FakeSidecar implements SidecarControl {
   readonly calls: string[] = [];
   state = 'PAIR_STATE_IN_SYNC';
   failCreate: { grpcCode: number; message: string } | undefined;
+  /** The node splice's records by pv; undefined: a sidecar without a splice. */
+  volumes: Map<string, SplicedVolume__Output> | undefined = new Map();
+
+  listVolumes(): Promise<SplicedVolume__Output[]> {
+    this.calls.push('list volumes');
+    if (this.volumes === undefined) return Promise.reject(Object.assign(new Error('this sidecar has no node splice'), { grpcCode: 9 }));
+    return Promise.resolve([...this.volumes.values()]);
+  }
+
+  /** What the CSI node proxy does at NodeStage: the volume mapped directly (dm-era tracking). */
+  stage(pv: string, device: string): void {
+    this.volumes!.set(pv, { pv, device, state: 'direct', pair: '', dmDevice: `/dev/mapper/blockmirror-${pv}`, nbdDevice: '' });
+  }
+
+  attachVolume(pv: string, pair: string): Promise<SplicedVolume__Output> {
+    this.calls.push(`attach ${pv} ${pair}`);
+    const v = this.volumes?.get(pv);
+    if (v === undefined) return Promise.reject(Object.assign(new Error('not staged'), { grpcCode: 5 }));
+    const next = { ...v, state: 'attached', pair, nbdDevice: '/dev/nbd0' };
+    this.volumes!.set(pv, next);
+    return Promise.resolve(next);
+  }
+
+  detachVolume(pv: string): Promise<SplicedVolume__Output> {
+    this.calls.push(`detach ${pv}`);
+    const v = this.volumes?.get(pv);
+    if (v === undefined) return Promise.reject(Object.assign(new Error('not staged'), { grpcCode: 5 }));
+    const next = { ...v, state: 'direct', nbdDevice: '' };
+    this.volumes!.set(pv, next);
+    return Promise.resolve(next);
+  }
 
   getPair(name: string): Promise<Pair__Output> {
     this.calls.push(`get ${name}`);
@@ -53,6 +85,9 @@ class FakeSidecar implements SidecarControl {
 
   deletePair(name: string): Promise<void> {
     this.calls.push(`delete ${name}`);
+    if ([...(this.volumes?.values() ?? [])].some((v) => v.pair === name && v.state !== 'direct')) {
+      return Promise.reject(Object.assign(new Error(`pair ${name} carries a spliced volume's I/O: detach the volume first`), { grpcCode: 9 }));
+    }
     if (!this.pairs.delete(name)) return Promise.reject(Object.assign(new Error('no such pair'), { grpcCode: 5 }));
     return Promise.resolve();
   }
@@ -100,7 +135,7 @@ function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissin
       },
       secretHasKeys: () => Promise.resolve('ok' as const),
     },
-    locate: () => Promise.resolve(opts.locate ?? { location: { pvName: 'pv-1', node: 'node-a', path: '/data/pv-1.img' } }),
+    locate: () => Promise.resolve(opts.locate ?? { location: { pvName: 'pv-1', node: 'node-a', path: '/data/pv-1.img', usedBy: [] } }),
     sidecarFor: (node) => Promise.resolve(opts.sidecarMissing ? { missing: `no sidecar on ${node}` } : { found: { node, control: `${node}:7400`, peer: `${node}:7401`, splice } }),
     control: (endpoint) => {
       let s = sidecars.get(endpoint);
@@ -176,7 +211,8 @@ describe('Reconciler', () => {
     await r.reconciler.reconcile('apps/db', signal);
     r.current = { ...r.current, spec: { ...r.current.spec, mode: 'async', async: { groupIntervalMs: 500 } } };
     await r.reconciler.reconcile('apps/db', signal);
-    expect(r.sidecar.calls.slice(2)).toEqual(['get apps.db', 'delete apps.db', 'create apps.db']);
+    // A pair carrying a spliced volume cannot be deleted: its volumes are detached first.
+    expect(r.sidecar.calls.slice(2)).toEqual(['get apps.db', 'list volumes', 'delete apps.db', 'create apps.db']);
     expect(r.sidecar.pairs.get('apps.db')!.spec).toMatchObject({ mode: 'MODE_ASYNC', groupIntervalMs: 500 });
     expect(r.events.map((e) => e.reason)).toContain('Reconfigured');
 
@@ -252,7 +288,7 @@ describe('Reconciler', () => {
 
   describe('a volume that opts in to the splice, on a node that cannot splice', () => {
     const NO_DM = 'no device-mapper: /dev/mapper/control missing (load dm_mod on the node)';
-    const optedIn: LocateResult = { location: { pvName: 'pv-1', node: 'node-a', path: '/dev/loop7', spliceOptIn: "StorageClass spliced's parameter blockmirror.io/replicate" } };
+    const optedIn: LocateResult = { location: { pvName: 'pv-1', node: 'node-a', path: '/dev/loop7', usedBy: [], spliceOptIn: "StorageClass spliced's parameter blockmirror.io/replicate" } };
     const condition = (r: ReturnType<typeof rig>, type: string) => r.current.status?.conditions?.find((c) => c.type === type);
 
     it('the primary gets Ready=False NodeCannotSplice saying what is missing and what to do, a Warning event, and nothing on the sidecar', async () => {
@@ -313,5 +349,109 @@ describe('Reconciler', () => {
       expect(secondary.sidecar.pairs.get('apps.db')?.spec?.role).toBe('ROLE_SECONDARY');
       expect(secondary.current.status?.state).toBe('InSync');
     });
+  });
+  describe('a primary on a CSI volume: replicated only through the node splice', () => {
+    const csiAt = (usedBy: string[] = ['apps/db-0'], spliceOptIn: string | null = "StorageClass fast's parameter blockmirror.io/replicate"): LocateResult => ({
+      location: { pvName: 'pvc-1', node: 'node-a', csi: { driver: 'lab.csi', volumeHandle: 'vol-1', splicePv: 'vol-1', volumeMode: 'Filesystem' }, usedBy, ...(spliceOptIn ? { spliceOptIn } : {}) },
+    });
+    const condition = (r: ReturnType<typeof rig>, type: string) => r.current.status?.conditions?.find((c) => c.type === type);
+
+    it('creates the pair on the raw device the splice maps, with a socket export, attaches it live, and only then reports the sidecar state', async () => {
+      const r = rig(pairObject(), { locate: csiAt() });
+      r.sidecar.stage('vol-1', '/dev/loop4');
+      expect(await r.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 1000 });
+      expect(r.sidecar.pairs.get('apps.db')!.spec).toMatchObject({ volumePath: '/dev/loop4', nbdSocket: 'apps.db.sock', nbdListen: '', role: 'ROLE_PRIMARY' });
+      expect(r.sidecar.calls).toEqual(['list volumes', 'get apps.db', 'create apps.db', 'attach vol-1 apps.db', 'get apps.db']);
+      expect(r.sidecar.volumes!.get('vol-1')).toMatchObject({ state: 'attached', pair: 'apps.db' });
+      expect(r.current.status?.state).toBe('InSync');
+      expect(condition(r, 'Synchronized')?.status).toBe('True');
+      expect(r.events.find((e) => e.reason === 'Attached')?.message).toContain('/dev/mapper/blockmirror-vol-1');
+      // Idempotent: attached already, nothing more.
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.slice(5)).toEqual(['list volumes', 'get apps.db']);
+    });
+
+    it('a volume not behind the tap is never InSync: Ready=False NotSpliced saying what to do, and a sidecar pair left from before goes', async () => {
+      const r = rig(pairObject(), { locate: csiAt() });
+      // An old-style pair (on the kubelet's mount) reporting InSync.
+      await r.sidecar.createPair({ name: 'apps.db', volumePath: '/var/lib/kubelet/plugins/kubernetes.io/csi/lab.csi/x/globalmount', role: 'ROLE_PRIMARY' });
+      expect(await r.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 1000 });
+      expect(r.sidecar.pairs.size).toBe(0);
+      expect(r.current.status?.state).toBe('Pending');
+      const ready = condition(r, 'Ready')!;
+      expect(ready).toMatchObject({ status: 'False', reason: 'NotSpliced' });
+      expect(ready.message).toContain('restart the pod once (apps/db-0)');
+      expect(ready.message).toContain('csiProxy.drivers names lab.csi');
+      expect(condition(r, 'Synchronized')).toMatchObject({ status: 'False', reason: 'NotSpliced' });
+
+      // Not opted in: the message says so; no pod yet: it says the kubelet will stage it.
+      const plain = rig(pairObject(), { locate: csiAt(['apps/db-0'], null) });
+      await plain.reconciler.reconcile('apps/db', signal);
+      expect(condition(plain, 'Ready')?.message).toContain('it does not opt in');
+      const idle = rig(pairObject(), { locate: csiAt([]) });
+      await idle.reconciler.reconcile('apps/db', signal);
+      expect(condition(idle, 'Ready')?.message).toContain('no pod uses it');
+      for (const x of [plain, idle]) expect(x.current.status?.state).not.toBe('InSync');
+    });
+
+    it('a sidecar without a splice: NodeCannotSplice, nothing created', async () => {
+      const r = rig(pairObject(), { locate: csiAt() });
+      r.sidecar.volumes = undefined;
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.pairs.size).toBe(0);
+      expect(condition(r, 'Ready')).toMatchObject({ status: 'False', reason: 'NodeCannotSplice' });
+      expect(condition(r, 'Synchronized')?.status).toBe('False');
+    });
+
+    it('pause detaches live and pauses; resume resumes and attaches again', async () => {
+      const r = rig(pairObject(), { locate: csiAt() });
+      r.sidecar.stage('vol-1', '/dev/loop4');
+      await r.reconciler.reconcile('apps/db', signal);
+      r.current = { ...r.current, spec: { ...r.current.spec, paused: true } };
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.volumes!.get('vol-1')?.state).toBe('direct');
+      expect(r.current.status?.state).toBe('Paused');
+      const n = r.sidecar.calls.length;
+      r.current = { ...r.current, spec: { ...r.current.spec, paused: false } };
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.slice(n)).toEqual(['list volumes', 'get apps.db', 'resume apps.db', 'get apps.db', 'attach vol-1 apps.db', 'get apps.db']);
+      expect(r.current.status?.state).toBe('InSync');
+    });
+
+    it('deletion detaches live, then removes the pair and the finalizer', async () => {
+      const r = rig(pairObject(), { locate: csiAt() });
+      r.sidecar.stage('vol-1', '/dev/loop4');
+      await r.reconciler.reconcile('apps/db', signal);
+      r.current = { ...r.current, metadata: { ...r.current.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } };
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.slice(-3)).toEqual(['list volumes', 'detach vol-1', 'delete apps.db']);
+      expect(r.sidecar.pairs.size).toBe(0);
+      expect(r.sidecar.volumes!.get('vol-1')?.state).toBe('direct');
+      expect(r.finalizerWrites.at(-1)).toEqual([]);
+    });
+
+    it('a volume spliced for another pair is refused; a secondary on a CSI volume says it is not supported', async () => {
+      const r = rig(pairObject(), { locate: csiAt() });
+      r.sidecar.stage('vol-1', '/dev/loop4');
+      await r.sidecar.attachVolume('vol-1', 'other.pair');
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(condition(r, 'Ready')).toMatchObject({ status: 'False', reason: 'SpliceInUse' });
+      expect(r.sidecar.pairs.has('apps.db')).toBe(false);
+      const s = rig(pairObject({ role: 'secondary', remote: undefined }), { locate: csiAt() });
+      await s.reconciler.reconcile('apps/db', signal);
+      expect(condition(s, 'Ready')).toMatchObject({ status: 'False', reason: 'UnsupportedVolume' });
+      expect(s.sidecar.pairs.size).toBe(0);
+    });
+  });
+
+  it('a local volume a pod mounts is written around the export: refused, never InSync, for either role', async () => {
+    for (const role of ['primary', 'secondary'] as const) {
+      const r = rig(pairObject(role === 'secondary' ? { role, remote: undefined } : {}), { locate: { location: { pvName: 'pv-1', node: 'node-a', path: '/dev/loop3', usedBy: ['apps/db-0'] } } });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.pairs.size).toBe(0);
+      expect(r.current.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'WrittenAround' });
+      expect(r.current.status?.conditions?.find((c) => c.type === 'Synchronized')?.status).toBe('False');
+      expect(r.events.find((e) => e.reason === 'WrittenAround')?.message).toContain('apps/db-0');
+    }
   });
 });

@@ -2,11 +2,12 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'winston';
 import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
 import type { Pair__Output } from '../proto/gen/blockmirror/control/v1/Pair.js';
+import type { SplicedVolume__Output } from '../proto/gen/blockmirror/control/v1/SplicedVolume.js';
 import { pairToJson } from '../sidecar/control/pair-json.js';
 import { BlockmirrorError } from '../sidecar/errors.js';
 import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';
-import type { LocateResult } from './discovery/volume-locator.js';
+import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js';
 import type { EventRecord } from './kube/kube-client.js';
 import { buildStatus, sameStatus, type Observation, type Problem } from './status/pair-status.js';
 import type { HandlerResult } from './work-queue.js';
@@ -19,6 +20,10 @@ export interface SidecarControl {
   deletePair(name: string): Promise<void>;
   pausePair(name: string): Promise<Pair__Output>;
   resumePair(name: string): Promise<Pair__Output>;
+  /** The node splice's volumes (FAILED_PRECONDITION: the sidecar has no splice). */
+  listVolumes(): Promise<SplicedVolume__Output[]>;
+  attachVolume(pv: string, pair: string): Promise<SplicedVolume__Output>;
+  detachVolume(pv: string): Promise<SplicedVolume__Output>;
 }
 
 export interface ReconcilerDeps {
@@ -68,6 +73,12 @@ function isNotFound(err: unknown): boolean {
   return e.grpcCode === 5 || e.code === 'NOT_FOUND';
 }
 
+/** The sidecar refuses for good (INVALID_ARGUMENT, FAILED_PRECONDITION). */
+function isRefusal(err: unknown): boolean {
+  const code = (err as { grpcCode?: number }).grpcCode;
+  return code === 3 || code === 9;
+}
+
 /**
  * One idempotent pass over a ReplicationPair: finalizer, volume and sidecar lookup,
  * create/update/pause/resume/delete through the sidecar's control API, then at most one
@@ -101,7 +112,8 @@ export class Reconciler {
     } catch (err) {
       if (err instanceof ProblemError) {
         obs.problem = err.problem;
-        if (!err.problem.permanent) retry = new TemporaryError(err.problem.message, { cause: err });
+        // A problem that says when to look again is waited for, not retried with backoff.
+        if (!err.problem.permanent && err.problem.recheckAfterMs === undefined) retry = new TemporaryError(err.problem.message, { cause: err });
       } else {
         const message = (err as Error).message;
         obs.problem = { reason: 'SidecarUnavailable', message, permanent: false };
@@ -112,7 +124,8 @@ export class Reconciler {
     if (retry !== undefined) throw retry;
     // Permanent problems wait for the user to change the resource (a watch event), or
     // the node, which no event of the pair announces.
-    if (obs.problem?.permanent) return obs.problem.recheckAfterMs !== undefined ? { requeueAfterMs: obs.problem.recheckAfterMs } : undefined;
+    if (obs.problem?.recheckAfterMs !== undefined) return { requeueAfterMs: obs.problem.recheckAfterMs };
+    if (obs.problem?.permanent) return undefined;
     return { requeueAfterMs: this.#d.pollMs };
   }
 
@@ -120,7 +133,8 @@ export class Reconciler {
     const { namespace, name } = pair.metadata;
     const located = await this.#d.locate(namespace, pair.spec.pvcName);
     if ('failure' in located) throw new ProblemError(located.failure);
-    const { node, path } = located.location;
+    const loc = located.location;
+    const { node } = loc;
     const found = await this.#d.sidecarFor(node);
     if ('missing' in found) throw new ProblemError({ reason: 'SidecarNotFound', message: found.missing, permanent: false });
     const endpoint = found.found.control;
@@ -137,24 +151,55 @@ export class Reconciler {
     const previous = pair.status?.sidecar;
     const sidecarName = sidecarPairName(namespace, name);
     if (previous !== undefined && previous.endpoint !== endpoint) {
-      await this.#d.control(previous.endpoint).deletePair(sidecarName).catch((err: unknown) => {
-        this.#d.logger.warn('could not remove the pair from its previous sidecar', { pair: sidecarName, sidecar: previous.endpoint, error: (err as Error).message });
-      });
+      const old = this.#d.control(previous.endpoint);
+      await this.#detachAll(old, sidecarName)
+        .then(() => old.deletePair(sidecarName))
+        .catch((err: unknown) => {
+          this.#d.logger.warn('could not remove the pair from its previous sidecar', { pair: sidecarName, sidecar: previous.endpoint, error: (err as Error).message });
+        });
     }
 
     const control = this.#d.control(endpoint);
     const splice = found.found.splice;
-    if (pair.spec.role === 'primary' && located.location.spliceOptIn !== undefined && !splice.capable) {
-      await this.#refuseUnspliceable(pair, control, { node, optIn: located.location.spliceOptIn, reason: splice.reason });
+    const primary = pair.spec.role === 'primary';
+    if (primary && loc.spliceOptIn !== undefined && !splice.capable) {
+      await this.#refuseUnspliceable(pair, control, { node, optIn: loc.spliceOptIn, reason: splice.reason });
     }
-    const desired = desiredSpec(pair, path);
+    if (loc.csi !== undefined) {
+      if (!primary) {
+        throw new ProblemError({
+          reason: 'UnsupportedVolume',
+          message: `a secondary on a CSI volume (${loc.pvName}, driver ${loc.csi.driver}) is not supported yet: give the secondary a local PersistentVolume on a block device`,
+          permanent: true,
+          notReplicating: true,
+        });
+      }
+      await this.#convergeSpliced(pair, obs, control, loc, loc.csi);
+      return;
+    }
+    if (loc.usedBy.length > 0) await this.#refuseWrittenAround(pair, control, loc);
+    let current = await this.#ensurePair(pair, control, desiredSpec(pair, loc.path!), node);
+    const state = pairToJson(current).state;
+    if (pair.spec.paused === true && state !== 'Paused') {
+      current = await control.pausePair(sidecarName);
+    } else if (pair.spec.paused !== true && state === 'Paused') {
+      current = await control.resumePair(sidecarName);
+    }
+    obs.pair = pairToJson(current);
+  }
+
+  /** The sidecar pair as `desired` wires it: created, updated in place, or recreated. */
+  async #ensurePair(pair: ReplicationPair, control: SidecarControl, desired: PairSpec, node: string): Promise<Pair__Output> {
+    const sidecarName = desired.name!;
     let current = await control.getPair(sidecarName).catch((err: unknown) => {
       if (isNotFound(err)) return undefined;
       throw err;
     });
     if (current !== undefined && !sameWiring(current, desired)) {
       this.#d.logger.debug('sidecar pair wired differently from the spec', { pair: sidecarName, have: current.spec, want: desired });
-      // Volume, role, mode or block size: the sidecar cannot change these on a live pair.
+      // Volume, role, mode or block size: the sidecar cannot change these on a live pair,
+      // nor delete one that carries a spliced volume's I/O.
+      await this.#detachAll(control, sidecarName);
       await control.deletePair(sidecarName);
       await this.#event(pair, { type: 'Normal', reason: 'Reconfigured', message: `pair recreated on node ${node} with the new volume, role, mode or block size; a full resync follows` });
       current = undefined;
@@ -167,20 +212,111 @@ export class Reconciler {
       try {
         current = await control.createPair(desired);
       } catch (err) {
-        const code = (err as { grpcCode?: number }).grpcCode;
-        // INVALID_ARGUMENT / FAILED_PRECONDITION: the sidecar refuses this spec for good.
-        if (code === 3 || code === 9) throw new ProblemError({ reason: 'SidecarRejected', message: (err as Error).message, permanent: true });
+        if (isRefusal(err)) throw new ProblemError({ reason: 'SidecarRejected', message: (err as Error).message, permanent: true });
         throw err;
       }
-      await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${path})` });
+      await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${desired.volumePath})` });
     }
-    const state = pairToJson(current).state;
-    if (pair.spec.paused === true && state !== 'Paused') {
-      current = await control.pausePair(sidecarName);
-    } else if (pair.spec.paused !== true && state === 'Paused') {
-      current = await control.resumePair(sidecarName);
+    return current;
+  }
+
+  /**
+   * A primary on a CSI volume: replicated only through the node's splice, which the CSI
+   * node proxy put under the volume when the kubelet staged it. The sidecar pair opens
+   * the raw device the splice maps and exports it on a Unix socket; attaching puts that
+   * export under /dev/mapper/blockmirror-<pv> live, so from then on every write of the
+   * pod passes the tap (the blocks written before are what dm-era saw, marked out of
+   * sync). Until it is attached, the pair reports no sidecar state: it must never show
+   * InSync while the pod writes around it. Pause detaches (dm-era records the writes),
+   * resume attaches again.
+   */
+  async #convergeSpliced(pair: ReplicationPair, obs: Observation, control: SidecarControl, loc: VolumeLocation, csi: NonNullable<VolumeLocation['csi']>): Promise<void> {
+    const sidecarName = sidecarPairName(pair.metadata.namespace, pair.metadata.name);
+    const volumes = await control.listVolumes().catch((err: unknown) => {
+      if (!isRefusal(err)) throw err;
+      throw new ProblemError({ reason: 'NodeCannotSplice', message: `the sidecar of node ${loc.node} has no node splice: ${(err as Error).message}`, permanent: true, recheckAfterMs: this.#d.nodeRecheckMs ?? 30_000, notReplicating: true });
+    });
+    const rec = volumes.find((v) => v.pv === csi.splicePv);
+    if (rec === undefined) {
+      await this.#removeUnsafePair(control, sidecarName);
+      throw new ProblemError({ reason: 'NotSpliced', message: notSplicedMessage(loc, csi), permanent: false, recheckAfterMs: this.#d.pollMs, notReplicating: true });
+    }
+    if (rec.pair !== '' && rec.pair !== sidecarName) {
+      throw new ProblemError({
+        reason: 'SpliceInUse',
+        message: `volume ${loc.pvName} on node ${loc.node} is spliced for sidecar pair ${rec.pair}, not ${sidecarName}: delete that pair, or restart the pod to stage the volume afresh`,
+        permanent: true,
+        recheckAfterMs: this.#d.nodeRecheckMs ?? 30_000,
+        notReplicating: true,
+      });
+    }
+    // The export is a socket in the sidecar's run directory: the kernel's NBD client
+    // under the splice is its only user.
+    const desired: PairSpec = { ...desiredSpec(pair, rec.device), nbdListen: '', nbdSocket: `${sidecarName}.sock` };
+    let current = await this.#ensurePair(pair, control, desired, loc.node);
+    const paused = pair.spec.paused === true;
+    if (paused) {
+      if (rec.state !== 'direct') {
+        await control.detachVolume(csi.splicePv);
+        await this.#event(pair, { type: 'Normal', reason: 'Detached', message: `paused: the volume's I/O bypasses the sidecar; dm-era records the blocks written until it is attached again` });
+      }
+      if (pairToJson(current).state !== 'Paused') current = await control.pausePair(sidecarName);
+      obs.pair = pairToJson(current);
+      return;
+    }
+    if (pairToJson(current).state === 'Paused') current = await control.resumePair(sidecarName);
+    if (rec.state === 'direct') {
+      const v = await control.attachVolume(csi.splicePv, sidecarName);
+      await this.#event(pair, { type: 'Normal', reason: 'Attached', message: `every write to ${v.dmDevice} on node ${loc.node} now passes the tap (${v.nbdDevice})` });
+      current = await control.getPair(sidecarName);
+    } else if (rec.state !== 'attached') {
+      throw new ProblemError({
+        reason: 'SpliceFallback',
+        message: `the volume's I/O is on the splice's fallback path (${rec.state}) on node ${loc.node}: its sidecar attaches it again when it is back; dm-era records the writes meanwhile`,
+        permanent: false,
+        recheckAfterMs: this.#d.pollMs,
+        notReplicating: true,
+      });
     }
     obs.pair = pairToJson(current);
+  }
+
+  /** Takes every volume the sidecar pair carries out of the data path, live. */
+  async #detachAll(control: SidecarControl, sidecarName: string): Promise<void> {
+    const volumes = await control.listVolumes().catch((err: unknown) => {
+      // A sidecar without a splice carries no volume.
+      if (isRefusal(err)) return [];
+      throw err;
+    });
+    for (const v of volumes) if (v.pair === sidecarName && v.state !== 'direct') await control.detachVolume(v.pv);
+  }
+
+  /** A sidecar pair that would report a volume in sync while the application writes around it goes. */
+  async #removeUnsafePair(control: SidecarControl, sidecarName: string): Promise<boolean> {
+    return control.deletePair(sidecarName).then(
+      () => true,
+      (err: unknown) => {
+        if (!isNotFound(err)) this.#d.logger.warn('could not remove a pair its volume bypasses', { pair: sidecarName, error: (err as Error).message });
+        return false;
+      },
+    );
+  }
+
+  /**
+   * A `local` volume is replicated through the sidecar's export of its device; a pod
+   * mounting the claim writes to the device directly, which the sidecar never sees.
+   * Always throws.
+   */
+  async #refuseWrittenAround(pair: ReplicationPair, control: SidecarControl, loc: VolumeLocation): Promise<never> {
+    const removed = await this.#removeUnsafePair(control, sidecarPairName(pair.metadata.namespace, pair.metadata.name));
+    const role = pair.spec.role;
+    const message =
+      role === 'primary'
+        ? `pod(s) ${loc.usedBy.join(', ')} use claim ${pair.spec.pvcName} directly: their writes to local volume ${loc.pvName} would not pass blockmirror's tap, so it is not replicated. Write through the pair's NBD export, or use a CSI volume of an opted-in StorageClass.`
+        : `pod(s) ${loc.usedBy.join(', ')} use claim ${pair.spec.pvcName}, the secondary's volume: blocks are written under it while it is replicated to, so it is not. Delete the pod(s), or promote the pair first.`;
+    const known = pair.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'WrittenAround');
+    if (!known || removed) await this.#event(pair, { type: 'Warning', reason: 'WrittenAround', message });
+    throw new ProblemError({ reason: 'WrittenAround', message, permanent: false, recheckAfterMs: this.#d.pollMs, notReplicating: true });
   }
 
   /**
@@ -237,8 +373,11 @@ export class Reconciler {
       }
     }
     if (endpoint !== undefined) {
+      const control = this.#d.control(endpoint);
       try {
-        await this.#d.control(endpoint).deletePair(sidecarName);
+        // Live: the application goes on writing to the volume, through dm-era from here.
+        await this.#detachAll(control, sidecarName);
+        await control.deletePair(sidecarName);
       } catch (err) {
         if (!isNotFound(err)) throw new TemporaryError(`removing pair ${sidecarName} from its sidecar: ${(err as Error).message}`, { cause: err });
       }
@@ -258,6 +397,19 @@ export class Reconciler {
       this.#d.logger.warn('event not recorded', { reason: e.reason, error: (err as Error).message });
     });
   }
+}
+
+/** What a user does about a CSI volume whose writes do not pass the tap. */
+function notSplicedMessage(loc: VolumeLocation, csi: NonNullable<VolumeLocation['csi']>): string {
+  const head = `volume ${loc.pvName} (driver ${csi.driver}) is not behind blockmirror's tap on node ${loc.node}, so it is not replicated`;
+  if (loc.spliceOptIn === undefined) {
+    return `${head}: it does not opt in. Volumes of a StorageClass with the parameter blockmirror.io/replicate: "true" (or a PersistentVolume with that volume attribute) are staged through the splice by the chart's CSI node proxy; copy the data to such a volume.`;
+  }
+  if (loc.usedBy.length === 0) return `${head} yet: no pod uses it; the kubelet stages it through the splice when one starts.`;
+  return (
+    `${head}: it opts in (${loc.spliceOptIn}) but was staged without the splice, before blockmirror's CSI node proxy wrapped driver ${csi.driver}, or the proxy does not wrap it. ` +
+    `Check that the chart's csiProxy.drivers names ${csi.driver}, then restart the pod once (${loc.usedBy.join(', ')}) so the kubelet stages the volume again, through the proxy.`
+  );
 }
 
 class ProblemError extends Error {

@@ -24,7 +24,6 @@ export interface OperatorConfig {
   leaderElection: boolean;
   /** mTLS material for the sidecars' control API. */
   controlTls?: TlsFiles;
-  kubeletDir?: string;
   logger: Logger;
 }
 
@@ -91,7 +90,7 @@ export async function runOperator(cfg: OperatorConfig): Promise<RunningOperator>
     }
     return c;
   };
-  const locator = new VolumeLocator(kube, cfg.kubeletDir);
+  const locator = new VolumeLocator(kube);
   const directory = new SidecarDirectory(kube, cfg.namespace);
 
   const started = (async () => {

@@ -1,14 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
-import { createHash } from 'node:crypto';
-import type { Attachment, ClaimInfo, VolumeInfo } from '../kube/kube-client.js';
+import type { Attachment, ClaimInfo, ClaimUser, VolumeInfo } from '../kube/kube-client.js';
 import { VolumeLocator } from './volume-locator.js';
 
-function locator(claim: ClaimInfo | undefined, pv: VolumeInfo | undefined, attachments: Attachment[] = [], classes: Record<string, Record<string, string>> = {}): VolumeLocator {
+function locator(claim: ClaimInfo | undefined, pv: VolumeInfo | undefined, attachments: Attachment[] = [], classes: Record<string, Record<string, string>> = {}, pods: ClaimUser[] = []): VolumeLocator {
   return new VolumeLocator({
     getClaim: () => Promise.resolve(claim),
     getVolume: () => Promise.resolve(pv),
     attachmentsOf: () => Promise.resolve(attachments),
     storageClassParameters: (name) => Promise.resolve(classes[name]),
+    podsUsingClaim: () => Promise.resolve(pods),
   });
 }
 
@@ -17,20 +17,34 @@ const claim: ClaimInfo = { name: 'db', namespace: 'apps', volumeName: 'pv-1', ph
 describe('VolumeLocator', () => {
   it('a local PV: its one node and its path', async () => {
     const r = await locator(claim, { name: 'pv-1', localPath: '/data/db.img', volumeMode: 'Block', affinityNodes: ['node-a'] }).locate('apps', 'db');
-    expect(r).toEqual({ location: { pvName: 'pv-1', node: 'node-a', path: '/data/db.img' } });
+    expect(r).toEqual({ location: { pvName: 'pv-1', node: 'node-a', path: '/data/db.img', usedBy: [] } });
+    const used = await locator(claim, { name: 'pv-1', localPath: '/data/db.img', volumeMode: 'Block', affinityNodes: ['node-a'] }, [], {}, [{ namespace: 'apps', name: 'db-0', node: 'node-a' }]).locate('apps', 'db');
+    expect(used).toMatchObject({ location: { usedBy: ['apps/db-0'] } });
   });
 
-  it('a CSI PV: the attached node and where the kubelet stages it', async () => {
+  it('a CSI PV: the attached node, and the splice name of its volume id, never a kubelet path', async () => {
     const csi = { driver: 'ebs.csi.aws.com', volumeHandle: 'vol-123', volumeAttributes: {} };
     const attachments = [
       { node: 'node-x', attached: false },
       { node: 'node-b', attached: true },
     ];
     const fs = await locator(claim, { name: 'pv-1', csi, volumeMode: 'Filesystem', affinityNodes: [] }, attachments).locate('apps', 'db');
-    const sha = createHash('sha256').update('vol-123').digest('hex');
-    expect(fs).toEqual({ location: { pvName: 'pv-1', node: 'node-b', path: `/var/lib/kubelet/plugins/kubernetes.io/csi/ebs.csi.aws.com/${sha}/globalmount` } });
-    const block = await locator(claim, { name: 'pv-1', csi, volumeMode: 'Block', affinityNodes: [] }, attachments).locate('apps', 'db');
-    expect(block).toMatchObject({ location: { path: '/var/lib/kubelet/plugins/kubernetes.io/csi/volumeDevices/staging/pv-1' } });
+    expect(fs).toEqual({ location: { pvName: 'pv-1', node: 'node-b', csi: { driver: 'ebs.csi.aws.com', volumeHandle: 'vol-123', splicePv: 'vol-123', volumeMode: 'Filesystem' }, usedBy: [] } });
+    // An id that is no device-mapper name: the CSI proxy's hashed name.
+    const odd = await locator(claim, { name: 'pv-1', csi: { ...csi, volumeHandle: 'Vol/123' }, volumeMode: 'Block', affinityNodes: [] }, attachments).locate('apps', 'db');
+    expect(odd).toMatchObject({ location: { csi: { splicePv: expect.stringMatching(/^v-[0-9a-f]{20}$/), volumeMode: 'Block' } } });
+  });
+
+  it('a CSI PV of a driver without attach: the node of a pod scheduled with the claim', async () => {
+    const csi = { driver: 'lvm.csi', volumeHandle: 'lv-1', volumeAttributes: {} };
+    const pods = [
+      { namespace: 'apps', name: 'db-0' },
+      { namespace: 'apps', name: 'db-1', node: 'node-c' },
+    ];
+    const r = await locator(claim, { name: 'pv-1', csi, volumeMode: 'Filesystem', affinityNodes: [] }, [], {}, pods).locate('apps', 'db');
+    expect(r).toMatchObject({ location: { node: 'node-c', usedBy: ['apps/db-0', 'apps/db-1'] } });
+    const unscheduled = await locator(claim, { name: 'pv-1', csi, volumeMode: 'Filesystem', affinityNodes: [] }, [], {}, [pods[0]!]).locate('apps', 'db');
+    expect(unscheduled).toMatchObject({ failure: { reason: 'VolumeNotAttached', permanent: false } });
   });
 
   it('says what is missing, and which failures are permanent', async () => {

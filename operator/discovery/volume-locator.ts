@@ -1,13 +1,20 @@
-import { createHash } from 'node:crypto';
+import { pvNameForVolume } from '../../sidecar/csi/pv-name.js';
 import { REPLICATE_KEY, replicationOptIn } from '../../sidecar/csi/replication-opt-in.js';
 import type { KubeClient, VolumeInfo } from '../kube/kube-client.js';
 
 export interface VolumeLocation {
   pvName: string;
-  /** The node the volume lives on or is attached to. */
+  /** The node the volume lives on, is attached to, or is used on. */
   node: string;
-  /** What the sidecar opens: a file, a block device, or a CSI staging directory. */
-  path: string;
+  /** A `local` PV: what the sidecar opens (a file or a block device). */
+  path?: string;
+  /**
+   * A CSI PV: reached on its node only through the splice the CSI node proxy staged it
+   * on, found by `splicePv` (the proxy's name for the volume id).
+   */
+  csi?: { driver: string; volumeHandle: string; splicePv: string; volumeMode: 'Filesystem' | 'Block' };
+  /** Pods (namespace/name) scheduled with the claim: they write to the volume. */
+  usedBy: string[];
   /**
    * Where the volume opts in to the splice (its writes must go through the node's tap),
    * e.g. "StorageClass fast's parameter blockmirror.io/replicate"; absent: it does not.
@@ -25,21 +32,21 @@ export interface LocateFailure {
 export type LocateResult = { location: VolumeLocation } | { failure: LocateFailure };
 
 /**
- * Resolves PVC → bound PV → node → path on that node:
+ * Resolves PVC → bound PV → node:
  * - `local` PVs: the node from their nodeAffinity, the path as given (the test bed's
  *   PVs point at image files);
- * - CSI PVs: the node whose VolumeAttachment is attached, and where the kubelet stages
- *   the volume: the global mount of a Filesystem volume, the staging device of a Block one.
+ * - CSI PVs: the node whose VolumeAttachment is attached, or, for a driver without
+ *   attach (no VolumeAttachment is ever made), the node of a pod scheduled with the
+ *   claim. Never a kubelet path: what the application writes through there would not
+ *   pass the tap; the sidecar finds the device in the splice's record instead.
  */
-type LocatorClient = Pick<KubeClient, 'getClaim' | 'getVolume' | 'attachmentsOf' | 'storageClassParameters'>;
+type LocatorClient = Pick<KubeClient, 'getClaim' | 'getVolume' | 'attachmentsOf' | 'storageClassParameters' | 'podsUsingClaim'>;
 
 export class VolumeLocator {
   readonly #client: LocatorClient;
-  readonly #kubeletDir: string;
 
-  constructor(client: LocatorClient, kubeletDir = '/var/lib/kubelet') {
+  constructor(client: LocatorClient) {
     this.#client = client;
-    this.#kubeletDir = kubeletDir;
   }
 
   async locate(namespace: string, pvcName: string): Promise<LocateResult> {
@@ -48,21 +55,22 @@ export class VolumeLocator {
     if (claim.volumeName === undefined) return fail('ClaimPending', `PersistentVolumeClaim ${namespace}/${pvcName} is not bound yet (${claim.phase ?? 'Pending'})`, false);
     const pv = await this.#client.getVolume(claim.volumeName);
     if (pv === undefined) return fail('VolumeNotFound', `PersistentVolume ${claim.volumeName} of claim ${namespace}/${pvcName} not found`, false);
+    const pods = await this.#client.podsUsingClaim(namespace, pvcName);
+    const usedBy = pods.map((p) => `${p.namespace}/${p.name}`);
     if (pv.localPath !== undefined) {
       if (pv.affinityNodes.length !== 1) {
         return fail('UnsupportedVolume', `local PersistentVolume ${pv.name} must name exactly one node (kubernetes.io/hostname) in its nodeAffinity`, true);
       }
-      return { location: { pvName: pv.name, node: pv.affinityNodes[0]!, path: pv.localPath, ...(await this.#spliceOptIn(pv)) } };
+      return { location: { pvName: pv.name, node: pv.affinityNodes[0]!, path: pv.localPath, usedBy, ...(await this.#spliceOptIn(pv)) } };
     }
     if (pv.csi !== undefined) {
       const attached = (await this.#client.attachmentsOf(pv.name)).filter((a) => a.attached);
-      if (attached.length === 0) return fail('VolumeNotAttached', `CSI volume ${pv.name} is not attached to any node yet`, false);
-      const base = `${this.#kubeletDir}/plugins/kubernetes.io/csi`;
-      const path =
-        pv.volumeMode === 'Block'
-          ? `${base}/volumeDevices/staging/${pv.name}`
-          : `${base}/${pv.csi.driver}/${createHash('sha256').update(pv.csi.volumeHandle).digest('hex')}/globalmount`;
-      return { location: { pvName: pv.name, node: attached[0]!.node, path, ...(await this.#spliceOptIn(pv)) } };
+      const node = attached[0]?.node ?? pods.find((p) => p.node !== undefined)?.node;
+      if (node === undefined) {
+        return fail('VolumeNotAttached', `CSI volume ${pv.name} is neither attached to a node (no VolumeAttachment) nor used by a scheduled pod yet`, false);
+      }
+      const csi = { driver: pv.csi.driver, volumeHandle: pv.csi.volumeHandle, splicePv: pvNameForVolume(pv.csi.volumeHandle), volumeMode: pv.volumeMode };
+      return { location: { pvName: pv.name, node, csi, usedBy, ...(await this.#spliceOptIn(pv)) } };
     }
     return fail('UnsupportedVolume', `PersistentVolume ${pv.name} is neither a local nor a CSI volume`, true);
   }

@@ -44,6 +44,13 @@ export interface VolumeInfo {
   affinityNodes: string[];
 }
 
+/** A pod that mounts a claim: where it is scheduled, if it is. */
+export interface ClaimUser {
+  namespace: string;
+  name: string;
+  node?: string;
+}
+
 export interface Attachment {
   node: string;
   attached: boolean;
@@ -267,6 +274,18 @@ export class KubeClient {
       if (e.status === 404) return undefined;
       throw e;
     }
+  }
+
+  /**
+   * Pods of `namespace` whose volumes name the claim, and have not ended: the writers of
+   * its volume, and where a volume of a driver without attach is.
+   */
+  async podsUsingClaim(namespace: string, claim: string): Promise<ClaimUser[]> {
+    const list = await call(`list Pods in ${namespace}`, () => this.#core.listNamespacedPod({ namespace }));
+    return list.items
+      .filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
+      .filter((p) => (p.spec?.volumes ?? []).some((v) => v.persistentVolumeClaim?.claimName === claim))
+      .map((p) => ({ namespace, name: p.metadata?.name ?? '', ...(p.spec?.nodeName ? { node: p.spec.nodeName } : {}) }));
   }
 
   /** VolumeAttachments of `pvName` (CSI volumes: which node has it attached). */

@@ -13,6 +13,8 @@ export interface Problem {
    * watch event of the pair announces: looked at again after this long.
    */
   recheckAfterMs?: number;
+  /** Known not to replicate (no sidecar pair, or none that the writes pass): Synchronized=False, not Unknown. */
+  notReplicating?: boolean;
 }
 
 export interface Observation {
@@ -64,7 +66,7 @@ export function buildStatus(prev: ReplicationPairStatus | undefined, obs: Observ
   } else {
     set('Ready', 'Unknown', 'Reconciling', 'the pair has not been configured on a sidecar yet');
   }
-  if (p === undefined && state === 'Error') {
+  if (p === undefined && (state === 'Error' || obs.problem?.notReplicating === true)) {
     // Refused for good: nothing replicates, which is known, not unknown.
     set('Synchronized', 'False', obs.problem?.reason ?? 'Error', 'not replicating: see the Ready condition');
   } else if (p === undefined) {

@@ -232,7 +232,6 @@ export function buildProgram(): Command {
       .option('--poll-ms <ms>', "how often a pair's status is refreshed from its sidecar", positiveInt, 2000)
       .option('--identity <id>', 'leader-election identity (default: hostname-pid)')
       .option('--no-leader-elect', 'reconcile without taking the leader Lease (one replica only)')
-      .option('--kubelet-dir <dir>', "the kubelet's root directory on the nodes", '/var/lib/kubelet')
       .addOption(logLevelOption()),
   ).action(
     async (
@@ -244,7 +243,6 @@ export function buildProgram(): Command {
         pollMs: number;
         identity?: string;
         leaderElect: boolean;
-        kubeletDir: string;
         logLevel: string;
       } & TlsFlags,
     ) => {
@@ -260,7 +258,6 @@ export function buildProgram(): Command {
         healthListen: opts.healthListen,
         leaderElection: opts.leaderElect,
         ...(tls !== undefined ? { controlTls: tls } : {}),
-        kubeletDir: opts.kubeletDir,
         logger,
       });
       logger.info('operator ready', { health: op.healthAddress ?? '' });
