@@ -394,13 +394,15 @@ describe('Reconciler', () => {
       for (const x of [plain, idle]) expect(x.current.status?.state).not.toBe('InSync');
     });
 
-    it('a sidecar without a splice: NodeCannotSplice, nothing created', async () => {
-      const r = rig(pairObject(), { locate: csiAt() });
+    it('a sidecar without a splice has staged nothing: NotSpliced, nothing created, one Warning event', async () => {
+      const r = rig(pairObject(), { locate: csiAt(['apps/db-0'], null) });
       r.sidecar.volumes = undefined;
       await r.reconciler.reconcile('apps/db', signal);
+      await r.reconciler.reconcile('apps/db', signal);
       expect(r.sidecar.pairs.size).toBe(0);
-      expect(condition(r, 'Ready')).toMatchObject({ status: 'False', reason: 'NodeCannotSplice' });
+      expect(condition(r, 'Ready')).toMatchObject({ status: 'False', reason: 'NotSpliced' });
       expect(condition(r, 'Synchronized')?.status).toBe('False');
+      expect(r.events.filter((e) => e.reason === 'NotSpliced')).toHaveLength(1);
     });
 
     it('pause detaches live and pauses; resume resumes and attaches again', async () => {

@@ -232,14 +232,18 @@ export class Reconciler {
    */
   async #convergeSpliced(pair: ReplicationPair, obs: Observation, control: SidecarControl, loc: VolumeLocation, csi: NonNullable<VolumeLocation['csi']>): Promise<void> {
     const sidecarName = sidecarPairName(pair.metadata.namespace, pair.metadata.name);
+    // A sidecar without a splice (refused) has staged nothing.
     const volumes = await control.listVolumes().catch((err: unknown) => {
-      if (!isRefusal(err)) throw err;
-      throw new ProblemError({ reason: 'NodeCannotSplice', message: `the sidecar of node ${loc.node} has no node splice: ${(err as Error).message}`, permanent: true, recheckAfterMs: this.#d.nodeRecheckMs ?? 30_000, notReplicating: true });
+      if (isRefusal(err)) return [];
+      throw err;
     });
     const rec = volumes.find((v) => v.pv === csi.splicePv);
     if (rec === undefined) {
-      await this.#removeUnsafePair(control, sidecarName);
-      throw new ProblemError({ reason: 'NotSpliced', message: notSplicedMessage(loc, csi), permanent: false, recheckAfterMs: this.#d.pollMs, notReplicating: true });
+      const removed = await this.#removeUnsafePair(control, sidecarName);
+      const message = notSplicedMessage(loc, csi);
+      const known = pair.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'NotSpliced');
+      if (!known || removed) await this.#event(pair, { type: 'Warning', reason: 'NotSpliced', message: removed ? `${message} Its pair on the sidecar was removed.` : message });
+      throw new ProblemError({ reason: 'NotSpliced', message, permanent: false, recheckAfterMs: this.#d.pollMs, notReplicating: true });
     }
     if (rec.pair !== '' && rec.pair !== sidecarName) {
       throw new ProblemError({

@@ -240,4 +240,64 @@ describe('ReplicationPair on two sites with a real API server', () => {
     expect(left.map((p) => p.name)).not.toContain(SIDECAR_PAIR);
     expect(await sha256File(a.volume)).toBe(before);
   }, 90_000);
+  it('a primary on a CSI volume its pod writes around the tap never reports InSync, and says why and what to do', async () => {
+    // A CSI volume of a class that does not opt in, and a pod scheduled with its claim (no
+    // kubelet runs it here; the operator sees a writer, as on a real node).
+    const objects = [
+      {
+        apiVersion: 'v1',
+        kind: 'PersistentVolume',
+        metadata: { name: 'csi-plain' },
+        spec: {
+          capacity: { storage: '32Mi' },
+          accessModes: ['ReadWriteOnce'],
+          volumeMode: 'Filesystem',
+          csi: { driver: 'lab.csi.blockmirror.io', volumeHandle: 'vol-plain' },
+          claimRef: { namespace: 'default', name: 'csi-claim' },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        metadata: { name: 'csi-claim', namespace: 'default' },
+        spec: { accessModes: ['ReadWriteOnce'], volumeMode: 'Filesystem', volumeName: 'csi-plain', storageClassName: '', resources: { requests: { storage: '32Mi' } } },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'writer', namespace: 'default' },
+        spec: {
+          nodeName: a.node,
+          containers: [{ name: 'db', image: 'blockmirror/none:never-pulled', volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
+          volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'csi-claim' } }],
+        },
+      },
+      {
+        apiVersion: 'blockmirror.io/v1alpha1',
+        kind: 'ReplicationPair',
+        metadata: { name: 'csi-pair', namespace: 'default' },
+        spec: { pvcName: 'csi-claim', role: 'primary', mode: 'sync', remote: { endpoint: proxy.address } },
+      },
+    ];
+    await a.kube.kubectlOk(['apply', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n') });
+    const ready = async (): Promise<{ reason: string; message: string } | undefined> => (await a.kube.getPair('csi-pair'))?.status?.conditions?.find((c) => c.type === 'Ready');
+    await waitFor('csi-pair Ready=False NotSpliced', async () => (await ready())?.reason === 'NotSpliced', { timeoutMs: 30_000, intervalMs: 250 });
+    expect((await ready())?.message).toMatch(/volume csi-plain \(driver lab\.csi\.blockmirror\.io\) is not behind blockmirror's tap on node node-a, so it is not replicated: it does not opt in/);
+    // Several reconcile passes (every 500 ms here): never InSync, never a pair on the sidecar.
+    const seen = new Set<string>();
+    const until = Date.now() + 3_000;
+    while (Date.now() < until) {
+      const st = await a.kube.getPair('csi-pair');
+      seen.add(st?.status?.state ?? 'none');
+      expect(st?.status?.conditions?.find((c) => c.type === 'Synchronized')?.status).toBe('False');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect([...seen]).toEqual(['Pending']);
+    const left = JSON.parse(await a.sidecar.cli('pair', 'list', '-o', 'json')) as { name: string }[];
+    expect(left.map((p) => p.name)).not.toContain('default.csi-pair');
+    const events = await a.kube.kubectlOk(['get', 'events', '--field-selector', 'involvedObject.name=csi-pair', '-o', 'jsonpath={range .items[*]}{.type} {.reason}{"\\n"}{end}']);
+    expect(events.split('\n')).toContain('Warning NotSpliced');
+    expect(await a.kube.kubectlOk(['get', 'rp', 'csi-pair'])).toMatch(/csi-pair\s+primary\s+sync\s+Pending/);
+    await a.kube.kubectlOk(['delete', 'rp', 'csi-pair', '--timeout=60s']);
+  }, 90_000);
 });
