@@ -9,6 +9,9 @@
 # Usage: hack/site-csi.sh up DIR     deploy on the site in DIR (idempotent: left as it is
 #                                    when running); DIR/lab-csi/lab-csi.json says where
 #                                    things are (socket, data, logs)
+#        hack/site-csi.sh prepare DIR  only the API objects and the provisioner's kubeconfig
+#                                    (printed): a VM node's guest runs the driver and the
+#                                    provisioner itself (hack/site-vm-node.sh --lab-csi)
 #        hack/site-csi.sh down DIR   stop the driver (it deregisters) and the provisioner,
 #                                    and detach the loop devices of its volumes (idempotent).
 #                                    The API objects stay with the cluster; site.sh down
@@ -89,6 +92,20 @@ provisioner_kubeconfig() {
     csi-provisioner --token "$token" --namespace "$NAMESPACE"
 }
 
+# The API objects the driver and its provisioner need, and the provisioner's kubeconfig
+# (CSI/csi-provisioner.kubeconfig): what both a host node's deployment (up) and a VM
+# node's (hack/site-vm-node.sh --lab-csi, whose guest runs the two) start from.
+prepare() {
+  local rbac
+  mkdir -p "$CSI"
+  kubectl_ apply -f "$ROOT/examples/lab-csi/lab-csi.yaml" >/dev/null
+  # external-provisioner's own RBAC, from the module it is built from, in the driver's namespace.
+  rbac=$(cd /tmp && go mod download -json "$PROVISIONER_MODULE@$PROVISIONER_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')/deploy/kubernetes/rbac.yaml
+  [[ -f $rbac ]] || die "no deploy/kubernetes/rbac.yaml in $PROVISIONER_MODULE@$PROVISIONER_VERSION"
+  sed "s/namespace: default\$/namespace: $NAMESPACE/" "$rbac" | kubectl_ apply -f - >/dev/null
+  provisioner_kubeconfig
+}
+
 up() {
   load_site || die "no site in $DIR: run hack/site.sh up $DIR first"
   if running; then
@@ -104,15 +121,10 @@ up() {
   trap 'exit 1' INT TERM
   mkdir -p "$CSI/data"
 
-  local t0 t rbac
+  local t0 t
   t0=$(now)
   t=$(now)
-  kubectl_ apply -f "$ROOT/examples/lab-csi/lab-csi.yaml" >/dev/null
-  # external-provisioner's own RBAC, from the module it is built from, in the driver's namespace.
-  rbac=$(cd /tmp && go mod download -json "$PROVISIONER_MODULE@$PROVISIONER_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')/deploy/kubernetes/rbac.yaml
-  [[ -f $rbac ]] || die "no deploy/kubernetes/rbac.yaml in $PROVISIONER_MODULE@$PROVISIONER_VERSION"
-  sed "s/namespace: default\$/namespace: $NAMESPACE/" "$rbac" | kubectl_ apply -f - >/dev/null
-  provisioner_kubeconfig
+  prepare
   phase "CSIDriver, StorageClass, ServiceAccount and RBAC" "$t"
 
   t=$(now)
@@ -161,6 +173,13 @@ case ${1:-} in
     DIR=$(cd "$2" && pwd)
     up
     ;;
+  prepare)
+    [[ $# -eq 2 ]] || die "usage: $0 prepare DIR"
+    DIR=$(cd "$2" && pwd)
+    load_site || die "no site in $DIR: run hack/site.sh up $DIR first"
+    prepare
+    echo "$CSI/csi-provisioner.kubeconfig"
+    ;;
   down)
     [[ $# -eq 2 ]] || die "usage: $0 down DIR"
     [[ -d $2 ]] || exit 0
@@ -169,5 +188,5 @@ case ${1:-} in
     load_site || true
     down_quiet
     ;;
-  *) die "usage: $0 up DIR | down DIR" ;;
+  *) die "usage: $0 up DIR | prepare DIR | down DIR" ;;
 esac

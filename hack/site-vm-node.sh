@@ -6,11 +6,16 @@
 # imported there from their OCI archives, never pulled. The site's control plane stays
 # where it is, and the site may keep its host node: a site can mix host and VM nodes.
 #
-# Usage: hack/site-vm-node.sh up DIR [--index K] [--import FILE]...
+# Usage: hack/site-vm-node.sh up DIR [--index K] [--import FILE]... [--lab-csi] [--forward PORT=HOST:HPORT]...
 #          joins the site running in DIR with node K (default 2; 2..199): named
 #          <site>-node<K>, address 10.127.<N>.<K>, pods 10.<128+N>.<K>.0/24, labelled
 #          blockmirror.io/node-kernel=vm. Idempotent. Waits until the node is Ready and adds it
 #          to DIR/site.json (with "vm": true).
+#          --lab-csi: the guest also runs the lab CSI driver (registered with its kubelet) and
+#          external-provisioner, as hack/site-csi.sh does on a host node (whose `prepare`
+#          makes the API objects); the site's host node must not run them too.
+#          --forward PORT=HOST:HPORT: the guest reaches HOST:HPORT (say, the other site's
+#          peer port) at 10.127.<N>.250:PORT; nothing else leaves the guest.
 #        hack/site-vm-node.sh down DIR [--index K]
 #          stops node K (default: every VM node of the site), removes its Node object, its
 #          forward and its files (idempotent; hack/site.sh down runs it too).
@@ -90,7 +95,7 @@ node_cert() {
 
 # Configuration the guest reads from the host's tree (read-only there): paths are the host's.
 node_config() {
-  local imports=$1
+  local imports=$1 lab_csi=$2
   cat >"$NDIR/node.env" <<EOF
 NODE_NAME=$NAME
 NODE_IP=$ADDR
@@ -99,6 +104,11 @@ SERVICE_CIDR=10.96.0.0/16
 BIN=$BIN
 IMPORTS="$imports"
 NODE_LABELS=blockmirror.io/node-kernel=vm
+LAB_CSI=$lab_csi
+NODE_BIN=$(command -v node)
+CLI=$ROOT/dist/sidecar/cli/main.js
+PROVISIONER=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/csi/bin/csi-provisioner
+PROVISIONER_KUBECONFIG=$DIR/lab-csi/csi-provisioner.kubeconfig
 EOF
   kubeconfig_file "$NDIR/kubelet.kubeconfig" "$SITE_LABEL" "https://$NODE_IP:6443" "$DIR/pki/ca.crt" kubelet \
     --client-cert "$NDIR/pki/kubelet.crt" --client-key "$NDIR/pki/kubelet.key"
@@ -202,20 +212,34 @@ failure_logs() {
   done
 }
 
+# The lab CSI driver is registered: the guest's kubelet put it in its node's CSINode.
+csinode_lists_lab_driver() {
+  [[ " $(kubectl_ get csinode "$NAME" -o jsonpath='{.spec.drivers[*].name}' 2>/dev/null) " == *" lab.csi.blockmirror.io "* ]]
+}
+
 up() {
-  local k=2 imports=()
+  local k=2 imports=() lab_csi=0 forwards=() f
   while (($#)); do
     case $1 in
       --index) k=$2; shift 2 ;;
       --import) imports+=("$(realpath "$2")"); shift 2 ;;
+      --lab-csi) lab_csi=1; shift ;;
+      --forward)
+        [[ $2 =~ ^([0-9]+)=([0-9.]+):([0-9]+)$ ]] || die "--forward takes PORT=HOST:HPORT: $2"
+        forwards+=("${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}")
+        shift 2
+        ;;
       *) die "unknown option $1" ;;
     esac
   done
   load_site
   node_vars "$k"
   [[ $NDIR != *[,\ ]* ]] || die "DIR must not contain commas or spaces (qemu options): $DIR"
-  local f
   for f in ${imports[@]+"${imports[@]}"}; do [[ -f $f ]] || die "no image archive $f"; done
+  if ((lab_csi)); then
+    [[ -f $ROOT/dist/sidecar/cli/main.js ]] || die "the lab driver runs from dist/: run npm run build"
+    bash "$ROOT/hack/site-csi.sh" prepare "$DIR" >/dev/null
+  fi
   if qemu_alive && node_ready; then
     log "already up ($ADDR)"
     return 0
@@ -236,21 +260,26 @@ up() {
   mkdir -p "$NDIR/out"
   node_cert
   images_bundle "$sandbox_archive" ${imports[@]+"${imports[@]}"}
-  node_config "$NDIR/images.oci.tar"
+  node_config "$NDIR/images.oci.tar" "$lab_csi"
   truncate -s "$VM_NODE_DISK" "$NDIR/disk.img"
   ln -s /bin/busybox "$NDIR/nc"
   forward_up
   t=$(now)
   # qemu in the site's network namespace: its forwards are that namespace's 127.0.0.1.
-  local subnet=10.127.$INDEX
+  local subnet=10.127.$INDEX netdev fw
+  netdev="restrict=on,net=$subnet.0/24,host=$subnet.254,dns=$subnet.253,dhcpstart=$subnet.240,hostfwd=tcp:127.0.0.1:$FWD-$ADDR:10250,guestfwd=tcp:$NODE_IP:6443-cmd:$NDIR/nc 127.0.0.1 6443"
+  for f in ${forwards[@]+"${forwards[@]}"}; do
+    read -ra fw <<<"$f"
+    netdev+=",guestfwd=tcp:$subnet.250:${fw[0]}-cmd:$NDIR/nc ${fw[1]} ${fw[2]}"
+  done
   in_ns env VM_CONSOLE_LOG="$NDIR/console.log" VM_MEMORY="$VM_NODE_MEMORY" \
     bash "$ROOT/hack/vm.sh" start --pidfile "$NDIR/qemu.pid" --output "$NDIR/guest.log" \
     --disk "$NDIR/disk.img" --share "nodeout=$NDIR/out" \
-    --netdev "restrict=on,net=$subnet.0/24,host=$subnet.254,dns=$subnet.253,dhcpstart=$subnet.240,hostfwd=tcp:127.0.0.1:$FWD-$ADDR:10250,guestfwd=tcp:$NODE_IP:6443-cmd:$NDIR/nc 127.0.0.1 6443" \
+    --netdev "$netdev" \
     -- "bash $ROOT/hack/vm-node-guest.sh $NDIR"
   log "VM started (qemu $(cat "$NDIR/qemu.pid")) in $(secs_since "$t") s"
   local deadline=$((SECONDS + ${VM_NODE_TIMEOUT:-600})) seen=0 lines
-  until node_ready && grep -q '] images imported' "$NDIR/guest.log"; do
+  until node_ready && grep -q '] images imported' "$NDIR/guest.log" && { ((!lab_csi)) || csinode_lists_lab_driver; }; do
     qemu_alive || die "the VM exited before the node was Ready"
     ((SECONDS < deadline)) || die "node $NAME not Ready after ${VM_NODE_TIMEOUT:-600} s (logs in $NDIR)"
     # The guest's progress lines, as they come.

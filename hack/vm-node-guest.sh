@@ -87,6 +87,18 @@ start kubelet "$BIN/kubelet" --config="$NDIR/kubelet-config.yaml" --kubeconfig="
   --node-ip="$NODE_IP" --hostname-override="$NODE_NAME" --node-labels="$NODE_LABELS"
 start kube-proxy "$BIN/kube-proxy" --config="$NDIR/kube-proxy-config.yaml"
 log "kubelet and kube-proxy started"
+if [[ ${LAB_CSI:-0} == 1 ]]; then
+  # The lab CSI driver and its provisioner, as hack/site-csi.sh runs them beside a host
+  # node's kubelet: the driver registers itself through the kubelet's plugin registration
+  # directory (the kubelet makes it too; whichever comes first), its volumes' images on /var.
+  plugin=/var/lib/kubelet/plugins/lab.csi.blockmirror.io
+  mkdir -p "$plugin" /var/lib/kubelet/plugins_registry /var/lib/lab-csi
+  start lab-driver "$NODE_BIN" "$CLI" csi-lab-driver --endpoint "unix://$plugin/csi.sock" --data-dir /var/lib/lab-csi \
+    --node-id "$NODE_NAME" --registration-dir /var/lib/kubelet/plugins_registry
+  start csi-provisioner "$PROVISIONER" --csi-address="$plugin/csi.sock" --kubeconfig="$PROVISIONER_KUBECONFIG" \
+    --leader-election --leader-election-namespace=lab-csi --timeout=60s --v=3
+  log "lab CSI driver and external-provisioner started"
+fi
 for f in $IMPORTS; do
   ctr --address /run/containerd/containerd.sock -n k8s.io images import "$f" >/dev/null
   log "images imported: $(basename "$f")"

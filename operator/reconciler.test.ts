@@ -446,14 +446,16 @@ describe('Reconciler', () => {
     });
   });
 
-  it('a local volume a pod mounts is written around the export: refused, never InSync, for either role', async () => {
-    for (const role of ['primary', 'secondary'] as const) {
-      const r = rig(pairObject(role === 'secondary' ? { role, remote: undefined } : {}), { locate: { location: { pvName: 'pv-1', node: 'node-a', path: '/dev/loop3', usedBy: ['apps/db-0'] } } });
-      await r.reconciler.reconcile('apps/db', signal);
-      expect(r.sidecar.pairs.size).toBe(0);
-      expect(r.current.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'WrittenAround' });
-      expect(r.current.status?.conditions?.find((c) => c.type === 'Synchronized')?.status).toBe('False');
-      expect(r.events.find((e) => e.reason === 'WrittenAround')?.message).toContain('apps/db-0');
-    }
+  it('a local primary a pod mounts is written around the export: refused, never InSync; a secondary replicates on (its sidecar fences the pod)', async () => {
+    const used: LocateResult = { location: { pvName: 'pv-1', node: 'node-a', path: '/dev/loop3', usedBy: ['apps/db-0'] } };
+    const r = rig(pairObject(), { locate: used });
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.pairs.size).toBe(0);
+    expect(r.current.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'WrittenAround' });
+    expect(r.current.status?.conditions?.find((c) => c.type === 'Synchronized')?.status).toBe('False');
+    expect(r.events.find((e) => e.reason === 'WrittenAround')?.message).toContain('apps/db-0');
+    const s = rig(pairObject({ role: 'secondary', remote: undefined }), { locate: used });
+    await s.reconciler.reconcile('apps/db', signal);
+    expect(s.sidecar.pairs.get('apps.db')?.spec?.role).toBe('ROLE_SECONDARY');
   });
 });

@@ -177,7 +177,9 @@ export class Reconciler {
       await this.#convergeSpliced(pair, obs, control, loc, loc.csi);
       return;
     }
-    if (loc.usedBy.length > 0) await this.#refuseWrittenAround(pair, control, loc);
+    // A secondary's pods are fenced by its sidecar instead: it holds the device exclusively,
+    // so their mount fails (the reason in their events) and replication goes on.
+    if (primary && loc.usedBy.length > 0) await this.#refuseWrittenAround(pair, control, loc);
     let current = await this.#ensurePair(pair, control, desiredSpec(pair, loc.path!), node);
     const state = pairToJson(current).state;
     if (pair.spec.paused === true && state !== 'Paused') {
@@ -307,17 +309,13 @@ export class Reconciler {
   }
 
   /**
-   * A `local` volume is replicated through the sidecar's export of its device; a pod
+   * A `local` primary is replicated through the sidecar's export of its device; a pod
    * mounting the claim writes to the device directly, which the sidecar never sees.
    * Always throws.
    */
   async #refuseWrittenAround(pair: ReplicationPair, control: SidecarControl, loc: VolumeLocation): Promise<never> {
     const removed = await this.#removeUnsafePair(control, sidecarPairName(pair.metadata.namespace, pair.metadata.name));
-    const role = pair.spec.role;
-    const message =
-      role === 'primary'
-        ? `pod(s) ${loc.usedBy.join(', ')} use claim ${pair.spec.pvcName} directly: their writes to local volume ${loc.pvName} would not pass blockmirror's tap, so it is not replicated. Write through the pair's NBD export, or use a CSI volume of an opted-in StorageClass.`
-        : `pod(s) ${loc.usedBy.join(', ')} use claim ${pair.spec.pvcName}, the secondary's volume: blocks are written under it while it is replicated to, so it is not. Delete the pod(s), or promote the pair first.`;
+    const message = `pod(s) ${loc.usedBy.join(', ')} use claim ${pair.spec.pvcName} directly: their writes to local volume ${loc.pvName} would not pass blockmirror's tap, so it is not replicated. Write through the pair's NBD export, or use a CSI volume of an opted-in StorageClass.`;
     const known = pair.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'WrittenAround');
     if (!known || removed) await this.#event(pair, { type: 'Warning', reason: 'WrittenAround', message });
     throw new ProblemError({ reason: 'WrittenAround', message, permanent: false, recheckAfterMs: this.#d.pollMs, notReplicating: true });
