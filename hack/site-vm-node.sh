@@ -16,6 +16,8 @@
 #          makes the API objects); the site's host node must not run them too.
 #          --forward PORT=HOST:HPORT: the guest reaches HOST:HPORT (say, the other site's
 #          peer port) at 10.127.<N>.250:PORT; nothing else leaves the guest.
+#          --expose PORT: the site (its host processes and pods) reaches the guest's PORT at
+#          the node's address (say, a hostNetwork sidecar's control port), as the kubelet's.
 #        hack/site-vm-node.sh down DIR [--index K]
 #          stops node K (default: every VM node of the site), removes its Node object, its
 #          forward and its files (idempotent; hack/site.sh down runs it too).
@@ -95,7 +97,17 @@ node_cert() {
 
 # Configuration the guest reads from the host's tree (read-only there): paths are the host's.
 node_config() {
-  local imports=$1 lab_csi=$2
+  local imports=$1 lab_csi=$2 protos=("" "")
+  # The guest has no Go to find the CSI and plugin registration protos in the module cache:
+  # found here (the cache is on the host's root, which the guest reads).
+  if ((lab_csi)); then
+    # shellcheck disable=SC2016 # JavaScript, not shell
+    mapfile -t protos < <(node --input-type=module -e '
+      const d = process.argv[1];
+      console.log(await (await import(`${d}/resolve-csi-proto-dir.js`)).resolveCsiProtoDir());
+      console.log(await (await import(`${d}/resolve-plugin-registration-proto-dir.js`)).resolvePluginRegistrationProtoDir());
+    ' "$ROOT/dist/sidecar/csi")
+  fi
   cat >"$NDIR/node.env" <<EOF
 NODE_NAME=$NAME
 NODE_IP=$ADDR
@@ -109,6 +121,8 @@ NODE_BIN=$(command -v node)
 CLI=$ROOT/dist/sidecar/cli/main.js
 PROVISIONER=${BLOCKMIRROR_CACHE:-$HOME/.cache/blockmirror}/csi/bin/csi-provisioner
 PROVISIONER_KUBECONFIG=$DIR/lab-csi/csi-provisioner.kubeconfig
+CSI_PROTO_DIR=${protos[0]}
+PLUGIN_REGISTRATION_PROTO_DIR=${protos[1]}
 EOF
   kubeconfig_file "$NDIR/kubelet.kubeconfig" "$SITE_LABEL" "https://$NODE_IP:6443" "$DIR/pki/ca.crt" kubelet \
     --client-cert "$NDIR/pki/kubelet.crt" --client-key "$NDIR/pki/kubelet.key"
@@ -152,17 +166,35 @@ images_bundle() {
 }
 
 # The API server reaches the kubelet at the node's address: locally redirected to the
-# 127.0.0.1 port qemu forwards into the guest.
+# 127.0.0.1 port qemu forwards into the guest. Each --expose PORT is forwarded the same way,
+# and also for the site's pods (say, the operator dialling the VM node's sidecar): their
+# packets arrive from the CNI bridge (PREROUTING), and reach 127.0.0.1 by a DNAT that
+# route_localnet allows.
 forward_up() {
+  local p hp i=0
   in_ns iptables -t nat -N "$CHAIN" 2>/dev/null || in_ns iptables -t nat -F "$CHAIN"
   in_ns iptables -t nat -A "$CHAIN" -p tcp --dport 10250 -j REDIRECT --to-ports "$FWD"
+  for p in "$@"; do
+    hp=$(expose_port "$i")
+    in_ns iptables -t nat -A "$CHAIN" -p tcp --dport "$p" -j DNAT --to-destination "127.0.0.1:$hp"
+    i=$((i + 1))
+  done
   in_ns iptables -t nat -C OUTPUT -d "$ADDR/32" -j "$CHAIN" 2>/dev/null ||
     in_ns iptables -t nat -I OUTPUT 1 -d "$ADDR/32" -j "$CHAIN"
+  if (($#)); then
+    in_ns sysctl -qw net.ipv4.conf.all.route_localnet=1
+    in_ns iptables -t nat -C PREROUTING -d "$ADDR/32" -j "$CHAIN" 2>/dev/null ||
+      in_ns iptables -t nat -I PREROUTING 1 -d "$ADDR/32" -j "$CHAIN"
+  fi
 }
+
+# expose_port I: the 127.0.0.1 port of the I-th --expose of this node.
+expose_port() { echo $((21000 + K * 8 + $1)); }
 
 forward_down() {
   [[ -e /run/netns/$NETNS ]] || return 0
   while in_ns iptables -t nat -D OUTPUT -d "$ADDR/32" -j "$CHAIN" 2>/dev/null; do :; done
+  while in_ns iptables -t nat -D PREROUTING -d "$ADDR/32" -j "$CHAIN" 2>/dev/null; do :; done
   in_ns iptables -t nat -F "$CHAIN" 2>/dev/null || true
   in_ns iptables -t nat -X "$CHAIN" 2>/dev/null || true
 }
@@ -218,12 +250,17 @@ csinode_lists_lab_driver() {
 }
 
 up() {
-  local k=2 imports=() lab_csi=0 forwards=() f
+  local k=2 imports=() lab_csi=0 forwards=() exposes=() f
   while (($#)); do
     case $1 in
       --index) k=$2; shift 2 ;;
       --import) imports+=("$(realpath "$2")"); shift 2 ;;
       --lab-csi) lab_csi=1; shift ;;
+      --expose)
+        [[ $2 =~ ^[0-9]+$ ]] || die "--expose takes a port: $2"
+        exposes+=("$2")
+        shift 2
+        ;;
       --forward)
         [[ $2 =~ ^([0-9]+)=([0-9.]+):([0-9]+)$ ]] || die "--forward takes PORT=HOST:HPORT: $2"
         forwards+=("${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}")
@@ -263,11 +300,14 @@ up() {
   node_config "$NDIR/images.oci.tar" "$lab_csi"
   truncate -s "$VM_NODE_DISK" "$NDIR/disk.img"
   ln -s /bin/busybox "$NDIR/nc"
-  forward_up
+  forward_up ${exposes[@]+"${exposes[@]}"}
   t=$(now)
   # qemu in the site's network namespace: its forwards are that namespace's 127.0.0.1.
-  local subnet=10.127.$INDEX netdev fw
+  local subnet=10.127.$INDEX netdev fw i
   netdev="restrict=on,net=$subnet.0/24,host=$subnet.254,dns=$subnet.253,dhcpstart=$subnet.240,hostfwd=tcp:127.0.0.1:$FWD-$ADDR:10250,guestfwd=tcp:$NODE_IP:6443-cmd:$NDIR/nc 127.0.0.1 6443"
+  for i in "${!exposes[@]}"; do
+    netdev+=",hostfwd=tcp:127.0.0.1:$(expose_port "$i")-$ADDR:${exposes[$i]}"
+  done
   for f in ${forwards[@]+"${forwards[@]}"}; do
     read -ra fw <<<"$f"
     netdev+=",guestfwd=tcp:$subnet.250:${fw[0]}-cmd:$NDIR/nc ${fw[1]} ${fw[2]}"

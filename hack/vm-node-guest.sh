@@ -94,8 +94,13 @@ if [[ ${LAB_CSI:-0} == 1 ]]; then
   plugin=/var/lib/kubelet/plugins/lab.csi.blockmirror.io
   mkdir -p "$plugin" /var/lib/kubelet/plugins_registry /var/lib/lab-csi
   start lab-driver "$NODE_BIN" "$CLI" csi-lab-driver --endpoint "unix://$plugin/csi.sock" --data-dir /var/lib/lab-csi \
+    --csi-proto-dir "$CSI_PROTO_DIR" --plugin-registration-proto-dir "$PLUGIN_REGISTRATION_PROTO_DIR" \
     --node-id "$NODE_NAME" --registration-dir /var/lib/kubelet/plugins_registry
-  start csi-provisioner "$PROVISIONER" --csi-address="$plugin/csi.sock" --kubeconfig="$PROVISIONER_KUBECONFIG" \
+  # Only once the driver serves: the provisioner gives up on a socket that stays silent
+  # for 10 s, and the driver's start (Node, emulated) takes longer than that here.
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  start csi-provisioner bash -c 'until [[ -S $1 ]]; do sleep 0.5; done; shift; exec "$@"' _ "$plugin/csi.sock" \
+    "$PROVISIONER" --csi-address="$plugin/csi.sock" --kubeconfig="$PROVISIONER_KUBECONFIG" \
     --leader-election --leader-election-namespace=lab-csi --timeout=60s --v=3
   log "lab CSI driver and external-provisioner started"
 fi

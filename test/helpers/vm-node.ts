@@ -13,6 +13,12 @@ export interface VmNodeOptions {
   images?: LocalImage[];
   /** Deadline for the VM to boot and its node to go Ready (TCG is slow). */
   timeoutMs?: number;
+  /** The guest runs the lab CSI driver and external-provisioner (--lab-csi). */
+  labCsi?: boolean;
+  /** Guest ports reaching a host address: `PORT=HOST:HPORT`, at 10.127.<site>.250:PORT (--forward). */
+  forwards?: string[];
+  /** Guest ports the site reaches at the node's address, e.g. a hostNetwork sidecar's control port (--expose). */
+  expose?: number[];
 }
 
 /**
@@ -40,6 +46,9 @@ export class VmNode {
     const index = opts.index ?? 2;
     const args = [VM_NODE_SCRIPT, 'up', site.info.dir, '--index', String(index)];
     for (const image of opts.images ?? []) args.push('--import', image.archive);
+    if (opts.labCsi === true) args.push('--lab-csi');
+    for (const f of opts.forwards ?? []) args.push('--forward', f);
+    for (const p of opts.expose ?? []) args.push('--expose', String(p));
     const timeoutMs = opts.timeoutMs ?? 900_000;
     const r = await run('env', [`VM_NODE_TIMEOUT=${Math.floor(timeoutMs / 1000) - 30}`, 'bash', ...args], { timeoutMs });
     if (r.code !== 0) throw new Error(`site ${site.name}: hack/site-vm-node.sh up exited ${r.code}\n${r.stderr}`);
