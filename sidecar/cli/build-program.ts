@@ -184,8 +184,18 @@ export function buildProgram(): Command {
     ) => {
       const logger = createLogger({ level: opts.logLevel });
       const splice = spliceOptions(opts);
+      // Loaded only when registering: a sidecar outside Kubernetes never touches the client.
+      const kube =
+        opts.registerNode === undefined
+          ? undefined
+          : {
+              node: opts.registerNode,
+              client: new (await import('../../operator/kube/kube-client.js')).KubeClient({ ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}), component: 'blockmirror-sidecar' }),
+              locator: (await import('../../operator/discovery/lease-pair-locator.js')).LeasePairLocator,
+            };
       const daemon = await SidecarDaemon.start({
         ...(splice ? { splice } : {}),
+        ...(kube ? { site: new kube.locator({ client: kube.client, namespace: opts.registerNamespace, node: kube.node }) } : {}),
         stateDir: opts.stateDir,
         controlListen: opts.controlListen,
         peerListen: opts.peerListen,
@@ -196,14 +206,13 @@ export function buildProgram(): Command {
       });
       let registration: Promise<void> = Promise.resolve();
       const unregister = new AbortController();
-      if (opts.registerNode !== undefined) {
-        // Loaded only here: a sidecar outside Kubernetes never touches the client.
-        const { KubeClient } = await import('../../operator/kube/kube-client.js');
+      if (kube !== undefined) {
         const { runNodeRegistration } = await import('../../operator/discovery/node-registration.js');
         registration = runNodeRegistration({
-          client: new KubeClient({ ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}), component: 'blockmirror-sidecar' }),
+          client: kube.client,
           namespace: opts.registerNamespace,
-          node: opts.registerNode,
+          node: kube.node,
+          secondaryPairs: () => daemon.secondaryPairs(),
           controlEndpoint: opts.advertiseControl ?? daemon.addresses.control,
           peerEndpoint: opts.advertisePeer ?? daemon.addresses.peer,
           splice: daemon.spliceCapability.capable ? { capable: true } : { capable: false, reason: daemon.spliceCapability.reason },

@@ -15,6 +15,7 @@ import { GroupCommitter } from '../replication/group-committer.js';
 import { PeerFront } from '../replication/peer-front.js';
 import { PEER_FLOW_CONTROL_WINDOW } from '../replication/peer-link.js';
 import { replicationService } from '../replication/replication-service.js';
+import type { SitePairLocator } from '../replication/site-pair-locator.js';
 import { parseHostPort } from '../net/host-port.js';
 import { PairManager } from '../pair/pair-manager.js';
 import { Dmsetup } from '../splice/dmsetup.js';
@@ -36,6 +37,8 @@ export interface SidecarConfig {
   splice?: NbdNetlinkOptions;
   /** Where the start-up probe of the node's splice capability looks (default: /dev, /sys, dmsetup). */
   spliceProbe?: Partial<Omit<SpliceProbeOptions, 'nbdHelper'>>;
+  /** The site's other sidecars: handshakes for pairs they hold are redirected to them. */
+  site?: SitePairLocator;
 }
 
 /** The node splice of a sidecar whose pairs live in `stateDir` (also used by the supervisor). */
@@ -143,6 +146,7 @@ export class SidecarDaemon {
         commitGroup: (req) => committer.commitGroup(req),
         logger: cfg.logger,
         onRefused: (reason) => metrics?.peerRefused(reason),
+        ...(cfg.site ? { site: cfg.site } : {}),
       }),
     );
     new HealthImplementation({ '': 'SERVING' }).addToServer(peer);
@@ -179,6 +183,11 @@ export class SidecarDaemon {
     const addresses = { control: controlAddr, peer: peerFront.address, metrics: metricsAddr };
     cfg.logger.info('sidecar ready', addresses);
     return new SidecarDaemon(addresses, capability, pairs, control, peer, peerFront, committer, metricsHttp, cfg.logger);
+  }
+
+  /** The secondary pairs held here (registered for the site's redirects). */
+  secondaryPairs(): string[] {
+    return this.#pairs.secondaryNames();
   }
 
   /** Graceful stop: refuse new calls, finish in-flight I/O, persist bitmaps. */

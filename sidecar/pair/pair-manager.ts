@@ -163,6 +163,11 @@ export class PairManager {
     return this.#entries.get(name)?.pair?.endpoint ?? undefined;
   }
 
+  /** The names of the secondary pairs defined here, running or not (they live on this node). */
+  secondaryNames(): string[] {
+    return [...this.#entries.values()].flatMap((e) => (e.spec.role === 'secondary' ? [e.spec.name] : []));
+  }
+
   secondaryEndpoints(): SecondaryEndpoint[] {
     return [...this.#entries.values()].flatMap((e) => (e.pair?.endpoint ? [e.pair.endpoint] : []));
   }
