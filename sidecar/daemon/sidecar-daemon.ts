@@ -147,6 +147,7 @@ export class SidecarDaemon {
         logger: cfg.logger,
         onRefused: (reason) => metrics?.peerRefused(reason),
         ...(cfg.site ? { site: cfg.site } : {}),
+        onRedirected: () => metrics?.peerRedirect(),
       }),
     );
     new HealthImplementation({ '': 'SERVING' }).addToServer(peer);
@@ -154,6 +155,7 @@ export class SidecarDaemon {
       ...(cfg.tls ? { tls: readTlsMaterial(cfg.tls) } : {}),
       logger: cfg.logger,
       onRefused: (reason) => metrics?.peerRefused(reason),
+      onAccepted: () => metrics?.peerConnection(),
     });
 
     let metricsHttp: HttpServer | null = null;

@@ -10,6 +10,8 @@ export interface PeerFrontOptions {
   tls?: TlsMaterial;
   logger: Logger;
   onRefused(reason: string): void;
+  /** A TCP connection was accepted (before any vetting). */
+  onAccepted?(): void;
   /** How long a connection may stay silent before its first bytes. */
   firstBytesTimeoutMs?: number;
 }
@@ -53,6 +55,7 @@ export class PeerFront {
     // No Nagle: acknowledgements are small and pipelined; held back behind earlier
     // unacknowledged ones they would wait for the peer's delayed ACK (~40 ms).
     const net = createServer({ noDelay: true }, (socket) => {
+      opts.onAccepted?.();
       if (tlsServer === undefined) return vet(socket, opts, (s) => injector.injectConnection(s));
       socket.on('error', () => undefined);
       tlsServer.emit('connection', socket);

@@ -21,6 +21,7 @@ export interface ReplicationServiceOptions {
   onRefused?(reason: string): void;
   /** The other sidecars of this site: a handshake for a pair one of them holds is redirected there. */
   site?: SitePairLocator;
+  onRedirected?(): void;
 }
 
 // Frames applied ahead of the acknowledgement stream before reading pauses.
@@ -93,6 +94,7 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
           (holder) => {
             if (holder === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no sidecar of this site holds pair ${JSON.stringify(pairId)}`));
             opts.logger.info('peer redirected', { pair: pairId, holder });
+            opts.onRedirected?.();
             callback(null, { sessionId: '', secondaryGeneration: '', fullSyncRequired: false, redirect: holder });
           },
           (err: Error) => callback(refuse('lookup', GrpcStatus.UNAVAILABLE, `pair ${JSON.stringify(pairId)} is not here and the site's sidecars cannot be looked up: ${err.message}`)),
