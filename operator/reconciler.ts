@@ -4,6 +4,8 @@ import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
 import type { Pair__Output } from '../proto/gen/blockmirror/control/v1/Pair.js';
 import { pairToJson } from '../sidecar/cli/format-pair.js';
 import { BlockmirrorError } from '../sidecar/errors.js';
+import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
+import type { PeerTls } from '../proto/gen/blockmirror/control/v1/PeerTls.js';
 import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';
 import type { LocateResult } from './discovery/volume-locator.js';
@@ -28,7 +30,8 @@ export interface ReconcilerDeps {
     patchPairStatus(namespace: string, name: string, status: ReplicationPairStatus, previous?: ReplicationPairStatus): Promise<void>;
     setFinalizers(namespace: string, name: string, finalizers: string[], resourceVersion: string | undefined): Promise<void>;
     recordEvent(pair: ReplicationPair, event: EventRecord): Promise<void>;
-    secretHasKeys(namespace: string, name: string, keys: string[]): Promise<'ok' | 'missing' | string[]>;
+    /** A Secret's data, decoded; undefined when it does not exist. */
+    readSecret(namespace: string, name: string): Promise<Record<string, Buffer> | undefined>;
   };
   locate(namespace: string, pvcName: string): Promise<LocateResult>;
   sidecarFor(node: string): Promise<SidecarLookup>;
@@ -126,12 +129,7 @@ export class Reconciler {
     const endpoint = found.found.control;
     obs.sidecar = { node, endpoint };
 
-    const tlsSecret = pair.spec.remote?.tlsSecretName;
-    if (tlsSecret !== undefined) {
-      const check = await this.#d.kube.secretHasKeys(namespace, tlsSecret, TLS_KEYS);
-      if (check === 'missing') throw new ProblemError({ reason: 'TLSSecretNotFound', message: `Secret ${namespace}/${tlsSecret} not found`, permanent: false });
-      if (check !== 'ok') throw new ProblemError({ reason: 'TLSSecretInvalid', message: `Secret ${namespace}/${tlsSecret} lacks ${check.join(', ')}`, permanent: false });
-    }
+    const peerTls = await this.#peerTls(pair);
 
     // The pair moved to another node (the volume was re-attached): forget the old one.
     const previous = pair.status?.sidecar;
@@ -147,7 +145,7 @@ export class Reconciler {
     if (pair.spec.role === 'primary' && located.location.spliceOptIn !== undefined && !splice.capable) {
       await this.#refuseUnspliceable(pair, control, { node, optIn: located.location.spliceOptIn, reason: splice.reason });
     }
-    const desired = desiredSpec(pair, path);
+    const desired = { ...desiredSpec(pair, path), ...(peerTls ? { peerTls } : {}) };
     let current = await control.getPair(sidecarName).catch((err: unknown) => {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -189,6 +187,21 @@ export class Reconciler {
    * secondary misses them. Nothing replicates (a sidecar pair left from before goes),
    * and the pair says why and what to do. Always throws.
    */
+  /**
+   * The pair's own peer TLS from spec.remote.tlsSecretName (tls.crt, tls.key, ca.crt):
+   * this site's certificate for the link, and the remote site's CA. Undefined without.
+   */
+  async #peerTls(pair: ReplicationPair): Promise<PeerTls | undefined> {
+    const { namespace } = pair.metadata;
+    const secret = pair.spec.remote?.tlsSecretName;
+    if (secret === undefined) return undefined;
+    const data = await this.#d.kube.readSecret(namespace, secret);
+    if (data === undefined) throw new ProblemError({ reason: 'TLSSecretNotFound', message: `Secret ${namespace}/${secret} not found`, permanent: false });
+    const lacking = TLS_KEYS.filter((k) => (data[k]?.length ?? 0) === 0);
+    if (lacking.length > 0) throw new ProblemError({ reason: 'TLSSecretInvalid', message: `Secret ${namespace}/${secret} lacks ${lacking.join(', ')}`, permanent: false });
+    return { certPem: data['tls.crt']!.toString('utf8'), keyPem: data['tls.key']!.toString('utf8'), caPem: data['ca.crt']!.toString('utf8') };
+  }
+
   async #refuseUnspliceable(pair: ReplicationPair, control: SidecarControl, why: { node: string; optIn: string; reason: string }): Promise<never> {
     const sidecarName = sidecarPairName(pair.metadata.namespace, pair.metadata.name);
     const removed = await control.deletePair(sidecarName).then(
@@ -293,6 +306,14 @@ export function desiredSpec(pair: ReplicationPair, volumePath: string): PairSpec
   };
 }
 
+/** Whether the sidecar holds the peer TLS material `want` carries (none: the sidecar's own). */
+function samePeerTls(current: Pair__Output, want: PairSpec): boolean {
+  const have = current.spec?.peerTlsFingerprint ?? '';
+  const t = want.peerTls;
+  const wanted = t ? peerTlsFingerprint({ cert: t.certPem ?? '', key: t.keyPem ?? '', ca: t.caPem ?? '' }) : '';
+  return have === wanted;
+}
+
 /** What a live pair cannot change: its volume, role, mode and block size. */
 function sameWiring(current: Pair__Output, want: PairSpec): boolean {
   const have = current.spec;
@@ -313,6 +334,7 @@ function sameTunables(current: Pair__Output, want: PairSpec): boolean {
     have.groupIntervalMs === want.groupIntervalMs &&
     same(have.maxCoordinationMs, want.maxCoordinationMs) &&
     same(have.maxDrainMs, want.maxDrainMs) &&
-    have.consistencyGroup === want.consistencyGroup
+    have.consistencyGroup === want.consistencyGroup &&
+    samePeerTls(current, want)
   );
 }

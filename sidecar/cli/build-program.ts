@@ -6,7 +6,8 @@ import { createLogger } from '../log/create-logger.js';
 import { nodeSplice, SidecarDaemon } from '../daemon/sidecar-daemon.js';
 import type { NbdNetlinkOptions } from '../splice/nbd-netlink.js';
 import { superviseSidecar } from '../supervise/sidecar-supervisor.js';
-import { tlsFilesFrom } from '../grpc/grpc-credentials.js';
+import { readTlsMaterial, tlsFilesFrom, type TlsFiles } from '../grpc/grpc-credentials.js';
+import { InvalidArgumentError } from '../errors.js';
 import { ControlClient } from '../control/control-client.js';
 import { formatPair, formatPairList, pairToJson } from './format-pair.js';
 import { loadCsiProto, loadPluginRegistrationProto, type CsiProto, type PluginRegistrationProto } from '../grpc/load-proto.js';
@@ -162,6 +163,7 @@ export function buildProgram(): Command {
       .option('--kubeconfig <file>', 'kubeconfig for the registration (default: in-cluster credentials)')
       .option('--advertise-control <host:port>', 'control address to register (default: the bound one)')
       .option('--advertise-peer <host:port>', 'peer address to register (default: the bound one)')
+      .option('--peer-server-name <name>', "the name remote sidecars' peer certificates carry, verified instead of the dialled address (a redirect dials a node address)")
       .option('--replication-budget <bytes>', 'sync mode: foreground write bytes in flight to the secondary per pair before writes wait (bounds the memory a slow peer pins)', positiveInt, 32 << 20)
       .addOption(logLevelOption()),
   );
@@ -178,6 +180,7 @@ export function buildProgram(): Command {
         kubeconfig?: string;
         advertiseControl?: string;
         advertisePeer?: string;
+        peerServerName?: string;
         replicationBudget: number;
       } & TlsFlags &
         SpliceFlags,
@@ -201,6 +204,7 @@ export function buildProgram(): Command {
         peerListen: opts.peerListen,
         ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}),
         tls: tlsFilesFrom(opts),
+        ...(opts.peerServerName ? { peerServerName: opts.peerServerName } : {}),
         replicationBudgetBytes: opts.replicationBudget,
         logger,
       });
@@ -422,8 +426,12 @@ export function buildProgram(): Command {
       .option('--max-coordination-ms <ms>', 'async mode: longest hold of write acknowledgements at a group cut (default 50)', positiveInt)
       .option('--max-drain-ms <ms>', 'async mode: abandon and retry a group draining longer (default 30000)', positiveInt)
       .option('--consistency-group <name>', 'async mode: pairs with the same name form their groups together')
+      .option('--peer-tls-cert <file>', "this pair's own peer TLS: certificate (PEM) a primary presents to the remote site")
+      .option('--peer-tls-key <file>', "this pair's own peer TLS: its private key (PEM)")
+      .option('--peer-tls-ca <file>', "this pair's own peer TLS: the remote site's CA (PEM); a secondary's peer port trusts it too")
       .addOption(outputOption()),
-  ).action(async (name: string, opts: CtlOpts & { volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number; peerPair?: string; writeTimeoutMs?: number; resyncRate?: number; groupIntervalMs?: number; maxCoordinationMs?: number; maxDrainMs?: number; consistencyGroup?: string }) => {
+  ).action(async (name: string, opts: CtlOpts & { volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number; peerPair?: string; writeTimeoutMs?: number; resyncRate?: number; groupIntervalMs?: number; maxCoordinationMs?: number; maxDrainMs?: number; consistencyGroup?: string; peerTlsCert?: string; peerTlsKey?: string; peerTlsCa?: string }) => {
+    const peerTls = peerTlsFiles(opts);
     const c = client(opts);
     try {
       const p = await c.createPair({
@@ -443,6 +451,7 @@ export function buildProgram(): Command {
         maxCoordinationMs: opts.maxCoordinationMs ?? 0,
         maxDrainMs: opts.maxDrainMs ?? 0,
         consistencyGroup: opts.consistencyGroup ?? '',
+        ...(peerTls ? { peerTls: readPeerTlsPem(peerTls) } : {}),
       });
       print(opts.output, pairToJson(p), formatPair(p));
     } finally {
@@ -515,4 +524,18 @@ function withVolumeControl(cmd: Command, call: VolumeCall): void {
 
 function print(format: string | undefined, json: unknown, text: string): void {
   process.stdout.write(format === 'json' ? JSON.stringify(json, null, 2) + '\n' : text);
+}
+
+/** --peer-tls-cert, --peer-tls-key and --peer-tls-ca: all three or none. */
+function peerTlsFiles(opts: { peerTlsCert?: string; peerTlsKey?: string; peerTlsCa?: string }): TlsFiles | undefined {
+  const given = [opts.peerTlsCert, opts.peerTlsKey, opts.peerTlsCa].filter((v) => v !== undefined && v !== '');
+  if (given.length === 0) return undefined;
+  if (given.length !== 3) throw new InvalidArgumentError('--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together');
+  return { cert: opts.peerTlsCert!, key: opts.peerTlsKey!, ca: opts.peerTlsCa! };
+}
+
+/** A pair's peer TLS files as the control API carries them (PEM text). */
+function readPeerTlsPem(files: TlsFiles): { certPem: string; keyPem: string; caPem: string } {
+  const m = readTlsMaterial(files);
+  return { certPem: m.cert.toString('utf8'), keyPem: m.key.toString('utf8'), caPem: m.ca.toString('utf8') };
 }

@@ -39,6 +39,8 @@ export interface SidecarConfig {
   spliceProbe?: Partial<Omit<SpliceProbeOptions, 'nbdHelper'>>;
   /** The site's other sidecars: handshakes for pairs they hold are redirected to them. */
   site?: SitePairLocator;
+  /** The name the remote sidecars' peer certificates carry (default: the dialled host). */
+  peerServerName?: string;
 }
 
 /** The node splice of a sidecar whose pairs live in `stateDir` (also used by the supervisor). */
@@ -115,6 +117,7 @@ export class SidecarDaemon {
       stateDir: cfg.stateDir,
       logger: cfg.logger,
       ...(cfg.tls ? { tls: cfg.tls } : {}),
+      ...(cfg.peerServerName ? { peerServerName: cfg.peerServerName } : {}),
       ...(cfg.replicationBudgetBytes ? { replicationBudgetBytes: cfg.replicationBudgetBytes } : {}),
       onProtocolError: (pair, reason) => metrics?.protocolError(pair, reason),
       ...(splice ? { splicedPairs: () => splice.splicedPairs(), onRestarted: (pair: string) => splice.reconnectPair(pair, pairs) } : {}),
@@ -156,6 +159,7 @@ export class SidecarDaemon {
       logger: cfg.logger,
       onRefused: (reason) => metrics?.peerRefused(reason),
       onAccepted: () => metrics?.peerConnection(),
+      extraCas: () => pairs.peerCas(),
     });
 
     let metricsHttp: HttpServer | null = null;

@@ -5,7 +5,7 @@ import type { Logger } from 'winston';
 import { DirtyTracker } from '../bitmap/dirty-tracker.js';
 import { FailedPreconditionError } from '../errors.js';
 import { makeDirDurable } from '../fs/make-dir-durable.js';
-import type { TlsFiles } from '../grpc/grpc-credentials.js';
+import type { TlsFiles, TlsMaterial } from '../grpc/grpc-credentials.js';
 import { NbdServer } from '../nbd/nbd-server.js';
 import { GroupJournal } from '../replication/group-journal.js';
 import { PairMeta } from '../replication/pair-meta.js';
@@ -60,6 +60,8 @@ export interface PairContext {
   logger: Logger;
   /** TLS material for the peer link (mutual TLS); plaintext only to loopback. */
   tls?: TlsFiles;
+  /** The name a secondary's certificate must carry (default: the dialled host). */
+  peerServerName?: string;
   /** Sync pairs: foreground bytes in flight to the secondary before writes wait. */
   replicationBudgetBytes?: number;
   onProtocolError?(pair: string, reason: string): void;
@@ -181,7 +183,7 @@ export class Pair {
           meta: await PairMeta.open(dir),
           peer: spec.peer,
           remotePair: spec.peerPair ?? spec.name,
-          ...(ctx.tls ? { tls: ctx.tls } : {}),
+          ...peerLinkTls(spec, ctx),
           logger,
           onWork: () => member.group?.notify(),
         });
@@ -197,7 +199,7 @@ export class Pair {
           meta: await PairMeta.open(dir),
           peer: spec.peer,
           remotePair: spec.peerPair ?? spec.name,
-          ...(ctx.tls ? { tls: ctx.tls } : {}),
+          ...peerLinkTls(spec, ctx),
           ...(spec.writeTimeoutMs ? { writeTimeoutMs: spec.writeTimeoutMs } : {}),
           ...(spec.resyncBytesPerSecond ? { resyncBytesPerSecond: spec.resyncBytesPerSecond } : {}),
           ...(ctx.replicationBudgetBytes ? { maxInFlightBytes: ctx.replicationBudgetBytes } : {}),
@@ -332,4 +334,11 @@ export class Pair {
     await this.close();
     await rm(this.#stateDir, { recursive: true, force: true });
   }
+}
+
+/** A primary's peer link TLS: the pair's own material when it has some, else the sidecar's. */
+function peerLinkTls(spec: PairSpec, ctx: PairContext): { tls?: TlsFiles | TlsMaterial; serverName?: string } {
+  const t = spec.peerTls;
+  const tls: TlsFiles | TlsMaterial | undefined = t ? { cert: Buffer.from(t.cert), key: Buffer.from(t.key), ca: Buffer.from(t.ca) } : ctx.tls;
+  return { ...(tls ? { tls } : {}), ...(ctx.peerServerName ? { serverName: ctx.peerServerName } : {}) };
 }

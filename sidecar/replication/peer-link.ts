@@ -6,7 +6,7 @@ import type { FrameAck__Output } from '../../proto/gen/blockmirror/replication/v
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import type { ReplicationServiceClient } from '../../proto/gen/blockmirror/replication/v1/ReplicationService.js';
 import { BlockmirrorError } from '../errors.js';
-import { channelCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
+import { channelCredentials, type TlsFiles, type TlsMaterial } from '../grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { Backoff } from './backoff.js';
 import { frameChecksum } from './frame-builder.js';
@@ -46,7 +46,13 @@ export const PEER_FLOW_CONTROL_WINDOW = 32 << 20;
 export interface PeerLinkOptions {
   /** The remote site's peer entry point (a Service, or any of its sidecars). */
   address: string;
-  tls?: TlsFiles;
+  tls?: TlsFiles | TlsMaterial;
+  /**
+   * The name the secondary's certificate must carry. A redirect sends the link to a node
+   * address no certificate made beforehand names; the peer is verified by its identity
+   * (this name, signed by the trusted CA) instead. Default: the dialled host.
+   */
+  serverName?: string;
   /** The pair's name on the remote sidecar. */
   remotePair: string;
   volumeBytes: number;
@@ -70,7 +76,8 @@ export interface PairLinkSource {
   meta: { generation: string; syncedPeerGeneration: string };
   peer: string;
   remotePair: string;
-  tls?: TlsFiles;
+  tls?: TlsFiles | TlsMaterial;
+  serverName?: string;
   logger: Logger;
 }
 
@@ -87,6 +94,7 @@ export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSessio
     ...(livenessMs !== undefined ? { livenessMs } : {}),
     address: o.peer,
     ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.serverName ? { serverName: o.serverName } : {}),
     remotePair: o.remotePair,
     volumeBytes: o.volume.size,
     blockSize: o.tracker.layout.blockSize,
@@ -190,6 +198,7 @@ export class PeerLink {
       // fail our handshakes fast for minutes after an outage; ours paces the retries.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
+      ...(this.#opts.serverName && this.#opts.tls ? { 'grpc.ssl_target_name_override': this.#opts.serverName, 'grpc.default_authority': this.#opts.serverName } : {}),
     });
     return this.#client;
   }
