@@ -164,6 +164,7 @@ export function buildProgram(): Command {
       .option('--advertise-control <host:port>', 'control address to register (default: the bound one)')
       .option('--advertise-peer <host:port>', 'peer address to register (default: the bound one)')
       .option('--peer-server-name <name>', "the name remote sidecars' peer certificates carry, verified instead of the dialled address (a redirect dials a node address)")
+      .option('--peer-trust-ca <file>', "the remote site's CA bundle (PEM), trusted on the peer port and when dialling peers, besides --tls-ca")
       .option('--replication-budget <bytes>', 'sync mode: foreground write bytes in flight to the secondary per pair before writes wait (bounds the memory a slow peer pins)', positiveInt, 32 << 20)
       .addOption(logLevelOption()),
   );
@@ -181,6 +182,7 @@ export function buildProgram(): Command {
         advertiseControl?: string;
         advertisePeer?: string;
         peerServerName?: string;
+        peerTrustCa?: string;
         replicationBudget: number;
       } & TlsFlags &
         SpliceFlags,
@@ -205,6 +207,7 @@ export function buildProgram(): Command {
         ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}),
         tls: tlsFilesFrom(opts),
         ...(opts.peerServerName ? { peerServerName: opts.peerServerName } : {}),
+        ...(opts.peerTrustCa ? { peerTrustCa: resolve(opts.peerTrustCa) } : {}),
         replicationBudgetBytes: opts.replicationBudget,
         logger,
       });

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'winston';
 import { ControlServer } from '../control/control-server.js';
 import { makeDirDurable } from '../fs/make-dir-durable.js';
-import { readTlsMaterial, serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
+import { readPem, readTlsMaterial, serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { SidecarMetrics } from '../metrics/sidecar-metrics.js';
 import { raiseServerFlowControlWindow } from '../grpc/server-flow-control.js';
@@ -41,6 +41,12 @@ export interface SidecarConfig {
   site?: SitePairLocator;
   /** The name the remote sidecars' peer certificates carry (default: the dialled host). */
   peerServerName?: string;
+  /**
+   * A CA bundle file (PEM) trusted for peers besides --tls-ca: the remote site's CA.
+   * Every sidecar of a site needs it, since any of them may be the entry point that
+   * redirects a remote primary (its TLS is checked before the handshake).
+   */
+  peerTrustCa?: string;
 }
 
 /** The node splice of a sidecar whose pairs live in `stateDir` (also used by the supervisor). */
@@ -111,6 +117,7 @@ export class SidecarDaemon {
     if (capability.capable) cfg.logger.info('node can splice', { checks: capability.checks.map((c) => c.detail) });
     else cfg.logger.warn('node cannot splice', { reason: capability.reason });
 
+    const trustCa = cfg.peerTrustCa === undefined ? undefined : readPem(cfg.peerTrustCa, 'peer trust CA');
     let metrics: SidecarMetrics | null = null;
     const splice = cfg.splice ? nodeSplice(cfg.stateDir, cfg.splice, cfg.logger) : null;
     const pairs: PairManager = new PairManager({
@@ -118,6 +125,7 @@ export class SidecarDaemon {
       logger: cfg.logger,
       ...(cfg.tls ? { tls: cfg.tls } : {}),
       ...(cfg.peerServerName ? { peerServerName: cfg.peerServerName } : {}),
+      ...(trustCa !== undefined ? { peerTrustCa: trustCa } : {}),
       ...(cfg.replicationBudgetBytes ? { replicationBudgetBytes: cfg.replicationBudgetBytes } : {}),
       onProtocolError: (pair, reason) => metrics?.protocolError(pair, reason),
       ...(splice ? { splicedPairs: () => splice.splicedPairs(), onRestarted: (pair: string) => splice.reconnectPair(pair, pairs) } : {}),
@@ -159,7 +167,7 @@ export class SidecarDaemon {
       logger: cfg.logger,
       onRefused: (reason) => metrics?.peerRefused(reason),
       onAccepted: () => metrics?.peerConnection(),
-      extraCas: () => pairs.peerCas(),
+      extraCas: () => (trustCa !== undefined ? [trustCa, ...pairs.peerCas()] : pairs.peerCas()),
     });
 
     let metricsHttp: HttpServer | null = null;

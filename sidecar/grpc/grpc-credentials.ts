@@ -39,6 +39,11 @@ export function serverCredentials(listen: string, what: string, tls: TlsFiles | 
   return ServerCredentials.createSsl(read(tls.ca, 'TLS CA'), [{ cert_chain: read(tls.cert, 'TLS certificate'), private_key: read(tls.key, 'TLS key') }], true);
 }
 
+/** A PEM file's text (a CA bundle), or an InvalidArgumentError naming it. */
+export function readPem(path: string, what: string): string {
+  return read(path, what).toString('utf8');
+}
+
 export interface TlsMaterial {
   cert: Buffer;
   key: Buffer;

@@ -14,6 +14,8 @@ export interface PairManagerOptions {
   tls?: TlsFiles;
   /** The name secondaries' certificates must carry (default: the dialled host). */
   peerServerName?: string;
+  /** The remote site's CA (PEM), trusted besides the sidecar's own when dialling peers. */
+  peerTrustCa?: string;
   /** Sync pairs: foreground bytes in flight to the secondary before writes wait. */
   replicationBudgetBytes?: number;
   onProtocolError?(pair: string, reason: string): void;
@@ -267,6 +269,7 @@ export class PairManager {
       logger: this.#opts.logger,
       ...(this.#opts.tls ? { tls: this.#opts.tls } : {}),
       ...(this.#opts.peerServerName ? { peerServerName: this.#opts.peerServerName } : {}),
+      ...(this.#opts.peerTrustCa ? { peerTrustCa: this.#opts.peerTrustCa } : {}),
       ...(this.#opts.replicationBudgetBytes ? { replicationBudgetBytes: this.#opts.replicationBudgetBytes } : {}),
       onProtocolError: this.#opts.onProtocolError,
       groups: this.#groups,
