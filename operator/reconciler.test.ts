@@ -8,6 +8,16 @@ import type { EventRecord } from './kube/kube-client.js';
 import type { LocateResult } from './discovery/volume-locator.js';
 import type { NodeSplice } from './discovery/sidecar-lease.js';
 import { Reconciler, TemporaryError, desiredSpec, sidecarPairName, type SidecarControl } from './reconciler.js';
+import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
+
+/** A spec as a sidecar answers it: its peer TLS as a fingerprint, never the key. */
+function echo(spec: PairSpec): PairSpec {
+  const { peerTls, ...rest } = spec;
+  const fp = peerTls ? peerTlsFingerprint({ cert: peerTls.certPem ?? '', key: peerTls.keyPem ?? '', ca: peerTls.caPem ?? '' }) : '';
+  return { ...rest, peerTlsFingerprint: fp };
+}
+
+const pem = (what: string): Buffer => Buffer.from(`-----BEGIN ${what}-----\n${what}\n-----END ${what}-----\n`);
 
 const logger = createLogger({ silent: true, transports: [new transports.Console()] });
 const signal = new AbortController().signal;
@@ -25,6 +35,8 @@ function pairObject(spec: Partial<ReplicationPair['spec']> = {}, meta: Partial<R
 class FakeSidecar implements SidecarControl {
   readonly pairs = new Map<string, Pair__Output>();
   readonly calls: string[] = [];
+  /** Specs as sent by create and update. */
+  readonly received: PairSpec[] = [];
   state = 'PAIR_STATE_IN_SYNC';
   failCreate: { grpcCode: number; message: string } | undefined;
   /** The node splice's records by pv; undefined: a sidecar without a splice. */
@@ -69,7 +81,8 @@ class FakeSidecar implements SidecarControl {
   createPair(spec: PairSpec): Promise<Pair__Output> {
     this.calls.push(`create ${spec.name}`);
     if (this.failCreate) return Promise.reject(Object.assign(new Error(this.failCreate.message), { grpcCode: this.failCreate.grpcCode }));
-    const p = { spec: { ...spec }, status: {} } as unknown as Pair__Output;
+    this.received.push(spec);
+    const p = { spec: echo(spec), status: {} } as unknown as Pair__Output;
     this.pairs.set(spec.name!, p);
     return Promise.resolve(this.#withState(p));
   }
@@ -78,7 +91,8 @@ class FakeSidecar implements SidecarControl {
     this.calls.push(`update ${spec.name}`);
     const p = this.pairs.get(spec.name!);
     if (p === undefined) return Promise.reject(Object.assign(new Error('no such pair'), { grpcCode: 5 }));
-    const next = { ...p, spec: { ...spec } } as unknown as Pair__Output;
+    this.received.push(spec);
+    const next = { ...p, spec: echo(spec) } as unknown as Pair__Output;
     this.pairs.set(spec.name!, next);
     return Promise.resolve(this.#withState(next));
   }
@@ -109,7 +123,7 @@ class FakeSidecar implements SidecarControl {
   }
 }
 
-function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissing?: boolean; splice?: NodeSplice } = {}) {
+function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissing?: boolean; splice?: NodeSplice; secrets?: Record<string, Record<string, Buffer>> } = {}) {
   let splice: NodeSplice = opts.splice ?? { capable: true };
   const sidecars = new Map<string, FakeSidecar>([['node-a:7400', new FakeSidecar()]]);
   const patches: ReplicationPairStatus[] = [];
@@ -133,7 +147,7 @@ function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissin
         events.push(e);
         return Promise.resolve();
       },
-      secretHasKeys: () => Promise.resolve('ok' as const),
+      readSecret: (_ns, name) => Promise.resolve(opts.secrets?.[name]),
     },
     locate: () => Promise.resolve(opts.locate ?? { location: { pvName: 'pv-1', node: 'node-a', path: '/data/pv-1.img', usedBy: [] } }),
     sidecarFor: (node) => Promise.resolve(opts.sidecarMissing ? { missing: `no sidecar on ${node}` } : { found: { node, control: `${node}:7400`, peer: `${node}:7401`, splice } }),
@@ -204,6 +218,32 @@ describe('Reconciler', () => {
     expect(r.sidecar.calls.slice(2)).toEqual(['get apps.db', 'update apps.db']);
     expect(r.sidecar.pairs.get('apps.db')!.spec).toMatchObject({ writeTimeoutMs: 750, peerAddress: 'site-b2:7401' });
     expect(r.events.map((e) => e.reason)).toContain('Updated');
+  });
+
+  it("gives the sidecar the pair's peer TLS from spec.remote.tlsSecretName, and new material in place", async () => {
+    const secret = { 'tls.crt': pem('CERTIFICATE'), 'tls.key': pem('PRIVATE KEY'), 'ca.crt': pem('CERTIFICATE') };
+    const secrets: Record<string, Record<string, Buffer>> = { 'peer-tls': secret };
+    const r = rig(pairObject({ remote: { endpoint: 'site-b:7401', tlsSecretName: 'peer-tls' } }), { secrets });
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.received[0]!.peerTls).toEqual({ certPem: secret['tls.crt'].toString(), keyPem: secret['tls.key'].toString(), caPem: secret['ca.crt'].toString() });
+    // Unchanged: the fingerprint the sidecar answers matches; nothing is sent again.
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.calls).toEqual(['get apps.db', 'create apps.db', 'get apps.db']);
+    // cert-manager renewed the certificate: the pair gets it in place.
+    secrets['peer-tls'] = { ...secret, 'tls.crt': pem('RENEWED CERTIFICATE') };
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.calls.slice(3)).toEqual(['get apps.db', 'update apps.db']);
+    expect(r.sidecar.received[1]!.peerTls?.certPem).toContain('RENEWED');
+  });
+
+  it('says which TLS Secret is missing or incomplete, and creates nothing', async () => {
+    const missing = rig(pairObject({ remote: { endpoint: 'site-b:7401', tlsSecretName: 'nope' } }));
+    await expect(missing.reconciler.reconcile('apps/db', signal)).rejects.toBeInstanceOf(TemporaryError);
+    expect(missing.patches[0]!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'TLSSecretNotFound', message: 'Secret apps/nope not found' });
+    const partial = rig(pairObject({ remote: { endpoint: 'site-b:7401', tlsSecretName: 'half' } }), { secrets: { half: { 'tls.crt': pem('CERTIFICATE') } } });
+    await expect(partial.reconciler.reconcile('apps/db', signal)).rejects.toBeInstanceOf(TemporaryError);
+    expect(partial.patches[0]!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ reason: 'TLSSecretInvalid', message: 'Secret apps/half lacks tls.key, ca.crt' });
+    expect(partial.sidecar.calls).toEqual([]);
   });
 
   it('recreates the pair when its wiring changed, and pauses and resumes it', async () => {

@@ -5,6 +5,8 @@ import type { Pair__Output } from '../proto/gen/blockmirror/control/v1/Pair.js';
 import type { SplicedVolume__Output } from '../proto/gen/blockmirror/control/v1/SplicedVolume.js';
 import { pairToJson } from '../sidecar/control/pair-json.js';
 import { BlockmirrorError } from '../sidecar/errors.js';
+import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
+import type { PeerTls } from '../proto/gen/blockmirror/control/v1/PeerTls.js';
 import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';
 import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js';
@@ -33,7 +35,8 @@ export interface ReconcilerDeps {
     patchPairStatus(namespace: string, name: string, status: ReplicationPairStatus, previous?: ReplicationPairStatus): Promise<void>;
     setFinalizers(namespace: string, name: string, finalizers: string[], resourceVersion: string | undefined): Promise<void>;
     recordEvent(pair: ReplicationPair, event: EventRecord): Promise<void>;
-    secretHasKeys(namespace: string, name: string, keys: string[]): Promise<'ok' | 'missing' | string[]>;
+    /** A Secret's data, decoded; undefined when it does not exist. */
+    readSecret(namespace: string, name: string): Promise<Record<string, Buffer> | undefined>;
   };
   locate(namespace: string, pvcName: string): Promise<LocateResult>;
   sidecarFor(node: string): Promise<SidecarLookup>;
@@ -140,12 +143,7 @@ export class Reconciler {
     const endpoint = found.found.control;
     obs.sidecar = { node, endpoint };
 
-    const tlsSecret = pair.spec.remote?.tlsSecretName;
-    if (tlsSecret !== undefined) {
-      const check = await this.#d.kube.secretHasKeys(namespace, tlsSecret, TLS_KEYS);
-      if (check === 'missing') throw new ProblemError({ reason: 'TLSSecretNotFound', message: `Secret ${namespace}/${tlsSecret} not found`, permanent: false });
-      if (check !== 'ok') throw new ProblemError({ reason: 'TLSSecretInvalid', message: `Secret ${namespace}/${tlsSecret} lacks ${check.join(', ')}`, permanent: false });
-    }
+    const peerTls = await this.#peerTls(pair);
 
     // The pair moved to another node (the volume was re-attached): forget the old one.
     const previous = pair.status?.sidecar;
@@ -174,13 +172,13 @@ export class Reconciler {
           notReplicating: true,
         });
       }
-      await this.#convergeSpliced(pair, obs, control, loc, loc.csi);
+      await this.#convergeSpliced(pair, obs, control, loc, loc.csi, peerTls);
       return;
     }
     // A secondary's pods are fenced by its sidecar instead: it holds the device exclusively,
     // so their mount fails (the reason in their events) and replication goes on.
     if (primary && loc.usedBy.length > 0) await this.#refuseWrittenAround(pair, control, loc);
-    let current = await this.#ensurePair(pair, control, desiredSpec(pair, loc.path!), node);
+    let current = await this.#ensurePair(pair, control, { ...desiredSpec(pair, loc.path!), ...(peerTls ? { peerTls } : {}) }, node);
     const state = pairToJson(current).state;
     if (pair.spec.paused === true && state !== 'Paused') {
       current = await control.pausePair(sidecarName);
@@ -232,7 +230,7 @@ export class Reconciler {
    * InSync while the pod writes around it. Pause detaches (dm-era records the writes),
    * resume attaches again.
    */
-  async #convergeSpliced(pair: ReplicationPair, obs: Observation, control: SidecarControl, loc: VolumeLocation, csi: NonNullable<VolumeLocation['csi']>): Promise<void> {
+  async #convergeSpliced(pair: ReplicationPair, obs: Observation, control: SidecarControl, loc: VolumeLocation, csi: NonNullable<VolumeLocation['csi']>, peerTls: PeerTls | undefined): Promise<void> {
     const sidecarName = sidecarPairName(pair.metadata.namespace, pair.metadata.name);
     // A sidecar without a splice (refused) has staged nothing.
     const volumes = await control.listVolumes().catch((err: unknown) => {
@@ -258,7 +256,7 @@ export class Reconciler {
     }
     // The export is a socket in the sidecar's run directory: the kernel's NBD client
     // under the splice is its only user.
-    const desired: PairSpec = { ...desiredSpec(pair, rec.device), nbdListen: '', nbdSocket: `${sidecarName}.sock` };
+    const desired: PairSpec = { ...desiredSpec(pair, rec.device), nbdListen: '', nbdSocket: `${sidecarName}.sock`, ...(peerTls ? { peerTls } : {}) };
     let current = await this.#ensurePair(pair, control, desired, loc.node);
     const paused = pair.spec.paused === true;
     if (paused) {
@@ -327,6 +325,21 @@ export class Reconciler {
    * secondary misses them. Nothing replicates (a sidecar pair left from before goes),
    * and the pair says why and what to do. Always throws.
    */
+  /**
+   * The pair's own peer TLS from spec.remote.tlsSecretName (tls.crt, tls.key, ca.crt):
+   * this site's certificate for the link, and the remote site's CA. Undefined without.
+   */
+  async #peerTls(pair: ReplicationPair): Promise<PeerTls | undefined> {
+    const { namespace } = pair.metadata;
+    const secret = pair.spec.remote?.tlsSecretName;
+    if (secret === undefined) return undefined;
+    const data = await this.#d.kube.readSecret(namespace, secret);
+    if (data === undefined) throw new ProblemError({ reason: 'TLSSecretNotFound', message: `Secret ${namespace}/${secret} not found`, permanent: false });
+    const lacking = TLS_KEYS.filter((k) => (data[k]?.length ?? 0) === 0);
+    if (lacking.length > 0) throw new ProblemError({ reason: 'TLSSecretInvalid', message: `Secret ${namespace}/${secret} lacks ${lacking.join(', ')}`, permanent: false });
+    return { certPem: data['tls.crt']!.toString('utf8'), keyPem: data['tls.key']!.toString('utf8'), caPem: data['ca.crt']!.toString('utf8') };
+  }
+
   async #refuseUnspliceable(pair: ReplicationPair, control: SidecarControl, why: { node: string; optIn: string; reason: string }): Promise<never> {
     const sidecarName = sidecarPairName(pair.metadata.namespace, pair.metadata.name);
     const removed = await control.deletePair(sidecarName).then(
@@ -447,6 +460,14 @@ export function desiredSpec(pair: ReplicationPair, volumePath: string): PairSpec
   };
 }
 
+/** Whether the sidecar holds the peer TLS material `want` carries (none: the sidecar's own). */
+function samePeerTls(current: Pair__Output, want: PairSpec): boolean {
+  const have = current.spec?.peerTlsFingerprint ?? '';
+  const t = want.peerTls;
+  const wanted = t ? peerTlsFingerprint({ cert: t.certPem ?? '', key: t.keyPem ?? '', ca: t.caPem ?? '' }) : '';
+  return have === wanted;
+}
+
 /** What a live pair cannot change: its volume, role, mode and block size. */
 function sameWiring(current: Pair__Output, want: PairSpec): boolean {
   const have = current.spec;
@@ -467,6 +488,7 @@ function sameTunables(current: Pair__Output, want: PairSpec): boolean {
     have.groupIntervalMs === want.groupIntervalMs &&
     same(have.maxCoordinationMs, want.maxCoordinationMs) &&
     same(have.maxDrainMs, want.maxDrainMs) &&
-    have.consistencyGroup === want.consistencyGroup
+    have.consistencyGroup === want.consistencyGroup &&
+    samePeerTls(current, want)
   );
 }

@@ -4,6 +4,8 @@ import {
   CONTROL_ANNOTATION,
   NODE_LABEL,
   PEER_ANNOTATION,
+  SECONDARY_PAIRS_ANNOTATION,
+  secondaryPairsValue,
   SIDECAR_LABEL,
   SIDECAR_LABEL_VALUE,
   SIDECAR_LEASE_SECONDS,
@@ -21,6 +23,10 @@ export interface NodeRegistrationOptions {
   /** Whether the node can splice, from the sidecar's start-up probe. */
   splice: NodeSplice;
   logger: Logger;
+  /** The secondary pairs this sidecar holds, published for the site's redirects. */
+  secondaryPairs?: () => readonly string[];
+  /** How often `secondaryPairs` is checked: a change is written at once, not at the next renewal. */
+  pairsPollMs?: number;
   /** Renewal period; the lease lasts four of them. */
   renewMs?: number;
   signal: AbortSignal;
@@ -29,14 +35,25 @@ export interface NodeRegistrationOptions {
 /**
  * Keeps this sidecar's Lease fresh until `signal` aborts, then deletes it (a clean stop
  * unregisters at once; a crash leaves a lease that expires). API errors are logged and
- * retried at the next renewal: the data path never depends on the API server.
+ * retried at the next renewal: the data path never depends on the API server. A change
+ * of the secondary pairs held is written within `pairsPollMs`, so that a primary dialling
+ * another node of this site is redirected here soon after the pair is created.
  */
 export async function runNodeRegistration(opts: NodeRegistrationOptions): Promise<void> {
   const renewMs = opts.renewMs ?? (SIDECAR_LEASE_SECONDS * 1000) / 4;
   const name = sidecarLeaseName(opts.node);
   const splice = spliceLeaseFields(opts.splice);
+  const pollMs = Math.min(opts.pairsPollMs ?? 1000, renewMs);
+  const pairs = (): string => secondaryPairsValue(opts.secondaryPairs?.() ?? []);
   let failing = false;
+  let written: string | undefined;
+  let renewedAt = -Infinity;
   while (!opts.signal.aborted) {
+    const held = pairs();
+    if (held === written && performance.now() - renewedAt < renewMs) {
+      await pause(pollMs, opts.signal);
+      continue;
+    }
     try {
       const current = await opts.client.getLease(opts.namespace, name);
       const now = new Date();
@@ -48,28 +65,45 @@ export async function runNodeRegistration(opts: NodeRegistrationOptions): Promis
         renewTime: now,
         acquireTime: current?.acquireTime ?? now,
         labels: { ...(current?.labels ?? {}), [SIDECAR_LABEL]: SIDECAR_LABEL_VALUE, [NODE_LABEL]: opts.node, ...splice.labels },
-        annotations: withoutUndefined({ ...(current?.annotations ?? {}), [CONTROL_ANNOTATION]: opts.controlEndpoint, [PEER_ANNOTATION]: opts.peerEndpoint, ...splice.annotations }),
+        annotations: withoutUndefined({
+          ...(current?.annotations ?? {}),
+          [CONTROL_ANNOTATION]: opts.controlEndpoint,
+          [PEER_ANNOTATION]: opts.peerEndpoint,
+          [SECONDARY_PAIRS_ANNOTATION]: held === '' ? undefined : held,
+          ...splice.annotations,
+        }),
         resourceVersion: current?.resourceVersion,
       };
       await opts.client.writeLease(lease);
       if (failing) opts.logger.info('sidecar registration renewed', { lease: name });
       failing = false;
+      written = held;
+      renewedAt = performance.now();
     } catch (err) {
       if (!failing) opts.logger.warn('sidecar registration failed; retrying', { lease: name, error: (err as Error).message });
       failing = true;
+      // Retried at the next renewal, not at the next poll: an API server that refuses
+      // should not be asked every second by every node.
+      renewedAt = performance.now();
+      written = held;
     }
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(done, renewMs);
-      function done(): void {
-        clearTimeout(t);
-        opts.signal.removeEventListener('abort', done);
-        resolve();
-      }
-      opts.signal.addEventListener('abort', done, { once: true });
-    });
+    await pause(pollMs, opts.signal);
   }
   await opts.client.deleteLease(opts.namespace, name).catch((err: unknown) => {
     opts.logger.warn('sidecar registration not removed', { lease: name, error: (err as Error).message });
+  });
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
   });
 }
 

@@ -11,6 +11,22 @@ export const NODE_LABEL = 'blockmirror.io/node';
 export const CONTROL_ANNOTATION = 'blockmirror.io/control-endpoint';
 export const PEER_ANNOTATION = 'blockmirror.io/peer-endpoint';
 export const SIDECAR_LEASE_SECONDS = 40;
+/**
+ * The secondary pairs the sidecar holds, comma-separated (pair names have no commas): the
+ * site's other sidecars redirect a primary's handshake for one of them to PEER_ANNOTATION.
+ */
+export const SECONDARY_PAIRS_ANNOTATION = 'blockmirror.io/secondary-pairs';
+
+/** The annotation value for `pairs` (sorted, so an unchanged set writes the same value). */
+export function secondaryPairsValue(pairs: readonly string[]): string {
+  return [...new Set(pairs)].sort().join(',');
+}
+
+/** The secondary pairs a Lease registers. */
+export function readSecondaryPairs(annotations: Readonly<Record<string, string>>): string[] {
+  const v = annotations[SECONDARY_PAIRS_ANNOTATION] ?? '';
+  return v === '' ? [] : v.split(',');
+}
 
 export function sidecarLeaseName(node: string): string {
   return SIDECAR_LEASE_PREFIX + node;

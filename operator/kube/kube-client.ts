@@ -296,6 +296,18 @@ export class KubeClient {
       .map((va) => ({ node: va.spec.nodeName, attached: va.status?.attached === true }));
   }
 
+  /** A Secret's data, decoded; undefined when it does not exist. */
+  async readSecret(namespace: string, name: string): Promise<Record<string, Buffer> | undefined> {
+    try {
+      const s = await this.#core.readNamespacedSecret({ namespace, name });
+      return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+    } catch (err) {
+      const e = apiError(`get Secret ${namespace}/${name}`, err);
+      if (e.status === 404) return undefined;
+      throw e;
+    }
+  }
+
   async secretHasKeys(namespace: string, name: string, keys: string[]): Promise<'ok' | 'missing' | string[]> {
     try {
       const s = await this.#core.readNamespacedSecret({ namespace, name });

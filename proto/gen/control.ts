@@ -16,6 +16,7 @@ import type { Pair as _blockmirror_control_v1_Pair, Pair__Output as _blockmirror
 import type { PairSpec as _blockmirror_control_v1_PairSpec, PairSpec__Output as _blockmirror_control_v1_PairSpec__Output } from './blockmirror/control/v1/PairSpec.js';
 import type { PairStatus as _blockmirror_control_v1_PairStatus, PairStatus__Output as _blockmirror_control_v1_PairStatus__Output } from './blockmirror/control/v1/PairStatus.js';
 import type { PausePairRequest as _blockmirror_control_v1_PausePairRequest, PausePairRequest__Output as _blockmirror_control_v1_PausePairRequest__Output } from './blockmirror/control/v1/PausePairRequest.js';
+import type { PeerTls as _blockmirror_control_v1_PeerTls, PeerTls__Output as _blockmirror_control_v1_PeerTls__Output } from './blockmirror/control/v1/PeerTls.js';
 import type { ResumePairRequest as _blockmirror_control_v1_ResumePairRequest, ResumePairRequest__Output as _blockmirror_control_v1_ResumePairRequest__Output } from './blockmirror/control/v1/ResumePairRequest.js';
 import type { SplicedVolume as _blockmirror_control_v1_SplicedVolume, SplicedVolume__Output as _blockmirror_control_v1_SplicedVolume__Output } from './blockmirror/control/v1/SplicedVolume.js';
 import type { StageVolumeRequest as _blockmirror_control_v1_StageVolumeRequest, StageVolumeRequest__Output as _blockmirror_control_v1_StageVolumeRequest__Output } from './blockmirror/control/v1/StageVolumeRequest.js';
@@ -48,6 +49,7 @@ export interface ProtoGrpcType {
         PairState: EnumTypeDefinition
         PairStatus: MessageTypeDefinition<_blockmirror_control_v1_PairStatus, _blockmirror_control_v1_PairStatus__Output>
         PausePairRequest: MessageTypeDefinition<_blockmirror_control_v1_PausePairRequest, _blockmirror_control_v1_PausePairRequest__Output>
+        PeerTls: MessageTypeDefinition<_blockmirror_control_v1_PeerTls, _blockmirror_control_v1_PeerTls__Output>
         ResumePairRequest: MessageTypeDefinition<_blockmirror_control_v1_ResumePairRequest, _blockmirror_control_v1_ResumePairRequest__Output>
         Role: EnumTypeDefinition
         SplicedVolume: MessageTypeDefinition<_blockmirror_control_v1_SplicedVolume, _blockmirror_control_v1_SplicedVolume__Output>

@@ -6,7 +6,8 @@ import { createLogger } from '../log/create-logger.js';
 import { nodeSplice, SidecarDaemon } from '../daemon/sidecar-daemon.js';
 import type { NbdNetlinkOptions } from '../splice/nbd-netlink.js';
 import { superviseSidecar } from '../supervise/sidecar-supervisor.js';
-import { tlsFilesFrom } from '../grpc/grpc-credentials.js';
+import { readTlsMaterial, tlsFilesFrom, type TlsFiles } from '../grpc/grpc-credentials.js';
+import { InvalidArgumentError } from '../errors.js';
 import { ControlClient } from '../control/control-client.js';
 import { pairToJson } from '../control/pair-json.js';
 import { formatPair, formatPairList } from './format-pair.js';
@@ -163,6 +164,8 @@ export function buildProgram(): Command {
       .option('--kubeconfig <file>', 'kubeconfig for the registration (default: in-cluster credentials)')
       .option('--advertise-control <host:port>', 'control address to register (default: the bound one)')
       .option('--advertise-peer <host:port>', 'peer address to register (default: the bound one)')
+      .option('--peer-server-name <name>', "the name remote sidecars' peer certificates carry, verified instead of the dialled address (a redirect dials a node address)")
+      .option('--peer-trust-ca <file>', "the remote site's CA bundle (PEM), trusted on the peer port and when dialling peers, besides --tls-ca")
       .option('--replication-budget <bytes>', 'sync mode: foreground write bytes in flight to the secondary per pair before writes wait (bounds the memory a slow peer pins)', positiveInt, 32 << 20)
       .addOption(logLevelOption()),
   );
@@ -179,32 +182,45 @@ export function buildProgram(): Command {
         kubeconfig?: string;
         advertiseControl?: string;
         advertisePeer?: string;
+        peerServerName?: string;
+        peerTrustCa?: string;
         replicationBudget: number;
       } & TlsFlags &
         SpliceFlags,
     ) => {
       const logger = createLogger({ level: opts.logLevel });
       const splice = spliceOptions(opts);
+      // Loaded only when registering: a sidecar outside Kubernetes never touches the client.
+      const kube =
+        opts.registerNode === undefined
+          ? undefined
+          : {
+              node: opts.registerNode,
+              client: new (await import('../../operator/kube/kube-client.js')).KubeClient({ ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}), component: 'blockmirror-sidecar' }),
+              locator: (await import('../../operator/discovery/lease-pair-locator.js')).LeasePairLocator,
+            };
       const daemon = await SidecarDaemon.start({
         ...(splice ? { splice } : {}),
+        ...(kube ? { site: new kube.locator({ client: kube.client, namespace: opts.registerNamespace, node: kube.node }) } : {}),
         stateDir: opts.stateDir,
         controlListen: opts.controlListen,
         peerListen: opts.peerListen,
         ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}),
         tls: tlsFilesFrom(opts),
+        ...(opts.peerServerName ? { peerServerName: opts.peerServerName } : {}),
+        ...(opts.peerTrustCa ? { peerTrustCa: resolve(opts.peerTrustCa) } : {}),
         replicationBudgetBytes: opts.replicationBudget,
         logger,
       });
       let registration: Promise<void> = Promise.resolve();
       const unregister = new AbortController();
-      if (opts.registerNode !== undefined) {
-        // Loaded only here: a sidecar outside Kubernetes never touches the client.
-        const { KubeClient } = await import('../../operator/kube/kube-client.js');
+      if (kube !== undefined) {
         const { runNodeRegistration } = await import('../../operator/discovery/node-registration.js');
         registration = runNodeRegistration({
-          client: new KubeClient({ ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}), component: 'blockmirror-sidecar' }),
+          client: kube.client,
           namespace: opts.registerNamespace,
-          node: opts.registerNode,
+          node: kube.node,
+          secondaryPairs: () => daemon.secondaryPairs(),
           controlEndpoint: opts.advertiseControl ?? daemon.addresses.control,
           peerEndpoint: opts.advertisePeer ?? daemon.addresses.peer,
           splice: daemon.spliceCapability.capable ? { capable: true } : { capable: false, reason: daemon.spliceCapability.reason },
@@ -411,8 +427,12 @@ export function buildProgram(): Command {
       .option('--max-coordination-ms <ms>', 'async mode: longest hold of write acknowledgements at a group cut (default 50)', positiveInt)
       .option('--max-drain-ms <ms>', 'async mode: abandon and retry a group draining longer (default 30000)', positiveInt)
       .option('--consistency-group <name>', 'async mode: pairs with the same name form their groups together')
+      .option('--peer-tls-cert <file>', "this pair's own peer TLS: certificate (PEM) a primary presents to the remote site")
+      .option('--peer-tls-key <file>', "this pair's own peer TLS: its private key (PEM)")
+      .option('--peer-tls-ca <file>', "this pair's own peer TLS: the remote site's CA (PEM); a secondary's peer port trusts it too")
       .addOption(outputOption()),
-  ).action(async (name: string, opts: CtlOpts & { volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number; peerPair?: string; writeTimeoutMs?: number; resyncRate?: number; groupIntervalMs?: number; maxCoordinationMs?: number; maxDrainMs?: number; consistencyGroup?: string }) => {
+  ).action(async (name: string, opts: CtlOpts & { volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number; peerPair?: string; writeTimeoutMs?: number; resyncRate?: number; groupIntervalMs?: number; maxCoordinationMs?: number; maxDrainMs?: number; consistencyGroup?: string; peerTlsCert?: string; peerTlsKey?: string; peerTlsCa?: string }) => {
+    const peerTls = peerTlsFiles(opts);
     const c = client(opts);
     try {
       const p = await c.createPair({
@@ -432,6 +452,7 @@ export function buildProgram(): Command {
         maxCoordinationMs: opts.maxCoordinationMs ?? 0,
         maxDrainMs: opts.maxDrainMs ?? 0,
         consistencyGroup: opts.consistencyGroup ?? '',
+        ...(peerTls ? { peerTls: readPeerTlsPem(peerTls) } : {}),
       });
       print(opts.output, pairToJson(p), formatPair(p));
     } finally {
@@ -504,4 +525,18 @@ function withVolumeControl(cmd: Command, call: VolumeCall): void {
 
 function print(format: string | undefined, json: unknown, text: string): void {
   process.stdout.write(format === 'json' ? JSON.stringify(json, null, 2) + '\n' : text);
+}
+
+/** --peer-tls-cert, --peer-tls-key and --peer-tls-ca: all three or none. */
+function peerTlsFiles(opts: { peerTlsCert?: string; peerTlsKey?: string; peerTlsCa?: string }): TlsFiles | undefined {
+  const given = [opts.peerTlsCert, opts.peerTlsKey, opts.peerTlsCa].filter((v) => v !== undefined && v !== '');
+  if (given.length === 0) return undefined;
+  if (given.length !== 3) throw new InvalidArgumentError('--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together');
+  return { cert: opts.peerTlsCert!, key: opts.peerTlsKey!, ca: opts.peerTlsCa! };
+}
+
+/** A pair's peer TLS files as the control API carries them (PEM text). */
+function readPeerTlsPem(files: TlsFiles): { certPem: string; keyPem: string; caPem: string } {
+  const m = readTlsMaterial(files);
+  return { certPem: m.cert.toString('utf8'), keyPem: m.key.toString('utf8'), caPem: m.ca.toString('utf8') };
 }

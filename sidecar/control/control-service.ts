@@ -66,6 +66,7 @@ function fromSpec(spec: PairSpec__Output | null): PairSpecInput {
     ...(spec.maxCoordinationMs ? { maxCoordinationMs: spec.maxCoordinationMs } : {}),
     ...(spec.maxDrainMs ? { maxDrainMs: spec.maxDrainMs } : {}),
     ...(spec.consistencyGroup ? { consistencyGroup: spec.consistencyGroup } : {}),
+    ...(spec.peerTls ? { peerTls: { cert: spec.peerTls.certPem, key: spec.peerTls.keyPem, ca: spec.peerTls.caPem } } : {}),
   };
 }
 

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'winston';
 import { ControlServer } from '../control/control-server.js';
 import { makeDirDurable } from '../fs/make-dir-durable.js';
-import { readTlsMaterial, serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
+import { readPem, readTlsMaterial, serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { SidecarMetrics } from '../metrics/sidecar-metrics.js';
 import { raiseServerFlowControlWindow } from '../grpc/server-flow-control.js';
@@ -15,6 +15,7 @@ import { GroupCommitter } from '../replication/group-committer.js';
 import { PeerFront } from '../replication/peer-front.js';
 import { PEER_FLOW_CONTROL_WINDOW } from '../replication/peer-link.js';
 import { replicationService } from '../replication/replication-service.js';
+import type { SitePairLocator } from '../replication/site-pair-locator.js';
 import { parseHostPort } from '../net/host-port.js';
 import { PairManager } from '../pair/pair-manager.js';
 import { Dmsetup } from '../splice/dmsetup.js';
@@ -36,6 +37,16 @@ export interface SidecarConfig {
   splice?: NbdNetlinkOptions;
   /** Where the start-up probe of the node's splice capability looks (default: /dev, /sys, dmsetup). */
   spliceProbe?: Partial<Omit<SpliceProbeOptions, 'nbdHelper'>>;
+  /** The site's other sidecars: handshakes for pairs they hold are redirected to them. */
+  site?: SitePairLocator;
+  /** The name the remote sidecars' peer certificates carry (default: the dialled host). */
+  peerServerName?: string;
+  /**
+   * A CA bundle file (PEM) trusted for peers besides --tls-ca: the remote site's CA.
+   * Every sidecar of a site needs it, since any of them may be the entry point that
+   * redirects a remote primary (its TLS is checked before the handshake).
+   */
+  peerTrustCa?: string;
 }
 
 /** The node splice of a sidecar whose pairs live in `stateDir` (also used by the supervisor). */
@@ -106,12 +117,15 @@ export class SidecarDaemon {
     if (capability.capable) cfg.logger.info('node can splice', { checks: capability.checks.map((c) => c.detail) });
     else cfg.logger.warn('node cannot splice', { reason: capability.reason });
 
+    const trustCa = cfg.peerTrustCa === undefined ? undefined : readPem(cfg.peerTrustCa, 'peer trust CA');
     let metrics: SidecarMetrics | null = null;
     const splice = cfg.splice ? nodeSplice(cfg.stateDir, cfg.splice, cfg.logger) : null;
     const pairs: PairManager = new PairManager({
       stateDir: cfg.stateDir,
       logger: cfg.logger,
       ...(cfg.tls ? { tls: cfg.tls } : {}),
+      ...(cfg.peerServerName ? { peerServerName: cfg.peerServerName } : {}),
+      ...(trustCa !== undefined ? { peerTrustCa: trustCa } : {}),
       ...(cfg.replicationBudgetBytes ? { replicationBudgetBytes: cfg.replicationBudgetBytes } : {}),
       onProtocolError: (pair, reason) => metrics?.protocolError(pair, reason),
       ...(splice ? { splicedPairs: () => splice.splicedPairs(), onRestarted: (pair: string) => splice.reconnectPair(pair, pairs) } : {}),
@@ -143,6 +157,8 @@ export class SidecarDaemon {
         commitGroup: (req) => committer.commitGroup(req),
         logger: cfg.logger,
         onRefused: (reason) => metrics?.peerRefused(reason),
+        ...(cfg.site ? { site: cfg.site } : {}),
+        onRedirected: () => metrics?.peerRedirect(),
       }),
     );
     new HealthImplementation({ '': 'SERVING' }).addToServer(peer);
@@ -150,6 +166,8 @@ export class SidecarDaemon {
       ...(cfg.tls ? { tls: readTlsMaterial(cfg.tls) } : {}),
       logger: cfg.logger,
       onRefused: (reason) => metrics?.peerRefused(reason),
+      onAccepted: () => metrics?.peerConnection(),
+      extraCas: () => (trustCa !== undefined ? [trustCa, ...pairs.peerCas()] : pairs.peerCas()),
     });
 
     let metricsHttp: HttpServer | null = null;
@@ -179,6 +197,11 @@ export class SidecarDaemon {
     const addresses = { control: controlAddr, peer: peerFront.address, metrics: metricsAddr };
     cfg.logger.info('sidecar ready', addresses);
     return new SidecarDaemon(addresses, capability, pairs, control, peer, peerFront, committer, metricsHttp, cfg.logger);
+  }
+
+  /** The secondary pairs held here (registered for the site's redirects). */
+  secondaryPairs(): string[] {
+    return this.#pairs.secondaryNames();
   }
 
   /** Graceful stop: refuse new calls, finish in-flight I/O, persist bitmaps. */

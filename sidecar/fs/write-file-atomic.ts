@@ -6,11 +6,13 @@ import { dirname } from 'node:path';
  * write a temp file and fsync it (the data is on disk before the name points at it),
  * rename over the old one, fsync the directory (the rename itself survives a power cut).
  */
-export async function writeFileAtomic(file: string, text: string): Promise<void> {
+export async function writeFileAtomic(file: string, text: string, opts: { mode?: number } = {}): Promise<void> {
   const dir = dirname(file);
   await mkdir(dir, { recursive: true });
   const tmp = `${file}.tmp`;
-  const fh = await open(tmp, 'w');
+  // A stale temp file keeps its old mode: start afresh so `mode` holds.
+  if (opts.mode !== undefined) await rm(tmp, { force: true });
+  const fh = await open(tmp, 'w', opts.mode);
   try {
     await fh.writeFile(text);
     await fh.sync();

@@ -39,6 +39,11 @@ export function serverCredentials(listen: string, what: string, tls: TlsFiles | 
   return ServerCredentials.createSsl(read(tls.ca, 'TLS CA'), [{ cert_chain: read(tls.cert, 'TLS certificate'), private_key: read(tls.key, 'TLS key') }], true);
 }
 
+/** A PEM file's text (a CA bundle), or an InvalidArgumentError naming it. */
+export function readPem(path: string, what: string): string {
+  return read(path, what).toString('utf8');
+}
+
 export interface TlsMaterial {
   cert: Buffer;
   key: Buffer;
@@ -49,11 +54,17 @@ export function readTlsMaterial(tls: TlsFiles): TlsMaterial {
   return { cert: read(tls.cert, 'TLS certificate'), key: read(tls.key, 'TLS key'), ca: read(tls.ca, 'TLS CA') };
 }
 
-export function channelCredentials(target: string, tls: TlsFiles | undefined): ChannelCredentials {
+/** Client credentials: mutual TLS from files or material; without, plaintext to loopback only. */
+export function channelCredentials(target: string, tls: TlsFiles | TlsMaterial | undefined): ChannelCredentials {
   if (tls === undefined) {
     const { host } = parseHostPort(target, 'address');
     if (!isLoopbackHost(host)) throw new InvalidArgumentError(`${target} is not loopback: give --tls-cert, --tls-key and --tls-ca (mutual TLS)`);
     return credentials.createInsecure();
   }
-  return credentials.createSsl(read(tls.ca, 'TLS CA'), read(tls.key, 'TLS key'), read(tls.cert, 'TLS certificate'));
+  const m = isTlsMaterial(tls) ? tls : readTlsMaterial(tls);
+  return credentials.createSsl(m.ca, m.key, m.cert);
+}
+
+function isTlsMaterial(tls: TlsFiles | TlsMaterial): tls is TlsMaterial {
+  return Buffer.isBuffer(tls.cert);
 }

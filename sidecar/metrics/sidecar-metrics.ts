@@ -16,6 +16,8 @@ export class SidecarMetrics {
   readonly registry = new Registry();
   readonly #protocolErrors: Counter<'pair' | 'reason'>;
   readonly #peerRefused: Counter<'reason'>;
+  readonly #peerConnections: Counter;
+  readonly #peerRedirects: Counter;
 
   constructor(pairs: () => PairStatusView[], node: NodeFacts) {
     collectDefaultMetrics({ register: this.registry, prefix: 'blockmirror_sidecar_' });
@@ -84,6 +86,16 @@ export class SidecarMetrics {
       labelNames: ['reason'],
       registers: reg,
     });
+    this.#peerConnections = new Counter({
+      name: 'blockmirror_peer_connections_total',
+      help: 'TCP connections accepted on the peer port (a session uses one; refused ones count here too).',
+      registers: reg,
+    });
+    this.#peerRedirects = new Counter({
+      name: 'blockmirror_peer_redirects_total',
+      help: "Handshakes for a pair another sidecar of this site holds, answered with that sidecar's peer address.",
+      registers: reg,
+    });
     this.#protocolErrors = new Counter({
       name: 'blockmirror_nbd_protocol_errors_total',
       help: 'Malformed or refused NBD requests and handshakes.',
@@ -94,6 +106,14 @@ export class SidecarMetrics {
 
   peerRefused(reason: string): void {
     this.#peerRefused.labels(reason).inc();
+  }
+
+  peerConnection(): void {
+    this.#peerConnections.inc();
+  }
+
+  peerRedirect(): void {
+    this.#peerRedirects.inc();
   }
 
   protocolError(pair: string, reason: string): void {

@@ -13,6 +13,10 @@ export interface PairManagerOptions {
   stateDir: string;
   logger: Logger;
   tls?: TlsFiles;
+  /** The name secondaries' certificates must carry (default: the dialled host). */
+  peerServerName?: string;
+  /** The remote site's CA (PEM), trusted besides the sidecar's own when dialling peers. */
+  peerTrustCa?: string;
   /** Sync pairs: foreground bytes in flight to the secondary before writes wait. */
   replicationBudgetBytes?: number;
   onProtocolError?(pair: string, reason: string): void;
@@ -167,6 +171,16 @@ export class PairManager {
     return this.#entries.get(name)?.pair?.endpoint ?? undefined;
   }
 
+  /** The CA bundles of the secondary pairs' own peer TLS: their primaries' sites, trusted by the peer port. */
+  peerCas(): string[] {
+    return [...this.#entries.values()].flatMap((e) => (e.spec.role === 'secondary' && e.spec.peerTls ? [e.spec.peerTls.ca] : []));
+  }
+
+  /** The names of the secondary pairs defined here, running or not (they live on this node). */
+  secondaryNames(): string[] {
+    return [...this.#entries.values()].flatMap((e) => (e.spec.role === 'secondary' ? [e.spec.name] : []));
+  }
+
   secondaryEndpoints(): SecondaryEndpoint[] {
     return [...this.#entries.values()].flatMap((e) => (e.pair?.endpoint ? [e.pair.endpoint] : []));
   }
@@ -272,6 +286,8 @@ export class PairManager {
       stateDir: this.#opts.stateDir,
       logger: this.#opts.logger,
       ...(this.#opts.tls ? { tls: this.#opts.tls } : {}),
+      ...(this.#opts.peerServerName ? { peerServerName: this.#opts.peerServerName } : {}),
+      ...(this.#opts.peerTrustCa ? { peerTrustCa: this.#opts.peerTrustCa } : {}),
       ...(this.#opts.replicationBudgetBytes ? { replicationBudgetBytes: this.#opts.replicationBudgetBytes } : {}),
       onProtocolError: this.#opts.onProtocolError,
       groups: this.#groups,

@@ -1,8 +1,16 @@
+import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_BLOCK_SIZE, validateBlockSize } from '../bitmap/dirty-tracker.js';
 import { parseHostPort, parseLoopbackHostPort } from '../net/host-port.js';
 
 export type PairRole = 'primary' | 'secondary';
+
+/** A pair's own mutual TLS material for its peer link, PEM (from the ReplicationPair's Secret). */
+export interface PeerTlsPem {
+  cert: string;
+  key: string;
+  ca: string;
+}
 export type PairMode = 'sync' | 'async';
 
 /** A replication pair as configured (persisted in the sidecar's state dir). */
@@ -29,6 +37,8 @@ export interface PairSpec {
   maxDrainMs?: number;
   /** Async mode: pairs with the same name form their groups together. */
   consistencyGroup?: string;
+  /** Peer link TLS of this pair; undefined: the sidecar's own certificate and CA. */
+  peerTls?: PeerTlsPem;
 }
 
 /** The tunables of a spec as the control API reports them (0 or '': the default). */
@@ -40,6 +50,8 @@ export interface PairSettings {
   groupIntervalMs: number;
   maxCoordinationMs: number;
   maxDrainMs: number;
+  /** peerTlsFingerprint of the pair's peer TLS material ('' without). */
+  peerTlsFingerprint: string;
 }
 
 export function pairSettings(spec: PairSpec): PairSettings {
@@ -51,7 +63,26 @@ export function pairSettings(spec: PairSpec): PairSettings {
     groupIntervalMs: spec.groupIntervalMs ?? 0,
     maxCoordinationMs: spec.maxCoordinationMs ?? 0,
     maxDrainMs: spec.maxDrainMs ?? 0,
+    peerTlsFingerprint: spec.peerTls ? peerTlsFingerprint(spec.peerTls) : '',
   };
+}
+
+/** A digest of peer TLS material: tells whether two sides hold the same, never reveals the key. */
+export function peerTlsFingerprint(tls: PeerTlsPem): string {
+  const h = createHash('sha256');
+  for (const part of [tls.cert, tls.key, tls.ca]) h.update(`${Buffer.byteLength(part)}:${part}`);
+  return `sha256:${h.digest('hex')}`;
+}
+
+function validatePeerTls(input: unknown): PeerTlsPem | undefined {
+  if (input === undefined) return undefined;
+  const t = input as Partial<Record<keyof PeerTlsPem, unknown>>;
+  const pem = (field: keyof PeerTlsPem, what: string): string => {
+    const v = t[field];
+    if (typeof v !== 'string' || !v.includes('-----BEGIN ')) throw new InvalidArgumentError(`peer TLS ${what} must be PEM text`);
+    return v;
+  };
+  return { cert: pem('cert', 'certificate'), key: pem('key', 'key'), ca: pem('ca', 'CA bundle') };
 }
 
 export const DEFAULT_MAX_COORDINATION_MS = 50;
@@ -105,6 +136,7 @@ export function validatePairSpec(input: PairSpecInput): PairSpec {
   }
   if (input.consistencyGroup && mode !== 'async') throw new InvalidArgumentError('a consistency group needs --mode async');
   if (input.nbdListen) parseLoopbackHostPort(input.nbdListen, 'NBD listen address');
+  const peerTls = validatePeerTls(input.peerTls);
   if (input.role === 'secondary' && (input.nbdListen || input.nbdSocket)) {
     throw new InvalidArgumentError("a secondary's volume is never exposed over NBD: drop --nbd-listen/--nbd-socket");
   }
@@ -125,5 +157,6 @@ export function validatePairSpec(input: PairSpecInput): PairSpec {
     ...(input.maxCoordinationMs ? { maxCoordinationMs: input.maxCoordinationMs } : {}),
     ...(input.maxDrainMs ? { maxDrainMs: input.maxDrainMs } : {}),
     ...(input.consistencyGroup ? { consistencyGroup: input.consistencyGroup } : {}),
+    ...(peerTls ? { peerTls } : {}),
   };
 }

@@ -48,6 +48,7 @@ export class PairStore {
   }
 
   #write(text: string): Promise<void> {
-    return writeFileAtomic(this.#file, text);
+    // Owner only: a pair's peer TLS material includes its private key.
+    return writeFileAtomic(this.#file, text, { mode: 0o600 });
   }
 }

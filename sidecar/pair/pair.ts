@@ -5,7 +5,7 @@ import type { Logger } from 'winston';
 import { DirtyTracker } from '../bitmap/dirty-tracker.js';
 import { FailedPreconditionError } from '../errors.js';
 import { makeDirDurable } from '../fs/make-dir-durable.js';
-import type { TlsFiles } from '../grpc/grpc-credentials.js';
+import { readTlsMaterial, type TlsFiles, type TlsMaterial } from '../grpc/grpc-credentials.js';
 import { NbdServer } from '../nbd/nbd-server.js';
 import { GroupJournal } from '../replication/group-journal.js';
 import { PairMeta } from '../replication/pair-meta.js';
@@ -60,6 +60,10 @@ export interface PairContext {
   logger: Logger;
   /** TLS material for the peer link (mutual TLS); plaintext only to loopback. */
   tls?: TlsFiles;
+  /** The name a secondary's certificate must carry (default: the dialled host). */
+  peerServerName?: string;
+  /** The remote site's CA (PEM), trusted besides `tls.ca` when the pair has no TLS of its own. */
+  peerTrustCa?: string;
   /** Sync pairs: foreground bytes in flight to the secondary before writes wait. */
   replicationBudgetBytes?: number;
   onProtocolError?(pair: string, reason: string): void;
@@ -181,7 +185,7 @@ export class Pair {
           meta: await PairMeta.open(dir),
           peer: spec.peer,
           remotePair: spec.peerPair ?? spec.name,
-          ...(ctx.tls ? { tls: ctx.tls } : {}),
+          ...peerLinkTls(spec, ctx),
           logger,
           onWork: () => member.group?.notify(),
         });
@@ -197,7 +201,7 @@ export class Pair {
           meta: await PairMeta.open(dir),
           peer: spec.peer,
           remotePair: spec.peerPair ?? spec.name,
-          ...(ctx.tls ? { tls: ctx.tls } : {}),
+          ...peerLinkTls(spec, ctx),
           ...(spec.writeTimeoutMs ? { writeTimeoutMs: spec.writeTimeoutMs } : {}),
           ...(spec.resyncBytesPerSecond ? { resyncBytesPerSecond: spec.resyncBytesPerSecond } : {}),
           ...(ctx.replicationBudgetBytes ? { maxInFlightBytes: ctx.replicationBudgetBytes } : {}),
@@ -332,4 +336,15 @@ export class Pair {
     await this.close();
     await rm(this.#stateDir, { recursive: true, force: true });
   }
+}
+
+/** A primary's peer link TLS: the pair's own material when it has some, else the sidecar's. */
+function peerLinkTls(spec: PairSpec, ctx: PairContext): { tls?: TlsFiles | TlsMaterial; serverName?: string } {
+  const t = spec.peerTls;
+  let tls: TlsFiles | TlsMaterial | undefined = t ? { cert: Buffer.from(t.cert), key: Buffer.from(t.key), ca: Buffer.from(t.ca) } : ctx.tls;
+  if (!t && ctx.tls && ctx.peerTrustCa) {
+    const own = readTlsMaterial(ctx.tls);
+    tls = { ...own, ca: Buffer.concat([own.ca, Buffer.from('\n'), Buffer.from(ctx.peerTrustCa)]) };
+  }
+  return { ...(tls ? { tls } : {}), ...(ctx.peerServerName ? { serverName: ctx.peerServerName } : {}) };
 }

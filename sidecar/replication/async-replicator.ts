@@ -3,7 +3,7 @@ import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/repl
 import { BlockBitmap } from '../bitmap/block-bitmap.js';
 import type { DirtyTracker } from '../bitmap/dirty-tracker.js';
 import { BlockmirrorError } from '../errors.js';
-import type { TlsFiles } from '../grpc/grpc-credentials.js';
+import type { TlsFiles, TlsMaterial } from '../grpc/grpc-credentials.js';
 import type { WriteReplication } from '../pair/volume-export.js';
 import type { Volume } from '../volume/volume.js';
 import { frameChecksum } from './frame-builder.js';
@@ -24,7 +24,9 @@ export interface AsyncReplicatorOptions {
   meta: PairMeta;
   peer: string;
   remotePair: string;
-  tls?: TlsFiles;
+  tls?: TlsFiles | TlsMaterial;
+  /** The name the secondary's certificate must carry (default: the dialled host). */
+  serverName?: string;
   logger: Logger;
   /** Something to ship appeared, or the link came up: the group coordinator may form a group. */
   onWork(): void;

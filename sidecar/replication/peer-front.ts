@@ -10,6 +10,14 @@ export interface PeerFrontOptions {
   tls?: TlsMaterial;
   logger: Logger;
   onRefused(reason: string): void;
+  /** A TCP connection was accepted (before any vetting). */
+  onAccepted?(): void;
+  /**
+   * CA bundles (PEM) trusted in addition to `tls.ca`: the CAs of the secondary pairs'
+   * own peer TLS, i.e. of their primaries' sites. Read at each connection, so a pair
+   * created with a new CA is trusted from its primary's next connection on.
+   */
+  extraCas?(): readonly string[];
   /** How long a connection may stay silent before its first bytes. */
   firstBytesTimeoutMs?: number;
 }
@@ -45,6 +53,16 @@ export class PeerFront {
           (secure) => injector.injectConnection(secure),
         )
       : undefined;
+    let trusted = '';
+    const trustCurrentCas = (): void => {
+      if (tlsServer === undefined || opts.tls === undefined || opts.extraCas === undefined) return;
+      const extra = [...new Set(opts.extraCas())].sort();
+      const key = extra.join('\n');
+      if (key === trusted) return;
+      trusted = key;
+      tlsServer.setSecureContext({ cert: opts.tls.cert, key: opts.tls.key, ca: [opts.tls.ca, ...extra] });
+      opts.logger.info('peer port trusts the CAs of its pairs', { extraCas: extra.length });
+    };
     tlsServer?.on('tlsClientError', (err: Error, s: TLSSocket) => {
       opts.logger.warn('peer connection refused', { reason: 'tls', detail: err.message, remote: `${s.remoteAddress}:${s.remotePort}` });
       opts.onRefused('tls');
@@ -53,8 +71,15 @@ export class PeerFront {
     // No Nagle: acknowledgements are small and pipelined; held back behind earlier
     // unacknowledged ones they would wait for the peer's delayed ACK (~40 ms).
     const net = createServer({ noDelay: true }, (socket) => {
+      opts.onAccepted?.();
       if (tlsServer === undefined) return vet(socket, opts, (s) => injector.injectConnection(s));
       socket.on('error', () => undefined);
+      try {
+        trustCurrentCas();
+      } catch (err) {
+        // A pair's CA that does not parse: keep the CAs trusted so far, say why.
+        opts.logger.warn("a pair's peer CA cannot be used; the peer port keeps its previous CAs", { error: (err as Error).message });
+      }
       tlsServer.emit('connection', socket);
     });
     await new Promise<void>((resolve, reject) => {

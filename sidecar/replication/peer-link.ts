@@ -6,7 +6,7 @@ import type { FrameAck__Output } from '../../proto/gen/blockmirror/replication/v
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import type { ReplicationServiceClient } from '../../proto/gen/blockmirror/replication/v1/ReplicationService.js';
 import { BlockmirrorError } from '../errors.js';
-import { channelCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
+import { channelCredentials, type TlsFiles, type TlsMaterial } from '../grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { Backoff } from './backoff.js';
 import { frameChecksum } from './frame-builder.js';
@@ -44,8 +44,15 @@ const EMPTY_CHECKSUM = frameChecksum([], EMPTY);
 export const PEER_FLOW_CONTROL_WINDOW = 32 << 20;
 
 export interface PeerLinkOptions {
+  /** The remote site's peer entry point (a Service, or any of its sidecars). */
   address: string;
-  tls?: TlsFiles;
+  tls?: TlsFiles | TlsMaterial;
+  /**
+   * The name the secondary's certificate must carry. A redirect sends the link to a node
+   * address no certificate made beforehand names; the peer is verified by its identity
+   * (this name, signed by the trusted CA) instead. Default: the dialled host.
+   */
+  serverName?: string;
   /** The pair's name on the remote sidecar. */
   remotePair: string;
   volumeBytes: number;
@@ -69,7 +76,8 @@ export interface PairLinkSource {
   meta: { generation: string; syncedPeerGeneration: string };
   peer: string;
   remotePair: string;
-  tls?: TlsFiles;
+  tls?: TlsFiles | TlsMaterial;
+  serverName?: string;
   logger: Logger;
 }
 
@@ -86,6 +94,7 @@ export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSessio
     ...(livenessMs !== undefined ? { livenessMs } : {}),
     address: o.peer,
     ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.serverName ? { serverName: o.serverName } : {}),
     remotePair: o.remotePair,
     volumeBytes: o.volume.size,
     blockSize: o.tracker.layout.blockSize,
@@ -110,11 +119,20 @@ interface OpenStream {
   lastSentAt: number;
 }
 
+/** How many redirects one connection attempt follows (a pair moving as we dial). */
+export const MAX_REDIRECTS = 3;
+
 /**
  * The primary's connection to its secondary: handshake, then one stream for
- * foreground writes and one for resync, each on its own channel so that bulk data
- * never delays a foreground acknowledgement. Any failure ends the session and the
- * link reconnects with capped, jittered backoff — it never gives up (no "suspended").
+ * foreground writes and one for resync. Every call of a session goes over one channel
+ * (one HTTP/2 connection): the remote site's entry point may spread connections over
+ * its nodes, and only the node holding the secondary knows the session.
+ *
+ * The link dials the remote site's entry point; a sidecar there that does not hold the
+ * pair redirects the handshake to the one that does. The link then keeps dialling that
+ * sidecar, across reconnects, and goes back to the entry point when it fails (the pair
+ * may have moved to another node). Any failure ends the session and the link
+ * reconnects with capped, jittered backoff — it never gives up (no "suspended").
  * The link owns the heartbeat, for both modes: an idle link still sends a frame every
  * HEARTBEAT_MS, and a frame unanswered for `livenessMs` ends the session.
  */
@@ -123,7 +141,10 @@ export class PeerLink {
   // Capped at 1 s: a returning secondary is found within about a second, which bounds
   // how long an outage outlives its cause; a refused or unanswered attempt costs little.
   readonly #backoff = new Backoff({ maxMs: 1000 });
-  #clients: { control: ReplicationServiceClient; mirror: ReplicationServiceClient; resync: ReplicationServiceClient } | null = null;
+  #client: ReplicationServiceClient | null = null;
+  /** The address #client dials: the entry point, or the sidecar it redirected to. */
+  #target = '';
+  #started = false;
   #session = '';
   #streams: Partial<Record<StreamKind, OpenStream>> = {};
   #sequence = 0;
@@ -145,28 +166,41 @@ export class PeerLink {
     return this.#session;
   }
 
+  /** The address sessions go to now: the entry point, or the sidecar it redirected to. */
+  get target(): string {
+    return this.#target || this.#opts.address;
+  }
+
   start(): void {
+    this.#started = true;
+    void this.#connect();
+  }
+
+  /** Points the link's one channel at `address` (closing the channel to the previous one). */
+  #dial(address: string): ReplicationServiceClient {
+    if (this.#client !== null && this.#target === address) return this.#client;
+    this.#client?.close();
+    this.#client = null;
+    this.#target = address;
     const Ctor = loadReplicationProto().blockmirror.replication.v1.ReplicationService;
-    const creds = channelCredentials(this.#opts.address, this.#opts.tls);
-    // Separate subchannels: each client gets its own TCP connection.
-    // Flow-control window well above HTTP/2's default 64 KiB: with it, a 1 MiB frame
-    // would wait for window updates several times per frame.
-    const own = {
+    // Throws for a plaintext non-loopback address (a redirect too: TLS stays required).
+    const creds = channelCredentials(address, this.#opts.tls);
+    this.#client = new Ctor(address, creds, {
+      // A subchannel of its own: another pair's session to the same node never shares
+      // (or tears down) this one's connection.
       'grpc.use_local_subchannel_pool': 1,
       'grpc.max_receive_message_length': 64 << 20,
       'grpc.max_send_message_length': 64 << 20,
+      // Flow-control window well above HTTP/2's default 64 KiB: with it, a 1 MiB frame
+      // would wait for window updates several times per frame.
       'grpc-node.flow_control_window': PEER_FLOW_CONTROL_WINDOW,
       // The channel's own reconnect backoff (1 s growing to 120 s by default) would
       // fail our handshakes fast for minutes after an outage; ours paces the retries.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
-    };
-    this.#clients = {
-      control: new Ctor(this.#opts.address, creds, own),
-      mirror: new Ctor(this.#opts.address, creds, own),
-      resync: new Ctor(this.#opts.address, creds, own),
-    };
-    void this.#connect();
+      ...(this.#opts.serverName && this.#opts.tls ? { 'grpc.ssl_target_name_override': this.#opts.serverName, 'grpc.default_authority': this.#opts.serverName } : {}),
+    });
+    return this.#client;
   }
 
   /**
@@ -192,7 +226,7 @@ export class PeerLink {
 
   /** Tells the secondary it now holds a complete image of this generation. */
   markSynced(): Promise<void> {
-    const c = this.#clients?.control;
+    const c = this.#client;
     if (!c || !this.connected) return Promise.reject(new PeerUnavailableError('not connected'));
     return new Promise((resolve, reject) => {
       c.MarkSynced({ pairId: this.#opts.remotePair, sessionId: this.#session }, { deadline: new Date(Date.now() + 5000) }, (err) => {
@@ -205,7 +239,7 @@ export class PeerLink {
 
   /** Async mode: asks the secondary to apply a staged consistency group; resolves once applied there. */
   commitGroup(req: CommitGroupRequest, signal?: AbortSignal): Promise<void> {
-    const c = this.#clients?.control;
+    const c = this.#client;
     if (!c || !this.connected) return Promise.reject(new PeerUnavailableError('not connected'));
     return new Promise((resolve, reject) => {
       const call = c.CommitGroup(req, (err) => {
@@ -230,38 +264,62 @@ export class PeerLink {
     clearTimeout(this.#timer);
     clearInterval(this.#heartbeat);
     this.#drop('link closed');
-    if (this.#clients) for (const c of Object.values(this.#clients)) c.close();
+    this.#client?.close();
+    this.#client = null;
   }
 
   async #connect(): Promise<void> {
-    if (this.#closed || this.#clients === null) return;
-    const c = this.#clients;
+    if (this.#closed || !this.#started) return;
     try {
-      const hs = await new Promise<HandshakeResponse__Output>((resolve, reject) => {
-        c.control.Handshake(
-          {
-            pairId: this.#opts.remotePair,
-            volumeBytes: this.#opts.volumeBytes,
-            blockSize: this.#opts.blockSize,
-            mode: this.#opts.mode,
-            primaryGeneration: this.#opts.generation(),
-            syncedSecondaryGeneration: this.#opts.syncedPeerGeneration(),
-          },
-          { deadline: new Date(Date.now() + (this.#opts.handshakeTimeoutMs ?? 5000)) },
-          (err, res) => (err || !res ? reject(err ?? new Error('empty handshake answer')) : resolve(res)),
-        );
-      });
+      // The remembered sidecar first; the entry point when there is none.
+      let c = this.#dial(this.target);
+      let hs = await this.#handshake(c);
+      for (let hops = 0; hs.redirect !== ''; hops++) {
+        if (this.#closed) return;
+        if (hops >= MAX_REDIRECTS) throw new PeerUnavailableError(`redirected more than ${MAX_REDIRECTS} times (last to ${hs.redirect}): the remote site's sidecars disagree on who holds ${this.#opts.remotePair}`);
+        if (hs.redirect === this.#target) throw new PeerUnavailableError(`${this.#target} redirected to itself`);
+        this.#opts.logger.info('peer redirected', { from: this.#target, to: hs.redirect, remotePair: this.#opts.remotePair });
+        c = this.#dial(hs.redirect);
+        hs = await this.#handshake(c);
+      }
       if (this.#closed) return;
       this.#session = hs.sessionId;
-      this.#streams = { mirror: this.#open('mirror', c.mirror), resync: this.#open('resync', c.resync) };
+      this.#streams = { mirror: this.#open('mirror', c), resync: this.#open('resync', c) };
       this.#backoff.reset();
       this.lastError = '';
       this.#startHeartbeat();
-      this.#opts.logger.info('peer session started', { peer: this.#opts.address, fullSyncRequired: hs.fullSyncRequired });
+      this.#opts.logger.info('peer session started', { peer: this.#target, entry: this.#opts.address, fullSyncRequired: hs.fullSyncRequired });
       this.#opts.onSession(hs);
     } catch (err) {
-      this.#retryLater(((err as { details?: string }).details || (err as Error).message).replace(/\s*Resolution note:\s*$/, ''));
+      const why = ((err as { details?: string }).details || (err as Error).message).replace(/\s*Resolution note:\s*$/, '');
+      // A sidecar found by redirect that fails may no longer hold the pair: ask the
+      // entry point again next time.
+      const from = this.#target;
+      if (from !== this.#opts.address) {
+        this.#opts.logger.info('redirected peer failed; back to the entry point', { peer: from, entry: this.#opts.address, error: why });
+        this.#client?.close();
+        this.#client = null;
+        this.#target = '';
+      }
+      this.#retryLater(from === this.#opts.address ? why : `${from} (found by redirect): ${why}`);
     }
+  }
+
+  #handshake(c: ReplicationServiceClient): Promise<HandshakeResponse__Output> {
+    return new Promise<HandshakeResponse__Output>((resolve, reject) => {
+      c.Handshake(
+        {
+          pairId: this.#opts.remotePair,
+          volumeBytes: this.#opts.volumeBytes,
+          blockSize: this.#opts.blockSize,
+          mode: this.#opts.mode,
+          primaryGeneration: this.#opts.generation(),
+          syncedSecondaryGeneration: this.#opts.syncedPeerGeneration(),
+        },
+        { deadline: new Date(Date.now() + (this.#opts.handshakeTimeoutMs ?? 5000)) },
+        (err, res) => (err || !res ? reject(err ?? new Error('empty handshake answer')) : resolve(res)),
+      );
+    });
   }
 
   #open(kind: StreamKind, client: ReplicationServiceClient): OpenStream {
@@ -306,7 +364,7 @@ export class PeerLink {
       s.call.cancel();
     }
     if (wasConnected) {
-      this.#opts.logger.warn('peer session ended', { peer: this.#opts.address, reason });
+      this.#opts.logger.warn('peer session ended', { peer: this.#target, reason });
       this.#opts.onSession(null, reason);
     }
     if (!this.#closed) this.#retryLater(reason);

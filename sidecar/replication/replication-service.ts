@@ -6,6 +6,7 @@ import type { FrameAck } from '../../proto/gen/blockmirror/replication/v1/FrameA
 import type { ReplicationServiceHandlers } from '../../proto/gen/blockmirror/replication/v1/ReplicationService.js';
 import { BlockmirrorError } from '../errors.js';
 import type { SecondaryEndpoint } from './secondary-endpoint.js';
+import type { SitePairLocator } from './site-pair-locator.js';
 
 export const SESSION_METADATA = 'x-blockmirror-session';
 export const PAIR_METADATA = 'x-blockmirror-pair';
@@ -18,6 +19,9 @@ export interface ReplicationServiceOptions {
   commitGroup(req: CommitGroupRequest__Output): Promise<void>;
   /** A peer was refused; `reason` is a short stable word for metrics. */
   onRefused?(reason: string): void;
+  /** The other sidecars of this site: a handshake for a pair one of them holds is redirected there. */
+  site?: SitePairLocator;
+  onRedirected?(): void;
 }
 
 // Frames applied ahead of the acknowledgement stream before reading pauses.
@@ -81,8 +85,22 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
 
   return {
     Handshake(call, callback) {
-      const ep = opts.lookup(call.request.pairId);
-      if (ep === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no secondary pair ${JSON.stringify(call.request.pairId)} here`));
+      const pairId = call.request.pairId;
+      const ep = opts.lookup(pairId);
+      if (ep === undefined) {
+        const site = opts.site;
+        if (site === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no secondary pair ${JSON.stringify(pairId)} here`));
+        site.holderOf(pairId).then(
+          (holder) => {
+            if (holder === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no sidecar of this site holds pair ${JSON.stringify(pairId)}`));
+            opts.logger.info('peer redirected', { pair: pairId, holder });
+            opts.onRedirected?.();
+            callback(null, { sessionId: '', secondaryGeneration: '', fullSyncRequired: false, redirect: holder });
+          },
+          (err: Error) => callback(refuse('lookup', GrpcStatus.UNAVAILABLE, `pair ${JSON.stringify(pairId)} is not here and the site's sidecars cannot be looked up: ${err.message}`)),
+        );
+        return;
+      }
       try {
         callback(null, ep.handshake(call.request));
       } catch (err) {

@@ -134,7 +134,7 @@ export class SecondaryEndpoint {
     this.stats.sessions++;
     const fullSyncRequired = synced === '' || req.syncedSecondaryGeneration !== this.#meta.generation;
     this.#logger.info('primary connected', { pair: this.name, fullSyncRequired });
-    return { sessionId: this.#session, secondaryGeneration: this.#meta.generation, fullSyncRequired };
+    return { sessionId: this.#session, secondaryGeneration: this.#meta.generation, fullSyncRequired, redirect: '' };
   }
 
   isSession(id: string): boolean {

@@ -2,7 +2,7 @@ import type { Logger } from 'winston';
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { BlockBitmap } from '../bitmap/block-bitmap.js';
 import type { DirtyTracker } from '../bitmap/dirty-tracker.js';
-import type { TlsFiles } from '../grpc/grpc-credentials.js';
+import type { TlsFiles, TlsMaterial } from '../grpc/grpc-credentials.js';
 import type { WriteReplication } from '../pair/volume-export.js';
 import type { Volume } from '../volume/volume.js';
 import type { BlockmirrorError } from '../errors.js';
@@ -26,7 +26,9 @@ export interface SyncReplicatorOptions {
   meta: PairMeta;
   peer: string;
   remotePair: string;
-  tls?: TlsFiles;
+  tls?: TlsFiles | TlsMaterial;
+  /** The name the secondary's certificate must carry (default: the dialled host). */
+  serverName?: string;
   /** A write not acknowledged by the secondary within this is marked out of sync. */
   writeTimeoutMs?: number;
   /** Hard cap on resync bandwidth; 0 or undefined: only the dynamic window. */

@@ -47,7 +47,7 @@ export class FakeLink implements ReplicationLink {
   connect(fullSyncRequired = false, secondaryGeneration = 'gen-b'): void {
     this.connected = true;
     this.sessionId = `s${this.retries}`;
-    this.#onSession({ sessionId: this.sessionId, secondaryGeneration, fullSyncRequired });
+    this.#onSession({ sessionId: this.sessionId, secondaryGeneration, fullSyncRequired, redirect: '' });
   }
 
   send(kind: StreamKind, frame: Omit<BlockFrame, 'sessionId' | 'sequence'>): Promise<void> {

@@ -2,6 +2,7 @@
 
 import type { Role as _blockmirror_control_v1_Role, Role__Output as _blockmirror_control_v1_Role__Output } from '../../../blockmirror/control/v1/Role.js';
 import type { Mode as _blockmirror_control_v1_Mode, Mode__Output as _blockmirror_control_v1_Mode__Output } from '../../../blockmirror/control/v1/Mode.js';
+import type { PeerTls as _blockmirror_control_v1_PeerTls, PeerTls__Output as _blockmirror_control_v1_PeerTls__Output } from '../../../blockmirror/control/v1/PeerTls.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface PairSpec {
@@ -20,6 +21,8 @@ export interface PairSpec {
   'maxCoordinationMs'?: (number);
   'maxDrainMs'?: (number);
   'consistencyGroup'?: (string);
+  'peerTls'?: (_blockmirror_control_v1_PeerTls | null);
+  'peerTlsFingerprint'?: (string);
 }
 
 export interface PairSpec__Output {
@@ -38,4 +41,6 @@ export interface PairSpec__Output {
   'maxCoordinationMs': (number);
   'maxDrainMs': (number);
   'consistencyGroup': (string);
+  'peerTls': (_blockmirror_control_v1_PeerTls__Output | null);
+  'peerTlsFingerprint': (string);
 }

@@ -5,10 +5,12 @@ export interface HandshakeResponse {
   'sessionId'?: (string);
   'secondaryGeneration'?: (string);
   'fullSyncRequired'?: (boolean);
+  'redirect'?: (string);
 }
 
 export interface HandshakeResponse__Output {
   'sessionId': (string);
   'secondaryGeneration': (string);
   'fullSyncRequired': (boolean);
+  'redirect': (string);
 }
