@@ -49,7 +49,12 @@ export function readTlsMaterial(tls: TlsFiles): TlsMaterial {
   return { cert: read(tls.cert, 'TLS certificate'), key: read(tls.key, 'TLS key'), ca: read(tls.ca, 'TLS CA') };
 }
 
+/**
+ * Credentials for dialling `target`. A Unix socket (`unix:///path`) is local: its
+ * directory's permissions guard it, and TLS files, if given, are not used for it.
+ */
 export function channelCredentials(target: string, tls: TlsFiles | undefined): ChannelCredentials {
+  if (target.startsWith('unix:')) return credentials.createInsecure();
   if (tls === undefined) {
     const { host } = parseHostPort(target, 'address');
     if (!isLoopbackHost(host)) throw new InvalidArgumentError(`${target} is not loopback: give --tls-cert, --tls-key and --tls-ca (mutual TLS)`);
