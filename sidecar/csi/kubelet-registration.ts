@@ -106,7 +106,9 @@ export class KubeletRegistration {
     // place: a stale socket is replaced atomically, and since Node unlinks the path it
     // bound when the server closes, closing never removes a socket bound there since.
     // Random: registrars in other containers share the directory, and their pids.
-    const hidden = join(o.registrationDir, `.${socketName}.${randomBytes(6).toString('hex')}`);
+    const hidden = join(o.registrationDir, `.${socketName}.${randomBytes(4).toString('hex')}`);
+    // sun_path: 108 bytes with its NUL; Node's error for a longer one says only EINVAL.
+    if (Buffer.byteLength(hidden) > 107) throw new InvalidArgumentError(`registration socket path ${hidden} is longer than a Unix socket path may be (107 bytes)`);
     await listenCsi(server, `unix://${hidden}`);
     let ino: number;
     try {

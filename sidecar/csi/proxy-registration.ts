@@ -1,4 +1,5 @@
 import { credentials } from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PluginInfo__Output } from '../../proto/gen/pluginregistration/PluginInfo.js';
@@ -20,9 +21,13 @@ export interface ProxyRegistrationOptions extends Omit<KubeletRegistrationOption
   settleMs?: number;
 }
 
-/** The registration socket's file name: beside `<driver>-reg.sock`, never in its place. */
+/**
+ * The registration socket's file name: beside `<driver>-reg.sock`, never in its place.
+ * Short, whatever the driver's name: a Unix socket's path has at most 107 bytes, and the
+ * kubelet learns the name from GetInfo anyway.
+ */
 export function proxyRegistrationSocketName(driverName: string): string {
-  return `blockmirror-csi-proxy.${driverName}-reg.sock`;
+  return `bm-csi-proxy-${createHash('sha256').update(driverName).digest('hex').slice(0, 8)}.sock`;
 }
 
 /**
