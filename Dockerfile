@@ -20,6 +20,17 @@ RUN set -eu; cd /tmp; \
     dir=$(go mod download -json "$module@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'); \
     mkdir -p /csi-spec && cp "$dir/csi.proto" /csi-spec/
 
+# The kubelet's plugin registration api.proto (the CSI proxy registers with the kubelet
+# through it), from the k8s.io/kubelet module pinned in proto/plugin-registration.json.
+FROM ${GO_IMAGE} AS plugin-registration
+COPY proto/plugin-registration.json /tmp/pin.json
+RUN set -eu; cd /tmp; \
+    module=$(sed -n 's/^ *"module": "\(.*\)",\{0,1\}$/\1/p' pin.json); \
+    version=$(sed -n 's/^ *"version": "\(.*\)",\{0,1\}$/\1/p' pin.json); \
+    file=$(sed -n 's/^ *"file": "\(.*\)",\{0,1\}$/\1/p' pin.json); \
+    dir=$(go mod download -json "$module@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'); \
+    mkdir -p /plugin-registration && cp "$dir/$file" /plugin-registration/
+
 # blockmirror-nbd, the netlink helper the node splice drives the kernel's NBD client with.
 FROM ${GO_IMAGE} AS nbd-helper
 COPY sidecar/native/nbd-netlink /src
@@ -43,7 +54,8 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/proto ./proto
 COPY --from=csi-spec /csi-spec ./csi-spec
-ENV BLOCKMIRROR_CSI_PROTO_DIR=/app/csi-spec
+COPY --from=plugin-registration /plugin-registration ./plugin-registration
+ENV BLOCKMIRROR_CSI_PROTO_DIR=/app/csi-spec BLOCKMIRROR_PLUGIN_REGISTRATION_PROTO_DIR=/app/plugin-registration
 ENTRYPOINT ["node", "/app/dist/sidecar/cli/main.js"]
 
 # Non-root; the chart also runs it with a read-only root filesystem and no capabilities

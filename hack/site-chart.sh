@@ -26,8 +26,12 @@
 #   sidecar.kubeletDir    the site's kubelet root dir (DIR/kubelet), not /var/lib/kubelet;
 #   sidecar.stateDir      DIR/blockmirror-state: the node's pair state, kept across
 #                         pod restarts and `site.sh down`/`up` like a node's disk;
-#   tls.existingSecret    blockmirror-peer-tls: a certificate for the node's addresses
-#                         (and 127.0.0.1) with serverAuth and clientAuth, signed by CA_DIR.
+#   tls.existingSecret    blockmirror-peer-tls: one certificate with serverAuth and
+#                         clientAuth, signed by CA_DIR, carrying the chart's DNS name
+#                         <release>-sidecar-peer.<namespace>.svc, which the operator
+#                         verifies on the control port whatever node it dials; and the
+#                         node's addresses (and 127.0.0.1), for the peer port, which the
+#                         remote site dials by node address.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -91,11 +95,19 @@ ensure_ca() {
   ) 9>"$1/.lock"
 }
 
-# site_cert CA_DIR: DIR/chart/tls.{crt,key} for the node addresses; reissued when the
-# addresses or the CA changed.
+# sidecar_dns_name: the name the chart's operator verifies sidecars by (the chart's
+# blockmirror.sidecarServerName default).
+sidecar_dns_name() {
+  local full=$RELEASE
+  [[ $RELEASE == *blockmirror* ]] || full=$RELEASE-blockmirror
+  printf '%s-sidecar-peer.%s.svc' "${full:0:50}" "$NS"
+}
+
+# site_cert CA_DIR: DIR/chart/tls.{crt,key} for the chart's DNS name and the node
+# addresses; reissued when they or the CA changed.
 site_cert() {
   local ca=$1 d=$DIR/chart san stamp ip
-  san="IP:127.0.0.1,DNS:localhost"
+  san="DNS:$(sidecar_dns_name),IP:127.0.0.1,DNS:localhost"
   for ip in $NODE_IPS; do san+=",IP:$ip"; done
   stamp="$san $(openssl x509 -in "$ca/ca.crt" -noout -fingerprint -sha256)"
   [[ -f $d/tls.stamp && $(cat "$d/tls.stamp") == "$stamp" ]] && return 0

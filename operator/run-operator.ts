@@ -24,6 +24,8 @@ export interface OperatorConfig {
   leaderElection: boolean;
   /** mTLS material for the sidecars' control API. */
   controlTls?: TlsFiles;
+  /** The DNS name every sidecar's certificate carries: verified instead of the pod/node IP dialled. */
+  controlServerName?: string;
   logger: Logger;
 }
 
@@ -85,7 +87,11 @@ export async function runOperator(cfg: OperatorConfig): Promise<RunningOperator>
   const control = (endpoint: string): ControlClient => {
     let c = clients.get(endpoint);
     if (c === undefined) {
-      c = new ControlClient(endpoint, { ...(cfg.controlTls !== undefined ? { tls: cfg.controlTls } : {}), timeoutMs: 10_000 });
+      c = new ControlClient(endpoint, {
+        ...(cfg.controlTls !== undefined ? { tls: cfg.controlTls } : {}),
+        ...(cfg.controlServerName !== undefined ? { serverName: cfg.controlServerName } : {}),
+        timeoutMs: 10_000,
+      });
       clients.set(endpoint, c);
     }
     return c;

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { CHART, KubeSite, OPERATOR_NAMESPACE, RELEASE } from './helpers/kube-site.js';
 import { REPO_ROOT } from './helpers/sidecar-process.js';
@@ -11,6 +12,16 @@ import { REPO_ROOT } from './helpers/sidecar-process.js';
 // misspelled value, install, upgrade and uninstall, and check that the ServiceAccounts'
 // tokens are refused what the chart does not grant. (That the grants are enough is shown
 // by test/operator-two-site, whose operators and sidecars run with these tokens.)
+
+interface ContainerJson {
+  name: string;
+  args: string[];
+  securityContext?: object;
+  volumeMounts: { name: string; mountPath: string; mountPropagation?: string }[];
+}
+interface DaemonSetJson {
+  spec: { template: { spec: { containers: ContainerJson[]; volumes: { name: string; hostPath?: { path: string } }[] } } };
+}
 
 const ALL_FEATURES = join(REPO_ROOT, 'test', 'fixtures', 'chart-all-features.yaml');
 const cleanup = new CleanupStack();
@@ -48,6 +59,81 @@ describe('the Helm chart', () => {
       expect(r.stdout).toMatch(/deployment\.apps\/blockmirror-operator created \(server dry run\)/);
       expect(r.stdout).toMatch(/daemonset\.apps\/blockmirror-sidecar created \(server dry run\)/);
     }
+  });
+
+  it('the sidecar runs under supervise with its control socket; each csiProxy driver gets a csi-proxy container registered in its place; the operator verifies sidecars by one DNS name', async () => {
+    const render = async (extra: string[]): Promise<{ ds: DaemonSetJson; operatorArgs: string[]; certNames: string[] }> => {
+      const out = await site.helmOk(['template', RELEASE, CHART, '--namespace', OPERATOR_NAMESPACE, ...extra]);
+      const json = parseAllDocuments(out)
+        .map((d) => d.toJSON() as { kind?: string } | null)
+        .filter((d): d is { kind: string } => d !== null && d.kind !== undefined);
+      const ds = json.find((d) => d.kind === 'DaemonSet') as unknown as DaemonSetJson;
+      const op = json.find((d) => d.kind === 'Deployment') as unknown as DaemonSetJson;
+      const cert = json.find((d) => d.kind === 'Certificate') as unknown as { spec: { dnsNames: string[] } } | undefined;
+      return { ds, operatorArgs: op.spec.template.spec.containers[0]!.args, certNames: cert?.spec.dnsNames ?? [] };
+    };
+    const plain = await render([]);
+    const [sidecar, ...others] = plain.ds.spec.template.spec.containers;
+    expect(others).toEqual([]);
+    // supervise runs the sidecar as its child, with the fallback's helper.
+    expect(sidecar!.args.slice(0, sidecar!.args.indexOf('--') + 4)).toEqual([
+      'supervise',
+      '--state-dir=/var/lib/blockmirror',
+      '--nbd-helper=/usr/local/bin/blockmirror-nbd',
+      '--fallback-after=20',
+      '--log-level=info',
+      '--',
+      'node',
+      '/app/dist/sidecar/cli/main.js',
+      'sidecar',
+    ]);
+    expect(sidecar!.args).toContain('--control-socket=/var/lib/blockmirror/control/control.sock');
+    // Without TLS the operator dials loopback only: no name to verify.
+    expect(plain.operatorArgs.filter((a) => a.startsWith('--control-server-name'))).toEqual([]);
+
+    const all = await render(['-f', ALL_FEATURES]);
+    const byName = new Map(all.ds.spec.template.spec.containers.map((c) => [c.name, c]));
+    expect([...byName.keys()]).toEqual(['sidecar', 'csi-proxy-ebs-csi-aws-com', 'csi-proxy-lvm-csi-example-io']);
+    const ebs = byName.get('csi-proxy-ebs-csi-aws-com')!;
+    expect(ebs.args).toEqual([
+      'csi-proxy',
+      '--driver-name=ebs.csi.aws.com',
+      '--endpoint=unix:///var/lib/kubelet/plugins/blockmirror.io/ebs.csi.aws.com/csi.sock',
+      '--driver=unix:///var/lib/kubelet/plugins/ebs.csi.aws.com/csi.sock',
+      '--state-dir=/var/lib/kubelet/plugins/blockmirror.io/ebs.csi.aws.com/state',
+      '--splice-control=unix:///var/lib/blockmirror/control/control.sock',
+      '--registration-dir=/var/lib/kubelet/plugins_registry',
+      '--log-level=info',
+    ]);
+    expect(ebs.securityContext).toEqual({ privileged: true });
+    const mounts = (c: ContainerJson): string[] => c.volumeMounts.map((m) => `${m.name}:${m.mountPath}${m.mountPropagation !== undefined ? `:${m.mountPropagation}` : ''}`);
+    expect(mounts(ebs)).toEqual([
+      'dev:/dev',
+      'kubelet-plugins:/var/lib/kubelet/plugins:Bidirectional',
+      'kubelet-pods:/var/lib/kubelet/pods:Bidirectional',
+      'plugins-registry:/var/lib/kubelet/plugins_registry',
+      'control:/var/lib/blockmirror/control',
+    ]);
+    // A driver socket outside the kubelet's plugins dir gets its directory mounted.
+    expect(mounts(byName.get('csi-proxy-lvm-csi-example-io')!)).toContain('driver-lvm-csi-example-io:/run/lvm-csi');
+    const volumes = new Map(all.ds.spec.template.spec.volumes.map((v) => [v.name, v.hostPath?.path]));
+    expect(Object.fromEntries(['kubelet-pods', 'plugins-registry', 'control', 'driver-lvm-csi-example-io'].map((n) => [n, volumes.get(n)]))).toEqual({
+      'kubelet-pods': '/var/lib/kubelet/pods',
+      'plugins-registry': '/var/lib/kubelet/plugins_registry',
+      control: '/var/lib/blockmirror/control',
+      'driver-lvm-csi-example-io': '/run/lvm-csi',
+    });
+    // TLS on: the operator verifies every sidecar as the name the Certificate carries.
+    expect(all.operatorArgs).toContain('--control-server-name=sidecars.site-a.example.com');
+    expect(all.certNames).toEqual(expect.arrayContaining(['blockmirror-sidecar-peer.blockmirror-system.svc', 'sidecars.site-a.example.com']));
+    const byDefault = await render(['--set', 'tls.existingSecret=peer-tls']);
+    expect(byDefault.operatorArgs).toContain('--control-server-name=blockmirror-sidecar-peer.blockmirror-system.svc');
+  });
+
+  it('refuses a CSI proxy driver without its socket, naming what is missing', async () => {
+    const r = await site.helm(['template', RELEASE, CHART, '--namespace', OPERATOR_NAMESPACE, '--set', 'csiProxy.drivers[0].name=ebs.csi.aws.com']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/csiProxy\/drivers\/0.*missing propert.*'endpoint'/);
   });
 
   it('refuses a misspelled value, naming it', async () => {

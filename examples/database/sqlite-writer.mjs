@@ -10,6 +10,7 @@
 // Usage: node sqlite-writer.mjs [DB_PATH] [COMMITS_PER_SECOND]   (defaults /data/db.sqlite, 20)
 import { randomBytes } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
+import { setTimeout } from 'node:timers';
 
 const path = process.argv[2] ?? '/data/db.sqlite';
 const rate = Number(process.argv[3] ?? 20);

@@ -17,6 +17,7 @@ import { resolvePluginRegistrationProtoDir } from '../csi/resolve-plugin-registr
 import { LAB_DRIVER_NAME, LabDriver } from '../csi/lab-driver/lab-driver.js';
 import { NodeProxy } from '../csi/node-proxy.js';
 import { ControlSplicer } from '../csi/control-splicer.js';
+import { ProxyRegistration } from '../csi/proxy-registration.js';
 import { csiCall } from '../csi/csi-call.js';
 
 interface TlsFlags {
@@ -157,6 +158,7 @@ export function buildProgram(): Command {
       .description('run the sidecar daemon in the foreground')
       .requiredOption('--state-dir <dir>', 'directory for pair definitions and dirty logs')
       .option('--control-listen <host:port>', 'control API address (loopback unless TLS is given)', '127.0.0.1:7400')
+      .option('--control-socket <path>', "also serve the control API on this Unix socket, without TLS (its directory is made root-only): for root on the node and the CSI proxy")
       .option('--peer-listen <host:port>', 'peer replication address (loopback unless TLS is given)', '127.0.0.1:7401')
       .option('--metrics-listen <host:port>', 'Prometheus metrics address')
       .option('--register-node <node>', 'announce this sidecar to the operator as the one of this node (a Lease in the API server)')
@@ -174,6 +176,7 @@ export function buildProgram(): Command {
       opts: {
         stateDir: string;
         controlListen: string;
+        controlSocket?: string;
         peerListen: string;
         metricsListen?: string;
         logLevel: string;
@@ -204,6 +207,7 @@ export function buildProgram(): Command {
         ...(kube ? { site: new kube.locator({ client: kube.client, namespace: opts.registerNamespace, node: kube.node }) } : {}),
         stateDir: opts.stateDir,
         controlListen: opts.controlListen,
+        ...(opts.controlSocket !== undefined ? { controlSocket: resolve(opts.controlSocket) } : {}),
         peerListen: opts.peerListen,
         ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}),
         tls: tlsFilesFrom(opts),
@@ -248,6 +252,7 @@ export function buildProgram(): Command {
       .option('--poll-ms <ms>', "how often a pair's status is refreshed from its sidecar", positiveInt, 2000)
       .option('--identity <id>', 'leader-election identity (default: hostname-pid)')
       .option('--no-leader-elect', 'reconcile without taking the leader Lease (one replica only)')
+      .option('--control-server-name <dns-name>', "the name every sidecar's certificate carries: verified instead of the address dialled (one certificate for every node)")
       .addOption(logLevelOption()),
   ).action(
     async (
@@ -259,6 +264,7 @@ export function buildProgram(): Command {
         pollMs: number;
         identity?: string;
         leaderElect: boolean;
+        controlServerName?: string;
         logLevel: string;
       } & TlsFlags,
     ) => {
@@ -274,6 +280,7 @@ export function buildProgram(): Command {
         healthListen: opts.healthListen,
         leaderElection: opts.leaderElect,
         ...(tls !== undefined ? { controlTls: tls } : {}),
+        ...(opts.controlServerName !== undefined ? { controlServerName: opts.controlServerName } : {}),
         logger,
       });
       logger.info('operator ready', { health: op.healthAddress ?? '' });
@@ -345,19 +352,23 @@ export function buildProgram(): Command {
       await exitAfterLogs(logger);
     });
 
-  addTlsOptions(
-    program
-      .command('csi-proxy')
-      .description("serve CSI on the kubelet's socket in front of a CSI driver's; volumes that opt in (volume_context blockmirror.io/replicate: \"true\") get the device-mapper layer")
-      .requiredOption('--endpoint <unix:///path>', 'CSI socket to serve (the one the kubelet is registered with)')
-      .requiredOption('--driver <unix:///path>', "the CSI driver's own socket")
-      .requiredOption('--state-dir <dir>', 'records of opted-in volumes and the private paths the driver stages them at (the driver must see the same paths)')
-      .option('--splice-control <host:port>', "control address of this node's sidecar, which stages opted-in volumes (without it they are refused)")
-      .option('--call-timeout <ms>', "deadline of the proxy's own driver calls when the kubelet set none", positiveInt, 120_000)
-      .addOption(csiProtoDirOption())
-      .addOption(logLevelOption()),
-  ).action(async (opts: { endpoint: string; driver: string; stateDir: string; spliceControl?: string; callTimeout: number; csiProtoDir?: string; logLevel: string } & TlsFlags) => {
+  addKubeletRegistrationOptions(
+    addTlsOptions(
+      program
+        .command('csi-proxy')
+        .description("serve CSI on the kubelet's socket in front of a CSI driver's; volumes that opt in (volume_context blockmirror.io/replicate: \"true\") get the device-mapper layer")
+        .requiredOption('--endpoint <unix:///path>', 'CSI socket to serve (the one the kubelet is registered with)')
+        .requiredOption('--driver <unix:///path>', "the CSI driver's own socket")
+        .requiredOption('--state-dir <dir>', 'records of opted-in volumes and the private paths the driver stages them at (the driver must see the same paths)')
+        .option('--splice-control <address>', "control address of this node's sidecar, which stages opted-in volumes: unix:///path (its control socket) or host:port (without it they are refused)")
+        .option('--driver-name <name>', 'the CSI driver name to register with the kubelet in the driver\'s place (with --registration-dir)')
+        .option('--call-timeout <ms>', "deadline of the proxy's own driver calls when the kubelet set none", positiveInt, 120_000)
+        .addOption(csiProtoDirOption())
+        .addOption(logLevelOption()),
+    ),
+  ).action(async (opts: { endpoint: string; driver: string; stateDir: string; spliceControl?: string; driverName?: string; callTimeout: number; csiProtoDir?: string; logLevel: string } & TlsFlags & KubeletRegistrationFlags) => {
     const logger = createLogger({ level: opts.logLevel });
+    if ((opts.registrationDir === undefined) !== (opts.driverName === undefined)) throw new CommanderArgError('--registration-dir and --driver-name go together');
     const tls = tlsFilesFrom(opts);
     const control = opts.spliceControl === undefined ? null : new ControlClient(opts.spliceControl, { timeoutMs: opts.callTimeout, ...(tls ? { tls } : {}) });
     const proxy = await NodeProxy.start({
@@ -369,7 +380,22 @@ export function buildProgram(): Command {
       callTimeoutMs: opts.callTimeout,
       logger,
     });
-    await untilSignal(logger, () => proxy.stop());
+    // Registered only once the proxy serves: the kubelet calls NodeGetInfo at once.
+    const registration =
+      opts.registrationDir === undefined || opts.driverName === undefined
+        ? null
+        : await ProxyRegistration.start({
+            proto: await pluginRegistrationProto(opts.pluginRegistrationProtoDir),
+            registrationDir: resolve(opts.registrationDir),
+            driverName: opts.driverName,
+            endpoint: opts.kubeletRegistrationPath ?? opts.endpoint,
+            logger,
+          });
+    await untilSignal(logger, async () => {
+      // Deregistered first: the kubelet stops sending calls to a socket about to close.
+      await registration?.stop();
+      await proxy.stop();
+    });
     control?.close();
     await exitAfterLogs(logger);
   });
@@ -403,7 +429,7 @@ export function buildProgram(): Command {
 
   const pair = program.command('pair').description('manage replication pairs on a sidecar');
   const withControl = (cmd: Command): Command =>
-    addTlsOptions(cmd.option('--control <host:port>', "the sidecar's control address", '127.0.0.1:7400').option('--timeout <ms>', 'deadline of the call', positiveInt, 10_000));
+    addTlsOptions(cmd.option('--control <address>', "the sidecar's control address: host:port, or unix:///path for its control socket (no TLS)", '127.0.0.1:7400').option('--timeout <ms>', 'deadline of the call', positiveInt, 10_000));
   const client = (opts: { control: string; timeout: number } & TlsFlags): ControlClient =>
     new ControlClient(opts.control, { tls: tlsFilesFrom(opts), timeoutMs: opts.timeout });
   type CtlOpts = { control: string; timeout: number; output?: string } & TlsFlags;
@@ -511,7 +537,7 @@ type VolumeCall = (c: ControlClient, args: string[]) => Promise<unknown>;
 
 /** A `volume` subcommand: one control call, its answer printed as JSON. */
 function withVolumeControl(cmd: Command, call: VolumeCall): void {
-  addTlsOptions(cmd.option('--control <host:port>', "the sidecar's control address", '127.0.0.1:7400').option('--timeout <ms>', 'deadline of the call', positiveInt, 60_000)).action(async (...args: unknown[]) => {
+  addTlsOptions(cmd.option('--control <address>', "the sidecar's control address: host:port, or unix:///path for its control socket (no TLS)", '127.0.0.1:7400').option('--timeout <ms>', 'deadline of the call', positiveInt, 60_000)).action(async (...args: unknown[]) => {
     const opts = args.at(-2) as { control: string; timeout: number } & TlsFlags;
     const c = new ControlClient(opts.control, { tls: tlsFilesFrom(opts), timeoutMs: opts.timeout });
     try {

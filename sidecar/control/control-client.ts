@@ -22,6 +22,11 @@ export class ControlCallError extends BlockmirrorError {
 
 export interface ControlClientOptions {
   tls?: TlsFiles;
+  /**
+   * The name the sidecar's certificate must carry, when it is dialled at an address its
+   * certificate does not name (a pod or node IP): one certificate then serves every node.
+   */
+  serverName?: string;
   /** Deadline of each call. */
   timeoutMs?: number;
 }
@@ -35,7 +40,8 @@ export class ControlClient {
 
   constructor(target: string, opts: ControlClientOptions = {}) {
     const Ctor = loadControlProto().blockmirror.control.v1.ControlService;
-    this.#client = new Ctor(target, channelCredentials(target, opts.tls));
+    const verifyAs = opts.serverName !== undefined && opts.serverName !== '' && opts.tls !== undefined && !target.startsWith('unix:') ? opts.serverName : undefined;
+    this.#client = new Ctor(target, channelCredentials(target, opts.tls), verifyAs !== undefined ? { 'grpc.ssl_target_name_override': verifyAs, 'grpc.default_authority': verifyAs } : {});
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
   }
 

@@ -1,6 +1,7 @@
-import { Server, type ServerCredentials } from '@grpc/grpc-js';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'winston';
+import { prepareControlSocket } from './control-socket.js';
 import { loadControlProto } from '../grpc/load-proto.js';
 import type { PairManager } from '../pair/pair-manager.js';
 import type { VolumeSplice } from '../splice/volume-splice.js';
@@ -13,9 +14,9 @@ export class ControlServer {
   readonly #server = new Server();
   readonly #health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE]: 'NOT_SERVING' });
 
-  constructor(pairs: PairManager, logger: Logger, splice: VolumeSplice | null = null) {
+  constructor(pairs: PairManager, logger: Logger, splice: VolumeSplice | null = null, spliceRefusal?: string) {
     const proto = loadControlProto();
-    this.#server.addService(proto.blockmirror.control.v1.ControlService.service, controlService(pairs, logger, splice));
+    this.#server.addService(proto.blockmirror.control.v1.ControlService.service, controlService(pairs, logger, splice, spliceRefusal));
     this.#health.addToServer(this.#server);
   }
 
@@ -27,6 +28,16 @@ export class ControlServer {
         resolve(address.replace(/:\d+$/, `:${port}`));
       });
     });
+  }
+
+  /**
+   * Also serves on a Unix socket, without TLS: for root on the node and the CSI proxy.
+   * Its directory is made root-only (0700) first; that is the authentication.
+   */
+  async listenUnix(path: string): Promise<string> {
+    const address = await prepareControlSocket(path);
+    await new Promise<void>((resolve, reject) => this.#server.bindAsync(address, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+    return address;
   }
 
   setServing(serving: boolean): void {

@@ -9,8 +9,10 @@ import { toMessage } from './pair-message.js';
 import type { VolumeSplice } from '../splice/volume-splice.js';
 
 /** The control API's handlers: typed from proto/, so a missing RPC fails to compile. */
-export function controlService(pairs: PairManager, logger: Logger, splice: VolumeSplice | null = null): ControlServiceHandlers {
+export function controlService(pairs: PairManager, logger: Logger, splice: VolumeSplice | null = null, spliceRefusal?: string): ControlServiceHandlers {
   const spliced = (): VolumeSplice => {
+    // The CSI proxy passes this on to the kubelet: it ends up in the pod's events.
+    if (spliceRefusal !== undefined) throw new FailedPreconditionError(`node cannot splice: ${spliceRefusal}`);
     if (splice === null) throw new FailedPreconditionError('this sidecar has no node splice (start it with --nbd-helper)');
     return splice;
   };

@@ -20,6 +20,11 @@ export class ControlSplicer implements NodeSplicer {
     return { dmDevice: v.dmDevice };
   }
 
+  /** The sidecar refuses its volume calls on a node that cannot splice, with the reason. */
+  async check(): Promise<void> {
+    await this.#client.listVolumes().catch(rethrow);
+  }
+
   async unstage(pv: string): Promise<void> {
     await this.#client.unstageVolume(pv).catch(rethrow);
   }

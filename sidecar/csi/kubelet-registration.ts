@@ -26,6 +26,12 @@ export interface KubeletRegistrationOptions {
   endpoint: string;
   /** CSI versions offered (default 1.0.0). */
   supportedVersions?: readonly string[];
+  /**
+   * The socket's file name in the registration directory (default `<driver name>-reg.sock`,
+   * node-driver-registrar's). A proxy registering a driver's name beside the driver's own
+   * registrar needs another: the kubelet reads the name from GetInfo, not from the file.
+   */
+  socketName?: string;
   logger: Logger;
 }
 
@@ -91,14 +97,18 @@ export class KubeletRegistration {
       },
     };
     server.addService(o.proto.pluginregistration.Registration.service, handlers);
-    const socket = join(o.registrationDir, `${driverName}-reg.sock`);
+    const socketName = o.socketName ?? `${driverName}-reg.sock`;
+    if (socketName.includes('/') || socketName.startsWith('.')) throw new InvalidArgumentError(`registration socket name ${JSON.stringify(socketName)} must be a plain, visible file name`);
+    const socket = join(o.registrationDir, socketName);
     const existing = await lstat(socket).catch(() => undefined);
     if (existing !== undefined && !existing.isSocket()) throw new InvalidArgumentError(`${socket} exists and is not a socket`);
     // Bound under a hidden name (the kubelet's watcher skips dot files), then renamed into
     // place: a stale socket is replaced atomically, and since Node unlinks the path it
     // bound when the server closes, closing never removes a socket bound there since.
     // Random: registrars in other containers share the directory, and their pids.
-    const hidden = join(o.registrationDir, `.${driverName}-reg.sock.${randomBytes(6).toString('hex')}`);
+    const hidden = join(o.registrationDir, `.${socketName}.${randomBytes(4).toString('hex')}`);
+    // sun_path: 108 bytes with its NUL; Node's error for a longer one says only EINVAL.
+    if (Buffer.byteLength(hidden) > 107) throw new InvalidArgumentError(`registration socket path ${hidden} is longer than a Unix socket path may be (107 bytes)`);
     await listenCsi(server, `unix://${hidden}`);
     let ino: number;
     try {

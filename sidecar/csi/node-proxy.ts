@@ -70,7 +70,7 @@ export class NodeProxy {
     for (const service of SERVICES) {
       const def = rawUnaryService(o.csi.definition, service);
       const handlers: UntypedServiceImplementation = {};
-      for (const [name, m] of Object.entries(def)) handlers[name] = volumes.handler(name, m.path) ?? forwardUnary(driver, m.path, o.logger);
+      for (const [name, m] of Object.entries(def)) handlers[name] = logCall(o, name, m.path, volumes.handler(name, m.path) ?? forwardUnary(driver, m.path, o.logger));
       server.addService(def, handlers);
     }
     let endpoint: CsiEndpoint;
@@ -88,6 +88,28 @@ export class NodeProxy {
     await shutdownServer(this.#server);
     this.#driver.close();
   }
+}
+
+/** Calls the kubelet makes often, logged at debug only. */
+const FREQUENT = new Set(['NodeGetCapabilities', 'NodeGetVolumeStats', 'Probe', 'GetPluginInfo', 'GetPluginCapabilities']);
+
+/**
+ * Logs each Node call the proxy receives (method and volume id): the record that the
+ * kubelet reaches the driver through the proxy, not around it.
+ */
+function logCall(o: NodeProxyOptions, method: string, path: string, handler: handleUnaryCall<Buffer, Buffer>): handleUnaryCall<Buffer, Buffer> {
+  if (!path.startsWith('/csi.v1.Node/') && !path.startsWith('/csi.v1.Identity/')) return handler;
+  const m = (o.csi.grpc.csi.v1.Node.service as unknown as Record<string, { requestDeserialize(b: Buffer): { volumeId?: string } } | undefined>)[method];
+  return (call, callback) => {
+    let volumeId = '';
+    try {
+      volumeId = m?.requestDeserialize(call.request).volumeId ?? '';
+    } catch {
+      // A request the proto cannot read is the handler's to refuse.
+    }
+    o.logger.log(FREQUENT.has(method) ? 'debug' : 'info', 'CSI call', { method, ...(volumeId !== '' ? { volumeId } : {}) });
+    handler(call, callback);
+  };
 }
 
 /** The Node calls the proxy answers itself for opted-in volumes. */
@@ -199,6 +221,7 @@ class OptedInVolumes {
     const staging = requireField(req.stagingTargetPath, 'staging_target_path');
     const type = requireAccessType(req.volumeCapability);
     const splicer = this.#splicer();
+    await splicer.check?.();
     const pv = pvNameForVolume(volumeId);
     const log = this.#o.logger;
     return this.#lock.run(pv, async () => {

@@ -5,6 +5,11 @@
 export interface NodeSplicer {
   /** Creates (idempotently) /dev/mapper/blockmirror-<pv> over `device`. */
   stage(pv: string, device: string): Promise<{ dmDevice: string }>;
+  /**
+   * Refuses (FailedPreconditionError, with the reason) when the node cannot splice: asked
+   * before the driver stages anything, so a refused volume leaves nothing behind.
+   */
+  check?(): Promise<void>;
   /** Removes it; refuses (FailedPreconditionError) while replication is attached. */
   unstage(pv: string): Promise<void>;
 }

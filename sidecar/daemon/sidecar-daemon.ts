@@ -27,6 +27,8 @@ import { VolumeSplice } from '../splice/volume-splice.js';
 export interface SidecarConfig {
   stateDir: string;
   controlListen: string;
+  /** Also serve the control API on this Unix socket, without TLS (root on the node, the CSI proxy). */
+  controlSocket?: string;
   peerListen: string;
   metricsListen?: string;
   tls?: TlsFiles;
@@ -57,6 +59,8 @@ export function nodeSplice(stateDir: string, nbd: NbdNetlinkOptions, logger: Log
 
 export interface SidecarAddresses {
   control: string;
+  /** unix:///path of the control socket, '' without one. */
+  controlSocket: string;
   peer: string;
   metrics: string;
 }
@@ -138,8 +142,10 @@ export class SidecarDaemon {
     if (splice) await splice.recover(pairs);
     pairs.releaseReplication();
 
-    const control = new ControlServer(pairs, cfg.logger, splice);
+    // A node that cannot splice refuses the volume calls with the probe's reason.
+    const control = new ControlServer(pairs, cfg.logger, splice, splice !== null && !capability.capable ? capability.reason : undefined);
     const controlAddr = await control.listen(cfg.controlListen, controlCreds);
+    const controlSocket = cfg.controlSocket !== undefined ? await control.listenUnix(cfg.controlSocket) : '';
 
     // Consistency groups a crash interrupted mid-apply are finished before any peer
     // can send more: until then the secondary volumes are between two groups.
@@ -194,7 +200,7 @@ export class SidecarDaemon {
       metricsAddr = `${host}:${(metricsHttp.address() as AddressInfo).port}`;
     }
     control.setServing(true);
-    const addresses = { control: controlAddr, peer: peerFront.address, metrics: metricsAddr };
+    const addresses = { control: controlAddr, controlSocket, peer: peerFront.address, metrics: metricsAddr };
     cfg.logger.info('sidecar ready', addresses);
     return new SidecarDaemon(addresses, capability, pairs, control, peer, peerFront, committer, metricsHttp, cfg.logger);
   }

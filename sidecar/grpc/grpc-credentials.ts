@@ -54,8 +54,13 @@ export function readTlsMaterial(tls: TlsFiles): TlsMaterial {
   return { cert: read(tls.cert, 'TLS certificate'), key: read(tls.key, 'TLS key'), ca: read(tls.ca, 'TLS CA') };
 }
 
-/** Client credentials: mutual TLS from files or material; without, plaintext to loopback only. */
+/**
+ * Client credentials: mutual TLS from files or material; without, plaintext to loopback
+ * only. A Unix socket (`unix:///path`) is local: its directory's permissions guard it,
+ * and TLS, if given, is not used for it.
+ */
 export function channelCredentials(target: string, tls: TlsFiles | TlsMaterial | undefined): ChannelCredentials {
+  if (target.startsWith('unix:')) return credentials.createInsecure();
   if (tls === undefined) {
     const { host } = parseHostPort(target, 'address');
     if (!isLoopbackHost(host)) throw new InvalidArgumentError(`${target} is not loopback: give --tls-cert, --tls-key and --tls-ca (mutual TLS)`);

@@ -44,6 +44,8 @@ export interface ChartPod {
   serviceAccountName: string;
   args: string[];
   env: string[];
+  /** Every container's name, in the pod's order (the first is the component's own). */
+  containers: string[];
   /** The probes its container has: startupProbe, livenessProbe, readinessProbe. */
   probes: string[];
   /** The previous container's end, once it was restarted. */
@@ -52,10 +54,10 @@ export interface ChartPod {
 
 interface PodJson {
   metadata: { name: string; uid: string; labels?: Record<string, string>; deletionTimestamp?: string };
-  spec: { nodeName?: string; serviceAccountName?: string; containers: ({ image: string; imagePullPolicy: string; args?: string[]; env?: { name: string }[] } & Partial<Record<(typeof PROBES)[number], object>>)[] };
+  spec: { nodeName?: string; serviceAccountName?: string; containers: ({ name: string; image: string; imagePullPolicy: string; args?: string[]; env?: { name: string }[] } & Partial<Record<(typeof PROBES)[number], object>>)[] };
   status: {
     conditions?: { type: string; status: string }[];
-    containerStatuses?: { containerID?: string; restartCount: number; lastState?: { terminated?: { exitCode: number; reason?: string } } }[];
+    containerStatuses?: { name: string; containerID?: string; restartCount: number; lastState?: { terminated?: { exitCode: number; reason?: string } } }[];
   };
 }
 
@@ -116,7 +118,8 @@ export class SiteChart {
       .filter((p) => p.metadata.deletionTimestamp === undefined)
       .map((p) => {
         const c = p.spec.containers[0]!;
-        const s = p.status.containerStatuses?.[0];
+        // Statuses need not follow the spec's order: the component's own container by name.
+        const s = p.status.containerStatuses?.find((x) => x.name === c.name);
         const last = s?.lastState?.terminated;
         return {
           name: p.metadata.name,
@@ -131,6 +134,7 @@ export class SiteChart {
           serviceAccountName: p.spec.serviceAccountName ?? '',
           args: c.args ?? [],
           env: (c.env ?? []).map((e) => e.name),
+          containers: p.spec.containers.map((x) => x.name),
           probes: PROBES.filter((k) => c[k] !== undefined),
           ...(last !== undefined ? { lastTerminated: { exitCode: last.exitCode, ...(last.reason !== undefined ? { reason: last.reason } : {}) } } : {}),
         };

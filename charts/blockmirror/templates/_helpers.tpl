@@ -45,3 +45,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "blockmirror.fullname" . }}-peer-tls
 {{- end -}}
 {{- end -}}
+
+
+{{/* The DNS name the sidecars' certificate carries; the operator verifies it whatever address it dials. */}}
+{{- define "blockmirror.sidecarServerName" -}}
+{{- default (printf "%s-peer.%s.svc" (include "blockmirror.sidecarName" .) .Release.Namespace) .Values.tls.serverName -}}
+{{- end -}}
