@@ -7,6 +7,8 @@ import { Pair, type PairStatusView, type SocketExport } from './pair.js';
 import { pairSettings, validatePairSpec, type PairSpec, type PairSpecInput } from './pair-spec.js';
 import { PairStore } from './pair-store.js';
 import { ConsistencyGroups } from '../replication/consistency-groups.js';
+import { spliceHolders } from '../splice/splice-holders.js';
+import type { PairVolumeOptions } from '../volume/open-pair-volume.js';
 
 export interface PairManagerOptions {
   stateDir: string;
@@ -19,6 +21,11 @@ export interface PairManagerOptions {
   splicedPairs?(): Promise<ReadonlySet<string>>;
   /** A pair restarted (its export's connections dropped): the splice reconnects to it. */
   onRestarted?(pair: string): Promise<void>;
+  /**
+   * How pairs check and hold their block devices; by default the splice records under
+   * `stateDir` say which devices the node splice holds.
+   */
+  volume?: Omit<PairVolumeOptions, 'role'>;
 }
 
 interface Entry {
@@ -257,6 +264,7 @@ export class PairManager {
       ...(this.#opts.replicationBudgetBytes ? { replicationBudgetBytes: this.#opts.replicationBudgetBytes } : {}),
       onProtocolError: this.#opts.onProtocolError,
       groups: this.#groups,
+      volume: { spliceHolders: spliceHolders(this.#opts.stateDir), ...this.#opts.volume },
     };
   }
 
