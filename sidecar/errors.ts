@@ -16,6 +16,9 @@ export type BlockmirrorErrorCode =
   | 'FAILED_PRECONDITION'
   | 'CONFLICT'
   | 'DRIVER_CALL'
+  // A block device something else holds (a mount, device-mapper, md, another exclusive
+  // opener): writes through that holder would not pass blockmirror's tap.
+  | 'DEVICE_IN_USE'
   // The peer answered but could not apply what it was sent (disk full, I/O error).
   | 'PEER_REFUSED';
 
@@ -91,5 +94,20 @@ export class ClosedError extends BlockmirrorError {
   constructor(message: string) {
     super('CLOSED', message);
     this.name = 'ClosedError';
+  }
+}
+
+/** A pair's block device is mounted or held by something other than blockmirror. */
+export class DeviceInUseError extends BlockmirrorError {
+  readonly device: string;
+  /** Where it is mounted (in this mount namespace) and what holds it, as found. */
+  readonly mounts: readonly string[];
+  readonly holders: readonly string[];
+  constructor(message: string, detail: { device: string; mounts?: readonly string[]; holders?: readonly string[] }, options?: { cause?: unknown }) {
+    super('DEVICE_IN_USE', message, options);
+    this.name = 'DeviceInUseError';
+    this.device = detail.device;
+    this.mounts = detail.mounts ?? [];
+    this.holders = detail.holders ?? [];
   }
 }

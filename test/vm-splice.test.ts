@@ -62,6 +62,11 @@ describe('the device-mapper splice in a VM', () => {
     expect(lines.filter((l) => l.includes('FAILED'))).toEqual([]);
     expect(lines).toEqual([
       expect.stringContaining('ext4 mounted on /dev/mapper/blockmirror-pv1'),
+      // Pairs hold their devices: the secondary's exclusively, the spliced primary's
+      // beside the splice's own dm-era and nothing else.
+      'splice: secondary pair holds /dev/vdb: a dm table over it was refused',
+      'splice: primary pair refused while bm-foreign held /dev/vda beside the splice',
+      "splice: primary pair on /dev/vda, held by the splice's blockmirror-pv1-era",
       // The top device maps the tap, a queueing multipath over the kernel NBD device (major 43).
       expect.stringMatching(/attached: 0 \d+ linear \d+:\d+ 0 -> 0 \d+ multipath .* 43:0 /),
       expect.stringContaining('initial copy done while the writer ran: InSync'),

@@ -1,27 +1,102 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { mkdir, mkdtemp, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, transports } from 'winston';
+import winston from 'winston';
 import { InvalidArgumentError } from '../errors.js';
 import { PairManager } from './pair-manager.js';
 
-const logger = createLogger({ silent: true, transports: [new transports.Console()] });
+const logger = winston.createLogger({ silent: true });
+let dir = '';
+let managers: PairManager[] = [];
 
-describe('PairManager: NBD sockets named by the operator', () => {
-  let dir = '';
-  let pairs: PairManager | undefined;
-  afterEach(async () => {
-    await pairs?.close();
-    await rm(dir, { recursive: true, force: true });
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bm-pm-'));
+});
+afterEach(async () => {
+  for (const m of managers) await m.close();
+  managers = [];
+  await rm(dir, { recursive: true, force: true });
+});
+
+function manager(): PairManager {
+  const m = new PairManager({ stateDir: join(dir, 'state'), logger, restartDelay: { initialMs: 10, maxMs: 40 } });
+  managers.push(m);
+  return m;
+}
+
+async function volumeFile(name: string): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, '');
+  await truncate(path, 1 << 20);
+  return path;
+}
+
+async function until<T>(what: string, probe: () => T | undefined): Promise<T> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('PairManager', () => {
+  it('a refused volume leaves no pair state behind', async () => {
+    const m = manager();
+    await m.start();
+    await mkdir(join(dir, 'globalmount'));
+    await expect(m.create({ name: 'p', volumePath: join(dir, 'globalmount'), role: 'primary', nbdListen: '127.0.0.1:0' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(m.list()).toEqual([]);
+    expect(await readdir(join(dir, 'state', 'pairs')).catch(() => [])).toEqual([]);
   });
 
+  it('a pair that cannot be restored is Retrying with its error, and starts once its volume is back', async () => {
+    const path = await volumeFile('v.img');
+    const first = manager();
+    await first.start();
+    await first.create({ name: 'p', volumePath: path, role: 'primary', nbdListen: '127.0.0.1:0' });
+    await first.close();
+    await rm(path);
+
+    const m = manager();
+    await m.start();
+    const failing = await until('a second attempt', () => {
+      const s = m.get('p');
+      return s.retries >= 2 ? s : undefined;
+    });
+    expect(failing).toMatchObject({ state: 'Retrying', lastError: expect.stringContaining(`cannot open volume ${path}`) });
+    await volumeFile('v.img');
+    const running = await until('the pair to start', () => {
+      const s = m.get('p');
+      return s.state === 'Standalone' ? s : undefined;
+    });
+    expect(running).toMatchObject({ lastError: '', retries: 0, volumeBytes: 1 << 20 });
+  });
+
+  it('a deleted pair is not started again', async () => {
+    const path = await volumeFile('v.img');
+    const first = manager();
+    await first.start();
+    await first.create({ name: 'p', volumePath: path, role: 'primary', nbdListen: '127.0.0.1:0' });
+    await first.close();
+    await rm(path);
+    const m = manager();
+    await m.start();
+    await m.delete('p');
+    await volumeFile('v.img');
+    // Nothing to poll for: the absence of a start, over several restart periods (10-40 ms).
+    await new Promise((r) => setTimeout(r, 200));
+    expect(m.list()).toEqual([]);
+    expect(await readdir(join(dir, 'state', 'pairs'))).toEqual([]);
+  });
+});
+
+describe('PairManager: NBD sockets named by the operator', () => {
   it('places a bare socket name in the run directory only root can enter, and refuses paths in disguise', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'bm-pairs-'));
-    const volume = join(dir, 'vol.img');
-    await writeFile(volume, '');
-    await truncate(volume, 4 << 20);
-    pairs = new PairManager({ stateDir: join(dir, 'state'), logger });
+    const volume = await volumeFile('vol.img');
+    const pairs = manager();
     await pairs.start();
     const p = await pairs.create({ name: 'apps.db', volumePath: volume, role: 'primary', nbdSocket: 'apps.db.sock' });
     const run = join(dir, 'state', 'run');

@@ -8,6 +8,8 @@ import { Pair, type PairStatusView, type SocketExport } from './pair.js';
 import { pairSettings, validatePairSpec, type PairSpec, type PairSpecInput } from './pair-spec.js';
 import { PairStore } from './pair-store.js';
 import { ConsistencyGroups } from '../replication/consistency-groups.js';
+import { spliceHolders } from '../splice/splice-holders.js';
+import type { PairVolumeOptions } from '../volume/open-pair-volume.js';
 
 export interface PairManagerOptions {
   stateDir: string;
@@ -24,16 +26,28 @@ export interface PairManagerOptions {
   splicedPairs?(): Promise<ReadonlySet<string>>;
   /** A pair restarted (its export's connections dropped): the splice reconnects to it. */
   onRestarted?(pair: string): Promise<void>;
+  /**
+   * How pairs check and hold their block devices; by default the splice records under
+   * `stateDir` say which devices the node splice holds.
+   */
+  volume?: Omit<PairVolumeOptions, 'role'>;
+  /** Delays between attempts to start a pair that could not start (doubling up to maxMs). */
+  restartDelay?: { initialMs: number; maxMs: number };
 }
 
 /** A socket file name in the run directory: no path, no dot-only names. */
 const SOCKET_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
 
+const RESTART_DELAY = { initialMs: 1000, maxMs: 30_000 };
+
 interface Entry {
   spec: PairSpec;
   pair: Pair | null;
-  /** Why the pair could not start (volume missing, state corrupt ...). */
+  /** Why the pair could not start (volume missing or in use, state corrupt ...). */
   error: string;
+  /** Failed attempts to start it since it last ran; the next one is on `timer`. */
+  attempts: number;
+  timer: NodeJS.Timeout | null;
 }
 
 /** The pairs of one sidecar: created, persisted, restored on start, stopped on exit. */
@@ -44,6 +58,9 @@ export class PairManager {
   readonly #groups: ConsistencyGroups;
   // Mutations run one at a time so the persisted list always matches memory.
   #lock: Promise<unknown> = Promise.resolve();
+  #held: ReadonlySet<string> = new Set();
+  #released = false;
+  #closed = false;
 
   constructor(opts: PairManagerOptions) {
     this.#opts = opts;
@@ -52,19 +69,22 @@ export class PairManager {
   }
 
   /**
-   * Restores the persisted pairs. A pair that cannot start is kept, with its error.
+   * Restores the persisted pairs. A pair that cannot start is kept, with its error, as
+   * Retrying, and started again later (see #restart): for example a device someone else
+   * mounted while the sidecar was down is never opened under the mount, and the pair
+   * resumes, its dirty log intact, once the device is free.
    * Pairs in `holdReplication` serve their exports but replicate only after
    * releaseReplication() (the node splice records its fallback writes first).
    */
   async start(holdReplication: ReadonlySet<string> = new Set()): Promise<void> {
+    this.#held = holdReplication;
     for (const spec of await this.#store.load()) {
-      const entry: Entry = { spec, pair: null, error: '' };
+      const entry: Entry = { spec, pair: null, error: '', attempts: 0, timer: null };
       this.#entries.set(spec.name, entry);
       try {
         entry.pair = await Pair.start(spec, this.#ctx(), { holdReplication: holdReplication.has(spec.name), restored: true });
       } catch (err) {
-        entry.error = (err as Error).message;
-        this.#opts.logger.error('pair could not be restored', { pair: spec.name, error: entry.error });
+        this.#failed(entry, err, 'pair could not be restored');
       }
     }
   }
@@ -96,7 +116,7 @@ export class PairManager {
         if (fresh) await rm(stateDir, { recursive: true, force: true });
         throw err;
       }
-      this.#entries.set(spec.name, { spec, pair, error: '' });
+      this.#entries.set(spec.name, { spec, pair, error: '', attempts: 0, timer: null });
       try {
         await this.#persist();
       } catch (err) {
@@ -133,8 +153,9 @@ export class PairManager {
       try {
         e.pair = await Pair.start(spec, this.#ctx(), { restored: true });
         e.error = '';
+        e.attempts = 0;
       } catch (err) {
-        e.error = (err as Error).message;
+        this.#failed(e, err, 'updated pair could not start');
         throw err;
       }
       this.#opts.logger.info('pair updated', { pair: spec.name });
@@ -144,6 +165,7 @@ export class PairManager {
   }
 
   releaseReplication(): void {
+    this.#released = true;
     for (const e of this.#entries.values()) e.pair?.startReplication();
   }
 
@@ -194,8 +216,12 @@ export class PairManager {
       const e = this.#entry(name);
       if ((await this.#opts.splicedPairs?.())?.has(name)) throw new FailedPreconditionError(`pair ${name} carries a spliced volume's I/O: detach the volume first`);
       this.#entries.delete(name);
+      if (e.timer !== null) clearTimeout(e.timer);
       await this.#persist();
-      await e.pair?.destroy();
+      // A pair that was not running still has its dirty log and generation on disk: a
+      // later pair of that name must not take them over.
+      if (e.pair !== null) await e.pair.destroy();
+      else await rm(Pair.stateDirOf(this.#opts.stateDir, name), { recursive: true, force: true });
       this.#opts.logger.info('pair deleted', { pair: name });
     });
   }
@@ -212,6 +238,8 @@ export class PairManager {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const e of this.#entries.values()) if (e.timer !== null) clearTimeout(e.timer);
     await this.#lock.catch(() => undefined);
     await Promise.all([...this.#entries.values()].map((e) => e.pair?.close()));
   }
@@ -236,7 +264,7 @@ export class PairManager {
       dirtyBlocks: 0,
       resyncProgressPercent: 0,
       lastInSyncTimeMs: 0,
-      retries: 0,
+      retries: e.attempts,
       lastError: e.error,
       bytesWritten: 0,
       bytesRead: 0,
@@ -277,6 +305,37 @@ export class PairManager {
     return { ...input, nbdSocket: join(dir, name) };
   }
 
+  /** A pair that could not start: keep why, and try again later. */
+  #failed(e: Entry, err: unknown, what: string): void {
+    const error = (err as Error).message;
+    // Logged when the reason changes, not at every attempt.
+    if (error !== e.error) this.#opts.logger.error(what, { pair: e.spec.name, error, code: (err as { code?: string }).code });
+    e.error = error;
+    e.attempts++;
+    const d = this.#opts.restartDelay ?? RESTART_DELAY;
+    const delay = Math.min(d.maxMs, d.initialMs * 2 ** Math.min(e.attempts - 1, 20));
+    if (e.timer !== null) clearTimeout(e.timer);
+    e.timer = setTimeout(() => void this.#serialized(() => this.#restart(e)), delay);
+    e.timer.unref();
+  }
+
+  /** Another attempt to start a pair that is persisted but not running. */
+  async #restart(e: Entry): Promise<void> {
+    e.timer = null;
+    if (this.#closed || this.#entries.get(e.spec.name) !== e || e.pair !== null) return;
+    const hold = !this.#released && this.#held.has(e.spec.name);
+    try {
+      e.pair = await Pair.start(e.spec, this.#ctx(), { holdReplication: hold, restored: true });
+    } catch (err) {
+      this.#failed(e, err, 'pair could not start');
+      return;
+    }
+    this.#opts.logger.info('pair started after earlier failures', { pair: e.spec.name, attempts: e.attempts, lastError: e.error });
+    e.error = '';
+    e.attempts = 0;
+    await this.#opts.onRestarted?.(e.spec.name).catch((err: Error) => this.#opts.logger.warn('splice could not reconnect to the restarted pair', { pair: e.spec.name, error: err.message }));
+  }
+
   #persist(): Promise<void> {
     return this.#store.save([...this.#entries.values()].map((e) => e.spec));
   }
@@ -291,6 +350,7 @@ export class PairManager {
       ...(this.#opts.replicationBudgetBytes ? { replicationBudgetBytes: this.#opts.replicationBudgetBytes } : {}),
       onProtocolError: this.#opts.onProtocolError,
       groups: this.#groups,
+      volume: { spliceHolders: spliceHolders(this.#opts.stateDir), ...this.#opts.volume },
     };
   }
 

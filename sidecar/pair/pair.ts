@@ -14,7 +14,8 @@ import { AsyncReplicator } from '../replication/async-replicator.js';
 import type { ConsistencyGroup } from '../replication/consistency-group.js';
 import type { ConsistencyGroups } from '../replication/consistency-groups.js';
 import { SyncReplicator } from '../replication/sync-replicator.js';
-import { Volume } from '../volume/volume.js';
+import { openPairVolume, type PairVolumeOptions } from '../volume/open-pair-volume.js';
+import type { Volume } from '../volume/volume.js';
 import { DEFAULT_MAX_COORDINATION_MS, DEFAULT_MAX_DRAIN_MS, pairSettings, type PairSettings, type PairSpec } from './pair-spec.js';
 import type { PairStateName } from './pair-state.js';
 import { VolumeExport, type IoCounters } from './volume-export.js';
@@ -69,6 +70,8 @@ export interface PairContext {
   onProtocolError?(pair: string, reason: string): void;
   /** The sidecar's consistency groups, which async primaries join. */
   groups: ConsistencyGroups;
+  /** How a pair's block device is checked and held (see openPairVolume). */
+  volume?: Omit<PairVolumeOptions, 'role'>;
 }
 
 /**
@@ -135,13 +138,14 @@ export class Pair {
     const holdReplication = opts.holdReplication ?? false;
     const dir = Pair.stateDirOf(ctx.stateDir, spec.name);
     const logger = ctx.logger.child({ pair: spec.name });
-    // The pair's dirty log, metadata and journal must not vanish with an unsynced
-    // directory entry at a power cut.
-    await makeDirDurable(spec.role === 'secondary' ? join(dir, 'journal') : dir, ctx.stateDir);
-    const volume = await Volume.open(spec.volumePath);
+    // First, so that a volume refused (in use, a directory) leaves no state behind.
+    const volume = await openPairVolume(spec.volumePath, { ...ctx.volume, role: spec.role });
     let tracker: DirtyTracker | null = null;
     let nbd: NbdServer | null = null;
     try {
+      // The pair's dirty log, metadata and journal must not vanish with an unsynced
+      // directory entry at a power cut.
+      await makeDirDurable(spec.role === 'secondary' ? join(dir, 'journal') : dir, ctx.stateDir);
       if (spec.role === 'secondary') {
         const journal = await GroupJournal.open(join(dir, 'journal'), volume);
         const endpoint = new SecondaryEndpoint(spec.name, volume, spec.blockSize, await PairMeta.open(dir), journal, logger);

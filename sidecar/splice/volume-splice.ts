@@ -61,6 +61,11 @@ export class VolumeSplice {
     return `blockmirror-${pv}`;
   }
 
+  /** The device-mapper devices the splice of `pv` may stack on its volume. */
+  static deviceNames(pv: string): string[] {
+    return [VolumeSplice.topName(pv), tapName(pv), eraNameOf(pv)];
+  }
+
   /** One operation at a time: every one of them is a sequence of table swaps. */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(fn);

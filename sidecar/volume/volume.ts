@@ -2,7 +2,7 @@ import { close, constants, fdatasync, fstat, open, read, readFile, writev, write
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { ClosedError, InvalidArgumentError, OutOfRangeError, VolumeIoError } from '../errors.js';
-import { resolveVolumePath } from './mount-source.js';
+import { deviceNumber } from './device-usage.js';
 import { SyncBatcher } from './sync-batcher.js';
 
 const openAsync = promisify(open);
@@ -20,6 +20,12 @@ const INLINE_BACKOFF_MS = 1000;
 
 export interface VolumeOptions {
   readOnly?: boolean;
+  /**
+   * Block devices: open with O_EXCL (no O_CREAT), which fails with EBUSY while the device
+   * is mounted or claimed (device-mapper, md, another exclusive opener), and while it is
+   * held, makes a mount or a device-mapper table over it fail.
+   */
+  exclusive?: boolean;
 }
 
 /**
@@ -47,12 +53,12 @@ export class Volume {
     this.#syncer = new SyncBatcher(() => fdatasyncP(fd));
   }
 
-  /** `path`: a file, a block device, or a mount point (its block device is opened). */
+  /** `path`: a regular file or a block device. */
   static async open(path: string, options: VolumeOptions = {}): Promise<Volume> {
     const readOnly = options.readOnly ?? false;
     let fd: number;
     try {
-      fd = await openAsync(await resolveVolumePath(path), readOnly ? constants.O_RDONLY : constants.O_RDWR);
+      fd = await openAsync(path, (readOnly ? constants.O_RDONLY : constants.O_RDWR) | (options.exclusive ? constants.O_EXCL : 0));
     } catch (err) {
       throw new InvalidArgumentError(`cannot open volume ${path}: ${(err as Error).message}`, { cause: err });
     }
@@ -189,9 +195,7 @@ function ioError(op: string, path: string, err: NodeJS.ErrnoException): VolumeIo
 
 /** Size of a block device from sysfs (Node has no BLKGETSIZE64 ioctl). */
 async function blockDeviceSize(rdev: number): Promise<number> {
-  // Linux dev_t encoding (new_decode_dev): major = bits 8-19, minor = bits 0-7 and 20-31.
-  const major = (rdev >> 8) & 0xfff;
-  const minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+  const { major, minor } = deviceNumber(rdev);
   const sectors = Number((await promisify(readFile)(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim());
   return sectors * 512;
 }

@@ -36,8 +36,19 @@ say "ext4 mounted on /dev/mapper/$DM (direct: through dm-era to /dev/vda)"
   done; echo "$n" >$W/writer-done ) &
 
 $CLI pair create pv1 --control "$B" --volume /dev/vdb --role secondary >/dev/null
+# The secondary's pair holds /dev/vdb exclusively: no dm table (nor mount) can claim it.
+dmsetup --noudevsync create bm-foreign-b --table "0 8 linear /dev/vdb 0" >/dev/null 2>&1 && fail "a dm table claimed the secondary's device under its pair"
+dmsetup --noudevsync remove bm-foreign-b >/dev/null 2>&1 || true
+say "secondary pair holds /dev/vdb: a dm table over it was refused"
+# A staged volume is held by the splice's dm-era only; any other holder is named and refused.
+dmsetup --noudevsync create bm-foreign --table "0 8 linear /dev/vda 0" || fail "could not create a foreign dm device over /dev/vda"
+out=$($CLI pair create pv1 --control "$A" --volume /dev/vda --role primary --nbd-socket $W/pv1.sock 2>&1) && fail "a pair on /dev/vda was created beside a foreign dm device"
+case $out in *"but also held by device-mapper device bm-foreign:"*) ;; *) fail "the refusal did not name the foreign holder: $out" ;; esac
+dmsetup --noudevsync remove bm-foreign
+say "primary pair refused while bm-foreign held /dev/vda beside the splice"
 $CLI pair create pv1 --control "$A" --volume /dev/vda --role primary --peer "$(ready_field $W/b.log peer)" \
   --nbd-socket $W/pv1.sock >/dev/null
+say "primary pair on /dev/vda, held by the splice's $(cat /sys/class/block/vda/holders/*/dm/name)"
 # Attach, live: the table swap holds new I/O while the export takes over.
 $CLI volume attach pv1 pv1 --control "$A" >$W/attach.json || fail "attach failed"
 say "attached: $(dmsetup table "$DM") -> $(dmsetup table "$DM-tap")"
