@@ -284,6 +284,13 @@ describe('Reconciler', () => {
     r.sidecar.failCreate = { grpcCode: 3, message: 'volume /data/pv-1.img is smaller than the peer' };
     expect(await r.reconciler.reconcile('apps/db', signal)).toBeUndefined();
     expect(r.patches[0]!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'SidecarRejected' });
+    // A device in use may be freed outside the pair: looked at again, and created then.
+    const busy = rig(pairObject());
+    busy.sidecar.failCreate = { grpcCode: 9, message: 'device /dev/loop3 is mounted at /mnt/x' };
+    expect(await busy.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 30_000 });
+    busy.sidecar.failCreate = undefined;
+    await busy.reconciler.reconcile('apps/db', signal);
+    expect(busy.current.status?.state).toBe('InSync');
   });
 
   it('on deletion removes the pair from its sidecar, then the finalizer', async () => {

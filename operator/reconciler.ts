@@ -212,7 +212,12 @@ export class Reconciler {
       try {
         current = await control.createPair(desired);
       } catch (err) {
-        if (isRefusal(err)) throw new ProblemError({ reason: 'SidecarRejected', message: (err as Error).message, permanent: true });
+        // Refused for this spec. A failed precondition (a device in use: mounted,
+        // DEVICE_IN_USE) may clear outside the pair, so it is looked at again now and then.
+        if (isRefusal(err)) {
+          const precondition = (err as { grpcCode?: number }).grpcCode === 9;
+          throw new ProblemError({ reason: 'SidecarRejected', message: (err as Error).message, permanent: true, notReplicating: true, ...(precondition ? { recheckAfterMs: this.#d.nodeRecheckMs ?? 30_000 } : {}) });
+        }
         throw err;
       }
       await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${desired.volumePath})` });
