@@ -45,11 +45,14 @@ export class Dmsetup {
   /**
    * Replaces the live table. `noflush`: I/O queued inside the old table (a multipath
    * with no usable path) stays queued and is issued to the new one, instead of the
-   * suspend waiting for it forever.
+   * suspend waiting for it forever. `whileSuspended` runs between the suspend and the
+   * reload.
    */
-  async swap(name: string, table: string, opts: { noflush?: boolean } = {}): Promise<void> {
+  async swap(name: string, table: string, opts: { noflush?: boolean; whileSuspended?: () => Promise<void> } = {}): Promise<void> {
     await this.#run(['--noudevsync', 'suspend', ...(opts.noflush ? ['--noflush'] : []), name]);
     try {
+      // Runs with no I/O passing the device: neither the old path nor the new one.
+      await opts.whileSuspended?.();
       await this.#run(['--noudevsync', 'reload', name, '--table', table]);
     } finally {
       // Resumed even when the reload failed: a device left suspended stalls its users.

@@ -17,6 +17,8 @@ export interface VolumeSpliceOptions {
   logger: Logger;
   /** Size of a block device in 512-byte sectors (blockdev --getsz). */
   sectorsOf?(device: string): Promise<number>;
+  /** Drops the sidecar's cached pages of a block device (blockdev --flushbufs: BLKFLSBUF). */
+  dropCache?(device: string): Promise<void>;
 }
 
 /** What the sidecar's pairs provide to a splice: the export and its dirty tracking. */
@@ -156,6 +158,7 @@ export class VolumeSplice {
       // since the stage or the last detach (the pair may have copied a block that was then
       // written directly). A record without dm-era (staged by an older sidecar): anything.
       const untracked = r.era ? await this.#eraWrites(r) : [[0, r.sectors * 512] as [number, number]];
+      await this.#dropStaleCache(r.device);
       await exports.recordUntrackedWrites(pair, untracked);
       if (r.era) {
         const clean: SpliceRecord = { ...next };
@@ -181,8 +184,10 @@ export class VolumeSplice {
       const next: SpliceRecord = { pv, device: r.device, sectors: r.sectors, state: 'direct', pair: r.pair!, era };
       await this.#records.save(next);
       // A plain suspend drains I/O in flight through the tap (and so through the export)
-      // before the top device maps the volume (through the era device) again.
-      await this.#o.dm.swap(VolumeSplice.topName(pv), linear(r.sectors, `/dev/mapper/${eraNameOf(pv)}`));
+      // before the top device maps the volume (through the era device) again. While it is
+      // suspended, the sidecar's writes still in the page cache of the device go to disk:
+      // written back later, they would land over the newer ones made through dm-era.
+      await this.#o.dm.swap(VolumeSplice.topName(pv), linear(r.sectors, `/dev/mapper/${eraNameOf(pv)}`), { whileSuspended: () => this.#dropStaleCache(r.device) });
       await this.#o.dm.remove(tapName(pv));
       if (r.nbdIndex !== undefined) await this.#o.nbd.disconnect(r.nbdIndex).catch((err: Error) => this.#o.logger.warn('NBD disconnect failed', { pv, error: err.message }));
       this.#o.logger.info('replication detached', { pv });
@@ -254,7 +259,10 @@ export class VolumeSplice {
     // timeout; the tap's queue_if_no_path keeps it queued, never failed to the app.
     if (r.nbdIndex !== undefined) await this.#o.nbd.disconnect(r.nbdIndex).catch(() => undefined);
     // noflush: the queued I/O moves to the new table instead of blocking the suspend.
-    await this.#o.dm.swap(tapName(r.pv), multipath(r.sectors, `/dev/mapper/${eraName}`), { noflush: true });
+    // While suspended, the dead sidecar's acknowledged writes still in the kernel's page
+    // cache of the device go to disk first: the flusher writing them back later would
+    // overwrite newer writes made through dm-era.
+    await this.#o.dm.swap(tapName(r.pv), multipath(r.sectors, `/dev/mapper/${eraName}`), { noflush: true, whileSuspended: () => this.#dropStaleCache(r.device) });
     this.#o.logger.warn('volume on the fallback path: writes tracked by dm-era until the sidecar returns', { pv: r.pv });
     return next;
   }
@@ -267,6 +275,19 @@ export class VolumeSplice {
     await this.#o.dm.remove(eraNameOf(r.pv));
     const loop = await this.#o.era.create(eraNameOf(r.pv), r.device, r.sectors, metaFile, blockBytes);
     return { loop, metaFile, blockBytes };
+  }
+
+  /**
+   * The sidecar reads and writes the device through the kernel's page cache of it, while
+   * dm-era writes beneath that cache. `blockdev --flushbufs` writes the cache's dirty pages
+   * back and drops the rest. Leaving the export (detach, fallback): while the tap is
+   * suspended, so no page written back later lands over a newer write made through
+   * dm-era. Returning (attach, resume): after the swap (nothing bypasses the export any
+   * more) and before the blocks dm-era saw are marked out of sync, so a page read before
+   * is not shipped to the secondary as their new bytes.
+   */
+  async #dropStaleCache(device: string): Promise<void> {
+    await (this.#o.dropCache ?? dropCache)(device);
   }
 
   /** The byte ranges dm-era saw written; the era device must have no I/O left. */
@@ -286,6 +307,7 @@ export class VolumeSplice {
     await this.#o.dm.swap(tapName(r.pv), multipath(r.sectors, `/dev/nbd${conn.index}`), { noflush: true });
     const era = r.era!;
     const ranges = await this.#eraWrites(r);
+    await this.#dropStaleCache(r.device);
     // Durably out of sync before the era device (the only record of these writes) goes.
     await exports.recordUntrackedWrites(r.pair!, ranges);
     const next: SpliceRecord = { pv: r.pv, device: r.device, sectors: r.sectors, state: 'attached', pair: r.pair!, socket: ex.socket, nbdIndex: conn.index };
@@ -319,6 +341,10 @@ function linear(sectors: number, device: string): string {
 /** Bio-based single path, queue_if_no_path: a failed path queues I/O, never fails it. */
 function multipath(sectors: number, device: string): string {
   return `0 ${sectors} multipath 3 queue_if_no_path queue_mode bio 0 1 1 round-robin 0 1 0 ${device}`;
+}
+
+async function dropCache(device: string): Promise<void> {
+  await runTool('blockdev', ['--flushbufs', device]);
 }
 
 async function sectorsOf(device: string): Promise<number> {
