@@ -73,7 +73,7 @@ build() {
 
   # initramfs: busybox, the modules (with their dependencies, in load order), /init.
   local root=$work/initramfs
-  mkdir -p "$root"/{bin,dev,proc,sys,host,modules,tmp}
+  mkdir -p "$root"/{bin,dev,proc,sys,host,modules,run,tmp}
   cp /bin/busybox "$root/bin/busybox"
   local order=() seen=" " m
   add_module() {
@@ -124,10 +124,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 ip link set lo up
 # Modules the kernel asks for (a netfilter match, a bridge link) come from the node's
-# modules, loaded by the host's kmod in the chroot (busybox modprobe lacks aliases).
-printf '#!/bin/busybox sh\nexec /bin/busybox chroot /host /sbin/modprobe -d /run/vm-modules "$@"\n' >/bin/vm-modprobe
-chmod +x /bin/vm-modprobe
-echo /bin/vm-modprobe >/proc/sys/kernel/modprobe
+# modules, loaded by the host's kmod (busybox modprobe lacks aliases): see the end.
 while read -r m; do insmod "/modules/$m" 2>/dev/null || echo "vm-init: insmod $m failed" >/dev/console; done </modules/order
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose hostroot /host || { echo "vm-init: 9p mount failed"; poweroff -f; }
 # The host's tree, read-only, with the VM's own /proc, /sys and /dev, and a writable
@@ -137,10 +134,18 @@ mount -t tmpfs run /host/run
 mkdir -p /host/run/vm-modules
 mount --bind /node-modules /host/run/vm-modules
 cmd=$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/blockmirror.cmd/raw 2>/dev/null)
-chroot /host /bin/sh -c "cd /run && $cmd" >/dev/ttyS1 2>&1
-echo "vm-exit-status: $?" >/dev/ttyS1
-sync
-poweroff -f
+# The host's tree becomes the root (as switch_root does): moved onto /, and init itself
+# chroots into it. A tree left at /host under a chroot would not be the mount namespace's
+# root: a process that joins a container's mount namespace (runc exec, kubectl exec) would
+# land in this initramfs instead of the container's root. Kernel threads share init's root,
+# so the module helper is looked up in the new root; a copy here serves either way.
+printf '#!/bin/busybox sh\nexec /bin/busybox chroot /proc/1/root /sbin/modprobe -d /run/vm-modules "$@"\n' >/run/vm-modprobe
+printf '#!/bin/sh\nexec /sbin/modprobe -d /run/vm-modules "$@"\n' >/host/run/vm-modprobe
+chmod +x /run/vm-modprobe /host/run/vm-modprobe
+echo /run/vm-modprobe >/proc/sys/kernel/modprobe
+cd /host
+mount --move . / || { echo "vm-init: moving the host's tree onto / failed" >/dev/console; poweroff -f; }
+exec chroot . /bin/busybox sh -c 'cd /run && /bin/sh -c "$1" >/dev/ttyS1 2>&1; echo "vm-exit-status: $?" >/dev/ttyS1; sync; /bin/busybox poweroff -f' vm-init "$cmd"
 EOF
   chmod +x "$root/init"
   (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$work/initrd.img")
