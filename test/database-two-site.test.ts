@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { buildImages, type BuiltImages } from './helpers/build-images.js';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { ClusterSite } from './helpers/cluster-site.js';
-import type { PairObject } from './helpers/kube-site.js';
+import { renderExample, type PairObject } from './helpers/kube-site.js';
 import { sparseFile } from './helpers/replication-harness.js';
 import { run, runOk } from './helpers/run-cli.js';
 import { REPO_ROOT } from './helpers/sidecar-process.js';
@@ -63,6 +63,11 @@ async function commitsPass(than: number, what: string, timeoutMs = 180_000): Pro
     const n = await lastCommitted();
     return n > than ? n : undefined;
   }, { timeoutMs, intervalMs: 2_000 });
+}
+
+/** Site B's peer port as site A's VM node reaches it: its forward out of the guest. */
+function remoteEndpoint(): string {
+  return `${vm.node.address.split('.').slice(0, 3).join('.')}.250:7401`;
 }
 
 async function sidecarOnVm(): Promise<ChartPod> {
@@ -141,49 +146,12 @@ afterAll(() => cleanup.releaseAll(), 300_000);
 
 describe("a database pod's writes replicated to the other site, driven by the operator", () => {
   it('a claim of an opted-in StorageClass is staged through the splice: the pod writes to /dev/mapper/blockmirror-<pv>', async () => {
+    // What the README's user does, from examples/database.
     await siteA.kubectlOk(['create', 'configmap', 'db-writer', `--from-file=sqlite-writer.mjs=${WRITER}`]);
-    const objects = [
-      {
-        apiVersion: 'storage.k8s.io/v1',
-        kind: 'StorageClass',
-        metadata: { name: 'lab-csi-replicated' },
-        provisioner: DRIVER,
-        volumeBindingMode: 'Immediate',
-        parameters: { 'blockmirror.io/replicate': 'true', 'csi.storage.k8s.io/fstype': 'ext4' },
-      },
-      {
-        apiVersion: 'v1',
-        kind: 'PersistentVolumeClaim',
-        metadata: { name: 'db', namespace: 'default' },
-        spec: { storageClassName: 'lab-csi-replicated', accessModes: ['ReadWriteOnce'], volumeMode: 'Filesystem', resources: { requests: { storage: `${VOLUME / MiB}Mi` } } },
-      },
-      {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'db', namespace: 'default' },
-        spec: {
-          nodeName: vm.node.name,
-          terminationGracePeriodSeconds: 10,
-          containers: [
-            {
-              name: 'db',
-              image: images.sidecar.image,
-              imagePullPolicy: 'Never',
-              command: ['node', '/scripts/sqlite-writer.mjs', '/data/db.sqlite', '10'],
-              volumeMounts: [
-                { name: 'data', mountPath: '/data' },
-                { name: 'scripts', mountPath: '/scripts' },
-              ],
-            },
-          ],
-          volumes: [
-            { name: 'data', persistentVolumeClaim: { claimName: 'db' } },
-            { name: 'scripts', configMap: { name: 'db-writer' } },
-          ],
-        },
-      },
-    ];
-    await siteA.kubectlOk(['apply', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n') });
+    await siteA.kubectlOk(['apply', '-f', join(REPO_ROOT, 'examples', 'database', 'storage-class.yaml')]);
+    const site = await renderExample('examples/database/site-a.yaml', { VOLUME_SIZE: `${VOLUME / MiB}Mi`, NODE: vm.node.name, IMAGE: images.sidecar.image, REMOTE_ENDPOINT: remoteEndpoint() });
+    // The claim and the pod first; the pair once the secondary exists (next test).
+    await siteA.kubectlOk(['apply', '-f', '-'], { input: site.split(/^---$/m).filter((d) => !d.includes('kind: ReplicationPair')).join('---') });
     await waitFor('pod db Running', async () => (await siteA.kubectlOk(['get', 'pod', 'db', '-o', 'jsonpath={.status.phase}'])) === 'Running', { timeoutMs: 400_000, intervalMs: 2_000 });
     await commitsPass(0, 'before any pair');
     const pv = (await siteA.kubectlOk(['get', 'pvc', 'db', '-o', 'jsonpath={.spec.volumeName}'])).trim();
@@ -193,39 +161,10 @@ describe("a database pod's writes replicated to the other site, driven by the op
   }, 600_000);
 
   it('kubectl apply of the secondary and the primary: the pair reaches InSync with no manual command, and the writes pass the tap', async () => {
-    const secondary = [
-      {
-        apiVersion: 'v1',
-        kind: 'PersistentVolume',
-        metadata: { name: 'db-replica' },
-        spec: {
-          capacity: { storage: `${VOLUME / MiB}Mi` },
-          accessModes: ['ReadWriteOnce'],
-          volumeMode: 'Filesystem',
-          persistentVolumeReclaimPolicy: 'Retain',
-          storageClassName: '',
-          claimRef: { namespace: 'default', name: 'db' },
-          local: { path: deviceB, fsType: 'ext4' },
-          nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [siteB.node.name] }] }] } },
-        },
-      },
-      {
-        apiVersion: 'v1',
-        kind: 'PersistentVolumeClaim',
-        metadata: { name: 'db', namespace: 'default' },
-        spec: { storageClassName: '', volumeName: 'db-replica', accessModes: ['ReadWriteOnce'], volumeMode: 'Filesystem', resources: { requests: { storage: `${VOLUME / MiB}Mi` } } },
-      },
-      { apiVersion: 'blockmirror.io/v1alpha1', kind: 'ReplicationPair', metadata: { name: PAIR, namespace: 'default' }, spec: { pvcName: 'db', role: 'secondary', mode: 'sync' } },
-    ];
-    await siteB.kubectlOk(['apply', '-f', '-'], { input: secondary.map((o) => JSON.stringify(o)).join('\n') });
-    const subnet = vm.node.address.split('.').slice(0, 3).join('.');
-    const primary = {
-      apiVersion: 'blockmirror.io/v1alpha1',
-      kind: 'ReplicationPair',
-      metadata: { name: PAIR, namespace: 'default' },
-      spec: { pvcName: 'db', role: 'primary', mode: 'sync', remote: { endpoint: `${subnet}.250:7401` } },
-    };
-    await siteA.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(primary) });
+    await siteB.kubectlOk(['apply', '-f', '-'], { input: await renderExample('examples/database/site-b.yaml', { VOLUME_SIZE: `${VOLUME / MiB}Mi`, NODE: siteB.node.name, VOLUME_PATH: deviceB }) });
+    await siteA.kubectlOk(['apply', '-f', '-'], {
+      input: await renderExample('examples/database/site-a.yaml', { VOLUME_SIZE: `${VOLUME / MiB}Mi`, NODE: vm.node.name, IMAGE: images.sidecar.image, REMOTE_ENDPOINT: remoteEndpoint() }),
+    });
     const seen = new Set<string>();
     await waitFor('the primary InSync', async () => {
       const st = await pairStatus(siteA);
@@ -323,7 +262,9 @@ describe("a database pod's writes replicated to the other site, driven by the op
     const why = await waitFor('a FailedMount event of the intruder', async () => {
       const ev = await siteB.kubectlOk(['get', 'events', '--field-selector', 'involvedObject.name=intruder,reason=FailedMount', '-o', 'jsonpath={range .items[*]}{.message}{"\\n"}{end}']);
       return ev.trim() !== '' ? ev : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 1_000 });
+    }, { timeoutMs: 180_000, intervalMs: 1_000 }).catch(async (err: unknown) => {
+      throw new Error(`${(err as Error).message}\n${await siteB.kubectlOk(['describe', 'pod', 'intruder'])}`);
+    });
     expect(why).toMatch(/busy/i);
     expect(await siteB.kubectlOk(['get', 'pod', 'intruder', '-o', 'jsonpath={.status.phase}'])).toBe('Pending');
     await siteB.kubectlOk(['delete', 'pod', 'intruder', '--wait=false']);
@@ -338,8 +279,8 @@ describe("a database pod's writes replicated to the other site, driven by the op
     await siteA.kubectlOk(['delete', 'rp', PAIR, '--timeout=120s'], { timeoutMs: 150_000 });
     await commitsPass(before, 'after the pair was deleted');
     const sidecar = await sidecarOnVm();
-    const volumes = JSON.parse(await chartA.kubectlOk(['exec', sidecar.name, '-c', 'sidecar', '--', 'node', '/app/dist/sidecar/cli/main.js', 'volume', 'list', '-o', 'json', '--control', 'unix:///run/blockmirror/control.sock'])) as { state: string }[];
-    expect(volumes.map((v) => v.state)).toEqual(['direct']);
+    const volumes = JSON.parse(await chartA.kubectlOk(['exec', sidecar.name, '-c', 'sidecar', '--', 'node', '/app/dist/sidecar/cli/main.js', 'volume', 'list', '--control', 'unix:///var/lib/blockmirror/control/control.sock'])) as { volumes?: { state: string }[] } | { state: string }[];
+    expect((Array.isArray(volumes) ? volumes : (volumes.volumes ?? [])).map((v) => v.state)).toEqual(['direct']);
     await siteA.kubectlOk(['delete', 'pod', 'db', '--timeout=180s'], { timeoutMs: 200_000 });
     await siteA.kubectlOk(['delete', 'pvc', 'db', '--timeout=180s'], { timeoutMs: 200_000 });
     const left = await waitFor('no blockmirror device left on the node', async () => {

@@ -5,15 +5,17 @@
 // committed sequence number: every number printed must be found on the other site.
 // SIGUSR1 holds the writes (the process stays, the database open) and prints the last
 // committed number: what a secondary must hold exactly once it is in sync; another SIGUSR1
-// lets them go on. SIGTERM stops.
+// lets them go on. SIGUSR2 switches between the given rate and as fast as the disk allows
+// (for bench/database-tps.sh). SIGTERM stops.
 //
-// Usage: node sqlite-writer.mjs [DB_PATH] [COMMITS_PER_SECOND]   (defaults /data/db.sqlite, 20)
+// Usage: node sqlite-writer.mjs [DB_PATH] [COMMITS_PER_SECOND]   (defaults /data/db.sqlite, 20; 0: unthrottled)
 import { randomBytes } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout } from 'node:timers';
 
 const path = process.argv[2] ?? '/data/db.sqlite';
-const rate = Number(process.argv[3] ?? 20);
+let rate = Number(process.argv[3] ?? 20) || Infinity;
+const givenRate = rate;
 const db = new DatabaseSync(path);
 db.exec('PRAGMA journal_mode = WAL');
 db.exec('PRAGMA synchronous = FULL');
@@ -31,6 +33,10 @@ const stop = (signal) => {
 };
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
+process.on('SIGUSR2', () => {
+  rate = rate === Infinity ? givenRate : Infinity;
+  console.log(`rate ${rate} commits/s after ${seq}`);
+});
 process.on('SIGUSR1', () => {
   holding = !holding;
   console.log(holding ? `holding: last committed ${seq}` : `going on after ${seq}`);
