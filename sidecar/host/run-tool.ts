@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { BlockmirrorError } from '../errors.js';
 
 /** A node tool (dmsetup, losetup, mount, mkfs, the NBD helper) failed; `stderr` says why. */
@@ -21,18 +21,35 @@ export interface RunToolOptions {
   timeoutMs?: number;
 }
 
-/** Runs a tool without a shell and gives its stdout; a non-zero exit is a ToolError. */
+/**
+ * Runs a tool without a shell and gives its stdout; a non-zero exit is a ToolError. The
+ * tool runs in its own process group: a stop signal to the sidecar's group (the
+ * supervisor's) must not kill a dmsetup between its suspend and its resume, which would
+ * leave the volume suspended and its application stalled.
+ */
 export function runTool(tool: string, args: readonly string[], opts: RunToolOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(
-      tool,
-      args,
-      { encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 << 20, ...(opts.signal ? { signal: opts.signal } : {}) },
-      (err, stdout, stderr) => {
-        if (!err) return resolve(stdout);
-        const code = (err as { code?: unknown }).code;
-        reject(new ToolError(tool, args, typeof code === 'number' ? code : undefined, stderr, err));
-      },
-    );
+    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    let failure: Error | undefined;
+    child.once('error', (e) => {
+      failure = e;
+      // Never started (not found, not executable): no close may follow.
+      if (child.pid === undefined) {
+        clearTimeout(timer);
+        reject(new ToolError(tool, args, undefined, '', e));
+      }
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(err).toString('utf8');
+      if (failure === undefined && code === 0) return resolve(stdout);
+      reject(new ToolError(tool, args, code ?? undefined, stderr, failure ?? new Error(signal ? `killed by ${signal}` : `exit ${code}`)));
+    });
   });
 }
