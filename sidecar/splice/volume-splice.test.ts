@@ -168,6 +168,36 @@ describe('VolumeSplice', () => {
     ]);
   });
 
+  it('an attach cut short after its record is finished by the next attach, or by a restarted sidecar: the writes dm-era saw are never dropped', async () => {
+    for (const resume of ['attach', 'recover'] as const) {
+      const splice = new VolumeSplice(fakes());
+      await splice.stage('pv1', '/dev/vdx');
+      eraWrites = [[0, 1]];
+      // The sidecar stopped (or the caller gave up) after the record, before the writes
+      // were recorded: here, the pair refuses them once.
+      const failing: SpliceExports = { ...exports, recordUntrackedWrites: () => Promise.reject(new Error('stopped')) };
+      await expect(splice.attach('pv1', 'pair1', failing)).rejects.toThrow('stopped');
+      expect((await splice.get('pv1')).state).toBe('attached');
+      steps = [];
+      untracked = [];
+      if (resume === 'attach') await splice.attach('pv1', 'pair1', exports);
+      else await new VolumeSplice(fakes()).recover(exports);
+      expect(ops().filter((o) => !o.startsWith('nbd'))).toEqual([
+        'swap blockmirror-pv1 -> /dev/mapper/blockmirror-pv1-tap',
+        'era read',
+        'drop cache of /dev/vdx',
+        'pair records untracked writes',
+        'era remove',
+      ]);
+      expect(untracked).toEqual([[0, ERA_BLOCK]]);
+      // Done: attaching again changes nothing.
+      steps = [];
+      await splice.attach('pv1', 'pair1', exports);
+      expect(ops()).toEqual([]);
+      await splice.detach('pv1', exports);
+    }
+  });
+
   it('refuses to unstage an attached volume and to attach another pair', async () => {
     const splice = new VolumeSplice(fakes());
     await splice.stage('pv1', '/dev/vdx');

@@ -136,7 +136,9 @@ export class VolumeSplice {
   attach(pv: string, pair: string, exports: SpliceExports): Promise<SpliceView> {
     return this.#serial(async () => {
       const r = await this.#record(pv);
-      if (r.state === 'attached' && r.pair === pair) return view(r);
+      // Attached, but the writes dm-era saw not yet recorded (an attach cut short after its
+      // record: a timeout, a stop): finish it, or they would never reach the secondary.
+      if (r.state === 'attached' && r.pair === pair) return view(r.era ? await this.#finishAttach(r, exports) : r);
       if (r.state === 'direct' && r.pair !== undefined && r.pair !== pair) throw new FailedPreconditionError(`volume ${pv} was detached from pair ${r.pair ?? ''}; unstage it before attaching another pair`);
       if (r.state !== 'direct') throw new FailedPreconditionError(`volume ${pv} is ${r.state} (pair ${r.pair ?? ''})`);
       const ex = exports.exportOf(pair);
@@ -147,28 +149,39 @@ export class VolumeSplice {
       const conn = await this.#o.nbd.connect(ex.socket, pair, backendOf(pv));
       await this.#o.dm.create(tap, multipath(r.sectors, `/dev/nbd${conn.index}`));
       // Recorded before the swap: from the swap on, a restarted sidecar must know the
-      // volume's I/O runs through its export and reconnect the NBD device.
+      // volume's I/O runs through its export and reconnect the NBD device. The record
+      // keeps dm-era until its writes are recorded out of sync: an attach cut short after
+      // this point is finished by the next attach or the sidecar's recovery.
       const next: SpliceRecord = { ...r, state: 'attached', pair, socket: ex.socket, nbdIndex: conn.index };
       await this.#records.save(next);
-      // Suspend lets I/O already issued to the volume complete, holds new I/O, and the
-      // resume sends it through the tap: nothing reaches the volume behind the export's
-      // back from here on, and nothing is unmounted.
-      await this.#o.dm.swap(VolumeSplice.topName(pv), linear(r.sectors, `/dev/mapper/${tap}`));
-      // What reached the volume without the export is out of sync: the blocks dm-era saw
-      // since the stage or the last detach (the pair may have copied a block that was then
-      // written directly). A record without dm-era (staged by an older sidecar): anything.
-      const untracked = r.era ? await this.#eraWrites(r) : [[0, r.sectors * 512] as [number, number]];
-      await this.#dropStaleCache(r.device);
-      await exports.recordUntrackedWrites(pair, untracked);
-      if (r.era) {
-        const clean: SpliceRecord = { ...next };
-        delete clean.era;
-        await this.#records.save(clean);
-        await this.#o.era.remove(eraNameOf(pv), r.era.loop, r.era.metaFile);
-      }
-      this.#o.logger.info('replication attached', { pv, pair, nbd: `/dev/nbd${conn.index}`, untrackedBytes: untracked.reduce((n, [, l]) => n + l, 0) });
-      return view(next);
+      return view(await this.#finishAttach(next, exports));
     });
+  }
+
+  /**
+   * The second half of an attach, safe to run again: the swap (the same table again is
+   * harmless), then the writes dm-era saw recorded out of sync, then dm-era removed.
+   */
+  async #finishAttach(r: SpliceRecord, exports: SpliceExports): Promise<SpliceRecord> {
+    const pv = r.pv;
+    // Suspend lets I/O already issued to the volume complete, holds new I/O, and the
+    // resume sends it through the tap: nothing reaches the volume behind the export's
+    // back from here on, and nothing is unmounted.
+    await this.#o.dm.swap(VolumeSplice.topName(pv), linear(r.sectors, `/dev/mapper/${tapName(pv)}`));
+    // What reached the volume without the export is out of sync: the blocks dm-era saw
+    // since the stage or the last detach (the pair may have copied a block that was then
+    // written directly). A record without dm-era (staged by an older sidecar): anything.
+    const untracked = r.era ? await this.#eraWrites(r) : [[0, r.sectors * 512] as [number, number]];
+    await this.#dropStaleCache(r.device);
+    await exports.recordUntrackedWrites(r.pair!, untracked);
+    const clean: SpliceRecord = { ...r };
+    if (r.era) {
+      delete clean.era;
+      await this.#records.save(clean);
+      await this.#o.era.remove(eraNameOf(pv), r.era.loop, r.era.metaFile);
+    }
+    this.#o.logger.info('replication attached', { pv, pair: r.pair, nbd: r.nbdIndex !== undefined ? `/dev/nbd${r.nbdIndex}` : '', untrackedBytes: untracked.reduce((n, [, l]) => n + l, 0) });
+    return clean;
   }
 
   /** Takes the sidecar out of the data path, live; the volume stays staged. */
@@ -205,7 +218,12 @@ export class VolumeSplice {
     return this.#serial(async () => {
       for (const r of await this.#records.list()) {
         try {
-          if (r.state === 'attached') await this.#reconnect(r, exports);
+          if (r.state === 'attached') {
+            await this.#reconnect(r, exports);
+            // An attach cut short by the stop: its dm-era writes are recorded now.
+            const cur = await this.#records.get(r.pv);
+            if (cur?.state === 'attached' && cur.era) await this.#finishAttach(cur, exports);
+          }
           else if (r.state === 'fallback') await this.#resume(r, exports);
         } catch (err) {
           this.#o.logger.error('could not recover a spliced volume', { pv: r.pv, state: r.state, error: (err as Error).message });
