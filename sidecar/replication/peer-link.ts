@@ -155,6 +155,9 @@ export class PeerLink {
   lastError = '';
 
   constructor(opts: PeerLinkOptions) {
+    // Refused now, not at the first dial: a plaintext entry point off loopback is a spec
+    // the pair's creation must refuse (INVALID_ARGUMENT), before any state is kept.
+    channelCredentials(opts.address, opts.tls);
     this.#opts = opts;
   }
 
