@@ -151,11 +151,14 @@ describe('VolumeSplice', () => {
     expect(ops()).toEqual([
       'nbd connect',
       'create blockmirror-pv1-tap -> multipath 3 queue_if_no_path queue_mode bio 0 1 1 round-robin 0 1 0 /dev/nbd0',
+      // dm-era's writes went beneath the sidecar's page cache of the device: a page read
+      // before would be shipped as the new bytes, or a small write through the export
+      // merged into it and the stale rest written back. Dropped with the device suspended:
+      // after the last direct write, before the first one through the export.
+      'suspend blockmirror-pv1',
+      'drop cache of /dev/vdx',
       'swap blockmirror-pv1 -> /dev/mapper/blockmirror-pv1-tap',
       'era read',
-      // dm-era's writes went beneath the sidecar's page cache of the device: a page read
-      // before would be shipped as the new bytes. Dropped before the blocks are out of sync.
-      'drop cache of /dev/vdx',
       'pair records untracked writes',
       'era remove',
     ]);
@@ -183,9 +186,10 @@ describe('VolumeSplice', () => {
       if (resume === 'attach') await splice.attach('pv1', 'pair1', exports);
       else await new VolumeSplice(fakes()).recover(exports);
       expect(ops().filter((o) => !o.startsWith('nbd'))).toEqual([
+        'suspend blockmirror-pv1',
+        'drop cache of /dev/vdx',
         'swap blockmirror-pv1 -> /dev/mapper/blockmirror-pv1-tap',
         'era read',
-        'drop cache of /dev/vdx',
         'pair records untracked writes',
         'era remove',
       ]);
@@ -225,9 +229,10 @@ describe('VolumeSplice', () => {
     await new VolumeSplice(fakes()).recover(exports);
     expect(ops()).toEqual([
       'nbd connect',
+      'suspend blockmirror-pv1-tap',
+      'drop cache of /dev/vdx',
       'swap noflush blockmirror-pv1-tap -> /dev/nbd0',
       'era read',
-      'drop cache of /dev/vdx',
       'pair records untracked writes',
       'era remove',
     ]);

@@ -166,13 +166,16 @@ export class VolumeSplice {
     const pv = r.pv;
     // Suspend lets I/O already issued to the volume complete, holds new I/O, and the
     // resume sends it through the tap: nothing reaches the volume behind the export's
-    // back from here on, and nothing is unmounted.
-    await this.#o.dm.swap(VolumeSplice.topName(pv), linear(r.sectors, `/dev/mapper/${tapName(pv)}`));
+    // back from here on, and nothing is unmounted. The sidecar's cached pages of the
+    // device go while suspended, after the last direct write and before the first one
+    // through the export: a write smaller than a page merged into a stale cached page
+    // would write the stale rest back over what dm-era wrote (seen: a database's
+    // committed WAL frame zeroed on the primary's own disk and so on the secondary).
+    await this.#o.dm.swap(VolumeSplice.topName(pv), linear(r.sectors, `/dev/mapper/${tapName(pv)}`), { whileSuspended: () => this.#dropStaleCache(r.device) });
     // What reached the volume without the export is out of sync: the blocks dm-era saw
     // since the stage or the last detach (the pair may have copied a block that was then
     // written directly). A record without dm-era (staged by an older sidecar): anything.
     const untracked = r.era ? await this.#eraWrites(r) : [[0, r.sectors * 512] as [number, number]];
-    await this.#dropStaleCache(r.device);
     await exports.recordUntrackedWrites(r.pair!, untracked);
     const clean: SpliceRecord = { ...r };
     if (r.era) {
@@ -298,11 +301,11 @@ export class VolumeSplice {
   /**
    * The sidecar reads and writes the device through the kernel's page cache of it, while
    * dm-era writes beneath that cache. `blockdev --flushbufs` writes the cache's dirty pages
-   * back and drops the rest. Leaving the export (detach, fallback): while the tap is
-   * suspended, so no page written back later lands over a newer write made through
-   * dm-era. Returning (attach, resume): after the swap (nothing bypasses the export any
-   * more) and before the blocks dm-era saw are marked out of sync, so a page read before
-   * is not shipped to the secondary as their new bytes.
+   * back and drops the rest. Always while the device above is suspended, with no I/O in
+   * flight. Leaving the export (detach, fallback): so no page written back later lands
+   * over a newer write made through dm-era. Returning (attach, resume): so no page read
+   * before a direct write is shipped to the secondary as that block's bytes, nor has a
+   * write through the export merged into it and written back with it.
    */
   async #dropStaleCache(device: string): Promise<void> {
     await (this.#o.dropCache ?? dropCache)(device);
@@ -322,10 +325,10 @@ export class VolumeSplice {
     await this.#records.save({ ...r, nbdIndex: conn.index });
     // Back through the export first: from here on the sidecar tracks every new write,
     // so the era device's record below is complete once the swap is done.
-    await this.#o.dm.swap(tapName(r.pv), multipath(r.sectors, `/dev/nbd${conn.index}`), { noflush: true });
+    // The stale cache goes while suspended, as in an attach.
+    await this.#o.dm.swap(tapName(r.pv), multipath(r.sectors, `/dev/nbd${conn.index}`), { noflush: true, whileSuspended: () => this.#dropStaleCache(r.device) });
     const era = r.era!;
     const ranges = await this.#eraWrites(r);
-    await this.#dropStaleCache(r.device);
     // Durably out of sync before the era device (the only record of these writes) goes.
     await exports.recordUntrackedWrites(r.pair!, ranges);
     const next: SpliceRecord = { pv: r.pv, device: r.device, sectors: r.sectors, state: 'attached', pair: r.pair!, socket: ex.socket, nbdIndex: conn.index };
