@@ -6,6 +6,7 @@ import { createLogger } from '../log/create-logger.js';
 import { nodeSplice, SidecarDaemon } from '../daemon/sidecar-daemon.js';
 import type { NbdNetlinkOptions } from '../splice/nbd-netlink.js';
 import { superviseSidecar } from '../supervise/sidecar-supervisor.js';
+import { httpHealthCheck, serveSupervisorHealth } from '../supervise/supervisor-health.js';
 import { readTlsMaterial, tlsFilesFrom, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ControlClient } from '../control/control-client.js';
@@ -295,17 +296,30 @@ export function buildProgram(): Command {
       .description('run a sidecar command, restart it when it dies, and fall back to the direct path when it stays down')
       .requiredOption('--state-dir <dir>', "the sidecar's state directory (its spliced volumes)")
       .option('--fallback-after <s>', 'seconds applications may wait for a dead sidecar before the fallback', positiveInt, 20)
+      .option('--health-listen <host:port>', "the supervisor's own /healthz (for the kubelet's liveness probe)")
+      .option('--child-health <url>', "the sidecar's /healthz: a ready sidecar that stops answering it is killed and restarted")
+      .option('--hung-after <s>', 'seconds a ready sidecar may fail its health check before it is killed', positiveInt, 60)
       .addOption(logLevelOption())
       .argument('<command...>', 'the sidecar command line (after --)')
       .passThroughOptions(),
-  ).action(async (command: string[], opts: { stateDir: string; fallbackAfter: number; logLevel: string } & SpliceFlags) => {
+  ).action(async (command: string[], opts: { stateDir: string; fallbackAfter: number; healthListen?: string; childHealth?: string; hungAfter: number; logLevel: string } & SpliceFlags) => {
     const logger = createLogger({ level: opts.logLevel });
     const nbd = spliceOptions(opts);
     if (nbd === undefined) throw new CommanderArgError('--nbd-helper is required: the fallback needs it');
     const splice = nodeSplice(resolve(opts.stateDir), nbd, logger);
     const stop = new AbortController();
     for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => stop.abort());
-    await superviseSidecar({ command: command[0]!, args: command.slice(1), fallback: () => splice.fallbackAll(), fallbackAfterMs: opts.fallbackAfter * 1000, logger, signal: stop.signal });
+    const health = opts.healthListen === undefined ? undefined : await serveSupervisorHealth(opts.healthListen);
+    await superviseSidecar({
+      command: command[0]!,
+      args: command.slice(1),
+      fallback: () => splice.fallbackAll(),
+      fallbackAfterMs: opts.fallbackAfter * 1000,
+      logger,
+      signal: stop.signal,
+      ...(opts.childHealth !== undefined ? { childHealth: { check: httpHealthCheck(opts.childHealth), intervalMs: 10_000, hungAfterMs: opts.hungAfter * 1000 } } : {}),
+    });
+    health?.close();
     await exitAfterLogs(logger);
   });
 
@@ -370,7 +384,7 @@ export function buildProgram(): Command {
     const logger = createLogger({ level: opts.logLevel });
     if ((opts.registrationDir === undefined) !== (opts.driverName === undefined)) throw new CommanderArgError('--registration-dir and --driver-name go together');
     const tls = tlsFilesFrom(opts);
-    const control = opts.spliceControl === undefined ? null : new ControlClient(opts.spliceControl, { timeoutMs: opts.callTimeout, ...(tls ? { tls } : {}) });
+    const control = opts.spliceControl === undefined ? null : new ControlClient(opts.spliceControl, { timeoutMs: opts.callTimeout, spliceTimeoutMs: opts.callTimeout, ...(tls ? { tls } : {}) });
     const proxy = await NodeProxy.start({
       csi: await csiProto(opts.csiProtoDir),
       endpoint: opts.endpoint,
@@ -539,7 +553,7 @@ type VolumeCall = (c: ControlClient, args: string[]) => Promise<unknown>;
 function withVolumeControl(cmd: Command, call: VolumeCall): void {
   addTlsOptions(cmd.option('--control <address>', "the sidecar's control address: host:port, or unix:///path for its control socket (no TLS)", '127.0.0.1:7400').option('--timeout <ms>', 'deadline of the call', positiveInt, 60_000)).action(async (...args: unknown[]) => {
     const opts = args.at(-2) as { control: string; timeout: number } & TlsFlags;
-    const c = new ControlClient(opts.control, { tls: tlsFilesFrom(opts), timeoutMs: opts.timeout });
+    const c = new ControlClient(opts.control, { tls: tlsFilesFrom(opts), timeoutMs: opts.timeout, spliceTimeoutMs: opts.timeout });
     try {
       const res = await call(c, args.slice(0, -2) as string[]);
       if (res !== null) process.stdout.write(JSON.stringify(res, null, 2) + '\n');

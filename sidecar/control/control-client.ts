@@ -29,6 +29,13 @@ export interface ControlClientOptions {
   serverName?: string;
   /** Deadline of each call. */
   timeoutMs?: number;
+  /**
+   * Deadline of the splice's calls (stage, attach, detach, unstage): they wait for the
+   * volume's I/O in flight to drain through a table swap, which on a loaded node takes
+   * longer than a bookkeeping call. A caller that gives up early does not stop the work
+   * on the node; it only loses the answer. Default 120 s.
+   */
+  spliceTimeoutMs?: number;
 }
 
 type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res?: Res) => void) => unknown;
@@ -37,12 +44,14 @@ type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline: Date }, cb: (e
 export class ControlClient {
   readonly #client: ControlServiceClient;
   readonly #timeoutMs: number;
+  readonly #spliceTimeoutMs: number;
 
   constructor(target: string, opts: ControlClientOptions = {}) {
     const Ctor = loadControlProto().blockmirror.control.v1.ControlService;
     const verifyAs = opts.serverName !== undefined && opts.serverName !== '' && opts.tls !== undefined && !target.startsWith('unix:') ? opts.serverName : undefined;
     this.#client = new Ctor(target, channelCredentials(target, opts.tls), verifyAs !== undefined ? { 'grpc.ssl_target_name_override': verifyAs, 'grpc.default_authority': verifyAs } : {});
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#spliceTimeoutMs = opts.spliceTimeoutMs ?? 120_000;
   }
 
   createPair(spec: PairSpec): Promise<Pair__Output> {
@@ -74,19 +83,19 @@ export class ControlClient {
   }
 
   stageVolume(pv: string, device: string): Promise<SplicedVolume__Output> {
-    return this.#call(this.#client.stageVolume, { pv, device });
+    return this.#call(this.#client.stageVolume, { pv, device }, this.#spliceTimeoutMs);
   }
 
   attachVolume(pv: string, pair: string): Promise<SplicedVolume__Output> {
-    return this.#call(this.#client.attachVolume, { pv, pair });
+    return this.#call(this.#client.attachVolume, { pv, pair }, this.#spliceTimeoutMs);
   }
 
   detachVolume(pv: string): Promise<SplicedVolume__Output> {
-    return this.#call(this.#client.detachVolume, { pv });
+    return this.#call(this.#client.detachVolume, { pv }, this.#spliceTimeoutMs);
   }
 
   async unstageVolume(pv: string): Promise<void> {
-    await this.#call(this.#client.unstageVolume, { pv });
+    await this.#call(this.#client.unstageVolume, { pv }, this.#spliceTimeoutMs);
   }
 
   async listVolumes(): Promise<SplicedVolume__Output[]> {
@@ -97,9 +106,9 @@ export class ControlClient {
     this.#client.close();
   }
 
-  #call<Req, Res>(method: Unary<Req, Res>, req: Req): Promise<Res> {
+  #call<Req, Res>(method: Unary<Req, Res>, req: Req, timeoutMs = this.#timeoutMs): Promise<Res> {
     return new Promise((resolve, reject) => {
-      method.call(this.#client, req, new Metadata(), { deadline: new Date(Date.now() + this.#timeoutMs) }, (err, res) => {
+      method.call(this.#client, req, new Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (err, res) => {
         // grpc-js may end its connection errors with an empty "Resolution note:".
         if (err) return reject(new ControlCallError((err.details || err.message).replace(/\s*Resolution note:\s*$/, ''), err.code, err));
         resolve(res as Res);
