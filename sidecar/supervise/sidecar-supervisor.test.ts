@@ -67,4 +67,47 @@ describe('superviseSidecar', () => {
     expect(afterMs).toBeGreaterThan(fallbackAfterMs - 50);
     expect(afterMs).toBeLessThan(fallbackAfterMs + 1_000);
   });
+
+  it('kills a ready sidecar that stops answering its health check, and restarts it', async () => {
+    let starts = 0;
+    let checks = 0;
+    let healthy = true;
+    const abort = new AbortController();
+    const done = superviseSidecar({
+      // Ready at once, then alive but (as the check says) not answering.
+      command: '/bin/sh',
+      args: ['-c', 'echo \'{"message":"sidecar ready"}\'; exec sleep 600'],
+      fallback: () => Promise.resolve(),
+      fallbackAfterMs: 60_000,
+      restartDelayMs: 20,
+      logger: hookedLogger(() => undefined),
+      signal: abort.signal,
+      output: new Writable({
+        write: (c: Buffer, _e, cb) => {
+          if (c.toString('utf8').includes('sidecar ready')) starts++;
+          cb();
+        },
+      }),
+      childHealth: {
+        check: () => {
+          checks++;
+          return Promise.resolve(healthy);
+        },
+        intervalMs: 20,
+        hungAfterMs: 200,
+      },
+    });
+    stops.push(async () => {
+      abort.abort();
+      await done;
+    });
+    await waitFor('the first start', () => starts === 1);
+    // Healthy: checked again and again, never killed.
+    await waitFor('a few checks', () => checks >= 5, { timeoutMs: 5_000, intervalMs: 10 });
+    expect(starts).toBe(1);
+    healthy = false;
+    const failedAt = performance.now();
+    await waitFor('the restart of the hung sidecar', () => starts === 2, { timeoutMs: 5_000, intervalMs: 10 });
+    expect(performance.now() - failedAt).toBeGreaterThanOrEqual(150);
+  });
 });

@@ -19,6 +19,14 @@ export interface SidecarSupervisorOptions {
   signal: AbortSignal;
   /** Where the child's output goes (it is also scanned for the ready line). */
   output?: NodeJS.WritableStream;
+  /**
+   * Whether a ready sidecar still answers (its /healthz). One that has not for
+   * `hungAfterMs` is killed and handled as a crash: restarted, and the fallback runs if it
+   * stays down. The kubelet's liveness probe asks the supervisor instead, so a sidecar
+   * that is restarting (slow to start on a busy node) never gets the whole container,
+   * and its fallback, killed.
+   */
+  childHealth?: { check(signal: AbortSignal): Promise<boolean>; intervalMs: number; hungAfterMs: number };
 }
 
 const READY = '"message":"sidecar ready"';
@@ -63,6 +71,7 @@ export async function superviseSidecar(o: SidecarSupervisorOptions): Promise<voi
       if (downSince === null || fellBack) return;
       timer = setTimeout(() => resolve('deadline'), Math.max(0, downSince + o.fallbackAfterMs - performance.now()));
     });
+    const watch = o.childHealth !== undefined ? watchHealth(o.childHealth, () => ready, exited, o.logger, () => killGroup(child, 'SIGKILL')) : undefined;
     const first = await Promise.race([exited.then(() => 'exit' as const), deadline]);
     if (timer) clearTimeout(timer);
     if (first === 'deadline' && !ready) {
@@ -75,6 +84,7 @@ export async function superviseSidecar(o: SidecarSupervisorOptions): Promise<voi
       continue;
     }
     const code = await exited;
+    watch?.abort();
     o.signal.removeEventListener('abort', onAbort);
     if (o.signal.aborted) return;
     downSince ??= performance.now();
@@ -90,6 +100,37 @@ export async function superviseSidecar(o: SidecarSupervisorOptions): Promise<voi
       await sleep(Math.max(0, delay - waitFor), o.signal);
     }
   }
+}
+
+/**
+ * Checks a ready child now and then; kills it once it has not answered for hungAfterMs.
+ * Stops when the child exits (or the returned controller is aborted).
+ */
+function watchHealth(h: NonNullable<SidecarSupervisorOptions['childHealth']>, isReady: () => boolean, exited: Promise<unknown>, logger: Logger, kill: () => void): AbortController {
+  const stop = new AbortController();
+  void exited.then(() => stop.abort());
+  void (async () => {
+    let failingSince: number | null = null;
+    while (!stop.signal.aborted) {
+      await sleep(h.intervalMs, stop.signal);
+      if (stop.signal.aborted) return;
+      // A starting sidecar is the restart logic's (its fallback deadline), not a hang.
+      if (!isReady()) continue;
+      const ok = await h.check(AbortSignal.any([stop.signal, AbortSignal.timeout(h.intervalMs)])).catch(() => false);
+      if (stop.signal.aborted) return;
+      if (ok) {
+        failingSince = null;
+        continue;
+      }
+      failingSince ??= performance.now();
+      if (performance.now() - failingSince >= h.hungAfterMs) {
+        logger.error('sidecar not answering its health check: killing it, to restart it', { failingForMs: Math.round(performance.now() - failingSince) });
+        kill();
+        return;
+      }
+    }
+  })();
+  return stop;
 }
 
 async function runFallback(o: SidecarSupervisorOptions): Promise<void> {
