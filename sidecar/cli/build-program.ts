@@ -17,6 +17,7 @@ import { resolvePluginRegistrationProtoDir } from '../csi/resolve-plugin-registr
 import { LAB_DRIVER_NAME, LabDriver } from '../csi/lab-driver/lab-driver.js';
 import { NodeProxy } from '../csi/node-proxy.js';
 import { ControlSplicer } from '../csi/control-splicer.js';
+import { ControlFences } from '../csi/control-fences.js';
 import { ProxyRegistration } from '../csi/proxy-registration.js';
 import { csiCall } from '../csi/csi-call.js';
 
@@ -360,7 +361,7 @@ export function buildProgram(): Command {
         .requiredOption('--endpoint <unix:///path>', 'CSI socket to serve (the one the kubelet is registered with)')
         .requiredOption('--driver <unix:///path>', "the CSI driver's own socket")
         .requiredOption('--state-dir <dir>', 'records of opted-in volumes and the private paths the driver stages them at (the driver must see the same paths)')
-        .option('--splice-control <address>', "control address of this node's sidecar, which stages opted-in volumes: unix:///path (its control socket) or host:port (without it they are refused)")
+        .option('--splice-control <address>', "control address of this node's sidecar, which stages opted-in volumes and keeps the fences of secondary volumes: unix:///path (its control socket) or host:port (without it opted-in volumes are refused and no volume is fenced)")
         .option('--driver-name <name>', 'the CSI driver name to register with the kubelet in the driver\'s place (with --registration-dir)')
         .option('--call-timeout <ms>', "deadline of the proxy's own driver calls when the kubelet set none", positiveInt, 120_000)
         .addOption(csiProtoDirOption())
@@ -376,7 +377,8 @@ export function buildProgram(): Command {
       endpoint: opts.endpoint,
       driver: opts.driver,
       stateDir: resolve(opts.stateDir),
-      ...(control !== null ? { splicer: new ControlSplicer(control) } : {}),
+      // The same sidecar keeps the node's fences of secondary volumes.
+      ...(control !== null ? { splicer: new ControlSplicer(control), fences: new ControlFences(control) } : {}),
       callTimeoutMs: opts.callTimeout,
       logger,
     });
