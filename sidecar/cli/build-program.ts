@@ -254,6 +254,8 @@ export function buildProgram(): Command {
       .option('--identity <id>', 'leader-election identity (default: hostname-pid)')
       .option('--no-leader-elect', 'reconcile without taking the leader Lease (one replica only)')
       .option('--control-server-name <dns-name>', "the name every sidecar's certificate carries: verified instead of the address dialled (one certificate for every node)")
+      .option('--holder-image <image>', "image of the pods that stage secondaries on CSI volumes (it needs sh and sleep; the chart gives the sidecar's, which every node has). Without it, secondaries on CSI volumes are refused")
+      .addOption(new Option('--holder-pull-policy <policy>', 'imagePullPolicy of those pods').choices(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'))
       .addOption(logLevelOption()),
   ).action(
     async (
@@ -266,6 +268,8 @@ export function buildProgram(): Command {
         identity?: string;
         leaderElect: boolean;
         controlServerName?: string;
+        holderImage?: string;
+        holderPullPolicy: 'Always' | 'IfNotPresent' | 'Never';
         logLevel: string;
       } & TlsFlags,
     ) => {
@@ -282,6 +286,7 @@ export function buildProgram(): Command {
         leaderElection: opts.leaderElect,
         ...(tls !== undefined ? { controlTls: tls } : {}),
         ...(opts.controlServerName !== undefined ? { controlServerName: opts.controlServerName } : {}),
+        ...(opts.holderImage !== undefined ? { holder: { image: opts.holderImage, pullPolicy: opts.holderPullPolicy } } : {}),
         logger,
       });
       logger.info('operator ready', { health: op.healthAddress ?? '' });
