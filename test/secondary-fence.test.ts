@@ -178,6 +178,7 @@ describe('a secondary on a CSI volume, fenced', () => {
 
     // What a user sees on B.
     const described = await b.site.kubectlOk(['describe', 'rp', PAIR]);
+    process.stdout.write(`kubectl get pods -l app.kubernetes.io/component=secondary-holder; kubectl describe rp ${PAIR} (site B):\n${await b.site.kubectlOk(['get', 'pods', '-l', 'app.kubernetes.io/component=secondary-holder'])}${described}\n`);
     expect(described).toMatch(/Fence:\s*\n\s+Device:\s+\/dev\/loop\d+/);
     expect(described).toMatch(new RegExp(`Holder Pod:\\s+${holder!.metadata.name}`));
     expect(described).toMatch(/Normal\s+HolderCreated\s+.*stages volume/);
@@ -204,6 +205,7 @@ describe('a secondary on a CSI volume, fenced', () => {
       timeoutMs: 120_000,
       intervalMs: 1000,
     });
+    process.stdout.write(`the refused pod's event: ${event}\n`);
     expect(event).toContain('FailedPrecondition');
     expect(event).toContain(`volume ${pv} is the secondary of replication pair default/${PAIR}: blocks are written under it, so it cannot be published for writing until it is promoted`);
     const pod = JSON.parse(await b.site.kubectlOk(['get', 'pod', 'intruder', '-o', 'json'])) as PodJson;

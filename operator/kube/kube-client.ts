@@ -54,6 +54,9 @@ export interface ClaimUser {
   phase?: string;
 }
 
+/** A pod the operator makes, as the API takes it. */
+export type PodManifest = V1Pod;
+
 /** A pod as the operator looks at one it made. */
 export interface PodInfo extends ClaimUser {
   /** Being deleted (a deletionTimestamp): it goes once the kubelet has torn it down. */
@@ -320,7 +323,7 @@ export class KubeClient {
   }
 
   /** Creates the pod; one of that name already there is left as it is. */
-  async createPod(pod: V1Pod): Promise<void> {
+  async createPod(pod: PodManifest): Promise<void> {
     const namespace = pod.metadata?.namespace ?? '';
     try {
       await this.#core.createNamespacedPod({ namespace, body: pod });

@@ -1,10 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import type { V1Pod } from '@kubernetes/client-node';
 import { createLogger, transports } from 'winston';
 import type { FencedVolume__Output } from '../../proto/gen/blockmirror/control/v1/FencedVolume.js';
 import { FINALIZER, type ReplicationPair } from '../api/replication-pair.js';
 import type { SidecarLookup } from '../discovery/sidecar-directory.js';
-import type { ClaimUser, EventRecord, PodInfo } from '../kube/kube-client.js';
+import type { ClaimUser, EventRecord, PodInfo, PodManifest } from '../kube/kube-client.js';
 import { FencedSecondary, type FenceControl, type FencedVolume } from './fenced-secondary.js';
 import { holderPodName } from './holder-pod.js';
 
@@ -52,7 +51,7 @@ function rig(nodes: string[] = ['node-a', 'node-b'], dead: string[] = []) {
   const calls: string[] = [];
   const sidecars = new Map(nodes.map((n) => [n, new FakeFences(n, calls)]));
   const pods = new Map<string, PodInfo>();
-  const created: V1Pod[] = [];
+  const created: PodManifest[] = [];
   const users: ClaimUser[] = [];
   const events: EventRecord[] = [];
   let current = pair;

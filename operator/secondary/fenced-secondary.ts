@@ -72,22 +72,32 @@ export class FencedSecondary {
     const fence: SecondaryFence = { volume: vol.pvName, pv: vol.splicePv, fencedNodes: [] };
     const wait = (reason: string, message: string): Placement => ({ fence, problem: { reason, message, permanent: false, recheckAfterMs: this.#d.pollMs, notReplicating: true } });
 
-    // 1. The fence, on every node whose sidecar runs.
-    const sidecars = await this.#d.sidecars();
+    // 1. The fence, on every node whose sidecar runs (all at once: one slow node must not
+    // hold up the rest).
+    const sidecars = [...(await this.#d.sidecars())].sort(([x], [y]) => x.localeCompare(y));
     const holds = new Map<string, FencedVolume__Output>();
     const unreachable: string[] = [];
-    for (const [node, s] of [...sidecars].sort(([a], [b]) => a.localeCompare(b))) {
-      // A sidecar that stopped renewing is not running: its node's proxy cannot read any
-      // fence then, and stages nothing (it fails closed) until the sidecar is back.
-      if ('missing' in s) continue;
-      try {
-        holds.set(node, await this.#d.control(s.found.control).fenceVolume(vol.splicePv, ref, vol.pvName));
-      } catch (err) {
-        if ((err as { grpcCode?: number }).grpcCode === ALREADY_EXISTS) {
-          return { fence, problem: { reason: 'VolumeFencedByOther', message: `${(err as Error).message}: a volume is the secondary of one pair only`, permanent: true, recheckAfterMs: this.#d.pollMs * 5, notReplicating: true } };
+    let other: Error | undefined;
+    const answers = await Promise.all(
+      sidecars.map(async ([node, s]) => {
+        // A sidecar that stopped renewing is not running: its node's proxy cannot read any
+        // fence then, and stages nothing (it fails closed) until the sidecar is back.
+        if ('missing' in s) return undefined;
+        try {
+          return { node, fenced: await this.#d.control(s.found.control).fenceVolume(vol.splicePv, ref, vol.pvName) };
+        } catch (err) {
+          return { node, err: err as Error & { grpcCode?: number } };
         }
-        unreachable.push(`${node} (${(err as Error).message})`);
-      }
+      }),
+    );
+    for (const a of answers) {
+      if (a === undefined) continue;
+      if ('fenced' in a) holds.set(a.node, a.fenced!);
+      else if (a.err.grpcCode === ALREADY_EXISTS) other = a.err;
+      else unreachable.push(`${a.node} (${a.err.message})`);
+    }
+    if (other !== undefined) {
+      return { fence, problem: { reason: 'VolumeFencedByOther', message: `${other.message}: a volume is the secondary of one pair only`, permanent: true, recheckAfterMs: this.#d.pollMs * 5, notReplicating: true } };
     }
     fence.fencedNodes = [...holds.keys()];
     if (holds.size === 0) return wait('SidecarNotFound', 'no blockmirror sidecar runs on any node of this site: nothing can fence the secondary volume');

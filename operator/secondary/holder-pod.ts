@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { V1Pod } from '@kubernetes/client-node';
 import type { ReplicationPair } from '../api/replication-pair.js';
+import type { PodManifest } from '../kube/kube-client.js';
 
 /** What every holder pod carries: `kubectl get pods -l app.kubernetes.io/component=secondary-holder`. */
 export const HOLDER_COMPONENT = 'secondary-holder';
@@ -27,7 +27,7 @@ export function holderPodName(pair: ReplicationPair): string {
  * with no token, no capabilities and a read-only root. The scheduler places it where the
  * volume's topology allows; owned by the pair, it goes with it.
  */
-export function holderPod(pair: ReplicationPair, claim: string, volumeMode: 'Filesystem' | 'Block', opts: HolderPodOptions): V1Pod {
+export function holderPod(pair: ReplicationPair, claim: string, volumeMode: 'Filesystem' | 'Block', opts: HolderPodOptions): PodManifest {
   const { namespace, name, uid } = pair.metadata;
   const volume = 'secondary';
   return {
