@@ -95,6 +95,14 @@ async function proxyLog(): Promise<{ message: string; [k: string]: unknown }[]> 
     .map((l) => JSON.parse(l) as { message: string });
 }
 
+/** B's fences as its sidecar's control API answers them (what the operator reads), through the CLI in the sidecar's container. */
+async function fencesOnB(): Promise<{ pv: string; pair: string; hold: string; device: string; volume: string }[]> {
+  const pod = (await b.chart.pods('sidecar'))[0]!;
+  const socket = join(b.site.info.dir, 'blockmirror-state', 'control', 'control.sock');
+  const out = await b.chart.kubectlOk(['exec', pod.name, '-c', 'sidecar', '--', 'node', '/app/dist/sidecar/cli/main.js', 'volume', 'fences', '--control', `unix://${socket}`]);
+  return JSON.parse(out) as { pv: string; pair: string; hold: string; device: string; volume: string }[];
+}
+
 /** The lab driver's image of the secondary's volume on B (what its loop device writes to). */
 async function secondaryImage(): Promise<string> {
   const pv = (await b.site.kubectlOk(['get', 'pvc', CLAIM, '-o', 'jsonpath={.spec.volumeName}'])).trim();
@@ -173,8 +181,9 @@ describe('a secondary on a CSI volume, fenced', () => {
     const w = await b.site.kubectl(['exec', holder!.metadata.name, '--', 'touch', '/secondary/x']);
     expect(w.code).not.toBe(0);
     expect(w.stderr).toMatch(/Read-only file system/);
-    // B's proxy staged it fenced: the raw device only.
+    // B's proxy staged it fenced, the raw device only, and told its sidecar.
     expect(await proxyLog()).toContainEqual(expect.objectContaining({ message: 'fenced volume staged', device: held.fence!.device, pair: `default/${PAIR}` }));
+    expect(await fencesOnB()).toEqual([{ pv: held.fence!.pv, pair: `default/${PAIR}`, hold: 'held', device: held.fence!.device, volume: pv }]);
 
     // What a user sees on B.
     const described = await b.site.kubectlOk(['describe', 'rp', PAIR]);
@@ -229,6 +238,7 @@ describe('a secondary on a CSI volume, fenced', () => {
     await b.site.kubectlOk(['delete', 'rp', PAIR, '--wait=true', '--timeout=120s']);
     process.stdout.write(`secondary pair, holder pod and fence gone ${((Date.now() - t0) / 1000).toFixed(1)} s after kubectl delete\n`);
     expect(await holderPods()).toEqual([]);
+    expect(await fencesOnB()).toEqual([]);
     expect((await readdir(fences)).filter((f) => f.endsWith('.json'))).toEqual([]);
     // The holder's fenced staging was given back to the driver.
     await waitFor('the fenced volume unstaged on B', async () => (await b.csi.logged('lab volume unstaged', { id: handle })).length > 0, { timeoutMs: 60_000, intervalMs: 500 });

@@ -324,6 +324,10 @@ export function buildProgram(): Command {
     return null;
   });
   withVolumeControl(volume.command('list').description('list the staged volumes'), (c) => c.listVolumes());
+  withVolumeControl(
+    volume.command('fences').description("list the node's fences of secondary volumes, and what its CSI proxy holds of each (the operator registers them)"),
+    (c) => c.listFencedVolumes(),
+  );
   addKubeletRegistrationOptions(
     program
       .command('csi-lab-driver')
