@@ -9,6 +9,7 @@ import type { LocateResult } from './discovery/volume-locator.js';
 import type { NodeSplice } from './discovery/sidecar-lease.js';
 import { Reconciler, TemporaryError, desiredSpec, sidecarPairName, type SidecarControl } from './reconciler.js';
 import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
+import type { FencedVolume, Placement } from './secondary/fenced-secondary.js';
 
 /** A spec as a sidecar answers it: its peer TLS as a fingerprint, never the key. */
 function echo(spec: PairSpec): PairSpec {
@@ -123,7 +124,29 @@ class FakeSidecar implements SidecarControl {
   }
 }
 
-function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissing?: boolean; splice?: NodeSplice; secrets?: Record<string, Record<string, Buffer>> } = {}) {
+/** Stands in for FencedSecondary: answers what the test sets, records what it was asked. */
+class FakeFenced {
+  readonly calls: string[] = [];
+  placement: Placement = { fence: { volume: 'pvc-1', pv: 'vol-1', fencedNodes: ['node-a', 'node-b'] }, problem: { reason: 'Staging', message: 'waiting for holder pod h to stage volume pvc-1 on its node', permanent: false, recheckAfterMs: 1000, notReplicating: true } };
+  releases: ('done' | 'waiting')[] = [];
+
+  place(_pair: ReplicationPair, vol: FencedVolume): Promise<Placement> {
+    this.calls.push(`place ${vol.pvName} ${vol.splicePv} ${vol.claim} ${vol.volumeMode}`);
+    return Promise.resolve(this.placement);
+  }
+
+  release(_pair: ReplicationPair, fence: { pv: string; volume: string } | undefined): Promise<'done' | 'waiting'> {
+    this.calls.push(`release ${fence?.pv ?? '-'}`);
+    return Promise.resolve(this.releases.shift() ?? 'done');
+  }
+
+  /** The holder's node holds the raw device. */
+  held(node: string, device: string): void {
+    this.placement = { fence: { volume: 'pvc-1', pv: 'vol-1', fencedNodes: ['node-a', 'node-b'], holderPod: 'h', node, device }, held: { node, device } };
+  }
+}
+
+function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissing?: boolean; splice?: NodeSplice; secrets?: Record<string, Record<string, Buffer>>; fenced?: FakeFenced } = {}) {
   let splice: NodeSplice = opts.splice ?? { capable: true };
   const sidecars = new Map<string, FakeSidecar>([['node-a:7400', new FakeSidecar()]]);
   const patches: ReplicationPairStatus[] = [];
@@ -150,6 +173,7 @@ function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissin
       readSecret: (_ns, name) => Promise.resolve(opts.secrets?.[name]),
     },
     locate: () => Promise.resolve(opts.locate ?? { location: { pvName: 'pv-1', node: 'node-a', path: '/data/pv-1.img', usedBy: [] } }),
+    ...(opts.fenced !== undefined ? { fenced: opts.fenced } : {}),
     sidecarFor: (node) => Promise.resolve(opts.sidecarMissing ? { missing: `no sidecar on ${node}` } : { found: { node, control: `${node}:7400`, peer: `${node}:7401`, splice } }),
     control: (endpoint) => {
       let s = sidecars.get(endpoint);
@@ -490,6 +514,100 @@ describe('Reconciler', () => {
       await s.reconciler.reconcile('apps/db', signal);
       expect(condition(s, 'Ready')).toMatchObject({ status: 'False', reason: 'UnsupportedVolume' });
       expect(s.sidecar.pairs.size).toBe(0);
+    });
+  });
+
+  describe('a secondary on a CSI volume: fenced, staged by a holder pod, replicated into the raw device', () => {
+    const secondary = (): ReplicationPair => pairObject({ role: 'secondary', remote: undefined });
+    const csi = { driver: 'lab.csi', volumeHandle: 'vol-1', splicePv: 'vol-1', volumeMode: 'Filesystem' as const };
+    // A secondary's claim has no pod yet, so no node: the fence places it.
+    const unplaced: LocateResult = { failure: { reason: 'VolumeNotAttached', message: 'CSI volume pvc-1 is neither attached nor used', permanent: false }, unplaced: { pvName: 'pvc-1', csi } };
+    const condition = (r: ReturnType<typeof rig>, type: string) => r.current.status?.conditions?.find((c) => c.type === type);
+
+    it('waits for the fence and the holder pod, saying so, with nothing on any sidecar; then creates the pair on the raw device the holder\'s node holds', async () => {
+      const fenced = new FakeFenced();
+      const r = rig(secondary(), { locate: unplaced, fenced });
+      expect(await r.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 1000 });
+      expect(fenced.calls).toEqual(['place pvc-1 vol-1 db-data Filesystem']);
+      expect(r.current.status).toMatchObject({ state: 'Pending', fence: { volume: 'pvc-1', pv: 'vol-1', fencedNodes: ['node-a', 'node-b'] } });
+      expect(condition(r, 'Ready')).toMatchObject({ status: 'False', reason: 'Staging', message: 'waiting for holder pod h to stage volume pvc-1 on its node' });
+      expect(condition(r, 'Synchronized')).toMatchObject({ status: 'False' });
+      expect([...r.sidecars.values()].every((s) => s.calls.length === 0)).toBe(true);
+
+      fenced.held('node-b', '/dev/loop7');
+      await r.reconciler.reconcile('apps/db', signal);
+      const b = r.sidecars.get('node-b:7400')!;
+      const spec = b.pairs.get('apps.db')!.spec!;
+      // Written by its pair only: no NBD export of any kind.
+      expect(spec).toMatchObject({ volumePath: '/dev/loop7', role: 'ROLE_SECONDARY', nbdListen: '' });
+      expect(spec.nbdSocket ?? '').toBe('');
+      expect(r.current.status).toMatchObject({ state: 'InSync', sidecar: { node: 'node-b', endpoint: 'node-b:7400' }, fence: { holderPod: 'h', node: 'node-b', device: '/dev/loop7' } });
+      expect(r.events.map((e) => e.reason)).toEqual(['Pending', 'Created', 'InSync']);
+      // Whatever the locator says: a claim now used by the holder is placed the same way.
+      const used = rig(secondary(), { locate: { location: { pvName: 'pvc-1', node: 'node-b', csi, usedBy: ['apps/h'] } }, fenced });
+      await used.reconciler.reconcile('apps/db', signal);
+      expect(fenced.calls.at(-1)).toBe('place pvc-1 vol-1 db-data Filesystem');
+    });
+
+    it('pauses and resumes as any secondary; a placement problem later keeps the pair where it is and says why', async () => {
+      const fenced = new FakeFenced();
+      fenced.held('node-b', '/dev/loop7');
+      const r = rig(secondary(), { locate: unplaced, fenced });
+      await r.reconciler.reconcile('apps/db', signal);
+      r.current = { ...r.current, spec: { ...r.current.spec, paused: true } };
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.current.status?.state).toBe('Paused');
+      r.current = { ...r.current, spec: { ...r.current.spec, paused: false } };
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.current.status?.state).toBe('InSync');
+      const b = r.sidecars.get('node-b:7400')!;
+      expect(b.calls.filter((c) => /^(pause|resume)/.test(c))).toEqual(['pause apps.db', 'resume apps.db']);
+
+      fenced.placement = { fence: { volume: 'pvc-1', pv: 'vol-1', fencedNodes: ['node-a', 'node-b'] }, problem: { reason: 'SecondaryInUse', message: 'pod(s) apps/x use it', permanent: false, recheckAfterMs: 1000, notReplicating: true } };
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(condition(r, 'Ready')).toMatchObject({ status: 'False', reason: 'SecondaryInUse' });
+      expect(r.current.status?.sidecar).toEqual({ node: 'node-b', endpoint: 'node-b:7400' });
+      expect(b.pairs.has('apps.db')).toBe(true);
+    });
+
+    it('deletion: the sidecar pair first, then the holder and the fences (waited for), then the finalizer', async () => {
+      const fenced = new FakeFenced();
+      fenced.held('node-b', '/dev/loop7');
+      const r = rig(secondary(), { locate: unplaced, fenced });
+      await r.reconciler.reconcile('apps/db', signal);
+      const b = r.sidecars.get('node-b:7400')!;
+      r.current = { ...r.current, metadata: { ...r.current.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } };
+      fenced.releases = ['waiting'];
+      expect(await r.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 1000 });
+      expect(b.pairs.size).toBe(0);
+      expect(fenced.calls.at(-1)).toBe('release vol-1');
+      expect(r.current.metadata.finalizers).toEqual([FINALIZER]);
+      expect(await r.reconciler.reconcile('apps/db', signal)).toBeUndefined();
+      expect(fenced.calls.filter((c) => c.startsWith('release'))).toEqual(['release vol-1', 'release vol-1']);
+      expect(r.current.metadata.finalizers).toEqual([]);
+      // Without a status (the first pass never ran), the volume is looked up.
+      const early = rig({ ...secondary(), metadata: { ...secondary().metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } }, { locate: unplaced, fenced });
+      await early.reconciler.reconcile('apps/db', signal);
+      expect(fenced.calls.at(-1)).toBe('release vol-1');
+    });
+
+    it('promoted to primary: the secondary pair, the holder and the fences go before anything else', async () => {
+      const fenced = new FakeFenced();
+      fenced.held('node-b', '/dev/loop7');
+      const r = rig(secondary(), { locate: unplaced, fenced });
+      await r.reconciler.reconcile('apps/db', signal);
+      r.current = { ...r.current, spec: { ...r.current.spec, role: 'primary', remote: { endpoint: 'site-a:7401' } } };
+      fenced.releases = ['waiting'];
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecars.get('node-b:7400')!.pairs.size).toBe(0);
+      expect(condition(r, 'Ready')).toMatchObject({ reason: 'Unfencing' });
+      expect(r.current.status?.fence?.pv).toBe('vol-1');
+      // Unfenced: from here on a primary on a CSI volume (not placed by the fence), which
+      // waits for its pod to stage it through the splice.
+      await expect(r.reconciler.reconcile('apps/db', signal)).rejects.toBeInstanceOf(TemporaryError);
+      expect(fenced.calls.filter((c) => c.startsWith('release'))).toEqual(['release vol-1', 'release vol-1']);
+      expect(r.current.status?.fence).toBeUndefined();
+      expect(condition(r, 'Ready')?.reason).toBe('VolumeNotAttached');
     });
   });
 

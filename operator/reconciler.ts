@@ -10,6 +10,7 @@ import type { PeerTls } from '../proto/gen/blockmirror/control/v1/PeerTls.js';
 import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';
 import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js';
+import type { FencedSecondary, FencedVolume } from './secondary/fenced-secondary.js';
 import type { EventRecord } from './kube/kube-client.js';
 import { buildStatus, sameStatus, type Observation, type Problem } from './status/pair-status.js';
 import type { HandlerResult } from './work-queue.js';
@@ -39,6 +40,8 @@ export interface ReconcilerDeps {
     readSecret(namespace: string, name: string): Promise<Record<string, Buffer> | undefined>;
   };
   locate(namespace: string, pvcName: string): Promise<LocateResult>;
+  /** Secondaries on CSI volumes (fence, holder pod, the device); without it they are refused. */
+  fenced?: Pick<FencedSecondary, 'place' | 'release'>;
   sidecarFor(node: string): Promise<SidecarLookup>;
   control(endpoint: string): SidecarControl;
   logger: Logger;
@@ -100,7 +103,7 @@ export class Reconciler {
     if (pair === undefined || signal.aborted) return;
     const finalizers = pair.metadata.finalizers ?? [];
     if (pair.metadata.deletionTimestamp !== undefined) {
-      if (finalizers.includes(FINALIZER)) await this.#finalize(pair, finalizers);
+      if (finalizers.includes(FINALIZER)) return this.#finalize(pair, finalizers);
       return;
     }
     if (!finalizers.includes(FINALIZER)) {
@@ -134,10 +137,22 @@ export class Reconciler {
 
   async #converge(pair: ReplicationPair, obs: Observation): Promise<void> {
     const { namespace, name } = pair.metadata;
+    const primary = pair.spec.role === 'primary';
+    // Promoted from a fenced secondary: its fence goes before anything else.
+    if (primary && pair.status?.fence !== undefined) await this.#unfencePromoted(pair, obs, pair.status.fence);
     const located = await this.#d.locate(namespace, pair.spec.pvcName);
-    if ('failure' in located) throw new ProblemError(located.failure);
-    const loc = located.location;
-    const { node } = loc;
+    const fenced = primary ? undefined : this.#fencedVolume(pair, located);
+    let loc: VolumeLocation | undefined;
+    let node: string;
+    let volumePath: string | undefined;
+    if (fenced !== undefined) {
+      ({ node, device: volumePath } = await this.#placeFenced(pair, obs, fenced));
+    } else {
+      if ('failure' in located) throw new ProblemError(located.failure);
+      loc = located.location;
+      node = loc.node;
+      volumePath = loc.path;
+    }
     const found = await this.#d.sidecarFor(node);
     if ('missing' in found) throw new ProblemError({ reason: 'SidecarNotFound', message: found.missing, permanent: false });
     const endpoint = found.found.control;
@@ -158,27 +173,29 @@ export class Reconciler {
     }
 
     const control = this.#d.control(endpoint);
-    const splice = found.found.splice;
-    const primary = pair.spec.role === 'primary';
-    if (primary && loc.spliceOptIn !== undefined && !splice.capable) {
-      await this.#refuseUnspliceable(pair, control, { node, optIn: loc.spliceOptIn, reason: splice.reason });
-    }
-    if (loc.csi !== undefined) {
-      if (!primary) {
-        throw new ProblemError({
-          reason: 'UnsupportedVolume',
-          message: `a secondary on a CSI volume (${loc.pvName}, driver ${loc.csi.driver}) is not supported yet: give the secondary a local PersistentVolume on a block device`,
-          permanent: true,
-          notReplicating: true,
-        });
+    if (loc !== undefined) {
+      const splice = found.found.splice;
+      if (primary && loc.spliceOptIn !== undefined && !splice.capable) {
+        await this.#refuseUnspliceable(pair, control, { node, optIn: loc.spliceOptIn, reason: splice.reason });
       }
-      await this.#convergeSpliced(pair, obs, control, loc, loc.csi, peerTls);
-      return;
+      if (loc.csi !== undefined) {
+        if (!primary) {
+          throw new ProblemError({
+            reason: 'UnsupportedVolume',
+            message: `a secondary on a CSI volume (${loc.pvName}, driver ${loc.csi.driver}) needs the operator's holder pods, and this operator runs without --holder-image (the chart sets it): give the secondary a local PersistentVolume on a block device, or run the operator with it`,
+            permanent: true,
+            notReplicating: true,
+          });
+        }
+        await this.#convergeSpliced(pair, obs, control, loc, loc.csi, peerTls);
+        return;
+      }
+      // A secondary's pods are fenced by its sidecar instead: it holds the device exclusively,
+      // so their mount fails (the reason in their events) and replication goes on.
+      if (primary && loc.usedBy.length > 0) await this.#refuseWrittenAround(pair, control, loc);
     }
-    // A secondary's pods are fenced by its sidecar instead: it holds the device exclusively,
-    // so their mount fails (the reason in their events) and replication goes on.
-    if (primary && loc.usedBy.length > 0) await this.#refuseWrittenAround(pair, control, loc);
-    let current = await this.#ensurePair(pair, control, { ...desiredSpec(pair, loc.path!), ...(peerTls ? { peerTls } : {}) }, node);
+    // A local volume's path, or a fenced secondary's raw device (held exclusively by the pair).
+    let current = await this.#ensurePair(pair, control, { ...desiredSpec(pair, volumePath!), ...(peerTls ? { peerTls } : {}) }, node);
     const state = pairToJson(current).state;
     if (pair.spec.paused === true && state !== 'Paused') {
       current = await control.pausePair(sidecarName);
@@ -186,6 +203,50 @@ export class Reconciler {
       current = await control.resumePair(sidecarName);
     }
     obs.pair = pairToJson(current);
+  }
+
+  /** A secondary's CSI volume, when this operator fences them. */
+  #fencedVolume(pair: ReplicationPair, located: LocateResult): FencedVolume | undefined {
+    if (this.#d.fenced === undefined) return undefined;
+    const v = 'location' in located ? located.location : located.unplaced;
+    if (v?.csi === undefined) return undefined;
+    return { pvName: v.pvName, claim: pair.spec.pvcName, splicePv: v.csi.splicePv, driver: v.csi.driver, volumeMode: v.csi.volumeMode };
+  }
+
+  /**
+   * A secondary on a CSI volume: fenced on every node, staged by a holder pod, replicated
+   * into the raw device its node's CSI proxy holds. Until then the pair says what it
+   * waits for; a sidecar pair made earlier stays where it was (status keeps its node).
+   */
+  async #placeFenced(pair: ReplicationPair, obs: Observation, vol: FencedVolume): Promise<{ node: string; device: string }> {
+    const placement = await this.#d.fenced!.place(pair, vol);
+    obs.fence = placement.fence;
+    if (placement.held === undefined) {
+      if (pair.status?.sidecar !== undefined) obs.sidecar = pair.status.sidecar;
+      throw new ProblemError(placement.problem ?? { reason: 'Staging', message: 'waiting for the volume to be staged', permanent: false, recheckAfterMs: this.#d.pollMs, notReplicating: true });
+    }
+    return placement.held;
+  }
+
+  /**
+   * A fenced secondary changed to primary: its sidecar pair (still a secondary) goes, then
+   * the holder pod, then the fences; only then can a pod stage the volume for writing.
+   */
+  async #unfencePromoted(pair: ReplicationPair, obs: Observation, fence: NonNullable<ReplicationPairStatus['fence']>): Promise<void> {
+    if (this.#d.fenced === undefined) return;
+    const previous = pair.status?.sidecar;
+    if (previous !== undefined) {
+      await this.#d
+        .control(previous.endpoint)
+        .deletePair(sidecarPairName(pair.metadata.namespace, pair.metadata.name))
+        .catch((err: unknown) => {
+          if (!isNotFound(err)) throw err;
+        });
+    }
+    if ((await this.#d.fenced.release(pair, fence)) === 'waiting') {
+      obs.fence = fence;
+      throw new ProblemError({ reason: 'Unfencing', message: `promoted: volume ${fence.volume} is still fenced as a secondary; its holder pod goes first, then the fence`, permanent: false, recheckAfterMs: this.#d.pollMs, notReplicating: true });
+    }
   }
 
   /** The sidecar pair as `desired` wires it: created, updated in place, or recreated. */
@@ -381,14 +442,16 @@ export class Reconciler {
     }
   }
 
-  async #finalize(pair: ReplicationPair, finalizers: string[]): Promise<void> {
+  async #finalize(pair: ReplicationPair, finalizers: string[]): Promise<HandlerResult> {
     const { namespace, name } = pair.metadata;
     const sidecarName = sidecarPairName(namespace, name);
     let endpoint = pair.status?.sidecar?.endpoint;
+    let located: LocateResult | undefined;
+    const locate = async (): Promise<LocateResult> => (located ??= await this.#d.locate(namespace, pair.spec.pvcName));
     if (endpoint === undefined) {
-      const located = await this.#d.locate(namespace, pair.spec.pvcName);
-      if ('location' in located) {
-        const found = await this.#d.sidecarFor(located.location.node);
+      const l = await locate();
+      if ('location' in l) {
+        const found = await this.#d.sidecarFor(l.location.node);
         if ('found' in found) endpoint = found.found.control;
       }
     }
@@ -402,6 +465,16 @@ export class Reconciler {
         if (!isNotFound(err)) throw new TemporaryError(`removing pair ${sidecarName} from its sidecar: ${(err as Error).message}`, { cause: err });
       }
     }
+    // A fenced secondary: with its pair gone nothing writes to the volume; then the holder
+    // pod goes (its proxy gives the device back to the driver), then the fences.
+    if (this.#d.fenced !== undefined && pair.spec.role === 'secondary') {
+      const vol = pair.status?.fence === undefined ? this.#fencedVolume(pair, await locate()) : undefined;
+      const fence = pair.status?.fence ?? (vol !== undefined ? { pv: vol.splicePv, volume: vol.pvName } : undefined);
+      const released = await this.#d.fenced.release(pair, fence).catch((err: unknown) => {
+        throw new TemporaryError(`releasing the secondary's fence: ${(err as Error).message}`, { cause: err });
+      });
+      if (released === 'waiting') return { requeueAfterMs: this.#d.pollMs };
+    }
     await this.#event(pair, { type: 'Normal', reason: 'Deleted', message: 'pair removed from its sidecar; the volume data is kept' });
     await this.#d.kube.setFinalizers(
       namespace,
@@ -409,6 +482,7 @@ export class Reconciler {
       finalizers.filter((f) => f !== FINALIZER),
       pair.metadata.resourceVersion,
     );
+    return undefined;
   }
 
   async #event(pair: ReplicationPair, e: EventRecord): Promise<void> {

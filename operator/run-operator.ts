@@ -9,6 +9,8 @@ import { VolumeLocator } from './discovery/volume-locator.js';
 import { KubeClient } from './kube/kube-client.js';
 import { acquireLeadership } from './leader-election.js';
 import { Reconciler } from './reconciler.js';
+import { FencedSecondary } from './secondary/fenced-secondary.js';
+import type { HolderPodOptions } from './secondary/holder-pod.js';
 import { WorkQueue } from './work-queue.js';
 
 export interface OperatorConfig {
@@ -26,6 +28,8 @@ export interface OperatorConfig {
   controlTls?: TlsFiles;
   /** The DNS name every sidecar's certificate carries: verified instead of the pod/node IP dialled. */
   controlServerName?: string;
+  /** The holder pods of secondaries on CSI volumes; undefined: such secondaries are refused. */
+  holder?: HolderPodOptions;
   logger: Logger;
 }
 
@@ -107,10 +111,27 @@ export async function runOperator(cfg: OperatorConfig): Promise<RunningOperator>
     leader.set(1);
     // The reconciler reads the informer's cache, which exists once the watch starts.
     const informer: { cache?: ReturnType<KubeClient['watchPairs']> } = {};
+    const fenced =
+      cfg.holder === undefined
+        ? undefined
+        : new FencedSecondary({
+            sidecars: () => directory.all(),
+            control,
+            pods: kube,
+            holder: cfg.holder,
+            // Best effort, as the reconciler's own events.
+            event: (pair, e) =>
+              kube.recordEvent(pair, e).catch((err: unknown) => {
+                log.warn('event not recorded', { reason: e.reason, error: (err as Error).message });
+              }),
+            logger: log,
+            pollMs: cfg.pollMs,
+          });
     const reconciler = new Reconciler({
       cached: (ns, name) => informer.cache?.get(ns, name),
       kube,
       locate: (ns, pvc) => locator.locate(ns, pvc),
+      ...(fenced !== undefined ? { fenced } : {}),
       sidecarFor: (node) => directory.forNode(node),
       control,
       logger: log,

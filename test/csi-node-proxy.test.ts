@@ -3,7 +3,9 @@
 // has no device-mapper; the VM test uses the real splice): it hands back the driver's own
 // device, so what is checked is the proxy's logic — an opted-in volume goes through the
 // splicer on the driver's raw device and the kubelet's paths lead to what the splicer
-// returned; a volume that does not opt in never reaches it.
+// returned; a volume that does not opt in never reaches it. The node's fences are an
+// in-memory fake of the sidecar's: a fenced volume is staged as the raw device only and
+// never published for writing (real mounts and loop devices show what a pod would get).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,9 @@ import { csiCall, type CsiCallResult } from '../sidecar/csi/csi-call.js';
 import { mountsAt } from '../sidecar/csi/mount-table.js';
 import { NodeProxy } from '../sidecar/csi/node-proxy.js';
 import type { NodeSplicer } from '../sidecar/csi/node-splicer.js';
+import type { NodeFences, VolumeFence } from '../sidecar/csi/node-fences.js';
+import { FenceUnknownError } from '../sidecar/csi/control-fences.js';
+import type { FenceHold } from '../sidecar/fence/fence-store.js';
 import { pvNameForVolume } from '../sidecar/csi/pv-name.js';
 import { REPLICATE_KEY } from '../sidecar/csi/replication-opt-in.js';
 import { resolveCsiProtoDir } from '../sidecar/csi/resolve-csi-proto-dir.js';
@@ -37,6 +42,28 @@ class RecordingSplicer implements NodeSplicer {
   }
 }
 
+/** Stands in for the sidecar's fence store: fences by pv, and every report the proxy made. */
+class FakeFences implements NodeFences {
+  readonly fences = new Map<string, VolumeFence>();
+  readonly reports: string[] = [];
+  unreachable = false;
+
+  fence(pv: string, pair: string, volume = pv): void {
+    this.fences.set(pv, { pv, pair, volume });
+  }
+
+  async fenceOf(pv: string): Promise<VolumeFence | undefined> {
+    if (this.unreachable) throw new FenceUnknownError(pv, new Error('connect ENOENT control.sock'));
+    return this.fences.get(pv);
+  }
+
+  async report(pv: string, hold: FenceHold, device = ''): Promise<boolean> {
+    if (!this.fences.has(pv)) return false;
+    this.reports.push(`${pv} ${hold || 'none'}${device !== '' ? ` ${device}` : ''}`);
+    return true;
+  }
+}
+
 const fsCap = { mount: { fsType: 'ext4' }, accessMode: { mode: 'SINGLE_NODE_WRITER' } };
 const blockCap = { block: {}, accessMode: { mode: 'SINGLE_NODE_WRITER' } };
 
@@ -46,11 +73,12 @@ describe('CSI node proxy in front of the lab driver', () => {
   let driver: CsiProcess | undefined;
   let proxy: NodeProxy | undefined;
   let splicer: RecordingSplicer;
+  const fences = new FakeFences();
   const logger = createLogger({ level: 'error' });
 
   const startProxy = async (): Promise<void> => {
     splicer = new RecordingSplicer();
-    proxy = await NodeProxy.start({ csi, endpoint: `unix://${dir}/proxy.sock`, driver: `unix://${dir}/lab.sock`, stateDir: join(dir, 'proxy'), splicer, logger });
+    proxy = await NodeProxy.start({ csi, endpoint: `unix://${dir}/proxy.sock`, driver: `unix://${dir}/lab.sock`, stateDir: join(dir, 'proxy'), splicer, fences, logger });
   };
   const call = (socket: 'proxy' | 'lab', method: string, request: object): Promise<CsiCallResult> => csiCall(csi.definition, `unix://${dir}/${socket}.sock`, method, request);
   const ok = async <T = Record<string, unknown>>(socket: 'proxy' | 'lab', method: string, request: object): Promise<T> => {
@@ -79,6 +107,9 @@ describe('CSI node proxy in front of the lab driver', () => {
   beforeEach(() => {
     splicer.calls.length = 0;
     splicer.refuseUnstage = false;
+    fences.fences.clear();
+    fences.reports.length = 0;
+    fences.unreachable = false;
   });
 
   afterAll(async () => {
@@ -187,6 +218,162 @@ describe('CSI node proxy in front of the lab driver', () => {
     expect(splicer.calls).toEqual([]);
     expect(await records()).toEqual([]);
     expect(await loopOf(vol.volumeId)).toBe('');
+    await ok('lab', 'DeleteVolume', { volumeId: vol.volumeId });
+  });
+
+  it('a fenced volume (opted in or not) is staged as its raw device only, held and reported; refused for writing with the reason; a read-only publish is an empty read-only tmpfs', async () => {
+    for (const [name, params] of [
+      ['pvc-fenced-optin', { [REPLICATE_KEY]: 'true' }],
+      ['pvc-fenced-plain', {}],
+    ] as const) {
+      const vol = await createVolume(name, params, fsCap);
+      fences.fence(name, 'apps/db', `pv-of-${name}`);
+      const { staging, target } = await kubeletPaths(name);
+      const stageReq = { volumeId: vol.volumeId, stagingTargetPath: staging, volumeCapability: fsCap, volumeContext: vol.volumeContext };
+      await ok('proxy', 'NodeStageVolume', stageReq);
+      const loop = await loopOf(vol.volumeId);
+      expect(loop).toMatch(/^\/dev\/loop\d+$/);
+      // The raw device at the proxy's private path; no splice, nothing mounted anywhere.
+      expect((await stat(join(dir, 'proxy', 'devices', name))).isBlockDevice()).toBe(true);
+      expect(splicer.calls).toEqual([]);
+      expect(await mountsAt(staging)).toEqual([]);
+      expect(await runOk('findmnt', ['--noheadings', '--output', 'TARGET', '--source', loop]).catch(() => '')).toBe('');
+      expect(fences.reports).toEqual([`${name} held ${loop}`]);
+      // A retried stage changes nothing (and says the same again).
+      await ok('proxy', 'NodeStageVolume', stageReq);
+      expect(await loopOf(vol.volumeId)).toBe(loop);
+      expect(fences.reports).toEqual([`${name} held ${loop}`, `${name} held ${loop}`]);
+      fences.reports.length = 0;
+
+      // For writing: refused with what a user needs to know (the kubelet puts it in the pod's events).
+      const publishReq = { volumeId: vol.volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: fsCap, volumeContext: vol.volumeContext };
+      expect(await call('proxy', 'NodePublishVolume', { ...publishReq, readonly: false })).toEqual({
+        ok: false,
+        code: 'FAILED_PRECONDITION',
+        details: `volume pv-of-${name} is the secondary of replication pair apps/db: blocks are written under it, so it cannot be published for writing until it is promoted`,
+      });
+      await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+      // Read-only: an empty read-only tmpfs, never the volume's filesystem.
+      await ok('proxy', 'NodePublishVolume', { ...publishReq, readonly: true });
+      expect((await mountsAt(target)).map((m) => m.fsType)).toEqual(['tmpfs']);
+      expect(await readdir(target)).toEqual([]);
+      await expect(writeFile(join(target, 'x'), 'no')).rejects.toMatchObject({ code: 'EROFS' });
+      await ok('proxy', 'NodePublishVolume', { ...publishReq, readonly: true });
+      expect((await mountsAt(target)).length).toBe(1);
+      await ok('proxy', 'NodeUnpublishVolume', { volumeId: vol.volumeId, targetPath: target });
+      await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+
+      // Unstage gives the device back to the driver and says so.
+      await ok('proxy', 'NodeUnstageVolume', { volumeId: vol.volumeId, stagingTargetPath: staging });
+      expect(await loopOf(vol.volumeId)).toBe('');
+      expect(await records()).toEqual([]);
+      expect(fences.reports).toEqual([`${name} none`]);
+      expect(splicer.calls).toEqual([]);
+      fences.reports.length = 0;
+      await ok('lab', 'DeleteVolume', { volumeId: vol.volumeId });
+    }
+  });
+
+  it('a fenced block volume published read-only is a read-only loop device of zero bytes; unpublish detaches it', async () => {
+    const vol = await createVolume('pvc-fenced-block', { [REPLICATE_KEY]: 'true' }, blockCap);
+    fences.fence('pvc-fenced-block', 'apps/db');
+    const { staging, target } = await kubeletPaths('fenced-block');
+    await ok('proxy', 'NodeStageVolume', { volumeId: vol.volumeId, stagingTargetPath: staging, volumeCapability: blockCap, volumeContext: vol.volumeContext });
+    const loop = await loopOf(vol.volumeId);
+    const publishReq = { volumeId: vol.volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: blockCap, volumeContext: vol.volumeContext };
+    expect(await call('proxy', 'NodePublishVolume', publishReq)).toMatchObject({ ok: false, code: 'FAILED_PRECONDITION' });
+    await ok('proxy', 'NodePublishVolume', { ...publishReq, readonly: true });
+    const t = await stat(target);
+    expect(t.isBlockDevice()).toBe(true);
+    expect(t.rdev).not.toBe((await stat(loop)).rdev);
+    // The device bound there: a loop device of the proxy's own empty image, read-only.
+    const line = (await runOk('losetup', ['--noheadings', '--raw', '--output', 'NAME,RO,SIZELIMIT,BACK-FILE', '--list'])).split('\n').find((l) => l.includes(join(dir, 'proxy', 'placeholders')));
+    expect(line).toBeDefined();
+    const [device, ro] = line!.split(' ');
+    expect(ro).toBe('1');
+    expect(t.rdev).toBe((await stat(device!)).rdev);
+    expect((await runOk('blockdev', ['--getsize64', device!])).trim()).toBe('0');
+    await ok('proxy', 'NodeUnpublishVolume', { volumeId: vol.volumeId, targetPath: target });
+    await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await runOk('losetup', ['--noheadings', '--raw', '--output', 'BACK-FILE', '--list'])).includes(join(dir, 'proxy', 'placeholders'))).toBe(false);
+    await ok('proxy', 'NodeUnstageVolume', { volumeId: vol.volumeId, stagingTargetPath: staging });
+    expect(await loopOf(vol.volumeId)).toBe('');
+    await ok('lab', 'DeleteVolume', { volumeId: vol.volumeId });
+  });
+
+  it('unfenced while a pod waits on the node: an opted-in volume is staged in place at its publish; one that does not opt in says to restart the pod', async () => {
+    for (const [name, params] of [
+      ['pvc-unfenced-optin', { [REPLICATE_KEY]: 'true' }],
+      ['pvc-unfenced-plain', {}],
+    ] as const) {
+      const vol = await createVolume(name, params, fsCap);
+      fences.fence(name, 'apps/db');
+      const { staging, target } = await kubeletPaths(name);
+      await ok('proxy', 'NodeStageVolume', { volumeId: vol.volumeId, stagingTargetPath: staging, volumeCapability: fsCap, volumeContext: vol.volumeContext });
+      const loop = await loopOf(vol.volumeId);
+      // The pair is deleted: its fence goes (the holder pod's publish is gone already).
+      fences.fences.delete(name);
+      const publishReq = { volumeId: vol.volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: fsCap, volumeContext: vol.volumeContext };
+      if (name === 'pvc-unfenced-optin') {
+        await ok('proxy', 'NodePublishVolume', publishReq);
+        expect(splicer.calls).toEqual([`stage ${name} ${loop}`]);
+        expect((await mountsAt(staging)).map((m) => [m.source, m.fsType])).toEqual([[loop, 'ext4']]);
+        await writeFile(join(target, 'hello'), 'after the fence');
+        await ok('proxy', 'NodeUnpublishVolume', { volumeId: vol.volumeId, targetPath: target });
+        // From here on an ordinary opted-in volume: its unstage removes the splice too.
+        await ok('proxy', 'NodeUnstageVolume', { volumeId: vol.volumeId, stagingTargetPath: staging });
+        expect(splicer.calls).toEqual([`stage ${name} ${loop}`, `unstage ${name}`]);
+      } else {
+        expect(await call('proxy', 'NodePublishVolume', publishReq)).toMatchObject({
+          ok: false,
+          code: 'FAILED_PRECONDITION',
+          details: `volume ${name} was staged on this node as the fenced secondary of replication pair apps/db, which is gone: delete this pod; the kubelet stages the volume afresh once no pod on this node uses it`,
+        });
+        await ok('proxy', 'NodeUnstageVolume', { volumeId: vol.volumeId, stagingTargetPath: staging });
+        // Staged afresh: the driver's own, as for any volume that does not opt in.
+        await ok('proxy', 'NodeStageVolume', { volumeId: vol.volumeId, stagingTargetPath: staging, volumeCapability: fsCap, volumeContext: vol.volumeContext });
+        await ok('proxy', 'NodePublishVolume', publishReq);
+        expect((await mountsAt(target)).length).toBe(1);
+        await ok('proxy', 'NodeUnpublishVolume', { volumeId: vol.volumeId, targetPath: target });
+        await ok('proxy', 'NodeUnstageVolume', { volumeId: vol.volumeId, stagingTargetPath: staging });
+      }
+      expect(await loopOf(vol.volumeId)).toBe('');
+      expect(await records()).toEqual([]);
+      splicer.calls.length = 0;
+      await ok('lab', 'DeleteVolume', { volumeId: vol.volumeId });
+    }
+  });
+
+  it('staged for writing before the fence: reported as such, left to its pods, and no new pod gets it for writing', async () => {
+    const vol = await createVolume('pvc-early', {}, fsCap);
+    const { staging, target } = await kubeletPaths('early');
+    const stageReq = { volumeId: vol.volumeId, stagingTargetPath: staging, volumeCapability: fsCap, volumeContext: vol.volumeContext };
+    await ok('proxy', 'NodeStageVolume', stageReq);
+    fences.fence('pvc-early', 'apps/db');
+    // The kubelet stages again (say, after its restart): what is there stays.
+    await ok('proxy', 'NodeStageVolume', stageReq);
+    expect(fences.reports).toEqual(['pvc-early staged-unfenced']);
+    const publishReq = { volumeId: vol.volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: fsCap, volumeContext: vol.volumeContext };
+    expect(await call('proxy', 'NodePublishVolume', publishReq)).toMatchObject({ ok: false, code: 'FAILED_PRECONDITION' });
+    await ok('proxy', 'NodePublishVolume', { ...publishReq, readonly: true });
+    expect((await mountsAt(target)).map((m) => m.fsType)).toEqual(['tmpfs']);
+    await ok('proxy', 'NodeUnpublishVolume', { volumeId: vol.volumeId, targetPath: target });
+    // The driver's own stage, undone by the driver; the sidecar hears nothing is held.
+    await ok('proxy', 'NodeUnstageVolume', { volumeId: vol.volumeId, stagingTargetPath: staging });
+    expect(await mountsAt(staging)).toEqual([]);
+    expect(fences.reports).toEqual(['pvc-early staged-unfenced', 'pvc-early staged-unfenced', 'pvc-early none']);
+    await ok('lab', 'DeleteVolume', { volumeId: vol.volumeId });
+  });
+
+  it("when the node's fences cannot be read, nothing is staged or published: UNAVAILABLE, retried by the kubelet", async () => {
+    const vol = await createVolume('pvc-unknown', {}, fsCap);
+    const { staging, target } = await kubeletPaths('unknown');
+    fences.unreachable = true;
+    const r = await call('proxy', 'NodeStageVolume', { volumeId: vol.volumeId, stagingTargetPath: staging, volumeCapability: fsCap, volumeContext: vol.volumeContext });
+    expect(r).toMatchObject({ ok: false, code: 'UNAVAILABLE', details: expect.stringContaining('cannot tell whether volume pvc-unknown is the fenced secondary of a replication pair') as unknown as string });
+    expect(await call('proxy', 'NodePublishVolume', { volumeId: vol.volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: fsCap })).toMatchObject({ ok: false, code: 'UNAVAILABLE' });
+    expect(await loopOf(vol.volumeId)).toBe('');
+    expect(await mountsAt(staging)).toEqual([]);
     await ok('lab', 'DeleteVolume', { volumeId: vol.volumeId });
   });
 

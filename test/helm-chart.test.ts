@@ -90,6 +90,8 @@ describe('the Helm chart', () => {
     expect(sidecar!.args).toContain('--control-socket=/var/lib/blockmirror/control/control.sock');
     // Without TLS the operator dials loopback only: no name to verify.
     expect(plain.operatorArgs.filter((a) => a.startsWith('--control-server-name'))).toEqual([]);
+    // Secondaries on CSI volumes are staged by pods of the sidecar's image (on every node already).
+    expect(plain.operatorArgs).toEqual(expect.arrayContaining([`--holder-image=blockmirror/sidecar:0.1.0`, '--holder-pull-policy=IfNotPresent']));
 
     const all = await render(['-f', ALL_FEATURES]);
     const byName = new Map(all.ds.spec.template.spec.containers.map((c) => [c.name, c]));
@@ -156,6 +158,9 @@ describe('the Helm chart', () => {
     expect((await as(operator, ['get', 'pvc', 'any', '-n', 'default'])).stderr).toMatch(/NotFound/);
     // A volume opts in to the splice by its StorageClass's parameter.
     expect((await as(operator, ['get', 'storageclass', 'any'])).stderr).toMatch(/NotFound/);
+    // A secondary's holder pod: made, looked at and deleted in the pair's namespace.
+    expect((await as(operator, ['get', 'pod', 'blockmirror-secondary-x', '-n', 'default'])).stderr).toMatch(/NotFound/);
+    expect((await as(operator, ['delete', 'pod', 'blockmirror-secondary-x', '-n', 'default'])).stderr).toMatch(/NotFound/);
     expect((await as(sidecar, ['get', 'lease', 'blockmirror-sidecar-x', '-n', OPERATOR_NAMESPACE])).stderr).toMatch(/NotFound/);
 
     // Not granted.
@@ -173,6 +178,11 @@ describe('the Helm chart', () => {
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/forbidden/i);
     }
+    // Pods: get, list, create and delete (a secondary's holder pod), nothing more.
+    const can = async (verb: string, subresource = ''): Promise<string> =>
+      (await as(operator, ['auth', 'can-i', verb, 'pods', '-n', 'default', ...(subresource !== '' ? [`--subresource=${subresource}`] : [])])).stdout.trim();
+    expect(await Promise.all(['get', 'list', 'create', 'delete'].map((v) => can(v)))).toEqual(['yes', 'yes', 'yes', 'yes']);
+    expect(await Promise.all([can('update'), can('patch'), can('get', 'log'), can('create', 'exec')])).toEqual(['no', 'no', 'no', 'no']);
     const leaseDelete = await as(operator, ['delete', 'lease', 'blockmirror-operator', '-n', OPERATOR_NAMESPACE]);
     expect(leaseDelete.stderr).toMatch(/forbidden: User "system:serviceaccount:blockmirror-system:blockmirror-operator" cannot delete resource "leases"/);
   });

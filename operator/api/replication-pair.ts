@@ -141,6 +141,24 @@ export interface SidecarRef {
   endpoint: string;
 }
 
+/**
+ * A secondary on a CSI volume: fenced on every node of its site (never published to a
+ * pod for writing), staged by a holder pod as a raw device the pair writes to.
+ */
+export interface SecondaryFence {
+  /** The PersistentVolume fenced. */
+  volume: string;
+  /** The CSI node proxy's name for it: its volume handle, or a hash of it. */
+  pv: string;
+  /** Nodes whose sidecar holds the fence. */
+  fencedNodes: string[];
+  /** The pod that keeps the volume staged (read-only, on an empty placeholder). */
+  holderPod?: string;
+  /** Where the volume is held as a raw block device for the pair, once it is. */
+  node?: string;
+  device?: string;
+}
+
 export interface ReplicationPairStatus {
   state?: PairPhase;
   /**
@@ -164,6 +182,8 @@ export interface ReplicationPairStatus {
   sidecar?: SidecarRef;
   /** Loopback host:port of the primary's NBD export on its node. */
   exportAddress?: string;
+  /** A secondary on a CSI volume: its fence and where its volume is held. */
+  fence?: SecondaryFence;
   /** Last error the sidecar or the operator reported for this pair. */
   lastError?: string;
   /**

@@ -107,4 +107,22 @@ describe('SidecarDirectory', () => {
       found: { splice: { capable: false, reason: expect.stringContaining(`registers no ${SPLICE_CAPABLE_LABEL} label`) as unknown as string } },
     });
   });
+
+  it("lists every node's sidecar, live or not, by the node label of its registration", async () => {
+    const selectors: string[] = [];
+    const renewed = new Date();
+    const withNode = (node: string, rv: string): LeaseRecord => ({ ...lease(rv, renewed), name: `blockmirror-sidecar-${node}`, holder: node, labels: { 'blockmirror.io/node': node } });
+    let leases = [withNode('node-a', '1'), withNode('node-b', '1')];
+    const { d, at } = directory(() => leases, selectors);
+    const all = await d.all();
+    expect([...all.keys()]).toEqual(['node-a', 'node-b']);
+    expect(all.get('node-b')).toMatchObject({ found: { node: 'node-b', control: '10.0.0.5:7400' } });
+    expect(selectors).toEqual(['app.kubernetes.io/component=sidecar']);
+    // node-b stops renewing; node-a goes on.
+    at(60_000);
+    leases = [withNode('node-a', '2'), withNode('node-b', '1')];
+    const later = await d.all();
+    expect(later.get('node-a')).toMatchObject({ found: { node: 'node-a' } });
+    expect(later.get('node-b')).toEqual(gone);
+  });
 });

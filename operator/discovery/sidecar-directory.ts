@@ -41,6 +41,25 @@ export class SidecarDirectory {
       this.#observed.delete(node);
       return { missing: `no blockmirror sidecar is registered on node ${node}` };
     }
+    return this.#lookup(node, lease);
+  }
+
+  /**
+   * Every node's sidecar as registered, live or not, by node name: a secondary's fence
+   * must reach each node of the site, and a node whose sidecar is gone is one the fence
+   * does not reach.
+   */
+  async all(): Promise<Map<string, SidecarLookup>> {
+    const leases = await this.#client.listLeases(this.#namespace, `${SIDECAR_LABEL}=${SIDECAR_LABEL_VALUE}`);
+    const out = new Map<string, SidecarLookup>();
+    for (const lease of leases) {
+      const node = lease.labels[NODE_LABEL];
+      if (node !== undefined && node !== '') out.set(node, this.#lookup(node, lease));
+    }
+    return out;
+  }
+
+  #lookup(node: string, lease: LeaseRecord): SidecarLookup {
     const unchangedMs = this.#now() - this.#observe(node, lease);
     const control = lease.annotations[CONTROL_ANNOTATION];
     if (control === undefined) return { missing: `the sidecar lease of node ${node} has no ${CONTROL_ANNOTATION} annotation` };

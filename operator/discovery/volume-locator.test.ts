@@ -52,7 +52,11 @@ describe('VolumeLocator', () => {
     expect(await locator({ ...claim, volumeName: undefined, phase: 'Pending' }, undefined).locate('apps', 'db')).toMatchObject({ failure: { reason: 'ClaimPending', permanent: false } });
     expect(await locator(claim, undefined).locate('apps', 'db')).toMatchObject({ failure: { reason: 'VolumeNotFound' } });
     const csi = { name: 'pv-1', csi: { driver: 'd', volumeHandle: 'h', volumeAttributes: {} }, volumeMode: 'Block' as const, affinityNodes: [] };
-    expect(await locator(claim, csi, [{ node: 'n', attached: false }]).locate('apps', 'db')).toMatchObject({ failure: { reason: 'VolumeNotAttached', permanent: false } });
+    // Not on a node yet, but what it is travels along: a fenced secondary places it itself.
+    expect(await locator(claim, csi, [{ node: 'n', attached: false }]).locate('apps', 'db')).toEqual({
+      failure: { reason: 'VolumeNotAttached', message: expect.any(String) as unknown as string, permanent: false },
+      unplaced: { pvName: 'pv-1', csi: { driver: 'd', volumeHandle: 'h', splicePv: 'h', volumeMode: 'Block' } },
+    });
     expect(await locator(claim, { name: 'pv-1', volumeMode: 'Filesystem', affinityNodes: [] }).locate('apps', 'db')).toMatchObject({ failure: { reason: 'UnsupportedVolume', permanent: true } });
     expect(await locator(claim, { name: 'pv-1', localPath: '/d', volumeMode: 'Block', affinityNodes: ['a', 'b'] }).locate('apps', 'db')).toMatchObject({ failure: { reason: 'UnsupportedVolume', permanent: true } });
   });

@@ -29,7 +29,13 @@ export interface LocateFailure {
   permanent: boolean;
 }
 
-export type LocateResult = { location: VolumeLocation } | { failure: LocateFailure };
+/** A CSI volume not (yet) on any node: enough for a caller that places it itself (a fenced secondary). */
+export interface UnplacedCsiVolume {
+  pvName: string;
+  csi: NonNullable<VolumeLocation['csi']>;
+}
+
+export type LocateResult = { location: VolumeLocation } | { failure: LocateFailure; unplaced?: UnplacedCsiVolume };
 
 /**
  * Resolves PVC → bound PV → node:
@@ -66,10 +72,10 @@ export class VolumeLocator {
     if (pv.csi !== undefined) {
       const attached = (await this.#client.attachmentsOf(pv.name)).filter((a) => a.attached);
       const node = attached[0]?.node ?? pods.find((p) => p.node !== undefined)?.node;
-      if (node === undefined) {
-        return fail('VolumeNotAttached', `CSI volume ${pv.name} is neither attached to a node (no VolumeAttachment) nor used by a scheduled pod yet`, false);
-      }
       const csi = { driver: pv.csi.driver, volumeHandle: pv.csi.volumeHandle, splicePv: pvNameForVolume(pv.csi.volumeHandle), volumeMode: pv.volumeMode };
+      if (node === undefined) {
+        return { ...fail('VolumeNotAttached', `CSI volume ${pv.name} is neither attached to a node (no VolumeAttachment) nor used by a scheduled pod yet`, false), unplaced: { pvName: pv.name, csi } };
+      }
       return { location: { pvName: pv.name, node, csi, usedBy, ...(await this.#spliceOptIn(pv)) } };
     }
     return fail('UnsupportedVolume', `PersistentVolume ${pv.name} is neither a local nor a CSI volume`, true);
@@ -89,6 +95,6 @@ export class VolumeLocator {
   }
 }
 
-function fail(reason: LocateFailure['reason'], message: string, permanent: boolean): LocateResult {
+function fail(reason: LocateFailure['reason'], message: string, permanent: boolean): { failure: LocateFailure } {
   return { failure: { reason, message, permanent } };
 }

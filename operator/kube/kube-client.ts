@@ -14,6 +14,7 @@ import {
   type KubernetesObject,
   type V1Lease,
   type V1PersistentVolume,
+  type V1Pod,
 } from '@kubernetes/client-node';
 import { KubeApiError } from './kube-api-error.js';
 import { GROUP, PLURAL, VERSION, type ReplicationPair, type ReplicationPairStatus } from '../api/replication-pair.js';
@@ -49,6 +50,18 @@ export interface ClaimUser {
   namespace: string;
   name: string;
   node?: string;
+  /** Pending, Running, ... (Running: its volumes were published to it). */
+  phase?: string;
+}
+
+/** A pod the operator makes, as the API takes it. */
+export type PodManifest = V1Pod;
+
+/** A pod as the operator looks at one it made. */
+export interface PodInfo extends ClaimUser {
+  /** Being deleted (a deletionTimestamp): it goes once the kubelet has torn it down. */
+  deleting: boolean;
+  labels: Record<string, string>;
 }
 
 export interface Attachment {
@@ -285,7 +298,49 @@ export class KubeClient {
     return list.items
       .filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
       .filter((p) => (p.spec?.volumes ?? []).some((v) => v.persistentVolumeClaim?.claimName === claim))
-      .map((p) => ({ namespace, name: p.metadata?.name ?? '', ...(p.spec?.nodeName ? { node: p.spec.nodeName } : {}) }));
+      .map((p) => ({ namespace, name: p.metadata?.name ?? '', ...(p.spec?.nodeName ? { node: p.spec.nodeName } : {}), ...(p.status?.phase ? { phase: p.status.phase } : {}) }));
+  }
+
+  // ---- pods the operator makes (a secondary's holder pod) ----
+
+  async getPod(namespace: string, name: string): Promise<PodInfo | undefined> {
+    let p: V1Pod;
+    try {
+      p = await this.#core.readNamespacedPod({ namespace, name });
+    } catch (err) {
+      const e = apiError(`get Pod ${namespace}/${name}`, err);
+      if (e.status === 404) return undefined;
+      throw e;
+    }
+    return {
+      namespace,
+      name,
+      ...(p.spec?.nodeName ? { node: p.spec.nodeName } : {}),
+      ...(p.status?.phase ? { phase: p.status.phase } : {}),
+      deleting: p.metadata?.deletionTimestamp !== undefined,
+      labels: p.metadata?.labels ?? {},
+    };
+  }
+
+  /** Creates the pod; one of that name already there is left as it is. */
+  async createPod(pod: PodManifest): Promise<void> {
+    const namespace = pod.metadata?.namespace ?? '';
+    try {
+      await this.#core.createNamespacedPod({ namespace, body: pod });
+    } catch (err) {
+      const e = apiError(`create Pod ${namespace}/${pod.metadata?.name ?? ''}`, err);
+      if (e.status !== 409) throw e;
+    }
+  }
+
+  /** Deletes the pod (graceful); one already gone is fine. */
+  async deletePod(namespace: string, name: string): Promise<void> {
+    try {
+      await this.#core.deleteNamespacedPod({ namespace, name });
+    } catch (err) {
+      const e = apiError(`delete Pod ${namespace}/${name}`, err);
+      if (e.status !== 404) throw e;
+    }
   }
 
   /** VolumeAttachments of `pvName` (CSI volumes: which node has it attached). */

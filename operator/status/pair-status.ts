@@ -1,6 +1,6 @@
 import type { PairJson } from '../../sidecar/control/pair-json.js';
 import { formatBytes } from '../../sidecar/control/format-bytes.js';
-import type { Condition, ConditionStatus, PairPhase, ReplicationMode, ReplicationPairStatus, SidecarRef } from '../api/replication-pair.js';
+import type { Condition, ConditionStatus, PairPhase, ReplicationMode, ReplicationPairStatus, SecondaryFence, SidecarRef } from '../api/replication-pair.js';
 
 /** A problem the operator found before or instead of reaching the sidecar. */
 export interface Problem {
@@ -24,6 +24,8 @@ export interface Observation {
   /** The pair as its sidecar reports it, when it was reached. */
   pair?: PairJson;
   problem?: Problem;
+  /** A secondary on a CSI volume: its fence and where its volume is held. */
+  fence?: SecondaryFence;
 }
 
 const SIDECAR_STATES: readonly string[] = ['Initializing', 'InSync', 'Replicating', 'Resyncing', 'Retrying', 'Paused', 'Standalone'];
@@ -37,6 +39,7 @@ export function buildStatus(prev: ReplicationPairStatus | undefined, obs: Observ
   const state: PairPhase = p !== undefined && SIDECAR_STATES.includes(p.state) ? (p.state as PairPhase) : obs.problem?.permanent ? 'Error' : 'Pending';
   const status: ReplicationPairStatus = { state, observedGeneration: obs.generation };
   if (obs.sidecar !== undefined) status.sidecar = obs.sidecar;
+  if (obs.fence !== undefined) status.fence = obs.fence;
   if (p !== undefined) {
     status.outOfSyncBytes = p.outOfSyncBytes;
     status.outOfSync = formatBytes(p.outOfSyncBytes).replace(' ', '');

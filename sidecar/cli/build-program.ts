@@ -18,6 +18,7 @@ import { resolvePluginRegistrationProtoDir } from '../csi/resolve-plugin-registr
 import { LAB_DRIVER_NAME, LabDriver } from '../csi/lab-driver/lab-driver.js';
 import { NodeProxy } from '../csi/node-proxy.js';
 import { ControlSplicer } from '../csi/control-splicer.js';
+import { ControlFences } from '../csi/control-fences.js';
 import { ProxyRegistration } from '../csi/proxy-registration.js';
 import { csiCall } from '../csi/csi-call.js';
 
@@ -254,6 +255,8 @@ export function buildProgram(): Command {
       .option('--identity <id>', 'leader-election identity (default: hostname-pid)')
       .option('--no-leader-elect', 'reconcile without taking the leader Lease (one replica only)')
       .option('--control-server-name <dns-name>', "the name every sidecar's certificate carries: verified instead of the address dialled (one certificate for every node)")
+      .option('--holder-image <image>', "image of the pods that stage secondaries on CSI volumes (it needs sh and sleep; the chart gives the sidecar's, which every node has). Without it, secondaries on CSI volumes are refused")
+      .addOption(new Option('--holder-pull-policy <policy>', 'imagePullPolicy of those pods').choices(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'))
       .addOption(logLevelOption()),
   ).action(
     async (
@@ -266,6 +269,8 @@ export function buildProgram(): Command {
         identity?: string;
         leaderElect: boolean;
         controlServerName?: string;
+        holderImage?: string;
+        holderPullPolicy: 'Always' | 'IfNotPresent' | 'Never';
         logLevel: string;
       } & TlsFlags,
     ) => {
@@ -282,6 +287,7 @@ export function buildProgram(): Command {
         leaderElection: opts.leaderElect,
         ...(tls !== undefined ? { controlTls: tls } : {}),
         ...(opts.controlServerName !== undefined ? { controlServerName: opts.controlServerName } : {}),
+        ...(opts.holderImage !== undefined ? { holder: { image: opts.holderImage, pullPolicy: opts.holderPullPolicy } } : {}),
         logger,
       });
       logger.info('operator ready', { health: op.healthAddress ?? '' });
@@ -332,6 +338,10 @@ export function buildProgram(): Command {
     return null;
   });
   withVolumeControl(volume.command('list').description('list the staged volumes'), (c) => c.listVolumes());
+  withVolumeControl(
+    volume.command('fences').description("list the node's fences of secondary volumes, and what its CSI proxy holds of each (the operator registers them)"),
+    (c) => c.listFencedVolumes(),
+  );
   addKubeletRegistrationOptions(
     program
       .command('csi-lab-driver')
@@ -374,7 +384,7 @@ export function buildProgram(): Command {
         .requiredOption('--endpoint <unix:///path>', 'CSI socket to serve (the one the kubelet is registered with)')
         .requiredOption('--driver <unix:///path>', "the CSI driver's own socket")
         .requiredOption('--state-dir <dir>', 'records of opted-in volumes and the private paths the driver stages them at (the driver must see the same paths)')
-        .option('--splice-control <address>', "control address of this node's sidecar, which stages opted-in volumes: unix:///path (its control socket) or host:port (without it they are refused)")
+        .option('--splice-control <address>', "control address of this node's sidecar, which stages opted-in volumes and keeps the fences of secondary volumes: unix:///path (its control socket) or host:port (without it opted-in volumes are refused and no volume is fenced)")
         .option('--driver-name <name>', 'the CSI driver name to register with the kubelet in the driver\'s place (with --registration-dir)')
         .option('--call-timeout <ms>', "deadline of the proxy's own driver calls when the kubelet set none", positiveInt, 120_000)
         .addOption(csiProtoDirOption())
@@ -390,7 +400,8 @@ export function buildProgram(): Command {
       endpoint: opts.endpoint,
       driver: opts.driver,
       stateDir: resolve(opts.stateDir),
-      ...(control !== null ? { splicer: new ControlSplicer(control) } : {}),
+      // The same sidecar keeps the node's fences of secondary volumes.
+      ...(control !== null ? { splicer: new ControlSplicer(control), fences: new ControlFences(control) } : {}),
       callTimeoutMs: opts.callTimeout,
       logger,
     });

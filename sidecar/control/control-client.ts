@@ -7,6 +7,9 @@ import type { PairSpec } from '../../proto/gen/blockmirror/control/v1/PairSpec.j
 import type { ListVolumesRequest } from '../../proto/gen/blockmirror/control/v1/ListVolumesRequest.js';
 import type { ListVolumesResponse__Output } from '../../proto/gen/blockmirror/control/v1/ListVolumesResponse.js';
 import type { SplicedVolume__Output } from '../../proto/gen/blockmirror/control/v1/SplicedVolume.js';
+import type { FencedVolume__Output } from '../../proto/gen/blockmirror/control/v1/FencedVolume.js';
+import type { ListFencedVolumesRequest } from '../../proto/gen/blockmirror/control/v1/ListFencedVolumesRequest.js';
+import type { ListFencedVolumesResponse__Output } from '../../proto/gen/blockmirror/control/v1/ListFencedVolumesResponse.js';
 import { BlockmirrorError } from '../errors.js';
 import { channelCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadControlProto } from '../grpc/load-proto.js';
@@ -100,6 +103,26 @@ export class ControlClient {
 
   async listVolumes(): Promise<SplicedVolume__Output[]> {
     return (await this.#call<ListVolumesRequest, ListVolumesResponse__Output>(this.#client.listVolumes, {})).volumes;
+  }
+
+  fenceVolume(pv: string, pair: string, volume: string): Promise<FencedVolume__Output> {
+    return this.#call(this.#client.fenceVolume, { pv, pair, volume });
+  }
+
+  async unfenceVolume(pv: string): Promise<void> {
+    await this.#call(this.#client.unfenceVolume, { pv });
+  }
+
+  getFencedVolume(pv: string): Promise<FencedVolume__Output> {
+    return this.#call(this.#client.getFencedVolume, { pv });
+  }
+
+  async listFencedVolumes(): Promise<FencedVolume__Output[]> {
+    return (await this.#call<ListFencedVolumesRequest, ListFencedVolumesResponse__Output>(this.#client.listFencedVolumes, {})).volumes;
+  }
+
+  reportFencedVolume(pv: string, hold: string, device: string): Promise<FencedVolume__Output> {
+    return this.#call(this.#client.reportFencedVolume, { pv, hold, device });
   }
 
   close(): void {

@@ -4,8 +4,7 @@ import type { Logger } from 'winston';
 import { prepareControlSocket } from './control-socket.js';
 import { loadControlProto } from '../grpc/load-proto.js';
 import type { PairManager } from '../pair/pair-manager.js';
-import type { VolumeSplice } from '../splice/volume-splice.js';
-import { controlService } from './control-service.js';
+import { controlService, type ControlServiceOptions } from './control-service.js';
 
 const SERVICE = 'blockmirror.control.v1.ControlService';
 
@@ -14,9 +13,9 @@ export class ControlServer {
   readonly #server = new Server();
   readonly #health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE]: 'NOT_SERVING' });
 
-  constructor(pairs: PairManager, logger: Logger, splice: VolumeSplice | null = null, spliceRefusal?: string) {
+  constructor(pairs: PairManager, logger: Logger, opts: ControlServiceOptions = {}) {
     const proto = loadControlProto();
-    this.#server.addService(proto.blockmirror.control.v1.ControlService.service, controlService(pairs, logger, splice, spliceRefusal));
+    this.#server.addService(proto.blockmirror.control.v1.ControlService.service, controlService(pairs, logger, opts));
     this.#health.addToServer(this.#server);
   }
 

@@ -2,14 +2,32 @@ import { status as GrpcStatus, type sendUnaryData, type ServerErrorResponse } fr
 import type { Logger } from 'winston';
 import type { ControlServiceHandlers } from '../../proto/gen/blockmirror/control/v1/ControlService.js';
 import type { PairSpec__Output } from '../../proto/gen/blockmirror/control/v1/PairSpec.js';
-import { BlockmirrorError, FailedPreconditionError } from '../errors.js';
+import { BlockmirrorError, FailedPreconditionError, NotFoundError } from '../errors.js';
 import type { PairManager } from '../pair/pair-manager.js';
 import type { PairSpecInput } from '../pair/pair-spec.js';
+import type { FenceHold, FenceRecord, FenceStore } from '../fence/fence-store.js';
+import { fencedMessage } from '../fence/fenced-message.js';
+import type { FencedVolume } from '../../proto/gen/blockmirror/control/v1/FencedVolume.js';
 import { toMessage } from './pair-message.js';
 import type { VolumeSplice } from '../splice/volume-splice.js';
 
+export interface ControlServiceOptions {
+  /** The node's device-mapper splice; null: the volume calls are refused. */
+  splice?: VolumeSplice | null;
+  /** Why the node cannot splice, if it cannot: the volume calls are refused with it. */
+  spliceRefusal?: string;
+  /** The node's fences of secondary volumes (they need no splice); absent: refused. */
+  fences?: FenceStore;
+}
+
 /** The control API's handlers: typed from proto/, so a missing RPC fails to compile. */
-export function controlService(pairs: PairManager, logger: Logger, splice: VolumeSplice | null = null, spliceRefusal?: string): ControlServiceHandlers {
+export function controlService(pairs: PairManager, logger: Logger, opts: ControlServiceOptions = {}): ControlServiceHandlers {
+  const splice = opts.splice ?? null;
+  const spliceRefusal = opts.spliceRefusal;
+  const fenceStore = (): FenceStore => {
+    if (opts.fences === undefined) throw new FailedPreconditionError('this sidecar keeps no fences');
+    return opts.fences;
+  };
   const spliced = (): VolumeSplice => {
     // The CSI proxy passes this on to the kubelet: it ends up in the pod's events.
     if (spliceRefusal !== undefined) throw new FailedPreconditionError(`node cannot splice: ${spliceRefusal}`);
@@ -37,7 +55,12 @@ export function controlService(pairs: PairManager, logger: Logger, splice: Volum
     }),
     PausePair: unary('PausePair', async (req) => toMessage(await pairs.setPaused(req.name, true))),
     ResumePair: unary('ResumePair', async (req) => toMessage(await pairs.setPaused(req.name, false))),
-    StageVolume: unary('StageVolume', (req) => spliced().stage(req.pv, req.device)),
+    StageVolume: unary('StageVolume', async (req) => {
+      // A secondary's volume is written by its pair only: never put under a filesystem.
+      const fence = await opts.fences?.get(req.pv);
+      if (fence !== undefined) throw new FailedPreconditionError(fencedMessage(fence));
+      return spliced().stage(req.pv, req.device);
+    }),
     AttachVolume: unary('AttachVolume', (req) => spliced().attach(req.pv, req.pair, pairs)),
     DetachVolume: unary('DetachVolume', (req) => spliced().detach(req.pv, pairs)),
     UnstageVolume: unary('UnstageVolume', async (req) => {
@@ -45,7 +68,33 @@ export function controlService(pairs: PairManager, logger: Logger, splice: Volum
       return {};
     }),
     ListVolumes: unary('ListVolumes', async () => ({ volumes: await spliced().list() })),
+    FenceVolume: unary('FenceVolume', async (req) => {
+      const r = await fenceStore().fence(req.pv, req.pair, req.volume);
+      logger.info('volume fenced', { pv: r.pv, volume: r.volume, pair: r.pair });
+      return fencedVolume(r);
+    }),
+    UnfenceVolume: unary('UnfenceVolume', async (req) => {
+      const had = await fenceStore().get(req.pv);
+      await fenceStore().unfence(req.pv);
+      if (had !== undefined) logger.info('volume unfenced', { pv: req.pv, pair: had.pair });
+      return {};
+    }),
+    GetFencedVolume: unary('GetFencedVolume', async (req) => {
+      const r = await fenceStore().get(req.pv);
+      if (r === undefined) throw new NotFoundError(`volume ${req.pv} is not fenced`);
+      return fencedVolume(r);
+    }),
+    ListFencedVolumes: unary('ListFencedVolumes', async () => ({ volumes: (await fenceStore().list()).map(fencedVolume) })),
+    ReportFencedVolume: unary('ReportFencedVolume', async (req) => {
+      const r = await fenceStore().report(req.pv, req.hold as FenceHold, req.device);
+      logger.info('fenced volume reported', { pv: r.pv, pair: r.pair, hold: r.hold, device: r.device });
+      return fencedVolume(r);
+    }),
   };
+}
+
+function fencedVolume(r: FenceRecord): FencedVolume {
+  return { pv: r.pv, pair: r.pair, hold: r.hold, device: r.device, volume: r.volume };
 }
 
 function fromSpec(spec: PairSpec__Output | null): PairSpecInput {

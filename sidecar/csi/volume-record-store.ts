@@ -19,6 +19,11 @@ export interface VolumeRecord {
   device?: string;
   /** The spliced device the kubelet's paths lead to, once created. */
   dmDevice?: string;
+  /**
+   * Staged as the fenced secondary of this replication pair: the driver's raw device
+   * only, held for the pair's sidecar, never spliced or mounted.
+   */
+  fence?: { pair: string; volume: string };
 }
 
 function isRecord(v: unknown): v is VolumeRecord {
@@ -26,8 +31,18 @@ function isRecord(v: unknown): v is VolumeRecord {
   const r = v as Record<string, unknown>;
   const str = (k: string): boolean => typeof r[k] === 'string';
   const optStr = (k: string): boolean => r[k] === undefined || typeof r[k] === 'string';
+  const fence = r.fence as Record<string, unknown> | undefined;
+  const fenceOk = fence === undefined || (typeof fence === 'object' && fence !== null && typeof fence.pair === 'string' && typeof fence.volume === 'string');
   return (
-    str('volumeId') && str('pv') && (r.accessType === 'mount' || r.accessType === 'block') && str('stagingTargetPath') && str('privateStagingPath') && str('privateTargetPath') && optStr('device') && optStr('dmDevice')
+    str('volumeId') &&
+    str('pv') &&
+    (r.accessType === 'mount' || r.accessType === 'block') &&
+    str('stagingTargetPath') &&
+    str('privateStagingPath') &&
+    str('privateTargetPath') &&
+    optStr('device') &&
+    optStr('dmDevice') &&
+    fenceOk
   );
 }
 

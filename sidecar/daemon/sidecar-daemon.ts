@@ -23,6 +23,7 @@ import { EraTracker } from '../splice/era-tracker.js';
 import { NbdNetlink, type NbdNetlinkOptions } from '../splice/nbd-netlink.js';
 import { probeSpliceCapability, type SpliceCapability, type SpliceProbeOptions } from '../splice/splice-capability.js';
 import { VolumeSplice } from '../splice/volume-splice.js';
+import { FenceStore } from '../fence/fence-store.js';
 
 export interface SidecarConfig {
   stateDir: string;
@@ -143,7 +144,12 @@ export class SidecarDaemon {
     pairs.releaseReplication();
 
     // A node that cannot splice refuses the volume calls with the probe's reason.
-    const control = new ControlServer(pairs, cfg.logger, splice, splice !== null && !capability.capable ? capability.reason : undefined);
+    const control = new ControlServer(pairs, cfg.logger, {
+      splice,
+      ...(splice !== null && !capability.capable ? { spliceRefusal: capability.reason } : {}),
+      // Fences need no splice: a secondary's node may have none.
+      fences: new FenceStore(cfg.stateDir),
+    });
     const controlAddr = await control.listen(cfg.controlListen, controlCreds);
     const controlSocket = cfg.controlSocket !== undefined ? await control.listenUnix(cfg.controlSocket) : '';
 

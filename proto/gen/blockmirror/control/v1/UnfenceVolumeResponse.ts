@@ -1,0 +1,8 @@
+// Original file: blockmirror/control/v1/control.proto
+
+
+export interface UnfenceVolumeResponse {
+}
+
+export interface UnfenceVolumeResponse__Output {
+}
