@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { open, readFile, rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
-import { StateCorruptError } from '../errors.js';
+import { readJsonState } from '../fs/json-state-file.js';
 import { syncDir, writeFileAtomic } from '../fs/write-file-atomic.js';
 import { runTool } from '../host/run-tool.js';
 import type { HostMounts } from './host-mounts.js';
@@ -76,21 +76,11 @@ export class PlaceholderPublisher {
   }
 }
 
-async function readRecord(file: string): Promise<PlaceholderRecord | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  try {
-    const r = JSON.parse(text) as PlaceholderRecord;
-    if (typeof r.target !== 'string' || (r.type !== 'mount' && r.type !== 'block')) throw new Error('unknown format');
-    return r;
-  } catch (err) {
-    throw new StateCorruptError(`placeholder record ${file}: ${(err as Error).message}`, { cause: err });
-  }
+function readRecord(file: string): Promise<PlaceholderRecord | undefined> {
+  return readJsonState(file, 'placeholder record', (v): v is PlaceholderRecord => {
+    const r = v as Partial<PlaceholderRecord> | null;
+    return typeof r === 'object' && r !== null && typeof r.target === 'string' && (r.type === 'mount' || r.type === 'block');
+  });
 }
 
 async function loopsOf(image: string): Promise<string[]> {

@@ -1,6 +1,7 @@
-import { readdir, readFile, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidArgumentError, StateCorruptError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
+import { jsonStateNames, readJsonState } from '../fs/json-state-file.js';
 import { syncDir, writeFileAtomic } from '../fs/write-file-atomic.js';
 import { PV_NAME } from './pv-name.js';
 
@@ -65,22 +66,7 @@ export class VolumeRecordStore {
   }
 
   async get(pv: string): Promise<VolumeRecord | undefined> {
-    const file = this.#file(pv);
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      throw new StateCorruptError(`volume record ${file} is not JSON`, { cause: err });
-    }
-    if (!isRecord(parsed) || parsed.pv !== pv) throw new StateCorruptError(`volume record ${file} is malformed`);
-    return parsed;
+    return await readJsonState(this.#file(pv), 'volume record', (v): v is VolumeRecord => isRecord(v) && v.pv === pv);
   }
 
   async put(record: VolumeRecord): Promise<void> {
@@ -98,16 +84,9 @@ export class VolumeRecordStore {
   }
 
   async list(): Promise<VolumeRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.#dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
     const out: VolumeRecord[] = [];
-    for (const n of names.filter((n) => n.endsWith('.json')).sort()) {
-      const r = await this.get(n.slice(0, -'.json'.length));
+    for (const pv of await jsonStateNames(this.#dir)) {
+      const r = await this.get(pv);
       if (r !== undefined) out.push(r);
     }
     return out;

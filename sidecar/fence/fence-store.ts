@@ -1,6 +1,7 @@
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, StateCorruptError } from '../errors.js';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { jsonStateNames, readJsonState } from '../fs/json-state-file.js';
 import { syncDir, writeFileAtomic } from '../fs/write-file-atomic.js';
 import { validatePvName } from '../splice/splice-record.js';
 
@@ -99,35 +100,13 @@ export class FenceStore {
   }
 
   async get(pv: string): Promise<FenceRecord | undefined> {
-    const file = this.#file(pv);
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      throw new StateCorruptError(`fence ${file} is not JSON`, { cause: err });
-    }
-    if (!isRecord(parsed) || parsed.pv !== pv) throw new StateCorruptError(`fence ${file} is malformed`);
-    return parsed;
+    return await readJsonState(this.#file(pv), 'fence', (v): v is FenceRecord => isRecord(v) && v.pv === pv);
   }
 
   async list(): Promise<FenceRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
     const out: FenceRecord[] = [];
-    for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
-      const r = await this.get(n.slice(0, -'.json'.length));
+    for (const pv of await jsonStateNames(this.dir)) {
+      const r = await this.get(pv);
       if (r !== undefined) out.push(r);
     }
     return out;

@@ -1,6 +1,7 @@
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidArgumentError, StateCorruptError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
+import { jsonStateNames, readJsonState } from '../fs/json-state-file.js';
 import { syncDir, writeFileAtomic } from '../fs/write-file-atomic.js';
 
 /**
@@ -46,36 +47,16 @@ export class SpliceRecords {
   }
 
   async list(): Promise<SpliceRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
     const out: SpliceRecord[] = [];
-    for (const n of names.filter((x) => x.endsWith('.json')).sort()) out.push(await this.#read(join(this.dir, n)));
+    for (const pv of await jsonStateNames(this.dir)) {
+      const r = await this.get(pv);
+      if (r !== null) out.push(r);
+    }
     return out;
   }
 
   async get(pv: string): Promise<SpliceRecord | null> {
-    try {
-      return await this.#read(this.fileOf(pv));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
-  }
-
-  async #read(file: string): Promise<SpliceRecord> {
-    const text = await readFile(file, 'utf8');
-    try {
-      const r = JSON.parse(text) as SpliceRecord;
-      if (typeof r.pv !== 'string' || typeof r.device !== 'string' || !['direct', 'attached', 'fallback'].includes(r.state)) throw new Error('unknown format');
-      return r;
-    } catch (err) {
-      throw new StateCorruptError(`${file}: ${(err as Error).message}`, { cause: err });
-    }
+    return (await readJsonState(this.fileOf(pv), 'splice record', isSpliceRecord)) ?? null;
   }
 
   /** Durable before it returns: every device-mapper change is ordered after its record. */
@@ -87,4 +68,9 @@ export class SpliceRecords {
     await rm(this.fileOf(pv), { force: true });
     await syncDir(this.dir).catch(() => undefined);
   }
+}
+
+function isSpliceRecord(v: unknown): v is SpliceRecord {
+  const r = v as Partial<SpliceRecord> | null;
+  return typeof r === 'object' && r !== null && typeof r.pv === 'string' && typeof r.device === 'string' && ['direct', 'attached', 'fallback'].includes(r.state ?? '');
 }
