@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImages, type BuiltImages } from './helpers/build-images.js';
+import { claimPod } from './helpers/claim-pod.js';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { ClusterSite, testImages, type LocalImage } from './helpers/cluster-site.js';
 import { SiteChart, type ChartPod } from './helpers/site-chart.js';
@@ -62,24 +63,7 @@ function claim(name: string, storageClass: string): object {
 }
 
 function writer(name: string, claimName: string): object {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      terminationGracePeriodSeconds: 1,
-      containers: [
-        {
-          name: 'main',
-          image: busybox.image,
-          imagePullPolicy: 'Never',
-          command: ['sh', '-c', `echo hello-from-${name} >/data/hello && sync && echo written && exec sleep 3600`],
-          volumeMounts: [{ name: 'data', mountPath: '/data' }],
-        },
-      ],
-      volumes: [{ name: 'data', persistentVolumeClaim: { claimName } }],
-    },
-  };
+  return claimPod({ name, claimName, image: busybox.image, script: `echo hello-from-${name} >/data/hello && sync && echo written && exec sleep 3600` });
 }
 
 async function boundVolume(name: string): Promise<string> {

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImages, type BuiltImages } from './helpers/build-images.js';
+import { claimPod } from './helpers/claim-pod.js';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { ClusterSite, testImages, type LocalImage } from './helpers/cluster-site.js';
 import { renderExample, type PairObject } from './helpers/kube-site.js';
@@ -59,24 +60,7 @@ async function holderPods(): Promise<PodJson[]> {
 }
 
 function writer(name: string, claimName: string): object {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      terminationGracePeriodSeconds: 1,
-      containers: [
-        {
-          name: 'main',
-          image: busybox.image,
-          imagePullPolicy: 'Never',
-          command: ['sh', '-c', `cat /data/hello.txt && echo from-${name} >/data/${name}.txt && sync && echo written && exec sleep 3600`],
-          volumeMounts: [{ name: 'data', mountPath: '/data' }],
-        },
-      ],
-      volumes: [{ name: 'data', persistentVolumeClaim: { claimName } }],
-    },
-  };
+  return claimPod({ name, claimName, image: busybox.image, script: `cat /data/hello.txt && echo from-${name} >/data/${name}.txt && sync && echo written && exec sleep 3600` });
 }
 
 /** Reason and message of the pod's events, one line each. */
