@@ -1,0 +1,292 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildImages, type BuiltImages } from './helpers/build-images.js';
+import { CleanupStack } from './helpers/cleanup-stack.js';
+import { ClusterSite } from './helpers/cluster-site.js';
+import { renderExample, type PairObject } from './helpers/kube-site.js';
+import { sparseFile } from './helpers/replication-harness.js';
+import { run, runOk } from './helpers/run-cli.js';
+import { REPO_ROOT } from './helpers/sidecar-process.js';
+import { SiteChart, type ChartPod } from './helpers/site-chart.js';
+import { VmNode } from './helpers/vm-node.js';
+import { waitFor } from './helpers/wait-for.js';
+
+// The user's flow end to end, with no manual sidecar or volume command. Site A: a node in
+// the VM test bed (the host's kernel has no device-mapper or NBD) running the lab CSI
+// driver, and the chart installed by helm with the CSI node proxy wrapping that driver;
+// a StorageClass that opts in; a claim and a pod running a real database (SQLite, WAL,
+// synchronous=FULL: every commit fsync'd) writing continuously. Site B: a host node with
+// the chart, and a `local` volume for the secondary. `kubectl apply` of the secondary and
+// the primary ReplicationPair; the operator puts the pod's writes through the tap, the
+// pair reaches InSync, and B's copy holds every committed transaction and opens cleanly.
+// The guest reaches site B's peer port through a forward (10.127.<A>.250:7401), and the
+// operator on A's host node the guest sidecar's control port through another.
+
+const MiB = 1024 * 1024;
+const VOLUME = 64 * MiB;
+const PAIR = 'db-data';
+const DRIVER = 'lab.csi.blockmirror.io';
+const WRITER = join(REPO_ROOT, 'examples', 'database', 'sqlite-writer.mjs');
+
+const cleanup = new CleanupStack();
+let images: BuiltImages;
+let work: string;
+let siteA: ClusterSite;
+let siteB: ClusterSite;
+let vm: VmNode;
+let chartA: SiteChart;
+/** Site B's loop device under its `local` PV. */
+let deviceB: string;
+
+async function pairStatus(site: ClusterSite): Promise<PairObject['status']> {
+  const r = await site.kubectl(['get', 'rp', PAIR, '-o', 'json']);
+  return r.code === 0 ? (JSON.parse(r.stdout) as PairObject).status : undefined;
+}
+
+function condition(status: PairObject['status'], type: string): { status: string; reason: string; message: string } | undefined {
+  return status?.conditions?.find((c) => c.type === type);
+}
+
+/** The last `committed N` (or `holding: last committed N`) the writer printed. */
+async function lastCommitted(): Promise<number> {
+  const log = await siteA.kubectlOk(['logs', 'db', '--tail=50']);
+  const all = [...log.matchAll(/committed (\d+)/g)].map((m) => Number(m[1]));
+  if (all.length === 0) throw new Error(`the writer printed no commit yet:\n${log}`);
+  return all[all.length - 1]!;
+}
+
+/** Commits go on: a number above `than` is printed within the deadline. */
+async function commitsPass(than: number, what: string, timeoutMs = 180_000): Promise<number> {
+  return waitFor(`${what}: the database commits past ${than}`, async () => {
+    const n = await lastCommitted();
+    return n > than ? n : undefined;
+  }, { timeoutMs, intervalMs: 2_000 });
+}
+
+/** Site B's peer port as site A's VM node reaches it: its forward out of the guest. */
+function remoteEndpoint(): string {
+  return `${vm.node.address.split('.').slice(0, 3).join('.')}.250:7401`;
+}
+
+async function sidecarOnVm(): Promise<ChartPod> {
+  const pods = (await chartA.pods('sidecar')).filter((p) => p.node === vm.node.name);
+  if (pods.length !== 1) throw new Error(`${pods.length} sidecar pods on ${vm.node.name}`);
+  return pods[0]!;
+}
+
+/**
+ * What site B holds, as a database: its device copied (the secondary's sidecar keeps it
+ * open), the copy's ext4 journal replayed, the database files dumped from it without a
+ * mount, then opened by SQLite (which applies the WAL). Rows, the highest sequence number,
+ * and SQLite's integrity check.
+ */
+async function databaseOnB(tag: string): Promise<{ rows: number; maxSeq: number; integrity: string; fsck: string }> {
+  const copy = join(work, `b-${tag}.img`);
+  await runOk('dd', [`if=${deviceB}`, `of=${copy}`, 'bs=1M', 'status=none']);
+  // 0: clean; 1: errors corrected (the journal replayed). Anything else fails the test.
+  const fsck = await run('e2fsck', ['-fy', copy]);
+  if (fsck.code === null || fsck.code > 1) throw new Error(`e2fsck of site B's copy exited ${fsck.code}:\n${fsck.stdout}${fsck.stderr}`);
+  const dir = join(work, `b-${tag}`);
+  await runOk('mkdir', ['-p', dir]);
+  for (const f of ['db.sqlite', 'db.sqlite-wal']) {
+    await runOk('debugfs', ['-R', `dump /${f} ${join(dir, f)}`, copy]);
+  }
+  const py = "import sqlite3, sys, json; c = sqlite3.connect(sys.argv[1]); r = c.execute('select count(*), coalesce(max(seq), 0) from tx').fetchone(); print(json.dumps({'integrity': c.execute('pragma integrity_check').fetchone()[0], 'rows': r[0], 'maxSeq': r[1]}))";
+  const out = JSON.parse(await runOk('python3', ['-c', py, join(dir, 'db.sqlite')])) as { rows: number; maxSeq: number; integrity: string };
+  await rm(copy, { force: true });
+  return { ...out, fsck: `${fsck.code}` };
+}
+
+beforeAll(async () => {
+  images = (await buildImages()).images;
+  work = await mkdtemp(join(tmpdir(), 'bm-db-two-site-'));
+  cleanup.track('work dir', () => rm(work, { recursive: true, force: true }));
+  const file = join(work, 'site-b.img');
+  await sparseFile(file, VOLUME);
+  deviceB = (await runOk('losetup', ['--find', '--show', file])).trim();
+  cleanup.track(`loop device ${deviceB}`, async () => void (await runOk('losetup', ['-d', deviceB])));
+
+  const started = Date.now();
+  const start = async (name: string): Promise<ClusterSite> => {
+    cleanup.track(`site ${name}`, () => ClusterSite.down(join(work, name)));
+    return ClusterSite.start(name, join(work, name), { sandbox: images.pause, images: [images.operator, images.sidecar] });
+  };
+  [siteA, siteB] = await Promise.all([start('site-a'), start('site-b')]);
+  const caDir = join(work, 'peer-ca');
+  // Site B's chart meanwhile; site A's waits for its VM node, where its sidecar runs.
+  const installB = SiteChart.install(siteB, { caDir, images });
+  cleanup.track('VM node', () => VmNode.down(siteA.info.dir));
+  vm = await VmNode.join(siteA, {
+    images: [images.operator, images.sidecar],
+    labCsi: true,
+    forwards: [`7401=${siteB.node.address}:7401`],
+    expose: [7400],
+    timeoutMs: 900_000,
+  });
+  await installB;
+  chartA = await SiteChart.install(siteA, {
+    caDir,
+    images,
+    helmArgs: [
+      // The sidecar (and the CSI proxy) on the VM node only: it alone can splice, and its
+      // kubelet is the standard one; the operator on the host node.
+      '--set-json', `sidecar.nodeSelector={"blockmirror.io/node-kernel":"vm"}`,
+      '--set', 'sidecar.kubeletDir=/var/lib/kubelet',
+      '--set', 'sidecar.stateDir=/var/lib/blockmirror',
+      '--set-json', `operator.nodeSelector={"kubernetes.io/hostname":"${siteA.node.name}"}`,
+      '--set-json', `csiProxy.drivers=[{"name":"${DRIVER}","endpoint":"/var/lib/kubelet/plugins/${DRIVER}/csi.sock"}]`,
+    ],
+  });
+  process.stdout.write(`sites, VM node and charts ready in ${((Date.now() - started) / 1000).toFixed(1)} s:\n${vm.upLog}${chartA.log}`);
+}, 1_500_000);
+
+afterAll(() => cleanup.releaseAll(), 300_000);
+
+describe("a database pod's writes replicated to the other site, driven by the operator", () => {
+  it('a claim of an opted-in StorageClass is staged through the splice: the pod writes to /dev/mapper/blockmirror-<pv>', async () => {
+    // What the README's user does, from examples/database.
+    await siteA.kubectlOk(['create', 'configmap', 'db-writer', `--from-file=sqlite-writer.mjs=${WRITER}`]);
+    await siteA.kubectlOk(['apply', '-f', join(REPO_ROOT, 'examples', 'database', 'storage-class.yaml')]);
+    const site = await renderExample('examples/database/site-a.yaml', { VOLUME_SIZE: `${VOLUME / MiB}Mi`, NODE: vm.node.name, IMAGE: images.sidecar.image, REMOTE_ENDPOINT: remoteEndpoint() });
+    // The claim and the pod first; the pair once the secondary exists (next test).
+    await siteA.kubectlOk(['apply', '-f', '-'], { input: site.split(/^---$/m).filter((d) => !d.includes('kind: ReplicationPair')).join('---') });
+    await waitFor('pod db Running', async () => (await siteA.kubectlOk(['get', 'pod', 'db', '-o', 'jsonpath={.status.phase}'])) === 'Running', { timeoutMs: 400_000, intervalMs: 2_000 });
+    await commitsPass(0, 'before any pair');
+    const pv = (await siteA.kubectlOk(['get', 'pvc', 'db', '-o', 'jsonpath={.spec.volumeName}'])).trim();
+    const mounts = await siteA.kubectlOk(['exec', 'db', '--', 'cat', '/proc/self/mountinfo'], { timeoutMs: 120_000 });
+    const data = mounts.split('\n').find((l) => l.split(' ')[4] === '/data');
+    expect(data?.split(' - ')[1]?.split(' ')[1]).toBe(`/dev/mapper/blockmirror-${pv}`);
+  }, 600_000);
+
+  it('kubectl apply of the secondary and the primary: the pair reaches InSync with no manual command, and the writes pass the tap', async () => {
+    await siteB.kubectlOk(['apply', '-f', '-'], { input: await renderExample('examples/database/site-b.yaml', { VOLUME_SIZE: `${VOLUME / MiB}Mi`, NODE: siteB.node.name, VOLUME_PATH: deviceB }) });
+    await siteA.kubectlOk(['apply', '-f', '-'], {
+      input: await renderExample('examples/database/site-a.yaml', { VOLUME_SIZE: `${VOLUME / MiB}Mi`, NODE: vm.node.name, IMAGE: images.sidecar.image, REMOTE_ENDPOINT: remoteEndpoint() }),
+    });
+    const seen = new Set<string>();
+    await waitFor('the primary InSync', async () => {
+      const st = await pairStatus(siteA);
+      if (st?.state !== undefined) seen.add(st.state);
+      return st?.state === 'InSync';
+    }, { timeoutMs: 600_000, intervalMs: 2_000 });
+    // No suspended state on the way, and Synchronized only with the tap in place.
+    expect([...seen].filter((s) => !['Pending', 'Initializing', 'Resyncing', 'Retrying', 'InSync'].includes(s))).toEqual([]);
+    const st = await pairStatus(siteA);
+    expect(condition(st, 'Synchronized')).toMatchObject({ status: 'True' });
+    expect(condition(st, 'Ready')).toMatchObject({ status: 'True' });
+    expect(st?.sidecar?.node).toBe(vm.node.name);
+    const events = await siteA.kubectlOk(['get', 'events', '--field-selector', `involvedObject.name=${PAIR}`, '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
+    expect(events).toMatch(/Attached: every write to \/dev\/mapper\/blockmirror-\S+ on node \S+ now passes the tap \(\/dev\/nbd\d+\)/);
+    await waitFor('the secondary InSync on site B', async () => (await pairStatus(siteB))?.state === 'Replicating' || (await pairStatus(siteB))?.state === 'InSync', { timeoutMs: 60_000, intervalMs: 1_000 });
+    process.stdout.write(`${await siteA.kubectlOk(['get', 'rp', '-o', 'wide'])}${await siteB.kubectlOk(['get', 'rp', '-o', 'wide'])}`);
+  }, 900_000);
+
+  it('paused (detached live, the database writing on), site B holds every transaction committed before, and opens cleanly', async () => {
+    const before = await commitsPass(await lastCommitted(), 'replicating');
+    await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"paused":true}}']);
+    await waitFor('the primary Paused', async () => (await pairStatus(siteA))?.state === 'Paused', { timeoutMs: 120_000, intervalMs: 1_000 });
+    const db = await databaseOnB('paused');
+    expect(db.integrity).toBe('ok');
+    expect(db.maxSeq).toBeGreaterThanOrEqual(before);
+    // Every transaction, no hole: one row per sequence number.
+    expect(db.rows).toBe(db.maxSeq);
+    // The application never noticed: it writes on, directly (dm-era records the blocks).
+    await commitsPass(await lastCommitted(), 'paused');
+    await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"paused":false}}']);
+    await waitFor('the primary InSync again after resume', async () => (await pairStatus(siteA))?.state === 'InSync', { timeoutMs: 300_000, intervalMs: 1_000 });
+  }, 600_000);
+
+  it('kill -9 of the sidecar while the database writes: it stalls, does not fail, goes on; no full resync', async () => {
+    const pod = await sidecarOnVm();
+    const before = await lastCommitted();
+    // The sidecar process itself (its supervisor restarts it in place); by /proc, as the
+    // image has no pkill.
+    const kill = `for (const p of require('fs').readdirSync('/proc').filter((d) => /^\\d+$/.test(d))) {
+      const cmd = require('fs').readFileSync('/proc/' + p + '/cmdline', 'utf8').split('\\0');
+      if (cmd.includes('sidecar') && !cmd.includes('supervise') && Number(p) !== process.pid) { process.kill(Number(p), 'SIGKILL'); console.log('killed ' + p); }
+    }`;
+    const out = await chartA.kubectlOk(['exec', pod.name, '-c', 'sidecar', '--', 'node', '-e', kill]);
+    expect(out).toMatch(/killed \d+/);
+    const states = new Set<string>();
+    const after = await waitFor('commits past the kill', async () => {
+      const st = await pairStatus(siteA);
+      if (st?.state !== undefined) states.add(st.state);
+      const n = await lastCommitted();
+      return n > before + 20 ? n : undefined;
+    }, { timeoutMs: 300_000, intervalMs: 2_000 });
+    expect(after).toBeGreaterThan(before);
+    await waitFor('InSync after the kill', async () => {
+      const st = await pairStatus(siteA);
+      if (st?.state !== undefined) states.add(st.state);
+      return st?.state === 'InSync';
+    }, { timeoutMs: 300_000, intervalMs: 1_000 });
+    // The database never failed: its container was never restarted.
+    const restarts = await siteA.kubectlOk(['get', 'pod', 'db', '-o', 'jsonpath={.status.containerStatuses[0].restartCount}']);
+    expect(restarts.trim()).toBe('0');
+    // A full resync would show Initializing (the initial copy) again.
+    expect(states.has('Initializing')).toBe(false);
+  }, 700_000);
+
+  it('with the writes held, site B holds exactly the last committed transaction', async () => {
+    await siteA.kubectlOk(['exec', 'db', '--', 'node', '-e', "process.kill(1, 'SIGUSR1')"]);
+    const held = await waitFor('the writer holding', async () => {
+      const m = /holding: last committed (\d+)/.exec(await siteA.kubectlOk(['logs', 'db', '--tail=20']));
+      return m ? Number(m[1]) : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 1_000 });
+    await waitFor('InSync, nothing out of sync', async () => {
+      const st = await pairStatus(siteA);
+      return st?.state === 'InSync' && st.outOfSyncBytes === 0;
+    }, { timeoutMs: 120_000, intervalMs: 1_000 });
+    // Frozen for the copy: the secondary applies nothing while the primary is paused.
+    await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"paused":true}}']);
+    await waitFor('the primary Paused', async () => (await pairStatus(siteA))?.state === 'Paused', { timeoutMs: 120_000, intervalMs: 1_000 });
+    const db = await databaseOnB('held');
+    expect(db).toMatchObject({ integrity: 'ok', maxSeq: held, rows: held });
+  }, 400_000);
+
+  it('a pod on site B that mounts the secondary for writing is refused, with the reason in its events', async () => {
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'intruder', namespace: 'default' },
+      spec: {
+        nodeName: siteB.node.name,
+        terminationGracePeriodSeconds: 1,
+        containers: [{ name: 'c', image: images.sidecar.image, imagePullPolicy: 'Never', command: ['sleep', '3600'], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
+        volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'db' } }],
+      },
+    };
+    await siteB.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(pod) });
+    const why = await waitFor('a FailedMount event of the intruder', async () => {
+      const ev = await siteB.kubectlOk(['get', 'events', '--field-selector', 'involvedObject.name=intruder,reason=FailedMount', '-o', 'jsonpath={range .items[*]}{.message}{"\\n"}{end}']);
+      return ev.trim() !== '' ? ev : undefined;
+    }, { timeoutMs: 180_000, intervalMs: 1_000 }).catch(async (err: unknown) => {
+      throw new Error(`${(err as Error).message}\n${await siteB.kubectlOk(['describe', 'pod', 'intruder'])}`);
+    });
+    expect(why).toMatch(/busy/i);
+    expect(await siteB.kubectlOk(['get', 'pod', 'intruder', '-o', 'jsonpath={.status.phase}'])).toBe('Pending');
+    await siteB.kubectlOk(['delete', 'pod', 'intruder', '--wait=false']);
+  }, 200_000);
+
+  it('deleting the pair detaches live: the database keeps committing; nothing of it is left on the node after the pod and claim go', async () => {
+    // The writes go on (a second SIGUSR1), through the paused pair's detached path.
+    await siteA.kubectlOk(['exec', 'db', '--', 'node', '-e', "process.kill(1, 'SIGUSR1')"]);
+    await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"paused":false}}']);
+    await waitFor('the primary InSync after resume', async () => (await pairStatus(siteA))?.state === 'InSync', { timeoutMs: 300_000, intervalMs: 1_000 });
+    const before = await commitsPass(await lastCommitted(), 'attached again');
+    await siteA.kubectlOk(['delete', 'rp', PAIR, '--timeout=120s'], { timeoutMs: 150_000 });
+    await commitsPass(before, 'after the pair was deleted');
+    const sidecar = await sidecarOnVm();
+    const volumes = JSON.parse(await chartA.kubectlOk(['exec', sidecar.name, '-c', 'sidecar', '--', 'node', '/app/dist/sidecar/cli/main.js', 'volume', 'list', '--control', 'unix:///var/lib/blockmirror/control/control.sock'])) as { volumes?: { state: string }[] } | { state: string }[];
+    expect((Array.isArray(volumes) ? volumes : (volumes.volumes ?? [])).map((v) => v.state)).toEqual(['direct']);
+    await siteA.kubectlOk(['delete', 'pod', 'db', '--timeout=180s'], { timeoutMs: 200_000 });
+    await siteA.kubectlOk(['delete', 'pvc', 'db', '--timeout=180s'], { timeoutMs: 200_000 });
+    const left = await waitFor('no blockmirror device left on the node', async () => {
+      const ls = await chartA.kubectlOk(['exec', sidecar.name, '-c', 'sidecar', '--', 'sh', '-c', 'dmsetup ls --target linear; dmsetup ls --target multipath; dmsetup ls --target era; for f in /var/lib/blockmirror/splices/*; do [ -e "$f" ] && echo "blockmirror-record $f"; done; true']);
+      return ls.includes('blockmirror-') ? undefined : ls;
+    }, { timeoutMs: 180_000, intervalMs: 2_000 });
+    expect(left).not.toContain('blockmirror-');
+  }, 600_000);
+});
