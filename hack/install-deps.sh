@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Tools the NBD acceptance tests, the demo and the benchmarks shell out to.
-DEB_PACKAGES="qemu-utils libnbd-bin nbdkit nbdfuse fio fuse3 e2fsprogs util-linux procps iproute2 rsync openssl"
+DEB_PACKAGES="qemu-utils libnbd-bin nbdkit nbdfuse fio fuse3 e2fsprogs python3 util-linux procps iproute2 rsync openssl"
 
 log() { printf 'install-deps: %s\n' "$*"; }
 
