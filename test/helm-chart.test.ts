@@ -17,6 +17,8 @@ interface ContainerJson {
   name: string;
   args: string[];
   securityContext?: object;
+  livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  ports?: { name: string; containerPort: number }[];
   volumeMounts: { name: string; mountPath: string; mountPropagation?: string }[];
 }
 interface DaemonSetJson {
@@ -81,6 +83,10 @@ describe('the Helm chart', () => {
       '--state-dir=/var/lib/blockmirror',
       '--nbd-helper=/usr/local/bin/blockmirror-nbd',
       '--fallback-after=20',
+      // The kubelet's liveness asks the supervisor; the supervisor watches the sidecar.
+      '--health-listen=0.0.0.0:9402',
+      '--child-health=http://127.0.0.1:9400/healthz',
+      '--hung-after=60',
       '--log-level=info',
       '--',
       'node',
@@ -88,6 +94,8 @@ describe('the Helm chart', () => {
       'sidecar',
     ]);
     expect(sidecar!.args).toContain('--control-socket=/var/lib/blockmirror/control/control.sock');
+    expect(sidecar!.livenessProbe).toMatchObject({ httpGet: { path: '/healthz', port: 'supervisor' } });
+    expect(sidecar!.ports).toEqual(expect.arrayContaining([{ name: 'supervisor', containerPort: 9402 }]));
     // Without TLS the operator dials loopback only: no name to verify.
     expect(plain.operatorArgs.filter((a) => a.startsWith('--control-server-name'))).toEqual([]);
     // Secondaries on CSI volumes are staged by pods of the sidecar's image (on every node already).
