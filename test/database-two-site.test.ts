@@ -123,7 +123,7 @@ beforeAll(async () => {
     labCsi: true,
     forwards: [`7401=${siteB.node.address}:7401`],
     expose: [7400],
-    timeoutMs: 900_000,
+    timeoutMs: 1_500_000,
   });
   await installB;
   chartA = await SiteChart.install(siteA, {
@@ -140,7 +140,7 @@ beforeAll(async () => {
     ],
   });
   process.stdout.write(`sites, VM node and charts ready in ${((Date.now() - started) / 1000).toFixed(1)} s:\n${vm.upLog}${chartA.log}`);
-}, 1_500_000);
+}, 2_400_000);
 
 afterAll(() => cleanup.releaseAll(), 300_000);
 
@@ -158,7 +158,7 @@ describe("a database pod's writes replicated to the other site, driven by the op
     const mounts = await siteA.kubectlOk(['exec', 'db', '--', 'cat', '/proc/self/mountinfo'], { timeoutMs: 120_000 });
     const data = mounts.split('\n').find((l) => l.split(' ')[4] === '/data');
     expect(data?.split(' - ')[1]?.split(' ')[1]).toBe(`/dev/mapper/blockmirror-${pv}`);
-  }, 600_000);
+  }, 900_000);
 
   it('kubectl apply of the secondary and the primary: the pair reaches InSync with no manual command, and the writes pass the tap', async () => {
     await siteB.kubectlOk(['apply', '-f', '-'], { input: await renderExample('examples/database/site-b.yaml', { VOLUME_SIZE: `${VOLUME / MiB}Mi`, NODE: siteB.node.name, VOLUME_PATH: deviceB }) });
@@ -186,7 +186,7 @@ describe("a database pod's writes replicated to the other site, driven by the op
   it('paused (detached live, the database writing on), site B holds every transaction committed before, and opens cleanly', async () => {
     const before = await commitsPass(await lastCommitted(), 'replicating');
     await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"paused":true}}']);
-    await waitFor('the primary Paused', async () => (await pairStatus(siteA))?.state === 'Paused', { timeoutMs: 120_000, intervalMs: 1_000 });
+    await waitFor('the primary Paused', async () => (await pairStatus(siteA))?.state === 'Paused', { timeoutMs: 300_000, intervalMs: 1_000 });
     const db = await databaseOnB('paused');
     expect(db.integrity).toBe('ok');
     expect(db.maxSeq).toBeGreaterThanOrEqual(before);
@@ -195,8 +195,8 @@ describe("a database pod's writes replicated to the other site, driven by the op
     // The application never noticed: it writes on, directly (dm-era records the blocks).
     await commitsPass(await lastCommitted(), 'paused');
     await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"paused":false}}']);
-    await waitFor('the primary InSync again after resume', async () => (await pairStatus(siteA))?.state === 'InSync', { timeoutMs: 300_000, intervalMs: 1_000 });
-  }, 600_000);
+    await waitFor('the primary InSync again after resume', async () => (await pairStatus(siteA))?.state === 'InSync', { timeoutMs: 600_000, intervalMs: 1_000 });
+  }, 1_200_000);
 
   it('kill -9 of the sidecar while the database writes: it stalls, does not fail, goes on; no full resync', async () => {
     const pod = await sidecarOnVm();
@@ -215,19 +215,19 @@ describe("a database pod's writes replicated to the other site, driven by the op
       if (st?.state !== undefined) states.add(st.state);
       const n = await lastCommitted();
       return n > before + 20 ? n : undefined;
-    }, { timeoutMs: 300_000, intervalMs: 2_000 });
+    }, { timeoutMs: 600_000, intervalMs: 2_000 });
     expect(after).toBeGreaterThan(before);
     await waitFor('InSync after the kill', async () => {
       const st = await pairStatus(siteA);
       if (st?.state !== undefined) states.add(st.state);
       return st?.state === 'InSync';
-    }, { timeoutMs: 300_000, intervalMs: 1_000 });
+    }, { timeoutMs: 600_000, intervalMs: 1_000 });
     // The database never failed: its container was never restarted.
     const restarts = await siteA.kubectlOk(['get', 'pod', 'db', '-o', 'jsonpath={.status.containerStatuses[0].restartCount}']);
     expect(restarts.trim()).toBe('0');
     // A full resync would show Initializing (the initial copy) again.
     expect(states.has('Initializing')).toBe(false);
-  }, 700_000);
+  }, 1_500_000);
 
   it('with the writes held, site B holds exactly the last committed transaction', async () => {
     await siteA.kubectlOk(['exec', 'db', '--', 'node', '-e', "process.kill(1, 'SIGUSR1')"]);
@@ -238,13 +238,13 @@ describe("a database pod's writes replicated to the other site, driven by the op
     await waitFor('InSync, nothing out of sync', async () => {
       const st = await pairStatus(siteA);
       return st?.state === 'InSync' && st.outOfSyncBytes === 0;
-    }, { timeoutMs: 120_000, intervalMs: 1_000 });
+    }, { timeoutMs: 300_000, intervalMs: 1_000 });
     // Frozen for the copy: the secondary applies nothing while the primary is paused.
     await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"paused":true}}']);
-    await waitFor('the primary Paused', async () => (await pairStatus(siteA))?.state === 'Paused', { timeoutMs: 120_000, intervalMs: 1_000 });
+    await waitFor('the primary Paused', async () => (await pairStatus(siteA))?.state === 'Paused', { timeoutMs: 300_000, intervalMs: 1_000 });
     const db = await databaseOnB('held');
     expect(db).toMatchObject({ integrity: 'ok', maxSeq: held, rows: held });
-  }, 400_000);
+  }, 900_000);
 
   it('a pod on site B that mounts the secondary for writing is refused, with the reason in its events', async () => {
     const pod = {
@@ -274,12 +274,12 @@ describe("a database pod's writes replicated to the other site, driven by the op
     // The writes go on (a second SIGUSR1), through the paused pair's detached path.
     await siteA.kubectlOk(['exec', 'db', '--', 'node', '-e', "process.kill(1, 'SIGUSR1')"]);
     await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"paused":false}}']);
-    await waitFor('the primary InSync after resume', async () => (await pairStatus(siteA))?.state === 'InSync', { timeoutMs: 300_000, intervalMs: 1_000 });
+    await waitFor('the primary InSync after resume', async () => (await pairStatus(siteA))?.state === 'InSync', { timeoutMs: 600_000, intervalMs: 1_000 });
     const before = await commitsPass(await lastCommitted(), 'attached again');
     await siteA.kubectlOk(['delete', 'rp', PAIR, '--timeout=120s'], { timeoutMs: 150_000 });
     await commitsPass(before, 'after the pair was deleted');
     const sidecar = await sidecarOnVm();
-    const volumes = JSON.parse(await chartA.kubectlOk(['exec', sidecar.name, '-c', 'sidecar', '--', 'node', '/app/dist/sidecar/cli/main.js', 'volume', 'list', '--control', 'unix:///var/lib/blockmirror/control/control.sock'])) as { volumes?: { state: string }[] } | { state: string }[];
+    const volumes = JSON.parse(await siteA.kubectlOk(['-n', chartA.info.namespace, 'exec', sidecar.name, '-c', 'sidecar', '--', 'node', '/app/dist/sidecar/cli/main.js', 'volume', 'list', '--control', 'unix:///var/lib/blockmirror/control/control.sock'], { timeoutMs: 300_000 })) as { volumes?: { state: string }[] } | { state: string }[];
     expect((Array.isArray(volumes) ? volumes : (volumes.volumes ?? [])).map((v) => v.state)).toEqual(['direct']);
     await siteA.kubectlOk(['delete', 'pod', 'db', '--timeout=180s'], { timeoutMs: 200_000 });
     await siteA.kubectlOk(['delete', 'pvc', 'db', '--timeout=180s'], { timeoutMs: 200_000 });
@@ -288,5 +288,5 @@ describe("a database pod's writes replicated to the other site, driven by the op
       return ls.includes('blockmirror-') ? undefined : ls;
     }, { timeoutMs: 180_000, intervalMs: 2_000 });
     expect(left).not.toContain('blockmirror-');
-  }, 600_000);
+  }, 1_200_000);
 });
