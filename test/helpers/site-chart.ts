@@ -88,7 +88,7 @@ export class SiteChart {
       args.push('--images', file);
     }
     if (opts.helmArgs !== undefined) args.push('--', ...opts.helmArgs);
-    const r = await run('bash', args, { timeoutMs: 600_000 });
+    const r = await run('bash', args, { timeoutMs: 1_200_000 });
     if (r.code !== 0) throw new Error(`site ${site.name}: hack/site-chart.sh install exited ${r.code}\n${r.stderr}`);
     return new SiteChart(site, JSON.parse(r.stdout) as ChartInstall, r.stderr);
   }
