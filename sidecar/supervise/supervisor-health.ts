@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
+import { parseHostPort } from '../net/host-port.js';
 
 /**
  * The supervisor's own liveness endpoint: /healthz answers while its loop runs. The
@@ -7,9 +8,7 @@ import { once } from 'node:events';
  * to handle (and to fall back for), and a hung one it kills itself.
  */
 export async function serveSupervisorHealth(listen: string): Promise<Server> {
-  const at = listen.lastIndexOf(':');
-  const host = listen.slice(0, at);
-  const port = Number(listen.slice(at + 1));
+  const { host, port } = parseHostPort(listen, '--health-listen');
   const server = createServer((req, res) => {
     const ok = req.url === '/healthz';
     res.writeHead(ok ? 200 : 404, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'not found\n');
