@@ -16,12 +16,10 @@ import winston from 'winston';
 import type { HandshakeResponse__Output } from '../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { channelCredentials, readTlsMaterial, type TlsFiles } from '../sidecar/grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../sidecar/grpc/load-proto.js';
-import { GroupJournal } from '../sidecar/replication/group-journal.js';
-import { PairMeta } from '../sidecar/replication/pair-meta.js';
 import { PeerFront } from '../sidecar/replication/peer-front.js';
 import { replicationService } from '../sidecar/replication/replication-service.js';
-import { SecondaryEndpoint } from '../sidecar/replication/secondary-endpoint.js';
 import { fuzz } from './helpers/fuzz.js';
+import { openSecondaryEndpoint } from './helpers/open-secondary-endpoint.js';
 import { makePeerPki } from './helpers/peer-pki.js';
 import { openTempVolume, type TempVolume } from './helpers/temp-volume.js';
 import { waitFor } from './helpers/wait-for.js';
@@ -47,7 +45,7 @@ class PeerPort {
   async start(tls?: TlsFiles): Promise<void> {
     this.#tmp = await openTempVolume('bm-peer-fuzz-', VOLUME_BYTES);
     const state = join(this.#tmp.dir, 'state');
-    const ep = new SecondaryEndpoint(PAIR, this.#tmp.volume, BLOCK_SIZE, await PairMeta.open(state), await GroupJournal.open(join(state, 'journal'), this.#tmp.volume), logger);
+    const ep = await openSecondaryEndpoint(PAIR, this.#tmp.volume, BLOCK_SIZE, state, logger);
     this.#grpc = new GrpcServer({ 'grpc.max_receive_message_length': 64 << 20 });
     this.#grpc.addService(
       loadReplicationProto().blockmirror.replication.v1.ReplicationService.service,

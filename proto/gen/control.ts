@@ -6,7 +6,9 @@ import type { ControlServiceClient as _blockmirror_control_v1_ControlServiceClie
 import type { CreatePairRequest as _blockmirror_control_v1_CreatePairRequest, CreatePairRequest__Output as _blockmirror_control_v1_CreatePairRequest__Output } from './blockmirror/control/v1/CreatePairRequest.js';
 import type { DeletePairRequest as _blockmirror_control_v1_DeletePairRequest, DeletePairRequest__Output as _blockmirror_control_v1_DeletePairRequest__Output } from './blockmirror/control/v1/DeletePairRequest.js';
 import type { DeletePairResponse as _blockmirror_control_v1_DeletePairResponse, DeletePairResponse__Output as _blockmirror_control_v1_DeletePairResponse__Output } from './blockmirror/control/v1/DeletePairResponse.js';
+import type { DemotePairRequest as _blockmirror_control_v1_DemotePairRequest, DemotePairRequest__Output as _blockmirror_control_v1_DemotePairRequest__Output } from './blockmirror/control/v1/DemotePairRequest.js';
 import type { DetachVolumeRequest as _blockmirror_control_v1_DetachVolumeRequest, DetachVolumeRequest__Output as _blockmirror_control_v1_DetachVolumeRequest__Output } from './blockmirror/control/v1/DetachVolumeRequest.js';
+import type { DiscardMyDataRequest as _blockmirror_control_v1_DiscardMyDataRequest, DiscardMyDataRequest__Output as _blockmirror_control_v1_DiscardMyDataRequest__Output } from './blockmirror/control/v1/DiscardMyDataRequest.js';
 import type { FenceVolumeRequest as _blockmirror_control_v1_FenceVolumeRequest, FenceVolumeRequest__Output as _blockmirror_control_v1_FenceVolumeRequest__Output } from './blockmirror/control/v1/FenceVolumeRequest.js';
 import type { FencedVolume as _blockmirror_control_v1_FencedVolume, FencedVolume__Output as _blockmirror_control_v1_FencedVolume__Output } from './blockmirror/control/v1/FencedVolume.js';
 import type { GetFencedVolumeRequest as _blockmirror_control_v1_GetFencedVolumeRequest, GetFencedVolumeRequest__Output as _blockmirror_control_v1_GetFencedVolumeRequest__Output } from './blockmirror/control/v1/GetFencedVolumeRequest.js';
@@ -22,6 +24,7 @@ import type { PairSpec as _blockmirror_control_v1_PairSpec, PairSpec__Output as 
 import type { PairStatus as _blockmirror_control_v1_PairStatus, PairStatus__Output as _blockmirror_control_v1_PairStatus__Output } from './blockmirror/control/v1/PairStatus.js';
 import type { PausePairRequest as _blockmirror_control_v1_PausePairRequest, PausePairRequest__Output as _blockmirror_control_v1_PausePairRequest__Output } from './blockmirror/control/v1/PausePairRequest.js';
 import type { PeerTls as _blockmirror_control_v1_PeerTls, PeerTls__Output as _blockmirror_control_v1_PeerTls__Output } from './blockmirror/control/v1/PeerTls.js';
+import type { PromotePairRequest as _blockmirror_control_v1_PromotePairRequest, PromotePairRequest__Output as _blockmirror_control_v1_PromotePairRequest__Output } from './blockmirror/control/v1/PromotePairRequest.js';
 import type { ReportFencedVolumeRequest as _blockmirror_control_v1_ReportFencedVolumeRequest, ReportFencedVolumeRequest__Output as _blockmirror_control_v1_ReportFencedVolumeRequest__Output } from './blockmirror/control/v1/ReportFencedVolumeRequest.js';
 import type { ResumePairRequest as _blockmirror_control_v1_ResumePairRequest, ResumePairRequest__Output as _blockmirror_control_v1_ResumePairRequest__Output } from './blockmirror/control/v1/ResumePairRequest.js';
 import type { SplicedVolume as _blockmirror_control_v1_SplicedVolume, SplicedVolume__Output as _blockmirror_control_v1_SplicedVolume__Output } from './blockmirror/control/v1/SplicedVolume.js';
@@ -45,7 +48,9 @@ export interface ProtoGrpcType {
         CreatePairRequest: MessageTypeDefinition<_blockmirror_control_v1_CreatePairRequest, _blockmirror_control_v1_CreatePairRequest__Output>
         DeletePairRequest: MessageTypeDefinition<_blockmirror_control_v1_DeletePairRequest, _blockmirror_control_v1_DeletePairRequest__Output>
         DeletePairResponse: MessageTypeDefinition<_blockmirror_control_v1_DeletePairResponse, _blockmirror_control_v1_DeletePairResponse__Output>
+        DemotePairRequest: MessageTypeDefinition<_blockmirror_control_v1_DemotePairRequest, _blockmirror_control_v1_DemotePairRequest__Output>
         DetachVolumeRequest: MessageTypeDefinition<_blockmirror_control_v1_DetachVolumeRequest, _blockmirror_control_v1_DetachVolumeRequest__Output>
+        DiscardMyDataRequest: MessageTypeDefinition<_blockmirror_control_v1_DiscardMyDataRequest, _blockmirror_control_v1_DiscardMyDataRequest__Output>
         FenceVolumeRequest: MessageTypeDefinition<_blockmirror_control_v1_FenceVolumeRequest, _blockmirror_control_v1_FenceVolumeRequest__Output>
         FencedVolume: MessageTypeDefinition<_blockmirror_control_v1_FencedVolume, _blockmirror_control_v1_FencedVolume__Output>
         GetFencedVolumeRequest: MessageTypeDefinition<_blockmirror_control_v1_GetFencedVolumeRequest, _blockmirror_control_v1_GetFencedVolumeRequest__Output>
@@ -63,6 +68,7 @@ export interface ProtoGrpcType {
         PairStatus: MessageTypeDefinition<_blockmirror_control_v1_PairStatus, _blockmirror_control_v1_PairStatus__Output>
         PausePairRequest: MessageTypeDefinition<_blockmirror_control_v1_PausePairRequest, _blockmirror_control_v1_PausePairRequest__Output>
         PeerTls: MessageTypeDefinition<_blockmirror_control_v1_PeerTls, _blockmirror_control_v1_PeerTls__Output>
+        PromotePairRequest: MessageTypeDefinition<_blockmirror_control_v1_PromotePairRequest, _blockmirror_control_v1_PromotePairRequest__Output>
         ReportFencedVolumeRequest: MessageTypeDefinition<_blockmirror_control_v1_ReportFencedVolumeRequest, _blockmirror_control_v1_ReportFencedVolumeRequest__Output>
         ResumePairRequest: MessageTypeDefinition<_blockmirror_control_v1_ResumePairRequest, _blockmirror_control_v1_ResumePairRequest__Output>
         Role: EnumTypeDefinition

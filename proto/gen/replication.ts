@@ -6,6 +6,7 @@ import type { BlockRun as _blockmirror_replication_v1_BlockRun, BlockRun__Output
 import type { CommitGroupRequest as _blockmirror_replication_v1_CommitGroupRequest, CommitGroupRequest__Output as _blockmirror_replication_v1_CommitGroupRequest__Output } from './blockmirror/replication/v1/CommitGroupRequest.js';
 import type { CommitGroupResponse as _blockmirror_replication_v1_CommitGroupResponse, CommitGroupResponse__Output as _blockmirror_replication_v1_CommitGroupResponse__Output } from './blockmirror/replication/v1/CommitGroupResponse.js';
 import type { FrameAck as _blockmirror_replication_v1_FrameAck, FrameAck__Output as _blockmirror_replication_v1_FrameAck__Output } from './blockmirror/replication/v1/FrameAck.js';
+import type { Generations as _blockmirror_replication_v1_Generations, Generations__Output as _blockmirror_replication_v1_Generations__Output } from './blockmirror/replication/v1/Generations.js';
 import type { GroupMember as _blockmirror_replication_v1_GroupMember, GroupMember__Output as _blockmirror_replication_v1_GroupMember__Output } from './blockmirror/replication/v1/GroupMember.js';
 import type { HandshakeRequest as _blockmirror_replication_v1_HandshakeRequest, HandshakeRequest__Output as _blockmirror_replication_v1_HandshakeRequest__Output } from './blockmirror/replication/v1/HandshakeRequest.js';
 import type { HandshakeResponse as _blockmirror_replication_v1_HandshakeResponse, HandshakeResponse__Output as _blockmirror_replication_v1_HandshakeResponse__Output } from './blockmirror/replication/v1/HandshakeResponse.js';
@@ -26,6 +27,7 @@ export interface ProtoGrpcType {
         CommitGroupRequest: MessageTypeDefinition<_blockmirror_replication_v1_CommitGroupRequest, _blockmirror_replication_v1_CommitGroupRequest__Output>
         CommitGroupResponse: MessageTypeDefinition<_blockmirror_replication_v1_CommitGroupResponse, _blockmirror_replication_v1_CommitGroupResponse__Output>
         FrameAck: MessageTypeDefinition<_blockmirror_replication_v1_FrameAck, _blockmirror_replication_v1_FrameAck__Output>
+        Generations: MessageTypeDefinition<_blockmirror_replication_v1_Generations, _blockmirror_replication_v1_Generations__Output>
         GroupMember: MessageTypeDefinition<_blockmirror_replication_v1_GroupMember, _blockmirror_replication_v1_GroupMember__Output>
         HandshakeRequest: MessageTypeDefinition<_blockmirror_replication_v1_HandshakeRequest, _blockmirror_replication_v1_HandshakeRequest__Output>
         HandshakeResponse: MessageTypeDefinition<_blockmirror_replication_v1_HandshakeResponse, _blockmirror_replication_v1_HandshakeResponse__Output>

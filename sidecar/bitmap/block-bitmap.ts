@@ -150,6 +150,16 @@ export class BlockBitmap {
     this.#changedPages[p] = 1;
   }
 
+  /** The bits as bytes, ceil(bits / 8) of them (bit b is bit b % 8 of byte b / 8): the wire form. */
+  toBytes(): Uint8Array {
+    return this.#bytes.slice(0, Math.ceil(this.bits / 8));
+  }
+
+  /** Clears every bit. */
+  clearAll(): void {
+    for (let b = this.nextSet(0); b !== -1; b = this.nextSet(b + 1)) this.clear(b);
+  }
+
   /** An independent copy with the same bits set. */
   clone(): BlockBitmap {
     return new BlockBitmap(this.bits, this.#bytes);

@@ -287,6 +287,42 @@ export class DirtyTracker {
     await this.#fh.datasync();
   }
 
+  /**
+   * Adds `blocks` (a bitmap of this log's geometry) to the dirty set, durably: blocks a
+   * peer holds differently (a demoted primary's unconfirmed writes) that the next
+   * resync must overwrite.
+   */
+  async mergeDirty(blocks: BlockBitmap): Promise<void> {
+    if (blocks.bits !== this.layout.blocks) throw new InvalidArgumentError(`a bitmap of ${blocks.bits} blocks cannot merge into a log of ${this.layout.blocks}`);
+    if (blocks.count === 0) return;
+    this.#fine.union(blocks);
+    await writePages(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
+    await this.#fh.datasync();
+  }
+
+  /**
+   * Writes the fine bitmap now instead of at the next sweep: after a full copy cleans
+   * every block (or a resync a secondary's divergent ones), a crash before the sweep
+   * would bring the whole set back and ship it all again. Only clean bits the peer
+   * confirmed reach the disk earlier than they would have; a block written since is
+   * covered by its extent's intent, as at any sweep.
+   */
+  async checkpoint(): Promise<void> {
+    if (this.#closed) return;
+    while (this.#retiring !== null) await this.#retiring.catch(() => undefined);
+    await writePages(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
+    await this.#fh.datasync();
+  }
+
+  /**
+   * Forgets every dirty block (a secondary whose divergent blocks were all overwritten by
+   * its primary's data, durably). On disk lazily: a crash before the next sweep can only
+   * bring back blocks already in sync, which would be sent again.
+   */
+  clearAll(): void {
+    this.#fine.clearAll();
+  }
+
   /** Marks whole blocks dirty without a data write (e.g. a failed replication). */
   markDirty(offset: number, length: number): Promise<void> | undefined {
     return this.beforeWrite(offset, length);

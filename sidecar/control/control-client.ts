@@ -4,6 +4,7 @@ import type { Pair__Output } from '../../proto/gen/blockmirror/control/v1/Pair.j
 import type { ListPairsRequest } from '../../proto/gen/blockmirror/control/v1/ListPairsRequest.js';
 import type { ListPairsResponse__Output } from '../../proto/gen/blockmirror/control/v1/ListPairsResponse.js';
 import type { PairSpec } from '../../proto/gen/blockmirror/control/v1/PairSpec.js';
+import type { PromotePairRequest } from '../../proto/gen/blockmirror/control/v1/PromotePairRequest.js';
 import type { ListVolumesRequest } from '../../proto/gen/blockmirror/control/v1/ListVolumesRequest.js';
 import type { ListVolumesResponse__Output } from '../../proto/gen/blockmirror/control/v1/ListVolumesResponse.js';
 import type { SplicedVolume__Output } from '../../proto/gen/blockmirror/control/v1/SplicedVolume.js';
@@ -83,6 +84,20 @@ export class ControlClient {
 
   resumePair(name: string): Promise<Pair__Output> {
     return this.#call(this.#client.resumePair, { name });
+  }
+
+  /** Waits for the data to be shipped (up to `timeoutMs`, default 60 s): the call's deadline is past that. */
+  demotePair(name: string, opts: { force?: boolean; timeoutMs?: number } = {}): Promise<Pair__Output> {
+    const wait = opts.timeoutMs ?? 60_000;
+    return this.#call(this.#client.demotePair, { name, force: opts.force ?? false, timeoutMs: wait }, Math.max(this.#timeoutMs, wait + 10_000));
+  }
+
+  promotePair(req: PromotePairRequest): Promise<Pair__Output> {
+    return this.#call(this.#client.promotePair, req);
+  }
+
+  discardMyData(name: string): Promise<Pair__Output> {
+    return this.#call(this.#client.discardMyData, { name });
   }
 
   stageVolume(pv: string, device: string): Promise<SplicedVolume__Output> {

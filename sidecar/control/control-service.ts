@@ -55,6 +55,19 @@ export function controlService(pairs: PairManager, logger: Logger, opts: Control
     }),
     PausePair: unary('PausePair', async (req) => toMessage(await pairs.setPaused(req.name, true))),
     ResumePair: unary('ResumePair', async (req) => toMessage(await pairs.setPaused(req.name, false))),
+    DemotePair: unary('DemotePair', async (req) => toMessage(await pairs.demote(req.name, { force: req.force, timeoutMs: req.timeoutMs }))),
+    PromotePair: unary('PromotePair', async (req) =>
+      toMessage(
+        await pairs.promote(req.name, {
+          force: req.force,
+          ...(req.peerAddress ? { peer: req.peerAddress } : {}),
+          ...(req.peerPair ? { peerPair: req.peerPair } : {}),
+          ...(req.nbdListen ? { nbdListen: req.nbdListen } : {}),
+          ...(req.nbdSocket ? { nbdSocket: req.nbdSocket } : {}),
+        }),
+      ),
+    ),
+    DiscardMyData: unary('DiscardMyData', async (req) => toMessage(await pairs.discardMyData(req.name))),
     StageVolume: unary('StageVolume', async (req) => {
       // A secondary's volume is written by its pair only: never put under a filesystem.
       const fence = await opts.fences?.get(req.pv);

@@ -39,6 +39,22 @@ export interface PairJson {
   coordinationHoldP50Ms: number;
   coordinationHoldP99Ms: number;
   coordinationHoldMaxMs: number;
+  /** Data-generation ids this side holds: current, bitmap ('' none), ancestors newest first. */
+  generation: string;
+  bitmapGeneration: string;
+  historyGenerations: string[];
+  /** The peer's current generation at the last handshake ('' unknown). */
+  peerGeneration: string;
+  /** The export refuses writes (a secondary, or a primary being demoted). */
+  fenced: boolean;
+  /** A secondary holds a complete image at one point in time: it can be promoted. */
+  consistent: boolean;
+  /** A secondary whose primary demoted with everything shipped: promotable without force. */
+  primaryDemoted: boolean;
+  discardMyData: boolean;
+  lastPromotionTime: string | null;
+  /** At the last promotion, the point the volume held (the data-loss window starts there). */
+  promotedPointTime: string | null;
 }
 
 /** A `Pair` message as JSON; absent fields read as empty. */
@@ -78,5 +94,15 @@ export function pairToJson(p: Pair__Output): PairJson {
     coordinationHoldP50Ms: s?.coordinationHoldP50Ms ?? 0,
     coordinationHoldP99Ms: s?.coordinationHoldP99Ms ?? 0,
     coordinationHoldMaxMs: s?.coordinationHoldMaxMs ?? 0,
+    generation: s?.generation ?? '',
+    bitmapGeneration: s?.bitmapGeneration ?? '',
+    historyGenerations: s?.historyGenerations ?? [],
+    peerGeneration: s?.peerGeneration ?? '',
+    fenced: s?.fenced ?? false,
+    consistent: s?.consistent ?? false,
+    primaryDemoted: s?.primaryDemoted ?? false,
+    discardMyData: s?.discardMyData ?? false,
+    lastPromotionTime: s?.promotedTimeMs ? new Date(s.promotedTimeMs).toISOString() : null,
+    promotedPointTime: s?.promotedPointTimeMs ? new Date(s.promotedPointTimeMs).toISOString() : null,
   };
 }

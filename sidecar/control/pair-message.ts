@@ -44,6 +44,16 @@ export function toMessage(p: PairStatusView): PairMessage {
       volumePath: p.volumePath,
       bytesOnWire: p.bytesOnWire,
       bytesReplicated: p.bytesReplicated,
+      generation: p.generation,
+      bitmapGeneration: p.bitmapGeneration,
+      historyGenerations: p.historyGenerations,
+      peerGeneration: p.peerGeneration,
+      fenced: p.fenced,
+      consistent: p.consistent,
+      primaryDemoted: p.primaryDemoted,
+      discardMyData: p.discardMyData,
+      promotedTimeMs: p.promotedTimeMs,
+      promotedPointTimeMs: p.promotedPointTimeMs,
     },
   };
 }

@@ -50,6 +50,8 @@ export interface SidecarConfig {
    * redirects a remote primary (its TLS is checked before the handshake).
    */
   peerTrustCa?: string;
+  /** Test only: kill -9 the sidecar at this point of a role change (PairManager FAILPOINTS). */
+  crashAt?: string;
 }
 
 /** The node splice of a sidecar whose pairs live in `stateDir` (also used by the supervisor). */
@@ -125,6 +127,8 @@ export class SidecarDaemon {
     const trustCa = cfg.peerTrustCa === undefined ? undefined : readPem(cfg.peerTrustCa, 'peer trust CA');
     let metrics: SidecarMetrics | null = null;
     const splice = cfg.splice ? nodeSplice(cfg.stateDir, cfg.splice, cfg.logger) : null;
+    // Made before the pairs, used once they run: a promotion waits for groups being applied.
+    const committer = new GroupCommitter({ dir: join(cfg.stateDir, 'groups'), lookup: (name) => pairs.secondaryEndpoint(name), logger: cfg.logger });
     const pairs: PairManager = new PairManager({
       stateDir: cfg.stateDir,
       logger: cfg.logger,
@@ -133,6 +137,8 @@ export class SidecarDaemon {
       ...(trustCa !== undefined ? { peerTrustCa: trustCa } : {}),
       ...(cfg.replicationBudgetBytes ? { replicationBudgetBytes: cfg.replicationBudgetBytes } : {}),
       onProtocolError: (pair, reason) => metrics?.protocolError(pair, reason),
+      groupsSettled: (pair) => committer.settled(pair),
+      ...(cfg.crashAt !== undefined ? { crashAt: cfg.crashAt } : {}),
       ...(splice ? { splicedPairs: () => splice.splicedPairs(), onRestarted: (pair: string) => splice.reconnectPair(pair, pairs) } : {}),
     });
     metrics = new SidecarMetrics(() => pairs.list(), { spliceCapable: capability.capable });
@@ -155,7 +161,6 @@ export class SidecarDaemon {
 
     // Consistency groups a crash interrupted mid-apply are finished before any peer
     // can send more: until then the secondary volumes are between two groups.
-    const committer = new GroupCommitter({ dir: join(cfg.stateDir, 'groups'), lookup: (name) => pairs.secondaryEndpoint(name), logger: cfg.logger });
     await committer.recover(pairs.secondaryEndpoints());
 
     // The peer port: the replication service (secondary side) and health.
@@ -166,6 +171,7 @@ export class SidecarDaemon {
       loadReplicationProto().blockmirror.replication.v1.ReplicationService.service,
       replicationService({
         lookup: (name) => pairs.secondaryEndpoint(name),
+        responder: (name) => pairs.handshakeResponder(name),
         commitGroup: (req) => committer.commitGroup(req),
         logger: cfg.logger,
         onRefused: (reason) => metrics?.peerRefused(reason),
@@ -211,9 +217,12 @@ export class SidecarDaemon {
     return new SidecarDaemon(addresses, capability, pairs, control, peer, peerFront, committer, metricsHttp, cfg.logger);
   }
 
-  /** The secondary pairs held here (registered for the site's redirects). */
+  /**
+   * The pairs held here, registered for the site's redirects: every role, since a
+   * primary answers handshakes too (two primaries of a pair must find each other).
+   */
   secondaryPairs(): string[] {
-    return this.#pairs.secondaryNames();
+    return this.#pairs.pairNames();
   }
 
   /** Graceful stop: refuse new calls, finish in-flight I/O, persist bitmaps. */

@@ -33,6 +33,32 @@ export interface PairManagerOptions {
   volume?: Omit<PairVolumeOptions, 'role'>;
   /** Delays between attempts to start a pair that could not start (doubling up to maxMs). */
   restartDelay?: { initialMs: number; maxMs: number };
+  /**
+   * Waits until no consistency group is being applied on this sidecar; false when one
+   * naming `pair` is committed but could not be applied (a promotion must not take a
+   * volume between two groups).
+   */
+  groupsSettled?(pair: string): Promise<boolean>;
+  /**
+   * Test only: kill -9 this process at this point of a role change (one of FAILPOINTS),
+   * so tests can show what a crash there leaves.
+   */
+  crashAt?: string;
+}
+
+/** Points of a role change where a test may have the process killed (PairManagerOptions.crashAt). */
+export const FAILPOINTS = ['demote:before-commit', 'demote:after-commit', 'promote:before-commit', 'promote:after-commit'] as const;
+
+/** What DemotePair waits for shipping by default. */
+export const DEFAULT_DEMOTE_TIMEOUT_MS = 60_000;
+
+export interface PromoteOptions {
+  /** The old primary is unreachable: promote at the last point this side holds. */
+  force?: boolean;
+  peer?: string;
+  peerPair?: string;
+  nbdListen?: string;
+  nbdSocket?: string;
 }
 
 /** A socket file name in the run directory: no path, no dot-only names. */
@@ -78,20 +104,30 @@ export class PairManager {
    */
   async start(holdReplication: ReadonlySet<string> = new Set()): Promise<void> {
     this.#held = holdReplication;
+    let roleChanged = false;
     for (const spec of await this.#store.load()) {
       const entry: Entry = { spec, pair: null, error: '', attempts: 0, timer: null };
       this.#entries.set(spec.name, entry);
       try {
         entry.pair = await Pair.start(spec, this.#ctx(), { holdReplication: holdReplication.has(spec.name), restored: true });
+        // A role change committed in the pair's metadata whose pairs.json update a crash cut short.
+        if (entry.pair.role !== spec.role) {
+          entry.spec = { ...spec, role: entry.pair.role };
+          roleChanged = true;
+        }
       } catch (err) {
         this.#failed(entry, err, 'pair could not be restored');
       }
     }
+    if (roleChanged) await this.#persist();
   }
 
   create(input: PairSpecInput): Promise<PairStatusView> {
     return this.#serialized(async () => {
       const spec = validatePairSpec(await this.#placeSocket(input));
+      if (spec.role === 'secondary' && (spec.nbdListen || spec.nbdSocket)) {
+        throw new InvalidArgumentError("a secondary's volume is never exposed over NBD: drop --nbd-listen/--nbd-socket (PromotePair takes them)");
+      }
       if (this.#entries.has(spec.name)) throw new AlreadyExistsError(`pair ${spec.name} already exists`);
       const real = await realpath(spec.volumePath).catch((err: Error) => {
         throw new InvalidArgumentError(`volume ${spec.volumePath}: ${err.message}`);
@@ -203,6 +239,184 @@ export class PairManager {
     return [...this.#entries.values()].flatMap((e) => (e.spec.role === 'secondary' ? [e.spec.name] : []));
   }
 
+  /**
+   * Every pair defined here: a pair of either role answers handshakes for its name (a
+   * primary says what generation it holds, so that two primaries learn which is stale).
+   */
+  pairNames(): string[] {
+    return [...this.#entries.keys()];
+  }
+
+  /** What answers a peer's handshake for `name`: the running pair, of either role. */
+  handshakeResponder(name: string): Pair | undefined {
+    return this.#entries.get(name)?.pair ?? undefined;
+  }
+
+  /**
+   * DemotePair (control.proto): fence the export, ship everything and tell the secondary
+   * (unless `force`), commit the role in the pair's metadata, restart as a secondary. The
+   * wait for shipping runs outside the manager's lock: other pairs' calls go on.
+   */
+  async demote(name: string, opts: { force?: boolean; timeoutMs?: number } = {}): Promise<PairStatusView> {
+    const e = this.#entry(name);
+    const pair = this.#running(e);
+    if (pair.role === 'secondary') return this.#view(e);
+    // From here no write is accepted; those already accepted finish and are tracked.
+    pair.fenceWrites();
+    if (!opts.force) {
+      const timeoutMs = opts.timeoutMs || DEFAULT_DEMOTE_TIMEOUT_MS;
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(new Error(`not shipped within ${timeoutMs} ms`)), timeoutMs);
+      try {
+        await pair.shipEverything(abort.signal);
+      } catch (err) {
+        // Nothing committed: the pair stays a primary and takes writes again.
+        pair.unfence();
+        const st = pair.status();
+        const why = st.lastError || (err as Error).message;
+        throw new FailedPreconditionError(
+          `pair ${name} not demoted: ${st.outOfSyncBytes} bytes out of sync were not shipped and confirmed in time (${why}); it stays the primary and takes writes again. Demote with force to keep them in its dirty log instead (promoting the secondary then discards them).`,
+        );
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return this.#serialized(async () => {
+      if (this.#entries.get(name) !== e || e.pair !== pair) throw new FailedPreconditionError(`pair ${name} changed while it was being demoted; demote it again`);
+      this.#failpoint('demote:before-commit');
+      // The commit point: from here on the pair is a secondary, across any restart. (The
+      // secondary was told first: a crash between the two leaves a primary that restarts
+      // unfenced while its secondary believes it demoted — if both then write, the next
+      // handshake shows a split brain; nothing is overwritten unseen.)
+      await pair.meta.demote();
+      this.#failpoint('demote:after-commit');
+      this.#opts.logger.info('pair demoted', { pair: name, force: opts.force === true, generation: pair.meta.current });
+      await this.#restartInRole(e);
+      return this.#view(e);
+    });
+  }
+
+  /**
+   * PromotePair (control.proto): checks that this side holds a complete image at a point
+   * in time that its primary is not still writing to (or `force`), records the new
+   * settings, commits the role with a new current generation, restarts as a primary.
+   */
+  promote(name: string, opts: PromoteOptions = {}): Promise<PairStatusView> {
+    return this.#serialized(async () => {
+      const e = this.#entry(name);
+      const pair = this.#running(e);
+      if (pair.role === 'primary') return this.#view(e);
+      const m = pair.meta.data;
+      if (m.current === '') throw new FailedPreconditionError(`pair ${name} holds no complete image yet (its first copy has not finished): there is nothing to promote`);
+      if (m.inconsistent) {
+        throw new FailedPreconditionError(`pair ${name} is in the middle of a resync from generation ${m.current}: blocks are written out of order, so its volume is at no point in time; it can be promoted once the resync completes`);
+      }
+      if (pair.primaryConnected) throw new FailedPreconditionError(`pair ${name}: a primary is connected and replicating to it; demote that primary first`);
+      if (!opts.force && !m.primaryDemoted) {
+        throw new FailedPreconditionError(
+          `pair ${name}: its primary (generation ${m.current}) has not demoted itself with everything shipped here; demote it first, or promote with force if it is unreachable (what it acknowledged that never reached this side is then lost, and if it went on writing alone, a split brain is shown when it returns)`,
+        );
+      }
+      // A volume between two consistency groups is at no point in time.
+      if (this.#opts.groupsSettled !== undefined && !(await this.#opts.groupsSettled(name))) {
+        throw new FailedPreconditionError(`pair ${name}: a consistency group committed for it could not be applied yet (${pair.status().lastError || 'see the sidecar log'}); it can be promoted once the group is applied`);
+      }
+      // Groups staged for a session that is gone were never committed.
+      await pair.endpoint?.journal.discardAll();
+      const before = e.spec;
+      const spec = validatePairSpec(
+        await this.#placeSocket({
+          ...e.spec,
+          role: 'primary',
+          ...(opts.peer ? { peer: opts.peer } : {}),
+          ...(opts.peerPair ? { peerPair: opts.peerPair } : {}),
+          ...(opts.nbdListen ? { nbdListen: opts.nbdListen } : {}),
+          ...(opts.nbdSocket ? { nbdSocket: opts.nbdSocket } : {}),
+        }),
+      );
+      // Settings first, role second: a crash between the two leaves pairs.json saying
+      // primary and the metadata secondary, and the pair restarts as the secondary it is.
+      e.spec = spec;
+      try {
+        await this.#persist();
+        this.#failpoint('promote:before-commit');
+        // The commit point: a new current generation, and this side's writes tracked.
+        await pair.meta.promote({ nowMs: Date.now(), pointMs: pair.lastPointTimeMs });
+      } catch (err) {
+        e.spec = before;
+        await this.#persist().catch(() => undefined);
+        throw err;
+      }
+      this.#failpoint('promote:after-commit');
+      this.#opts.logger.info('pair promoted', { pair: name, force: opts.force === true, generation: pair.meta.current, from: m.current });
+      await this.#restartInRole(e);
+      return this.#view(e);
+    });
+  }
+
+  /**
+   * DiscardMyData (control.proto): the next primary's data overwrites this side's. A
+   * primary is fenced and demoted at once (nothing is shipped: its data is what loses).
+   */
+  discardMyData(name: string): Promise<PairStatusView> {
+    return this.#serialized(async () => {
+      const e = this.#entry(name);
+      const pair = this.#running(e);
+      this.#opts.logger.warn('discarding this side\'s data: the peer overwrites it at the next session', { pair: name, role: pair.role, generation: pair.meta.current });
+      if (pair.role === 'secondary') {
+        await pair.meta.setDiscardMyData();
+        return this.#view(e);
+      }
+      pair.fenceWrites();
+      await pair.meta.demote({ discardMyData: true });
+      await this.#restartInRole(e);
+      return this.#view(e);
+    });
+  }
+
+  /** A pair that demoted itself (its metadata says so): restart it as a secondary. */
+  #selfDemoted(pair: Pair): void {
+    void this.#serialized(async () => {
+      const e = this.#entries.get(pair.spec.name);
+      if (e === undefined || e.pair !== pair) return;
+      await this.#restartInRole(e);
+    }).catch((err: Error) => this.#opts.logger.error('a pair that demoted itself could not restart as a secondary', { pair: pair.spec.name, error: err.message }));
+  }
+
+  /** Stops a pair whose role was committed in its metadata and starts it in that role. */
+  async #restartInRole(e: Entry): Promise<void> {
+    const pair = e.pair!;
+    // Keep a TCP export where clients know it: port 0 would pick a new one.
+    const bound = pair.status().nbdAddress;
+    const spec = { ...e.spec, ...(e.spec.nbdListen !== undefined && /:0$/.test(e.spec.nbdListen) && bound ? { nbdListen: bound } : {}) };
+    await pair.close();
+    e.pair = null;
+    try {
+      e.pair = await Pair.start(spec, this.#ctx(), { restored: true });
+      e.error = '';
+      e.attempts = 0;
+    } catch (err) {
+      this.#failed(e, err, 'pair could not start in its new role');
+      throw err;
+    } finally {
+      e.spec = { ...spec, role: e.pair?.role ?? spec.role };
+      await this.#persist();
+    }
+    this.#opts.logger.info('pair restarted in its new role', { pair: e.spec.name, role: e.pair.role, generation: e.pair.meta.current });
+    await this.#opts.onRestarted?.(e.spec.name);
+  }
+
+  #running(e: Entry): Pair {
+    if (e.pair === null) throw new FailedPreconditionError(`pair ${e.spec.name} is not running: ${e.error}`);
+    return e.pair;
+  }
+
+  #failpoint(point: (typeof FAILPOINTS)[number]): void {
+    if (this.#opts.crashAt !== point) return;
+    this.#opts.logger.error('failpoint reached: killing this process', { point });
+    process.kill(process.pid, 'SIGKILL');
+  }
+
   secondaryEndpoints(): SecondaryEndpoint[] {
     return [...this.#entries.values()].flatMap((e) => (e.pair?.endpoint ? [e.pair.endpoint] : []));
   }
@@ -288,6 +502,16 @@ export class PairManager {
       coordinationHoldP50Ms: 0,
       coordinationHoldP99Ms: 0,
       coordinationHoldMaxMs: 0,
+      generation: '',
+      bitmapGeneration: '',
+      historyGenerations: [],
+      peerGeneration: '',
+      fenced: false,
+      consistent: false,
+      primaryDemoted: false,
+      discardMyData: false,
+      promotedTimeMs: 0,
+      promotedPointTimeMs: 0,
     };
   }
 
@@ -351,6 +575,7 @@ export class PairManager {
       onProtocolError: this.#opts.onProtocolError,
       groups: this.#groups,
       volume: { spliceHolders: spliceHolders(this.#opts.stateDir), ...this.#opts.volume },
+      onSelfDemoted: (pair: Pair) => this.#selfDemoted(pair),
     };
   }
 

@@ -114,7 +114,6 @@ function specProblem(s: PairSpec): string | null {
   if (s.peer !== undefined && !hostPort(s.peer, false)) return `peer ${JSON.stringify(s.peer)}`;
   if (s.nbdListen !== undefined && !hostPort(s.nbdListen, true)) return `NBD listen address ${JSON.stringify(s.nbdListen)}`;
   if (s.nbdSocket !== undefined && (typeof s.nbdSocket !== 'string' || s.nbdSocket === '')) return `NBD socket ${JSON.stringify(s.nbdSocket)}`;
-  if (s.role === 'secondary' && (s.nbdListen !== undefined || s.nbdSocket !== undefined)) return 'a secondary with an NBD export';
   if (s.peerPair !== undefined && (typeof s.peerPair !== 'string' || !NAME.test(s.peerPair))) return `peer pair ${JSON.stringify(s.peerPair)}`;
   if (s.consistencyGroup !== undefined && (typeof s.consistencyGroup !== 'string' || !NAME.test(s.consistencyGroup))) return `consistency group ${JSON.stringify(s.consistencyGroup)}`;
   if (s.consistencyGroup !== undefined && s.mode !== 'async') return 'a consistency group in sync mode';

@@ -20,7 +20,6 @@ describe('validatePairSpec', () => {
     [{ nbdListen: '0.0.0.0:10809' }, /loopback/],
     [{ nbdListen: 'nope' }, /HOST:PORT/],
     [{ peer: 'x' }, /HOST:PORT/],
-    [{ role: 'secondary' as const, nbdListen: '127.0.0.1:0' }, /never exposed/],
     // Found by pair-spec.fuzz.test.ts. Durations past 2^31 - 1 ms would become 1 ms timers
     // (every write timing out, every drain abandoned, groups back to back).
     [{ groupIntervalMs: 2 ** 31 }, /group interval/],
@@ -38,6 +37,11 @@ describe('validatePairSpec', () => {
   ])('refuses %j', (patch, message) => {
     expect(() => validatePairSpec({ ...base, ...patch })).toThrow(InvalidArgumentError);
     expect(() => validatePairSpec({ ...base, ...patch })).toThrow(message);
+  });
+
+  it("keeps a demoted primary's export settings and peer (its export is fenced until it is promoted again)", () => {
+    const spec = validatePairSpec({ ...base, role: 'secondary', nbdListen: '127.0.0.1:10809', nbdSocket: '/run/db.sock', peer: 'site-a:7401' });
+    expect(spec).toMatchObject({ role: 'secondary', nbdListen: '127.0.0.1:10809', nbdSocket: '/run/db.sock', peer: 'site-a:7401' });
   });
 
   it('accepts durations up to the longest a timer honours', () => {

@@ -19,7 +19,10 @@ export interface PairSpec {
   volumePath: string;
   role: PairRole;
   mode: PairMode;
-  /** host:port of the remote sidecar; undefined for a standalone primary. */
+  /**
+   * host:port of the remote sidecar; undefined for a standalone primary. A secondary
+   * dials it once promoted (its old primary is then the secondary).
+   */
   peer?: string;
   nbdListen?: string;
   nbdSocket?: string;
@@ -137,9 +140,8 @@ export function validatePairSpec(input: PairSpecInput): PairSpec {
   if (input.consistencyGroup && mode !== 'async') throw new InvalidArgumentError('a consistency group needs --mode async');
   if (input.nbdListen) parseLoopbackHostPort(input.nbdListen, 'NBD listen address');
   const peerTls = validatePeerTls(input.peerTls);
-  if (input.role === 'secondary' && (input.nbdListen || input.nbdSocket)) {
-    throw new InvalidArgumentError("a secondary's volume is never exposed over NBD: drop --nbd-listen/--nbd-socket");
-  }
+  // A secondary's export settings (a demoted primary's) serve a fenced export: every
+  // request refused until it is promoted. A new secondary gets none (PairManager.create).
   return {
     name,
     volumePath: input.volumePath,

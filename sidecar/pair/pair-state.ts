@@ -1,7 +1,10 @@
 import type { PairState__Output } from '../../proto/gen/blockmirror/control/v1/PairState.js';
 
-/** The states a pair shows. There is no "Suspended": a fault makes a pair Retrying. */
-export const PAIR_STATES = ['Initializing', 'InSync', 'Replicating', 'Resyncing', 'Retrying', 'Paused', 'Standalone'] as const;
+/**
+ * The states a pair shows. There is no "Suspended": a fault makes a pair Retrying.
+ * SplitBrain is no fault: both sides wrote as primaries, and a person decides which loses.
+ */
+export const PAIR_STATES = ['Initializing', 'InSync', 'Replicating', 'Resyncing', 'Retrying', 'Paused', 'Standalone', 'SplitBrain'] as const;
 export type PairStateName = (typeof PAIR_STATES)[number];
 
 const TO_PROTO: Record<PairStateName, PairState__Output> = {
@@ -12,6 +15,7 @@ const TO_PROTO: Record<PairStateName, PairState__Output> = {
   Retrying: 'PAIR_STATE_RETRYING',
   Paused: 'PAIR_STATE_PAUSED',
   Standalone: 'PAIR_STATE_STANDALONE',
+  SplitBrain: 'PAIR_STATE_SPLIT_BRAIN',
 };
 
 export function pairStateToProto(s: PairStateName): PairState__Output {

@@ -2,14 +2,19 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
+import type { HandshakeRequest__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeRequest.js';
+import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { DirtyTracker } from '../bitmap/dirty-tracker.js';
-import { FailedPreconditionError } from '../errors.js';
+import { FailedPreconditionError, GeometryMismatchError } from '../errors.js';
 import { makeDirDurable } from '../fs/make-dir-durable.js';
 import { readTlsMaterial, type TlsFiles, type TlsMaterial } from '../grpc/grpc-credentials.js';
 import { NbdServer } from '../nbd/nbd-server.js';
 import { GroupJournal } from '../replication/group-journal.js';
 import { PairMeta } from '../replication/pair-meta.js';
-import { SecondaryEndpoint } from '../replication/secondary-endpoint.js';
+import { decideResync } from '../replication/decide-resync.js';
+import { validGenerations, type GenerationIds } from '../replication/generation-ids.js';
+import { handshakeVerdict } from '../replication/handshake-verdict.js';
+import { SecondaryEndpoint, type PeerVerdict } from '../replication/secondary-endpoint.js';
 import { AsyncReplicator } from '../replication/async-replicator.js';
 import type { ConsistencyGroup } from '../replication/consistency-group.js';
 import type { ConsistencyGroups } from '../replication/consistency-groups.js';
@@ -18,6 +23,7 @@ import { openPairVolume, type PairVolumeOptions } from '../volume/open-pair-volu
 import type { Volume } from '../volume/volume.js';
 import { DEFAULT_MAX_COORDINATION_MS, DEFAULT_MAX_DRAIN_MS, pairSettings, type PairSettings, type PairSpec } from './pair-spec.js';
 import type { PairStateName } from './pair-state.js';
+import { FencedExport } from './fenced-export.js';
 import { VolumeExport, type IoCounters } from './volume-export.js';
 
 export interface PairStatusView extends IoCounters {
@@ -54,6 +60,20 @@ export interface PairStatusView extends IoCounters {
   coordinationHoldP50Ms: number;
   coordinationHoldP99Ms: number;
   coordinationHoldMaxMs: number;
+  /** Data-generation ids this side holds (see generation-ids.ts). */
+  generation: string;
+  bitmapGeneration: string;
+  historyGenerations: string[];
+  /** The peer's current generation at the last handshake ('' unknown). */
+  peerGeneration: string;
+  /** The export refuses writes (a secondary, or a primary being demoted). */
+  fenced: boolean;
+  /** A secondary holds a complete image at one point in time (it can be promoted). */
+  consistent: boolean;
+  primaryDemoted: boolean;
+  discardMyData: boolean;
+  promotedTimeMs: number;
+  promotedPointTimeMs: number;
 }
 
 export interface PairContext {
@@ -72,6 +92,11 @@ export interface PairContext {
   groups: ConsistencyGroups;
   /** How a pair's block device is checked and held (see openPairVolume). */
   volume?: Omit<PairVolumeOptions, 'role'>;
+  /**
+   * The pair learnt it is a stale primary and demoted itself (its metadata says
+   * secondary now, durably): stop it and start it again in that role.
+   */
+  onSelfDemoted?(pair: Pair): void;
 }
 
 /**
@@ -87,42 +112,61 @@ export interface SocketExport {
 }
 
 export class Pair {
+  /** The spec, with the role the pair holds now (its metadata's, which role changes commit). */
   readonly spec: PairSpec;
+  readonly meta: PairMeta;
   readonly #volume: Volume;
-  readonly #tracker: DirtyTracker | null;
-  readonly #export: VolumeExport | null;
+  /** A primary's out-of-sync blocks; a secondary's divergent ones (see SecondaryEndpoint). */
+  readonly #tracker: DirtyTracker;
+  readonly #export: VolumeExport | FencedExport | null;
   readonly #nbd: NbdServer | null;
   readonly #stateDir: string;
   readonly #replicator: SyncReplicator | AsyncReplicator | null;
   readonly #group: { groups: ConsistencyGroups; name: string; group: ConsistencyGroup } | null;
   readonly endpoint: SecondaryEndpoint | null;
+  readonly #logger: Logger;
+  readonly #onSelfDemoted: ((p: Pair) => void) | undefined;
   #paused: boolean;
   #closed = false;
+  /** A primary's last handshake verdict (its own dial or a dialler's), until a session starts. */
+  #verdict: PeerVerdict | null = null;
+  /** Demoting itself: fenced for good, its metadata being written. */
+  #stale = false;
 
   private constructor(
     spec: PairSpec,
     stateDir: string,
     volume: Volume,
     parts: {
-      tracker?: DirtyTracker;
-      exp?: VolumeExport;
+      meta: PairMeta;
+      tracker: DirtyTracker;
+      logger: Logger;
+      exp?: VolumeExport | FencedExport;
       nbd?: NbdServer;
       replicator?: SyncReplicator | AsyncReplicator;
       group?: { groups: ConsistencyGroups; name: string; group: ConsistencyGroup };
       endpoint?: SecondaryEndpoint;
+      onSelfDemoted?: (p: Pair) => void;
     },
   ) {
-    const { tracker = null, exp = null, nbd = null } = parts;
+    const { exp = null, nbd = null } = parts;
+    this.meta = parts.meta;
+    this.#logger = parts.logger;
+    this.#onSelfDemoted = parts.onSelfDemoted;
     this.#replicator = parts.replicator ?? null;
     this.#group = parts.group ?? null;
     this.endpoint = parts.endpoint ?? null;
     this.spec = spec;
     this.#stateDir = stateDir;
     this.#volume = volume;
-    this.#tracker = tracker;
+    this.#tracker = parts.tracker;
     this.#export = exp;
     this.#nbd = nbd;
     this.#paused = spec.paused;
+  }
+
+  get role(): PairSpec['role'] {
+    return this.spec.role;
   }
 
   static stateDirOf(stateDir: string, name: string): string {
@@ -134,10 +178,15 @@ export class Pair {
    * serves and tracks writes meanwhile (a spliced volume's fallback writes must be
    * recorded before any consistency group is cut).
    */
-  static async start(spec: PairSpec, ctx: PairContext, opts: { holdReplication?: boolean; restored?: boolean } = {}): Promise<Pair> {
+  static async start(given: PairSpec, ctx: PairContext, opts: { holdReplication?: boolean; restored?: boolean } = {}): Promise<Pair> {
     const holdReplication = opts.holdReplication ?? false;
-    const dir = Pair.stateDirOf(ctx.stateDir, spec.name);
-    const logger = ctx.logger.child({ pair: spec.name });
+    const dir = Pair.stateDirOf(ctx.stateDir, given.name);
+    const logger = ctx.logger.child({ pair: given.name });
+    // Read, not written yet: a volume refused below must leave no state behind. Its role
+    // wins over the spec's: a role change commits there first (see PairManager).
+    const meta = await PairMeta.load(dir, given.role);
+    const spec: PairSpec = meta.role === given.role ? given : { ...given, role: meta.role };
+    if (spec.role !== given.role) logger.warn('the pair holds another role than pairs.json says (a role change was cut short); taking the role of its metadata', { listed: given.role, role: spec.role });
     // First, so that a volume refused (in use, a directory) leaves no state behind.
     const volume = await openPairVolume(spec.volumePath, { ...ctx.volume, role: spec.role });
     let tracker: DirtyTracker | null = null;
@@ -145,18 +194,14 @@ export class Pair {
     try {
       // The pair's dirty log, metadata and journal must not vanish with an unsynced
       // directory entry at a power cut.
-      await makeDirDurable(spec.role === 'secondary' ? join(dir, 'journal') : dir, ctx.stateDir);
-      if (spec.role === 'secondary') {
-        const journal = await GroupJournal.open(join(dir, 'journal'), volume);
-        const endpoint = new SecondaryEndpoint(spec.name, volume, spec.blockSize, await PairMeta.open(dir), journal, logger);
-        logger.info('secondary pair started', { volume: spec.volumePath, bytes: volume.size });
-        return new Pair(spec, dir, volume, { endpoint });
-      }
+      await makeDirDurable(join(dir, 'journal'), ctx.stateDir);
+      const logPath = join(dir, 'dirty.log');
       // A pair restored from pairs.json had its dirty log created (durably) before it was
-      // listed there: if the log is gone, what it held is unknown, so everything counts
-      // as dirty, never nothing.
-      const logLost = opts.restored === true && !existsSync(join(dir, 'dirty.log'));
-      tracker = await DirtyTracker.open({ path: join(dir, 'dirty.log'), volumeBytes: volume.size, blockSize: spec.blockSize });
+      // listed there — and before a version 2 meta.json was written: if the log is gone,
+      // what it held is unknown, so everything counts as dirty, never nothing. (A secondary
+      // of the previous release never had one, and never wrote as a primary.)
+      const logLost = opts.restored === true && !existsSync(logPath) && (spec.role === 'primary' || meta.origin === 'current');
+      tracker = await DirtyTracker.open({ path: logPath, volumeBytes: volume.size, blockSize: spec.blockSize });
       if (logLost) {
         logger.warn('the dirty log is missing: every block counts as out of sync (a full resync)');
         await tracker.markAllDirty();
@@ -168,7 +213,27 @@ export class Pair {
       for (const d of tracker.damage) {
         logger.warn('dirty log damaged: what it might cover is counted dirty', { detail: d.message, region: d.region, firstBlock: d.firstBlock, lastBlock: d.lastBlock });
       }
+      // Only once the dirty log exists (see logLost).
+      const origin = meta.origin;
+      await meta.persist();
+      if (origin === 'legacy') logger.info('pair metadata converted to version 2', { role: spec.role, generation: meta.current });
+      if (spec.role === 'secondary') {
+        const journal = await GroupJournal.open(join(dir, 'journal'), volume);
+        const endpoint = new SecondaryEndpoint(spec.name, { volume, blockSize: spec.blockSize, meta, journal, divergent: tracker, logger });
+        const exp = spec.nbdListen || spec.nbdSocket ? new FencedExport(spec.name, volume.size) : undefined;
+        if (exp) {
+          nbd = new NbdServer(exp, { logger, onProtocolError: (r) => ctx.onProtocolError?.(spec.name, r) });
+          await nbd.listen({ tcp: spec.nbdListen, socket: spec.nbdSocket });
+        }
+        logger.info('secondary pair started', { volume: spec.volumePath, bytes: volume.size, generation: meta.current, divergentBlocks: tracker.dirtyBlocks, fencedExport: nbd?.tcpAddress || nbd?.socketPath || '' });
+        return new Pair(spec, dir, volume, { meta, tracker, logger, endpoint, ...(exp && nbd ? { exp, nbd } : {}), ...(ctx.onSelfDemoted ? { onSelfDemoted: ctx.onSelfDemoted } : {}) });
+      }
       const exp = new VolumeExport(spec.name, volume, tracker);
+      // The replicators report handshake verdicts to the pair, made below.
+      const self: { pair?: Pair } = {};
+      const onPeerVerdict = (hs: HandshakeResponse__Output | null): void => {
+        if (self.pair !== undefined) self.pair.#onPeerVerdict(hs);
+      };
       let replicator: SyncReplicator | AsyncReplicator | undefined;
       let group: { groups: ConsistencyGroups; name: string; group: ConsistencyGroup } | undefined;
       if (spec.peer && spec.mode === 'async') {
@@ -186,15 +251,16 @@ export class Pair {
         const r = new AsyncReplicator({
           volume,
           tracker,
-          meta: await PairMeta.open(dir),
+          meta,
           peer: spec.peer,
           remotePair: spec.peerPair ?? spec.name,
           ...peerLinkTls(spec, ctx),
           logger,
           onWork: () => member.group?.notify(),
+          onVerdict: onPeerVerdict,
         });
         r.setPaused(spec.paused);
-        exp.attachReplication(r);
+        exp.attachReplication(r, () => meta.diverge());
         replicator = r;
         member.group = ctx.groups.join(settings, r);
         group = { groups: ctx.groups, name, group: member.group };
@@ -202,7 +268,7 @@ export class Pair {
         replicator = new SyncReplicator({
           volume,
           tracker,
-          meta: await PairMeta.open(dir),
+          meta,
           peer: spec.peer,
           remotePair: spec.peerPair ?? spec.name,
           ...peerLinkTls(spec, ctx),
@@ -210,14 +276,25 @@ export class Pair {
           ...(spec.resyncBytesPerSecond ? { resyncBytesPerSecond: spec.resyncBytesPerSecond } : {}),
           ...(ctx.replicationBudgetBytes ? { maxInFlightBytes: ctx.replicationBudgetBytes } : {}),
           logger,
+          onVerdict: onPeerVerdict,
         });
         replicator.setPaused(spec.paused);
-        exp.attachReplication(replicator);
+        exp.attachReplication(replicator, () => meta.diverge());
       }
       nbd = new NbdServer(exp, { logger, onProtocolError: (r) => ctx.onProtocolError?.(spec.name, r) });
       await nbd.listen({ tcp: spec.nbdListen, socket: spec.nbdSocket });
-      logger.info('pair started', { role: spec.role, volume: spec.volumePath, bytes: volume.size, nbd: nbd.tcpAddress, socket: nbd.socketPath });
-      const pair = new Pair(spec, dir, volume, { tracker, exp, nbd, ...(replicator ? { replicator } : {}), ...(group ? { group } : {}) });
+      logger.info('pair started', { role: spec.role, volume: spec.volumePath, bytes: volume.size, nbd: nbd.tcpAddress, socket: nbd.socketPath, generation: meta.current });
+      const pair = new Pair(spec, dir, volume, {
+        meta,
+        tracker,
+        logger,
+        exp,
+        nbd,
+        ...(replicator ? { replicator } : {}),
+        ...(group ? { group } : {}),
+        ...(ctx.onSelfDemoted ? { onSelfDemoted: ctx.onSelfDemoted } : {}),
+      });
+      self.pair = pair;
       if (!holdReplication) pair.startReplication();
       return pair;
     } catch (err) {
@@ -226,6 +303,83 @@ export class Pair {
       await volume.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * A primary's handshake for this pair: a secondary's endpoint answers it; a primary
+   * answers with its generation ids and no session, and demotes itself when the dialler
+   * holds a newer generation descending from its own.
+   */
+  async handshake(req: HandshakeRequest__Output): Promise<HandshakeResponse__Output> {
+    if (this.endpoint !== null) return this.endpoint.handshake(req);
+    if (req.volumeBytes !== this.#volume.size || req.blockSize !== this.spec.blockSize) {
+      throw new GeometryMismatchError(`pair ${this.spec.name} is a primary here, of another geometry (${this.#volume.size} bytes, blocks of ${this.spec.blockSize})`);
+    }
+    // A primary of the previous release cannot act on an answer: it is refused, as then.
+    if (req.generations === null) throw new FailedPreconditionError(`pair ${this.spec.name} is a primary here, not a secondary`);
+    const dialer = validGenerations(req.generations);
+    if (typeof dialer === 'string') throw new FailedPreconditionError(`bad generation ids: ${dialer}`);
+    const v = handshakeVerdict({ role: 'primary', generations: this.meta.generations, discardMyData: false }, dialer);
+    const answer = (verdict: string, reason: string): HandshakeResponse__Output => {
+      const g = this.meta.generations;
+      return { sessionId: '', secondaryGeneration: this.meta.image, fullSyncRequired: false, redirect: '', generations: { ...g, history: [...g.history] }, role: 'primary', verdict, reason, divergentBlocks: Buffer.alloc(0) };
+    };
+    if (v.kind === 'demote-self') {
+      this.#demoteSelf(v.reason, dialer.current);
+      return answer('responder-stale', v.reason);
+    }
+    if (v.kind === 'session') return answer('split-brain', 'two primaries');
+    this.#noteVerdict({ verdict: v.verdict, reason: v.reason, peerGeneration: dialer.current });
+    return answer(v.verdict, v.reason);
+  }
+
+  /** What this primary's own link heard: a verdict, or null when a session started. */
+  #onPeerVerdict(hs: HandshakeResponse__Output | null): void {
+    if (hs === null) {
+      this.#verdict = null;
+      return;
+    }
+    const peer = hs.generations === null ? null : validGenerations(hs.generations);
+    const peerGeneration = peer !== null && typeof peer !== 'string' ? peer.current : '';
+    if (hs.verdict === 'dialer-stale') {
+      // Acted on only when our own reading of its ids agrees: a peer that is wrong (or
+      // lies) must not make this side stop serving.
+      if (peer !== null && typeof peer !== 'string' && peerIsAhead(this.meta.generations, peer)) {
+        this.#demoteSelf(hs.reason, peer.current);
+        return;
+      }
+      this.#logger.error('the peer says this primary is stale, but its generation ids do not show it; staying primary', { reason: hs.reason });
+    }
+    const verdict = hs.verdict === 'dialer-stale' || hs.verdict === 'responder-stale' || hs.verdict === 'split-brain' ? hs.verdict : 'unrelated';
+    this.#noteVerdict({ verdict, reason: hs.reason, peerGeneration });
+  }
+
+  #noteVerdict(v: PeerVerdict): void {
+    if (this.#verdict?.reason !== v.reason && v.verdict !== 'responder-stale') this.#logger.warn('no session with the peer', { verdict: v.verdict, reason: v.reason });
+    this.#verdict = v;
+  }
+
+  /**
+   * This primary is stale: a peer holds a newer generation descending from ours. It never
+   * serves a write as a primary again: the export is fenced at once (in memory, before
+   * anything else happens), then the role is committed durably; only then is the pair
+   * restarted as a secondary, its dirty log — what it wrote that the peer never got —
+   * kept for the peer's resync to overwrite.
+   */
+  #demoteSelf(reason: string, peerGeneration: string): void {
+    if (this.#stale) return;
+    this.#stale = true;
+    if (this.#export instanceof VolumeExport) this.#export.fenceWrites();
+    this.#verdict = { verdict: 'dialer-stale', reason, peerGeneration };
+    this.#logger.warn('this primary is stale: demoting itself', { reason, generation: this.meta.current, peerGeneration });
+    this.meta.demote().then(
+      () => this.#onSelfDemoted?.(this),
+      (err: Error) => {
+        // Still fenced; the next handshake tries again.
+        this.#stale = false;
+        this.#logger.error('could not record the demotion; the export stays fenced', { error: err.message });
+      },
+    );
   }
 
   #replicationStarted = false;
@@ -244,8 +398,39 @@ export class Pair {
   }
 
   recordUntrackedWrites(ranges: ReadonlyArray<readonly [number, number]>): Promise<void> {
-    if (this.#export === null) return Promise.reject(new FailedPreconditionError(`pair ${this.spec.name} is a secondary`));
+    if (!(this.#export instanceof VolumeExport)) return Promise.reject(new FailedPreconditionError(`pair ${this.spec.name} is a secondary`));
     return this.#export.recordUntrackedWrites(ranges);
+  }
+
+  /** Demotion, first step: the export refuses writes from now on. */
+  fenceWrites(): void {
+    if (this.#export instanceof VolumeExport) this.#export.fenceWrites();
+  }
+
+  /** A demotion that did not happen: the export takes writes again (never once stale). */
+  unfence(): void {
+    if (this.#export instanceof VolumeExport && !this.#stale) this.#export.unfence();
+  }
+
+  /**
+   * Demotion, second step: resolves once everything acknowledged is durable on the
+   * secondary, which holds this side's generation and has been told it demotes. A
+   * primary without a peer has nobody to ship to.
+   */
+  shipEverything(signal: AbortSignal): Promise<void> {
+    return this.#replicator?.shipEverything(signal) ?? Promise.resolve();
+  }
+
+  /** A secondary's primary is connected right now. */
+  get primaryConnected(): boolean {
+    return this.endpoint?.connected ?? false;
+  }
+
+  /** For a promotion: the primary time of the last point the volume holds (0 unknown). */
+  get lastPointTimeMs(): number {
+    const ep = this.endpoint;
+    if (ep === null) return 0;
+    return ep.lastConsistencyPointTimeMs || ep.stats.lastFrameTimeMs;
   }
 
   get paused(): boolean {
@@ -259,7 +444,8 @@ export class Pair {
 
   status(): PairStatusView {
     const t = this.#tracker;
-    const counters = this.#export?.counters ?? { bytesWritten: 0, bytesRead: 0, writeOps: 0, readOps: 0 };
+    const counters = this.#export instanceof VolumeExport ? this.#export.counters : { bytesWritten: 0, bytesRead: 0, writeOps: 0, readOps: 0 };
+    const m = this.meta.data;
     return {
       name: this.spec.name,
       role: this.spec.role,
@@ -287,6 +473,16 @@ export class Pair {
       bytesReplicated: this.#replicator?.bytesReplicated ?? this.endpoint?.stats.bytesApplied ?? 0,
       replicationErrors: this.#replicator?.refusals ?? this.endpoint?.stats.applyErrors ?? 0,
       ...this.#asyncStatus(),
+      generation: m.current,
+      bitmapGeneration: m.bitmap,
+      historyGenerations: [...m.history],
+      peerGeneration: this.#replicator?.peerGeneration || this.#verdict?.peerGeneration || this.endpoint?.verdict?.peerGeneration || '',
+      fenced: this.#export?.readOnly ?? false,
+      consistent: this.endpoint?.consistent ?? m.current !== '',
+      primaryDemoted: m.primaryDemoted,
+      discardMyData: m.discardMyData,
+      promotedTimeMs: m.promotedAtMs,
+      promotedPointTimeMs: m.promotedPointMs,
     };
   }
 
@@ -312,12 +508,15 @@ export class Pair {
   #state(): PairStateName {
     if (this.#paused) return 'Paused';
     if (this.endpoint) return this.endpoint.state;
+    if (this.#verdict?.verdict === 'split-brain' && this.#replicator !== null && this.#replicator.state === 'Retrying') return 'SplitBrain';
     return this.#replicator?.state ?? 'Standalone';
   }
 
   #lastError(): string {
-    const trackerError = this.#tracker?.lastError;
+    const trackerError = this.#tracker.lastError;
     if (trackerError) return `dirty log: ${trackerError.message}`;
+    // Why there is no session while the peers disagree, not the last dial's transport error.
+    if (this.#verdict !== null && (this.#stale || this.#state() === 'SplitBrain')) return this.#verdict.reason;
     return this.#replicator?.lastError ?? this.endpoint?.lastError ?? '';
   }
 
@@ -331,7 +530,7 @@ export class Pair {
     await this.endpoint?.journal.close();
     // Durable data first, then the bitmap that describes it.
     await this.#volume.flush().catch(() => undefined);
-    await this.#tracker?.close();
+    await this.#tracker.close();
     await this.#volume.close();
   }
 
@@ -340,6 +539,12 @@ export class Pair {
     await this.close();
     await rm(this.#stateDir, { recursive: true, force: true });
   }
+}
+
+/** The peer's data descends from ours and is newer (a delta or a full copy from it to us). */
+function peerIsAhead(own: GenerationIds, peer: GenerationIds): boolean {
+  const d = decideResync(own, peer);
+  return (d.kind === 'delta' || d.kind === 'full') && d.from === 'b';
 }
 
 /** A primary's peer link TLS: the pair's own material when it has some, else the sidecar's. */

@@ -1,4 +1,5 @@
 import type { DirtyTracker } from '../bitmap/dirty-tracker.js';
+import { VolumeIoError } from '../errors.js';
 import type { NbdExport } from '../nbd/nbd-export.js';
 import type { Volume } from '../volume/volume.js';
 
@@ -25,6 +26,10 @@ export interface WriteReplication {
 }
 
 const ZERO_CHUNK = 1 << 20;
+
+function fencedError(name: string): VolumeIoError {
+  return new VolumeIoError(`pair ${name} is being demoted: its export refuses writes`, { errno: 'EPERM' });
+}
 const ZEROES = Buffer.alloc(ZERO_CHUNK);
 
 /**
@@ -34,11 +39,13 @@ const ZEROES = Buffer.alloc(ZERO_CHUNK);
 export class VolumeExport implements NbdExport {
   readonly name: string;
   readonly description: string;
-  readonly readOnly = false;
   readonly counters: IoCounters = { bytesWritten: 0, bytesRead: 0, writeOps: 0, readOps: 0 };
   readonly #volume: Volume;
   readonly #tracker: DirtyTracker;
   #replication: WriteReplication | null = null;
+  #fenced = false;
+  /** Writes that reached the volume without the peer: see recordUntrackedWrites. */
+  #onDiverge: (() => Promise<void> | undefined) | null = null;
 
   constructor(name: string, volume: Volume, tracker: DirtyTracker) {
     this.name = name;
@@ -47,8 +54,26 @@ export class VolumeExport implements NbdExport {
     this.#tracker = tracker;
   }
 
-  attachReplication(r: WriteReplication | null): void {
+  attachReplication(r: WriteReplication | null, onDiverge?: () => Promise<void> | undefined): void {
     this.#replication = r;
+    this.#onDiverge = onDiverge ?? null;
+  }
+
+  /**
+   * The fence of a primary being demoted (or that learnt it is stale): every write,
+   * write-zeroes and trim from now on fails with EPERM (the NBD layer checks `readOnly`
+   * per request); writes already accepted finish and are tracked as usual.
+   */
+  fenceWrites(): void {
+    this.#fenced = true;
+  }
+
+  unfence(): void {
+    this.#fenced = false;
+  }
+
+  get readOnly(): boolean {
+    return this.#fenced;
   }
 
   get size(): number {
@@ -63,6 +88,7 @@ export class VolumeExport implements NbdExport {
   }
 
   write(offset: number, chunks: Buffer[], length: number, fua: boolean): Promise<void> {
+    if (this.#fenced) return Promise.reject(fencedError(this.name));
     const r = this.#replication;
     if (r === null) return this.#writeLocal(offset, chunks, length, fua);
     const gate = r.beforeLocalWrite(offset, length);
@@ -93,6 +119,7 @@ export class VolumeExport implements NbdExport {
    * stays sparse (mkfs zeroes whole tables), and unchanged chunks are not dirtied.
    */
   async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
+    if (this.#fenced) throw fencedError(this.name);
     for (let at = offset; at < offset + length; at += ZERO_CHUNK) {
       const n = Math.min(ZERO_CHUNK, offset + length - at);
       const current = await this.#volume.read(at, n);
@@ -131,6 +158,9 @@ export class VolumeExport implements NbdExport {
         r?.abandon(ticket, offset, length);
       }
     }
+    // Acknowledged long ago without the peer: this side's data diverges from the
+    // generation the peer may hold.
+    await this.#onDiverge?.();
   }
 
   /**

@@ -32,7 +32,7 @@ describe('AsyncReplicator: copy-aside budget', () => {
 
   /** A replicator whose link is never started: cutting and copying aside need none. */
   async function replicator(asideBudgetBytes: number): Promise<AsyncReplicator> {
-    const meta = await PairMeta.open(join(dir, 'state'));
+    const meta = await PairMeta.open(join(dir, 'state'), 'primary');
     return new AsyncReplicator({ volume, tracker, meta, peer: '127.0.0.1:1', remotePair: 'p', logger, onWork: () => undefined, asideBudgetBytes });
   }
 
@@ -85,7 +85,7 @@ describe('AsyncReplicator: the initial copy and a refusing secondary', () => {
     r = new AsyncReplicator({
       volume: tmp.volume,
       tracker,
-      meta: await PairMeta.open(join(tmp.dir, 'state')),
+      meta: await PairMeta.open(join(tmp.dir, 'state'), 'primary'),
       peer: 'unused',
       remotePair: 'p',
       logger,

@@ -7,9 +7,12 @@ import type { TlsFiles, TlsMaterial } from '../grpc/grpc-credentials.js';
 import type { WriteReplication } from '../pair/volume-export.js';
 import type { Volume } from '../volume/volume.js';
 import { frameChecksum } from './frame-builder.js';
+import type { GenerationIds } from './generation-ids.js';
 import type { PairMeta } from './pair-meta.js';
 import { PeerFault } from './peer-fault.js';
 import { pairLink, type LinkFactory, type PeerLink, type ReplicationLink } from './peer-link.js';
+import { peerPlan } from './peer-plan.js';
+import { waitUntil } from './wait-until.js';
 
 export class GroupAbortedError extends BlockmirrorError {
   constructor(message: string) {
@@ -34,6 +37,15 @@ export interface AsyncReplicatorOptions {
   asideBudgetBytes?: number;
   /** The link to the secondary; default a PeerLink to `peer` (unit tests pass a fake). */
   link?: LinkFactory;
+  /** The peer answered a handshake with a verdict and no session (see PeerLink); null: a session started. */
+  onVerdict?(answer: HandshakeResponse__Output | null): void;
+}
+
+/** What a cut saw: the generation its group is a point of, and the writes acknowledged without the peer so far. */
+interface CutInfo {
+  id: number;
+  generations: GenerationIds;
+  divergentWrites: number;
 }
 
 export type AsyncState = 'Initializing' | 'Replicating' | 'Retrying';
@@ -96,7 +108,20 @@ export class AsyncReplicator implements WriteReplication {
   #fullSyncBlocks = 0;
   #paused = false;
   #closed = false;
-  #secondaryGeneration = '';
+  /** The secondary's image id (a full copy to it resumes). */
+  #secondaryImage = '';
+  /** The session's secondary holds a complete image (no full copy needed, or it is done). */
+  #peerHasImage = false;
+  /** The session's handshake is processed (divergent blocks merged): groups may be cut. */
+  #sessionReady = false;
+  /** The secondary does not hold our generation yet (or holds divergent blocks): tell it after a group. */
+  #adoptPending = false;
+  #adopting: Promise<void> | null = null;
+  /** Writes acknowledged while the secondary could not get them (link down, paused, refusing). */
+  #divergentWrites = 0;
+  #lastCut: CutInfo | null = null;
+  /** The peer's current generation at the last handshake or MarkSynced ('' unknown). */
+  peerGeneration = '';
   lastConsistencyPointTimeMs = 0;
   bytesReplicated = 0;
   bytesOnWire = 0;
@@ -111,7 +136,7 @@ export class AsyncReplicator implements WriteReplication {
     // Dirty after a crash or an earlier run: unknown on the secondary, so in the next group.
     this.#recording = o.tracker.dirtyBitmap();
     const onSession = (s: HandshakeResponse__Output | null): void => void this.#onSession(s);
-    this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'async');
+    this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'async', o.onVerdict ? { onVerdict: o.onVerdict } : {});
   }
 
   start(): void {
@@ -132,7 +157,7 @@ export class AsyncReplicator implements WriteReplication {
   get state(): AsyncState {
     // Connected but refused (a full or failing secondary): retrying, never suspended.
     if (!this.#link.connected || this.#fault.active) return 'Retrying';
-    return this.#fullSync || this.#o.meta.syncedPeerGeneration === '' ? 'Initializing' : 'Replicating';
+    return this.#fullSync || !this.#peerHasImage ? 'Initializing' : 'Replicating';
   }
 
   get outOfSyncBytes(): number {
@@ -179,7 +204,7 @@ export class AsyncReplicator implements WriteReplication {
 
   /** Ready to take part in a group: linked, not paused, with a complete image on the secondary. */
   get ready(): boolean {
-    return this.#link.connected && !this.#paused && !this.#closed && !this.#fullSync && this.#o.meta.syncedPeerGeneration !== '';
+    return this.#link.connected && this.#sessionReady && !this.#paused && !this.#closed && !this.#fullSync && this.#peerHasImage;
   }
 
   get hasChanges(): boolean {
@@ -188,7 +213,7 @@ export class AsyncReplicator implements WriteReplication {
 
   /** Needs an initial full copy before it can join groups (run by the coordinator, alone). */
   get needsFullSync(): boolean {
-    return this.#fullSync && this.#link.connected && !this.#paused && !this.#closed;
+    return this.#fullSync && this.#sessionReady && this.#link.connected && !this.#paused && !this.#closed;
   }
 
   beforeLocalWrite(offset: number, length: number): Promise<number> | number {
@@ -218,7 +243,15 @@ export class AsyncReplicator implements WriteReplication {
     this.#leave(ticket);
     // Coordination: no write is answered between the cut of the first member and the
     // last, so no write acknowledged after the cut can be in a group without its cause.
-    return this.#hold ?? Promise.resolve();
+    const hold = this.#hold;
+    // A write the secondary cannot get now (no session, paused, refused) is acknowledged
+    // only under a generation the secondary does not hold (see PairMeta.diverge). One
+    // acknowledged during a session is in flight: the RPO of async mode.
+    if (this.#link.connected && !this.#paused && !this.#fault.active) return hold ?? Promise.resolve();
+    this.#divergentWrites++;
+    const diverged = this.#o.meta.diverge();
+    if (diverged === undefined) return hold ?? Promise.resolve();
+    return hold === null ? diverged : Promise.all([hold, diverged]).then(() => undefined);
   }
 
   abandon(ticket: number): void {
@@ -244,6 +277,7 @@ export class AsyncReplicator implements WriteReplication {
 
   /** The cut: the recorded blocks become group `id`; new writes record afresh. */
   cut(id: number): void {
+    this.#lastCut = { id, generations: this.#o.meta.generations, divergentWrites: this.#divergentWrites };
     const blocks = this.#recording;
     this.#recording = new BlockBitmap(blocks.bits);
     this.#drain = { id, blocks, unread: blocks.clone(), aside: new Map(), reading: new Map(), epoch: this.#epoch, asideBytes: 0, heldForWrites: new Set(), abandoned: null };
@@ -329,9 +363,62 @@ export class AsyncReplicator implements WriteReplication {
       this.#fault.clear();
       // Clean only if no newer write is recorded for it (one in flight is recorded too).
       for (let b = d.blocks.nextSet(0); b !== -1; b = d.blocks.nextSet(b + 1)) if (!this.#recording.test(b)) this.#o.tracker.markClean(b);
+      // The initial copy (group 0) cleaned every block.
+      if (d.id === 0) void this.#checkpointAfterCopy();
     }
     if (ok && timeMs > 0) this.lastConsistencyPointTimeMs = timeMs;
     else this.#o.onWork();
+    const cut = this.#lastCut;
+    if (ok && cut !== null && cut.id === d.id && d.id !== 0 && this.#adoptPending && this.#adopting === null) {
+      this.#adopting = this.#adoptCut(cut)
+        .catch((err: Error) => {
+          this.#o.logger.warn('could not tell the secondary it holds our generation; after the next group', { error: err.message });
+        })
+        .finally(() => (this.#adopting = null));
+    }
+  }
+
+  /**
+   * After group `cut` is applied on the secondary: it holds our data as of the cut, so it
+   * holds the generation we had then — unless a write was acknowledged without it since
+   * the cut (that write is under that generation and not in the group; a later group
+   * brings it). The flag that makes such writes take a new generation is durable before
+   * the check, which runs in the same tick as the call.
+   */
+  async #adoptCut(cut: CutInfo, opts: { primaryDemoting?: boolean } = {}): Promise<void> {
+    await this.#o.meta.markShared();
+    if (this.#divergentWrites !== cut.divergentWrites || !this.#link.connected) return;
+    await this.#link.markSynced(cut.generations, opts);
+    await this.#o.meta.peerAdopted(cut.generations.current);
+    this.#adoptPending = false;
+    this.peerGeneration = cut.generations.current;
+  }
+
+  /**
+   * Demotion: resolves once every write this primary acknowledged is applied on the
+   * secondary in a committed group, and the secondary holds our generation and has been
+   * told we demote. The export is fenced by then. Rejects when `signal` aborts first.
+   */
+  async shipEverything(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      await waitUntil(() => this.ready && this.#recording.count === 0 && this.#drain === null && this.#inflight.size === 0 && this.#adopting === null, signal, () => this.#o.onWork());
+      await this.#o.meta.markShared();
+      // Everything is applied (no block recorded, none draining): the secondary holds our data.
+      if (this.#recording.count > 0 || this.#drain !== null || !this.#link.connected) continue;
+      const generations = this.#o.meta.generations;
+      try {
+        await this.#link.markSynced(generations, { primaryDemoting: true });
+      } catch (err) {
+        if (signal.aborted) throw err;
+        this.#o.logger.warn('telling the secondary we demote failed; trying again', { error: (err as Error).message });
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      await this.#o.meta.peerAdopted(generations.current);
+      this.#adoptPending = false;
+      this.peerGeneration = generations.current;
+      return;
+    }
   }
 
   /** The initial copy completed: the secondary holds a full image of this generation. */
@@ -343,11 +430,16 @@ export class AsyncReplicator implements WriteReplication {
       this.#noteRefusal(err);
       throw err;
     });
+    // The copy holds our data as of its cut (writes since are recorded for the first
+    // group): the secondary takes the generation we had then.
+    const cut = this.#lastCut;
+    await this.#o.meta.markShared();
+    if (cut === null || cut.id !== 0 || this.#divergentWrites !== cut.divergentWrites) throw new GroupAbortedError('a write was acknowledged without the secondary during the copy: copying again');
     // A secondary that cannot record it (a full state disk) is asked again, paced, rather
     // than having the whole copy sent again.
     for (;;) {
       try {
-        await this.#link.markSynced();
+        await this.#link.markSynced(cut.generations);
         break;
       } catch (err) {
         this.#noteRefusal(err as Error);
@@ -357,9 +449,18 @@ export class AsyncReplicator implements WriteReplication {
       }
     }
     this.#fault.clear();
-    await this.#o.meta.setSyncedPeerGeneration(this.#secondaryGeneration);
+    await this.#o.meta.peerAdopted(cut.generations.current);
+    await this.#o.meta.setPeerImage(this.#secondaryImage);
+    this.#adoptPending = false;
+    this.#peerHasImage = true;
+    this.peerGeneration = cut.generations.current;
     this.#fullSync = false;
     this.#o.logger.info('full sync complete');
+  }
+
+  /** After the copy's group is done (its blocks clean): see DirtyTracker.checkpoint. */
+  async #checkpointAfterCopy(): Promise<void> {
+    await this.#o.tracker.checkpoint().catch((err: Error) => this.#o.logger.warn('could not write the dirty log after the copy (a crash now resends more)', { error: err.message }));
   }
 
   failSession(reason: string): void {
@@ -367,9 +468,20 @@ export class AsyncReplicator implements WriteReplication {
   }
 
   async #onSession(s: HandshakeResponse__Output | null): Promise<void> {
+    this.#sessionReady = false;
     if (s === null) return;
-    this.#secondaryGeneration = s.secondaryGeneration;
-    if (s.fullSyncRequired) {
+    this.#secondaryImage = s.secondaryGeneration;
+    const plan = peerPlan(this.#o.meta.generations, s, this.#o.tracker.layout.blocks);
+    this.peerGeneration = plan.peerGeneration;
+    if (plan.kind === 'refuse') {
+      // The secondary's answer and our own reading of its ids disagree: never ship.
+      this.#o.logger.error('the secondary answered a session its generation ids do not allow; dropping it', { reason: plan.reason });
+      this.#link.fail(plan.reason);
+      return;
+    }
+    this.#adoptPending = plan.adopt;
+    this.#peerHasImage = plan.kind === 'delta';
+    if (plan.kind === 'full') {
       // No usable image there: everything goes, durably recorded first so a crash
       // during the copy resumes it.
       await this.#o.tracker.markAllDirty();
@@ -377,7 +489,16 @@ export class AsyncReplicator implements WriteReplication {
       this.#fullSync = true;
       this.#fullSyncBlocks = this.#recording.count;
       this.#o.logger.info('full sync started', { blocks: this.#recording.count });
+    } else if (plan.divergent !== null) {
+      // The secondary's divergent blocks (what it wrote as a primary that we never got)
+      // go in the next group too, durably recorded first: the union of both sides' changes.
+      await this.#o.tracker.mergeDirty(plan.divergent);
+      this.#recording.union(plan.divergent);
+      this.#o.logger.info('resync started', { divergentBlocks: plan.divergent.count, recordedBlocks: this.#recording.count });
     }
+    // Only now may a group be cut: one cut before the merge would be followed by a
+    // MarkSynced telling the secondary its divergent blocks were overwritten.
+    this.#sessionReady = this.#link.connected;
     this.#o.onWork();
   }
 

@@ -3,11 +3,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import winston from 'winston';
+import { openSecondaryEndpoint } from '../../test/helpers/open-secondary-endpoint.js';
 import { openTempVolume, type TempVolume } from '../../test/helpers/temp-volume.js';
 import type { DecodedRun } from './frame-builder.js';
 import { GroupCommitter } from './group-committer.js';
-import { GroupJournal } from './group-journal.js';
-import { PairMeta } from './pair-meta.js';
 import { SecondaryEndpoint } from './secondary-endpoint.js';
 
 const KiB = 1024;
@@ -23,7 +22,7 @@ describe('GroupCommitter recovery', () => {
     const tmp = await openTempVolume(`bm-commit-${name}-`, 256 * KiB);
     tmps.push(tmp);
     const dir = join(stateDir, 'pairs', name);
-    const ep = new SecondaryEndpoint(name, tmp.volume, 4096, await PairMeta.open(dir), await GroupJournal.open(join(dir, 'journal'), tmp.volume), logger);
+    const ep = await openSecondaryEndpoint(name, tmp.volume, 4096, dir, logger);
     eps.set(name, ep);
     return ep;
   };

@@ -95,6 +95,15 @@ export class GroupCommitter {
     clearTimeout(this.#retryTimer);
   }
 
+  /**
+   * Waits until no group is being committed or applied; false when a committed group
+   * naming `pair` could not be applied yet (its volume is between two groups).
+   */
+  async settled(pair: string): Promise<boolean> {
+    await this.#serial(() => Promise.resolve());
+    return ![...this.#unfinished.values()].some((r) => r.members.some((m) => m.pair === pair));
+  }
+
   async #commit(req: CommitGroupRequest__Output): Promise<void> {
     if (req.members.length === 0) throw new GroupRejectedError('a group needs at least one member');
     if (!GROUP_NAME.test(req.consistencyGroup)) throw new GroupRejectedError(`consistency group name ${JSON.stringify(req.consistencyGroup)} is not valid`);

@@ -4,12 +4,11 @@ import { createConnection, createServer, type AddressInfo, type Server, type Soc
 import { join } from 'node:path';
 import winston from 'winston';
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
+import { openSecondaryEndpoint } from '../../test/helpers/open-secondary-endpoint.js';
 import { openTempVolume, type TempVolume } from '../../test/helpers/temp-volume.js';
 import { waitFor } from '../../test/helpers/wait-for.js';
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { frameChecksum } from './frame-builder.js';
-import { GroupJournal } from './group-journal.js';
-import { PairMeta } from './pair-meta.js';
 import { PeerLink } from './peer-link.js';
 import { replicationService } from './replication-service.js';
 import { SecondaryEndpoint } from './secondary-endpoint.js';
@@ -95,7 +94,7 @@ describe('PeerLink', () => {
   const endpoint = async (): Promise<SecondaryEndpoint> => {
     const t = await openTempVolume('bm-link-', 4 * MiB);
     tmp.push(t);
-    return new SecondaryEndpoint('db', t.volume, BLOCK, await PairMeta.open(join(t.dir, 'state')), await GroupJournal.open(join(t.dir, 'state', 'journal'), t.volume), logger);
+    return openSecondaryEndpoint('db', t.volume, BLOCK, join(t.dir, 'state'), logger);
   };
   const peer = async (holds?: SecondaryEndpoint): Promise<TestPeer> => {
     const p = await TestPeer.start(holds);
@@ -109,7 +108,8 @@ describe('PeerLink', () => {
       remotePair: 'db',
       volumeBytes: 4 * MiB,
       blockSize: BLOCK,
-      generation: () => 'gen-a',
+      generations: () => ({ current: 'gen-a', bitmap: '', history: [] }),
+      legacyGeneration: () => 'gen-a',
       syncedPeerGeneration: () => '',
       logger,
       mode: 'sync',
@@ -139,7 +139,7 @@ describe('PeerLink', () => {
     await waitFor('a session', () => l.connected, WAIT);
     await l.send('mirror', { ...frame(0, 1), group: 0 });
     await l.send('resync', { ...frame(65536, 2), group: 0 });
-    await l.markSynced();
+    await l.markSynced({ current: 'gen-a', bitmap: '', history: [] });
     expect(ep.consistent).toBe(true);
     expect(b.accepted).toBe(1);
   });
@@ -155,7 +155,7 @@ describe('PeerLink', () => {
     expect(l.target).toBe(holder.address);
     await l.send('mirror', { ...frame(0, 3), group: 0 });
     await l.send('resync', { ...frame(65536, 4), group: 0 });
-    await l.markSynced();
+    await l.markSynced({ current: 'gen-a', bitmap: '', history: [] });
     // The entry point saw the handshake only; every call of the session went to the holder, on one connection.
     expect(entry.accepted).toBe(1);
     expect(holder.accepted).toBe(1);

@@ -10,6 +10,7 @@ import { channelCredentials, type TlsFiles, type TlsMaterial } from '../grpc/grp
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { Backoff } from './backoff.js';
 import { frameChecksum } from './frame-builder.js';
+import type { GenerationIds } from './generation-ids.js';
 import { PAIR_METADATA, SESSION_METADATA } from './replication-service.js';
 
 export class PeerUnavailableError extends BlockmirrorError {
@@ -57,11 +58,21 @@ export interface PeerLinkOptions {
   remotePair: string;
   volumeBytes: number;
   blockSize: number;
-  generation: () => string;
+  /** This primary's data-generation ids, sent at each handshake. */
+  generations: () => GenerationIds;
+  /** What a secondary of the previous release knows this primary as (PairMeta.root). */
+  legacyGeneration: () => string;
+  /** The secondary image this primary last completed a full copy to (for that release too). */
   syncedPeerGeneration: () => string;
   logger: Logger;
   /** Called when a session starts (with the handshake answer) or ends. */
   onSession(session: HandshakeResponse__Output | null, error?: string): void;
+  /**
+   * The peer answered with a verdict and no session (it is a newer primary or holds newer
+   * data, it is a stale primary demoting itself, a split brain, another lineage). The
+   * link retries as after any failure; the pair decides what the verdict means for it.
+   */
+  onVerdict?(answer: HandshakeResponse__Output): void;
   handshakeTimeoutMs?: number;
   /** Replication mode, told to the secondary so it reports the right state. */
   mode: 'sync' | 'async';
@@ -73,7 +84,7 @@ export interface PeerLinkOptions {
 export interface PairLinkSource {
   volume: { size: number };
   tracker: { layout: { blockSize: number } };
-  meta: { generation: string; syncedPeerGeneration: string };
+  meta: { generations: GenerationIds; root: string; peerImage: string };
   peer: string;
   remotePair: string;
   tls?: TlsFiles | TlsMaterial;
@@ -88,9 +99,11 @@ export type ReplicationLink = Pick<PeerLink, 'start' | 'close' | 'connected' | '
 export type LinkFactory = (onSession: PeerLinkOptions['onSession']) => ReplicationLink;
 
 /** The link of a primary pair to its secondary. */
-export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSession'], mode: PeerLinkOptions['mode'], livenessMs?: number): PeerLink {
+export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSession'], mode: PeerLinkOptions['mode'], opts: { livenessMs?: number; onVerdict?: PeerLinkOptions['onVerdict'] } = {}): PeerLink {
+  const livenessMs = opts.livenessMs;
   return new PeerLink({
     mode,
+    ...(opts.onVerdict ? { onVerdict: opts.onVerdict } : {}),
     ...(livenessMs !== undefined ? { livenessMs } : {}),
     address: o.peer,
     ...(o.tls ? { tls: o.tls } : {}),
@@ -98,8 +111,9 @@ export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSessio
     remotePair: o.remotePair,
     volumeBytes: o.volume.size,
     blockSize: o.tracker.layout.blockSize,
-    generation: () => o.meta.generation,
-    syncedPeerGeneration: () => o.meta.syncedPeerGeneration,
+    generations: () => o.meta.generations,
+    legacyGeneration: () => o.meta.root,
+    syncedPeerGeneration: () => o.meta.peerImage,
     logger: o.logger,
     onSession,
   });
@@ -227,12 +241,17 @@ export class PeerLink {
     });
   }
 
-  /** Tells the secondary it now holds a complete image of this generation. */
-  markSynced(): Promise<void> {
+  /**
+   * Tells the secondary it now holds a complete image of `generations` (this primary's,
+   * as of the copy or resync just made durable there); `primaryDemoting`: and that this
+   * primary demotes itself with nothing left to ship.
+   */
+  markSynced(generations: GenerationIds, opts: { primaryDemoting?: boolean } = {}): Promise<void> {
     const c = this.#client;
     if (!c || !this.connected) return Promise.reject(new PeerUnavailableError('not connected'));
+    const req = { pairId: this.#opts.remotePair, sessionId: this.#session, generations: { ...generations, history: [...generations.history] }, primaryDemoting: opts.primaryDemoting ?? false };
     return new Promise((resolve, reject) => {
-      c.MarkSynced({ pairId: this.#opts.remotePair, sessionId: this.#session }, { deadline: new Date(Date.now() + 5000) }, (err) => {
+      c.MarkSynced(req, { deadline: new Date(Date.now() + 5000) }, (err) => {
         if (!err) return resolve();
         const why = `the secondary could not record the complete image: ${err.details || err.message}`;
         reject(err.code === GrpcStatus.FAILED_PRECONDITION ? new PeerRefusedError(why) : new PeerUnavailableError(why));
@@ -286,6 +305,13 @@ export class PeerLink {
         hs = await this.#handshake(c);
       }
       if (this.#closed) return;
+      if (hs.verdict !== '' || hs.sessionId === '') {
+        // No session, and why: the pair acts on it; the link tries again later (the other
+        // side may demote itself, or a person may resolve a split brain meanwhile).
+        this.#opts.onVerdict?.(hs);
+        this.#retryLater(hs.reason || `the peer started no session (${hs.verdict || 'no reason given'})`);
+        return;
+      }
       this.#session = hs.sessionId;
       this.#streams = { mirror: this.#open('mirror', c), resync: this.#open('resync', c) };
       this.#backoff.reset();
@@ -316,8 +342,9 @@ export class PeerLink {
           volumeBytes: this.#opts.volumeBytes,
           blockSize: this.#opts.blockSize,
           mode: this.#opts.mode,
-          primaryGeneration: this.#opts.generation(),
+          primaryGeneration: this.#opts.legacyGeneration(),
           syncedSecondaryGeneration: this.#opts.syncedPeerGeneration(),
+          generations: { ...this.#opts.generations(), history: [...this.#opts.generations().history] },
         },
         { deadline: new Date(Date.now() + (this.#opts.handshakeTimeoutMs ?? 5000)) },
         (err, res) => (err || !res ? reject(err ?? new Error('empty handshake answer')) : resolve(res)),

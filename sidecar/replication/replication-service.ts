@@ -3,17 +3,30 @@ import type { Logger } from 'winston';
 import type { CommitGroupRequest__Output } from '../../proto/gen/blockmirror/replication/v1/CommitGroupRequest.js';
 import type { BlockFrame__Output } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
 import type { FrameAck } from '../../proto/gen/blockmirror/replication/v1/FrameAck.js';
+import type { HandshakeRequest__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeRequest.js';
+import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import type { ReplicationServiceHandlers } from '../../proto/gen/blockmirror/replication/v1/ReplicationService.js';
 import { BlockmirrorError } from '../errors.js';
-import type { SecondaryEndpoint } from './secondary-endpoint.js';
+import type { FrameStream, SecondaryEndpoint } from './secondary-endpoint.js';
 import type { SitePairLocator } from './site-pair-locator.js';
 
 export const SESSION_METADATA = 'x-blockmirror-session';
 export const PAIR_METADATA = 'x-blockmirror-pair';
 
+/** What answers a handshake for a pair: its secondary endpoint, or a primary that says what it holds. */
+export interface HandshakeResponder {
+  handshake(req: HandshakeRequest__Output): Promise<HandshakeResponse__Output>;
+}
+
 export interface ReplicationServiceOptions {
   /** The secondary endpoint of a pair, if this sidecar has one by that name. */
   lookup(pairId: string): SecondaryEndpoint | undefined;
+  /**
+   * What answers a handshake for a pair of either role; default `lookup`. A primary
+   * answers with its generation ids and no session: so two primaries learn which of them
+   * is stale, or that they split.
+   */
+  responder?(pairId: string): HandshakeResponder | undefined;
   logger: Logger;
   /** Async mode: applies a complete consistency group (see GroupCommitter). */
   commitGroup(req: CommitGroupRequest__Output): Promise<void>;
@@ -35,7 +48,7 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
     return Object.assign(new Error(message), { code, details: message });
   };
 
-  const stream = (call: ServerDuplexStream<BlockFrame__Output, FrameAck>): void => {
+  const stream = (kind: FrameStream) => (call: ServerDuplexStream<BlockFrame__Output, FrameAck>): void => {
     const pairId = String(call.metadata.get(PAIR_METADATA)[0] ?? '');
     const session = String(call.metadata.get(SESSION_METADATA)[0] ?? '');
     const ep = opts.lookup(pairId);
@@ -63,7 +76,7 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
     };
     call.on('data', (frame: BlockFrame__Output) => {
       if (++queued >= MAX_QUEUED_FRAMES) call.pause();
-      const written = writes.then(() => ep.write(frame));
+      const written = writes.then(() => ep.write(frame, kind));
       writes = written.catch(() => undefined);
       const settled = written.then(() => ep.settle(frame)).then(
         () => '',
@@ -86,7 +99,7 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
   return {
     Handshake(call, callback) {
       const pairId = call.request.pairId;
-      const ep = opts.lookup(pairId);
+      const ep = opts.responder ? opts.responder(pairId) : opts.lookup(pairId);
       if (ep === undefined) {
         const site = opts.site;
         if (site === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no secondary pair ${JSON.stringify(pairId)} here`));
@@ -101,14 +114,16 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
         );
         return;
       }
-      try {
-        callback(null, ep.handshake(call.request));
-      } catch (err) {
-        callback(refuse('handshake', GrpcStatus.FAILED_PRECONDITION, (err as Error).message));
-      }
+      ep.handshake(call.request).then(
+        (res) => {
+          if (res.verdict !== '') opts.onRefused?.(res.verdict);
+          callback(null, res);
+        },
+        (err: Error) => callback(refuse('handshake', GrpcStatus.FAILED_PRECONDITION, err.message)),
+      );
     },
-    Mirror: stream,
-    Resync: stream,
+    Mirror: stream('mirror'),
+    Resync: stream('resync'),
     CommitGroup(call, callback) {
       opts.commitGroup(call.request).then(
         () => callback(null, {}),
@@ -121,7 +136,7 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
     MarkSynced(call, callback) {
       const ep = opts.lookup(call.request.pairId);
       if (ep === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no secondary pair ${call.request.pairId}`));
-      ep.markSynced(call.request.sessionId).then(
+      ep.markSynced(call.request.sessionId, call.request.generations, call.request.primaryDemoting).then(
         () => callback(null, {}),
         (err: Error) => {
           if (err instanceof BlockmirrorError && err.code === 'GEOMETRY_MISMATCH') return callback(refuse('session', GrpcStatus.PERMISSION_DENIED, err.message));

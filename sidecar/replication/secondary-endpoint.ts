@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'winston';
 import type { BlockFrame__Output } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
+import type { Generations__Output } from '../../proto/gen/blockmirror/replication/v1/Generations.js';
 import type { HandshakeRequest__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeRequest.js';
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
+import type { DirtyTracker } from '../bitmap/dirty-tracker.js';
 import { BlockmirrorError, GeometryMismatchError } from '../errors.js';
 import type { Volume } from '../volume/volume.js';
 import { frameRuns } from './frame-builder.js';
+import { formatGenerations, validGenerations, type GenerationIds } from './generation-ids.js';
 import type { GroupJournal } from './group-journal.js';
+import { handshakeVerdict, type RefusalVerdict } from './handshake-verdict.js';
 import type { PairMeta } from './pair-meta.js';
 
 export class PeerRefusedError extends BlockmirrorError {
@@ -26,7 +30,18 @@ export interface SecondaryStats {
   sessions: number;
 }
 
-export type SecondaryState = 'Initializing' | 'InSync' | 'Replicating' | 'Retrying';
+export type SecondaryState = 'Initializing' | 'InSync' | 'Replicating' | 'Retrying' | 'SplitBrain';
+
+/** Why the last handshake started no session, for status. */
+export interface PeerVerdict {
+  verdict: RefusalVerdict;
+  reason: string;
+  /** The dialler's current generation. */
+  peerGeneration: string;
+}
+
+/** Which stream a frame came on: resync frames written in block order break point-in-time consistency. */
+export type FrameStream = 'mirror' | 'resync';
 
 // The primary's link sends a frame (heartbeat) every second in both modes; silence this
 // long means it is gone.
@@ -36,9 +51,15 @@ const LIVENESS_MS = 5000;
 const FAULT_CLEAR_MS = 5000;
 
 /**
- * The receiving end of a secondary pair: checks who is sending and writes frames to the
- * volume in arrival order. Durable frames are fdatasync'd (group-committed) before
- * their acknowledgement, since only those let the primary forget blocks.
+ * The receiving end of a secondary pair: checks who is sending (geometry, then the
+ * data-generation ids: handshakeVerdict) and writes frames to the volume in arrival
+ * order. Durable frames are fdatasync'd (group-committed) before their acknowledgement,
+ * since only those let the primary forget blocks.
+ *
+ * Its dirty log (`divergent`) holds the blocks this side wrote as a primary that its
+ * peer never confirmed (a demoted or discarded primary): they go to the primary at the
+ * handshake, which overwrites them in the same delta, and are forgotten once the
+ * primary says this side holds its generation (MarkSynced).
  */
 export class SecondaryEndpoint {
   readonly name: string;
@@ -46,9 +67,12 @@ export class SecondaryEndpoint {
   readonly #volume: Volume;
   readonly #blockSize: number;
   readonly #meta: PairMeta;
+  readonly #divergent: DirtyTracker;
   readonly #logger: Logger;
   #session = '';
-  #primaryGeneration = '';
+  /** The generation ids the session's primary sent (MarkSynced from older primaries names none). */
+  #primaryGenerations: GenerationIds = { current: '', bitmap: '', history: [] };
+  #verdict: PeerVerdict | null = null;
   #mode: 'sync' | 'async' = 'sync';
   /** Monotonic times (performance.now): intervals must not follow wall-clock steps. */
   #lastSeen = 0;
@@ -60,13 +84,14 @@ export class SecondaryEndpoint {
   /** Primary time of the last consistency group applied here (0: none since start). */
   lastConsistencyPointTimeMs = 0;
 
-  constructor(name: string, volume: Volume, blockSize: number, meta: PairMeta, journal: GroupJournal, logger: Logger) {
+  constructor(name: string, parts: { volume: Volume; blockSize: number; meta: PairMeta; journal: GroupJournal; divergent: DirtyTracker; logger: Logger }) {
     this.name = name;
-    this.journal = journal;
-    this.#volume = volume;
-    this.#blockSize = blockSize;
-    this.#meta = meta;
-    this.#logger = logger;
+    this.journal = parts.journal;
+    this.#volume = parts.volume;
+    this.#blockSize = parts.blockSize;
+    this.#meta = parts.meta;
+    this.#divergent = parts.divergent;
+    this.#logger = parts.logger;
   }
 
   /** A session exists and frames (at least heartbeats) keep arriving. */
@@ -81,9 +106,15 @@ export class SecondaryEndpoint {
    */
   get state(): SecondaryState {
     if (this.faulted) return 'Retrying';
-    if (!this.consistent) return 'Initializing';
+    if (!this.connected && this.#verdict?.verdict === 'split-brain' && !this.#meta.data.discardMyData) return 'SplitBrain';
+    if (this.#meta.current === '') return 'Initializing';
     if (!this.connected) return 'Retrying';
     return this.#mode === 'async' ? 'Replicating' : 'InSync';
+  }
+
+  /** Why the last primary was refused (until a session starts). */
+  get verdict(): PeerVerdict | null {
+    return this.#verdict;
   }
 
   /** Applying failed recently (or has not succeeded since it last failed). */
@@ -92,7 +123,8 @@ export class SecondaryEndpoint {
   }
 
   get lastError(): string {
-    return this.faulted ? this.#applyError : '';
+    if (this.faulted) return this.#applyError;
+    return !this.connected && this.#verdict !== null ? this.#verdict.reason : '';
   }
 
   /** Something could not be applied here: shown in status until applies succeed again. */
@@ -107,34 +139,71 @@ export class SecondaryEndpoint {
     this.#appliedAt = performance.now();
   }
 
-  /** True once a full sync from the current primary has completed. */
+  /**
+   * The volume holds a complete image at one point in time: a complete copy or resync of
+   * a primary's generation, with no resync under way since (a promotion needs it).
+   */
   get consistent(): boolean {
-    return this.#meta.syncedPeerGeneration !== '' && this.#meta.syncedPeerGeneration === this.#primaryGeneration;
+    return this.#meta.current !== '' && !this.#meta.data.inconsistent;
   }
 
-  handshake(req: HandshakeRequest__Output): HandshakeResponse__Output {
+  /**
+   * A primary's handshake: geometry, then its generation ids against this side's
+   * (handshakeVerdict). A primary of the previous release sends none: its generation is
+   * `primary_generation`, and it is refused with an error as that release expects.
+   */
+  async handshake(req: HandshakeRequest__Output): Promise<HandshakeResponse__Output> {
     if (req.volumeBytes !== this.#volume.size) {
       throw new GeometryMismatchError(`volume size mismatch: primary has ${req.volumeBytes} bytes, secondary ${this.#volume.size}`);
     }
     if (req.blockSize !== this.#blockSize) {
       throw new GeometryMismatchError(`block size mismatch: primary uses ${req.blockSize}, secondary ${this.#blockSize}`);
     }
-    if (!req.primaryGeneration) throw new PeerRefusedError('handshake without a primary generation');
-    const synced = this.#meta.syncedPeerGeneration;
-    if (synced !== '' && synced !== req.primaryGeneration) {
-      // Data of another primary lineage: overwriting it silently could lose the only
-      // good copy (split brain). A human decides (delete and recreate this pair).
-      throw new PeerRefusedError(`generation mismatch: this secondary holds data of primary generation ${synced}, not ${req.primaryGeneration}`);
+    const legacy = req.generations === null;
+    const dialer = dialerGenerations(req);
+    if (typeof dialer === 'string') throw new PeerRefusedError(`bad generation ids: ${dialer}`);
+    if (dialer.current === '') throw new PeerRefusedError('handshake without a primary generation');
+    const v = handshakeVerdict({ role: 'secondary', generations: this.#meta.generations, discardMyData: this.#meta.data.discardMyData }, dialer);
+    if (v.kind !== 'session') {
+      // Overwriting this side could lose the only copy of what it holds (a split brain,
+      // another lineage): nothing moves until a person decides which side loses.
+      const verdict = v.kind === 'refuse' ? v.verdict : 'unrelated';
+      if (legacy) throw new PeerRefusedError(`generation mismatch: this secondary holds data of primary generation ${this.#meta.current}, not ${req.primaryGeneration}`);
+      if (this.#verdict?.reason !== v.reason) this.#logger.warn('primary refused', { pair: this.name, verdict, reason: v.reason });
+      this.#verdict = { verdict, reason: v.reason, peerGeneration: dialer.current };
+      return this.#answer('', false, verdict, v.reason);
     }
+    // Older primaries decide on a full copy by whether they completed one to this image.
+    const full = v.full || (legacy && req.syncedSecondaryGeneration !== this.#meta.image);
+    // A primary is back: it may write again, so a promotion needs force again.
+    await this.#meta.clearPrimaryDemoted();
     // One primary at a time: a new session replaces the old one.
     this.#session = randomUUID();
     this.#lastSeen = performance.now();
-    this.#primaryGeneration = req.primaryGeneration;
+    this.#primaryGenerations = dialer;
     this.#mode = req.mode === 'async' ? 'async' : 'sync';
+    this.#verdict = null;
     this.stats.sessions++;
-    const fullSyncRequired = synced === '' || req.syncedSecondaryGeneration !== this.#meta.generation;
-    this.#logger.info('primary connected', { pair: this.name, fullSyncRequired });
-    return { sessionId: this.#session, secondaryGeneration: this.#meta.generation, fullSyncRequired, redirect: '' };
+    const divergent = full ? 0 : this.#divergent.dirtyBlocks;
+    this.#logger.info('primary connected', { pair: this.name, fullSyncRequired: full, primary: formatGenerations(dialer), mine: formatGenerations(this.#meta.generations), divergentBlocks: divergent });
+    return this.#answer(this.#session, full, '', '');
+  }
+
+  #answer(sessionId: string, full: boolean, verdict: string, reason: string): HandshakeResponse__Output {
+    const g = this.#meta.generations;
+    // Blocks this side wrote that the primary never confirmed: its delta overwrites them too.
+    const divergent = sessionId !== '' && !full && this.#divergent.dirtyBlocks > 0 ? Buffer.from(this.#divergent.dirtyBitmap().toBytes()) : Buffer.alloc(0);
+    return {
+      sessionId,
+      secondaryGeneration: this.#meta.image,
+      fullSyncRequired: full,
+      redirect: '',
+      generations: { current: g.current, bitmap: g.bitmap, history: [...g.history] },
+      role: 'secondary',
+      verdict,
+      reason,
+      divergentBlocks: divergent,
+    };
   }
 
   isSession(id: string): boolean {
@@ -152,13 +221,26 @@ export class SecondaryEndpoint {
     this.lastConsistencyPointTimeMs = Math.max(this.lastConsistencyPointTimeMs, timeMs);
   }
 
-  /** The primary finished a full sync: this volume now holds its complete image. */
-  async markSynced(sessionId: string): Promise<void> {
+  /**
+   * The primary finished a copy or resync: this volume now holds its complete image of
+   * `generations` (older primaries send none: their handshake's). Its divergent blocks
+   * were all overwritten. `primaryDemoting`: the primary shipped everything and demotes.
+   */
+  async markSynced(sessionId: string, generations: Generations__Output | null = null, primaryDemoting = false): Promise<void> {
     if (!this.isSession(sessionId)) throw new PeerRefusedError('unknown session');
+    const source = generations === null ? this.#primaryGenerations : validGenerations(generations);
+    if (typeof source === 'string') throw new PeerRefusedError(`bad generation ids: ${source}`);
     // The copy's frames were written without fdatasync; the record that the image is
     // complete must never survive a power cut that the image itself did not.
     await this.#volume.flush();
-    await this.#meta.setSyncedPeerGeneration(this.#primaryGeneration);
+    await this.#meta.adopt(source, { primaryDemoted: primaryDemoting });
+    // Only after the record: a crash in between brings back blocks already in sync,
+    // which the next session sends again; the reverse order could lose divergent ones.
+    if (this.#divergent.dirtyBlocks > 0) {
+      this.#divergent.clearAll();
+      await this.#divergent.checkpoint().catch((err: Error) => this.#logger.warn('could not write the cleared divergent blocks (a crash now resends them)', { pair: this.name, error: err.message }));
+    }
+    if (primaryDemoting) this.#logger.info('the primary demoted itself with everything shipped', { pair: this.name, generation: source.current });
     this.noteApplied();
   }
 
@@ -167,7 +249,7 @@ export class SecondaryEndpoint {
    * arrival order: call `write` in order, then `settle` (which may overlap the next
    * frames' writes, so concurrent durable frames share one fdatasync).
    */
-  async write(frame: BlockFrame__Output): Promise<void> {
+  async write(frame: BlockFrame__Output, stream: FrameStream = 'mirror'): Promise<void> {
     if (!this.isSession(frame.sessionId)) throw new PeerRefusedError('frame from an unknown session');
     this.#lastSeen = performance.now();
     let runs;
@@ -179,6 +261,17 @@ export class SecondaryEndpoint {
       throw err;
     }
     if (runs.length === 0) return; // a heartbeat or a barrier
+    // Resync frames land in block order, not in the order they were written: from the
+    // first one until MarkSynced, the volume is at no point in time, and a promotion must
+    // know it even after a crash — durable before that frame touches the volume.
+    if (stream === 'resync' && frame.group === 0 && this.#meta.current !== '' && !this.#meta.data.inconsistent) {
+      try {
+        await this.#meta.setInconsistent();
+      } catch (err) {
+        this.noteFailure(`recording a resync in progress failed: ${(err as Error).message}`);
+        throw err;
+      }
+    }
     let bytes = 0;
     try {
       if (frame.group !== 0) {
@@ -216,8 +309,14 @@ export class SecondaryEndpoint {
   }
 
   /** write then settle, for callers that do not pipeline. */
-  async apply(frame: BlockFrame__Output): Promise<void> {
-    await this.write(frame);
+  async apply(frame: BlockFrame__Output, stream: FrameStream = 'mirror'): Promise<void> {
+    await this.write(frame, stream);
     await this.settle(frame);
   }
+}
+
+/** The dialler's generation ids; a primary of the previous release sends only its generation. */
+function dialerGenerations(req: HandshakeRequest__Output): GenerationIds | string {
+  if (req.generations === null) return { current: req.primaryGeneration, bitmap: '', history: [] };
+  return validGenerations(req.generations);
 }

@@ -32,7 +32,7 @@ describe('SyncReplicator', () => {
   });
 
   const start = async (extra: { maxInFlightBytes?: number } = {}, fullSyncRequired = false): Promise<SyncReplicator> => {
-    const meta = await PairMeta.open(join(tmp.dir, 'state'));
+    const meta = await PairMeta.open(join(tmp.dir, 'state'), 'primary');
     r = new SyncReplicator({
       volume: tmp.volume,
       tracker,

@@ -8,9 +8,11 @@ import type { Volume } from '../volume/volume.js';
 import type { BlockmirrorError } from '../errors.js';
 import type { PairMeta } from './pair-meta.js';
 import { frameChecksum } from './frame-builder.js';
+import { peerPlan, type PeerPlan } from './peer-plan.js';
 import { PeerFault } from './peer-fault.js';
 import { DEFAULT_LIVENESS_MS, pairLink, type LinkFactory, type ReplicationLink } from './peer-link.js';
 import { ResyncController } from './resync-controller.js';
+import { waitUntil } from './wait-until.js';
 
 interface PendingClean {
   first: number;
@@ -42,6 +44,8 @@ export interface SyncReplicatorOptions {
   /** The link to the secondary; default a PeerLink to `peer` (unit tests pass a fake). */
   link?: LinkFactory;
   logger: Logger;
+  /** The peer answered a handshake with a verdict and no session (see PeerLink); null: a session started. */
+  onVerdict?(answer: HandshakeResponse__Output | null): void;
 }
 
 const RESYNC_FRAME_BYTES = 256 * 1024;
@@ -94,7 +98,12 @@ export class SyncReplicator implements WriteReplication {
   #resyncing = false;
   #paused = false;
   #closed = false;
-  #secondaryGeneration = '';
+  /** The secondary's image id (a full copy to it resumes). */
+  #secondaryImage = '';
+  /** The session's secondary does not hold our generation yet, or holds divergent blocks: tell it once resynced. */
+  #adoptPending = false;
+  /** The peer's current generation at the last handshake or MarkSynced ('' unknown). */
+  peerGeneration = '';
   lastInSyncTimeMs = 0;
   bytesReplicated = 0;
   bytesOnWire = 0;
@@ -110,7 +119,7 @@ export class SyncReplicator implements WriteReplication {
     const onSession = (s: HandshakeResponse__Output | null): void => void this.#onSession(s);
     // A peer slower than the write timeout already ends the session; liveness is the
     // backstop for one that stops answering altogether.
-    this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'sync', Math.max(DEFAULT_LIVENESS_MS, o.writeTimeoutMs ?? 0));
+    this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'sync', { livenessMs: Math.max(DEFAULT_LIVENESS_MS, o.writeTimeoutMs ?? 0), onVerdict: (hs) => o.onVerdict?.(hs) });
   }
 
   start(): void {
@@ -195,12 +204,14 @@ export class SyncReplicator implements WriteReplication {
 
   /**
    * After the local write: mirrors it. Resolves when the secondary has it, or when it is
-   * recorded out of sync (never rejects: the write itself succeeded locally).
+   * recorded out of sync — and then, when the secondary may hold our generation, once a
+   * new one is durable (see PairMeta.diverge). Rejects only when that cannot be recorded:
+   * a write the peer missed is never acknowledged under a generation the peer holds.
    */
   afterLocalWrite(_ticket: number, offset: number, chunks: Buffer[] | null, length: number, durable = false): Promise<void> {
     if (!this.#mirroring) {
       this.#leave(offset, length, false);
-      return Promise.resolve();
+      return this.#o.meta.diverge() ?? Promise.resolve();
     }
     // Zeroes travel as a zero run, without payload.
     const bytes = chunks === null ? 0 : length;
@@ -220,7 +231,7 @@ export class SyncReplicator implements WriteReplication {
     if (!this.#mirroring) {
       this.#leave(offset, length, false);
       this.#admitWaiters();
-      return Promise.resolve();
+      return this.#o.meta.diverge() ?? Promise.resolve();
     }
     const payload = chunks === null ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
     const runs = [{ offset, length, zero: chunks === null }];
@@ -233,7 +244,10 @@ export class SyncReplicator implements WriteReplication {
       this.#mirrorBytes -= bytes;
       this.#admitWaiters();
       if (ok) this.bytesReplicated += length;
+      // Out of sync first, then the new generation: an adoption that looks between the
+      // two sees the block out of sync and tells the secondary nothing.
       this.#leave(offset, length, ok, durable ? upTo : -1);
+      if (!ok) return this.#o.meta.diverge();
     });
   }
 
@@ -364,10 +378,20 @@ export class SyncReplicator implements WriteReplication {
       this.#pendingToOos();
       return;
     }
-    this.#secondaryGeneration = s.secondaryGeneration;
+    this.#o.onVerdict?.(null);
+    this.#secondaryImage = s.secondaryGeneration;
     // A new path may have another bandwidth and RTT: measure afresh.
     this.#controller.reset();
-    if (s.fullSyncRequired) {
+    const plan = peerPlan(this.#o.meta.generations, s, this.#o.tracker.layout.blocks);
+    this.peerGeneration = plan.peerGeneration;
+    if (plan.kind === 'refuse') {
+      // The secondary's answer and our own reading of its ids disagree: never ship.
+      this.#o.logger.error('the secondary answered a session its generation ids do not allow; dropping it', { reason: plan.reason });
+      this.#link.fail(plan.reason);
+      return;
+    }
+    this.#adoptPending = plan.adopt;
+    if (plan.kind === 'full') {
       this.#fullSync = true;
       this.#fullSyncTotal = this.#oos.bits;
       if (s.secondaryGeneration !== '' && this.#o.meta.fullSyncTarget === s.secondaryGeneration) {
@@ -389,12 +413,63 @@ export class SyncReplicator implements WriteReplication {
         this.#o.logger.info('full sync started', { blocks: this.#fullSyncTotal });
       }
     } else {
+      // The secondary's divergent blocks (what it wrote as a primary that we never got)
+      // are overwritten by this delta too: the union of both sides' changes.
+      await this.#mergeDivergent(plan);
       this.#fullSyncTotal = this.#oos.count;
       // What this session must ship besides new writes: after an outage or a crash, the
       // blocks changed meanwhile (and, unconfirmed, before), never the whole volume.
-      this.#o.logger.info('resync started', { outOfSyncBytes: this.#oos.count * this.#blockSize });
+      this.#o.logger.info('resync started', { outOfSyncBytes: this.#oos.count * this.#blockSize, divergentBlocks: plan.divergent?.count ?? 0 });
     }
     this.#kick();
+  }
+
+  async #mergeDivergent(plan: PeerPlan): Promise<void> {
+    if (plan.divergent === null) return;
+    // Durable in our log before anything is shipped; the secondary keeps its own copy of
+    // them until MarkSynced anyway.
+    await this.#o.tracker.mergeDirty(plan.divergent);
+    this.#oos.union(plan.divergent);
+  }
+
+  /**
+   * Tells the secondary it holds our current generation (and forgets its divergent
+   * blocks): only when nothing is out of sync. The flag that makes a later missed write
+   * take a new generation is durable first; the check and the generation sent are taken
+   * in one tick after it, so a write missed before is seen out of sync, and one missed
+   * after takes a new generation. False when it could not be done now.
+   */
+  async #adopt(opts: { primaryDemoting?: boolean } = {}): Promise<boolean> {
+    await this.#o.meta.markShared();
+    if (this.#oos.count > 0 || !this.#link.connected) return false;
+    const sent = this.#o.meta.generations;
+    await this.#link.markSynced(sent, opts);
+    await this.#o.meta.peerAdopted(sent.current);
+    if (this.#fullSync) await this.#o.meta.setPeerImage(this.#secondaryImage);
+    this.#adoptPending = false;
+    this.peerGeneration = sent.current;
+    return true;
+  }
+
+  /**
+   * Demotion: resolves once everything this primary acknowledged is durable on the
+   * secondary, which holds our generation and has been told we demote. The export is
+   * fenced by then (nothing new arrives). Rejects when `signal` aborts first.
+   */
+  async shipEverything(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      await waitUntil(() => this.#link.connected && !this.#fullSync && !this.#paused && this.#oos.count === 0 && this.#inflight.size === 0 && !this.#resyncing, signal, () => this.#kick());
+      // Everything acknowledged by the secondary made durable there, then the record.
+      await this.flushBarrier();
+      if (this.#pendingClean.length > 0 || this.#oos.count > 0) continue;
+      try {
+        if (await this.#adopt({ primaryDemoting: true })) return;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        this.#o.logger.warn('telling the secondary we demote failed; trying again', { error: (err as Error).message });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 
   #kick(): void {
@@ -411,7 +486,7 @@ export class SyncReplicator implements WriteReplication {
         this.#resyncing = false;
         // Work left and a link up: go again (a failed frame leaves its blocks out of sync,
         // a refused MarkSynced leaves the initial copy to be recorded).
-        if ((this.#oos.count > 0 || this.#fullSync) && this.#link.connected && !this.#paused && !this.#closed) this.#scheduleKick(Math.max(50, this.#fault.waitMs));
+        if ((this.#oos.count > 0 || this.#fullSync || this.#adoptPending) && this.#link.connected && !this.#paused && !this.#closed) this.#scheduleKick(Math.max(50, this.#fault.waitMs));
       });
   }
 
@@ -457,6 +532,9 @@ export class SyncReplicator implements WriteReplication {
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const started = performance.now();
       inflightBytes += size;
+      // The secondary marks itself inconsistent at the first resync frame: MarkSynced at
+      // the end of the pass tells it it holds a point in time again.
+      this.#adoptPending = true;
       this.#controller.onSent(size);
       this.bytesOnWire += frame.payload.length;
       const p: Promise<void> = this.#link
@@ -498,16 +576,22 @@ export class SyncReplicator implements WriteReplication {
       this.#fault.clear();
       return;
     }
-    if (this.#fullSync) {
+    if (this.#fullSync || this.#adoptPending) {
+      let done: boolean;
       try {
-        await this.#link.markSynced();
+        done = await this.#adopt();
       } catch (err) {
         this.#noteRefusal(err as BlockmirrorError);
         throw err;
       }
-      await this.#o.meta.setSyncedPeerGeneration(this.#secondaryGeneration);
+      // Something went out of sync meanwhile: a later pass tells it.
+      if (!done) return;
+      if (this.#fullSync) {
+        this.#o.logger.info('full sync complete');
+        // Every block was dirty on disk for the copy: a crash now must not send it all again.
+        await this.#o.tracker.checkpoint().catch((err: Error) => this.#o.logger.warn('could not write the dirty log after the copy (a crash now resends more)', { error: err.message }));
+      }
       this.#fullSync = false;
-      this.#o.logger.info('full sync complete');
     }
     this.#fault.clear();
     this.lastInSyncTimeMs = Date.now();

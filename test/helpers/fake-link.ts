@@ -1,6 +1,7 @@
 import type { BlockFrame } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
 import type { CommitGroupRequest } from '../../proto/gen/blockmirror/replication/v1/CommitGroupRequest.js';
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
+import type { GenerationIds } from '../../sidecar/replication/generation-ids.js';
 import { PeerRefusedError, PeerUnavailableError, type ReplicationLink, type StreamKind } from '../../sidecar/replication/peer-link.js';
 
 export interface SentFrame {
@@ -43,11 +44,14 @@ export class FakeLink implements ReplicationLink {
     this.connected = false;
   }
 
-  /** A session starts, as after a handshake. */
-  connect(fullSyncRequired = false, secondaryGeneration = 'gen-b'): void {
+  /**
+   * A session starts, as after a handshake. Without `answer.generations`, as with a
+   * secondary of the previous release (its answer stands as given).
+   */
+  connect(fullSyncRequired = false, secondaryGeneration = 'gen-b', answer: Partial<HandshakeResponse__Output> = {}): void {
     this.connected = true;
     this.sessionId = `s${this.retries}`;
-    this.#onSession({ sessionId: this.sessionId, secondaryGeneration, fullSyncRequired, redirect: '' });
+    this.#onSession({ sessionId: this.sessionId, secondaryGeneration, fullSyncRequired, redirect: '', generations: null, role: 'secondary', verdict: '', reason: '', divergentBlocks: Buffer.alloc(0), ...answer });
   }
 
   send(kind: StreamKind, frame: Omit<BlockFrame, 'sessionId' | 'sequence'>): Promise<void> {
@@ -78,8 +82,12 @@ export class FakeLink implements ReplicationLink {
     });
   }
 
-  markSynced(): Promise<void> {
+  /** What each MarkSynced told the secondary. */
+  readonly synced: { generations: GenerationIds; primaryDemoting: boolean }[] = [];
+
+  markSynced(generations: GenerationIds, opts: { primaryDemoting?: boolean } = {}): Promise<void> {
     this.calls.push('markSynced');
+    this.synced.push({ generations, primaryDemoting: opts.primaryDemoting ?? false });
     if (this.refuseMarkSynced !== undefined) return Promise.reject(new PeerRefusedError(`the secondary could not record the copy: ${this.refuseMarkSynced}`));
     return Promise.resolve();
   }

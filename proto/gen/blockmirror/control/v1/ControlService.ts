@@ -6,7 +6,9 @@ import type { AttachVolumeRequest as _blockmirror_control_v1_AttachVolumeRequest
 import type { CreatePairRequest as _blockmirror_control_v1_CreatePairRequest, CreatePairRequest__Output as _blockmirror_control_v1_CreatePairRequest__Output } from '../../../blockmirror/control/v1/CreatePairRequest.js';
 import type { DeletePairRequest as _blockmirror_control_v1_DeletePairRequest, DeletePairRequest__Output as _blockmirror_control_v1_DeletePairRequest__Output } from '../../../blockmirror/control/v1/DeletePairRequest.js';
 import type { DeletePairResponse as _blockmirror_control_v1_DeletePairResponse, DeletePairResponse__Output as _blockmirror_control_v1_DeletePairResponse__Output } from '../../../blockmirror/control/v1/DeletePairResponse.js';
+import type { DemotePairRequest as _blockmirror_control_v1_DemotePairRequest, DemotePairRequest__Output as _blockmirror_control_v1_DemotePairRequest__Output } from '../../../blockmirror/control/v1/DemotePairRequest.js';
 import type { DetachVolumeRequest as _blockmirror_control_v1_DetachVolumeRequest, DetachVolumeRequest__Output as _blockmirror_control_v1_DetachVolumeRequest__Output } from '../../../blockmirror/control/v1/DetachVolumeRequest.js';
+import type { DiscardMyDataRequest as _blockmirror_control_v1_DiscardMyDataRequest, DiscardMyDataRequest__Output as _blockmirror_control_v1_DiscardMyDataRequest__Output } from '../../../blockmirror/control/v1/DiscardMyDataRequest.js';
 import type { FenceVolumeRequest as _blockmirror_control_v1_FenceVolumeRequest, FenceVolumeRequest__Output as _blockmirror_control_v1_FenceVolumeRequest__Output } from '../../../blockmirror/control/v1/FenceVolumeRequest.js';
 import type { FencedVolume as _blockmirror_control_v1_FencedVolume, FencedVolume__Output as _blockmirror_control_v1_FencedVolume__Output } from '../../../blockmirror/control/v1/FencedVolume.js';
 import type { GetFencedVolumeRequest as _blockmirror_control_v1_GetFencedVolumeRequest, GetFencedVolumeRequest__Output as _blockmirror_control_v1_GetFencedVolumeRequest__Output } from '../../../blockmirror/control/v1/GetFencedVolumeRequest.js';
@@ -19,6 +21,7 @@ import type { ListVolumesRequest as _blockmirror_control_v1_ListVolumesRequest, 
 import type { ListVolumesResponse as _blockmirror_control_v1_ListVolumesResponse, ListVolumesResponse__Output as _blockmirror_control_v1_ListVolumesResponse__Output } from '../../../blockmirror/control/v1/ListVolumesResponse.js';
 import type { Pair as _blockmirror_control_v1_Pair, Pair__Output as _blockmirror_control_v1_Pair__Output } from '../../../blockmirror/control/v1/Pair.js';
 import type { PausePairRequest as _blockmirror_control_v1_PausePairRequest, PausePairRequest__Output as _blockmirror_control_v1_PausePairRequest__Output } from '../../../blockmirror/control/v1/PausePairRequest.js';
+import type { PromotePairRequest as _blockmirror_control_v1_PromotePairRequest, PromotePairRequest__Output as _blockmirror_control_v1_PromotePairRequest__Output } from '../../../blockmirror/control/v1/PromotePairRequest.js';
 import type { ReportFencedVolumeRequest as _blockmirror_control_v1_ReportFencedVolumeRequest, ReportFencedVolumeRequest__Output as _blockmirror_control_v1_ReportFencedVolumeRequest__Output } from '../../../blockmirror/control/v1/ReportFencedVolumeRequest.js';
 import type { ResumePairRequest as _blockmirror_control_v1_ResumePairRequest, ResumePairRequest__Output as _blockmirror_control_v1_ResumePairRequest__Output } from '../../../blockmirror/control/v1/ResumePairRequest.js';
 import type { SplicedVolume as _blockmirror_control_v1_SplicedVolume, SplicedVolume__Output as _blockmirror_control_v1_SplicedVolume__Output } from '../../../blockmirror/control/v1/SplicedVolume.js';
@@ -57,6 +60,15 @@ export interface ControlServiceClient extends grpc.Client {
   deletePair(argument: _blockmirror_control_v1_DeletePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_DeletePairResponse__Output>): grpc.ClientUnaryCall;
   deletePair(argument: _blockmirror_control_v1_DeletePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_DeletePairResponse__Output>): grpc.ClientUnaryCall;
   
+  DemotePair(argument: _blockmirror_control_v1_DemotePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  DemotePair(argument: _blockmirror_control_v1_DemotePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  DemotePair(argument: _blockmirror_control_v1_DemotePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  DemotePair(argument: _blockmirror_control_v1_DemotePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  demotePair(argument: _blockmirror_control_v1_DemotePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  demotePair(argument: _blockmirror_control_v1_DemotePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  demotePair(argument: _blockmirror_control_v1_DemotePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  demotePair(argument: _blockmirror_control_v1_DemotePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  
   DetachVolume(argument: _blockmirror_control_v1_DetachVolumeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_SplicedVolume__Output>): grpc.ClientUnaryCall;
   DetachVolume(argument: _blockmirror_control_v1_DetachVolumeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_SplicedVolume__Output>): grpc.ClientUnaryCall;
   DetachVolume(argument: _blockmirror_control_v1_DetachVolumeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_SplicedVolume__Output>): grpc.ClientUnaryCall;
@@ -65,6 +77,15 @@ export interface ControlServiceClient extends grpc.Client {
   detachVolume(argument: _blockmirror_control_v1_DetachVolumeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_SplicedVolume__Output>): grpc.ClientUnaryCall;
   detachVolume(argument: _blockmirror_control_v1_DetachVolumeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_SplicedVolume__Output>): grpc.ClientUnaryCall;
   detachVolume(argument: _blockmirror_control_v1_DetachVolumeRequest, callback: grpc.requestCallback<_blockmirror_control_v1_SplicedVolume__Output>): grpc.ClientUnaryCall;
+  
+  DiscardMyData(argument: _blockmirror_control_v1_DiscardMyDataRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  DiscardMyData(argument: _blockmirror_control_v1_DiscardMyDataRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  DiscardMyData(argument: _blockmirror_control_v1_DiscardMyDataRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  DiscardMyData(argument: _blockmirror_control_v1_DiscardMyDataRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  discardMyData(argument: _blockmirror_control_v1_DiscardMyDataRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  discardMyData(argument: _blockmirror_control_v1_DiscardMyDataRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  discardMyData(argument: _blockmirror_control_v1_DiscardMyDataRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  discardMyData(argument: _blockmirror_control_v1_DiscardMyDataRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
   
   FenceVolume(argument: _blockmirror_control_v1_FenceVolumeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_FencedVolume__Output>): grpc.ClientUnaryCall;
   FenceVolume(argument: _blockmirror_control_v1_FenceVolumeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_FencedVolume__Output>): grpc.ClientUnaryCall;
@@ -129,6 +150,15 @@ export interface ControlServiceClient extends grpc.Client {
   pausePair(argument: _blockmirror_control_v1_PausePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
   pausePair(argument: _blockmirror_control_v1_PausePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
   
+  PromotePair(argument: _blockmirror_control_v1_PromotePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  PromotePair(argument: _blockmirror_control_v1_PromotePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  PromotePair(argument: _blockmirror_control_v1_PromotePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  PromotePair(argument: _blockmirror_control_v1_PromotePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  promotePair(argument: _blockmirror_control_v1_PromotePairRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  promotePair(argument: _blockmirror_control_v1_PromotePairRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  promotePair(argument: _blockmirror_control_v1_PromotePairRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  promotePair(argument: _blockmirror_control_v1_PromotePairRequest, callback: grpc.requestCallback<_blockmirror_control_v1_Pair__Output>): grpc.ClientUnaryCall;
+  
   ReportFencedVolume(argument: _blockmirror_control_v1_ReportFencedVolumeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_FencedVolume__Output>): grpc.ClientUnaryCall;
   ReportFencedVolume(argument: _blockmirror_control_v1_ReportFencedVolumeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_control_v1_FencedVolume__Output>): grpc.ClientUnaryCall;
   ReportFencedVolume(argument: _blockmirror_control_v1_ReportFencedVolumeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_control_v1_FencedVolume__Output>): grpc.ClientUnaryCall;
@@ -192,7 +222,11 @@ export interface ControlServiceHandlers extends grpc.UntypedServiceImplementatio
   
   DeletePair: grpc.handleUnaryCall<_blockmirror_control_v1_DeletePairRequest__Output, _blockmirror_control_v1_DeletePairResponse>;
   
+  DemotePair: grpc.handleUnaryCall<_blockmirror_control_v1_DemotePairRequest__Output, _blockmirror_control_v1_Pair>;
+  
   DetachVolume: grpc.handleUnaryCall<_blockmirror_control_v1_DetachVolumeRequest__Output, _blockmirror_control_v1_SplicedVolume>;
+  
+  DiscardMyData: grpc.handleUnaryCall<_blockmirror_control_v1_DiscardMyDataRequest__Output, _blockmirror_control_v1_Pair>;
   
   FenceVolume: grpc.handleUnaryCall<_blockmirror_control_v1_FenceVolumeRequest__Output, _blockmirror_control_v1_FencedVolume>;
   
@@ -207,6 +241,8 @@ export interface ControlServiceHandlers extends grpc.UntypedServiceImplementatio
   ListVolumes: grpc.handleUnaryCall<_blockmirror_control_v1_ListVolumesRequest__Output, _blockmirror_control_v1_ListVolumesResponse>;
   
   PausePair: grpc.handleUnaryCall<_blockmirror_control_v1_PausePairRequest__Output, _blockmirror_control_v1_Pair>;
+  
+  PromotePair: grpc.handleUnaryCall<_blockmirror_control_v1_PromotePairRequest__Output, _blockmirror_control_v1_Pair>;
   
   ReportFencedVolume: grpc.handleUnaryCall<_blockmirror_control_v1_ReportFencedVolumeRequest__Output, _blockmirror_control_v1_FencedVolume>;
   
@@ -226,7 +262,9 @@ export interface ControlServiceDefinition extends grpc.ServiceDefinition {
   AttachVolume: MethodDefinition<_blockmirror_control_v1_AttachVolumeRequest, _blockmirror_control_v1_SplicedVolume, _blockmirror_control_v1_AttachVolumeRequest__Output, _blockmirror_control_v1_SplicedVolume__Output>
   CreatePair: MethodDefinition<_blockmirror_control_v1_CreatePairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_CreatePairRequest__Output, _blockmirror_control_v1_Pair__Output>
   DeletePair: MethodDefinition<_blockmirror_control_v1_DeletePairRequest, _blockmirror_control_v1_DeletePairResponse, _blockmirror_control_v1_DeletePairRequest__Output, _blockmirror_control_v1_DeletePairResponse__Output>
+  DemotePair: MethodDefinition<_blockmirror_control_v1_DemotePairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_DemotePairRequest__Output, _blockmirror_control_v1_Pair__Output>
   DetachVolume: MethodDefinition<_blockmirror_control_v1_DetachVolumeRequest, _blockmirror_control_v1_SplicedVolume, _blockmirror_control_v1_DetachVolumeRequest__Output, _blockmirror_control_v1_SplicedVolume__Output>
+  DiscardMyData: MethodDefinition<_blockmirror_control_v1_DiscardMyDataRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_DiscardMyDataRequest__Output, _blockmirror_control_v1_Pair__Output>
   FenceVolume: MethodDefinition<_blockmirror_control_v1_FenceVolumeRequest, _blockmirror_control_v1_FencedVolume, _blockmirror_control_v1_FenceVolumeRequest__Output, _blockmirror_control_v1_FencedVolume__Output>
   GetFencedVolume: MethodDefinition<_blockmirror_control_v1_GetFencedVolumeRequest, _blockmirror_control_v1_FencedVolume, _blockmirror_control_v1_GetFencedVolumeRequest__Output, _blockmirror_control_v1_FencedVolume__Output>
   GetPair: MethodDefinition<_blockmirror_control_v1_GetPairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_GetPairRequest__Output, _blockmirror_control_v1_Pair__Output>
@@ -234,6 +272,7 @@ export interface ControlServiceDefinition extends grpc.ServiceDefinition {
   ListPairs: MethodDefinition<_blockmirror_control_v1_ListPairsRequest, _blockmirror_control_v1_ListPairsResponse, _blockmirror_control_v1_ListPairsRequest__Output, _blockmirror_control_v1_ListPairsResponse__Output>
   ListVolumes: MethodDefinition<_blockmirror_control_v1_ListVolumesRequest, _blockmirror_control_v1_ListVolumesResponse, _blockmirror_control_v1_ListVolumesRequest__Output, _blockmirror_control_v1_ListVolumesResponse__Output>
   PausePair: MethodDefinition<_blockmirror_control_v1_PausePairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_PausePairRequest__Output, _blockmirror_control_v1_Pair__Output>
+  PromotePair: MethodDefinition<_blockmirror_control_v1_PromotePairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_PromotePairRequest__Output, _blockmirror_control_v1_Pair__Output>
   ReportFencedVolume: MethodDefinition<_blockmirror_control_v1_ReportFencedVolumeRequest, _blockmirror_control_v1_FencedVolume, _blockmirror_control_v1_ReportFencedVolumeRequest__Output, _blockmirror_control_v1_FencedVolume__Output>
   ResumePair: MethodDefinition<_blockmirror_control_v1_ResumePairRequest, _blockmirror_control_v1_Pair, _blockmirror_control_v1_ResumePairRequest__Output, _blockmirror_control_v1_Pair__Output>
   StageVolume: MethodDefinition<_blockmirror_control_v1_StageVolumeRequest, _blockmirror_control_v1_SplicedVolume, _blockmirror_control_v1_StageVolumeRequest__Output, _blockmirror_control_v1_SplicedVolume__Output>

@@ -9,6 +9,7 @@ export const PairState = {
   PAIR_STATE_RETRYING: 'PAIR_STATE_RETRYING',
   PAIR_STATE_PAUSED: 'PAIR_STATE_PAUSED',
   PAIR_STATE_STANDALONE: 'PAIR_STATE_STANDALONE',
+  PAIR_STATE_SPLIT_BRAIN: 'PAIR_STATE_SPLIT_BRAIN',
 } as const;
 
 export type PairState =
@@ -28,5 +29,7 @@ export type PairState =
   | 6
   | 'PAIR_STATE_STANDALONE'
   | 7
+  | 'PAIR_STATE_SPLIT_BRAIN'
+  | 8
 
 export type PairState__Output = typeof PairState[keyof typeof PairState]

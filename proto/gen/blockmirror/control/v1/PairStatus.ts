@@ -31,6 +31,16 @@ export interface PairStatus {
   'coordinationHoldMaxMs'?: (number | string);
   'groupsDeferred'?: (number | string | Long);
   'replicationErrors'?: (number | string | Long);
+  'generation'?: (string);
+  'bitmapGeneration'?: (string);
+  'historyGenerations'?: (string)[];
+  'peerGeneration'?: (string);
+  'fenced'?: (boolean);
+  'consistent'?: (boolean);
+  'primaryDemoted'?: (boolean);
+  'discardMyData'?: (boolean);
+  'promotedTimeMs'?: (number | string | Long);
+  'promotedPointTimeMs'?: (number | string | Long);
 }
 
 export interface PairStatus__Output {
@@ -61,4 +71,14 @@ export interface PairStatus__Output {
   'coordinationHoldMaxMs': (number);
   'groupsDeferred': (number);
   'replicationErrors': (number);
+  'generation': (string);
+  'bitmapGeneration': (string);
+  'historyGenerations': (string)[];
+  'peerGeneration': (string);
+  'fenced': (boolean);
+  'consistent': (boolean);
+  'primaryDemoted': (boolean);
+  'discardMyData': (boolean);
+  'promotedTimeMs': (number);
+  'promotedPointTimeMs': (number);
 }

@@ -1,5 +1,6 @@
 // Original file: blockmirror/replication/v1/replication.proto
 
+import type { Generations as _blockmirror_replication_v1_Generations, Generations__Output as _blockmirror_replication_v1_Generations__Output } from '../../../blockmirror/replication/v1/Generations.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface HandshakeRequest {
@@ -9,6 +10,7 @@ export interface HandshakeRequest {
   'primaryGeneration'?: (string);
   'syncedSecondaryGeneration'?: (string);
   'mode'?: (string);
+  'generations'?: (_blockmirror_replication_v1_Generations | null);
 }
 
 export interface HandshakeRequest__Output {
@@ -18,4 +20,5 @@ export interface HandshakeRequest__Output {
   'primaryGeneration': (string);
   'syncedSecondaryGeneration': (string);
   'mode': (string);
+  'generations': (_blockmirror_replication_v1_Generations__Output | null);
 }
