@@ -12,6 +12,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { ControlClient } from '../control/control-client.js';
 import { pairToJson } from '../control/pair-json.js';
 import { formatPair, formatPairList } from './format-pair.js';
+import { DEFAULT_DEMOTE_TIMEOUT_MS, FAILPOINTS } from '../pair/pair-manager.js';
 import { loadCsiProto, loadPluginRegistrationProto, type CsiProto, type PluginRegistrationProto } from '../grpc/load-proto.js';
 import { resolveCsiProtoDir } from '../csi/resolve-csi-proto-dir.js';
 import { resolvePluginRegistrationProtoDir } from '../csi/resolve-plugin-registration-proto-dir.js';
@@ -171,6 +172,7 @@ export function buildProgram(): Command {
       .option('--peer-server-name <name>', "the name remote sidecars' peer certificates carry, verified instead of the dialled address (a redirect dials a node address)")
       .option('--peer-trust-ca <file>', "the remote site's CA bundle (PEM), trusted on the peer port and when dialling peers, besides --tls-ca")
       .option('--replication-budget <bytes>', 'sync mode: foreground write bytes in flight to the secondary per pair before writes wait (bounds the memory a slow peer pins)', positiveInt, 32 << 20)
+      .addOption(new Option('--crash-at <point>', 'tests only: kill -9 this process at this point of a role change').choices([...FAILPOINTS]).hideHelp())
       .addOption(logLevelOption()),
   );
   addSpliceOptions(program.commands.find((c) => c.name() === 'sidecar')!).action(
@@ -190,6 +192,7 @@ export function buildProgram(): Command {
         peerServerName?: string;
         peerTrustCa?: string;
         replicationBudget: number;
+        crashAt?: string;
       } & TlsFlags &
         SpliceFlags,
     ) => {
@@ -216,6 +219,7 @@ export function buildProgram(): Command {
         ...(opts.peerServerName ? { peerServerName: opts.peerServerName } : {}),
         ...(opts.peerTrustCa ? { peerTrustCa: resolve(opts.peerTrustCa) } : {}),
         replicationBudgetBytes: opts.replicationBudget,
+        ...(opts.crashAt !== undefined ? { crashAt: opts.crashAt } : {}),
         logger,
       });
       let registration: Promise<void> = Promise.resolve();
@@ -536,6 +540,65 @@ export function buildProgram(): Command {
     try {
       await c.deletePair(name);
       process.stdout.write(`pair ${name} deleted\n`);
+    } finally {
+      c.close();
+    }
+  });
+
+  withControl(
+    pair
+      .command('demote <name>')
+      .description('make a primary a secondary: its export refuses writes at once, everything is shipped to the secondary (which is told), then the role changes')
+      .option('--force', 'do not wait for the secondary: what is not shipped stays in the dirty log (promoting the secondary then discards it)')
+      .option('--wait-ms <ms>', 'longest wait for everything to be shipped', positiveInt, DEFAULT_DEMOTE_TIMEOUT_MS)
+      .addOption(outputOption()),
+  ).action(async (name: string, opts: CtlOpts & { force?: boolean; waitMs: number }) => {
+    const c = new ControlClient(opts.control, { tls: tlsFilesFrom(opts), timeoutMs: opts.timeout });
+    try {
+      const p = await c.demotePair(name, { force: opts.force === true, timeoutMs: opts.waitMs });
+      print(opts.output, pairToJson(p), formatPair(p));
+    } finally {
+      c.close();
+    }
+  });
+
+  withControl(
+    pair
+      .command('promote <name>')
+      .description('make a secondary a primary: a new data generation, its own writes tracked from now on (refused while its primary has not demoted, unless --force)')
+      .option('--force', 'the old primary is unreachable: promote at the last point this side holds (what the old primary acknowledged after it is discarded when it returns)')
+      .option('--peer <host:port>', "the old primary's peer address, which this side now replicates to (default: the pair's)")
+      .option('--peer-pair <name>', "the pair's name on the old primary's sidecar")
+      .option('--nbd-listen <host:port>', 'serve the volume over NBD on this loopback address')
+      .option('--nbd-socket <path>', 'serve the volume over NBD on this Unix socket')
+      .addOption(outputOption()),
+  ).action(async (name: string, opts: CtlOpts & { force?: boolean; peer?: string; peerPair?: string; nbdListen?: string; nbdSocket?: string }) => {
+    const c = client(opts);
+    try {
+      const p = await c.promotePair({
+        name,
+        force: opts.force === true,
+        peerAddress: opts.peer ?? '',
+        peerPair: opts.peerPair ?? '',
+        nbdListen: opts.nbdListen ?? '',
+        nbdSocket: opts.nbdSocket ? resolve(opts.nbdSocket) : '',
+      });
+      print(opts.output, pairToJson(p), formatPair(p));
+    } finally {
+      c.close();
+    }
+  });
+
+  withControl(
+    pair
+      .command('discard-my-data <name>')
+      .description("resolve a split brain: this side's changes lose — a primary is demoted at once, and the peer's data overwrites this side at the next session")
+      .addOption(outputOption()),
+  ).action(async (name: string, opts: CtlOpts) => {
+    const c = client(opts);
+    try {
+      const p = await c.discardMyData(name);
+      print(opts.output, pairToJson(p), formatPair(p));
     } finally {
       c.close();
     }

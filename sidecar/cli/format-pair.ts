@@ -28,6 +28,15 @@ export function formatPair(p: Pair__Output): string {
       ['Coordination hold', `p50 ${j.coordinationHoldP50Ms.toFixed(2)} ms, p99 ${j.coordinationHoldP99Ms.toFixed(2)} ms, max ${j.coordinationHoldMaxMs.toFixed(2)} ms`],
     );
   }
+  if (j.generation || j.role === 'secondary') {
+    const g = [j.generation || 'none (no complete image)', j.bitmapGeneration ? `bitmap ${j.bitmapGeneration}` : '', j.historyGenerations.length > 0 ? `history ${j.historyGenerations.slice(0, 3).join(' ')}${j.historyGenerations.length > 3 ? ' …' : ''}` : ''];
+    rows.push(['Generation', g.filter((x) => x !== '').join(', ')]);
+  }
+  if (j.peerGeneration) rows.push(['Peer generation', j.peerGeneration]);
+  if (j.fenced) rows.push(['Export', 'fenced: writes refused']);
+  if (j.role === 'secondary') rows.push(['Promotable', !j.consistent ? 'no: no complete image at a point in time' : j.primaryDemoted ? 'yes: its primary demoted with everything shipped' : 'with --force only: its primary has not demoted']);
+  if (j.discardMyData) rows.push(['Discard my data', 'yes: the peer overwrites this side at the next session']);
+  if (j.lastPromotionTime) rows.push(['Promoted', `${j.lastPromotionTime} (at the point of ${j.promotedPointTime ?? 'an unknown time'})`]);
   if (j.replicationErrors > 0) rows.push(['Apply errors', String(j.replicationErrors)]);
   if (j.lastError) rows.push(['Last error', j.lastError]);
   const w = Math.max(...rows.map(([k]) => k.length));
