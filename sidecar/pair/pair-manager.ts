@@ -261,6 +261,7 @@ export class PairManager {
     const e = this.#entry(name);
     const pair = this.#running(e);
     if (pair.role === 'secondary') return this.#view(e);
+    if (!opts.force && e.spec.paused) throw new FailedPreconditionError(`pair ${name} is paused: nothing is shipped while it is; resume it first, or demote with force`);
     // From here no write is accepted; those already accepted finish and are tracked.
     pair.fenceWrites();
     if (!opts.force) {
@@ -270,6 +271,8 @@ export class PairManager {
       try {
         await pair.shipEverything(abort.signal);
       } catch (err) {
+        // It learnt meanwhile that it was stale, and demoted itself.
+        if (pair.meta.role === 'secondary') return this.#view(e);
         // Nothing committed: the pair stays a primary and takes writes again.
         pair.unfence();
         const st = pair.status();

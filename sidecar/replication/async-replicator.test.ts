@@ -78,14 +78,16 @@ describe('AsyncReplicator: the initial copy and a refusing secondary', () => {
   let tracker: DirtyTracker;
   let link: FakeLink;
   let r: AsyncReplicator | undefined;
+  let meta: PairMeta;
 
   beforeEach(async () => {
     tmp = await openTempVolume('bm-async-', 4 * MiB);
     tracker = await DirtyTracker.open({ path: join(tmp.dir, 'dirty.log'), volumeBytes: 4 * MiB, blockSize: BLOCK, sweepIntervalMs: 0 });
+    meta = await PairMeta.open(join(tmp.dir, 'state'), 'primary');
     r = new AsyncReplicator({
       volume: tmp.volume,
       tracker,
-      meta: await PairMeta.open(join(tmp.dir, 'state'), 'primary'),
+      meta,
       peer: 'unused',
       remotePair: 'p',
       logger,
@@ -116,6 +118,44 @@ describe('AsyncReplicator: the initial copy and a refusing secondary', () => {
     expect(synced).toBeGreaterThan(0);
     expect(link.calls.slice(0, synced)).toContain('send resync durable');
     expect(link.calls.lastIndexOf('send resync durable')).toBeGreaterThan(link.calls.lastIndexOf('send resync'));
+  });
+
+  it('tells the secondary the generation a group brought it to, unless a write it did not get was acknowledged after the cut', async () => {
+    const rep = r!;
+    // This primary wrote alone after g1 (now g2, g1 its bitmap); the secondary holds g1.
+    const g1 = meta.current;
+    await meta.markShared();
+    await meta.diverge();
+    const g2 = meta.current;
+    link.answer = () => 'ack';
+    link.connect(false, 'gen-b', { generations: { current: g1, bitmap: '', history: [] } });
+    await waitFor('ready for groups', () => rep.ready);
+    const write = async (block: number): Promise<void> => {
+      const ticket = await rep.beforeLocalWrite(block * BLOCK, 4096);
+      await tmp.volume.write(block * BLOCK, Buffer.alloc(4096, block));
+      await rep.afterLocalWrite(ticket);
+    };
+    await write(1);
+    rep.cut(10);
+    // Paused after the cut: this write is acknowledged without the secondary, under g2.
+    rep.setPaused(true);
+    await write(2);
+    rep.setPaused(false);
+    await rep.drain(new AbortController().signal);
+    rep.groupDone(true, Date.now());
+    // Group 10 does not hold block 2: the secondary must not be told it holds g2. (The
+    // attempt first makes later missed writes take a new generation, then looks.)
+    await waitFor('the attempt after group 10', () => meta.data.shared);
+    await new Promise((res) => setImmediate(res));
+    expect(link.synced).toHaveLength(0);
+    // The next group holds it: now it is told.
+    rep.cut(11);
+    await rep.drain(new AbortController().signal);
+    rep.groupDone(true, Date.now());
+    await waitFor('told the secondary it holds g2', () => link.synced.length >= 1);
+    expect(link.synced).toHaveLength(1);
+    expect(link.synced[0]!.generations.current).toBe(g2);
+    expect(meta.generations.bitmap).toBe('');
   });
 
   it('shows a refusing secondary as Retrying with its error, and asks the coordinator to back off', async () => {

@@ -2,7 +2,7 @@ import type { Logger } from 'winston';
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { BlockBitmap } from '../bitmap/block-bitmap.js';
 import type { DirtyTracker } from '../bitmap/dirty-tracker.js';
-import { BlockmirrorError } from '../errors.js';
+import { BlockmirrorError, ClosedError } from '../errors.js';
 import type { TlsFiles, TlsMaterial } from '../grpc/grpc-credentials.js';
 import type { WriteReplication } from '../pair/volume-export.js';
 import type { Volume } from '../volume/volume.js';
@@ -147,6 +147,12 @@ export class AsyncReplicator implements WriteReplication {
     this.#closed = true;
     this.#link.close();
     this.#releaseHold();
+  }
+
+  /** True while running; throws once closed (a wait for shipping must end with the pair). */
+  #open(): boolean {
+    if (this.#closed) throw new ClosedError('the pair stopped');
+    return true;
   }
 
   setPaused(paused: boolean): void {
@@ -369,12 +375,17 @@ export class AsyncReplicator implements WriteReplication {
     if (ok && timeMs > 0) this.lastConsistencyPointTimeMs = timeMs;
     else this.#o.onWork();
     const cut = this.#lastCut;
-    if (ok && cut !== null && cut.id === d.id && d.id !== 0 && this.#adoptPending && this.#adopting === null) {
-      this.#adopting = this.#adoptCut(cut)
+    if (ok && cut !== null && cut.id === d.id && d.id !== 0 && this.#adoptPending) {
+      // One after the other, each group's attempt after the previous one's.
+      const p: Promise<void> = (this.#adopting ?? Promise.resolve())
+        .then(() => (this.#adoptPending ? this.#adoptCut(cut) : undefined))
         .catch((err: Error) => {
           this.#o.logger.warn('could not tell the secondary it holds our generation; after the next group', { error: err.message });
-        })
-        .finally(() => (this.#adopting = null));
+        });
+      this.#adopting = p;
+      void p.finally(() => {
+        if (this.#adopting === p) this.#adopting = null;
+      });
     }
   }
 
@@ -401,7 +412,7 @@ export class AsyncReplicator implements WriteReplication {
    */
   async shipEverything(signal: AbortSignal): Promise<void> {
     for (;;) {
-      await waitUntil(() => this.ready && this.#recording.count === 0 && this.#drain === null && this.#inflight.size === 0 && this.#adopting === null, signal, () => this.#o.onWork());
+      await waitUntil(() => this.#open() && this.ready && this.#recording.count === 0 && this.#drain === null && this.#inflight.size === 0 && this.#adopting === null, signal, () => this.#o.onWork());
       await this.#o.meta.markShared();
       // Everything is applied (no block recorded, none draining): the secondary holds our data.
       if (this.#recording.count > 0 || this.#drain !== null || !this.#link.connected) continue;

@@ -5,6 +5,8 @@ import { FakeLink } from '../../test/helpers/fake-link.js';
 import { openTempVolume, type TempVolume } from '../../test/helpers/temp-volume.js';
 import { waitFor } from '../../test/helpers/wait-for.js';
 import { DirtyTracker } from '../bitmap/dirty-tracker.js';
+import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
+import { BlockBitmap } from '../bitmap/block-bitmap.js';
 import { PairMeta } from './pair-meta.js';
 import { SyncReplicator } from './sync-replicator.js';
 
@@ -31,8 +33,10 @@ describe('SyncReplicator', () => {
     await tmp.remove();
   });
 
-  const start = async (extra: { maxInFlightBytes?: number } = {}, fullSyncRequired = false): Promise<SyncReplicator> => {
-    const meta = await PairMeta.open(join(tmp.dir, 'state'), 'primary');
+  let meta: PairMeta;
+  const start = async (extra: { maxInFlightBytes?: number } = {}, fullSyncRequired = false, answer: Partial<HandshakeResponse__Output> = {}, before?: (m: PairMeta) => Promise<void>): Promise<SyncReplicator> => {
+    meta = await PairMeta.open(join(tmp.dir, 'state'), 'primary');
+    await before?.(meta);
     r = new SyncReplicator({
       volume: tmp.volume,
       tracker,
@@ -45,7 +49,7 @@ describe('SyncReplicator', () => {
       link: (onSession) => (link = new FakeLink(onSession)),
     });
     r.start();
-    link.connect(fullSyncRequired);
+    link.connect(fullSyncRequired, 'gen-b', answer);
     return r;
   };
 
@@ -85,6 +89,44 @@ describe('SyncReplicator', () => {
     link.unanswered('mirror')[0]!.ack();
     await next;
     expect(tracker.isDirty(0)).toBe(false);
+    expect(rep.state).toBe('InSync');
+  });
+
+  it('acknowledges a write the secondary missed only once a new generation is durable, when the secondary may hold the current one', async () => {
+    const rep = await start({}, false, {}, (m) => m.markShared());
+    const first = meta.current;
+    link.fail('test: the link is cut');
+    const w = await write(rep, 3 * BLOCK, 4 * KiB, 5);
+    await w.acked;
+    // On disk by the time the application has its answer.
+    const onDisk = await PairMeta.load(join(tmp.dir, 'state'), 'primary');
+    expect(onDisk.generations).toEqual({ current: expect.not.stringMatching(new RegExp(`^${first}$`)) as unknown, bitmap: first, history: [first] });
+    // One new generation for the whole outage.
+    await (await write(rep, 5 * BLOCK, 4 * KiB, 6)).acked;
+    expect(meta.current).toBe(onDisk.current);
+  });
+
+  it("ships the secondary's divergent blocks with its own, then tells it which generation it holds", async () => {
+    // This primary wrote alone after g-old (a new generation, g-old its bitmap); the
+    // secondary holds g-old plus block 7 it wrote as a primary that we never got.
+    const divergent = new BlockBitmap(256);
+    divergent.set(7);
+    let old = '';
+    const rep = await start({}, false, {}, async (m) => {
+      old = m.current;
+      await m.markShared();
+      await m.diverge();
+    });
+    link.fail('test: a new session follows');
+    link.answer = () => 'ack';
+    await (await write(rep, 2 * BLOCK, 4 * KiB, 9)).acked;
+    link.connect(false, 'gen-b', { generations: { current: old, bitmap: '', history: [] }, divergentBlocks: Buffer.from(divergent.toBytes()) });
+    await waitFor('told the secondary it holds our generation', () => link.synced.length === 1, { timeoutMs: 10_000 });
+    const sentBlocks = link.sent.filter((f) => f.kind === 'resync').flatMap((f) => f.frame.runs!.map((run) => Number(run.offset) / BLOCK));
+    expect(sentBlocks.sort((a, b) => a - b)).toEqual([2, 7]);
+    expect(link.synced[0]!.generations.current).toBe(meta.current);
+    expect(meta.generations.bitmap).toBe('');
+    expect(tracker.isDirty(7)).toBe(false);
     expect(rep.state).toBe('InSync');
   });
 

@@ -5,7 +5,7 @@ import type { DirtyTracker } from '../bitmap/dirty-tracker.js';
 import type { TlsFiles, TlsMaterial } from '../grpc/grpc-credentials.js';
 import type { WriteReplication } from '../pair/volume-export.js';
 import type { Volume } from '../volume/volume.js';
-import type { BlockmirrorError } from '../errors.js';
+import { ClosedError, type BlockmirrorError } from '../errors.js';
 import type { PairMeta } from './pair-meta.js';
 import { frameChecksum } from './frame-builder.js';
 import { peerPlan, type PeerPlan } from './peer-plan.js';
@@ -337,6 +337,12 @@ export class SyncReplicator implements WriteReplication {
     this.#link.close();
   }
 
+  /** True while running; throws once closed (a wait for shipping must end with the pair). */
+  #open(): boolean {
+    if (this.#closed) throw new ClosedError('the pair stopped');
+    return true;
+  }
+
   #blocks(offset: number, length: number): [number, number] {
     return [Math.floor(offset / this.#blockSize), Math.floor((offset + Math.max(length, 1) - 1) / this.#blockSize)];
   }
@@ -458,7 +464,7 @@ export class SyncReplicator implements WriteReplication {
    */
   async shipEverything(signal: AbortSignal): Promise<void> {
     for (;;) {
-      await waitUntil(() => this.#link.connected && !this.#fullSync && !this.#paused && this.#oos.count === 0 && this.#inflight.size === 0 && !this.#resyncing, signal, () => this.#kick());
+      await waitUntil(() => this.#open() && this.#link.connected && !this.#fullSync && !this.#paused && this.#oos.count === 0 && this.#inflight.size === 0 && !this.#resyncing, signal, () => this.#kick());
       // Everything acknowledged by the secondary made durable there, then the record.
       await this.flushBarrier();
       if (this.#pendingClean.length > 0 || this.#oos.count > 0) continue;
