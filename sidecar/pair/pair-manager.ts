@@ -402,7 +402,8 @@ export class PairManager {
       this.#failed(e, err, 'pair could not start in its new role');
       throw err;
     } finally {
-      e.spec = { ...spec, role: e.pair?.role ?? spec.role };
+      // The committed role, whether or not the pair could start in it.
+      e.spec = { ...spec, role: e.pair?.role ?? pair.meta.role };
       await this.#persist();
     }
     this.#opts.logger.info('pair restarted in its new role', { pair: e.spec.name, role: e.pair.role, generation: e.pair.meta.current });

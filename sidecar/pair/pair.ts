@@ -99,17 +99,20 @@ export interface PairContext {
   onSelfDemoted?(pair: Pair): void;
 }
 
-/**
- * A running pair: its volume, its dirty tracker and, for a primary, its NBD export.
- * Replication with a peer attaches here in later work; without a peer a primary is
- * Standalone and every write stays tracked as out of sync.
- */
-/** A primary's NBD export over a Unix socket: what the node splice connects the kernel to. */
+/** A pair's NBD export over a Unix socket: what the node splice connects the kernel to. */
 export interface SocketExport {
   device: string;
   socket: string;
   blockSize: number;
 }
+
+/**
+ * A running pair in the role its metadata holds: its volume, its dirty log and metadata,
+ * and for a primary its NBD export and replicator (without a peer a primary is Standalone
+ * and every write stays tracked as out of sync), for a secondary its endpoint and, when it
+ * has export settings, a fenced export. A role change stops the pair and starts it again
+ * (PairManager), after its metadata committed the new role.
+ */
 
 export class Pair {
   /** The spec, with the role the pair holds now (its metadata's, which role changes commit). */

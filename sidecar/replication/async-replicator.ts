@@ -500,7 +500,10 @@ export class AsyncReplicator implements WriteReplication {
       this.#fullSync = true;
       this.#fullSyncBlocks = this.#recording.count;
       this.#o.logger.info('full sync started', { blocks: this.#recording.count });
-    } else if (plan.divergent !== null) {
+    } else {
+      this.#fullSync = false;
+    }
+    if (plan.kind === 'delta' && plan.divergent !== null) {
       // The secondary's divergent blocks (what it wrote as a primary that we never got)
       // go in the next group too, durably recorded first: the union of both sides' changes.
       await this.#o.tracker.mergeDirty(plan.divergent);

@@ -419,6 +419,7 @@ export class SyncReplicator implements WriteReplication {
         this.#o.logger.info('full sync started', { blocks: this.#fullSyncTotal });
       }
     } else {
+      this.#fullSync = false;
       // The secondary's divergent blocks (what it wrote as a primary that we never got)
       // are overwritten by this delta too: the union of both sides' changes.
       await this.#mergeDivergent(plan);
