@@ -133,8 +133,10 @@ export class Pair {
   #closed = false;
   /** A primary's last handshake verdict (its own dial or a dialler's), until a session starts. */
   #verdict: PeerVerdict | null = null;
-  /** Demoting itself: fenced for good, its metadata being written. */
+  /** Learnt it is a stale primary: fenced for good. */
   #stale = false;
+  /** Its demotion is being recorded (another verdict meanwhile changes nothing). */
+  #demoting = false;
 
   private constructor(
     spec: PairSpec,
@@ -370,7 +372,9 @@ export class Pair {
    * kept for the peer's resync to overwrite.
    */
   #demoteSelf(reason: string, peerGeneration: string): void {
-    if (this.#stale) return;
+    if (this.#demoting) return;
+    this.#demoting = true;
+    // For good, whatever happens next: this side never takes a write as a primary again.
     this.#stale = true;
     if (this.#export instanceof VolumeExport) this.#export.fenceWrites();
     this.#verdict = { verdict: 'dialer-stale', reason, peerGeneration };
@@ -379,7 +383,7 @@ export class Pair {
       () => this.#onSelfDemoted?.(this),
       (err: Error) => {
         // Still fenced; the next handshake tries again.
-        this.#stale = false;
+        this.#demoting = false;
         this.#logger.error('could not record the demotion; the export stays fenced', { error: err.message });
       },
     );
