@@ -13,6 +13,7 @@ import type { FenceVolumeRequest as _blockmirror_control_v1_FenceVolumeRequest, 
 import type { FencedVolume as _blockmirror_control_v1_FencedVolume, FencedVolume__Output as _blockmirror_control_v1_FencedVolume__Output } from './blockmirror/control/v1/FencedVolume.js';
 import type { GetFencedVolumeRequest as _blockmirror_control_v1_GetFencedVolumeRequest, GetFencedVolumeRequest__Output as _blockmirror_control_v1_GetFencedVolumeRequest__Output } from './blockmirror/control/v1/GetFencedVolumeRequest.js';
 import type { GetPairRequest as _blockmirror_control_v1_GetPairRequest, GetPairRequest__Output as _blockmirror_control_v1_GetPairRequest__Output } from './blockmirror/control/v1/GetPairRequest.js';
+import type { Lineage as _blockmirror_control_v1_Lineage, Lineage__Output as _blockmirror_control_v1_Lineage__Output } from './blockmirror/control/v1/Lineage.js';
 import type { ListFencedVolumesRequest as _blockmirror_control_v1_ListFencedVolumesRequest, ListFencedVolumesRequest__Output as _blockmirror_control_v1_ListFencedVolumesRequest__Output } from './blockmirror/control/v1/ListFencedVolumesRequest.js';
 import type { ListFencedVolumesResponse as _blockmirror_control_v1_ListFencedVolumesResponse, ListFencedVolumesResponse__Output as _blockmirror_control_v1_ListFencedVolumesResponse__Output } from './blockmirror/control/v1/ListFencedVolumesResponse.js';
 import type { ListPairsRequest as _blockmirror_control_v1_ListPairsRequest, ListPairsRequest__Output as _blockmirror_control_v1_ListPairsRequest__Output } from './blockmirror/control/v1/ListPairsRequest.js';
@@ -55,6 +56,7 @@ export interface ProtoGrpcType {
         FencedVolume: MessageTypeDefinition<_blockmirror_control_v1_FencedVolume, _blockmirror_control_v1_FencedVolume__Output>
         GetFencedVolumeRequest: MessageTypeDefinition<_blockmirror_control_v1_GetFencedVolumeRequest, _blockmirror_control_v1_GetFencedVolumeRequest__Output>
         GetPairRequest: MessageTypeDefinition<_blockmirror_control_v1_GetPairRequest, _blockmirror_control_v1_GetPairRequest__Output>
+        Lineage: MessageTypeDefinition<_blockmirror_control_v1_Lineage, _blockmirror_control_v1_Lineage__Output>
         ListFencedVolumesRequest: MessageTypeDefinition<_blockmirror_control_v1_ListFencedVolumesRequest, _blockmirror_control_v1_ListFencedVolumesRequest__Output>
         ListFencedVolumesResponse: MessageTypeDefinition<_blockmirror_control_v1_ListFencedVolumesResponse, _blockmirror_control_v1_ListFencedVolumesResponse__Output>
         ListPairsRequest: MessageTypeDefinition<_blockmirror_control_v1_ListPairsRequest, _blockmirror_control_v1_ListPairsRequest__Output>

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import type { Logger } from 'winston';
@@ -11,6 +12,7 @@ import { readTlsMaterial, tlsFilesFrom, type TlsFiles } from '../grpc/grpc-crede
 import { InvalidArgumentError } from '../errors.js';
 import { ControlClient } from '../control/control-client.js';
 import { pairToJson } from '../control/pair-json.js';
+import { lineageToProto, parseLineageRecord } from '../control/lineage-record.js';
 import { formatPair, formatPairList } from './format-pair.js';
 import { DEFAULT_DEMOTE_TIMEOUT_MS, FAILPOINTS } from '../pair/pair-manager.js';
 import { loadCsiProto, loadPluginRegistrationProto, type CsiProto, type PluginRegistrationProto } from '../grpc/load-proto.js';
@@ -485,9 +487,11 @@ export function buildProgram(): Command {
       .option('--peer-tls-cert <file>', "this pair's own peer TLS: certificate (PEM) a primary presents to the remote site")
       .option('--peer-tls-key <file>', "this pair's own peer TLS: its private key (PEM)")
       .option('--peer-tls-ca <file>', "this pair's own peer TLS: the remote site's CA (PEM); a secondary's peer port trusts it too")
+      .option('--lineage <json>', 'continue the data lineage recorded for this volume when its earlier pair was deleted (the `lineage` of `pair status -o json`, or @FILE holding it)')
       .addOption(outputOption()),
-  ).action(async (name: string, opts: CtlOpts & { volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number; peerPair?: string; writeTimeoutMs?: number; resyncRate?: number; groupIntervalMs?: number; maxCoordinationMs?: number; maxDrainMs?: number; consistencyGroup?: string; peerTlsCert?: string; peerTlsKey?: string; peerTlsCa?: string }) => {
+  ).action(async (name: string, opts: CtlOpts & { lineage?: string; volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number; peerPair?: string; writeTimeoutMs?: number; resyncRate?: number; groupIntervalMs?: number; maxCoordinationMs?: number; maxDrainMs?: number; consistencyGroup?: string; peerTlsCert?: string; peerTlsKey?: string; peerTlsCa?: string }) => {
     const peerTls = peerTlsFiles(opts);
+    const lineage = opts.lineage === undefined ? undefined : parseLineageRecord(opts.lineage.startsWith('@') ? await readFile(opts.lineage.slice(1), 'utf8') : opts.lineage);
     const c = client(opts);
     try {
       const p = await c.createPair({
@@ -508,6 +512,7 @@ export function buildProgram(): Command {
         maxDrainMs: opts.maxDrainMs ?? 0,
         consistencyGroup: opts.consistencyGroup ?? '',
         ...(peerTls ? { peerTls: readPeerTlsPem(peerTls) } : {}),
+        ...(lineage ? { lineage: lineageToProto(lineage) } : {}),
       });
       print(opts.output, pairToJson(p), formatPair(p));
     } finally {

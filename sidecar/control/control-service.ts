@@ -1,8 +1,10 @@
 import { status as GrpcStatus, type sendUnaryData, type ServerErrorResponse } from '@grpc/grpc-js';
 import type { Logger } from 'winston';
 import type { ControlServiceHandlers } from '../../proto/gen/blockmirror/control/v1/ControlService.js';
+import type { Lineage__Output } from '../../proto/gen/blockmirror/control/v1/Lineage.js';
 import type { PairSpec__Output } from '../../proto/gen/blockmirror/control/v1/PairSpec.js';
-import { BlockmirrorError, FailedPreconditionError, NotFoundError } from '../errors.js';
+import { BlockmirrorError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import type { VolumeLineage } from '../replication/continue-lineage.js';
 import type { PairManager } from '../pair/pair-manager.js';
 import type { PairSpecInput } from '../pair/pair-spec.js';
 import type { FenceHold, FenceRecord, FenceStore } from '../fence/fence-store.js';
@@ -45,7 +47,10 @@ export function controlService(pairs: PairManager, logger: Logger, opts: Control
         );
     };
   return {
-    CreatePair: unary('CreatePair', async (req) => toMessage(await pairs.create(fromSpec(req.spec)))),
+    CreatePair: unary('CreatePair', async (req) => {
+      const lineage = lineageFrom(req.spec?.lineage ?? null);
+      return toMessage(await pairs.create(fromSpec(req.spec), lineage ? { lineage } : {}));
+    }),
     GetPair: unary('GetPair', (req) => toMessage(pairs.get(req.name))),
     ListPairs: unary('ListPairs', () => ({ pairs: pairs.list().map(toMessage) })),
     UpdatePair: unary('UpdatePair', async (req) => toMessage(await pairs.update(fromSpec(req.spec)))),
@@ -108,6 +113,13 @@ export function controlService(pairs: PairManager, logger: Logger, opts: Control
 
 function fencedVolume(r: FenceRecord): FencedVolume {
   return { pv: r.pv, pair: r.pair, hold: r.hold, device: r.device, volume: r.volume };
+}
+
+/** PairSpec.lineage; checked by continueLineage when the pair is made. */
+function lineageFrom(l: Lineage__Output | null): VolumeLineage | undefined {
+  if (l === null || (l.generation === '' && l.history.length === 0)) return undefined;
+  if (l.role !== 'ROLE_PRIMARY' && l.role !== 'ROLE_SECONDARY') throw new InvalidArgumentError('lineage: a role (primary or secondary) is required');
+  return { role: l.role === 'ROLE_PRIMARY' ? 'primary' : 'secondary', generation: l.generation, history: l.history, consistent: l.consistent };
 }
 
 function fromSpec(spec: PairSpec__Output | null): PairSpecInput {

@@ -1,5 +1,7 @@
 import type { Pair__Output } from '../../proto/gen/blockmirror/control/v1/Pair.js';
 import { pairStateFromProto } from '../pair/pair-state.js';
+import type { VolumeLineage } from '../replication/continue-lineage.js';
+import { lineageRecordOf } from './lineage-record.js';
 
 /**
  * The one JSON shape of a pair's spec and status, read from the control API's `Pair`
@@ -55,6 +57,13 @@ export interface PairJson {
   lastPromotionTime: string | null;
   /** At the last promotion, the point the volume held (the data-loss window starts there). */
   promotedPointTime: string | null;
+  /** Why the last handshake started no session ('' none): split-brain, unrelated, dialer-stale. */
+  peerVerdict: string;
+  /**
+   * What identifies this volume's data, to record when the pair is deleted and pass to the
+   * next pair over it (`pair create --lineage`); null without a complete image.
+   */
+  lineage: VolumeLineage | null;
 }
 
 /** A `Pair` message as JSON; absent fields read as empty. */
@@ -104,5 +113,7 @@ export function pairToJson(p: Pair__Output): PairJson {
     discardMyData: s?.discardMyData ?? false,
     lastPromotionTime: s?.promotedTimeMs ? new Date(s.promotedTimeMs).toISOString() : null,
     promotedPointTime: s?.promotedPointTimeMs ? new Date(s.promotedPointTimeMs).toISOString() : null,
+    peerVerdict: s?.peerVerdict ?? '',
+    lineage: lineageRecordOf({ role: p.spec?.role === 'ROLE_SECONDARY' ? 'secondary' : 'primary', generation: s?.generation ?? '', historyGenerations: s?.historyGenerations ?? [], consistent: s?.consistent ?? false }),
   };
 }

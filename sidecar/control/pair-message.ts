@@ -54,6 +54,7 @@ export function toMessage(p: PairStatusView): PairMessage {
       discardMyData: p.discardMyData,
       promotedTimeMs: p.promotedTimeMs,
       promotedPointTimeMs: p.promotedPointTimeMs,
+      peerVerdict: p.peerVerdict,
     },
   };
 }

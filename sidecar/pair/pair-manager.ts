@@ -10,6 +10,7 @@ import { PairStore } from './pair-store.js';
 import { ConsistencyGroups } from '../replication/consistency-groups.js';
 import { spliceHolders } from '../splice/splice-holders.js';
 import type { PairVolumeOptions } from '../volume/open-pair-volume.js';
+import type { VolumeLineage } from '../replication/continue-lineage.js';
 
 export interface PairManagerOptions {
   stateDir: string;
@@ -122,7 +123,13 @@ export class PairManager {
     if (roleChanged) await this.#persist();
   }
 
-  create(input: PairSpecInput): Promise<PairStatusView> {
+  /**
+   * `lineage`: what the volume's data descends from, recorded when an earlier pair over it
+   * was deleted: the new pair continues it (continueLineage) instead of starting a lineage
+   * its peer would refuse as unrelated. Only seeds the pair's metadata; never persisted
+   * in pairs.json (a restart must never take a pair back to it).
+   */
+  create(input: PairSpecInput, opts: { lineage?: VolumeLineage } = {}): Promise<PairStatusView> {
     return this.#serialized(async () => {
       const spec = validatePairSpec(await this.#placeSocket(input));
       if (spec.role === 'secondary' && (spec.nbdListen || spec.nbdSocket)) {
@@ -147,7 +154,7 @@ export class PairManager {
       );
       let pair: Pair;
       try {
-        pair = await Pair.start(spec, this.#ctx());
+        pair = await Pair.start(spec, this.#ctx(), opts.lineage ? { lineage: opts.lineage } : {});
       } catch (err) {
         if (fresh) await rm(stateDir, { recursive: true, force: true });
         throw err;
@@ -160,7 +167,7 @@ export class PairManager {
         await pair.destroy();
         throw err;
       }
-      this.#opts.logger.info('pair created', { pair: spec.name, role: spec.role, mode: spec.mode });
+      this.#opts.logger.info('pair created', { pair: spec.name, role: spec.role, mode: spec.mode, generation: pair.meta.current, ...(opts.lineage ? { continues: opts.lineage.generation } : {}) });
       return pair.status();
     });
   }
@@ -516,6 +523,7 @@ export class PairManager {
       discardMyData: false,
       promotedTimeMs: 0,
       promotedPointTimeMs: 0,
+      peerVerdict: '',
     };
   }
 

@@ -11,6 +11,7 @@ import { readTlsMaterial, type TlsFiles, type TlsMaterial } from '../grpc/grpc-c
 import { NbdServer } from '../nbd/nbd-server.js';
 import { GroupJournal } from '../replication/group-journal.js';
 import { PairMeta } from '../replication/pair-meta.js';
+import type { VolumeLineage } from '../replication/continue-lineage.js';
 import { decideResync } from '../replication/decide-resync.js';
 import { validGenerations, type GenerationIds } from '../replication/generation-ids.js';
 import { handshakeVerdict } from '../replication/handshake-verdict.js';
@@ -74,6 +75,8 @@ export interface PairStatusView extends IoCounters {
   discardMyData: boolean;
   promotedTimeMs: number;
   promotedPointTimeMs: number;
+  /** Why the last handshake with the peer started no session ('' none): see RefusalVerdict. */
+  peerVerdict: string;
 }
 
 export interface PairContext {
@@ -183,13 +186,16 @@ export class Pair {
    * serves and tracks writes meanwhile (a spliced volume's fallback writes must be
    * recorded before any consistency group is cut).
    */
-  static async start(given: PairSpec, ctx: PairContext, opts: { holdReplication?: boolean; restored?: boolean } = {}): Promise<Pair> {
+  static async start(given: PairSpec, ctx: PairContext, opts: { holdReplication?: boolean; restored?: boolean; lineage?: VolumeLineage } = {}): Promise<Pair> {
     const holdReplication = opts.holdReplication ?? false;
     const dir = Pair.stateDirOf(ctx.stateDir, given.name);
     const logger = ctx.logger.child({ pair: given.name });
     // Read, not written yet: a volume refused below must leave no state behind. Its role
     // wins over the spec's: a role change commits there first (see PairManager).
-    const meta = await PairMeta.load(dir, given.role);
+    // A lineage only seeds a new pair: a restored one lost its metadata, if at all, after
+    // the record was made, and must not be taken back to it.
+    const meta = await PairMeta.load(dir, given.role, opts.restored === true ? undefined : opts.lineage);
+    if (opts.lineage !== undefined && meta.origin !== 'none') logger.warn('the pair already has metadata: the lineage given is ignored', { generation: meta.current });
     const spec: PairSpec = meta.role === given.role ? given : { ...given, role: meta.role };
     if (spec.role !== given.role) logger.warn('the pair holds another role than pairs.json says (a role change was cut short); taking the role of its metadata', { listed: given.role, role: spec.role });
     // First, so that a volume refused (in use, a directory) leaves no state behind.
@@ -490,6 +496,7 @@ export class Pair {
       discardMyData: m.discardMyData,
       promotedTimeMs: m.promotedAtMs,
       promotedPointTimeMs: m.promotedPointMs,
+      peerVerdict: (this.#verdict ?? this.endpoint?.verdict)?.verdict ?? '',
     };
   }
 
@@ -523,7 +530,8 @@ export class Pair {
     const trackerError = this.#tracker.lastError;
     if (trackerError) return `dirty log: ${trackerError.message}`;
     // Why there is no session while the peers disagree, not the last dial's transport error.
-    if (this.#verdict !== null && (this.#stale || this.#state() === 'SplitBrain')) return this.#verdict.reason;
+    // Unrelated data too: a refusal no retry cures, which must not read as a link error.
+    if (this.#verdict !== null && (this.#stale || this.#state() === 'SplitBrain' || this.#verdict.verdict === 'unrelated')) return this.#verdict.reason;
     return this.#replicator?.lastError ?? this.endpoint?.lastError ?? '';
   }
 

@@ -51,6 +51,11 @@ export function handshakeVerdict(me: Responder, dialer: GenerationIds): Handshak
         reason: `split brain: both sides were written as primaries since generation ${d.common}: the primary holds ${theirs}, this side (${me.role}) holds ${mine}; nothing is resynced until one side discards its data (DiscardMyData)`,
       };
     case 'unrelated':
-      return { kind: 'refuse', verdict: 'unrelated', reason: `unrelated data: this side holds generation ${mine}, the primary ${theirs}, with no generation in common; discard one side's data to copy the other over it` };
+      // Said so that either side's status tells the user both ways out, never a bare refusal.
+      return {
+        kind: 'refuse',
+        verdict: 'unrelated',
+        reason: `unrelated data: the ${me.role} holds generation ${mine}, the primary ${theirs}, with no generation in common, so nothing is copied. If the primary's volume is the same data (its pair was deleted and recreated), recreate that pair with the lineage recorded for its volume (pair create --lineage; the operator passes the PersistentVolume's blockmirror.io/lineage annotation); to overwrite the ${me.role}'s data with a full copy instead, discard it there (pair discard-my-data, or spec.discardMyData: true on its ReplicationPair)`,
+      };
   }
 }

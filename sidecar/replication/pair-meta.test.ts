@@ -95,4 +95,16 @@ describe('PairMeta', () => {
     await m.demote({ discardMyData: true });
     expect((await PairMeta.load(dir, 'primary')).data).toMatchObject({ role: 'secondary', current: promoted.current, bitmap: 'g1', discardMyData: true });
   });
+
+  it("seeds a new pair from its volume's lineage, and ignores it once the pair has a file of its own", async () => {
+    const s = await PairMeta.open(dir, 'secondary', { role: 'secondary', generation: 'g2', history: ['g1'], consistent: false });
+    expect(s.data).toMatchObject({ role: 'secondary', current: 'g2', bitmap: '', history: ['g1'], inconsistent: true, shared: false, root: '' });
+    // What is on disk is the pair's from now on: a lineage passed again changes nothing.
+    const again = await PairMeta.load(dir, 'secondary', { role: 'secondary', generation: 'other', history: [], consistent: true });
+    expect(again.data).toMatchObject({ current: 'g2', inconsistent: true });
+    await rm(join(dir, 'meta.json'));
+    const p = await PairMeta.open(dir, 'primary', { role: 'primary', generation: 'g2', history: ['g1'], consistent: true });
+    expect(p.data).toMatchObject({ role: 'primary', bitmap: '', history: ['g2', 'g1'], shared: false, inconsistent: false, root: p.current });
+    expect(p.current).not.toMatch(/^g[12]$/);
+  });
 });

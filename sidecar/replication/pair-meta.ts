@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateCorruptError } from '../errors.js';
 import { writeFileAtomic } from '../fs/write-file-atomic.js';
+import { continueLineage, type VolumeLineage } from './continue-lineage.js';
 import { adopted, newGeneration, rotated, validGenerations, type GenerationIds } from './generation-ids.js';
 import type { SideRole } from './handshake-verdict.js';
 
@@ -68,16 +69,19 @@ export class PairMeta {
    * anything (persist() does). A file of the previous release (`generation`,
    * `syncedPeerGeneration`, `fullSyncTarget`, read by role) is converted: a primary's
    * generation becomes its current one, a secondary's synced one its current one.
-   * The role of a version 2 file is the pair's role, whatever `role` says.
+   * The role of a version 2 file is the pair's role, whatever `role` says. A new pair
+   * given its volume's `lineage` continues it (continueLineage); a pair with a file
+   * ignores it: its own metadata knows better than a record made when an earlier pair
+   * was deleted.
    */
-  static async load(pairStateDir: string, role: SideRole): Promise<PairMeta> {
+  static async load(pairStateDir: string, role: SideRole, lineage?: VolumeLineage): Promise<PairMeta> {
     const file = join(pairStateDir, 'meta.json');
     let text: string;
     try {
       text = await readFile(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new StateCorruptError(`${file}: ${(err as Error).message}`, { cause: err });
-      return new PairMeta(file, fresh(role), 'none');
+      return new PairMeta(file, lineage === undefined ? fresh(role) : continued(role, lineage), 'none');
     }
     try {
       const parsed = JSON.parse(text) as Record<string, unknown>;
@@ -89,8 +93,8 @@ export class PairMeta {
   }
 
   /** load() and persist(): for callers that need the file to exist now. */
-  static async open(pairStateDir: string, role: SideRole): Promise<PairMeta> {
-    const m = await PairMeta.load(pairStateDir, role);
+  static async open(pairStateDir: string, role: SideRole, lineage?: VolumeLineage): Promise<PairMeta> {
+    const m = await PairMeta.load(pairStateDir, role, lineage);
     await m.persist();
     return m;
   }
@@ -246,6 +250,14 @@ function fresh(role: SideRole): PairMetaData {
     promotedAtMs: 0,
     promotedPointMs: 0,
   };
+}
+
+/** A new pair over a volume that carries a lineage (see continueLineage). */
+function continued(role: SideRole, lineage: VolumeLineage): PairMetaData {
+  const c = continueLineage(role, lineage);
+  const base = fresh(role);
+  // root: what a secondary of the previous release is told; a secondary's is never sent.
+  return { ...base, ...c.generations, history: [...c.generations.history], root: role === 'primary' ? c.generations.current : '', inconsistent: c.inconsistent };
 }
 
 /**

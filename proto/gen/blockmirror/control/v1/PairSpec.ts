@@ -3,6 +3,7 @@
 import type { Role as _blockmirror_control_v1_Role, Role__Output as _blockmirror_control_v1_Role__Output } from '../../../blockmirror/control/v1/Role.js';
 import type { Mode as _blockmirror_control_v1_Mode, Mode__Output as _blockmirror_control_v1_Mode__Output } from '../../../blockmirror/control/v1/Mode.js';
 import type { PeerTls as _blockmirror_control_v1_PeerTls, PeerTls__Output as _blockmirror_control_v1_PeerTls__Output } from '../../../blockmirror/control/v1/PeerTls.js';
+import type { Lineage as _blockmirror_control_v1_Lineage, Lineage__Output as _blockmirror_control_v1_Lineage__Output } from '../../../blockmirror/control/v1/Lineage.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface PairSpec {
@@ -23,6 +24,7 @@ export interface PairSpec {
   'consistencyGroup'?: (string);
   'peerTls'?: (_blockmirror_control_v1_PeerTls | null);
   'peerTlsFingerprint'?: (string);
+  'lineage'?: (_blockmirror_control_v1_Lineage | null);
 }
 
 export interface PairSpec__Output {
@@ -43,4 +45,5 @@ export interface PairSpec__Output {
   'consistencyGroup': (string);
   'peerTls': (_blockmirror_control_v1_PeerTls__Output | null);
   'peerTlsFingerprint': (string);
+  'lineage': (_blockmirror_control_v1_Lineage__Output | null);
 }

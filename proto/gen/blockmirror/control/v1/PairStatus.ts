@@ -41,6 +41,7 @@ export interface PairStatus {
   'discardMyData'?: (boolean);
   'promotedTimeMs'?: (number | string | Long);
   'promotedPointTimeMs'?: (number | string | Long);
+  'peerVerdict'?: (string);
 }
 
 export interface PairStatus__Output {
@@ -81,4 +82,5 @@ export interface PairStatus__Output {
   'discardMyData': (boolean);
   'promotedTimeMs': (number);
   'promotedPointTimeMs': (number);
+  'peerVerdict': (string);
 }

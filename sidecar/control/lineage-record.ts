@@ -1,0 +1,37 @@
+import type { Lineage } from '../../proto/gen/blockmirror/control/v1/Lineage.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { VolumeLineage } from '../replication/continue-lineage.js';
+
+/**
+ * A volume's lineage as a pair's status shows it: what to record when the pair is
+ * deleted (the operator: on the PersistentVolume; by hand: `pair status -o json`'s
+ * `lineage`), and pass back to CreatePair for the next pair over that volume. Null when
+ * the side holds no complete image yet (nothing to continue).
+ */
+export function lineageRecordOf(p: { role: 'primary' | 'secondary'; generation: string; historyGenerations: readonly string[]; consistent: boolean }): VolumeLineage | null {
+  if (p.generation === '') return null;
+  // A primary's volume is its data, whatever it holds; only a secondary can be mid-resync.
+  return { role: p.role, generation: p.generation, history: [...p.historyGenerations], consistent: p.role === 'primary' || p.consistent };
+}
+
+/** A record in its JSON form (the annotation's value, `--lineage`): checked field by field. */
+export function parseLineageRecord(text: string): VolumeLineage {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidArgumentError(`lineage: not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const r = v as Partial<Record<keyof VolumeLineage, unknown>> | null;
+  if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new InvalidArgumentError('lineage: a JSON object is required');
+  if (r.role !== 'primary' && r.role !== 'secondary') throw new InvalidArgumentError(`lineage: role ${JSON.stringify(r.role)} must be primary or secondary`);
+  if (typeof r.generation !== 'string' || r.generation === '') throw new InvalidArgumentError('lineage: generation must be a non-empty string');
+  if (!Array.isArray(r.history) || !r.history.every((h) => typeof h === 'string' && h !== '')) throw new InvalidArgumentError('lineage: history must be a list of generation ids');
+  if (typeof r.consistent !== 'boolean') throw new InvalidArgumentError('lineage: consistent must be true or false');
+  return { role: r.role, generation: r.generation, history: r.history as string[], consistent: r.consistent };
+}
+
+/** PairSpec.lineage of a CreatePair request. */
+export function lineageToProto(l: VolumeLineage): Lineage {
+  return { role: l.role === 'primary' ? 'ROLE_PRIMARY' : 'ROLE_SECONDARY', generation: l.generation, history: [...l.history], consistent: l.consistent };
+}
