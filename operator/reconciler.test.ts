@@ -10,6 +10,7 @@ import type { NodeSplice } from './discovery/sidecar-lease.js';
 import { Reconciler, TemporaryError, desiredSpec, sidecarPairName, type SidecarControl } from './reconciler.js';
 import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
 import type { FencedVolume, Placement } from './secondary/fenced-secondary.js';
+import type { VolumeLineage } from '../sidecar/replication/continue-lineage.js';
 
 /** A spec as a sidecar answers it: its peer TLS as a fingerprint, never the key. */
 function echo(spec: PairSpec): PairSpec {
@@ -98,13 +99,13 @@ class FakeSidecar implements SidecarControl {
     return Promise.resolve(this.#withState(next));
   }
 
-  deletePair(name: string): Promise<void> {
+  deletePair(name: string): Promise<VolumeLineage | null> {
     this.calls.push(`delete ${name}`);
     if ([...(this.volumes?.values() ?? [])].some((v) => v.pair === name && v.state !== 'direct')) {
       return Promise.reject(Object.assign(new Error(`pair ${name} carries a spliced volume's I/O: detach the volume first`), { grpcCode: 9 }));
     }
     if (!this.pairs.delete(name)) return Promise.reject(Object.assign(new Error('no such pair'), { grpcCode: 5 }));
-    return Promise.resolve();
+    return Promise.resolve(null);
   }
 
   pausePair(name: string): Promise<Pair__Output> {

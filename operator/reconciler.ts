@@ -6,6 +6,7 @@ import type { SplicedVolume__Output } from '../proto/gen/blockmirror/control/v1/
 import { pairToJson } from '../sidecar/control/pair-json.js';
 import { BlockmirrorError } from '../sidecar/errors.js';
 import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
+import type { VolumeLineage } from '../sidecar/replication/continue-lineage.js';
 import type { PeerTls } from '../proto/gen/blockmirror/control/v1/PeerTls.js';
 import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';
@@ -20,7 +21,8 @@ export interface SidecarControl {
   getPair(name: string): Promise<Pair__Output>;
   createPair(spec: PairSpec): Promise<Pair__Output>;
   updatePair(spec: PairSpec): Promise<Pair__Output>;
-  deletePair(name: string): Promise<void>;
+  /** Answers the lineage the volume holds (null: nothing to continue). */
+  deletePair(name: string): Promise<VolumeLineage | null>;
   pausePair(name: string): Promise<Pair__Output>;
   resumePair(name: string): Promise<Pair__Output>;
   /** The node splice's volumes (FAILED_PRECONDITION: the sidecar has no splice). */

@@ -540,11 +540,12 @@ export function buildProgram(): Command {
     }
   });
 
-  withControl(pair.command('delete <name>').description('stop replicating and forget the pair (the volume is kept)')).action(async (name: string, opts: CtlOpts) => {
+  withControl(pair.command('delete <name>').description("stop replicating and forget the pair (the volume is kept); prints the lineage its volume holds, for the next pair's --lineage").addOption(outputOption())).action(async (name: string, opts: CtlOpts) => {
     const c = client(opts);
     try {
-      await c.deletePair(name);
-      process.stdout.write(`pair ${name} deleted\n`);
+      const lineage = await c.deletePair(name);
+      const text = lineage ? `pair ${name} deleted; to continue its volume's data lineage, create the next pair over it with --lineage '${JSON.stringify(lineage)}'\n` : `pair ${name} deleted (its volume held no complete image: no lineage to continue)\n`;
+      print(opts.output, { name, lineage }, text);
     } finally {
       c.close();
     }

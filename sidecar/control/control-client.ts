@@ -1,6 +1,8 @@
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import type { ControlServiceClient } from '../../proto/gen/blockmirror/control/v1/ControlService.js';
 import type { Pair__Output } from '../../proto/gen/blockmirror/control/v1/Pair.js';
+import type { DeletePairRequest } from '../../proto/gen/blockmirror/control/v1/DeletePairRequest.js';
+import type { DeletePairResponse__Output } from '../../proto/gen/blockmirror/control/v1/DeletePairResponse.js';
 import type { ListPairsRequest } from '../../proto/gen/blockmirror/control/v1/ListPairsRequest.js';
 import type { ListPairsResponse__Output } from '../../proto/gen/blockmirror/control/v1/ListPairsResponse.js';
 import type { PairSpec } from '../../proto/gen/blockmirror/control/v1/PairSpec.js';
@@ -12,6 +14,8 @@ import type { FencedVolume__Output } from '../../proto/gen/blockmirror/control/v
 import type { ListFencedVolumesRequest } from '../../proto/gen/blockmirror/control/v1/ListFencedVolumesRequest.js';
 import type { ListFencedVolumesResponse__Output } from '../../proto/gen/blockmirror/control/v1/ListFencedVolumesResponse.js';
 import { BlockmirrorError } from '../errors.js';
+import type { VolumeLineage } from '../replication/continue-lineage.js';
+import { lineageFromProto } from './lineage-record.js';
 import { channelCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadControlProto } from '../grpc/load-proto.js';
 
@@ -74,8 +78,10 @@ export class ControlClient {
     return (await this.#call<ListPairsRequest, ListPairsResponse__Output>(this.#client.listPairs, {})).pairs;
   }
 
-  async deletePair(name: string): Promise<void> {
-    await this.#call(this.#client.deletePair, { name });
+  /** Deletes the pair; answers the lineage its volume holds (null: nothing to continue). */
+  async deletePair(name: string): Promise<VolumeLineage | null> {
+    const r = await this.#call<DeletePairRequest, DeletePairResponse__Output>(this.#client.deletePair, { name });
+    return lineageFromProto(r.lineage);
   }
 
   pausePair(name: string): Promise<Pair__Output> {

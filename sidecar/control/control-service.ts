@@ -1,16 +1,15 @@
 import { status as GrpcStatus, type sendUnaryData, type ServerErrorResponse } from '@grpc/grpc-js';
 import type { Logger } from 'winston';
 import type { ControlServiceHandlers } from '../../proto/gen/blockmirror/control/v1/ControlService.js';
-import type { Lineage__Output } from '../../proto/gen/blockmirror/control/v1/Lineage.js';
 import type { PairSpec__Output } from '../../proto/gen/blockmirror/control/v1/PairSpec.js';
-import { BlockmirrorError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
-import type { VolumeLineage } from '../replication/continue-lineage.js';
+import { BlockmirrorError, FailedPreconditionError, NotFoundError } from '../errors.js';
 import type { PairManager } from '../pair/pair-manager.js';
 import type { PairSpecInput } from '../pair/pair-spec.js';
 import type { FenceHold, FenceRecord, FenceStore } from '../fence/fence-store.js';
 import { fencedMessage } from '../fence/fenced-message.js';
 import type { FencedVolume } from '../../proto/gen/blockmirror/control/v1/FencedVolume.js';
 import { toMessage } from './pair-message.js';
+import { lineageFromProto, lineageToProto } from './lineage-record.js';
 import type { VolumeSplice } from '../splice/volume-splice.js';
 
 export interface ControlServiceOptions {
@@ -48,15 +47,16 @@ export function controlService(pairs: PairManager, logger: Logger, opts: Control
     };
   return {
     CreatePair: unary('CreatePair', async (req) => {
-      const lineage = lineageFrom(req.spec?.lineage ?? null);
+      // Checked by continueLineage when the pair is made.
+      const lineage = lineageFromProto(req.spec?.lineage ?? null);
       return toMessage(await pairs.create(fromSpec(req.spec), lineage ? { lineage } : {}));
     }),
     GetPair: unary('GetPair', (req) => toMessage(pairs.get(req.name))),
     ListPairs: unary('ListPairs', () => ({ pairs: pairs.list().map(toMessage) })),
     UpdatePair: unary('UpdatePair', async (req) => toMessage(await pairs.update(fromSpec(req.spec)))),
     DeletePair: unary('DeletePair', async (req) => {
-      await pairs.delete(req.name);
-      return {};
+      const lineage = await pairs.delete(req.name);
+      return lineage ? { lineage: lineageToProto(lineage) } : {};
     }),
     PausePair: unary('PausePair', async (req) => toMessage(await pairs.setPaused(req.name, true))),
     ResumePair: unary('ResumePair', async (req) => toMessage(await pairs.setPaused(req.name, false))),
@@ -113,13 +113,6 @@ export function controlService(pairs: PairManager, logger: Logger, opts: Control
 
 function fencedVolume(r: FenceRecord): FencedVolume {
   return { pv: r.pv, pair: r.pair, hold: r.hold, device: r.device, volume: r.volume };
-}
-
-/** PairSpec.lineage; checked by continueLineage when the pair is made. */
-function lineageFrom(l: Lineage__Output | null): VolumeLineage | undefined {
-  if (l === null || (l.generation === '' && l.history.length === 0)) return undefined;
-  if (l.role !== 'ROLE_PRIMARY' && l.role !== 'ROLE_SECONDARY') throw new InvalidArgumentError('lineage: a role (primary or secondary) is required');
-  return { role: l.role === 'ROLE_PRIMARY' ? 'primary' : 'secondary', generation: l.generation, history: l.history, consistent: l.consistent };
 }
 
 function fromSpec(spec: PairSpec__Output | null): PairSpecInput {

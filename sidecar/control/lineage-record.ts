@@ -1,4 +1,4 @@
-import type { Lineage } from '../../proto/gen/blockmirror/control/v1/Lineage.js';
+import type { Lineage, Lineage__Output } from '../../proto/gen/blockmirror/control/v1/Lineage.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { VolumeLineage } from '../replication/continue-lineage.js';
 
@@ -34,4 +34,11 @@ export function parseLineageRecord(text: string): VolumeLineage {
 /** PairSpec.lineage of a CreatePair request. */
 export function lineageToProto(l: VolumeLineage): Lineage {
   return { role: l.role === 'primary' ? 'ROLE_PRIMARY' : 'ROLE_SECONDARY', generation: l.generation, history: [...l.history], consistent: l.consistent };
+}
+
+/** A lineage off the wire (CreatePair's PairSpec.lineage, DeletePair's answer); null when unset. */
+export function lineageFromProto(l: Lineage__Output | null): VolumeLineage | null {
+  if (l === null || (l.generation === '' && l.history.length === 0)) return null;
+  if (l.role !== 'ROLE_PRIMARY' && l.role !== 'ROLE_SECONDARY') throw new InvalidArgumentError('lineage: a role (primary or secondary) is required');
+  return { role: l.role === 'ROLE_PRIMARY' ? 'primary' : 'secondary', generation: l.generation, history: [...l.history], consistent: l.consistent };
 }

@@ -108,4 +108,25 @@ describe('PairManager: NBD sockets named by the operator', () => {
     }
     expect(pairs.list().map((x) => x.name)).toEqual(['apps.db']);
   });
+
+  it("a pair created with its volume's lineage continues it; deleting answers the lineage to keep, and a restart never goes back to it", async () => {
+    const path = await volumeFile('v.img');
+    const m = manager();
+    await m.start();
+    const created = await m.create({ name: 's', volumePath: path, role: 'secondary' }, { lineage: { role: 'secondary', generation: 'g2', history: ['g1'], consistent: false } });
+    expect({ generation: created.generation, history: created.historyGenerations, consistent: created.consistent }).toEqual({ generation: 'g2', history: ['g1'], consistent: false });
+    await m.close();
+    // Restored from its own metadata, not from the lineage it was created with.
+    const again = manager();
+    await again.start();
+    expect(again.get('s')).toMatchObject({ generation: 'g2', consistent: false });
+    expect(await again.delete('s')).toEqual({ role: 'secondary', generation: 'g2', history: ['g1'], consistent: false });
+    // A pair that never held a complete image has nothing to continue.
+    await again.create({ name: 'fresh', volumePath: path, role: 'secondary' });
+    expect(await again.delete('fresh')).toBeNull();
+    // A primary's lineage, refused over a volume that was mid-resync: nothing left behind.
+    await expect(again.create({ name: 'p', volumePath: path, role: 'primary' }, { lineage: { role: 'secondary', generation: 'g2', history: [], consistent: false } })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    expect(await readdir(join(dir, 'state', 'pairs'))).toEqual([]);
+  });
 });
+

@@ -11,6 +11,7 @@ import { ConsistencyGroups } from '../replication/consistency-groups.js';
 import { spliceHolders } from '../splice/splice-holders.js';
 import type { PairVolumeOptions } from '../volume/open-pair-volume.js';
 import type { VolumeLineage } from '../replication/continue-lineage.js';
+import { PairMeta } from '../replication/pair-meta.js';
 
 export interface PairManagerOptions {
   stateDir: string;
@@ -436,18 +437,32 @@ export class PairManager {
     return [...this.#entries.values()].map((e) => this.#view(e)).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  delete(name: string): Promise<void> {
+  /**
+   * Stops the pair and forgets its state; answers the lineage its volume holds (read once
+   * the pair has stopped, so no resync can start after it was read), for the next pair
+   * over the volume to continue: null without a complete image or readable metadata.
+   */
+  delete(name: string): Promise<VolumeLineage | null> {
     return this.#serialized(async () => {
       const e = this.#entry(name);
       if ((await this.#opts.splicedPairs?.())?.has(name)) throw new FailedPreconditionError(`pair ${name} carries a spliced volume's I/O: detach the volume first`);
       this.#entries.delete(name);
       if (e.timer !== null) clearTimeout(e.timer);
       await this.#persist();
-      // A pair that was not running still has its dirty log and generation on disk: a
-      // later pair of that name must not take them over.
-      if (e.pair !== null) await e.pair.destroy();
-      else await rm(Pair.stateDirOf(this.#opts.stateDir, name), { recursive: true, force: true });
-      this.#opts.logger.info('pair deleted', { pair: name });
+      const stateDir = Pair.stateDirOf(this.#opts.stateDir, name);
+      let lineage: VolumeLineage | null = null;
+      if (e.pair !== null) {
+        await e.pair.close();
+        lineage = e.pair.meta.lineage;
+      } else {
+        const meta = await PairMeta.load(stateDir, e.spec.role).catch(() => null);
+        if (meta !== null && meta.origin !== 'none') lineage = meta.lineage;
+      }
+      // A later pair of that name must not take over this one's dirty log and generation
+      // (a new pair continues the lineage only when it is given it).
+      await rm(stateDir, { recursive: true, force: true });
+      this.#opts.logger.info('pair deleted', { pair: name, ...(lineage ? { lineage: `${lineage.role} ${lineage.generation}${lineage.consistent ? '' : ' (mid-resync)'}` } : {}) });
+      return lineage;
     });
   }
 

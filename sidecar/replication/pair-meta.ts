@@ -125,6 +125,17 @@ export class PairMeta {
     return this.#data.current;
   }
 
+  /**
+   * What to keep with the volume when the pair goes (continueLineage takes it back); null
+   * without a complete image. Only a secondary can be mid-resync: a primary's volume is
+   * its data.
+   */
+  get lineage(): VolumeLineage | null {
+    const d = this.#data;
+    if (d.current === '') return null;
+    return { role: d.role, generation: d.current, history: [...d.history], consistent: d.role === 'primary' || !d.inconsistent };
+  }
+
   get image(): string {
     return this.#data.image;
   }
