@@ -7,6 +7,11 @@ import { pairToJson } from '../sidecar/control/pair-json.js';
 import { BlockmirrorError } from '../sidecar/errors.js';
 import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
 import type { VolumeLineage } from '../sidecar/replication/continue-lineage.js';
+import { lineageToProto } from '../sidecar/control/lineage-record.js';
+import { deleteKeepingLineage, pvNameOf } from './lineage/delete-keeping-lineage.js';
+import { createdLineageNote } from './lineage/created-lineage-note.js';
+import { unrelatedDataEvent } from './lineage/unrelated-data.js';
+import { LineageAnnotationError, type VolumeLineageStore } from './lineage/volume-lineage.js';
 import type { PeerTls } from '../proto/gen/blockmirror/control/v1/PeerTls.js';
 import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';
@@ -46,6 +51,8 @@ export interface ReconcilerDeps {
   fenced?: Pick<FencedSecondary, 'place' | 'release'>;
   sidecarFor(node: string): Promise<SidecarLookup>;
   control(endpoint: string): SidecarControl;
+  /** Keeps a volume's data lineage on its PersistentVolume across pair deletions (issue 18). */
+  lineage?: VolumeLineageStore;
   logger: Logger;
   /** How often a healthy pair's status is refreshed from its sidecar. */
   pollMs: number;
@@ -197,7 +204,7 @@ export class Reconciler {
       if (primary && loc.usedBy.length > 0) await this.#refuseWrittenAround(pair, control, loc);
     }
     // A local volume's path, or a fenced secondary's raw device (held exclusively by the pair).
-    let current = await this.#ensurePair(pair, control, { ...desiredSpec(pair, volumePath!), ...(peerTls ? { peerTls } : {}) }, node);
+    let current = await this.#ensurePair(pair, control, { ...desiredSpec(pair, volumePath!), ...(peerTls ? { peerTls } : {}) }, node, fenced?.pvName ?? loc?.pvName);
     const state = pairToJson(current).state;
     if (pair.spec.paused === true && state !== 'Paused') {
       current = await control.pausePair(sidecarName);
@@ -252,7 +259,7 @@ export class Reconciler {
   }
 
   /** The sidecar pair as `desired` wires it: created, updated in place, or recreated. */
-  async #ensurePair(pair: ReplicationPair, control: SidecarControl, desired: PairSpec, node: string): Promise<Pair__Output> {
+  async #ensurePair(pair: ReplicationPair, control: SidecarControl, desired: PairSpec, node: string, pvName?: string): Promise<Pair__Output> {
     const sidecarName = desired.name!;
     let current = await control.getPair(sidecarName).catch((err: unknown) => {
       if (isNotFound(err)) return undefined;
@@ -273,7 +280,7 @@ export class Reconciler {
     }
     if (current === undefined) {
       try {
-        current = await control.createPair(desired);
+        current = await control.createPair(await this.#withLineage(desired, pvName));
       } catch (err) {
         // Refused for this spec. A failed precondition (a device in use: mounted,
         // DEVICE_IN_USE) may clear outside the pair, so it is looked at again now and then.
@@ -283,7 +290,7 @@ export class Reconciler {
         }
         throw err;
       }
-      await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${desired.volumePath})` });
+      await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${desired.volumePath})${createdLineageNote(current, desired)}` });
     }
     return current;
   }
@@ -432,6 +439,8 @@ export class Reconciler {
     const status = buildStatus(pair.status, obs, now);
     if (sameStatus(pair.status, status)) return;
     await this.#d.kube.patchPairStatus(pair.metadata.namespace, pair.metadata.name, status, pair.status);
+    const unrelated = unrelatedDataEvent(pair.status, status);
+    if (unrelated !== undefined) await this.#event(pair, unrelated);
     const before = pair.status?.state;
     if (before !== status.state) {
       const warn = status.state === 'Retrying' || status.state === 'Error';
@@ -462,7 +471,8 @@ export class Reconciler {
       try {
         // Live: the application goes on writing to the volume, through dm-era from here.
         await this.#detachAll(control, sidecarName);
-        await control.deletePair(sidecarName);
+        if (this.#d.lineage !== undefined) await deleteKeepingLineage(this.#d.lineage, control, sidecarName, pvNameOf(await locate()));
+        else await control.deletePair(sidecarName);
       } catch (err) {
         if (!isNotFound(err)) throw new TemporaryError(`removing pair ${sidecarName} from its sidecar: ${(err as Error).message}`, { cause: err });
       }
@@ -485,6 +495,18 @@ export class Reconciler {
       pair.metadata.resourceVersion,
     );
     return undefined;
+  }
+
+  /** A new sidecar pair continues the lineage its volume carries (the PV's annotation). */
+  async #withLineage(desired: PairSpec, pvName: string | undefined): Promise<PairSpec> {
+    if (this.#d.lineage === undefined || pvName === undefined) return desired;
+    try {
+      const lineage = await this.#d.lineage.read(pvName);
+      return lineage === undefined ? desired : { ...desired, lineage: lineageToProto(lineage) };
+    } catch (err) {
+      if (err instanceof LineageAnnotationError) throw new ProblemError({ reason: 'LineageUnreadable', message: err.message, permanent: true, notReplicating: true });
+      throw err;
+    }
   }
 
   async #event(pair: ReplicationPair, e: EventRecord): Promise<void> {

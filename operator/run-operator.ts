@@ -12,6 +12,7 @@ import { Reconciler } from './reconciler.js';
 import { FencedSecondary } from './secondary/fenced-secondary.js';
 import type { HolderPodOptions } from './secondary/holder-pod.js';
 import { WorkQueue } from './work-queue.js';
+import { VolumeLineageStore } from './lineage/volume-lineage.js';
 
 export interface OperatorConfig {
   /** Kubeconfig file; undefined: in-cluster credentials. */
@@ -134,6 +135,7 @@ export async function runOperator(cfg: OperatorConfig): Promise<RunningOperator>
       ...(fenced !== undefined ? { fenced } : {}),
       sidecarFor: (node) => directory.forNode(node),
       control,
+      lineage: new VolumeLineageStore(kube),
       logger: log,
       pollMs: cfg.pollMs,
     });

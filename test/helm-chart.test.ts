@@ -191,6 +191,9 @@ describe('the Helm chart', () => {
       (await as(operator, ['auth', 'can-i', verb, 'pods', '-n', 'default', ...(subresource !== '' ? [`--subresource=${subresource}`] : [])])).stdout.trim();
     expect(await Promise.all(['get', 'list', 'create', 'delete'].map((v) => can(v)))).toEqual(['yes', 'yes', 'yes', 'yes']);
     expect(await Promise.all([can('update'), can('patch'), can('get', 'log'), can('create', 'exec')])).toEqual(['no', 'no', 'no', 'no']);
+    // PersistentVolumes: read, and patched for the lineage annotation only (no update or delete).
+    const canPv = async (verb: string): Promise<string> => (await as(operator, ['auth', 'can-i', verb, 'persistentvolumes'])).stdout.trim();
+    expect(await Promise.all(['get', 'patch', 'update', 'delete', 'create'].map((v) => canPv(v)))).toEqual(['yes', 'yes', 'no', 'no', 'no']);
     const leaseDelete = await as(operator, ['delete', 'lease', 'blockmirror-operator', '-n', OPERATOR_NAMESPACE]);
     expect(leaseDelete.stderr).toMatch(/forbidden: User "system:serviceaccount:blockmirror-system:blockmirror-operator" cannot delete resource "leases"/);
   });

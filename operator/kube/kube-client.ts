@@ -43,6 +43,8 @@ export interface VolumeInfo {
   storageClassName?: string;
   /** Nodes the PV's nodeAffinity allows (kubernetes.io/hostname values), if any. */
   affinityNodes: string[];
+  /** The PV's annotations (the data lineage a deleted pair left is one). */
+  annotations?: Record<string, string>;
 }
 
 /** A pod that mounts a claim: where it is scheduled, if it is. */
@@ -275,7 +277,15 @@ export class KubeClient {
       volumeMode: pv.spec?.volumeMode === 'Block' ? 'Block' : 'Filesystem',
       ...(pv.spec?.storageClassName ? { storageClassName: pv.spec.storageClassName } : {}),
       affinityNodes,
+      ...(pv.metadata?.annotations ? { annotations: pv.metadata.annotations } : {}),
     };
+  }
+
+  /** A merge patch of a PersistentVolume's annotations (null removes one). */
+  async patchVolumeAnnotations(name: string, annotations: Record<string, string | null>): Promise<void> {
+    await call(`annotate PersistentVolume ${name}`, () =>
+      this.#core.patchPersistentVolume({ name, body: { metadata: { annotations } }, fieldManager: this.#component }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
+    );
   }
 
   /** A StorageClass's parameters; undefined when there is no such class. */

@@ -1,5 +1,6 @@
 import type { PairJson } from '../../sidecar/control/pair-json.js';
 import { formatBytes } from '../../sidecar/control/format-bytes.js';
+import { unrelatedDataConditions } from '../lineage/unrelated-data.js';
 import type { Condition, ConditionStatus, PairPhase, ReplicationMode, ReplicationPairStatus, SecondaryFence, SidecarRef } from '../api/replication-pair.js';
 
 /** A problem the operator found before or instead of reaching the sidecar. */
@@ -90,7 +91,9 @@ export function buildStatus(prev: ReplicationPairStatus | undefined, obs: Observ
   } else {
     set('Degraded', 'False', 'Healthy', 'no fault');
   }
-  status.conditions = conditions;
+  // Unrelated data: both sides say so, and which field on which side chooses.
+  const unrelated = p !== undefined ? unrelatedDataConditions(p, obs.generation, prev?.conditions, now) : undefined;
+  status.conditions = unrelated === undefined ? conditions : conditions.map((c) => unrelated.find((u) => u.type === c.type) ?? c);
   return status;
 }
 
