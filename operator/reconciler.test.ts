@@ -11,6 +11,7 @@ import { Reconciler, TemporaryError, desiredSpec, sidecarPairName, type SidecarC
 import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
 import type { FencedVolume, Placement } from './secondary/fenced-secondary.js';
 import type { VolumeLineage } from '../sidecar/replication/continue-lineage.js';
+import { LINEAGE_ANNOTATION, VolumeLineageStore } from './lineage/volume-lineage.js';
 
 /** A spec as a sidecar answers it: its peer TLS as a fingerprint, never the key. */
 function echo(spec: PairSpec): PairSpec {
@@ -41,6 +42,8 @@ class FakeSidecar implements SidecarControl {
   readonly received: PairSpec[] = [];
   state = 'PAIR_STATE_IN_SYNC';
   failCreate: { grpcCode: number; message: string } | undefined;
+  /** What DeletePair answers: the lineage the volume holds. */
+  deleteAnswer: VolumeLineage | null = null;
   /** The node splice's records by pv; undefined: a sidecar without a splice. */
   volumes: Map<string, SplicedVolume__Output> | undefined = new Map();
 
@@ -105,7 +108,7 @@ class FakeSidecar implements SidecarControl {
       return Promise.reject(Object.assign(new Error(`pair ${name} carries a spliced volume's I/O: detach the volume first`), { grpcCode: 9 }));
     }
     if (!this.pairs.delete(name)) return Promise.reject(Object.assign(new Error('no such pair'), { grpcCode: 5 }));
-    return Promise.resolve(null);
+    return Promise.resolve(this.deleteAnswer);
   }
 
   pausePair(name: string): Promise<Pair__Output> {
@@ -147,7 +150,7 @@ class FakeFenced {
   }
 }
 
-function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissing?: boolean; splice?: NodeSplice; secrets?: Record<string, Record<string, Buffer>>; fenced?: FakeFenced } = {}) {
+function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissing?: boolean; splice?: NodeSplice; secrets?: Record<string, Record<string, Buffer>>; fenced?: FakeFenced; lineage?: VolumeLineageStore } = {}) {
   let splice: NodeSplice = opts.splice ?? { capable: true };
   const sidecars = new Map<string, FakeSidecar>([['node-a:7400', new FakeSidecar()]]);
   const patches: ReplicationPairStatus[] = [];
@@ -175,6 +178,7 @@ function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissin
     },
     locate: () => Promise.resolve(opts.locate ?? { location: { pvName: 'pv-1', node: 'node-a', path: '/data/pv-1.img', usedBy: [] } }),
     ...(opts.fenced !== undefined ? { fenced: opts.fenced } : {}),
+    ...(opts.lineage !== undefined ? { lineage: opts.lineage } : {}),
     sidecarFor: (node) => Promise.resolve(opts.sidecarMissing ? { missing: `no sidecar on ${node}` } : { found: { node, control: `${node}:7400`, peer: `${node}:7401`, splice } }),
     control: (endpoint) => {
       let s = sidecars.get(endpoint);
@@ -329,6 +333,34 @@ describe('Reconciler', () => {
     r.current = { ...r.current, metadata: { ...r.current.metadata, finalizers: [FINALIZER] } };
     await r.reconciler.reconcile('apps/db', signal);
     expect(r.current.metadata.finalizers).toEqual([]);
+  });
+
+  it("keeps the volume's lineage on its PV when the pair is deleted, and a pair created over it continues it", async () => {
+    const annotations: Record<string, string> = {};
+    const lineage = new VolumeLineageStore({
+      getVolume: () => Promise.resolve({ annotations: { ...annotations } }),
+      patchVolumeAnnotations: (_pv, a) => {
+        for (const [k, v] of Object.entries(a)) if (v !== null) annotations[k] = v;
+        return Promise.resolve();
+      },
+    });
+    const r = rig(pairObject(), { lineage });
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.received[0]!.lineage).toBeUndefined();
+    r.sidecar.deleteAnswer = { role: 'primary', generation: 'g1', history: [], consistent: true };
+    r.current = { ...r.current, metadata: { ...r.current.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } };
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(JSON.parse(annotations[LINEAGE_ANNOTATION]!)).toEqual({ role: 'primary', generation: 'g1', history: [], consistent: true });
+    expect(r.current.metadata.finalizers).toEqual([]);
+    // The resource is made again over the same volume: its sidecar pair continues the lineage.
+    r.current = pairObject();
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.received[1]!.lineage).toEqual({ role: 'ROLE_PRIMARY', generation: 'g1', history: [], consistent: true });
+    // An annotation that is not a lineage stops the pair, saying so, instead of being ignored.
+    annotations[LINEAGE_ANNOTATION] = 'garbage';
+    r.sidecar.pairs.clear();
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.current.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'LineageUnreadable' });
   });
 
   it('forgets the pair on the old node when the volume moved', async () => {

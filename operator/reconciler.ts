@@ -175,7 +175,7 @@ export class Reconciler {
     if (previous !== undefined && previous.endpoint !== endpoint) {
       const old = this.#d.control(previous.endpoint);
       await this.#detachAll(old, sidecarName)
-        .then(() => old.deletePair(sidecarName))
+        .then(() => this.#deletePair(old, sidecarName, fenced?.pvName ?? ('location' in located ? located.location.pvName : undefined)))
         .catch((err: unknown) => {
           this.#d.logger.warn('could not remove the pair from its previous sidecar', { pair: sidecarName, sidecar: previous.endpoint, error: (err as Error).message });
         });
@@ -270,7 +270,9 @@ export class Reconciler {
       // Volume, role, mode or block size: the sidecar cannot change these on a live pair,
       // nor delete one that carries a spliced volume's I/O.
       await this.#detachAll(control, sidecarName);
-      await control.deletePair(sidecarName);
+      // Its lineage is kept only on the volume it was about: a pair moved to another
+      // volume must never hand its lineage to that one.
+      await this.#deletePair(control, sidecarName, current.spec?.volumePath === desired.volumePath ? pvName : undefined);
       await this.#event(pair, { type: 'Normal', reason: 'Reconfigured', message: `pair recreated on node ${node} with the new volume, role, mode or block size; a full resync follows` });
       current = undefined;
     } else if (current !== undefined && !sameTunables(current, desired)) {
@@ -471,8 +473,7 @@ export class Reconciler {
       try {
         // Live: the application goes on writing to the volume, through dm-era from here.
         await this.#detachAll(control, sidecarName);
-        if (this.#d.lineage !== undefined) await deleteKeepingLineage(this.#d.lineage, control, sidecarName, pvNameOf(await locate()));
-        else await control.deletePair(sidecarName);
+        await this.#deletePair(control, sidecarName, pvNameOf(await locate()));
       } catch (err) {
         if (!isNotFound(err)) throw new TemporaryError(`removing pair ${sidecarName} from its sidecar: ${(err as Error).message}`, { cause: err });
       }
@@ -495,6 +496,12 @@ export class Reconciler {
       pair.metadata.resourceVersion,
     );
     return undefined;
+  }
+
+  /** Deletes a sidecar pair, keeping its volume's lineage on the PV when it is known. */
+  async #deletePair(control: SidecarControl, sidecarName: string, pvName: string | undefined): Promise<void> {
+    if (this.#d.lineage === undefined) await control.deletePair(sidecarName);
+    else await deleteKeepingLineage(this.#d.lineage, control, sidecarName, pvName);
   }
 
   /** A new sidecar pair continues the lineage its volume carries (the PV's annotation). */
