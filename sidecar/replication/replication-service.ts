@@ -75,6 +75,15 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
       return error;
     };
     call.on('data', (frame: BlockFrame__Output) => {
+      // The pair was deleted, recreated or restarted in another role since this stream
+      // began: its endpoint (and volume) are closed. Answering every frame with an apply
+      // error would keep the primary in this dead session for good; ending the stream
+      // makes it reconnect and handshake with whatever holds the name now.
+      if (opts.lookup(pairId) !== ep) {
+        ep.endSession(session);
+        if (!call.destroyed) call.destroy(refuse('session', GrpcStatus.UNAVAILABLE, `pair ${pairId} was stopped or replaced since session ${session} began: reconnect`));
+        return;
+      }
       if (++queued >= MAX_QUEUED_FRAMES) call.pause();
       const written = writes.then(() => ep.write(frame, kind));
       writes = written.catch(() => undefined);
