@@ -377,10 +377,12 @@ describe("a database pod's writes replicated to the other site, driven by the op
     await siteB.kubectlOk(['delete', 'rp', RAW_PAIR, '--timeout=120s'], { timeoutMs: 150_000 });
     await siteA.kubectlOk(['delete', 'pod', 'raw-writer', '--timeout=180s'], { timeoutMs: 200_000 });
     await siteA.kubectlOk(['delete', 'pvc', 'raw', '--timeout=180s'], { timeoutMs: 200_000 });
-    await waitFor(`volume ${pv} unstaged from the splice`, async () => {
-      const list = await chartA.kubectlOk(['exec', sidecar.name, '-c', 'sidecar', '--', 'node', '/app/dist/sidecar/cli/main.js', 'volume', 'list', '--control', 'unix:///var/lib/blockmirror/control/control.sock']);
-      return list.includes(pv) ? undefined : true;
-    }, { timeoutMs: 180_000, intervalMs: 2_000 });
+    // Read with dmsetup and ls, not the CLI: a node start in the TCG guest can outlast a poll.
+    const left = await waitFor(`volume ${pv} unstaged from the splice`, async () => {
+      const ls = await chartA.kubectlOk(['exec', sidecar.name, '-c', 'sidecar', '--', 'sh', '-c', 'dmsetup ls; ls /var/lib/blockmirror/splices/ 2>/dev/null; true']);
+      return ls.includes(pv) ? undefined : ls;
+    }, { timeoutMs: 300_000, intervalMs: 2_000 });
+    expect(left).not.toContain(pv);
   }, 1_200_000);
 
   it('a pod on site B that mounts the secondary for writing is refused, with the reason in its events', async () => {
