@@ -282,10 +282,9 @@ export class Reconciler {
       const facts = roleFacts(pair, current);
       const action = planRole(facts);
       if (where.csi && (action.kind === 'demote' || action.kind === 'promote')) {
-        // CSI volumes keep the pre-role-change flow (holder pods, fences, the splice): the
-        // pair is recreated in its new role, a full copy follows. (Not detached when it is
-        // a secondary: a demoted primary's export stays listening, fenced.)
-        if (facts.held === 'primary') await this.#detachAll(control, sidecarName);
+        // CSI volumes keep the flow they had before role changes (holder pods, fences, the
+        // splice): the pair is recreated in its new role, and a full copy follows.
+        await this.#detachAll(control, sidecarName);
         await control.deletePair(sidecarName);
         await this.#event(pair, { type: 'Normal', reason: 'Reconfigured', message: `pair recreated on node ${node} as a ${facts.wanted} (a CSI volume's role change); a full resync follows` });
         current = undefined;
