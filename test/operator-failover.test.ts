@@ -249,6 +249,13 @@ describe('role changes by kubectl patch, on two sites with real API servers', ()
     expect(await b.kube.kubectlOk(['get', 'rp', PAIR])).toMatch(new RegExp(`${PAIR}\\s+primary\\s+sync\\s+InSync`));
     const wide = await a.kube.kubectlOk(['get', 'rp', PAIR, '-o', 'wide']);
     expect(wide).toMatch(/SPEC-ROLE\s+GENERATION\s+PEER-GENERATION/);
+    // A force or a discard goes with one role: the API server refuses them with the other.
+    const forcedSecondary = await a.kube.kubectl(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"forcePromote":true}}']);
+    expect(forcedSecondary.code).not.toBe(0);
+    expect(forcedSecondary.stderr).toContain('spec.forcePromote applies to a promotion');
+    const discardPrimary = await b.kube.kubectl(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"discardMyData":true}}']);
+    expect(discardPrimary.code).not.toBe(0);
+    expect(discardPrimary.stderr).toContain('spec.discardMyData makes this side a secondary');
 
     // And back home.
     t0 = performance.now();
