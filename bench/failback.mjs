@@ -460,9 +460,30 @@ function modeReport({ mode, initialMs, rounds }) {
   return { text: rows.join('\n'), ratio, pairedMed };
 }
 
+/**
+ * The floor under the promote command and under A's return: a Node process, and the CLI's
+ * own start (every module the sidecar and CLI load) printing its help.
+ */
+async function startFloor() {
+  const nodeMs = [];
+  const cliMs = [];
+  for (let i = 0; i < Math.max(3, RUNS); i++) {
+    let t = Date.now();
+    await run(process.execPath, ['-e', '0']);
+    nodeMs.push(Date.now() - t);
+    t = Date.now();
+    await run(process.execPath, [CLI, '--help']);
+    cliMs.push(Date.now() - t);
+  }
+  return { nodeMs, cliMs };
+}
+
 async function main() {
+  const floorBefore = await startFloor();
   const results = [];
   for (const mode of MODES) results.push(await benchMode(mode));
+  const floorAfter = await startFloor();
+  const floor = { nodeMs: [...floorBefore.nodeMs, ...floorAfter.nodeMs], cliMs: [...floorBefore.cliMs, ...floorAfter.cliMs] };
   const fioV = (await run('fio', ['--version'])).trim();
   const nbdcopyV = (await run('nbdcopy', ['--version'])).split('\n')[0];
   const qemuV = (await run('qemu-io', ['--version'])).split('\n')[0];
@@ -480,6 +501,11 @@ async function main() {
   out.push(`  page cache synced${dropCaches ? ' and dropped' : ''} before the promotion and before each timed step; async: B's group interval ${B_ASYNC_INTERVAL_MS} ms`);
   out.push('');
   for (const r of results) out.push(modeReport(r).text, '');
+  out.push('### Process start (the floor under the promote command and under A\'s return)', '');
+  out.push('| measure | median (s) | min–max (s) | runs |', '| --- | ---: | ---: | ---: |');
+  out.push(`| \`node -e 0\` | ${sec(med(floor.nodeMs))} | ${range(floor.nodeMs, sec)} | ${floor.nodeMs.length} |`);
+  out.push(`| \`node dist/sidecar/cli/main.js --help\` (loading the CLI's modules) | ${sec(med(floor.cliMs))} | ${range(floor.cliMs, sec)} | ${floor.cliMs.length} |`);
+  out.push('', '(measured before and after the modes, alternating)', '');
   out.push('### Observations', '', notes.length ? notes.map((n) => `- ${n}`).join('\n') : 'none', '');
   out.push('Rerun: `bash bench/failback.sh --write-results` (env: BENCH_RUNS, BENCH_MODES, BENCH_VOLUME_MIB, BENCH_FILL_PERCENT).');
   const report = out.join('\n');
