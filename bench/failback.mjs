@@ -492,7 +492,7 @@ async function main() {
   out.push(`- machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Linux ${release()}`);
   out.push(`- software: node ${process.version}, ${fioV}, ${nbdcopyV}, ${qemuV}`);
   out.push(`- setup: two sidecars on 127.0.0.1 (plaintext peer link), files of ${VOLUME_MIB} MiB (A: ${FILL_PERCENT} % random data in 1 MiB regions spread over it), 64 KiB blocks;`);
-  out.push(`  per round: ${A_EXTENTS} whole 4 MiB extents (${((100 * A_EXTENTS * EXTENT) / VOLUME).toFixed(2)} %) written on A through its export that B never confirms`);
+  out.push(`  per round: ${A_EXTENTS} whole 4 MiB extent${A_EXTENTS === 1 ? '' : 's'} (${((100 * A_EXTENTS * EXTENT) / VOLUME).toFixed(2)} %) written on A through its export that B never confirms`);
   out.push(`  (sync: mirrored, but after kill -9 A's activity log counts the hot extents as unconfirmed; async: A's group interval`);
   out.push(`  is ${A_ASYNC_INTERVAL_MS / 1000} s and they are written right after a group was applied, so they are still in its recording bitmap),`);
   out.push(`  A's sidecar killed (kill -9), B promoted with \`--force\`,`);
