@@ -507,7 +507,7 @@ async function main() {
   out.push(`| \`node dist/sidecar/cli/main.js --help\` (loading the CLI's modules) | ${sec(med(floor.cliMs))} | ${range(floor.cliMs, sec)} | ${floor.cliMs.length} |`);
   out.push('', '(measured before and after the modes, alternating)', '');
   out.push('### Observations', '', notes.length ? notes.map((n) => `- ${n}`).join('\n') : 'none', '');
-  out.push('Rerun: `bash bench/failback.sh --write-results` (env: BENCH_RUNS, BENCH_MODES, BENCH_VOLUME_MIB, BENCH_FILL_PERCENT).');
+  out.push('Rerun: `bash bench/failback.sh --write-results` (env: BENCH_RUNS, BENCH_MODES, BENCH_VOLUME_MIB, BENCH_FILL_PERCENT, BENCH_DROP_CACHES).');
   const report = out.join('\n');
   process.stdout.write('\n' + report + '\n');
   if (process.env.BENCH_WRITE_RESULTS === '1') {

@@ -10,7 +10,7 @@
 #   BENCH_FILL_PERCENT (100), BENCH_DROP_CACHES (1).
 # Needs about 3 x the volume free in $TMPDIR (two images and the full copy); root only to
 # drop the page cache before each timed step.
-# Not part of the tests: ~5 minutes at the defaults; it measures, it does not check.
+# Not part of the tests: ~11 minutes at the defaults on a loaded machine; it measures, it does not check.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 case ${1:-} in
