@@ -49,7 +49,9 @@ const specRules = [
   { rule: "self.role == 'secondary' || has(self.remote)", message: 'a primary needs spec.remote (the remote sidecar endpoint)' },
   { rule: "!has(self.consistencyGroup) || self.mode == 'async'", message: 'spec.consistencyGroup needs mode async' },
   { rule: 'self.pvcName == oldSelf.pvcName', message: 'spec.pvcName cannot change after creation' },
-  { rule: 'self.role == oldSelf.role', message: 'spec.role cannot change after creation (failover is not supported yet)' },
+  // A force or a discard applies to the role change it came with, never to a later one.
+  { rule: "!has(self.forcePromote) || !self.forcePromote || self.role == 'primary'", message: 'spec.forcePromote applies to a promotion: set it with role primary, and drop it when the role goes back to secondary' },
+  { rule: "!has(self.discardMyData) || !self.discardMyData || self.role == 'secondary'", message: "spec.discardMyData makes this side a secondary its peer overwrites: set spec.role secondary with it, and drop it before promoting this side" },
   {
     rule: '(has(self.blockSize) ? self.blockSize : 65536) == (has(oldSelf.blockSize) ? oldSelf.blockSize : 65536)',
     message: 'spec.blockSize cannot change after creation',
@@ -78,12 +80,16 @@ function crdObject() {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: [
-            { name: 'Role', type: 'string', jsonPath: '.spec.role' },
+            // The role the sidecar holds; the spec's is the wish (shown with -o wide).
+            { name: 'Role', type: 'string', jsonPath: '.status.role' },
             { name: 'Mode', type: 'string', jsonPath: '.spec.mode' },
             { name: 'State', type: 'string', jsonPath: '.status.state' },
             { name: 'Out-of-sync', type: 'string', jsonPath: '.status.outOfSync' },
             { name: 'RPO', type: 'string', jsonPath: '.status.rpo' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+            { name: 'Spec-Role', type: 'string', jsonPath: '.spec.role', priority: 1 },
+            { name: 'Generation', type: 'string', jsonPath: '.status.generation', priority: 1 },
+            { name: 'Peer-Generation', type: 'string', jsonPath: '.status.peerGeneration', priority: 1 },
           ],
           schema: {
             openAPIV3Schema: {

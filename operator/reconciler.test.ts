@@ -2,6 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { createLogger, transports } from 'winston';
 import type { Pair__Output } from '../proto/gen/blockmirror/control/v1/Pair.js';
 import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
+import type { PairStatus } from '../proto/gen/blockmirror/control/v1/PairStatus.js';
+import type { PromotePairRequest } from '../proto/gen/blockmirror/control/v1/PromotePairRequest.js';
 import type { SplicedVolume__Output } from '../proto/gen/blockmirror/control/v1/SplicedVolume.js';
 import { FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { EventRecord } from './kube/kube-client.js';
@@ -123,8 +125,41 @@ class FakeSidecar implements SidecarControl {
     return this.getPair(name);
   }
 
+  /** Role calls refused (FAILED_PRECONDITION) with this message; promote: unless forced when `unlessForced`. */
+  refuseDemote: string | undefined;
+  refusePromote: { message: string; unlessForced: boolean } | undefined;
+
+  demotePair(name: string, opts: { force?: boolean; timeoutMs?: number }): Promise<Pair__Output> {
+    this.calls.push(`demote ${name} force=${String(opts.force ?? false)} wait=${opts.timeoutMs ?? 0}`);
+    if (this.refuseDemote !== undefined) return Promise.reject(Object.assign(new Error(this.refuseDemote), { grpcCode: 9 }));
+    this.setRole(name, 'ROLE_SECONDARY', { fenced: true });
+    return Promise.resolve(this.#withState(this.pairs.get(name)!));
+  }
+
+  promotePair(req: PromotePairRequest): Promise<Pair__Output> {
+    this.calls.push(`promote ${req.name} force=${String(req.force)} peer=${req.peerAddress} peerPair=${req.peerPair} nbd=${req.nbdListen}`);
+    const r = this.refusePromote;
+    if (r !== undefined && !(r.unlessForced && req.force)) return Promise.reject(Object.assign(new Error(r.message), { grpcCode: 9 }));
+    const p = this.pairs.get(req.name!)!;
+    this.pairs.set(req.name!, { ...p, spec: { ...p.spec, peerAddress: req.peerAddress, peerPair: req.peerPair, ...(req.nbdListen ? { nbdListen: req.nbdListen } : {}) } } as unknown as Pair__Output);
+    this.setRole(req.name!, 'ROLE_PRIMARY', { generation: 'g2', bitmapGeneration: 'g1', fenced: false, promotedTimeMs: 1_700_000_100_000, promotedPointTimeMs: 1_700_000_050_000 });
+    return Promise.resolve(this.#withState(this.pairs.get(req.name!)!));
+  }
+
+  discardMyData(name: string): Promise<Pair__Output> {
+    this.calls.push(`discard ${name}`);
+    this.setRole(name, 'ROLE_SECONDARY', { discardMyData: true, fenced: true });
+    return Promise.resolve(this.#withState(this.pairs.get(name)!));
+  }
+
+  /** What the sidecar holds now, as if it changed by itself (a self-demotion, say). */
+  setRole(name: string, role: 'ROLE_PRIMARY' | 'ROLE_SECONDARY', status: Partial<PairStatus> = {}): void {
+    const p = this.pairs.get(name)!;
+    this.pairs.set(name, { ...p, spec: { ...p.spec, role }, status: { ...(p.status ?? {}), ...status } } as unknown as Pair__Output);
+  }
+
   #withState(p: Pair__Output): Pair__Output {
-    return { ...p, status: { ...(p.status ?? {}), state: this.state, outOfSyncBytes: 0, lastInSyncTimeMs: 1_700_000_000_000, nbdAddress: '127.0.0.1:10809' } } as unknown as Pair__Output;
+    return { ...p, status: { generation: 'g1', ...(p.status ?? {}), state: this.state, outOfSyncBytes: 0, lastInSyncTimeMs: 1_700_000_000_000, nbdAddress: '127.0.0.1:10809' } } as unknown as Pair__Output;
   }
 }
 
@@ -340,7 +375,10 @@ describe('Reconciler', () => {
     const lineage = new VolumeLineageStore({
       getVolume: () => Promise.resolve({ annotations: { ...annotations } }),
       patchVolumeAnnotations: (_pv, a) => {
-        for (const [k, v] of Object.entries(a)) if (v !== null) annotations[k] = v;
+        for (const [k, v] of Object.entries(a)) {
+          if (v === null) delete annotations[k];
+          else annotations[k] = v;
+        }
         return Promise.resolve();
       },
     });
@@ -356,6 +394,11 @@ describe('Reconciler', () => {
     r.current = pairObject();
     await r.reconciler.reconcile('apps/db', signal);
     expect(r.sidecar.received[1]!.lineage).toEqual({ role: 'ROLE_PRIMARY', generation: 'g1', history: [], consistent: true });
+    // Continued: the record goes, so a later create (a node that lost its state) cannot claim that old image.
+    expect(annotations[LINEAGE_ANNOTATION]).toBeUndefined();
+    r.sidecar.pairs.clear();
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.received[2]!.lineage).toBeUndefined();
     // An annotation that is not a lineage stops the pair, saying so, instead of being ignored.
     annotations[LINEAGE_ANNOTATION] = 'garbage';
     r.sidecar.pairs.clear();
@@ -641,6 +684,191 @@ describe('Reconciler', () => {
       expect(fenced.calls.filter((c) => c.startsWith('release'))).toEqual(['release vol-1', 'release vol-1']);
       expect(r.current.status?.fence).toBeUndefined();
       expect(condition(r, 'Ready')?.reason).toBe('VolumeNotAttached');
+    });
+  });
+
+  describe('role changes on a live pair (kubectl patch of spec.role)', () => {
+    const ready = (r: ReturnType<typeof rig>) => r.current.status?.conditions?.find((c) => c.type === 'Ready');
+    const patchSpec = (r: ReturnType<typeof rig>, spec: Partial<ReplicationPair['spec']>): void => {
+      const g = (r.current.metadata.generation ?? 0) + 1;
+      r.current = { ...r.current, metadata: { ...r.current.metadata, generation: g }, spec: { ...r.current.spec, ...spec } };
+    };
+    const secondary = (): ReplicationPair => pairObject({ role: 'secondary', remote: undefined });
+
+    it('primary -> secondary demotes through DemotePair (no force, a wait the call outlasts), keeping the pair: no delete, no create, no update', async () => {
+      const r = rig(pairObject());
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.current.status).toMatchObject({ role: 'primary', appliedRole: 'primary', generation: 'g1', fenced: false });
+      patchSpec(r, { role: 'secondary' });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.slice(2)).toEqual(['get apps.db', 'demote apps.db force=false wait=60000']);
+      expect(r.current.status).toMatchObject({ role: 'secondary', appliedRole: 'secondary', fenced: true, state: 'InSync' });
+      expect(ready(r)).toMatchObject({ status: 'True' });
+      expect(r.events.map((e) => e.reason).slice(2)).toEqual(['Demoting', 'Demoted']);
+      // Settled: the demoted primary keeps its export (fenced) and its peer; nothing more is called.
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.slice(4)).toEqual(['get apps.db']);
+      // A tunable changed later is updated in place with the export and the peer kept.
+      patchSpec(r, { sync: { writeTimeoutMs: 900 } });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.slice(5)).toEqual(['get apps.db', 'update apps.db']);
+      expect(r.sidecar.received.at(-1)).toMatchObject({ role: 'ROLE_SECONDARY', nbdListen: '127.0.0.1:0', peerAddress: 'site-b:7401', writeTimeoutMs: 900 });
+    });
+
+    it('a demotion the sidecar refuses (the peer unreachable) leaves the primary, says what to do, warns once and is retried', async () => {
+      const r = rig(pairObject());
+      await r.reconciler.reconcile('apps/db', signal);
+      r.sidecar.refuseDemote = 'pair apps.db not demoted: 1048576 bytes out of sync were not shipped and confirmed in time';
+      patchSpec(r, { role: 'secondary' });
+      await expect(r.reconciler.reconcile('apps/db', signal)).rejects.toBeInstanceOf(TemporaryError);
+      expect(ready(r)).toMatchObject({ status: 'False', reason: 'DemotionFailed' });
+      expect(ready(r)!.message).toContain('1048576 bytes out of sync');
+      expect(ready(r)!.message).toContain('"discardMyData":true');
+      expect(r.current.status).toMatchObject({ role: 'primary', appliedRole: 'primary' });
+      await expect(r.reconciler.reconcile('apps/db', signal)).rejects.toBeInstanceOf(TemporaryError);
+      expect(r.sidecar.calls.filter((c) => c.startsWith('demote'))).toHaveLength(2);
+      expect(r.events.filter((e) => e.reason === 'DemotionFailed')).toHaveLength(1);
+      r.sidecar.refuseDemote = undefined;
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.current.status).toMatchObject({ role: 'secondary', appliedRole: 'secondary' });
+      expect(r.sidecar.calls.filter((c) => /^(delete|create)/.test(c))).toEqual(['create apps.db']);
+    });
+
+    it('secondary -> primary promotes through PromotePair with the remote as its peer and an export, keeping the pair', async () => {
+      const r = rig(secondary());
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.current.status).toMatchObject({ role: 'secondary', appliedRole: 'secondary', fenced: true });
+      patchSpec(r, { role: 'primary', remote: { endpoint: 'site-a:7401', name: 'db-a' } });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.slice(2)).toEqual(['get apps.db', 'promote apps.db force=false peer=site-a:7401 peerPair=apps.db-a nbd=127.0.0.1:0']);
+      expect(r.current.status).toMatchObject({ role: 'primary', appliedRole: 'primary', generation: 'g2', fenced: false, lastPromotionTime: new Date(1_700_000_100_000).toISOString() });
+      expect(r.events.find((e) => e.reason === 'Promoted')).toMatchObject({ type: 'Normal' });
+      expect(r.events.find((e) => e.reason === 'Promoted')!.message).toContain('generation g2 (from g1)');
+      // The pair promoted as asked: no settings update follows.
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.slice(4)).toEqual(['get apps.db']);
+    });
+
+    it('a refused promotion says what to patch to force it and what is lost; with forcePromote it goes, with a Warning naming the data-loss window', async () => {
+      const r = rig(pairObject({ role: 'secondary', remote: undefined, mode: 'async' }));
+      await r.reconciler.reconcile('apps/db', signal);
+      r.sidecar.refusePromote = { message: 'pair apps.db: its primary (generation g1) has not demoted itself with everything shipped here; demote it first, or promote with force', unlessForced: true };
+      r.sidecar.setRole('apps.db', 'ROLE_SECONDARY', { lastConsistencyPointTimeMs: 1_700_000_040_000 });
+      patchSpec(r, { role: 'primary', remote: { endpoint: 'site-a:7401' } });
+      expect(await r.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 1000 });
+      const refused = ready(r)!;
+      expect(refused).toMatchObject({ status: 'False', reason: 'PromotionRefused' });
+      expect(refused.message).toContain('has not demoted itself');
+      expect(refused.message).toContain(`kubectl patch rp db -n apps --type=merge -p '{"spec":{"forcePromote":true}}'`);
+      expect(refused.message).toContain(`after the consistency point this side holds (${new Date(1_700_000_040_000).toISOString()})`);
+      expect(r.current.status).toMatchObject({ role: 'secondary', appliedRole: 'secondary' });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.events.filter((e) => e.reason === 'PromotionRefused')).toEqual([{ type: 'Warning', reason: 'PromotionRefused', message: refused.message }]);
+
+      patchSpec(r, { forcePromote: true });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.at(-1)).toBe('promote apps.db force=true peer=site-a:7401 peerPair=apps.db nbd=127.0.0.1:0');
+      expect(r.current.status).toMatchObject({ role: 'primary', appliedRole: 'primary', promotedPointTime: new Date(1_700_000_050_000).toISOString() });
+      expect(ready(r)).toMatchObject({ status: 'True' });
+      const promoted = r.events.find((e) => e.reason === 'Promoted')!;
+      expect(promoted.type).toBe('Warning');
+      expect(promoted.message).toContain(`as of ${new Date(1_700_000_050_000).toISOString()} (the last consistency group applied here)`);
+    });
+
+    it('a refusal force cannot overcome (a resync under way) does not suggest force', async () => {
+      const r = rig(secondary());
+      await r.reconciler.reconcile('apps/db', signal);
+      r.sidecar.refusePromote = { message: 'pair apps.db is in the middle of a resync from generation g1', unlessForced: false };
+      patchSpec(r, { role: 'primary', remote: { endpoint: 'site-a:7401' }, forcePromote: true });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(ready(r)).toMatchObject({ reason: 'PromotionRefused', message: 'not promoted: pair apps.db is in the middle of a resync from generation g1. The operator tries again.' });
+    });
+
+    it('a primary whose sidecar demoted itself is never promoted back: Ready=False Demoted telling the user to patch role secondary, one Warning; then a switchover back promotes it', async () => {
+      const r = rig(pairObject());
+      await r.reconciler.reconcile('apps/db', signal);
+      r.sidecar.setRole('apps.db', 'ROLE_SECONDARY', { fenced: true, peerGeneration: 'g2', state: 'PAIR_STATE_RESYNCING' });
+      for (let i = 0; i < 3; i++) expect(await r.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 1000 });
+      expect(r.sidecar.calls.filter((c) => /^(promote|demote|delete|create|update)/.test(c))).toEqual(['create apps.db']);
+      const demoted = ready(r)!;
+      expect(demoted).toMatchObject({ status: 'False', reason: 'Demoted' });
+      expect(demoted.message).toContain('its peer holds generation g2, newer than and descending from this side\'s g1');
+      expect(demoted.message).toContain(`kubectl patch rp db -n apps --type=merge -p '{"spec":{"role":"secondary","forcePromote":null}}'`);
+      expect(r.current.status).toMatchObject({ role: 'secondary', appliedRole: 'primary', fenced: true, peerGeneration: 'g2' });
+      expect(r.events.filter((e) => e.reason === 'Demoted')).toEqual([{ type: 'Warning', reason: 'Demoted', message: demoted.message }]);
+
+      // The user agrees: nothing to call, the pair is a secondary now.
+      patchSpec(r, { role: 'secondary' });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(ready(r)).toMatchObject({ status: 'True' });
+      expect(r.current.status?.appliedRole).toBe('secondary');
+      // Later, bringing the application home: a promotion, asked for by a change of the spec.
+      patchSpec(r, { role: 'primary' });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.filter((c) => c.startsWith('promote'))).toEqual(['promote apps.db force=false peer=site-b:7401 peerPair=apps.db nbd=']);
+      expect(r.current.status?.role).toBe('primary');
+    });
+
+    it('split brain: a SplitBrain state and condition, one Warning naming both generations and how to resolve, nothing called; discardMyData then resolves it once', async () => {
+      const r = rig(pairObject());
+      await r.reconciler.reconcile('apps/db', signal);
+      r.sidecar.state = 'PAIR_STATE_SPLIT_BRAIN';
+      r.sidecar.setRole('apps.db', 'ROLE_PRIMARY', { generation: 'gA', peerGeneration: 'gB', lastError: 'split brain: both sides were written as primaries since generation g1' });
+      await r.reconciler.reconcile('apps/db', signal);
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.current.status?.state).toBe('SplitBrain');
+      const c = ready(r)!;
+      expect(c).toMatchObject({ status: 'False', reason: 'SplitBrain' });
+      expect(c.message).toContain('this side (primary) holds generation gA, its peer gB');
+      expect(c.message).toContain('since generation g1');
+      expect(c.message).toContain(`'{"spec":{"role":"secondary","discardMyData":true,"forcePromote":null}}'`);
+      expect(r.current.status?.conditions?.find((x) => x.type === 'Synchronized')).toMatchObject({ status: 'False', reason: 'SplitBrain' });
+      expect(r.current.status?.conditions?.find((x) => x.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'SplitBrain' });
+      const warnings = r.events.filter((e) => e.reason === 'SplitBrain');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.type).toBe('Warning');
+      expect(warnings[0]!.message).toContain('gA');
+      expect(warnings[0]!.message).toContain('gB');
+      expect(r.sidecar.calls.filter((x) => !x.startsWith('get'))).toEqual(['create apps.db']);
+
+      // This side's changes go: demoted at once and overwritten; asked once.
+      patchSpec(r, { role: 'secondary', discardMyData: true });
+      await r.reconciler.reconcile('apps/db', signal);
+      r.sidecar.state = 'PAIR_STATE_RESYNCING';
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.filter((x) => /^(discard|demote)/.test(x))).toEqual(['discard apps.db']);
+      expect(r.events.find((e) => e.reason === 'DiscardingMyData')).toMatchObject({ type: 'Warning', message: expect.stringContaining('this side (primary, generation gA) is demoted at once') as unknown as string });
+      expect(r.current.status).toMatchObject({ role: 'secondary', appliedRole: 'secondary', state: 'Resyncing' });
+      // Overwritten: the sidecar drops its flag; the spec's flag left set asks nothing more.
+      r.sidecar.setRole('apps.db', 'ROLE_SECONDARY', { discardMyData: false, generation: 'gB' });
+      r.sidecar.state = 'PAIR_STATE_IN_SYNC';
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.filter((x) => x.startsWith('discard'))).toHaveLength(1);
+      expect(ready(r)).toMatchObject({ status: 'True' });
+    });
+
+    it('discardMyData on a secondary in split brain marks it to be overwritten, once', async () => {
+      const r = rig(pairObject({ role: 'secondary', remote: undefined }));
+      await r.reconciler.reconcile('apps/db', signal);
+      r.sidecar.state = 'PAIR_STATE_SPLIT_BRAIN';
+      await r.reconciler.reconcile('apps/db', signal);
+      patchSpec(r, { discardMyData: true });
+      await r.reconciler.reconcile('apps/db', signal);
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.filter((x) => x.startsWith('discard'))).toEqual(['discard apps.db']);
+      expect(r.events.find((e) => e.reason === 'DiscardingMyData')!.message).toContain("this side (secondary, generation g1) is its data is overwritten by its peer's");
+    });
+
+    it('a CSI primary that demoted itself is reported, not recreated or detached', async () => {
+      const csiAt: LocateResult = { location: { pvName: 'pvc-1', node: 'node-a', csi: { driver: 'lab.csi', volumeHandle: 'vol-1', splicePv: 'vol-1', volumeMode: 'Filesystem' }, usedBy: ['apps/db-0'], spliceOptIn: 'x' } };
+      const r = rig(pairObject(), { locate: csiAt });
+      r.sidecar.stage('vol-1', '/dev/loop4');
+      await r.reconciler.reconcile('apps/db', signal);
+      r.sidecar.setRole('apps.db', 'ROLE_SECONDARY', { fenced: true, peerGeneration: 'g2' });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(ready(r)).toMatchObject({ status: 'False', reason: 'Demoted' });
+      expect(r.sidecar.calls.filter((c) => /^(detach|delete|create|promote)/.test(c))).toEqual(['create apps.db']);
+      expect(r.sidecar.volumes!.get('vol-1')?.state).toBe('attached');
     });
   });
 

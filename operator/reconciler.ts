@@ -3,7 +3,7 @@ import type { Logger } from 'winston';
 import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
 import type { Pair__Output } from '../proto/gen/blockmirror/control/v1/Pair.js';
 import type { SplicedVolume__Output } from '../proto/gen/blockmirror/control/v1/SplicedVolume.js';
-import { pairToJson } from '../sidecar/control/pair-json.js';
+import { pairToJson, type PairJson } from '../sidecar/control/pair-json.js';
 import { BlockmirrorError } from '../sidecar/errors.js';
 import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
 import type { VolumeLineage } from '../sidecar/replication/continue-lineage.js';
@@ -13,7 +13,9 @@ import { createdLineageNote } from './lineage/created-lineage-note.js';
 import { unrelatedDataEvent } from './lineage/unrelated-data.js';
 import { LineageAnnotationError, type VolumeLineageStore } from './lineage/volume-lineage.js';
 import type { PeerTls } from '../proto/gen/blockmirror/control/v1/PeerTls.js';
-import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
+import type { PromotePairRequest } from '../proto/gen/blockmirror/control/v1/PromotePairRequest.js';
+import { DEFAULT_BLOCK_SIZE, FINALIZER, type PairRole, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
+import { appliedAfter, planRole, type RoleAction, type RoleFacts } from './role-plan.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';
 import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js';
 import type { FencedSecondary, FencedVolume } from './secondary/fenced-secondary.js';
@@ -34,6 +36,10 @@ export interface SidecarControl {
   listVolumes(): Promise<SplicedVolume__Output[]>;
   attachVolume(pv: string, pair: string): Promise<SplicedVolume__Output>;
   detachVolume(pv: string): Promise<SplicedVolume__Output>;
+  /** Waits up to `timeoutMs` for everything to be shipped; the call's own deadline is past that. */
+  demotePair(name: string, opts: { force?: boolean; timeoutMs?: number }): Promise<Pair__Output>;
+  promotePair(req: PromotePairRequest): Promise<Pair__Output>;
+  discardMyData(name: string): Promise<Pair__Output>;
 }
 
 export interface ReconcilerDeps {
@@ -58,6 +64,8 @@ export interface ReconcilerDeps {
   pollMs: number;
   /** How often a pair refused for its node (NodeCannotSplice) looks at the node again. Default 30 s. */
   nodeRecheckMs?: number;
+  /** Longest a demotion waits for everything to be shipped to the peer. Default 60 s. */
+  demoteTimeoutMs?: number;
   now?: () => Date;
 }
 
@@ -124,6 +132,7 @@ export class Reconciler {
     let retry: TemporaryError | undefined;
     try {
       await this.#converge(pair, obs);
+      if (obs.pair?.state === 'SplitBrain') obs.problem = splitBrainProblem(pair, obs.pair, this.#d.pollMs);
     } catch (err) {
       if (err instanceof ProblemError) {
         obs.problem = err.problem;
@@ -204,7 +213,7 @@ export class Reconciler {
       if (primary && loc.usedBy.length > 0) await this.#refuseWrittenAround(pair, control, loc);
     }
     // A local volume's path, or a fenced secondary's raw device (held exclusively by the pair).
-    let current = await this.#ensurePair(pair, control, { ...desiredSpec(pair, volumePath!), ...(peerTls ? { peerTls } : {}) }, node, fenced?.pvName ?? loc?.pvName);
+    let current = await this.#ensurePair(pair, obs, control, { ...desiredSpec(pair, volumePath!), ...(peerTls ? { peerTls } : {}) }, { node, csi: fenced !== undefined, pvName: fenced?.pvName ?? loc?.pvName });
     const state = pairToJson(current).state;
     if (pair.spec.paused === true && state !== 'Paused') {
       current = await control.pausePair(sidecarName);
@@ -258,31 +267,60 @@ export class Reconciler {
     }
   }
 
-  /** The sidecar pair as `desired` wires it: created, updated in place, or recreated. */
-  async #ensurePair(pair: ReplicationPair, control: SidecarControl, desired: PairSpec, node: string, pvName?: string): Promise<Pair__Output> {
+  /**
+   * The sidecar pair as `desired` wires it: created, its role changed, updated in place,
+   * or recreated (a new volume, mode or block size: the sidecar cannot change those live).
+   */
+  async #ensurePair(pair: ReplicationPair, obs: Observation, control: SidecarControl, desired: PairSpec, where: { node: string; csi: boolean; pvName?: string | undefined }): Promise<Pair__Output> {
     const sidecarName = desired.name!;
+    const { node } = where;
     let current = await control.getPair(sidecarName).catch((err: unknown) => {
       if (isNotFound(err)) return undefined;
       throw err;
     });
     if (current !== undefined && !sameWiring(current, desired)) {
       this.#d.logger.debug('sidecar pair wired differently from the spec', { pair: sidecarName, have: current.spec, want: desired });
-      // Volume, role, mode or block size: the sidecar cannot change these on a live pair,
-      // nor delete one that carries a spliced volume's I/O.
+      // The sidecar cannot change these on a live pair, nor delete one that carries a
+      // spliced volume's I/O.
       await this.#detachAll(control, sidecarName);
       // Its lineage is kept only on the volume it was about: a pair moved to another
       // volume must never hand its lineage to that one.
-      await this.#deletePair(control, sidecarName, current.spec?.volumePath === desired.volumePath ? pvName : undefined);
-      await this.#event(pair, { type: 'Normal', reason: 'Reconfigured', message: `pair recreated on node ${node} with the new volume, role, mode or block size; a full resync follows` });
+      await this.#deletePair(control, sidecarName, current.spec?.volumePath === desired.volumePath ? where.pvName : undefined);
+      await this.#event(pair, { type: 'Normal', reason: 'Reconfigured', message: `pair recreated on node ${node} with the new volume, mode or block size; a full resync follows` });
       current = undefined;
-    } else if (current !== undefined && !sameTunables(current, desired)) {
-      // Everything else changes in place: the pair keeps its dirty log and generation.
-      current = await control.updatePair(desired);
-      await this.#event(pair, { type: 'Normal', reason: 'Updated', message: 'pair settings updated on its sidecar' });
+    }
+    if (current !== undefined) {
+      const facts = roleFacts(pair, current);
+      const action = planRole(facts);
+      if (where.csi && (action.kind === 'demote' || action.kind === 'promote')) {
+        // CSI volumes keep the flow they had before role changes (holder pods, fences, the
+        // splice): the pair is recreated in its new role, and a full copy follows.
+        await this.#detachAll(control, sidecarName);
+        await control.deletePair(sidecarName);
+        await this.#event(pair, { type: 'Normal', reason: 'Reconfigured', message: `pair recreated on node ${node} as a ${facts.wanted} (a CSI volume's role change); a full resync follows` });
+        current = undefined;
+      } else {
+        // Known before the step: a role the sidecar took by itself is reported, not undone.
+        if (action.kind === 'demoted-by-peer' || action.kind === 'primary-outside') obs.appliedRole = appliedAfter(action, facts);
+        current = await this.#changeRole(pair, obs, control, current, action);
+        obs.appliedRole = appliedAfter(action, facts);
+      }
+    }
+    if (current !== undefined && roleOf(current) === pair.spec.role) {
+      const want = tunablesFor(desired, current);
+      if (!sameTunables(current, want)) {
+        // Everything else changes in place: the pair keeps its dirty log and generation.
+        current = await control.updatePair(want);
+        await this.#event(pair, { type: 'Normal', reason: 'Updated', message: 'pair settings updated on its sidecar' });
+      }
     }
     if (current === undefined) {
       try {
-        current = await control.createPair(await this.#withLineage(desired, pvName));
+        const wanted = await this.#withLineage(desired, where.pvName);
+        current = await control.createPair(wanted);
+        // After the create, never before: the sidecar holds the lineage durably by then. A
+        // crash in between leaves the record until this pair's delete rewrites it.
+        if (wanted.lineage !== undefined && where.pvName !== undefined) await this.#d.lineage?.forget(where.pvName);
       } catch (err) {
         // Refused for this spec. A failed precondition (a device in use: mounted,
         // DEVICE_IN_USE) may clear outside the pair, so it is looked at again now and then.
@@ -292,9 +330,97 @@ export class Reconciler {
         }
         throw err;
       }
+      obs.appliedRole = pair.spec.role;
       await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${desired.volumePath})${createdLineageNote(current, desired)}` });
     }
     return current;
+  }
+
+  /**
+   * The role step (see planRole): a demotion, promotion or discard through the sidecar's
+   * role calls, which keep the pair's dirty log and generation ids. What the operator does
+   * not do (a primary that demoted itself is not promoted back) is said in a condition.
+   */
+  async #changeRole(pair: ReplicationPair, obs: Observation, control: SidecarControl, current: Pair__Output, action: RoleAction): Promise<Pair__Output> {
+    const { namespace, name } = pair.metadata;
+    const sidecarName = sidecarPairName(namespace, name);
+    const before = pairToJson(current);
+    const patch = (json: string): string => `kubectl patch rp ${name} -n ${namespace} --type=merge -p '${json}'`;
+    const known = (reason: string): boolean => pair.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === reason) ?? false;
+    switch (action.kind) {
+      case 'none':
+        return current;
+      case 'demote': {
+        const timeoutMs = this.#d.demoteTimeoutMs ?? 60_000;
+        await this.#event(pair, { type: 'Normal', reason: 'Demoting', message: `demoting: the export refuses writes from now on; everything this side holds is shipped to its peer (up to ${timeoutMs / 1000} s) before it becomes a secondary` });
+        let after: Pair__Output;
+        try {
+          after = await control.demotePair(sidecarName, { force: false, timeoutMs });
+        } catch (err) {
+          if (!isRefusal(err)) throw err;
+          obs.pair = before;
+          const message =
+            `not demoted: ${(err as Error).message}. The operator tries again. If the peer is gone for good and the other side is to take over, ` +
+            `promote it with spec.forcePromote (this side learns it is stale when it reaches the peer, and demotes itself), or discard what this side did not ship: ${patch('{"spec":{"discardMyData":true}}')}`;
+          if (!known('DemotionFailed')) await this.#event(pair, { type: 'Warning', reason: 'DemotionFailed', message });
+          throw new ProblemError({ reason: 'DemotionFailed', message, permanent: false });
+        }
+        const j = pairToJson(after);
+        await this.#event(pair, { type: 'Normal', reason: 'Demoted', message: `demoted: everything was shipped to the peer, which holds generation ${j.generation}; the export stays listening and refuses every request` });
+        return after;
+      }
+      case 'discard': {
+        const after = await control.discardMyData(sidecarName);
+        const was = before.role === 'primary' ? 'demoted at once (nothing shipped) and its' : 'its';
+        await this.#event(pair, {
+          type: 'Warning',
+          reason: 'DiscardingMyData',
+          message: `spec.discardMyData: this side (${before.role}, generation ${before.generation || 'none'}) is ${was} data is overwritten by its peer's at the next session (a delta from their common generation when both dirty logs reach back to it, else a full copy)`,
+        });
+        return after;
+      }
+      case 'promote': {
+        const req: PromotePairRequest = { name: sidecarName, force: action.force, ...promoteSettings(pair, current) };
+        let after: Pair__Output;
+        try {
+          after = await control.promotePair(req);
+        } catch (err) {
+          if (!isRefusal(err)) throw err;
+          obs.pair = before;
+          const message = refusedPromotionMessage(pair, before, (err as Error).message, action.force, patch('{"spec":{"forcePromote":true}}'));
+          if (!known('PromotionRefused')) await this.#event(pair, { type: 'Warning', reason: 'PromotionRefused', message });
+          throw new ProblemError({ reason: 'PromotionRefused', message, permanent: false, recheckAfterMs: this.#d.pollMs });
+        }
+        const j = pairToJson(after);
+        const from = before.generation;
+        if (action.force && !before.primaryDemoted) {
+          const point = j.promotedPointTime ?? 'an unknown time';
+          await this.#event(pair, {
+            type: 'Warning',
+            reason: 'Promoted',
+            message: `promoted by force to generation ${j.generation} (from ${from}): the volume holds the old primary's data as of ${point} (${pair.spec.mode === 'async' ? 'the last consistency group applied here' : 'the last write received here'}); writes it acknowledged after that are lost, and if it went on writing alone its return shows a split brain`,
+          });
+        } else {
+          await this.#event(pair, { type: 'Normal', reason: 'Promoted', message: `promoted to generation ${j.generation} (from ${from}): the export takes writes; the old primary gets this side's writes as a delta` });
+        }
+        return after;
+      }
+      case 'demoted-by-peer': {
+        obs.pair = before;
+        const message =
+          `the sidecar is a secondary although spec.role is primary: it demoted itself (its peer holds generation ${before.peerGeneration || 'unknown'}, newer than and descending from this side's ${before.generation}): ` +
+          `the remote side was promoted. Its export refuses writes and it takes the peer's data (writes it acknowledged that the peer never got are overwritten). ` +
+          `The operator does not promote it back. Make the spec say so: ${patch('{"spec":{"role":"secondary","forcePromote":null}}')}; to bring the application home later, switch over (demote the other side, then promote this one).`;
+        if (!known('Demoted')) await this.#event(pair, { type: 'Warning', reason: 'Demoted', message });
+        throw new ProblemError({ reason: 'Demoted', message, permanent: false, recheckAfterMs: this.#d.pollMs });
+      }
+      case 'primary-outside': {
+        obs.pair = before;
+        const message = `the sidecar is a primary although spec.role is secondary and has not changed (promoted outside the operator): the operator does not demote it behind your back. To keep it: ${patch('{"spec":{"role":"primary"}}')} (spec.remote is needed); to demote it, set role primary, then secondary again`;
+        if (!known('RoleMismatch')) await this.#event(pair, { type: 'Warning', reason: 'RoleMismatch', message });
+        throw new ProblemError({ reason: 'RoleMismatch', message, permanent: false, recheckAfterMs: this.#d.pollMs });
+      }
+    }
   }
 
   /**
@@ -334,7 +460,7 @@ export class Reconciler {
     // The export is a socket in the sidecar's run directory: the kernel's NBD client
     // under the splice is its only user.
     const desired: PairSpec = { ...desiredSpec(pair, rec.device), nbdListen: '', nbdSocket: `${sidecarName}.sock`, ...(peerTls ? { peerTls } : {}) };
-    let current = await this.#ensurePair(pair, control, desired, loc.node);
+    let current = await this.#ensurePair(pair, obs, control, desired, { node: loc.node, csi: true });
     const paused = pair.spec.paused === true;
     if (paused) {
       if (rec.state !== 'direct') {
@@ -444,7 +570,10 @@ export class Reconciler {
     const unrelated = unrelatedDataEvent(pair.status, status);
     if (unrelated !== undefined) await this.#event(pair, unrelated);
     const before = pair.status?.state;
-    if (before !== status.state) {
+    if (before !== status.state && status.state === 'SplitBrain') {
+      // One Warning per split brain, saying what each side holds and how to resolve it.
+      await this.#event(pair, { type: 'Warning', reason: 'SplitBrain', message: `state ${before ?? 'none'} -> SplitBrain: ${obs.problem?.message ?? status.lastError ?? ''}` });
+    } else if (before !== status.state) {
       const warn = status.state === 'Retrying' || status.state === 'Error';
       const why = status.lastError !== undefined && warn ? `: ${status.lastError}` : '';
       await this.#event(pair, {
@@ -546,6 +675,20 @@ class ProblemError extends Error {
   }
 }
 
+/** Both sides were written as primaries: nothing moves until the user says which side loses. */
+function splitBrainProblem(pair: ReplicationPair, p: PairJson, pollMs: number): Problem {
+  const { namespace, name } = pair.metadata;
+  return {
+    reason: 'SplitBrain',
+    message:
+      `split brain: this side (${p.role}) holds generation ${p.generation}, its peer ${p.peerGeneration || 'unknown'}; both were written as primaries since their last common generation, so nothing is resynced in either direction (${p.lastError}). ` +
+      `Decide which side's changes are to go, and on that site run: kubectl patch rp ${name} -n ${namespace} --type=merge -p '{"spec":{"role":"secondary","discardMyData":true,"forcePromote":null}}' ` +
+      `(its changes since the common generation are overwritten by the other side's); the other side stays or becomes the primary.`,
+    permanent: false,
+    recheckAfterMs: pollMs,
+  };
+}
+
 /** The sidecar pair a ReplicationPair asks for. */
 export function desiredSpec(pair: ReplicationPair, volumePath: string): PairSpec {
   const { namespace, name } = pair.metadata;
@@ -578,11 +721,75 @@ function samePeerTls(current: Pair__Output, want: PairSpec): boolean {
   return have === wanted;
 }
 
-/** What a live pair cannot change: its volume, role, mode and block size. */
+/**
+ * What a live pair cannot change: its volume, mode and block size. (Its role changes
+ * through DemotePair and PromotePair, keeping the dirty log and generation ids.)
+ */
 function sameWiring(current: Pair__Output, want: PairSpec): boolean {
   const have = current.spec;
   if (have === null || have === undefined) return false;
-  return have.volumePath === want.volumePath && have.role === want.role && have.mode === want.mode && have.blockSize === want.blockSize;
+  return have.volumePath === want.volumePath && have.mode === want.mode && have.blockSize === want.blockSize;
+}
+
+function roleOf(p: Pair__Output): PairRole {
+  return p.spec?.role === 'ROLE_SECONDARY' ? 'secondary' : 'primary';
+}
+
+function roleFacts(pair: ReplicationPair, current: Pair__Output): RoleFacts {
+  const j = pairToJson(current);
+  return {
+    wanted: pair.spec.role,
+    applied: pair.status?.appliedRole,
+    held: j.role,
+    state: j.state,
+    sidecarDiscarding: j.discardMyData,
+    // The sidecar's refusal says so (handshakeVerdict's "unrelated data").
+    unrelated: j.lastError.startsWith('unrelated data'),
+    forcePromote: pair.spec.forcePromote === true,
+    discardMyData: pair.spec.discardMyData === true,
+  };
+}
+
+/** Where a promoted pair replicates to, and the export the application writes to. */
+function promoteSettings(pair: ReplicationPair, current: Pair__Output): Pick<PromotePairRequest, 'peerAddress' | 'peerPair' | 'nbdListen' | 'nbdSocket'> {
+  const { namespace, name } = pair.metadata;
+  const remote = pair.spec.remote;
+  const have = current.spec;
+  // A demoted primary's export is still listening (fenced): it keeps its address.
+  const hasExport = (have?.nbdListen ?? '') !== '' || (have?.nbdSocket ?? '') !== '';
+  return {
+    peerAddress: remote?.endpoint ?? '',
+    peerPair: remote !== undefined ? sidecarPairName(remote.namespace ?? namespace, remote.name ?? name) : '',
+    nbdListen: hasExport ? '' : '127.0.0.1:0',
+    nbdSocket: '',
+  };
+}
+
+/** A refused promotion: the sidecar's reason, and when force would do it, how and what is lost. */
+function refusedPromotionMessage(pair: ReplicationPair, p: PairJson, why: string, forced: boolean, patch: string): string {
+  const head = `not promoted: ${why}.`;
+  // Only a primary that did not demote is overcome by force; the other refusals (a first
+  // copy or a resync under way, a primary still connected) clear by themselves.
+  if (forced || p.primaryDemoted) return `${head} The operator tries again.`;
+  const lost =
+    pair.spec.mode === 'async'
+      ? `every write the old primary acknowledged after the consistency point this side holds (${p.lastConsistencyPointTime ?? 'time unknown'})`
+      : 'the writes the old primary acknowledged after it lost the link to this side (while it replicated here, every acknowledged write reached this side)';
+  return (
+    `${head} Demote the old primary first (spec.role: secondary on its site). If it is unreachable and this side is to take over anyway, force it: ${patch}. ` +
+    `Lost then: ${lost}; if the old primary went on writing alone, its return shows a split brain, resolved by discarding one side's data.`
+  );
+}
+
+/**
+ * The spec an in-place update sends. A secondary keeps its export settings and its
+ * peer (a demoted primary's export stays listening, fenced, so that a kernel NBD client
+ * under the node's splice stays connected to it) and the peer it dials once promoted.
+ */
+function tunablesFor(desired: PairSpec, current: Pair__Output): PairSpec {
+  if (roleOf(current) === 'primary') return desired;
+  const have = current.spec!;
+  return { ...desired, peerAddress: have.peerAddress ?? '', peerPair: have.peerPair ?? '', nbdListen: have.nbdListen ?? '', nbdSocket: have.nbdSocket ?? '' };
 }
 
 /** Whether the pair's tunables are the ones `want` asks for (a zero asks for the default). */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImages, type BuiltImages } from './helpers/build-images.js';
@@ -29,6 +29,31 @@ const VOLUME = 64 * MiB;
 const PAIR = 'db-data';
 const DRIVER = 'lab.csi.blockmirror.io';
 const WRITER = join(REPO_ROOT, 'examples', 'database', 'sqlite-writer.mjs');
+const RAW_VOLUME = 16 * MiB;
+const RAW_PAIR = 'raw-data';
+const RECORD = 4096;
+
+// A writer on a Block-mode claim: record i (its number, then filler) at offset i * 4 KiB,
+// each written with O_DSYNC (durable when the write returns), wrapping around the volume;
+// prints `wrote N` once a second; SIGUSR1 holds (`holding: last wrote N`).
+const RAW_WRITER = `
+const fs = require('fs');
+const fd = fs.openSync('/dev/xvda', fs.constants.O_RDWR | fs.constants.O_DSYNC);
+const slots = ${RAW_VOLUME / RECORD};
+let n = 0, hold = false, printed = 0;
+process.on('SIGUSR1', () => { hold = !hold; console.log(hold ? 'holding: last wrote ' + n : 'going on after ' + n); });
+process.on('SIGTERM', () => process.exit(0));
+const tick = () => {
+  if (!hold) {
+    const b = Buffer.alloc(${RECORD}, (n + 1) % 251);
+    b.write('rec:' + (n + 1) + ':', 0);
+    fs.writeSync(fd, b, 0, b.length, (n % slots) * ${RECORD});
+    n++;
+    if (Date.now() - printed >= 1000) { console.log('wrote ' + n); printed = Date.now(); }
+  }
+  setTimeout(tick, hold ? 200 : 50);
+};
+tick();`;
 
 const cleanup = new CleanupStack();
 let images: BuiltImages;
@@ -39,6 +64,8 @@ let vm: VmNode;
 let chartA: SiteChart;
 /** Site B's loop device under its `local` PV. */
 let deviceB: string;
+/** Site B's loop device under the Block-mode secondary. */
+let rawB: string;
 
 async function pairStatus(site: ClusterSite): Promise<PairObject['status']> {
   const r = await site.kubectl(['get', 'rp', PAIR, '-o', 'json']);
@@ -107,6 +134,10 @@ beforeAll(async () => {
   await sparseFile(file, VOLUME);
   deviceB = (await runOk('losetup', ['--find', '--show', file])).trim();
   cleanup.track(`loop device ${deviceB}`, async () => void (await runOk('losetup', ['-d', deviceB])));
+  const rawFile = join(work, 'site-b-raw.img');
+  await sparseFile(rawFile, RAW_VOLUME);
+  rawB = (await runOk('losetup', ['--find', '--show', rawFile])).trim();
+  cleanup.track(`loop device ${rawB}`, async () => void (await runOk('losetup', ['-d', rawB])));
 
   const started = Date.now();
   const start = async (name: string): Promise<ClusterSite> => {
@@ -245,6 +276,114 @@ describe("a database pod's writes replicated to the other site, driven by the op
     const db = await databaseOnB('held');
     expect(db).toMatchObject({ integrity: 'ok', maxSeq: held, rows: held });
   }, 900_000);
+
+  it('a Block-mode claim of the opted-in class: the pod writes to the spliced device node itself, the pair reaches InSync, and site B holds every record written', async () => {
+    const claim = (site: 'a' | 'b'): object => ({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'raw', namespace: 'default' },
+      spec: {
+        accessModes: ['ReadWriteOnce'],
+        volumeMode: 'Block',
+        resources: { requests: { storage: `${RAW_VOLUME / MiB}Mi` } },
+        ...(site === 'a' ? { storageClassName: 'lab-csi-replicated' } : { storageClassName: '', volumeName: 'raw-replica' }),
+      },
+    });
+    const replica = {
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: 'raw-replica' },
+      spec: {
+        capacity: { storage: `${RAW_VOLUME / MiB}Mi` },
+        accessModes: ['ReadWriteOnce'],
+        persistentVolumeReclaimPolicy: 'Retain',
+        storageClassName: '',
+        volumeMode: 'Block',
+        local: { path: rawB },
+        nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [siteB.node.name] }] }] } },
+        claimRef: { namespace: 'default', name: 'raw' },
+      },
+    };
+    const pair = (role: 'primary' | 'secondary'): object => ({
+      apiVersion: 'blockmirror.io/v1alpha1',
+      kind: 'ReplicationPair',
+      metadata: { name: RAW_PAIR, namespace: 'default' },
+      spec: { pvcName: 'raw', role, mode: 'sync', ...(role === 'primary' ? { remote: { endpoint: remoteEndpoint() } } : {}) },
+    });
+    const writer = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'raw-writer', namespace: 'default' },
+      spec: {
+        nodeName: vm.node.name,
+        terminationGracePeriodSeconds: 5,
+        containers: [{ name: 'w', image: images.sidecar.image, imagePullPolicy: 'IfNotPresent', command: ['node', '-e', RAW_WRITER], volumeDevices: [{ name: 'raw', devicePath: '/dev/xvda' }] }],
+        volumes: [{ name: 'raw', persistentVolumeClaim: { claimName: 'raw' } }],
+      },
+    };
+    const lastWrote = async (): Promise<number> => {
+      const all = [...(await siteA.kubectlOk(['logs', 'raw-writer', '--tail=20'])).matchAll(/wrote (\d+)/g)].map((m) => Number(m[1]));
+      if (all.length === 0) throw new Error('the raw writer printed nothing yet');
+      return all[all.length - 1]!;
+    };
+    const rawStatus = async (site: ClusterSite): Promise<PairObject['status']> => {
+      const r = await site.kubectl(['get', 'rp', RAW_PAIR, '-o', 'json']);
+      return r.code === 0 ? (JSON.parse(r.stdout) as PairObject).status : undefined;
+    };
+
+    await siteA.kubectlOk(['apply', '-f', '-'], { input: [claim('a'), writer].map((o) => JSON.stringify(o)).join('\n') });
+    await waitFor('pod raw-writer Running', async () => (await siteA.kubectlOk(['get', 'pod', 'raw-writer', '-o', 'jsonpath={.status.phase}'])) === 'Running', { timeoutMs: 400_000, intervalMs: 2_000 });
+    const first = await waitFor('the raw writer writing', () => lastWrote().catch(() => undefined), { timeoutMs: 120_000, intervalMs: 2_000 });
+    // The pod's device node is the splice's device-mapper device, not the driver's raw one.
+    const pv = (await siteA.kubectlOk(['get', 'pvc', 'raw', '-o', 'jsonpath={.spec.volumeName}'])).trim();
+    const rdev = "const r = require('fs').statSync(process.argv[1]).rdev; console.log(((r >> 8) & 0xfff) + ':' + ((r & 0xff) | ((r >> 12) & 0xfff00)))";
+    const inPod = (await siteA.kubectlOk(['exec', 'raw-writer', '--', 'node', '-e', rdev, '/dev/xvda'])).trim();
+    const sidecar = await sidecarOnVm();
+    const dm = (await chartA.kubectlOk(['exec', sidecar.name, '-c', 'sidecar', '--', 'node', '-e', rdev, `/dev/mapper/blockmirror-${pv}`])).trim();
+    expect(inPod).toMatch(/^\d+:\d+$/);
+    expect(inPod).toBe(dm);
+
+    await siteB.kubectlOk(['apply', '-f', '-'], { input: [replica, claim('b'), pair('secondary')].map((o) => JSON.stringify(o)).join('\n') });
+    await siteA.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(pair('primary')) });
+    await waitFor('the Block pair InSync', async () => (await rawStatus(siteA))?.state === 'InSync', { timeoutMs: 600_000, intervalMs: 2_000 });
+    const events = await siteA.kubectlOk(['get', 'events', '--field-selector', `involvedObject.name=${RAW_PAIR}`, '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
+    expect(events).toMatch(/Attached: every write to \/dev\/mapper\/blockmirror-\S+ on node \S+ now passes the tap/);
+    await waitFor('records written past InSync', async () => ((await lastWrote()) > first + 20 ? true : undefined), { timeoutMs: 180_000, intervalMs: 2_000 });
+
+    // Held, in sync with nothing out of sync, paused: B's device has every record written.
+    await siteA.kubectlOk(['exec', 'raw-writer', '--', 'node', '-e', "process.kill(1, 'SIGUSR1')"]);
+    const held = await waitFor('the raw writer holding', async () => {
+      const m = /holding: last wrote (\d+)/.exec(await siteA.kubectlOk(['logs', 'raw-writer', '--tail=20']));
+      return m ? Number(m[1]) : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 1_000 });
+    await waitFor('the Block pair InSync, nothing out of sync', async () => {
+      const st = await rawStatus(siteA);
+      return st?.state === 'InSync' && st.outOfSyncBytes === 0;
+    }, { timeoutMs: 120_000, intervalMs: 1_000 });
+    await siteA.kubectlOk(['patch', 'rp', RAW_PAIR, '--type=merge', '-p', '{"spec":{"paused":true}}']);
+    await waitFor('the Block pair Paused', async () => (await rawStatus(siteA))?.state === 'Paused', { timeoutMs: 120_000, intervalMs: 1_000 });
+    const copy = await readFile(rawB);
+    const slots = RAW_VOLUME / RECORD;
+    const wrong: number[] = [];
+    // The last `slots` records are on the volume (older ones were written over).
+    for (let n = Math.max(1, held - slots + 1); n <= held; n++) {
+      const at = ((n - 1) % slots) * RECORD;
+      if (copy.subarray(at, at + 16).toString('latin1').split(':').slice(0, 2).join(':') !== `rec:${n}`) wrong.push(n);
+    }
+    expect({ held, wrong: wrong.slice(0, 10), missing: wrong.length }).toEqual({ held, wrong: [], missing: 0 });
+
+    // Gone again: the pair detaches live, the writer and the claim go, the node keeps nothing of it.
+    await siteA.kubectlOk(['delete', 'rp', RAW_PAIR, '--timeout=120s'], { timeoutMs: 150_000 });
+    await siteB.kubectlOk(['delete', 'rp', RAW_PAIR, '--timeout=120s'], { timeoutMs: 150_000 });
+    await siteA.kubectlOk(['delete', 'pod', 'raw-writer', '--timeout=180s'], { timeoutMs: 200_000 });
+    await siteA.kubectlOk(['delete', 'pvc', 'raw', '--timeout=180s'], { timeoutMs: 200_000 });
+    // Read with dmsetup and ls, not the CLI: a node start in the TCG guest can outlast a poll.
+    const left = await waitFor(`volume ${pv} unstaged from the splice`, async () => {
+      const ls = await chartA.kubectlOk(['exec', sidecar.name, '-c', 'sidecar', '--', 'sh', '-c', 'dmsetup ls; ls /var/lib/blockmirror/splices/ 2>/dev/null; true']);
+      return ls.includes(pv) ? undefined : ls;
+    }, { timeoutMs: 300_000, intervalMs: 2_000 });
+    expect(left).not.toContain(pv);
+  }, 1_200_000);
 
   it('a pod on site B that mounts the secondary for writing is refused, with the reason in its events', async () => {
     const pod = {

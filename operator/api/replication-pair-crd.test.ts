@@ -15,7 +15,7 @@ describe('the ReplicationPair CRD', () => {
 
   it('has the names, printer columns, status subresource and CEL rules users rely on', async () => {
     const crd = parse(await readFile(join(root, 'crds', 'blockmirror.io_replicationpairs.yaml'), 'utf8')) as {
-      spec: { group: string; names: { shortNames: string[] }; scope: string; versions: { name: string; subresources: object; additionalPrinterColumns: { name: string }[]; schema: { openAPIV3Schema: { properties: { spec: { required: string[]; 'x-kubernetes-validations': { rule: string }[] } } } } }[] };
+      spec: { group: string; names: { shortNames: string[] }; scope: string; versions: { name: string; subresources: object; additionalPrinterColumns: { name: string; jsonPath: string; priority?: number }[]; schema: { openAPIV3Schema: { properties: { spec: { required: string[]; 'x-kubernetes-validations': { rule: string }[] } } } } }[] };
     };
     expect(crd.spec.group).toBe('blockmirror.io');
     expect(crd.spec.scope).toBe('Namespaced');
@@ -23,9 +23,17 @@ describe('the ReplicationPair CRD', () => {
     const v = crd.spec.versions[0]!;
     expect(v.name).toBe('v1alpha1');
     expect(v.subresources).toEqual({ status: {} });
-    expect(v.additionalPrinterColumns.map((c) => c.name)).toEqual(['Role', 'Mode', 'State', 'Out-of-sync', 'RPO', 'Age']);
+    // The default columns as before; Role is the role the sidecar holds, the spec's is in -o wide.
+    expect(v.additionalPrinterColumns.filter((c) => c.priority === undefined).map((c) => c.name)).toEqual(['Role', 'Mode', 'State', 'Out-of-sync', 'RPO', 'Age']);
+    expect(v.additionalPrinterColumns.find((c) => c.name === 'Role')?.jsonPath).toBe('.status.role');
+    expect(v.additionalPrinterColumns.filter((c) => c.priority === 1).map((c) => c.name)).toEqual(['Spec-Role', 'Generation', 'Peer-Generation']);
     const spec = v.schema.openAPIV3Schema.properties.spec;
     expect(spec.required).toEqual(['pvcName', 'role', 'mode']);
-    expect(spec['x-kubernetes-validations'].map((r) => r.rule).join('\n')).toMatch(/has\(self\.remote\)[\s\S]*oldSelf\.pvcName/);
+    const rules = spec['x-kubernetes-validations'].map((r) => r.rule).join('\n');
+    expect(rules).toMatch(/has\(self\.remote\)[\s\S]*oldSelf\.pvcName/);
+    // The role changes on a live pair (issue 18); a force or a discard goes with one role only.
+    expect(rules).not.toContain('oldSelf.role');
+    expect(rules).toContain("self.forcePromote || self.role == 'primary'");
+    expect(rules).toContain("self.discardMyData || self.role == 'secondary'");
   });
 });

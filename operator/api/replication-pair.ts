@@ -83,7 +83,12 @@ export interface ReplicationPairSpec {
    * @pattern ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$
    */
   pvcName: string;
-  /** primary: serves the application and ships writes; secondary: receives them, read-only. */
+  /**
+   * primary: serves the application and ships writes; secondary: receives them, read-only.
+   * Changing it is a role change on the live pair, keeping its dirty log and generation
+   * ids: to secondary, the sidecar fences the export, ships everything and demotes; to
+   * primary, it is promoted (refused unless its old primary demoted, see forcePromote).
+   */
   role: PairRole;
   /** sync: a write is acknowledged once on both sides; async: shipped in consistency groups. */
   mode: ReplicationMode;
@@ -101,6 +106,23 @@ export interface ReplicationPairSpec {
   consistencyGroup?: string;
   /** Stop replicating and record writes as out of sync until unpaused. */
   paused?: boolean;
+  /**
+   * With role primary: promote this side even though its old primary has not demoted with
+   * everything shipped here (it is unreachable: a forced failover, DRBD's primary --force).
+   * Writes the old primary acknowledged that never reached this side are lost (async:
+   * everything after the consistency point in status.promotedPointTime; sync: what it
+   * acknowledged after losing the link); if it went on writing alone, its return shows a
+   * split brain. It applies to one promotion: drop it when the role goes back to secondary.
+   */
+  forcePromote?: boolean;
+  /**
+   * With role secondary: this side's data loses (DRBD's --discard-my-data). The operator
+   * asks the sidecar once, for a split brain, a primary being demoted (it demotes at once,
+   * nothing shipped) or a refused peer holding unrelated data; the peer then overwrites
+   * what this side wrote (a delta from the common generation when both dirty logs reach
+   * back to it). The operator does not clear it; drop it once the pair is in sync again.
+   */
+  discardMyData?: boolean;
 }
 
 /** The pair's state as the sidecar reports it; there is deliberately no "Suspended". */
@@ -113,6 +135,7 @@ export type PairPhase =
   | 'Retrying'
   | 'Paused'
   | 'Standalone'
+  | 'SplitBrain'
   | 'Error';
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
@@ -161,6 +184,29 @@ export interface SecondaryFence {
 
 export interface ReplicationPairStatus {
   state?: PairPhase;
+  /** The role the sidecar actually holds (absent: no pair on a sidecar yet). */
+  role?: PairRole;
+  /**
+   * The spec.role the operator last carried out on the sidecar. A sidecar holding another
+   * role although spec.role has not changed since changed by itself (a stale primary
+   * demotes itself when it learns its peer was promoted) and is never driven back.
+   */
+  appliedRole?: PairRole;
+  /** The data generation id the volume holds ('' none: no complete image yet). */
+  generation?: string;
+  /** The peer's data generation id at the last handshake. */
+  peerGeneration?: string;
+  /** No application write is accepted on this side (a secondary, or a primary being demoted). */
+  fenced?: boolean;
+  /** @format date-time */
+  lastPromotionTime?: string;
+  /**
+   * At the last promotion, the primary time of the point the volume held (async: the last
+   * applied consistency group; sync: the last write received): after a forced failover,
+   * writes the old primary acknowledged after it are the data lost.
+   * @format date-time
+   */
+  promotedPointTime?: string;
   /**
    * Bytes the secondary does not have yet.
    * @asType integer

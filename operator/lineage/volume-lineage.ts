@@ -66,6 +66,19 @@ export class VolumeLineageStore {
     await this.#write(pv, lineage);
   }
 
+  /**
+   * Once a pair continues the lineage (its sidecar keeps it in the pair's metadata from
+   * then on), the record goes: left behind, it would describe the volume as it was, and a
+   * later create (a node that lost its state directory) would claim that old image.
+   */
+  async forget(pv: string): Promise<void> {
+    try {
+      await this.#api.patchVolumeAnnotations(pv, { [LINEAGE_ANNOTATION]: null });
+    } catch (err) {
+      if ((err as { status?: number }).status !== 404) throw err;
+    }
+  }
+
   async #write(pv: string, l: VolumeLineage): Promise<void> {
     const value: VolumeLineage = { role: l.role, generation: l.generation, history: [...l.history], consistent: l.consistent };
     try {

@@ -1,7 +1,7 @@
 import type { PairJson } from '../../sidecar/control/pair-json.js';
 import { formatBytes } from '../../sidecar/control/format-bytes.js';
 import { unrelatedDataConditions } from '../lineage/unrelated-data.js';
-import type { Condition, ConditionStatus, PairPhase, ReplicationMode, ReplicationPairStatus, SecondaryFence, SidecarRef } from '../api/replication-pair.js';
+import type { Condition, ConditionStatus, PairPhase, PairRole, ReplicationMode, ReplicationPairStatus, SecondaryFence, SidecarRef } from '../api/replication-pair.js';
 
 /** A problem the operator found before or instead of reaching the sidecar. */
 export interface Problem {
@@ -27,9 +27,14 @@ export interface Observation {
   problem?: Problem;
   /** A secondary on a CSI volume: its fence and where its volume is held. */
   fence?: SecondaryFence;
+  /** The spec.role carried out on the sidecar, when this pass knows it. */
+  appliedRole?: PairRole;
 }
 
-const SIDECAR_STATES: readonly string[] = ['Initializing', 'InSync', 'Replicating', 'Resyncing', 'Retrying', 'Paused', 'Standalone'];
+const SIDECAR_STATES: readonly string[] = ['Initializing', 'InSync', 'Replicating', 'Resyncing', 'Retrying', 'Paused', 'Standalone', 'SplitBrain'];
+
+/** What the status says of the sidecar's role and data generation. */
+const ROLE_FIELDS = ['role', 'generation', 'peerGeneration', 'fenced', 'lastPromotionTime', 'promotedPointTime'] as const;
 
 /**
  * The status one reconcile pass writes: the sidecar's view of the pair, plus the three
@@ -41,6 +46,20 @@ export function buildStatus(prev: ReplicationPairStatus | undefined, obs: Observ
   const status: ReplicationPairStatus = { state, observedGeneration: obs.generation };
   if (obs.sidecar !== undefined) status.sidecar = obs.sidecar;
   if (obs.fence !== undefined) status.fence = obs.fence;
+  const applied = obs.appliedRole ?? prev?.appliedRole;
+  if (applied !== undefined) status.appliedRole = applied;
+  if (p !== undefined) {
+    status.role = p.role;
+    status.generation = p.generation;
+    if (p.peerGeneration !== '') status.peerGeneration = p.peerGeneration;
+    // A secondary without an export takes no application write either.
+    status.fenced = p.fenced || p.role === 'secondary';
+    if (p.lastPromotionTime !== null) status.lastPromotionTime = p.lastPromotionTime;
+    if (p.promotedPointTime !== null) status.promotedPointTime = p.promotedPointTime;
+  } else if (prev !== undefined && obs.problem !== undefined && obs.problem.notReplicating !== true) {
+    // The sidecar could not be asked this time: what it held when it last answered.
+    for (const k of ROLE_FIELDS) if (prev[k] !== undefined) Object.assign(status, { [k]: prev[k] });
+  }
   if (p !== undefined) {
     status.outOfSyncBytes = p.outOfSyncBytes;
     status.outOfSync = formatBytes(p.outOfSyncBytes).replace(' ', '');
@@ -75,6 +94,8 @@ export function buildStatus(prev: ReplicationPairStatus | undefined, obs: Observ
     set('Synchronized', 'False', obs.problem?.reason ?? 'Error', 'not replicating: see the Ready condition');
   } else if (p === undefined) {
     set('Synchronized', 'Unknown', 'NoSidecarStatus', 'no status from the sidecar');
+  } else if (state === 'SplitBrain') {
+    set('Synchronized', 'False', 'SplitBrain', 'split brain: nothing is resynced until one side discards its data');
   } else if (state === 'InSync' || (obs.mode === 'async' && state === 'Replicating')) {
     set('Synchronized', 'True', state, obs.mode === 'async' ? `consistency groups reach the secondary; RPO ${status.rpo ?? '?'}` : 'every acknowledged write is on the secondary');
   } else {
@@ -85,6 +106,8 @@ export function buildStatus(prev: ReplicationPairStatus | undefined, obs: Observ
     set('Degraded', 'True', 'Retrying', `retrying without suspending: ${p?.lastError || 'the peer is unreachable'}`);
   } else if (state === 'Error') {
     set('Degraded', 'True', obs.problem?.reason ?? 'Error', obs.problem?.message ?? 'error');
+  } else if (state === 'SplitBrain') {
+    set('Degraded', 'True', 'SplitBrain', p?.lastError || 'split brain');
   } else if (p !== undefined && p.lastError !== '') {
     // Replicating, but something failed that the sidecar reports (its dirty log, say).
     set('Degraded', 'True', 'Error', p.lastError);

@@ -1,0 +1,364 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CleanupStack } from './helpers/cleanup-stack.js';
+import { FaultProxy } from './helpers/fault-proxy.js';
+import { KubeSite, OperatorProcess, OPERATOR_NAMESPACE, RELEASE, renderExample, type PairObject } from './helpers/kube-site.js';
+import { randomFile, sha256File, sparseFile } from './helpers/replication-harness.js';
+import { run } from './helpers/run-cli.js';
+import { SidecarProcess } from './helpers/sidecar-process.js';
+import { waitFor } from './helpers/wait-for.js';
+
+// Role changes driven by `kubectl patch` of the ReplicationPair (issue 18, the operator's
+// part), on two sites as in operator-two-site.test.ts: each a real control plane with
+// the chart installed, its own operator and sidecar processes authenticated with the
+// chart's ServiceAccount tokens; each direction of the peer link through a proxy the
+// test cuts; data written with a real NBD client (qemu-io) into the primary's export.
+// What was shipped is read from the sidecars' status (bytesOnWire: payload bytes the
+// primary sent since it became the primary).
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const VOLUME = 32 * MiB;
+/** Random data at the start of A's volume: what the initial full copy ships. */
+const FILLED = 8 * MiB;
+const FIVE_PERCENT = VOLUME / 20;
+const PAIR = 'db-data';
+const SIDECAR_PAIR = `default.${PAIR}`;
+
+const cleanup = new CleanupStack();
+const track = cleanup.track.bind(cleanup);
+
+interface Site {
+  name: string;
+  kube: KubeSite;
+  operator: OperatorProcess;
+  sidecar: SidecarProcess;
+  sidecarArgs: string[];
+  stateDir: string;
+  volume: string;
+  node: string;
+}
+
+type Status = NonNullable<PairObject['status']> & {
+  role?: string;
+  appliedRole?: string;
+  generation?: string;
+  peerGeneration?: string;
+  fenced?: boolean;
+  lastError?: string;
+  lastPromotionTime?: string;
+  promotedPointTime?: string;
+};
+
+let work: string;
+let a: Site;
+let b: Site;
+/** A dials B through toB; B, once promoted, dials A through toA. */
+let toB: FaultProxy;
+let toA: FaultProxy;
+const timings: string[] = [];
+
+async function startSidecar(site: Pick<Site, 'name' | 'stateDir' | 'sidecarArgs'>, ports: string[] = []): Promise<SidecarProcess> {
+  const sc = await SidecarProcess.start({ stateDir: site.stateDir, args: [...site.sidecarArgs, ...ports] });
+  track(`sidecar ${site.name} pid ${sc.child.pid}`, async () => {
+    const exited = await Promise.race([sc.stop(), new Promise<null>((r) => setTimeout(() => r(null), 15_000).unref())]);
+    if (exited === null) await sc.kill9();
+  });
+  return sc;
+}
+
+async function startSite(name: string, node: string): Promise<Site> {
+  const dir = join(work, name);
+  await mkdir(dir, { recursive: true });
+  const kube = await KubeSite.start(name, join(dir, 'control-plane'), { install: 'helm' });
+  track(`control plane ${name}`, () => kube.stop());
+  const sidecarArgs = ['--register-node', node, '--register-namespace', OPERATOR_NAMESPACE, '--kubeconfig', await kube.serviceAccountKubeconfig(`${RELEASE}-sidecar`)];
+  const stateDir = join(dir, 'sidecar-state');
+  const sidecar = await startSidecar({ name, stateDir, sidecarArgs });
+  const operator = await OperatorProcess.start(kube, [], await kube.serviceAccountKubeconfig(`${RELEASE}-operator`));
+  track(`operator of ${name}`, () => operator.stop());
+  return { name, kube, operator, sidecar, sidecarArgs, stateDir, volume: join(dir, 'volume.img'), node };
+}
+
+async function status(site: Site): Promise<Status> {
+  return ((await site.kube.getPair(PAIR))?.status ?? {}) as Status;
+}
+
+function ready(s: Status): { status: string; reason: string; message: string } | undefined {
+  return s.conditions?.find((c) => c.type === 'Ready');
+}
+
+async function waitStatus(site: Site, what: string, ok: (s: Status) => boolean, timeoutMs = 60_000): Promise<Status> {
+  let last: Status = {};
+  try {
+    return await waitFor(
+      `${site.name}: ${what}`,
+      async () => {
+        last = await status(site);
+        return ok(last) ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 200 },
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify({ state: last.state, role: last.role, ready: ready(last), lastError: last.lastError })}`, { cause: err });
+  }
+}
+
+async function patch(site: Site, spec: Record<string, unknown>): Promise<void> {
+  await site.kube.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', JSON.stringify({ spec })]);
+}
+
+async function events(site: Site): Promise<string[]> {
+  const out = await site.kube.kubectlOk(['get', 'events', '--field-selector', `involvedObject.name=${PAIR}`, '-o', 'jsonpath={range .items[*]}{.type} {.reason} {.message}{"\\n"}{end}']);
+  return out.split('\n').filter((l) => l !== '');
+}
+
+interface Written {
+  offset: number;
+  pattern: number;
+}
+
+let nextPattern = 0x20;
+
+/** Writes 4 KiB of one byte value at each offset through the site's export (qemu-io), then a FLUSH; returns what it wrote. */
+async function write(site: Site, offsets: number[]): Promise<Written[]> {
+  const { nbdAddress } = await site.sidecar.rpcStatus(SIDECAR_PAIR);
+  const writes = offsets.map((offset) => ({ offset, pattern: nextPattern++ & 0xff }));
+  const cmds = writes.flatMap((w) => ['-c', `write -P ${w.pattern} ${w.offset} 4k`]);
+  const r = await run('qemu-io', ['-f', 'raw', ...cmds, '-c', 'flush', `nbd://${nbdAddress}/${SIDECAR_PAIR}`], { timeoutMs: 60_000 });
+  expect({ code: r.code, failed: /failed|error/i.test(r.stdout + r.stderr) }).toEqual({ code: 0, failed: false });
+  return writes;
+}
+
+/** One write through the export: accepted or not. */
+async function tryWrite(nbdAddress: string, offset: number): Promise<{ accepted: boolean; output: string }> {
+  const r = await run('qemu-io', ['-f', 'raw', '-c', `write -P 0x5a ${offset} 4k`, `nbd://${nbdAddress}/${SIDECAR_PAIR}`], { timeoutMs: 30_000 });
+  const output = r.stdout + r.stderr;
+  return { accepted: r.code === 0 && /wrote 4096/.test(output) && !/failed/i.test(output), output };
+}
+
+async function expectWrites(img: string, writes: Written[]): Promise<void> {
+  const fh = await open(img, 'r');
+  try {
+    for (const w of writes) {
+      const got = Buffer.alloc(4 * KiB);
+      await fh.read(got, 0, got.length, w.offset);
+      expect({ offset: w.offset, same: got.equals(Buffer.alloc(4 * KiB, w.pattern)) }).toEqual({ offset: w.offset, same: true });
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+async function expectIdentical(): Promise<string> {
+  const [ha, hb] = await Promise.all([sha256File(a.volume), sha256File(b.volume)]);
+  expect(hb).toBe(ha);
+  return ha;
+}
+
+/** Spread over the volume, one per 1 MiB: each in its own 64 KiB tracking block. */
+function offsets(n: number, salt: number): number[] {
+  return Array.from({ length: n }, (_, i) => i * MiB + ((salt * 8 + i) % 15) * 4 * KiB);
+}
+
+/** `primary` is settled in sync mode and `secondary` holds its generation. */
+async function converged(primary: Site, secondary: Site, what: string): Promise<{ bytesOnWire: number }> {
+  const p = await primary.sidecar.waitForPair(SIDECAR_PAIR, `${what}: ${primary.name} InSync`, (s) => s.role === 'primary' && s.state === 'InSync' && s.outOfSyncBytes === 0, 60_000);
+  await secondary.sidecar.waitForPair(SIDECAR_PAIR, `${what}: ${secondary.name} holds ${primary.name}'s generation`, (s) => s.role === 'secondary' && s.generation === p.generation && s.consistent && s.dirtyBlocks === 0, 60_000);
+  await waitStatus(primary, `${what}: resource InSync as primary`, (s) => s.state === 'InSync' && s.role === 'primary' && ready(s)?.reason === 'PairActive');
+  await waitStatus(secondary, `${what}: resource shows a secondary`, (s) => s.role === 'secondary' && s.generation === p.generation);
+  return p;
+}
+
+/** Time from `kubectl patch` of `site` to its export's first accepted write. */
+async function promoteAndMeasure(site: Site, spec: Record<string, unknown>, offset: number): Promise<number> {
+  const t0 = performance.now();
+  await patch(site, spec);
+  await waitFor(
+    `${site.name}'s export accepting writes`,
+    async () => {
+      const st = await site.sidecar.rpcStatus(SIDECAR_PAIR);
+      if (st.role !== 'primary' || st.fenced || st.nbdAddress === '') return undefined;
+      return (await tryWrite(st.nbdAddress, offset)).accepted;
+    },
+    { timeoutMs: 60_000, intervalMs: 50 },
+  );
+  return performance.now() - t0;
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'bm-failover-'));
+  track(`work dir ${work}`, () => rm(work, { recursive: true, force: true }));
+  [a, b] = await Promise.all([startSite('site-a', 'node-a'), startSite('site-b', 'node-b')]);
+  await randomFile(a.volume, FILLED);
+  await sparseFile(a.volume, VOLUME);
+  await sparseFile(b.volume, VOLUME);
+  const proxy = async (target: string): Promise<FaultProxy> => {
+    const p = await FaultProxy.start({ target });
+    track(`proxy ${p.address}`, () => Promise.race([p.close(), new Promise<void>((r) => setTimeout(r, 2000).unref())]));
+    return p;
+  };
+  toB = await proxy(b.sidecar.addresses.peer);
+  toA = await proxy(a.sidecar.addresses.peer);
+  const common = { VOLUME_SIZE: `${VOLUME / MiB}Mi` };
+  await b.kube.kubectlOk(['apply', '-f', '-'], { input: await renderExample('examples/two-site/site-b.yaml', { ...common, VOLUME_PATH: b.volume, NODE: b.node }) });
+  // A short write timeout on both (B's for when it is the primary): writes while the peer is away are answered sooner.
+  await patch(b, { sync: { writeTimeoutMs: 500 } });
+  const siteA = await renderExample('examples/two-site/site-a.yaml', { ...common, VOLUME_PATH: a.volume, NODE: a.node, REMOTE_ENDPOINT: toB.address });
+  expect(siteA).toContain('writeTimeoutMs: 2000');
+  await a.kube.kubectlOk(['apply', '-f', '-'], { input: siteA.replace('writeTimeoutMs: 2000', 'writeTimeoutMs: 500') });
+  await converged(a, b, 'initial copy');
+  await expectIdentical();
+}, 300_000);
+
+afterAll(async () => {
+  if (timings.length > 0) process.stdout.write(`operator failover timings:\n${timings.map((t) => `  ${t}`).join('\n')}\n`);
+  await cleanup.releaseAll();
+}, 120_000);
+
+describe('role changes by kubectl patch, on two sites with real API servers', () => {
+  it('planned switchover to B and back in sync mode: nothing lost, each direction ships only its delta, kubectl get shows the roles held', async () => {
+    const onA = await write(a, offsets(8, 1));
+    await converged(a, b, 'writes on A');
+
+    // Demote A: the export refuses writes, everything is shipped, then it is a secondary.
+    let t0 = performance.now();
+    await patch(a, { role: 'secondary' });
+    const demotedA = await waitStatus(a, 'demoted', (s) => s.role === 'secondary' && s.appliedRole === 'secondary' && ready(s)?.status === 'True');
+    const demoteMs = performance.now() - t0;
+    expect(demotedA.fenced).toBe(true);
+    await expectWrites(b.volume, onA);
+    await expectIdentical();
+    const fenced = await tryWrite(demotedA.exportAddress!, 0);
+    expect(fenced.accepted).toBe(false);
+    expect(fenced.output).toMatch(/not permitted|permission denied|read-only/i);
+    expect(await events(a)).toEqual(expect.arrayContaining([expect.stringMatching(/^Normal Demoting /), expect.stringMatching(/^Normal Demoted demoted: everything was shipped/)]));
+
+    // Promote B (it needs spec.remote as a primary: where A's sidecar is).
+    const rtoMs = await promoteAndMeasure(b, { role: 'primary', remote: { endpoint: toA.address } }, 20 * MiB);
+    const onB = await write(b, offsets(8, 2));
+    const shippedToA = (await converged(b, a, 'after the switchover')).bytesOnWire;
+    await expectWrites(a.volume, onB);
+    await expectIdentical();
+    expect(shippedToA).toBeGreaterThan(0);
+    expect(shippedToA).toBeLessThan(FIVE_PERCENT);
+    expect(await events(b)).toEqual(expect.arrayContaining([expect.stringMatching(/^Normal Promoted promoted to generation/)]));
+    expect(await a.kube.kubectlOk(['get', 'rp', PAIR])).toMatch(new RegExp(`${PAIR}\\s+secondary\\s+sync\\s+InSync`));
+    expect(await b.kube.kubectlOk(['get', 'rp', PAIR])).toMatch(new RegExp(`${PAIR}\\s+primary\\s+sync\\s+InSync`));
+    const wide = await a.kube.kubectlOk(['get', 'rp', PAIR, '-o', 'wide']);
+    expect(wide).toMatch(/SPEC-ROLE\s+GENERATION\s+PEER-GENERATION/);
+    // A force or a discard goes with one role: the API server refuses them with the other.
+    const forcedSecondary = await a.kube.kubectl(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"forcePromote":true}}']);
+    expect(forcedSecondary.code).not.toBe(0);
+    expect(forcedSecondary.stderr).toContain('spec.forcePromote applies to a promotion');
+    const discardPrimary = await b.kube.kubectl(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"discardMyData":true}}']);
+    expect(discardPrimary.code).not.toBe(0);
+    expect(discardPrimary.stderr).toContain('spec.discardMyData makes this side a secondary');
+
+    // And back home.
+    t0 = performance.now();
+    await patch(b, { role: 'secondary' });
+    await waitStatus(b, 'demoted', (s) => s.role === 'secondary' && s.appliedRole === 'secondary');
+    const demoteBackMs = performance.now() - t0;
+    const rtoBackMs = await promoteAndMeasure(a, { role: 'primary' }, 21 * MiB);
+    const back = await write(a, offsets(8, 3));
+    const shippedToB = (await converged(a, b, 'after switching back')).bytesOnWire;
+    await expectWrites(b.volume, back);
+    await expectIdentical();
+    expect(shippedToB).toBeLessThan(FIVE_PERCENT);
+    timings.push(
+      `planned switchover (sync): demote A ${demoteMs.toFixed(0)} ms, RTO (kubectl patch of B to its first accepted write) ${rtoMs.toFixed(0)} ms; back: demote B ${demoteBackMs.toFixed(0)} ms, RTO ${rtoBackMs.toFixed(0)} ms; shipped ${shippedToA} B to A and ${shippedToB} B back (volume ${VOLUME} B, initial copy ${FILLED} B of data)`,
+    );
+  }, 180_000);
+
+  it('forced failover: A killed and cut off, B promoted with force (refused without), A returns demoted by its sidecar and fenced, then converges after the user patches it to secondary', async () => {
+    const onA = await write(a, offsets(4, 4));
+    await converged(a, b, 'before the failure');
+    const gen1 = (await status(a)).generation;
+    toB.cut();
+    toA.cut();
+    await a.sidecar.kill9();
+    await waitStatus(b, 'its primary gone', (s) => s.state === 'Retrying');
+
+    // Without force: refused, and the condition says how to force it and what is lost.
+    await patch(b, { role: 'primary' });
+    const refused = await waitStatus(b, 'promotion refused', (s) => ready(s)?.reason === 'PromotionRefused');
+    expect(ready(refused)!.message).toContain(`kubectl patch rp ${PAIR} -n default --type=merge -p '{"spec":{"forcePromote":true}}'`);
+    expect(ready(refused)!.message).toContain('Lost then');
+    expect(refused.role).toBe('secondary');
+    const rtoMs = await promoteAndMeasure(b, { forcePromote: true }, 22 * MiB);
+    const promotedB = await waitStatus(b, 'promoted', (s) => s.role === 'primary' && s.lastPromotionTime !== undefined);
+    expect(promotedB.generation).not.toBe(gen1);
+    expect(promotedB.promotedPointTime).toBeDefined();
+    expect(await events(b)).toEqual(expect.arrayContaining([expect.stringMatching(/^Warning Promoted promoted by force/)]));
+    const onB = await write(b, offsets(8, 5));
+
+    // A's sidecar comes back (same state, same ports) and the link heals.
+    a.sidecar = await startSidecar(a, ['--control-listen', a.sidecar.addresses.control, '--peer-listen', a.sidecar.addresses.peer]);
+    toB.heal();
+    toA.heal();
+    const demotedA = await waitStatus(a, 'demoted by its sidecar', (s) => s.role === 'secondary' && ready(s)?.reason === 'Demoted', 90_000);
+    expect(demotedA.fenced).toBe(true);
+    expect(ready(demotedA)!.message).toContain('the remote side was promoted');
+    expect(ready(demotedA)!.message).toContain('"role":"secondary"');
+    expect((await tryWrite((await a.sidecar.rpcStatus(SIDECAR_PAIR)).nbdAddress, 0)).accepted).toBe(false);
+    expect(await events(a)).toEqual(expect.arrayContaining([expect.stringMatching(/^Warning Demoted the sidecar is a secondary/)]));
+    // Not promoted back while the spec still says primary.
+    expect((await a.sidecar.rpcStatus(SIDECAR_PAIR)).role).toBe('secondary');
+
+    await patch(a, { role: 'secondary' });
+    const shipped = (await converged(b, a, 'failback resync')).bytesOnWire;
+    await waitStatus(a, 'Ready again', (s) => ready(s)?.status === 'True' && s.appliedRole === 'secondary');
+    await expectIdentical();
+    await expectWrites(a.volume, onB);
+    await expectWrites(a.volume, onA);
+    expect(shipped).toBeLessThan(FIVE_PERCENT);
+    timings.push(`forced failover: RTO (kubectl patch with forcePromote to B's first accepted write) ${rtoMs.toFixed(0)} ms; failback resync shipped ${shipped} B`);
+  }, 180_000);
+
+  it('split brain: both written as primaries after a link cut — SplitBrain condition and event on both, nothing moves; discardMyData on A makes B\'s data win exactly', async () => {
+    // B is the primary, A its secondary.
+    toB.cut();
+    toA.cut();
+    await waitStatus(b, 'cut off', (s) => s.state === 'Retrying');
+    await write(b, offsets(4, 6));
+    await a.sidecar.waitForPair(SIDECAR_PAIR, 'A sees its primary gone', (s) => !s.primaryDemoted && s.state === 'Retrying', 30_000);
+    await patch(a, { role: 'primary', forcePromote: true });
+    await waitStatus(a, 'promoted by force', (s) => s.role === 'primary');
+    await write(a, offsets(4, 7));
+    const [genA, genB] = [(await status(a)).generation!, (await status(b)).generation!];
+    expect(genA).not.toBe(genB);
+    const [hashA, hashB] = await Promise.all([sha256File(a.volume), sha256File(b.volume)]);
+    expect(hashA).not.toBe(hashB);
+
+    toB.heal();
+    toA.heal();
+    for (const site of [a, b]) {
+      const s = await waitStatus(site, 'split brain', (x) => x.state === 'SplitBrain' && ready(x)?.reason === 'SplitBrain');
+      expect(ready(s)!.message).toContain(genA);
+      expect(ready(s)!.message).toContain(genB);
+      expect(ready(s)!.message).toContain('"discardMyData":true');
+      const warnings = (await events(site)).filter((e) => e.startsWith('Warning SplitBrain'));
+      expect(warnings).toHaveLength(1);
+    }
+    // Nothing moves while nobody decides.
+    const until = Date.now() + 3000;
+    while (Date.now() < until) {
+      expect([(await status(a)).state, (await status(b)).state]).toEqual(['SplitBrain', 'SplitBrain']);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect([await sha256File(a.volume), await sha256File(b.volume)]).toEqual([hashA, hashB]);
+
+    // A's changes go.
+    const t0 = performance.now();
+    await patch(a, { role: 'secondary', discardMyData: true, forcePromote: null });
+    await converged(b, a, 'after discarding A\'s data');
+    const resolveMs = performance.now() - t0;
+    expect(await sha256File(a.volume)).toBe(hashB);
+    expect(await sha256File(b.volume)).toBe(hashB);
+    expect(await events(a)).toEqual(expect.arrayContaining([expect.stringMatching(/^Warning DiscardingMyData /)]));
+    timings.push(`split brain resolved by discardMyData on A in ${resolveMs.toFixed(0)} ms (patch to both sides converged)`);
+  }, 180_000);
+});
