@@ -15,7 +15,7 @@ import { LineageAnnotationError, type VolumeLineageStore } from './lineage/volum
 import type { PeerTls } from '../proto/gen/blockmirror/control/v1/PeerTls.js';
 import type { PromotePairRequest } from '../proto/gen/blockmirror/control/v1/PromotePairRequest.js';
 import { DEFAULT_BLOCK_SIZE, FINALIZER, type PairRole, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
-import { appliedAfter, planRole, type RoleAction, type RoleFacts } from './role-plan.js';
+import { appliedAfter, planRole, type RoleAction, type RoleFacts } from './roles/role-plan.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';
 import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js';
 import type { FencedSecondary, FencedVolume } from './secondary/fenced-secondary.js';

@@ -1,4 +1,4 @@
-import type { PairRole } from './api/replication-pair.js';
+import type { PairRole } from '../api/replication-pair.js';
 
 /** What a reconcile pass does about the role of a pair that exists on its sidecar. */
 export type RoleAction =
