@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'winston';
 import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
 import type { Pair__Output } from '../proto/gen/blockmirror/control/v1/Pair.js';
@@ -21,7 +20,13 @@ import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js
 import type { FencedSecondary, FencedVolume } from './secondary/fenced-secondary.js';
 import type { EventRecord } from './kube/kube-client.js';
 import { buildStatus, sameStatus, type Observation, type Problem } from './status/pair-status.js';
+import { sidecarPairName } from './sidecar-pair-name.js';
+import { isRefusal } from './sidecar-refusal.js';
+import { ProblemError } from './status/problem-error.js';
 import type { HandlerResult } from './work-queue.js';
+
+// Kept importable from here, where the reconciler's users and tests have found it.
+export { sidecarPairName } from './sidecar-pair-name.js';
 
 /** What the reconciler needs from a sidecar's control API. */
 export interface SidecarControl {
@@ -79,27 +84,9 @@ export class TemporaryError extends BlockmirrorError {
 
 const TLS_KEYS = ['tls.crt', 'tls.key', 'ca.crt'];
 
-/**
- * The pair's name on its sidecar: unique per cluster, and derivable by the other site
- * from `remote.namespace`/`remote.name`. Sidecar names stop at 63 characters, so a
- * longer one keeps a prefix and a hash of the whole.
- */
-export function sidecarPairName(namespace: string, name: string): string {
-  const full = `${namespace}.${name}`;
-  if (full.length <= 63) return full;
-  const hash = createHash('sha256').update(full).digest('hex').slice(0, 12);
-  return `${full.slice(0, 50).replace(/[-.]+$/, '')}-${hash}`;
-}
-
 function isNotFound(err: unknown): boolean {
   const e = err as { grpcCode?: number; code?: string };
   return e.grpcCode === 5 || e.code === 'NOT_FOUND';
-}
-
-/** The sidecar refuses for good (INVALID_ARGUMENT, FAILED_PRECONDITION). */
-function isRefusal(err: unknown): boolean {
-  const code = (err as { grpcCode?: number }).grpcCode;
-  return code === 3 || code === 9;
 }
 
 /**
@@ -664,15 +651,6 @@ function notSplicedMessage(loc: VolumeLocation, csi: NonNullable<VolumeLocation[
     `${head}: it opts in (${loc.spliceOptIn}) but was staged without the splice, before blockmirror's CSI node proxy wrapped driver ${csi.driver}, or the proxy does not wrap it. ` +
     `Check that the chart's csiProxy.drivers names ${csi.driver}, then restart the pod once (${loc.usedBy.join(', ')}) so the kubelet stages the volume again, through the proxy.`
   );
-}
-
-class ProblemError extends Error {
-  readonly problem: Problem;
-  constructor(problem: Problem) {
-    super(problem.message);
-    this.name = 'ProblemError';
-    this.problem = problem;
-  }
 }
 
 /** Both sides were written as primaries: nothing moves until the user says which side loses. */
