@@ -2,7 +2,7 @@ import type { Logger } from 'winston';
 import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
 import type { Pair__Output } from '../proto/gen/blockmirror/control/v1/Pair.js';
 import type { SplicedVolume__Output } from '../proto/gen/blockmirror/control/v1/SplicedVolume.js';
-import { pairToJson, type PairJson } from '../sidecar/control/pair-json.js';
+import { pairToJson } from '../sidecar/control/pair-json.js';
 import { BlockmirrorError } from '../sidecar/errors.js';
 import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
 import type { VolumeLineage } from '../sidecar/replication/continue-lineage.js';
@@ -13,13 +13,17 @@ import { unrelatedDataEvent } from './lineage/unrelated-data.js';
 import { LineageAnnotationError, type VolumeLineageStore } from './lineage/volume-lineage.js';
 import type { PeerTls } from '../proto/gen/blockmirror/control/v1/PeerTls.js';
 import type { PromotePairRequest } from '../proto/gen/blockmirror/control/v1/PromotePairRequest.js';
-import { DEFAULT_BLOCK_SIZE, FINALIZER, type PairRole, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
-import { appliedAfter, planRole, type RoleAction, type RoleFacts } from './roles/role-plan.js';
+import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
+import { changeRole } from './roles/role-change.js';
+import { roleFacts } from './roles/role-facts.js';
+import { roleOf } from './roles/role-of.js';
+import { appliedAfter, planRole } from './roles/role-plan.js';
+import { splitBrainProblem } from './roles/split-brain-problem.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';
 import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js';
 import type { FencedSecondary, FencedVolume } from './secondary/fenced-secondary.js';
 import type { EventRecord } from './kube/kube-client.js';
-import { buildStatus, sameStatus, type Observation, type Problem } from './status/pair-status.js';
+import { buildStatus, sameStatus, type Observation } from './status/pair-status.js';
 import { sidecarPairName } from './sidecar-pair-name.js';
 import { isRefusal } from './sidecar-refusal.js';
 import { ProblemError } from './status/problem-error.js';
@@ -289,7 +293,7 @@ export class Reconciler {
       } else {
         // Known before the step: a role the sidecar took by itself is reported, not undone.
         if (action.kind === 'demoted-by-peer' || action.kind === 'primary-outside') obs.appliedRole = appliedAfter(action, facts);
-        current = await this.#changeRole(pair, obs, control, current, action);
+        current = await changeRole({ pair, obs, current, action }, { control, event: (e) => this.#event(pair, e), pollMs: this.#d.pollMs, demoteTimeoutMs: this.#d.demoteTimeoutMs ?? 60_000 });
         obs.appliedRole = appliedAfter(action, facts);
       }
     }
@@ -321,93 +325,6 @@ export class Reconciler {
       await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${desired.volumePath})${createdLineageNote(current, desired)}` });
     }
     return current;
-  }
-
-  /**
-   * The role step (see planRole): a demotion, promotion or discard through the sidecar's
-   * role calls, which keep the pair's dirty log and generation ids. What the operator does
-   * not do (a primary that demoted itself is not promoted back) is said in a condition.
-   */
-  async #changeRole(pair: ReplicationPair, obs: Observation, control: SidecarControl, current: Pair__Output, action: RoleAction): Promise<Pair__Output> {
-    const { namespace, name } = pair.metadata;
-    const sidecarName = sidecarPairName(namespace, name);
-    const before = pairToJson(current);
-    const patch = (json: string): string => `kubectl patch rp ${name} -n ${namespace} --type=merge -p '${json}'`;
-    const known = (reason: string): boolean => pair.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === reason) ?? false;
-    switch (action.kind) {
-      case 'none':
-        return current;
-      case 'demote': {
-        const timeoutMs = this.#d.demoteTimeoutMs ?? 60_000;
-        await this.#event(pair, { type: 'Normal', reason: 'Demoting', message: `demoting: the export refuses writes from now on; everything this side holds is shipped to its peer (up to ${timeoutMs / 1000} s) before it becomes a secondary` });
-        let after: Pair__Output;
-        try {
-          after = await control.demotePair(sidecarName, { force: false, timeoutMs });
-        } catch (err) {
-          if (!isRefusal(err)) throw err;
-          obs.pair = before;
-          const message =
-            `not demoted: ${(err as Error).message}. The operator tries again. If the peer is gone for good and the other side is to take over, ` +
-            `promote it with spec.forcePromote (this side learns it is stale when it reaches the peer, and demotes itself), or discard what this side did not ship: ${patch('{"spec":{"discardMyData":true}}')}`;
-          if (!known('DemotionFailed')) await this.#event(pair, { type: 'Warning', reason: 'DemotionFailed', message });
-          throw new ProblemError({ reason: 'DemotionFailed', message, permanent: false });
-        }
-        const j = pairToJson(after);
-        await this.#event(pair, { type: 'Normal', reason: 'Demoted', message: `demoted: everything was shipped to the peer, which holds generation ${j.generation}; the export stays listening and refuses every request` });
-        return after;
-      }
-      case 'discard': {
-        const after = await control.discardMyData(sidecarName);
-        const was = before.role === 'primary' ? 'demoted at once (nothing shipped) and its' : 'its';
-        await this.#event(pair, {
-          type: 'Warning',
-          reason: 'DiscardingMyData',
-          message: `spec.discardMyData: this side (${before.role}, generation ${before.generation || 'none'}) is ${was} data is overwritten by its peer's at the next session (a delta from their common generation when both dirty logs reach back to it, else a full copy)`,
-        });
-        return after;
-      }
-      case 'promote': {
-        const req: PromotePairRequest = { name: sidecarName, force: action.force, ...promoteSettings(pair, current) };
-        let after: Pair__Output;
-        try {
-          after = await control.promotePair(req);
-        } catch (err) {
-          if (!isRefusal(err)) throw err;
-          obs.pair = before;
-          const message = refusedPromotionMessage(pair, before, (err as Error).message, action.force, patch('{"spec":{"forcePromote":true}}'));
-          if (!known('PromotionRefused')) await this.#event(pair, { type: 'Warning', reason: 'PromotionRefused', message });
-          throw new ProblemError({ reason: 'PromotionRefused', message, permanent: false, recheckAfterMs: this.#d.pollMs });
-        }
-        const j = pairToJson(after);
-        const from = before.generation;
-        if (action.force && !before.primaryDemoted) {
-          const point = j.promotedPointTime ?? 'an unknown time';
-          await this.#event(pair, {
-            type: 'Warning',
-            reason: 'Promoted',
-            message: `promoted by force to generation ${j.generation} (from ${from}): the volume holds the old primary's data as of ${point} (${pair.spec.mode === 'async' ? 'the last consistency group applied here' : 'the last write received here'}); writes it acknowledged after that are lost, and if it went on writing alone its return shows a split brain`,
-          });
-        } else {
-          await this.#event(pair, { type: 'Normal', reason: 'Promoted', message: `promoted to generation ${j.generation} (from ${from}): the export takes writes; the old primary gets this side's writes as a delta` });
-        }
-        return after;
-      }
-      case 'demoted-by-peer': {
-        obs.pair = before;
-        const message =
-          `the sidecar is a secondary although spec.role is primary: it demoted itself (its peer holds generation ${before.peerGeneration || 'unknown'}, newer than and descending from this side's ${before.generation}): ` +
-          `the remote side was promoted. Its export refuses writes and it takes the peer's data (writes it acknowledged that the peer never got are overwritten). ` +
-          `The operator does not promote it back. Make the spec say so: ${patch('{"spec":{"role":"secondary","forcePromote":null}}')}; to bring the application home later, switch over (demote the other side, then promote this one).`;
-        if (!known('Demoted')) await this.#event(pair, { type: 'Warning', reason: 'Demoted', message });
-        throw new ProblemError({ reason: 'Demoted', message, permanent: false, recheckAfterMs: this.#d.pollMs });
-      }
-      case 'primary-outside': {
-        obs.pair = before;
-        const message = `the sidecar is a primary although spec.role is secondary and has not changed (promoted outside the operator): the operator does not demote it behind your back. To keep it: ${patch('{"spec":{"role":"primary"}}')} (spec.remote is needed); to demote it, set role primary, then secondary again`;
-        if (!known('RoleMismatch')) await this.#event(pair, { type: 'Warning', reason: 'RoleMismatch', message });
-        throw new ProblemError({ reason: 'RoleMismatch', message, permanent: false, recheckAfterMs: this.#d.pollMs });
-      }
-    }
   }
 
   /**
@@ -653,20 +570,6 @@ function notSplicedMessage(loc: VolumeLocation, csi: NonNullable<VolumeLocation[
   );
 }
 
-/** Both sides were written as primaries: nothing moves until the user says which side loses. */
-function splitBrainProblem(pair: ReplicationPair, p: PairJson, pollMs: number): Problem {
-  const { namespace, name } = pair.metadata;
-  return {
-    reason: 'SplitBrain',
-    message:
-      `split brain: this side (${p.role}) holds generation ${p.generation}, its peer ${p.peerGeneration || 'unknown'}; both were written as primaries since their last common generation, so nothing is resynced in either direction (${p.lastError}). ` +
-      `Decide which side's changes are to go, and on that site run: kubectl patch rp ${name} -n ${namespace} --type=merge -p '{"spec":{"role":"secondary","discardMyData":true,"forcePromote":null}}' ` +
-      `(its changes since the common generation are overwritten by the other side's); the other side stays or becomes the primary.`,
-    permanent: false,
-    recheckAfterMs: pollMs,
-  };
-}
-
 /** The sidecar pair a ReplicationPair asks for. */
 export function desiredSpec(pair: ReplicationPair, volumePath: string): PairSpec {
   const { namespace, name } = pair.metadata;
@@ -707,56 +610,6 @@ function sameWiring(current: Pair__Output, want: PairSpec): boolean {
   const have = current.spec;
   if (have === null || have === undefined) return false;
   return have.volumePath === want.volumePath && have.mode === want.mode && have.blockSize === want.blockSize;
-}
-
-function roleOf(p: Pair__Output): PairRole {
-  return p.spec?.role === 'ROLE_SECONDARY' ? 'secondary' : 'primary';
-}
-
-function roleFacts(pair: ReplicationPair, current: Pair__Output): RoleFacts {
-  const j = pairToJson(current);
-  return {
-    wanted: pair.spec.role,
-    applied: pair.status?.appliedRole,
-    held: j.role,
-    state: j.state,
-    sidecarDiscarding: j.discardMyData,
-    // The sidecar's refusal says so (handshakeVerdict's "unrelated data").
-    unrelated: j.lastError.startsWith('unrelated data'),
-    forcePromote: pair.spec.forcePromote === true,
-    discardMyData: pair.spec.discardMyData === true,
-  };
-}
-
-/** Where a promoted pair replicates to, and the export the application writes to. */
-function promoteSettings(pair: ReplicationPair, current: Pair__Output): Pick<PromotePairRequest, 'peerAddress' | 'peerPair' | 'nbdListen' | 'nbdSocket'> {
-  const { namespace, name } = pair.metadata;
-  const remote = pair.spec.remote;
-  const have = current.spec;
-  // A demoted primary's export is still listening (fenced): it keeps its address.
-  const hasExport = (have?.nbdListen ?? '') !== '' || (have?.nbdSocket ?? '') !== '';
-  return {
-    peerAddress: remote?.endpoint ?? '',
-    peerPair: remote !== undefined ? sidecarPairName(remote.namespace ?? namespace, remote.name ?? name) : '',
-    nbdListen: hasExport ? '' : '127.0.0.1:0',
-    nbdSocket: '',
-  };
-}
-
-/** A refused promotion: the sidecar's reason, and when force would do it, how and what is lost. */
-function refusedPromotionMessage(pair: ReplicationPair, p: PairJson, why: string, forced: boolean, patch: string): string {
-  const head = `not promoted: ${why}.`;
-  // Only a primary that did not demote is overcome by force; the other refusals (a first
-  // copy or a resync under way, a primary still connected) clear by themselves.
-  if (forced || p.primaryDemoted) return `${head} The operator tries again.`;
-  const lost =
-    pair.spec.mode === 'async'
-      ? `every write the old primary acknowledged after the consistency point this side holds (${p.lastConsistencyPointTime ?? 'time unknown'})`
-      : 'the writes the old primary acknowledged after it lost the link to this side (while it replicated here, every acknowledged write reached this side)';
-  return (
-    `${head} Demote the old primary first (spec.role: secondary on its site). If it is unreachable and this side is to take over anyway, force it: ${patch}. ` +
-    `Lost then: ${lost}; if the old primary went on writing alone, its return shows a split brain, resolved by discarding one side's data.`
-  );
 }
 
 /**
