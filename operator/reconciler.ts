@@ -6,11 +6,11 @@ import { pairToJson } from '../sidecar/control/pair-json.js';
 import { BlockmirrorError } from '../sidecar/errors.js';
 import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
 import type { VolumeLineage } from '../sidecar/replication/continue-lineage.js';
-import { lineageToProto } from '../sidecar/control/lineage-record.js';
 import { deleteKeepingLineage, pvNameOf } from './lineage/delete-keeping-lineage.js';
 import { createdLineageNote } from './lineage/created-lineage-note.js';
 import { unrelatedDataEvent } from './lineage/unrelated-data.js';
-import { LineageAnnotationError, type VolumeLineageStore } from './lineage/volume-lineage.js';
+import type { VolumeLineageStore } from './lineage/volume-lineage.js';
+import { withLineage } from './lineage/with-lineage.js';
 import type { PeerTls } from '../proto/gen/blockmirror/control/v1/PeerTls.js';
 import type { PromotePairRequest } from '../proto/gen/blockmirror/control/v1/PromotePairRequest.js';
 import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
@@ -307,7 +307,7 @@ export class Reconciler {
     }
     if (current === undefined) {
       try {
-        const wanted = await this.#withLineage(desired, where.pvName);
+        const wanted = this.#d.lineage === undefined ? desired : await withLineage(this.#d.lineage, desired, where.pvName);
         current = await control.createPair(wanted);
         // After the create, never before: the sidecar holds the lineage durably by then. A
         // crash in between leaves the record until this pair's delete rewrites it.
@@ -535,18 +535,6 @@ export class Reconciler {
   async #deletePair(control: SidecarControl, sidecarName: string, pvName: string | undefined): Promise<void> {
     if (this.#d.lineage === undefined) await control.deletePair(sidecarName);
     else await deleteKeepingLineage(this.#d.lineage, control, sidecarName, pvName);
-  }
-
-  /** A new sidecar pair continues the lineage its volume carries (the PV's annotation). */
-  async #withLineage(desired: PairSpec, pvName: string | undefined): Promise<PairSpec> {
-    if (this.#d.lineage === undefined || pvName === undefined) return desired;
-    try {
-      const lineage = await this.#d.lineage.read(pvName);
-      return lineage === undefined ? desired : { ...desired, lineage: lineageToProto(lineage) };
-    } catch (err) {
-      if (err instanceof LineageAnnotationError) throw new ProblemError({ reason: 'LineageUnreadable', message: err.message, permanent: true, notReplicating: true });
-      throw err;
-    }
   }
 
   async #event(pair: ReplicationPair, e: EventRecord): Promise<void> {
