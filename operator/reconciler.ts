@@ -1,31 +1,31 @@
 import type { Logger } from 'winston';
-import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
 import type { Pair__Output } from '../proto/gen/blockmirror/control/v1/Pair.js';
+import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
+import type { PeerTls } from '../proto/gen/blockmirror/control/v1/PeerTls.js';
+import type { PromotePairRequest } from '../proto/gen/blockmirror/control/v1/PromotePairRequest.js';
 import type { SplicedVolume__Output } from '../proto/gen/blockmirror/control/v1/SplicedVolume.js';
 import { pairToJson } from '../sidecar/control/pair-json.js';
 import { BlockmirrorError } from '../sidecar/errors.js';
 import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
 import type { VolumeLineage } from '../sidecar/replication/continue-lineage.js';
-import { deleteKeepingLineage, pvNameOf } from './lineage/delete-keeping-lineage.js';
+import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
+import type { SidecarLookup } from './discovery/sidecar-directory.js';
+import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js';
+import type { EventRecord } from './kube/kube-client.js';
 import { createdLineageNote } from './lineage/created-lineage-note.js';
+import { deleteKeepingLineage, pvNameOf } from './lineage/delete-keeping-lineage.js';
 import { unrelatedDataEvent } from './lineage/unrelated-data.js';
 import type { VolumeLineageStore } from './lineage/volume-lineage.js';
 import { withLineage } from './lineage/with-lineage.js';
-import type { PeerTls } from '../proto/gen/blockmirror/control/v1/PeerTls.js';
-import type { PromotePairRequest } from '../proto/gen/blockmirror/control/v1/PromotePairRequest.js';
-import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import { changeRole } from './roles/role-change.js';
 import { roleFacts } from './roles/role-facts.js';
 import { roleOf } from './roles/role-of.js';
 import { appliedAfter, planRole } from './roles/role-plan.js';
 import { splitBrainProblem } from './roles/split-brain-problem.js';
-import type { SidecarLookup } from './discovery/sidecar-directory.js';
-import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js';
 import type { FencedSecondary, FencedVolume } from './secondary/fenced-secondary.js';
-import type { EventRecord } from './kube/kube-client.js';
-import { buildStatus, sameStatus, type Observation } from './status/pair-status.js';
 import { sidecarPairName } from './sidecar-pair-name.js';
 import { isRefusal } from './sidecar-refusal.js';
+import { buildStatus, sameStatus, type Observation } from './status/pair-status.js';
 import { ProblemError } from './status/problem-error.js';
 import type { HandlerResult } from './work-queue.js';
 
@@ -427,12 +427,6 @@ export class Reconciler {
   }
 
   /**
-   * A primary whose volume opts in to the splice, on a node that cannot splice: its
-   * writes would never pass the tap, so a sidecar pair would report InSync while the
-   * secondary misses them. Nothing replicates (a sidecar pair left from before goes),
-   * and the pair says why and what to do. Always throws.
-   */
-  /**
    * The pair's own peer TLS from spec.remote.tlsSecretName (tls.crt, tls.key, ca.crt):
    * this site's certificate for the link, and the remote site's CA. Undefined without.
    */
@@ -447,6 +441,12 @@ export class Reconciler {
     return { certPem: data['tls.crt']!.toString('utf8'), keyPem: data['tls.key']!.toString('utf8'), caPem: data['ca.crt']!.toString('utf8') };
   }
 
+  /**
+   * A primary whose volume opts in to the splice, on a node that cannot splice: its
+   * writes would never pass the tap, so a sidecar pair would report InSync while the
+   * secondary misses them. Nothing replicates (a sidecar pair left from before goes),
+   * and the pair says why and what to do. Always throws.
+   */
   async #refuseUnspliceable(pair: ReplicationPair, control: SidecarControl, why: { node: string; optIn: string; reason: string }): Promise<never> {
     const sidecarName = sidecarPairName(pair.metadata.namespace, pair.metadata.name);
     const removed = await control.deletePair(sidecarName).then(
