@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CleanupStack } from './helpers/cleanup-stack.js';
+import { startTrackedSidecar } from './helpers/start-tracked-sidecar.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
 import { NbdTestClient } from './helpers/nbd-test-client.js';
 import { chainPrefix, ChainWriter, type ChainLayout } from './helpers/ordered-writes.js';
@@ -38,13 +39,8 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-async function startSidecar(stateDir: string, args: string[] = []): Promise<SidecarProcess> {
-  const sc = await SidecarProcess.start({ stateDir, args });
-  track(`sidecar pid ${sc.child.pid}`, async () => {
-    const exited = await Promise.race([sc.stop(), new Promise<null>((r) => setTimeout(() => r(null), 15_000).unref())]);
-    if (exited === null) await sc.kill9();
-  });
-  return sc;
+function startSidecar(stateDir: string, args: string[] = []): Promise<SidecarProcess> {
+  return startTrackedSidecar(cleanup, stateDir, args);
 }
 
 async function cli(sc: SidecarProcess, ...args: string[]): Promise<string> {

@@ -4,6 +4,7 @@ import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CleanupStack } from './helpers/cleanup-stack.js';
+import { startTrackedSidecar } from './helpers/start-tracked-sidecar.js';
 import { NbdTestClient } from './helpers/nbd-test-client.js';
 import { randomFile, sha256File, sparseFile } from './helpers/replication-harness.js';
 import { SidecarProcess, type PairStatusJson } from './helpers/sidecar-process.js';
@@ -38,13 +39,8 @@ interface Rig {
   b: Site;
 }
 
-async function startSidecar(state: string): Promise<SidecarProcess> {
-  const sc = await SidecarProcess.start({ stateDir: state });
-  track(`sidecar pid ${sc.child.pid}`, async () => {
-    const exited = await Promise.race([sc.stop(), new Promise<null>((r) => setTimeout(() => r(null), 15_000).unref())]);
-    if (exited === null) await sc.kill9();
-  });
-  return sc;
+function startSidecar(state: string): Promise<SidecarProcess> {
+  return startTrackedSidecar(cleanup, state);
 }
 
 async function json(sc: SidecarProcess, ...args: string[]): Promise<PairStatusJson> {
