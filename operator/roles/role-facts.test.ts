@@ -28,7 +28,9 @@ describe('roleFacts', () => {
   });
 
   it("takes the sidecar's unrelated-data refusal and its pending discard", () => {
-    const f = roleFacts(pair, held('ROLE_SECONDARY', { lastError: 'unrelated data: no common generation', discardMyData: true }));
+    const f = roleFacts(pair, held('ROLE_SECONDARY', { lastError: 'unrelated data: no common generation', peerVerdict: 'unrelated', discardMyData: true }));
     expect(f).toMatchObject({ held: 'secondary', unrelated: true, sidecarDiscarding: true });
+    // The verdict decides, not the wording of the message.
+    expect(roleFacts(pair, held('ROLE_SECONDARY', { lastError: 'unrelated data: no common generation' })).unrelated).toBe(false);
   });
 });

@@ -12,8 +12,8 @@ export function roleFacts(pair: ReplicationPair, current: Pair__Output): RoleFac
     held: j.role,
     state: j.state,
     sidecarDiscarding: j.discardMyData,
-    // The sidecar's refusal says so (handshakeVerdict's "unrelated data").
-    unrelated: j.lastError.startsWith('unrelated data'),
+    // The sidecar's stable verdict, not its message text.
+    unrelated: j.peerVerdict === 'unrelated',
     forcePromote: pair.spec.forcePromote === true,
     discardMyData: pair.spec.discardMyData === true,
   };
