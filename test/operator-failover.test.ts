@@ -102,7 +102,7 @@ async function waitStatus(site: Site, what: string, ok: (s: Status) => boolean, 
       { timeoutMs, intervalMs: 200 },
     );
   } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify({ state: last.state, role: last.role, ready: ready(last), lastError: last.lastError })}`, { cause: err });
+    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify({ state: last.state, role: last.role, generation: last.generation, peerGeneration: last.peerGeneration, ready: ready(last), lastError: last.lastError })}`, { cause: err });
   }
 }
 
@@ -247,8 +247,17 @@ describe('role changes by kubectl patch, on two sites with real API servers', ()
     expect(await events(b)).toEqual(expect.arrayContaining([expect.stringMatching(/^Normal Promoted promoted to generation/)]));
     expect(await a.kube.kubectlOk(['get', 'rp', PAIR])).toMatch(new RegExp(`${PAIR}\\s+secondary\\s+sync\\s+InSync`));
     expect(await b.kube.kubectlOk(['get', 'rp', PAIR])).toMatch(new RegExp(`${PAIR}\\s+primary\\s+sync\\s+InSync`));
+    // Each side shows the other's generation (the secondary's was blank: its sidecar
+    // reported the peer's only after a refusal). In sync both are B's generation.
+    const genB = (await status(b)).generation!;
+    await waitStatus(a, `generation ${genB} and B's (${genB}) as its peer's`, (s) => s.generation === genB && s.peerGeneration === genB);
+    await waitStatus(b, `A's generation (${genB}) as its peer's`, (s) => s.peerGeneration === genB);
     const wide = await a.kube.kubectlOk(['get', 'rp', PAIR, '-o', 'wide']);
     expect(wide).toMatch(/SPEC-ROLE\s+GENERATION\s+PEER-GENERATION/);
+    for (const [site, role] of [[a, 'secondary'], [b, 'primary']] as const) {
+      const row = (await site.kube.kubectlOk(['get', 'rp', PAIR, '-o', 'wide', '--no-headers'])).trim();
+      expect({ site: site.name, row }).toEqual({ site: site.name, row: expect.stringMatching(new RegExp(`\\s${role}\\s+${genB}\\s+${genB}$`)) });
+    }
     // A force or a discard goes with one role: the API server refuses them with the other.
     const forcedSecondary = await a.kube.kubectl(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"forcePromote":true}}']);
     expect(forcedSecondary.code).not.toBe(0);
