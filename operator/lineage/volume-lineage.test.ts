@@ -91,6 +91,8 @@ describe('VolumeLineageStore', () => {
     expect(await store.keep('pv-1', next)).toBe(false);
     expect(api.writes.map((w) => JSON.parse(w) as VolumeLineage)).toEqual([next]);
     expect(await store.read('pv-1')).toEqual(next);
+    // A PV that is gone: nothing written.
+    expect(await store.keep('gone', next)).toBe(false);
     // Forgotten, then kept again: written again.
     await store.forget('pv-1');
     expect(await store.keep('pv-1', next)).toBe(true);

@@ -78,7 +78,10 @@ export class VolumeLineageStore {
     if (lineage === null) return false;
     const value = lineageText(lineage);
     if (this.#known.get(pv) === value) return false;
-    const now = (await this.#api.getVolume(pv))?.annotations?.[LINEAGE_ANNOTATION] ?? '';
+    const volume = await this.#api.getVolume(pv);
+    // No PV (gone): nothing to keep, and no patch bound to fail each pass.
+    if (volume === undefined) return false;
+    const now = volume.annotations?.[LINEAGE_ANNOTATION] ?? '';
     if (now === value) {
       this.#known.set(pv, value);
       return false;
