@@ -258,6 +258,19 @@ describe('role changes by kubectl patch, on two sites with real API servers', ()
       const row = (await site.kube.kubectlOk(['get', 'rp', PAIR, '-o', 'wide', '--no-headers'])).trim();
       expect({ site: site.name, row }).toEqual({ site: site.name, row: expect.stringMatching(new RegExp(`\\s${role}\\s+${genB}\\s+${genB}$`)) });
     }
+    // Each PV carries its volume's lineage while the pair runs (patched by the operator when
+    // the generation changed): B's as a primary's, A's as a secondary's never claimed complete.
+    for (const [site, role, consistent] of [[a, 'secondary', false], [b, 'primary', true]] as const) {
+      await waitFor(
+        `${site.name}: its PV records ${role} ${genB}`,
+        async () => {
+          const text = await site.kube.kubectlOk(['get', 'pv', `db-data-${site.name}`, '-o', 'jsonpath={.metadata.annotations.blockmirror\\.io/lineage}']);
+          const l = text === '' ? undefined : (JSON.parse(text) as { role: string; generation: string; consistent: boolean });
+          return l?.role === role && l.generation === genB && l.consistent === consistent ? l : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200 },
+      );
+    }
     // A force or a discard goes with one role: the API server refuses them with the other.
     const forcedSecondary = await a.kube.kubectl(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"forcePromote":true}}']);
     expect(forcedSecondary.code).not.toBe(0);
