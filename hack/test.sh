@@ -25,9 +25,10 @@ bash hack/build-crashfs.sh >/dev/null
 bash hack/vm.sh build
 bash hack/build-nbd-helper.sh >/dev/null
 bash hack/build-test-images.sh >/dev/null
+# Node 24 LTS: the second pass below, and the database failover test's writer (node:sqlite).
+lts=$(bash hack/node-lts.sh)
 npm test
 
-lts=$(bash hack/node-lts.sh)
 echo "== again on Node $("$lts" --version): unit tests (sidecar and operator), CLI, crash safety, slab reads"
 # Acceptance tests spawn the sidecar with the running Node (process.execPath).
 "$lts" --experimental-vm-modules node_modules/jest/bin/jest.js --selectProjects unit acceptance \

@@ -284,8 +284,12 @@ describe('the chart on real nodes', () => {
     expect(refused.ready.message).toContain("StorageClass blockmirror-spliced's parameter blockmirror.io/replicate");
     expect(refused.rp.status?.conditions?.find((c) => c.type === 'Synchronized')).toMatchObject({ status: 'False', reason: 'NodeCannotSplice' });
     // What a user sees.
-    const row = (await a.site.kubectlOk(['get', 'rp', 'spliced', '--no-headers'])).trim().split(/\s+/);
-    expect(row.slice(0, 4)).toEqual(['spliced', 'primary', 'sync', 'Error']);
+    // ROLE is the role a sidecar holds: none, as no sidecar took the pair; -o wide shows
+    // the role asked for.
+    const row = (await a.site.kubectlOk(['get', 'rp', 'spliced', '--no-headers'])).trim();
+    expect(row).toMatch(/^spliced\s+sync\s+Error\s/);
+    const wide = (await a.site.kubectlOk(['get', 'rp', 'spliced', '-o', 'custom-columns=ROLE:.status.role,SPEC:.spec.role', '--no-headers'])).trim();
+    expect(wide.split(/\s+/)).toEqual(['<none>', 'primary']);
     const described = await a.site.kubectlOk(['describe', 'rp', 'spliced']);
     expect(described).toMatch(/Reason:\s+NodeCannotSplice/);
     expect(described).toMatch(/Warning\s+NodeCannotSplice\s+.*no device-mapper: the kernel has none/);

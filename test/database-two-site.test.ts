@@ -10,6 +10,7 @@ import { sparseFile } from './helpers/replication-harness.js';
 import { run, runOk } from './helpers/run-cli.js';
 import { REPO_ROOT } from './helpers/sidecar-process.js';
 import { SiteChart, type ChartPod } from './helpers/site-chart.js';
+import { checkDatabase } from './helpers/sqlite-check.js';
 import { VmNode } from './helpers/vm-node.js';
 import { waitFor } from './helpers/wait-for.js';
 
@@ -120,8 +121,7 @@ async function databaseOnB(tag: string): Promise<{ rows: number; maxSeq: number;
   for (const f of ['db.sqlite', 'db.sqlite-wal']) {
     await runOk('debugfs', ['-R', `dump /${f} ${join(dir, f)}`, copy]);
   }
-  const py = "import sqlite3, sys, json; c = sqlite3.connect(sys.argv[1]); r = c.execute('select count(*), coalesce(max(seq), 0) from tx').fetchone(); print(json.dumps({'integrity': c.execute('pragma integrity_check').fetchone()[0], 'rows': r[0], 'maxSeq': r[1]}))";
-  const out = JSON.parse(await runOk('python3', ['-c', py, join(dir, 'db.sqlite')])) as { rows: number; maxSeq: number; integrity: string };
+  const out = await checkDatabase(join(dir, 'db.sqlite'));
   await rm(copy, { force: true });
   return { ...out, fsck: `${fsck.code}` };
 }

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { attachFuse, attachLoop, mountExt4 } from './helpers/nbd-fuse-mount.js';
 import { run, runOk } from './helpers/run-cli.js';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { SidecarProcess } from './helpers/sidecar-process.js';
@@ -16,7 +16,6 @@ import { waitFor } from './helpers/wait-for.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const TEST_TIMEOUT = 120_000;
-const CLEANUP_CMD_TIMEOUT = 20_000;
 
 // ---------------------------------------------------------------------------------
 // Everything a test sets up is released in reverse order after it.
@@ -95,77 +94,6 @@ function sha256(data: Buffer): string {
 }
 
 // ---------------------------------------------------------------------------------
-// nbdfuse + loop + mount
-
-interface FuseAttachment {
-  /** The export as a file: MOUNTPOINT/nbd. */
-  file: string;
-  detach: () => Promise<void>;
-}
-
-async function isMountpoint(dir: string): Promise<boolean> {
-  return (await run('mountpoint', ['-q', dir], { timeoutMs: CLEANUP_CMD_TIMEOUT })).code === 0;
-}
-
-function exitOf(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
-}
-
-/** Runs nbdfuse in the foreground (its default) and waits until it is serving. */
-async function attachFuse(uri: string, mountDir: string, expectedBytes: number, readOnly = false): Promise<FuseAttachment> {
-  await mkdir(mountDir, { recursive: true });
-  const pidFile = `${mountDir}.pid`;
-  await rm(pidFile, { force: true });
-  const child = spawn('nbdfuse', [...(readOnly ? ['-r'] : []), '-P', pidFile, mountDir, uri], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
-  const exited = exitOf(child);
-  const detach = track(`nbdfuse on ${mountDir}`, async () => {
-    if (await isMountpoint(mountDir)) {
-      const r = await run('fusermount3', ['-u', mountDir], { timeoutMs: CLEANUP_CMD_TIMEOUT });
-      if (r.code !== 0) await run('fusermount3', ['-uz', mountDir], { timeoutMs: CLEANUP_CMD_TIMEOUT });
-    }
-    const gone = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref())]);
-    if (!gone) {
-      child.kill('SIGKILL');
-      await exited;
-      await run('fusermount3', ['-uz', mountDir], { timeoutMs: CLEANUP_CMD_TIMEOUT }).catch(() => undefined);
-    }
-  });
-  const file = join(mountDir, 'nbd');
-  await waitFor(
-    `nbdfuse serving ${uri} on ${mountDir}`,
-    async () => {
-      if (child.exitCode !== null) throw new Error(`nbdfuse exited ${child.exitCode}: ${output}`);
-      return existsSync(pidFile) && (await stat(file)).size === expectedBytes;
-    },
-    { timeoutMs: 20_000 },
-  );
-  return { file, detach };
-}
-
-async function attachLoop(file: string, readOnly = false): Promise<{ dev: string; detach: () => Promise<void> }> {
-  const dev = (await runOk('losetup', ['--find', '--show', '--direct-io=off', ...(readOnly ? ['--read-only'] : []), file])).trim();
-  expect(dev).toMatch(/^\/dev\/loop\d+$/);
-  const detach = track(`loop device ${dev}`, async () => {
-    await runOk('losetup', ['-d', dev], { timeoutMs: CLEANUP_CMD_TIMEOUT });
-  });
-  return { dev, detach };
-}
-
-async function mountFs(dev: string, dir: string, readOnly = false): Promise<() => Promise<void>> {
-  await mkdir(dir, { recursive: true });
-  await runOk('mount', ['-t', 'ext4', ...(readOnly ? ['-o', 'ro'] : []), dev, dir]);
-  return track(`mount ${dir}`, async () => {
-    const r = await run('umount', [dir], { timeoutMs: CLEANUP_CMD_TIMEOUT });
-    if (r.code !== 0) {
-      await runOk('umount', ['-l', dir], { timeoutMs: CLEANUP_CMD_TIMEOUT });
-      throw new Error(`umount ${dir} failed (${r.code}), lazily unmounted: ${r.stderr}`);
-    }
-  });
-}
-
 /** Every regular file under `root`, relative path → sha256. */
 async function hashTree(root: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
@@ -416,10 +344,10 @@ describe('real NBD clients against a real sidecar', () => {
       // mkfs and populate through the export.
       const expected = new Map<string, string>();
       {
-        const fuse = await attachFuse(ex.tcpUri, fuseDir, size);
-        const loop = await attachLoop(fuse.file);
+        const fuse = await attachFuse(track, ex.tcpUri, fuseDir, size);
+        const loop = await attachLoop(track, fuse.file);
         await runOk('mkfs.ext4', ['-q', '-F', loop.dev]);
-        const umount = await mountFs(loop.dev, mnt);
+        const umount = await mountExt4(track, loop.dev, mnt);
         const files: [string, Buffer][] = [
           ['big-a.bin', randomBytes(5 * MiB)],
           ['big-b.bin', randomBytes(3 * MiB + 123)],
@@ -443,8 +371,8 @@ describe('real NBD clients against a real sidecar', () => {
 
       // fsck through the export, on a fresh attachment (nothing cached).
       {
-        const fuse = await attachFuse(ex.tcpUri, fuseDir, size, true);
-        const loop = await attachLoop(fuse.file, true);
+        const fuse = await attachFuse(track, ex.tcpUri, fuseDir, size, true);
+        const loop = await attachLoop(track, fuse.file, true);
         const r = await run('fsck.ext4', ['-n', '-f', loop.dev]);
         if (r.code !== 0) throw new Error(`fsck.ext4 -n -f exited ${r.code}\n${r.stdout}\n${r.stderr}`);
         expect(r.stdout).toMatch(/\d+\/\d+ files/);
@@ -472,9 +400,9 @@ describe('real NBD clients against a real sidecar', () => {
 
       // Remount through the restarted sidecar (over the Unix socket this time): same files, same bytes.
       {
-        const fuse = await attachFuse(ex2.unixUri, fuseDir, size, true);
-        const loop = await attachLoop(fuse.file, true);
-        const umount = await mountFs(loop.dev, mnt, true);
+        const fuse = await attachFuse(track, ex2.unixUri, fuseDir, size, true);
+        const loop = await attachLoop(track, fuse.file, true);
+        const umount = await mountExt4(track, loop.dev, mnt, true);
         const got = await hashTree(mnt);
         expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
         expect(got).toEqual(expected);

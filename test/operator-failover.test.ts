@@ -1,13 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { FaultProxy } from './helpers/fault-proxy.js';
-import { KubeSite, OperatorProcess, OPERATOR_NAMESPACE, RELEASE, renderExample, type PairObject } from './helpers/kube-site.js';
+import { renderExample } from './helpers/kube-site.js';
+import {
+  converged as convergedSites,
+  pairEvents,
+  patchPair,
+  promoteAndMeasure as promoteAndMeasureRto,
+  readyOf,
+  restartSiteSidecar,
+  roleStatus,
+  startOperatorSite,
+  tryWrite as tryExportWrite,
+  waitRoleStatus,
+  type OperatorSite,
+  type RoleStatus,
+} from './helpers/operator-site.js';
 import { randomFile, sha256File, sparseFile } from './helpers/replication-harness.js';
 import { run } from './helpers/run-cli.js';
-import { SidecarProcess } from './helpers/sidecar-process.js';
 import { waitFor } from './helpers/wait-for.js';
 
 // Role changes driven by `kubectl patch` of the ReplicationPair (issue 18, the operator's
@@ -30,27 +43,7 @@ const SIDECAR_PAIR = `default.${PAIR}`;
 const cleanup = new CleanupStack();
 const track = cleanup.track.bind(cleanup);
 
-interface Site {
-  name: string;
-  kube: KubeSite;
-  operator: OperatorProcess;
-  sidecar: SidecarProcess;
-  sidecarArgs: string[];
-  stateDir: string;
-  volume: string;
-  node: string;
-}
-
-type Status = NonNullable<PairObject['status']> & {
-  role?: string;
-  appliedRole?: string;
-  generation?: string;
-  peerGeneration?: string;
-  fenced?: boolean;
-  lastError?: string;
-  lastPromotionTime?: string;
-  promotedPointTime?: string;
-};
+type Site = OperatorSite & { volume: string };
 
 let work: string;
 let a: Site;
@@ -60,60 +53,19 @@ let toB: FaultProxy;
 let toA: FaultProxy;
 const timings: string[] = [];
 
-async function startSidecar(site: Pick<Site, 'name' | 'stateDir' | 'sidecarArgs'>, ports: string[] = []): Promise<SidecarProcess> {
-  const sc = await SidecarProcess.start({ stateDir: site.stateDir, args: [...site.sidecarArgs, ...ports] });
-  track(`sidecar ${site.name} pid ${sc.child.pid}`, async () => {
-    const exited = await Promise.race([sc.stop(), new Promise<null>((r) => setTimeout(() => r(null), 15_000).unref())]);
-    if (exited === null) await sc.kill9();
-  });
-  return sc;
-}
-
 async function startSite(name: string, node: string): Promise<Site> {
-  const dir = join(work, name);
-  await mkdir(dir, { recursive: true });
-  const kube = await KubeSite.start(name, join(dir, 'control-plane'), { install: 'helm' });
-  track(`control plane ${name}`, () => kube.stop());
-  const sidecarArgs = ['--register-node', node, '--register-namespace', OPERATOR_NAMESPACE, '--kubeconfig', await kube.serviceAccountKubeconfig(`${RELEASE}-sidecar`)];
-  const stateDir = join(dir, 'sidecar-state');
-  const sidecar = await startSidecar({ name, stateDir, sidecarArgs });
-  const operator = await OperatorProcess.start(kube, [], await kube.serviceAccountKubeconfig(`${RELEASE}-operator`));
-  track(`operator of ${name}`, () => operator.stop());
-  return { name, kube, operator, sidecar, sidecarArgs, stateDir, volume: join(dir, 'volume.img'), node };
+  const site = await startOperatorSite(track, work, name, node);
+  return { ...site, volume: join(work, name, 'volume.img') };
 }
 
-async function status(site: Site): Promise<Status> {
-  return ((await site.kube.getPair(PAIR))?.status ?? {}) as Status;
-}
-
-function ready(s: Status): { status: string; reason: string; message: string } | undefined {
-  return s.conditions?.find((c) => c.type === 'Ready');
-}
-
-async function waitStatus(site: Site, what: string, ok: (s: Status) => boolean, timeoutMs = 60_000): Promise<Status> {
-  let last: Status = {};
-  try {
-    return await waitFor(
-      `${site.name}: ${what}`,
-      async () => {
-        last = await status(site);
-        return ok(last) ? last : undefined;
-      },
-      { timeoutMs, intervalMs: 200 },
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify({ state: last.state, role: last.role, generation: last.generation, peerGeneration: last.peerGeneration, ready: ready(last), lastError: last.lastError })}`, { cause: err });
-  }
-}
-
-async function patch(site: Site, spec: Record<string, unknown>): Promise<void> {
-  await site.kube.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', JSON.stringify({ spec })]);
-}
-
-async function events(site: Site): Promise<string[]> {
-  const out = await site.kube.kubectlOk(['get', 'events', '--field-selector', `involvedObject.name=${PAIR}`, '-o', 'jsonpath={range .items[*]}{.type} {.reason} {.message}{"\\n"}{end}']);
-  return out.split('\n').filter((l) => l !== '');
-}
+const status = (site: Site): Promise<RoleStatus> => roleStatus(site, PAIR);
+const ready = readyOf;
+const waitStatus = (site: Site, what: string, ok: (s: RoleStatus) => boolean, timeoutMs?: number): Promise<RoleStatus> => waitRoleStatus(site, PAIR, what, ok, timeoutMs);
+const patch = (site: Site, spec: Record<string, unknown>): Promise<void> => patchPair(site, PAIR, spec);
+const events = (site: Site): Promise<string[]> => pairEvents(site, PAIR);
+const tryWrite = (nbdAddress: string, offset: number): ReturnType<typeof tryExportWrite> => tryExportWrite(nbdAddress, SIDECAR_PAIR, offset);
+const converged = (primary: Site, secondary: Site, what: string): ReturnType<typeof convergedSites> => convergedSites(primary, secondary, PAIR, what);
+const promoteAndMeasure = (site: Site, spec: Record<string, unknown>, offset: number): Promise<number> => promoteAndMeasureRto(site, PAIR, spec, offset);
 
 interface Written {
   offset: number;
@@ -130,13 +82,6 @@ async function write(site: Site, offsets: number[]): Promise<Written[]> {
   const r = await run('qemu-io', ['-f', 'raw', ...cmds, '-c', 'flush', `nbd://${nbdAddress}/${SIDECAR_PAIR}`], { timeoutMs: 60_000 });
   expect({ code: r.code, failed: /failed|error/i.test(r.stdout + r.stderr) }).toEqual({ code: 0, failed: false });
   return writes;
-}
-
-/** One write through the export: accepted or not. */
-async function tryWrite(nbdAddress: string, offset: number): Promise<{ accepted: boolean; output: string }> {
-  const r = await run('qemu-io', ['-f', 'raw', '-c', `write -P 0x5a ${offset} 4k`, `nbd://${nbdAddress}/${SIDECAR_PAIR}`], { timeoutMs: 30_000 });
-  const output = r.stdout + r.stderr;
-  return { accepted: r.code === 0 && /wrote 4096/.test(output) && !/failed/i.test(output), output };
 }
 
 async function expectWrites(img: string, writes: Written[]): Promise<void> {
@@ -161,31 +106,6 @@ async function expectIdentical(): Promise<string> {
 /** Spread over the volume, one per 1 MiB: each in its own 64 KiB tracking block. */
 function offsets(n: number, salt: number): number[] {
   return Array.from({ length: n }, (_, i) => i * MiB + ((salt * 8 + i) % 15) * 4 * KiB);
-}
-
-/** `primary` is settled in sync mode and `secondary` holds its generation. */
-async function converged(primary: Site, secondary: Site, what: string): Promise<{ bytesOnWire: number }> {
-  const p = await primary.sidecar.waitForPair(SIDECAR_PAIR, `${what}: ${primary.name} InSync`, (s) => s.role === 'primary' && s.state === 'InSync' && s.outOfSyncBytes === 0, 60_000);
-  await secondary.sidecar.waitForPair(SIDECAR_PAIR, `${what}: ${secondary.name} holds ${primary.name}'s generation`, (s) => s.role === 'secondary' && s.generation === p.generation && s.consistent && s.dirtyBlocks === 0, 60_000);
-  await waitStatus(primary, `${what}: resource InSync as primary`, (s) => s.state === 'InSync' && s.role === 'primary' && ready(s)?.reason === 'PairActive');
-  await waitStatus(secondary, `${what}: resource shows a secondary`, (s) => s.role === 'secondary' && s.generation === p.generation);
-  return p;
-}
-
-/** Time from `kubectl patch` of `site` to its export's first accepted write. */
-async function promoteAndMeasure(site: Site, spec: Record<string, unknown>, offset: number): Promise<number> {
-  const t0 = performance.now();
-  await patch(site, spec);
-  await waitFor(
-    `${site.name}'s export accepting writes`,
-    async () => {
-      const st = await site.sidecar.rpcStatus(SIDECAR_PAIR);
-      if (st.role !== 'primary' || st.fenced || st.nbdAddress === '') return undefined;
-      return (await tryWrite(st.nbdAddress, offset)).accepted;
-    },
-    { timeoutMs: 60_000, intervalMs: 50 },
-  );
-  return performance.now() - t0;
 }
 
 beforeAll(async () => {
@@ -318,7 +238,7 @@ describe('role changes by kubectl patch, on two sites with real API servers', ()
     const onB = await write(b, offsets(8, 5));
 
     // A's sidecar comes back (same state, same ports) and the link heals.
-    a.sidecar = await startSidecar(a, ['--control-listen', a.sidecar.addresses.control, '--peer-listen', a.sidecar.addresses.peer]);
+    await restartSiteSidecar(track, a);
     toB.heal();
     toA.heal();
     const demotedA = await waitStatus(a, 'demoted by its sidecar', (s) => s.role === 'secondary' && ready(s)?.reason === 'Demoted', 90_000);

@@ -8,7 +8,9 @@
 // lets them go on. SIGUSR2 switches between the given rate and as fast as the disk allows
 // (for bench/database-tps.sh). SIGTERM stops.
 //
-// Usage: node sqlite-writer.mjs [DB_PATH] [COMMITS_PER_SECOND]   (defaults /data/db.sqlite, 20; 0: unthrottled)
+// Usage: node sqlite-writer.mjs [DB_PATH] [COMMITS_PER_SECOND] [PRINT_EVERY_MS]
+//   (defaults /data/db.sqlite, 20 (0: unthrottled), 1000; 0 prints every commit, which a
+//   crash test needs to know the exact last acknowledged one)
 import { randomBytes } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout } from 'node:timers';
@@ -16,6 +18,7 @@ import { setTimeout } from 'node:timers';
 const path = process.argv[2] ?? '/data/db.sqlite';
 let rate = Number(process.argv[3] ?? 20) || Infinity;
 const givenRate = rate;
+const printEveryMs = Number(process.argv[4] ?? 1000);
 const db = new DatabaseSync(path);
 db.exec('PRAGMA journal_mode = WAL');
 db.exec('PRAGMA synchronous = FULL');
@@ -56,7 +59,7 @@ function tick() {
   // process exits non-zero, which the kubelet and the test both see.
   insert.run(seq + 1, new Date().toISOString(), randomBytes(4096));
   seq++;
-  if (started - lastPrinted >= 1000) {
+  if (started - lastPrinted >= printEveryMs) {
     console.log(`committed ${seq} at ${new Date().toISOString()}`);
     lastPrinted = started;
   }

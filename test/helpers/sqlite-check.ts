@@ -1,0 +1,21 @@
+import { runOk } from './run-cli.js';
+
+export interface DatabaseCheck {
+  /** SQLite's `pragma integrity_check`: 'ok' for a sound database. */
+  integrity: string;
+  rows: number;
+  /** The highest committed sequence number (examples/database/sqlite-writer.mjs). */
+  maxSeq: number;
+}
+
+/**
+ * Opens the writer's database with the host's SQLite (Python's module, another
+ * implementation than the writer's, applying the WAL as a restarted database would) and
+ * answers its integrity check, row count and highest sequence number.
+ */
+export async function checkDatabase(path: string): Promise<DatabaseCheck> {
+  const py =
+    "import sqlite3, sys, json; c = sqlite3.connect(sys.argv[1]); r = c.execute('select count(*), coalesce(max(seq), 0) from tx').fetchone(); " +
+    "print(json.dumps({'integrity': c.execute('pragma integrity_check').fetchone()[0], 'rows': r[0], 'maxSeq': r[1]})); c.close()";
+  return JSON.parse(await runOk('python3', ['-c', py, path])) as DatabaseCheck;
+}
