@@ -385,6 +385,8 @@ describe('Reconciler', () => {
     const r = rig(pairObject(), { lineage });
     await r.reconciler.reconcile('apps/db', signal);
     expect(r.sidecar.received[0]!.lineage).toBeUndefined();
+    // Recorded while the pair runs, not only when it goes (see the next test).
+    expect(JSON.parse(annotations[LINEAGE_ANNOTATION]!)).toEqual({ role: 'primary', generation: 'g1', history: [], consistent: true });
     r.sidecar.deleteAnswer = { role: 'primary', generation: 'g1', history: [], consistent: true };
     r.current = { ...r.current, metadata: { ...r.current.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } };
     await r.reconciler.reconcile('apps/db', signal);
@@ -394,16 +396,61 @@ describe('Reconciler', () => {
     r.current = pairObject();
     await r.reconciler.reconcile('apps/db', signal);
     expect(r.sidecar.received[1]!.lineage).toEqual({ role: 'ROLE_PRIMARY', generation: 'g1', history: [], consistent: true });
-    // Continued: the record goes, so a later create (a node that lost its state) cannot claim that old image.
-    expect(annotations[LINEAGE_ANNOTATION]).toBeUndefined();
+    // Continued: the record stays until the new pair's own replaces it (a primary continuing
+    // g1 holds a generation descending from it).
+    r.sidecar.setRole('apps.db', 'ROLE_PRIMARY', { generation: 'g2', historyGenerations: ['g1'] });
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(JSON.parse(annotations[LINEAGE_ANNOTATION]!)).toEqual({ role: 'primary', generation: 'g2', history: ['g1'], consistent: true });
+    // The node lost the pair's state: the next pair continues what the PV carries now.
     r.sidecar.pairs.clear();
     await r.reconciler.reconcile('apps/db', signal);
-    expect(r.sidecar.received[2]!.lineage).toBeUndefined();
+    expect(r.sidecar.received[2]!.lineage).toEqual({ role: 'ROLE_PRIMARY', generation: 'g2', history: ['g1'], consistent: true });
     // An annotation that is not a lineage stops the pair, saying so, instead of being ignored.
     annotations[LINEAGE_ANNOTATION] = 'garbage';
     r.sidecar.pairs.clear();
     await r.reconciler.reconcile('apps/db', signal);
     expect(r.current.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'LineageUnreadable' });
+  });
+
+  it("records the volume's lineage on its PV whenever the generation changes, with no write while it does not, and as a primary's before a promotion", async () => {
+    const annotations: Record<string, string> = {};
+    const writes: string[] = [];
+    let reads = 0;
+    const lineage = new VolumeLineageStore({
+      getVolume: () => {
+        reads++;
+        return Promise.resolve({ annotations: { ...annotations } });
+      },
+      patchVolumeAnnotations: (_pv, a) => {
+        const v = a[LINEAGE_ANNOTATION];
+        writes.push(v ?? 'removed');
+        if (v === null || v === undefined) delete annotations[LINEAGE_ANNOTATION];
+        else annotations[LINEAGE_ANNOTATION] = v;
+        return Promise.resolve();
+      },
+    });
+    const recorded = (): unknown => (annotations[LINEAGE_ANNOTATION] === undefined ? undefined : JSON.parse(annotations[LINEAGE_ANNOTATION]));
+    const r = rig(pairObject({ role: 'secondary', remote: undefined }), { lineage });
+    // Created, and holding generation g1 (first sync reached): a secondary's record, never
+    // claimed complete (a resync may start the moment after the status was read).
+    await r.reconciler.reconcile('apps/db', signal);
+    r.sidecar.setRole('apps.db', 'ROLE_SECONDARY', { consistent: true });
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(recorded()).toEqual({ role: 'secondary', generation: 'g1', history: [], consistent: false });
+    // Steady: no write, and no read either once the store knows what the PV carries.
+    const [w, rd] = [writes.length, reads];
+    for (let i = 0; i < 3; i++) await r.reconciler.reconcile('apps/db', signal);
+    expect({ writes: writes.length - w, reads: reads - rd }).toEqual({ writes: 0, reads: 0 });
+    // Promoted: recorded as a primary's before the sidecar is asked (the fake answers g2).
+    r.sidecar.refusePromote = { message: 'refused for the test', unlessForced: false };
+    r.current = { ...r.current, metadata: { ...r.current.metadata, generation: 4 }, spec: { ...r.current.spec, role: 'primary', remote: { endpoint: 'site-a:7401' } } };
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(r.sidecar.calls.some((c) => c.startsWith('promote'))).toBe(true);
+    expect(recorded()).toEqual({ role: 'primary', generation: 'g1', history: [], consistent: true });
+    r.sidecar.refusePromote = undefined;
+    await r.reconciler.reconcile('apps/db', signal);
+    expect(recorded()).toEqual({ role: 'primary', generation: 'g2', history: [], consistent: true });
+    expect(writes).toHaveLength(3);
   });
 
   it('forgets the pair on the old node when the volume moved', async () => {

@@ -14,6 +14,7 @@ import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js
 import type { EventRecord } from './kube/kube-client.js';
 import { createdLineageNote } from './lineage/created-lineage-note.js';
 import { deleteKeepingLineage, pvNameOf } from './lineage/delete-keeping-lineage.js';
+import { liveLineage } from './lineage/live-lineage.js';
 import { unrelatedDataEvent } from './lineage/unrelated-data.js';
 import type { VolumeLineageStore } from './lineage/volume-lineage.js';
 import { withLineage } from './lineage/with-lineage.js';
@@ -244,6 +245,10 @@ export class Reconciler {
   async #unfencePromoted(pair: ReplicationPair, obs: Observation, fence: NonNullable<ReplicationPairStatus['fence']>): Promise<void> {
     if (this.#d.fenced === undefined) return;
     const previous = pair.status?.sidecar;
+    // The secondary's record (see liveLineage) must not outlive its role: the volume takes
+    // writes from now on, and the primary on the splice continues no lineage. Before the
+    // delete, so that no pass between finds the pair gone and the record still there.
+    await this.#d.lineage?.forget(fence.volume);
     if (previous !== undefined) {
       await this.#d
         .control(previous.endpoint)
@@ -287,12 +292,19 @@ export class Reconciler {
         // CSI volumes keep the flow they had before role changes (holder pods, fences, the
         // splice): the pair is recreated in its new role, and a full copy follows.
         await this.#detachAll(control, sidecarName);
+        // A fresh lineage, as before volumes carried one: its record goes first (see #unfencePromoted).
+        if (where.pvName !== undefined) await this.#d.lineage?.forget(where.pvName);
         await control.deletePair(sidecarName);
         await this.#event(pair, { type: 'Normal', reason: 'Reconfigured', message: `pair recreated on node ${node} as a ${facts.wanted} (a CSI volume's role change); a full resync follows` });
         current = undefined;
       } else {
         // Known before the step: a role the sidecar took by itself is reported, not undone.
         if (action.kind === 'demoted-by-peer' || action.kind === 'primary-outside') obs.appliedRole = appliedAfter(action, facts);
+        // Before, never after: once promoted the volume takes writes replication did not
+        // bring, and a record still saying "secondary" would let a recreated secondary take
+        // a delta over them. Recorded as a primary it never claims a delta (liveLineage).
+        // If this write fails, the promotion waits for the next pass.
+        if (action.kind === 'promote' && where.pvName !== undefined) await this.#d.lineage?.keep(where.pvName, liveLineage(pairToJson(current), { promoting: true }));
         current = await changeRole({ pair, obs, current, action }, { control, event: (e) => this.#event(pair, e), pollMs: this.#d.pollMs, demoteTimeoutMs: this.#d.demoteTimeoutMs ?? 60_000 });
         obs.appliedRole = appliedAfter(action, facts);
       }
@@ -308,10 +320,9 @@ export class Reconciler {
     if (current === undefined) {
       try {
         const wanted = this.#d.lineage === undefined ? desired : await withLineage(this.#d.lineage, desired, where.pvName);
+        // The record it continues stays until the pair's own replaces it (below): never
+        // removed, so a node that loses the new pair's state at once still finds one.
         current = await control.createPair(wanted);
-        // After the create, never before: the sidecar holds the lineage durably by then. A
-        // crash in between leaves the record until this pair's delete rewrites it.
-        if (wanted.lineage !== undefined && where.pvName !== undefined) await this.#d.lineage?.forget(where.pvName);
       } catch (err) {
         // Refused for this spec. A failed precondition (a device in use: mounted,
         // DEVICE_IN_USE) may clear outside the pair, so it is looked at again now and then.
@@ -324,7 +335,20 @@ export class Reconciler {
       obs.appliedRole = pair.spec.role;
       await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${desired.volumePath})${createdLineageNote(current, desired)}` });
     }
+    if (where.pvName !== undefined) await this.#keepLineage(where.pvName, current);
     return current;
+  }
+
+  /**
+   * The PV carries what identifies the pair's data now (liveLineage), so a node that loses
+   * the pair's state directory does not lose the volume's lineage. Read from the status the
+   * sidecar answered after committing it: never ahead of the data. A failed write is
+   * logged and tried again next pass (the record it leaves is older, which is safe).
+   */
+  async #keepLineage(pvName: string, current: Pair__Output): Promise<void> {
+    await this.#d.lineage?.keep(pvName, liveLineage(pairToJson(current))).catch((err: unknown) => {
+      this.#d.logger.warn('could not record the volume lineage on its PersistentVolume', { pv: pvName, error: (err as Error).message });
+    });
   }
 
   /**

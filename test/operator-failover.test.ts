@@ -21,6 +21,7 @@ import {
 } from './helpers/operator-site.js';
 import { randomFile, sha256File, sparseFile } from './helpers/replication-harness.js';
 import { run } from './helpers/run-cli.js';
+import { waitFor } from './helpers/wait-for.js';
 
 // Role changes driven by `kubectl patch` of the ReplicationPair (issue 18, the operator's
 // part), on two sites as in operator-two-site.test.ts: each a real control plane with
@@ -166,8 +167,30 @@ describe('role changes by kubectl patch, on two sites with real API servers', ()
     expect(await events(b)).toEqual(expect.arrayContaining([expect.stringMatching(/^Normal Promoted promoted to generation/)]));
     expect(await a.kube.kubectlOk(['get', 'rp', PAIR])).toMatch(new RegExp(`${PAIR}\\s+secondary\\s+sync\\s+InSync`));
     expect(await b.kube.kubectlOk(['get', 'rp', PAIR])).toMatch(new RegExp(`${PAIR}\\s+primary\\s+sync\\s+InSync`));
+    // Each side shows the other's generation (the secondary's was blank: its sidecar
+    // reported the peer's only after a refusal). In sync both are B's generation.
+    const genB = (await status(b)).generation!;
+    await waitStatus(a, `generation ${genB} and B's (${genB}) as its peer's`, (s) => s.generation === genB && s.peerGeneration === genB);
+    await waitStatus(b, `A's generation (${genB}) as its peer's`, (s) => s.peerGeneration === genB);
     const wide = await a.kube.kubectlOk(['get', 'rp', PAIR, '-o', 'wide']);
     expect(wide).toMatch(/SPEC-ROLE\s+GENERATION\s+PEER-GENERATION/);
+    for (const [site, role] of [[a, 'secondary'], [b, 'primary']] as const) {
+      const row = (await site.kube.kubectlOk(['get', 'rp', PAIR, '-o', 'wide', '--no-headers'])).trim();
+      expect({ site: site.name, row }).toEqual({ site: site.name, row: expect.stringMatching(new RegExp(`\\s${role}\\s+${genB}\\s+${genB}$`)) });
+    }
+    // Each PV carries its volume's lineage while the pair runs (patched by the operator when
+    // the generation changed): B's as a primary's, A's as a secondary's never claimed complete.
+    for (const [site, role, consistent] of [[a, 'secondary', false], [b, 'primary', true]] as const) {
+      await waitFor(
+        `${site.name}: its PV records ${role} ${genB}`,
+        async () => {
+          const text = await site.kube.kubectlOk(['get', 'pv', `db-data-${site.name}`, '-o', 'jsonpath={.metadata.annotations.blockmirror\\.io/lineage}']);
+          const l = text === '' ? undefined : (JSON.parse(text) as { role: string; generation: string; consistent: boolean });
+          return l?.role === role && l.generation === genB && l.consistent === consistent ? l : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200 },
+      );
+    }
     // A force or a discard goes with one role: the API server refuses them with the other.
     const forcedSecondary = await a.kube.kubectl(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"forcePromote":true}}']);
     expect(forcedSecondary.code).not.toBe(0);

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { liveLineage } from '../operator/lineage/live-lineage.js';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { startTrackedSidecar } from './helpers/start-tracked-sidecar.js';
 import { NbdTestClient } from './helpers/nbd-test-client.js';
@@ -32,6 +33,8 @@ afterEach(() => cleanup.releaseAll(), 60_000);
 interface Site {
   sc: SidecarProcess;
   img: string;
+  /** The sidecar's state directory: what a replaced node loses. */
+  state: string;
 }
 
 interface Rig {
@@ -80,8 +83,8 @@ async function expectIdentical(r: Rig): Promise<void> {
 async function startRig(): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'bm-recreate-'));
   track(`temp dir ${dir}`, () => rm(dir, { recursive: true, force: true }));
-  const a: Site = { img: join(dir, 'A.img'), sc: await startSidecar(join(dir, 'state-a')) };
-  const b: Site = { img: join(dir, 'B.img'), sc: await startSidecar(join(dir, 'state-b')) };
+  const a: Site = { img: join(dir, 'A.img'), state: join(dir, 'state-a'), sc: await startSidecar(join(dir, 'state-a')) };
+  const b: Site = { img: join(dir, 'B.img'), state: join(dir, 'state-b'), sc: await startSidecar(join(dir, 'state-b')) };
   await randomFile(a.img, FILLED);
   await truncate(a.img, VOLUME);
   await sparseFile(b.img, VOLUME);
@@ -164,6 +167,37 @@ describe('a deleted and recreated pair', () => {
     expect({ generation: s.generation, peerVerdict: s.peerVerdict }).toEqual({ generation: a.generation, peerVerdict: '' });
     await expectIdentical(r);
     process.stdout.write(`[recreate] secondary recreated: ${delta} B shipped; both recreated: ${p.bytesOnWire} B shipped (volume ${VOLUME} B, ${FILLED} B of data)\n`);
+  });
+
+  it('continues from the lineage recorded while the pair ran when the secondary\'s node loses its state dir: a delta, B not consistent until it completes', async () => {
+    const r = await startRig();
+    const gen = (await r.a.sc.rpcStatus(PAIR)).generation;
+    // What the operator keeps on B's PV while the pair runs (its own rule, on the real status).
+    const recorded = liveLineage(await r.b.sc.rpcStatus(PAIR));
+    expect(recorded).toEqual({ role: 'secondary', generation: gen, history: [], consistent: false });
+
+    // B's node is replaced: the sidecar stops, its state dir is gone, the volume stays.
+    const peer = r.b.sc.addresses.peer;
+    const stopped = await r.b.sc.stop();
+    expect(stopped.signal === null ? stopped.code : stopped.signal).toBe(0);
+    await rm(r.b.state, { recursive: true, force: true });
+    // Sync mode never suspends: A acknowledges these alone and tracks them.
+    await writeThroughExport(r.a, 16);
+    const before = (await r.a.sc.rpcStatus(PAIR)).bytesOnWire;
+    r.b.sc = await startTrackedSidecar(cleanup, r.b.state, ['--peer-listen', peer]);
+    // Nothing left on the node: no pair, no lineage.
+    expect(JSON.parse(await r.b.sc.cli('pair', 'list', '-o', 'json'))).toEqual([]);
+
+    const b = await createSecondary(r, recorded);
+    expect({ generation: b.generation, consistent: b.consistent }).toEqual({ generation: gen, consistent: false });
+    const p = await converged(r, 'after B\'s node lost its state');
+    const delta = p.bytesOnWire - before;
+    // The blocks A wrote while B was away, not the FILLED bytes a full copy ships.
+    expect(delta).toBeGreaterThanOrEqual(16 * BLOCK);
+    expect(delta).toBeLessThan(FILLED / 4);
+    expect(liveLineage(await r.b.sc.rpcStatus(PAIR))).toEqual({ role: 'secondary', generation: p.generation, history: p.historyGenerations, consistent: false });
+    await expectIdentical(r);
+    process.stdout.write(`[recreate] secondary's state dir lost, recreated from the live record: ${delta} B shipped (volume ${VOLUME} B, ${FILLED} B of data)\n`);
   });
 
   it('recreated without the lineage over a secondary holding the old data: refused with a clear message, nothing moved, until discard-my-data', async () => {

@@ -74,4 +74,28 @@ describe('VolumeLineageStore', () => {
     await expect(deleteKeepingLineage(new VolumeLineageStore(api), control, 'p', 'pv-1')).rejects.toThrow('forbidden');
     expect(calls).toEqual([]);
   });
+
+  it('keeps a running pair\'s lineage with a patch only when the PV carries something else, and retries a patch that failed', async () => {
+    const api = new FakeVolumes();
+    const l: VolumeLineage = { role: 'secondary', generation: 'g1', history: ['g0'], consistent: false };
+    api.pvs.set('pv-1', { [LINEAGE_ANNOTATION]: JSON.stringify(l) });
+    const store = new VolumeLineageStore(api);
+    // Already there (an operator restarted): read once, not written.
+    expect(await store.keep('pv-1', l)).toBe(false);
+    expect(await store.keep('pv-1', null)).toBe(false);
+    const next: VolumeLineage = { role: 'secondary', generation: 'g2', history: ['g1', 'g0'], consistent: false };
+    api.failPatch = Object.assign(new Error('unavailable'), { status: 503 });
+    await expect(store.keep('pv-1', next)).rejects.toThrow('unavailable');
+    api.failPatch = undefined;
+    expect(await store.keep('pv-1', next)).toBe(true);
+    expect(await store.keep('pv-1', next)).toBe(false);
+    expect(api.writes.map((w) => JSON.parse(w) as VolumeLineage)).toEqual([next]);
+    expect(await store.read('pv-1')).toEqual(next);
+    // A PV that is gone: nothing written.
+    expect(await store.keep('gone', next)).toBe(false);
+    // Forgotten, then kept again: written again.
+    await store.forget('pv-1');
+    expect(await store.keep('pv-1', next)).toBe(true);
+    expect(await store.read('pv-1')).toEqual(next);
+  });
 });

@@ -25,7 +25,8 @@ export class LineageAnnotationError extends BlockmirrorError {
 }
 
 /**
- * Reads and writes the lineage kept on PersistentVolumes. The finalizer records it in two
+ * Reads and writes the lineage kept on PersistentVolumes. While a pair runs, `keep` holds
+ * the record in step with it (see liveLineage). The finalizer records it in two
  * steps around the sidecar's DeletePair, so that a failure at any point leaves a record
  * that is safe to continue from (never one claiming more than the volume holds):
  * `recordDeleting` before (from the last status, never "consistent" for a secondary: a
@@ -33,6 +34,8 @@ export class LineageAnnotationError extends BlockmirrorError {
  */
 export class VolumeLineageStore {
   readonly #api: VolumeAnnotations;
+  /** The annotation as this store last wrote or read it, per PV ('' none): `keep` reads the PV only when it changes. */
+  readonly #known = new Map<string, string>();
 
   constructor(api: VolumeAnnotations) {
     this.#api = api;
@@ -67,25 +70,57 @@ export class VolumeLineageStore {
   }
 
   /**
-   * Once a pair continues the lineage (its sidecar keeps it in the pair's metadata from
-   * then on), the record goes: left behind, it would describe the volume as it was, and a
-   * later create (a node that lost its state directory) would claim that old image.
+   * Keeps the record in step with the running pair (see liveLineage): a patch only when it
+   * differs from what the PV carries, so a steady pair costs no write (nor, once known, a
+   * read). Answers whether it wrote.
+   */
+  async keep(pv: string, lineage: VolumeLineage | null): Promise<boolean> {
+    if (lineage === null) return false;
+    const value = lineageText(lineage);
+    if (this.#known.get(pv) === value) return false;
+    const volume = await this.#api.getVolume(pv);
+    // No PV (gone): nothing to keep, and no patch bound to fail each pass.
+    if (volume === undefined) return false;
+    const now = volume.annotations?.[LINEAGE_ANNOTATION] ?? '';
+    if (now === value) {
+      this.#known.set(pv, value);
+      return false;
+    }
+    await this.#write(pv, lineage);
+    return true;
+  }
+
+  /**
+   * The record goes, so that the next pair over the volume starts a lineage of its own
+   * (a full copy): before the operator deletes a pair that it recreates without
+   * continuing it (a CSI volume's role change). Always safe: no record claims nothing.
    */
   async forget(pv: string): Promise<void> {
     try {
+      this.#known.delete(pv);
       await this.#api.patchVolumeAnnotations(pv, { [LINEAGE_ANNOTATION]: null });
+      this.#known.set(pv, '');
     } catch (err) {
       if ((err as { status?: number }).status !== 404) throw err;
     }
   }
 
   async #write(pv: string, l: VolumeLineage): Promise<void> {
-    const value: VolumeLineage = { role: l.role, generation: l.generation, history: [...l.history], consistent: l.consistent };
+    const value = lineageText(l);
+    // Unknown until the patch answers: a failed one may or may not have landed.
+    this.#known.delete(pv);
     try {
-      await this.#api.patchVolumeAnnotations(pv, { [LINEAGE_ANNOTATION]: JSON.stringify(value) });
+      await this.#api.patchVolumeAnnotations(pv, { [LINEAGE_ANNOTATION]: value });
+      this.#known.set(pv, value);
     } catch (err) {
       // The volume itself is gone: there is nothing left to continue.
       if ((err as { status?: number }).status !== 404) throw err;
     }
   }
+}
+
+/** The annotation's value: the fields in one order, so equal lineages compare equal as text. */
+function lineageText(l: VolumeLineage): string {
+  const value: VolumeLineage = { role: l.role, generation: l.generation, history: [...l.history], consistent: l.consistent };
+  return JSON.stringify(value);
 }

@@ -489,7 +489,9 @@ export class Pair {
       generation: m.current,
       bitmapGeneration: m.bitmap,
       historyGenerations: [...m.history],
-      peerGeneration: this.#replicator?.peerGeneration || this.#verdict?.peerGeneration || this.endpoint?.verdict?.peerGeneration || '',
+      // A secondary's: its endpoint's last primary, in session or refused (a session
+      // once left it blank, so the operator had nothing to show).
+      peerGeneration: this.#replicator?.peerGeneration || this.#verdict?.peerGeneration || this.endpoint?.peerGeneration || '',
       fenced: this.#export?.readOnly ?? false,
       consistent: this.endpoint?.consistent ?? m.current !== '',
       primaryDemoted: m.primaryDemoted,

@@ -73,6 +73,21 @@ describe('SecondaryEndpoint', () => {
     expect((await PairMeta.load(state(), 'secondary')).generations).toEqual({ current: 'g2', bitmap: '', history: ['g1'] });
   });
 
+  it('knows its primary\'s current generation from the handshake, in session or refused, and from MarkSynced', async () => {
+    expect(ep.peerGeneration).toBe('');
+    const s1 = await ep.handshake(from(ids('g1')));
+    // In session (no verdict): the status's peer generation once came only from a refusal.
+    expect({ session: s1.sessionId !== '', verdict: ep.verdict, peer: ep.peerGeneration }).toEqual({ session: true, verdict: null, peer: 'g1' });
+    await ep.markSynced(s1.sessionId, { current: 'g2', bitmap: 'g1', history: ['g1'] });
+    expect(ep.peerGeneration).toBe('g2');
+    ep.endSession(s1.sessionId);
+    // Gone: the last one known stays.
+    expect(ep.peerGeneration).toBe('g2');
+    // Another lineage, refused: the refused dialler's.
+    const r = await ep.handshake(from(ids('x9')));
+    expect({ session: r.sessionId, peer: ep.peerGeneration }).toEqual({ session: '', peer: 'x9' });
+  });
+
   it('refuses a split brain with both generations named, shows it, and takes the primary only once told to discard its data', async () => {
     const meta = await PairMeta.load(state(), 'secondary');
     // This side was a primary that wrote alone after g1 (g2); the dialler was promoted (g3).

@@ -73,6 +73,12 @@ export class SecondaryEndpoint {
   /** The generation ids the session's primary sent (MarkSynced from older primaries names none). */
   #primaryGenerations: GenerationIds = { current: '', bitmap: '', history: [] };
   #verdict: PeerVerdict | null = null;
+  /**
+   * The current generation of the last primary that dialled (in session or refused),
+   * updated by MarkSynced: what status shows as the peer's. Kept after the session ends,
+   * as a primary keeps the last one its secondary answered.
+   */
+  #peerGeneration = '';
   #mode: 'sync' | 'async' = 'sync';
   /** Monotonic times (performance.now): intervals must not follow wall-clock steps. */
   #lastSeen = 0;
@@ -115,6 +121,11 @@ export class SecondaryEndpoint {
   /** Why the last primary was refused (until a session starts). */
   get verdict(): PeerVerdict | null {
     return this.#verdict;
+  }
+
+  /** The last known current generation of the primary ('' before any handshake with ids). */
+  get peerGeneration(): string {
+    return this.#peerGeneration;
   }
 
   /** Applying failed recently (or has not succeeded since it last failed). */
@@ -171,6 +182,7 @@ export class SecondaryEndpoint {
       if (legacy) throw new PeerRefusedError(`generation mismatch: this secondary holds data of primary generation ${this.#meta.current}, not ${req.primaryGeneration}`);
       if (this.#verdict?.reason !== v.reason) this.#logger.warn('primary refused', { pair: this.name, verdict, reason: v.reason });
       this.#verdict = { verdict, reason: v.reason, peerGeneration: dialer.current };
+      this.#peerGeneration = dialer.current;
       return this.#answer('', false, verdict, v.reason);
     }
     // Older primaries decide on a full copy by whether they completed one to this image.
@@ -181,6 +193,7 @@ export class SecondaryEndpoint {
     this.#session = randomUUID();
     this.#lastSeen = performance.now();
     this.#primaryGenerations = dialer;
+    this.#peerGeneration = dialer.current;
     this.#mode = req.mode === 'async' ? 'async' : 'sync';
     this.#verdict = null;
     this.stats.sessions++;
@@ -234,6 +247,7 @@ export class SecondaryEndpoint {
     // complete must never survive a power cut that the image itself did not.
     await this.#volume.flush();
     await this.#meta.adopt(source, { primaryDemoted: primaryDemoting });
+    this.#peerGeneration = source.current;
     // Only after the record: a crash in between brings back blocks already in sync,
     // which the next session sends again; the reverse order could lose divergent ones.
     if (this.#divergent.dirtyBlocks > 0) {

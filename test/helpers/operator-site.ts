@@ -85,7 +85,7 @@ export async function waitRoleStatus(site: OperatorSite, pair: string, what: str
       { timeoutMs, intervalMs: 200 },
     );
   } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify({ state: last.state, role: last.role, ready: readyOf(last), lastError: last.lastError })}`, { cause: err });
+    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify({ state: last.state, role: last.role, generation: last.generation, peerGeneration: last.peerGeneration, ready: readyOf(last), lastError: last.lastError })}`, { cause: err });
   }
 }
 

@@ -1,0 +1,34 @@
+import type { PairJson } from '../../sidecar/control/pair-json.js';
+import type { VolumeLineage } from '../../sidecar/replication/continue-lineage.js';
+
+/**
+ * What the PersistentVolume should carry while its pair runs, from the pair as its sidecar
+ * reports it: kept in step so that a node that loses the pair's state directory (replaced,
+ * wiped) does not take the volume's lineage with it. Null: nothing to record (no complete
+ * image yet); an earlier record stays.
+ *
+ * Safety rests on two rules, as for the finalizer's records:
+ *
+ * - Only what the sidecar already committed is recorded (the status is read after its
+ *   meta.json write), never what it is about to do: a record is never newer than the data.
+ *   Older is safe: a secondary recreated at an older generation of the same lineage gets a
+ *   bigger delta (or a full copy), a primary recreated from any record starts a new
+ *   generation that no delta is ever claimed for.
+ * - The record claims no more than what stays true until the next record. A secondary may
+ *   start a resync (blocks out of order) right after this status was read, so it is never
+ *   recorded as a complete image: a secondary recreated from it takes a delta but is not
+ *   promotable until that completes. A secondary that holds divergent blocks — a demoted or
+ *   discarding primary's writes its peer never confirmed, kept only in the dirty log that
+ *   goes with the state directory — is recorded as a primary: recreated from it, the side
+ *   takes a new generation and sees a split brain or takes a full copy, never a delta that
+ *   would leave those blocks behind. `promoting`: the record written before the operator
+ *   asks for a promotion, after which the volume takes writes replication did not bring.
+ */
+export function liveLineage(pair: PairJson, opts: { promoting?: boolean } = {}): VolumeLineage | null {
+  if (pair.generation === '') return null;
+  const history = [...pair.historyGenerations];
+  const ownWrites = pair.role === 'primary' || pair.dirtyBlocks > 0 || opts.promoting === true;
+  if (!ownWrites) return { role: 'secondary', generation: pair.generation, history, consistent: false };
+  // A secondary mid-resync stays so: continuing it as a primary is refused (no image).
+  return { role: 'primary', generation: pair.generation, history, consistent: pair.role === 'primary' || pair.consistent };
+}
