@@ -14,7 +14,7 @@ import {
   restartSiteSidecar,
   roleStatus,
   sidecarPair,
-  startOperatorSite,
+  startTwoSites,
   waitRoleStatus,
   type OperatorSite,
 } from './helpers/operator-site.js';
@@ -143,14 +143,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'bm-db-failover-'));
   track(`work dir ${work}`, () => rm(work, { recursive: true, force: true }));
   node24 = await DatabaseWriter.node();
-  [a, b] = await Promise.all([startOperatorSite(track, work, 'site-a', 'node-a'), startOperatorSite(track, work, 'site-b', 'node-b')]);
-  const proxy = async (target: string): Promise<FaultProxy> => {
-    const p = await FaultProxy.start({ target });
-    track(`proxy ${p.address}`, () => Promise.race([p.close(), new Promise<void>((r) => setTimeout(r, 2000).unref())]));
-    return p;
-  };
-  toB = await proxy(b.sidecar.addresses.peer);
-  toA = await proxy(a.sidecar.addresses.peer);
+  ({ a, b, toB, toA } = await startTwoSites(track, work));
   for (const mode of ['sync', 'async'] as const) {
     await sparseFile(volumeOf(a, mode), VOLUME);
     await sparseFile(volumeOf(b, mode), VOLUME);

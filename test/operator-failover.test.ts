@@ -13,7 +13,7 @@ import {
   readyOf,
   restartSiteSidecar,
   roleStatus,
-  startOperatorSite,
+  startTwoSites,
   tryWrite as tryExportWrite,
   waitRoleStatus,
   type OperatorSite,
@@ -52,11 +52,6 @@ let b: Site;
 let toB: FaultProxy;
 let toA: FaultProxy;
 const timings: string[] = [];
-
-async function startSite(name: string, node: string): Promise<Site> {
-  const site = await startOperatorSite(track, work, name, node);
-  return { ...site, volume: join(work, name, 'volume.img') };
-}
 
 const status = (site: Site): Promise<RoleStatus> => roleStatus(site, PAIR);
 const ready = readyOf;
@@ -111,17 +106,13 @@ function offsets(n: number, salt: number): number[] {
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'bm-failover-'));
   track(`work dir ${work}`, () => rm(work, { recursive: true, force: true }));
-  [a, b] = await Promise.all([startSite('site-a', 'node-a'), startSite('site-b', 'node-b')]);
+  const sites = await startTwoSites(track, work);
+  ({ toB, toA } = sites);
+  a = { ...sites.a, volume: join(work, 'site-a', 'volume.img') };
+  b = { ...sites.b, volume: join(work, 'site-b', 'volume.img') };
   await randomFile(a.volume, FILLED);
   await sparseFile(a.volume, VOLUME);
   await sparseFile(b.volume, VOLUME);
-  const proxy = async (target: string): Promise<FaultProxy> => {
-    const p = await FaultProxy.start({ target });
-    track(`proxy ${p.address}`, () => Promise.race([p.close(), new Promise<void>((r) => setTimeout(r, 2000).unref())]));
-    return p;
-  };
-  toB = await proxy(b.sidecar.addresses.peer);
-  toA = await proxy(a.sidecar.addresses.peer);
   const common = { VOLUME_SIZE: `${VOLUME / MiB}Mi` };
   await b.kube.kubectlOk(['apply', '-f', '-'], { input: await renderExample('examples/two-site/site-b.yaml', { ...common, VOLUME_PATH: b.volume, NODE: b.node }) });
   // A short write timeout on both (B's for when it is the primary): writes while the peer is away are answered sooner.

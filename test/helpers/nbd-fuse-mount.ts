@@ -118,6 +118,8 @@ export async function mountExport(track: Track, uri: string, base: string, volum
       await runOk('umount', ['-l', dir], { timeoutMs: CMD_TIMEOUT });
       await umount();
       await loop.detach();
+      // A FUSE mount whose server died answers ENOTCONN, so `mountpoint` no longer knows it: detached lazily here.
+      await runOk('fusermount3', ['-uz', join(base, 'fuse')], { timeoutMs: CMD_TIMEOUT });
       await fuse.detach();
     },
   };

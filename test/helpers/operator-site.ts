@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FaultProxy } from './fault-proxy.js';
 import { KubeSite, OperatorProcess, OPERATOR_NAMESPACE, RELEASE, type PairObject } from './kube-site.js';
 import type { Track } from './nbd-fuse-mount.js';
 import { run } from './run-cli.js';
@@ -63,6 +64,20 @@ export async function startOperatorSite(track: Track, work: string, name: string
   const operator = await OperatorProcess.start(kube, [], await kube.serviceAccountKubeconfig(`${RELEASE}-operator`));
   track(`operator of ${name}`, () => operator.stop());
   return { name, kube, operator, sidecar, sidecarArgs, stateDir, node };
+}
+
+/**
+ * Sites A and B (nodes node-a and node-b), each direction of the peer link through a proxy
+ * the test can cut: A dials B through `toB`; B, once promoted, dials A through `toA`.
+ */
+export async function startTwoSites(track: Track, work: string): Promise<{ a: OperatorSite; b: OperatorSite; toB: FaultProxy; toA: FaultProxy }> {
+  const [a, b] = await Promise.all([startOperatorSite(track, work, 'site-a', 'node-a'), startOperatorSite(track, work, 'site-b', 'node-b')]);
+  const proxy = async (target: string): Promise<FaultProxy> => {
+    const p = await FaultProxy.start({ target });
+    track(`proxy ${p.address}`, () => Promise.race([p.close(), new Promise<void>((r) => setTimeout(r, 2000).unref())]));
+    return p;
+  };
+  return { a, b, toB: await proxy(b.sidecar.addresses.peer), toA: await proxy(a.sidecar.addresses.peer) };
 }
 
 export function readyOf(s: RoleStatus): { status: string; reason: string; message: string } | undefined {
