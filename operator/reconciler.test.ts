@@ -6,6 +6,7 @@ import type { PairStatus } from '../proto/gen/blockmirror/control/v1/PairStatus.
 import type { PromotePairRequest } from '../proto/gen/blockmirror/control/v1/PromotePairRequest.js';
 import type { SplicedVolume__Output } from '../proto/gen/blockmirror/control/v1/SplicedVolume.js';
 import { FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
+import { KubeApiError } from './kube/kube-api-error.js';
 import type { EventRecord } from './kube/kube-client.js';
 import type { LocateResult } from './discovery/volume-locator.js';
 import type { NodeSplice } from './discovery/sidecar-lease.js';
@@ -185,7 +186,7 @@ class FakeFenced {
   }
 }
 
-function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissing?: boolean; splice?: NodeSplice; secrets?: Record<string, Record<string, Buffer>>; fenced?: FakeFenced; lineage?: VolumeLineageStore } = {}) {
+function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissing?: boolean; splice?: NodeSplice; secrets?: Record<string, Record<string, Buffer> | KubeApiError>; fenced?: FakeFenced; lineage?: VolumeLineageStore } = {}) {
   let splice: NodeSplice = opts.splice ?? { capable: true };
   const sidecars = new Map<string, FakeSidecar>([['node-a:7400', new FakeSidecar()]]);
   const patches: ReplicationPairStatus[] = [];
@@ -209,7 +210,10 @@ function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissin
         events.push(e);
         return Promise.resolve();
       },
-      readSecret: (_ns, name) => Promise.resolve(opts.secrets?.[name]),
+      readSecret: (_ns, name) => {
+        const s = opts.secrets?.[name];
+        return s instanceof KubeApiError ? Promise.reject(s) : Promise.resolve(s);
+      },
     },
     locate: () => Promise.resolve(opts.locate ?? { location: { pvName: 'pv-1', node: 'node-a', path: '/data/pv-1.img', usedBy: [] } }),
     ...(opts.fenced !== undefined ? { fenced: opts.fenced } : {}),
@@ -286,7 +290,7 @@ describe('Reconciler', () => {
 
   it("gives the sidecar the pair's peer TLS from spec.remote.tlsSecretName, and new material in place", async () => {
     const secret = { 'tls.crt': pem('CERTIFICATE'), 'tls.key': pem('PRIVATE KEY'), 'ca.crt': pem('CERTIFICATE') };
-    const secrets: Record<string, Record<string, Buffer>> = { 'peer-tls': secret };
+    const secrets: Record<string, Record<string, Buffer> | KubeApiError> = { 'peer-tls': secret };
     const r = rig(pairObject({ remote: { endpoint: 'site-b:7401', tlsSecretName: 'peer-tls' } }), { secrets });
     await r.reconciler.reconcile('apps/db', signal);
     expect(r.sidecar.received[0]!.peerTls).toEqual({ certPem: secret['tls.crt'].toString(), keyPem: secret['tls.key'].toString(), caPem: secret['ca.crt'].toString() });
@@ -308,6 +312,21 @@ describe('Reconciler', () => {
     await expect(partial.reconciler.reconcile('apps/db', signal)).rejects.toBeInstanceOf(TemporaryError);
     expect(partial.patches[0]!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ reason: 'TLSSecretInvalid', message: 'Secret apps/half lacks tls.key, ca.crt' });
     expect(partial.sidecar.calls).toEqual([]);
+  });
+
+  it('a TLS Secret the chart does not let it read is a condition naming the chart value, looked at again later, not an error retried with backoff', async () => {
+    const forbidden = new KubeApiError('get Secret apps/peer-tls: secrets "peer-tls" is forbidden: User "system:serviceaccount:blockmirror-system:blockmirror-operator" cannot get resource "secrets"', 403);
+    const r = rig(pairObject({ remote: { endpoint: 'site-b:7401', tlsSecretName: 'peer-tls' } }), { secrets: { 'peer-tls': forbidden } });
+    expect(await r.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 30_000 });
+    const ready = r.patches[0]!.conditions!.find((c) => c.type === 'Ready');
+    expect(ready).toMatchObject({ status: 'False', reason: 'TLSSecretForbidden' });
+    expect(ready!.message).toContain('may not read Secret apps/peer-tls');
+    expect(ready!.message).toContain('operator.peerTlsSecrets');
+    expect(ready!.message).toContain('{namespace: apps, names: [peer-tls]}');
+    expect(r.sidecar.calls).toEqual([]);
+    // Any other API failure stays a temporary error, retried with backoff.
+    const down = rig(pairObject({ remote: { endpoint: 'site-b:7401', tlsSecretName: 'peer-tls' } }), { secrets: { 'peer-tls': new KubeApiError('get Secret apps/peer-tls: connection refused', 0) } });
+    await expect(down.reconciler.reconcile('apps/db', signal)).rejects.toBeInstanceOf(TemporaryError);
   });
 
   it('recreates the pair when its wiring changed, and pauses and resumes it', async () => {

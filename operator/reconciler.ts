@@ -11,6 +11,7 @@ import type { VolumeLineage } from '../sidecar/replication/continue-lineage.js';
 import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';
 import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js';
+import { KubeApiError } from './kube/kube-api-error.js';
 import type { EventRecord } from './kube/kube-client.js';
 import { createdLineageNote } from './lineage/created-lineage-note.js';
 import { deleteKeepingLineage, pvNameOf } from './lineage/delete-keeping-lineage.js';
@@ -74,6 +75,8 @@ export interface ReconcilerDeps {
   pollMs: number;
   /** How often a pair refused for its node (NodeCannotSplice) looks at the node again. Default 30 s. */
   nodeRecheckMs?: number;
+  /** How often a pair whose TLS Secret the operator may not read looks again (TLSSecretForbidden). Default 30 s. */
+  secretRecheckMs?: number;
   /** Longest a demotion waits for everything to be shipped to the peer. Default 60 s. */
   demoteTimeoutMs?: number;
   now?: () => Date;
@@ -458,7 +461,20 @@ export class Reconciler {
     const { namespace } = pair.metadata;
     const secret = pair.spec.remote?.tlsSecretName;
     if (secret === undefined) return undefined;
-    const data = await this.#d.kube.readSecret(namespace, secret);
+    const data = await this.#d.kube.readSecret(namespace, secret).catch((err: unknown) => {
+      if (!(err instanceof KubeApiError) || err.status !== 403) throw err;
+      // The chart grants Secrets only where operator.peerTlsSecrets says: a fix made by
+      // `helm upgrade`, which no event of the pair announces, so looked at again later
+      // (no backoff: nothing here is failing, the pair waits for a grant).
+      throw new ProblemError({
+        reason: 'TLSSecretForbidden',
+        message:
+          `the operator may not read Secret ${namespace}/${secret}: the chart lets it read Secrets only in the namespaces (and names) ` +
+          `listed in operator.peerTlsSecrets; add {namespace: ${namespace}, names: [${secret}]} there and run helm upgrade`,
+        permanent: true,
+        recheckAfterMs: this.#d.secretRecheckMs ?? 30_000,
+      });
+    });
     if (data === undefined) throw new ProblemError({ reason: 'TLSSecretNotFound', message: `Secret ${namespace}/${secret} not found`, permanent: false });
     const lacking = TLS_KEYS.filter((k) => (data[k]?.length ?? 0) === 0);
     if (lacking.length > 0) throw new ProblemError({ reason: 'TLSSecretInvalid', message: `Secret ${namespace}/${secret} lacks ${lacking.join(', ')}`, permanent: false });

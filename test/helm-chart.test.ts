@@ -11,7 +11,8 @@ import { REPO_ROOT } from './helpers/sidecar-process.js';
 // optional feature and have the API server accept it (server-side dry run), refuse a
 // misspelled value, install, upgrade and uninstall, and check that the ServiceAccounts'
 // tokens are refused what the chart does not grant. (That the grants are enough is shown
-// by test/operator-two-site, whose operators and sidecars run with these tokens.)
+// by test/operator-two-site, whose operators and sidecars run with these tokens; least
+// privilege in detail, the sidecars' Lease policy and the grants' uses: test/chart-rbac.)
 
 interface ContainerJson {
   name: string;

@@ -57,7 +57,7 @@ async function startSite(name: string, node: string): Promise<Site> {
   const operatorKubeconfig = await kube.serviceAccountKubeconfig(`${RELEASE}-operator`);
   const sidecar = await SidecarProcess.start({
     stateDir: join(dir, 'sidecar-state'),
-    args: ['--register-node', node, '--register-namespace', OPERATOR_NAMESPACE, '--kubeconfig', await kube.serviceAccountKubeconfig(`${RELEASE}-sidecar`)],
+    args: ['--register-node', node, '--register-namespace', OPERATOR_NAMESPACE, '--kubeconfig', await kube.serviceAccountKubeconfig(`${RELEASE}-sidecar`, { node })],
   });
   track(`sidecar ${name}`, async () => void (await sidecar.stop()));
   const operator = await startOperator(kube, operatorKubeconfig);

@@ -36,7 +36,7 @@ async function sidecar(name: string, args: string[] = []): Promise<SidecarProces
 }
 
 async function registered(node: string): Promise<string[]> {
-  return ['--register-node', node, '--register-namespace', OPERATOR_NAMESPACE, '--kubeconfig', await site.serviceAccountKubeconfig(`${RELEASE}-sidecar`)];
+  return ['--register-node', node, '--register-namespace', OPERATOR_NAMESPACE, '--kubeconfig', await site.serviceAccountKubeconfig(`${RELEASE}-sidecar`, { node })];
 }
 
 /** The secondary pairs a node's registration Lease lists. */

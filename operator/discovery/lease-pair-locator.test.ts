@@ -31,6 +31,12 @@ describe('LeasePairLocator', () => {
     expect(await site(leases, 'node-c').holderOf('cache')).toBeUndefined();
   });
 
+  it('ignores a Lease whose name is not its node label\'s (a sidecar may write only its own node\'s)', async () => {
+    const impostor = { ...lease('node-c', '10.6.6.6:7401', 'db'), name: 'blockmirror-sidecar-node-x' };
+    expect(await site([impostor]).holderOf('db')).toBeUndefined();
+    expect(await site([impostor, lease('node-b', '10.0.0.2:7401', 'db')]).holderOf('db')).toBe('10.0.0.2:7401');
+  });
+
   it('prefers the holder renewed last while a pair moves between nodes', async () => {
     const old = new Date(Date.now() - 30_000);
     expect(await site([lease('node-b', '10.0.0.2:7401', 'db', old), lease('node-c', '10.0.0.3:7401', 'db')]).holderOf('db')).toBe('10.0.0.3:7401');

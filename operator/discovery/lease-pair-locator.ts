@@ -1,6 +1,6 @@
 import type { SitePairLocator } from '../../sidecar/replication/site-pair-locator.js';
 import type { KubeClient } from '../kube/kube-client.js';
-import { NODE_LABEL, PEER_ANNOTATION, readSecondaryPairs, SIDECAR_LABEL, SIDECAR_LABEL_VALUE } from './sidecar-lease.js';
+import { NODE_LABEL, PEER_ANNOTATION, readSecondaryPairs, SIDECAR_LABEL, SIDECAR_LABEL_VALUE, sidecarLeaseName } from './sidecar-lease.js';
 
 export interface LeasePairLocatorOptions {
   client: Pick<KubeClient, 'listLeases'>;
@@ -26,7 +26,8 @@ export class LeasePairLocator implements SitePairLocator {
   async holderOf(pairId: string): Promise<string | undefined> {
     const leases = await this.#opts.client.listLeases(this.#opts.namespace, `${SIDECAR_LABEL}=${SIDECAR_LABEL_VALUE}`);
     const holders = leases
-      .filter((l) => l.labels[NODE_LABEL] !== this.#opts.node && (l.annotations[PEER_ANNOTATION] ?? '') !== '' && readSecondaryPairs(l.annotations).includes(pairId))
+      // A Lease counts only under its node's name, the one its sidecar alone may write.
+      .filter((l) => l.labels[NODE_LABEL] !== this.#opts.node && l.name === sidecarLeaseName(l.labels[NODE_LABEL] ?? '') && (l.annotations[PEER_ANNOTATION] ?? '') !== '' && readSecondaryPairs(l.annotations).includes(pairId))
       // Two holders happen only while a pair moves between nodes: the one renewed last.
       .sort((a, b) => (b.renewTime?.getTime() ?? 0) - (a.renewTime?.getTime() ?? 0));
     return holders[0]?.annotations[PEER_ANNOTATION];

@@ -47,6 +47,14 @@ describe('SidecarDirectory', () => {
     expect(await directory(() => [lease('1', new Date(), {})]).d.forNode('node-a')).toMatchObject({ missing: expect.stringContaining(CONTROL_ANNOTATION) as unknown as string });
   });
 
+  it("ignores a Lease labelled for a node but named for another: only the node's own Lease registers its sidecar", async () => {
+    const impostor: LeaseRecord = { ...lease('1', new Date(), { [CONTROL_ANNOTATION]: '10.6.6.6:7400', [PEER_ANNOTATION]: '10.6.6.6:7401' }), name: 'blockmirror-sidecar-node-b' };
+    expect(await directory(() => [impostor]).d.forNode('node-a')).toEqual({ missing: 'no blockmirror sidecar is registered on node node-a' });
+    expect(await directory(() => [impostor, lease('2', new Date())]).d.forNode('node-a')).toMatchObject({ found: { control: '10.0.0.5:7400' } });
+    const all = await directory(() => [{ ...impostor, labels: { 'blockmirror.io/node': 'node-a' } }]).d.all();
+    expect([...all.keys()]).toEqual([]);
+  });
+
   it('counts a Lease seen for the first time as fresh, even if its renewTime looks an hour old', async () => {
     // The node's clock runs an hour behind ours.
     const { d } = directory(() => [lease('7', new Date(Date.now() - HOUR))]);

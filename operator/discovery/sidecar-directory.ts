@@ -1,5 +1,5 @@
 import type { KubeClient, LeaseRecord } from '../kube/kube-client.js';
-import { CONTROL_ANNOTATION, NODE_LABEL, PEER_ANNOTATION, SIDECAR_LABEL, SIDECAR_LABEL_VALUE, SIDECAR_LEASE_SECONDS, readNodeSplice, type NodeSplice } from './sidecar-lease.js';
+import { CONTROL_ANNOTATION, NODE_LABEL, PEER_ANNOTATION, SIDECAR_LABEL, SIDECAR_LABEL_VALUE, SIDECAR_LEASE_SECONDS, readNodeSplice, sidecarLeaseName, type NodeSplice } from './sidecar-lease.js';
 
 export interface SidecarEndpoint {
   node: string;
@@ -36,7 +36,9 @@ export class SidecarDirectory {
 
   async forNode(node: string): Promise<SidecarLookup> {
     const leases = await this.#client.listLeases(this.#namespace, `${SIDECAR_LABEL}=${SIDECAR_LABEL_VALUE},${NODE_LABEL}=${node}`);
-    const lease = leases[0];
+    // Only the Lease named for the node: the chart's admission policy lets a sidecar write
+    // that one alone, while a label is whatever its writer put there.
+    const lease = leases.find((l) => l.name === sidecarLeaseName(node));
     if (lease === undefined) {
       this.#observed.delete(node);
       return { missing: `no blockmirror sidecar is registered on node ${node}` };
@@ -54,7 +56,7 @@ export class SidecarDirectory {
     const out = new Map<string, SidecarLookup>();
     for (const lease of leases) {
       const node = lease.labels[NODE_LABEL];
-      if (node !== undefined && node !== '') out.set(node, this.#lookup(node, lease));
+      if (node !== undefined && node !== '' && lease.name === sidecarLeaseName(node)) out.set(node, this.#lookup(node, lease));
     }
     return out;
   }

@@ -195,16 +195,6 @@ export class KubeClient {
     };
   }
 
-  async getPair(namespace: string, name: string): Promise<ReplicationPair | undefined> {
-    try {
-      return (await this.#custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name })) as ReplicationPair;
-    } catch (err) {
-      const e = apiError(`get ReplicationPair ${namespace}/${name}`, err);
-      if (e.status === 404) return undefined;
-      throw e;
-    }
-  }
-
   /**
    * One merge patch of the status subresource. A merge patch keeps fields it does not
    * mention, so those of `previous` that `status` no longer has are sent as null.
@@ -369,18 +359,6 @@ export class KubeClient {
     } catch (err) {
       const e = apiError(`get Secret ${namespace}/${name}`, err);
       if (e.status === 404) return undefined;
-      throw e;
-    }
-  }
-
-  async secretHasKeys(namespace: string, name: string, keys: string[]): Promise<'ok' | 'missing' | string[]> {
-    try {
-      const s = await this.#core.readNamespacedSecret({ namespace, name });
-      const absent = keys.filter((k) => s.data?.[k] === undefined);
-      return absent.length === 0 ? 'ok' : absent;
-    } catch (err) {
-      const e = apiError(`get Secret ${namespace}/${name}`, err);
-      if (e.status === 404) return 'missing';
       throw e;
     }
   }

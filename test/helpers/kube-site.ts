@@ -63,15 +63,36 @@ export class KubeSite {
 
   /**
    * A kubeconfig that authenticates as `serviceAccount` of the operator's namespace with
-   * a token from the TokenRequest API (`kubectl create token`), as a pod would.
+   * a token from the TokenRequest API (`kubectl create token`), as a pod would. With
+   * `node`, the token is bound to a Pod object scheduled on that node (no kubelet runs it:
+   * the API server stores it, and the token is valid while it exists), as the kubelet's
+   * token for a DaemonSet pod is: it then carries the node's name, which the chart's
+   * admission policy requires of a sidecar writing its registration Lease.
    */
-  async serviceAccountKubeconfig(serviceAccount: string): Promise<string> {
-    const token = (await this.kubectlOk(['create', 'token', serviceAccount, '-n', OPERATOR_NAMESPACE, '--duration=2h'])).trim();
+  async serviceAccountKubeconfig(serviceAccount: string, opts: { node?: string } = {}): Promise<string> {
+    const bound = opts.node === undefined ? [] : await this.#boundTo(serviceAccount, opts.node);
+    const token = (await this.kubectlOk(['create', 'token', serviceAccount, '-n', OPERATOR_NAMESPACE, '--duration=2h', ...bound])).trim();
     const admin = await readFile(this.kubeconfig, 'utf8');
-    const path = join(this.dir, `${serviceAccount}.kubeconfig`);
+    const path = join(this.dir, `${serviceAccount}${opts.node === undefined ? '' : `-${opts.node}`}.kubeconfig`);
     // Same cluster and CA as the admin's; only the user differs.
     await writeFile(path, admin.replace(/token: .*/, `token: ${token}`).replace('name: admin', `name: ${serviceAccount}`).replace('user: admin', `user: ${serviceAccount}`));
     return path;
+  }
+
+  /** The `kubectl create token` flags binding a token to a pod of `serviceAccount` on `node` (made once). */
+  async #boundTo(serviceAccount: string, node: string): Promise<string[]> {
+    const pod = `${serviceAccount}-${node}`;
+    const manifest = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: pod, namespace: OPERATOR_NAMESPACE, labels: { 'app.kubernetes.io/component': 'token-holder' } },
+      spec: { nodeName: node, serviceAccountName: serviceAccount, automountServiceAccountToken: false, containers: [{ name: 'token', image: 'localhost/blockmirror/none:never-run' }] },
+    };
+    if ((await this.kubectl(['get', 'pod', pod, '-n', OPERATOR_NAMESPACE, '-o', 'name'])).code !== 0) {
+      await this.kubectlOk(['create', '-f', '-'], { input: JSON.stringify(manifest) });
+    }
+    const uid = (await this.kubectlOk(['get', 'pod', pod, '-n', OPERATOR_NAMESPACE, '-o', 'jsonpath={.metadata.uid}'])).trim();
+    return ['--bound-object-kind=Pod', `--bound-object-name=${pod}`, `--bound-object-uid=${uid}`];
   }
 
   kubectl(args: string[], opts: { input?: string } = {}): Promise<RunResult> {

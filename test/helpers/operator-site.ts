@@ -58,7 +58,7 @@ export async function startOperatorSite(track: Track, work: string, name: string
   await mkdir(dir, { recursive: true });
   const kube = await KubeSite.start(name, join(dir, 'control-plane'), { install: 'helm' });
   track(`control plane ${name}`, () => kube.stop());
-  const sidecarArgs = ['--register-node', node, '--register-namespace', OPERATOR_NAMESPACE, '--kubeconfig', await kube.serviceAccountKubeconfig(`${RELEASE}-sidecar`)];
+  const sidecarArgs = ['--register-node', node, '--register-namespace', OPERATOR_NAMESPACE, '--kubeconfig', await kube.serviceAccountKubeconfig(`${RELEASE}-sidecar`, { node })];
   const stateDir = join(dir, 'sidecar-state');
   const sidecar = await startSiteSidecar(track, { name, stateDir, sidecarArgs });
   const operator = await OperatorProcess.start(kube, [], await kube.serviceAccountKubeconfig(`${RELEASE}-operator`));
