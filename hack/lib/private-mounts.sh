@@ -11,8 +11,10 @@
 # bed's own to a cleanup that searches /proc/*/mountinfo.
 drop_foreign_mounts() {
   local m
+  # A fresh machine has none of those mounts: grep's "no match" must not fail a caller
+  # under pipefail (it stopped build-images.sh silently on a new machine).
   awk '{ print $5 }' /proc/self/mountinfo |
-    grep -E '^(/tmp|/var/tmp|/run|/var/run|/var/lib/kubelet|/var/lib/containerd)/.' |
+    { grep -E '^(/tmp|/var/tmp|/run|/var/run|/var/lib/kubelet|/var/lib/containerd)/.' || true; } |
     LC_ALL=C sort -r |
     while read -r m; do
       # Deepest first; mountinfo writes a space as \040.
