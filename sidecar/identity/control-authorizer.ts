@@ -1,0 +1,39 @@
+import { ServerInterceptingCall, status as GrpcStatus, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
+import type { Logger } from 'winston';
+import { sanIdentities } from './identity.js';
+
+/** grpc-js does not export its AuthContext type. */
+export type AuthContext = ReturnType<ServerInterceptingCallInterface['getAuthContext']>;
+
+/**
+ * Why a caller may not use the control API, or undefined when it may. A call without TLS
+ * came over the root-only Unix socket or a loopback listener (the sidecar refuses a
+ * plaintext listener anywhere else): a local admin, admitted. Over TLS only the operator
+ * identity is admitted: a CA signature alone is no authorization, since the same CA may
+ * sign the peer link's certificates (and the remote site's).
+ */
+export function controlRefusal(auth: AuthContext, operatorIdentity: string): string | undefined {
+  if (auth.transportSecurityType !== 'ssl') return undefined;
+  const ids = sanIdentities(auth.sslPeerCertificate?.subjectaltname);
+  if (ids.some((id) => id.uri === operatorIdentity)) return undefined;
+  const who = ids.length > 0 ? ids.map((id) => id.uri).join(', ') : `a certificate without a blockmirror identity (subject ${JSON.stringify(auth.sslPeerCertificate?.subject?.CN ?? '')})`;
+  return `the control API admits only the operator (${operatorIdentity}) and local callers on the control socket; the caller is ${who}`;
+}
+
+/** Every RPC of the server it is installed on (health included) goes through controlRefusal. */
+export function controlAuthorizer(operatorIdentity: string, logger: Logger, onRefused?: () => void): ServerInterceptor {
+  return (method, call) =>
+    new ServerInterceptingCall(call, {
+      start: (next) => {
+        next({
+          onReceiveMetadata: (metadata, mdNext) => {
+            const refusal = controlRefusal(call.getAuthContext(), operatorIdentity);
+            if (refusal === undefined) return mdNext(metadata);
+            logger.warn('control call refused', { method: method.path, peer: call.getPeer(), error: refusal });
+            onRefused?.();
+            call.sendStatus({ code: GrpcStatus.PERMISSION_DENIED, details: refusal });
+          },
+        });
+      },
+    });
+}
