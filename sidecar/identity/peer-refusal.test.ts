@@ -1,0 +1,27 @@
+import { describe, expect, it } from '@jest/globals';
+import type { PeerCertificate } from 'node:tls';
+import { controlRefusal, type AuthContext } from './control-authorizer.js';
+import { peerRefusal } from './peer-refusal.js';
+
+const tls = (san: string): AuthContext => ({ transportSecurityType: 'ssl', sslPeerCertificate: { subjectaltname: san, subject: { CN: 'x' } } as unknown as PeerCertificate });
+
+describe('authorization by identity', () => {
+  it('the control API: the pinned operator over TLS, anyone local', () => {
+    const op = 'spiffe://blockmirror/a/operator';
+    expect(controlRefusal({}, op)).toBeUndefined();
+    expect(controlRefusal(tls(`URI:${op}`), op)).toBeUndefined();
+    expect(controlRefusal(tls('URI:spiffe://blockmirror/b/peer'), op)).toBe(
+      'the control API admits only the operator (spiffe://blockmirror/a/operator) and local callers on the control socket; the caller is spiffe://blockmirror/b/peer',
+    );
+    expect(controlRefusal(tls('URI:spiffe://blockmirror/b/operator'), op)).toMatch(/the caller is spiffe:\/\/blockmirror\/b\/operator$/);
+    expect(controlRefusal(tls('DNS:localhost'), op)).toMatch(/a certificate without a blockmirror identity/);
+  });
+
+  it("the peer port: a peer identity, the pair's own when it names one", () => {
+    expect(peerRefusal({}, 'db', 'spiffe://blockmirror/a/peer')).toBeUndefined();
+    expect(peerRefusal(tls('URI:spiffe://blockmirror/a/peer'), 'db', 'spiffe://blockmirror/a/peer')).toBeUndefined();
+    expect(peerRefusal(tls('URI:spiffe://blockmirror/c/peer'), 'db', undefined)).toBeUndefined();
+    expect(peerRefusal(tls('URI:spiffe://blockmirror/c/peer'), 'db', 'spiffe://blockmirror/a/peer')).toBe('pair "db" accepts only spiffe://blockmirror/a/peer; the caller is spiffe://blockmirror/c/peer');
+    expect(peerRefusal(tls('URI:spiffe://blockmirror/a/operator'), 'db', undefined)).toMatch(/admits only peer identities/);
+  });
+});
