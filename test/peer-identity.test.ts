@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlClient } from '../sidecar/control/control-client.js';
-import { pairToJson, type PairStatusJson } from '../sidecar/control/pair-json.js';
+import { pairToJson, type PairJson as PairStatusJson } from '../sidecar/control/pair-json.js';
 import { metricSum, randomFile, scrapeMetrics, sha256File, sparseFile } from './helpers/replication-harness.js';
 import { runCli } from './helpers/run-cli.js';
 import { SidecarProcess } from './helpers/sidecar-process.js';
