@@ -1,9 +1,7 @@
-import { ServerInterceptingCall, status as GrpcStatus, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
+import { ServerInterceptingCall, status as GrpcStatus, type ServerInterceptor } from '@grpc/grpc-js';
 import type { Logger } from 'winston';
+import type { AuthContext } from './auth-context.js';
 import { sanIdentities } from './identity.js';
-
-/** grpc-js does not export its AuthContext type. */
-export type AuthContext = ReturnType<ServerInterceptingCallInterface['getAuthContext']>;
 
 /**
  * Why a caller may not use the control API, or undefined when it may. A call without TLS

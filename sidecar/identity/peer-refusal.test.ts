@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { PeerCertificate } from 'node:tls';
-import { controlRefusal, type AuthContext } from './control-authorizer.js';
+import type { AuthContext } from './auth-context.js';
+import { controlRefusal } from './control-authorizer.js';
 import { peerRefusal } from './peer-refusal.js';
 
 const tls = (san: string): AuthContext => ({ transportSecurityType: 'ssl', sslPeerCertificate: { subjectaltname: san, subject: { CN: 'x' } } as unknown as PeerCertificate });

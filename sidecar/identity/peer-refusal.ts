@@ -1,4 +1,4 @@
-import type { AuthContext } from './control-authorizer.js';
+import type { AuthContext } from './auth-context.js';
 import { sanIdentities } from './identity.js';
 
 /**

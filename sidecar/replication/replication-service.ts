@@ -8,7 +8,7 @@ import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/repl
 import type { ReplicationServiceHandlers } from '../../proto/gen/blockmirror/replication/v1/ReplicationService.js';
 import { BlockmirrorError } from '../errors.js';
 import { peerRefusal } from '../identity/peer-refusal.js';
-import type { AuthContext } from '../identity/control-authorizer.js';
+import type { AuthContext } from '../identity/auth-context.js';
 import type { FrameStream, SecondaryEndpoint } from './secondary-endpoint.js';
 import type { SitePairLocator } from './site-pair-locator.js';
 
