@@ -86,7 +86,8 @@ export function channelCredentials(target: string, tls: TlsFiles | TlsMaterial |
 /** Undefined when the server's certificate carries the identity expected of it. */
 export function serverIdentityError(cert: PeerCertificate, expect: ExpectedServer): Error | undefined {
   const ids = sanIdentities(cert.subjectaltname);
-  const ok = expect.uri !== undefined ? ids.some((id) => id.uri === expect.uri) : ids.some((id) => id.role === expect.role);
+  const id = ids.length === 1 ? ids[0]! : undefined;
+  const ok = id !== undefined && (expect.uri !== undefined ? id.uri === expect.uri : id.role === expect.role);
   if (ok) return undefined;
   const want = expect.uri ?? `a spiffe://blockmirror/<site>/${expect.role} identity`;
   const has = ids.length > 0 ? ids.map((id) => id.uri).join(', ') : 'no blockmirror identity';

@@ -8,13 +8,17 @@ import { sanIdentities } from './identity.js';
  * came over the root-only Unix socket or a loopback listener (the sidecar refuses a
  * plaintext listener anywhere else): a local admin, admitted. Over TLS only the operator
  * identity is admitted: a CA signature alone is no authorization, since the same CA may
- * sign the peer link's certificates (and the remote site's).
+ * sign the peer link's certificates (and the remote site's). A certificate carrying several
+ * identities is refused everywhere: one issued for every role would be the old skeleton key.
  */
 export function controlRefusal(auth: AuthContext, operatorIdentity: string): string | undefined {
   if (auth.transportSecurityType !== 'ssl') return undefined;
   const ids = sanIdentities(auth.sslPeerCertificate?.subjectaltname);
-  if (ids.some((id) => id.uri === operatorIdentity)) return undefined;
-  const who = ids.length > 0 ? ids.map((id) => id.uri).join(', ') : `a certificate without a blockmirror identity (subject ${JSON.stringify(auth.sslPeerCertificate?.subject?.CN ?? '')})`;
+  if (ids.length === 1 && ids[0]!.uri === operatorIdentity) return undefined;
+  const who =
+    ids.length === 0
+      ? `a certificate without a blockmirror identity (subject ${JSON.stringify(auth.sslPeerCertificate?.subject?.CN ?? '')})`
+      : `${ids.map((id) => id.uri).join(', ')}${ids.length > 1 ? ' (a certificate must carry one identity)' : ''}`;
   return `the control API admits only the operator (${operatorIdentity}) and local callers on the control socket; the caller is ${who}`;
 }
 

@@ -16,6 +16,8 @@ describe('authorization by identity', () => {
     );
     expect(controlRefusal(tls('URI:spiffe://blockmirror/b/operator'), op)).toMatch(/the caller is spiffe:\/\/blockmirror\/b\/operator$/);
     expect(controlRefusal(tls('DNS:localhost'), op)).toMatch(/a certificate without a blockmirror identity/);
+    // One certificate for every role is what the chart used to issue: refused as a skeleton key.
+    expect(controlRefusal(tls(`URI:${op}, URI:spiffe://blockmirror/a/peer`), op)).toMatch(/\(a certificate must carry one identity\)$/);
   });
 
   it("the peer port: a peer identity, the pair's own when it names one", () => {
@@ -23,6 +25,7 @@ describe('authorization by identity', () => {
     expect(peerRefusal(tls('URI:spiffe://blockmirror/a/peer'), 'db', 'spiffe://blockmirror/a/peer')).toBeUndefined();
     expect(peerRefusal(tls('URI:spiffe://blockmirror/c/peer'), 'db', undefined)).toBeUndefined();
     expect(peerRefusal(tls('URI:spiffe://blockmirror/c/peer'), 'db', 'spiffe://blockmirror/a/peer')).toBe('pair "db" accepts only spiffe://blockmirror/a/peer; the caller is spiffe://blockmirror/c/peer');
-    expect(peerRefusal(tls('URI:spiffe://blockmirror/a/operator'), 'db', undefined)).toMatch(/admits only peer identities/);
+    expect(peerRefusal(tls('URI:spiffe://blockmirror/a/operator'), 'db', undefined)).toMatch(/admits only certificates carrying one peer identity/);
+    expect(peerRefusal(tls('URI:spiffe://blockmirror/a/peer, URI:spiffe://blockmirror/a/operator'), 'db', undefined)).toMatch(/admits only certificates carrying one peer identity/);
   });
 });

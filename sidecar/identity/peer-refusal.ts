@@ -11,7 +11,7 @@ export function peerRefusal(auth: AuthContext, pairId: string, expected: string 
   if (auth.transportSecurityType !== 'ssl') return undefined;
   const ids = sanIdentities(auth.sslPeerCertificate?.subjectaltname);
   const has = ids.length > 0 ? ids.map((id) => id.uri).join(', ') : 'no blockmirror identity';
-  if (!ids.some((id) => id.role === 'peer')) return `the peer port admits only peer identities (spiffe://blockmirror/<site>/peer); the caller has ${has}`;
-  if (expected !== undefined && !ids.some((id) => id.uri === expected)) return `pair ${JSON.stringify(pairId)} accepts only ${expected}; the caller is ${has}`;
+  if (ids.length !== 1 || ids[0]!.role !== 'peer') return `the peer port admits only certificates carrying one peer identity (spiffe://blockmirror/<site>/peer); the caller has ${has}`;
+  if (expected !== undefined && ids[0]!.uri !== expected) return `pair ${JSON.stringify(pairId)} accepts only ${expected}; the caller is ${has}`;
   return undefined;
 }

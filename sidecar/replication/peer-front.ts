@@ -55,8 +55,8 @@ export class PeerFront {
             // Only the peer link's identity gets to gRPC: an operator's or a control
             // server's certificate from a trusted CA has no business on this port.
             const ids = sanIdentities(secure.getPeerCertificate().subjectaltname);
-            if (!ids.some((id) => id.role === 'peer')) {
-              opts.logger.warn('peer connection refused', { reason: 'identity', detail: `not a peer identity: ${ids.map((id) => id.uri).join(', ') || 'no blockmirror identity'}`, remote: `${secure.remoteAddress}:${secure.remotePort}` });
+            if (ids.length !== 1 || ids[0]!.role !== 'peer') {
+              opts.logger.warn('peer connection refused', { reason: 'identity', detail: `not one peer identity: ${ids.map((id) => id.uri).join(', ') || 'no blockmirror identity'}`, remote: `${secure.remoteAddress}:${secure.remotePort}` });
               opts.onRefused('identity');
               secure.destroy();
               return;
