@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Client, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { channelCredentials, type TlsFiles } from '../sidecar/grpc/grpc-credentials.js';
@@ -131,5 +131,40 @@ describe('the control API admits the operator only; the peer port peer identitie
     expect(metricSum(await scrapeMetrics(sc!.addresses.metrics), 'blockmirror_peer_refused_total', { reason: 'identity' })).toBe(before + 1);
     // Site B's peer identity reaches the replication service (which holds no such pair).
     expect(await handshake(as(b.peer, b.ca))).toEqual({ code: GrpcStatus.NOT_FOUND, details: 'no secondary pair "none-here" here' });
+  });
+});
+
+describe("with the remote site's CA given, the peer port trusts it instead of its own", () => {
+  let dir: string;
+  let sc: SidecarProcess | undefined;
+  let a: SiteIdentities;
+  let neighbour: SiteIdentities;
+  let remote: SiteIdentities;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'bm-ident-ca-'));
+    const [own, theirs] = [await makeCa(dir, 'site-a'), await makeCa(dir, 'site-b')];
+    a = await makeSiteIdentities(dir, 'site-a', own);
+    // Another node of site A: same CA, same site, its own key pair.
+    mkdirSync(join(dir, 'n2'));
+    neighbour = await makeSiteIdentities(join(dir, 'n2'), 'site-a', own);
+    remote = await makeSiteIdentities(dir, 'site-b', theirs);
+    sc = await SidecarProcess.start({ stateDir: join(dir, 'state'), args: [...sidecarIdentityArgs(a), '--peer-trust-ca', theirs.ca] });
+  }, 60_000);
+
+  afterAll(async () => {
+    await sc?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("refuses a neighbour's peer key at TLS and lets the remote site's in", async () => {
+    const def = loadReplicationProto().blockmirror.replication.v1.ReplicationService.service.Handshake;
+    const handshake = (id: Identity, ca: string): Promise<Outcome> => call(sc!.addresses.peer, as(id, ca), def.path, def.requestSerialize as (v: unknown) => Buffer, { pairId: 'none-here' });
+    const before = metricSum(await scrapeMetrics(sc!.addresses.metrics), 'blockmirror_peer_refused_total', { reason: 'tls' });
+    expect((await handshake(neighbour.peer, a.ca)).code).toBe(GrpcStatus.UNAVAILABLE);
+    expect(metricSum(await scrapeMetrics(sc!.addresses.metrics), 'blockmirror_peer_refused_total', { reason: 'tls' })).toBe(before + 1);
+    expect(await handshake(remote.peer, a.ca)).toEqual({ code: GrpcStatus.NOT_FOUND, details: 'no secondary pair "none-here" here' });
+    // The remote CA is trusted for the peer link only: its operator is no operator here.
+    expect((await call(`127.0.0.1:${sc!.addresses.control.split(':').pop()}`, as(remote.operator, a.ca), HEALTH_CHECK, (v) => v as Buffer, Buffer.alloc(0))).code).toBe(GrpcStatus.UNAVAILABLE);
   });
 });

@@ -178,7 +178,7 @@ export function buildProgram(): Command {
       .option('--advertise-control <host:port>', 'control address to register (default: the bound one)')
       .option('--advertise-peer <host:port>', 'peer address to register (default: the bound one)')
       .option('--peer-server-name <name>', "the name remote sidecars' peer certificates carry, verified instead of the dialled address (a redirect dials a node address)")
-      .option('--peer-trust-ca <file>', "the remote site's CA bundle (PEM), trusted on the peer port and when dialling peers, besides --tls-ca")
+      .option('--peer-trust-ca <file>', "the remote site's CA bundle (PEM), trusted on the peer port and when dialling peers instead of this site's own (--peer-ca, else --tls-ca)")
       .option('--peer-cert <file>', 'the peer link\'s own certificate (PEM, spiffe://blockmirror/<site>/peer), served on the peer port and presented when dialling (default: --tls-cert)')
       .option('--peer-key <file>', "the peer link certificate's private key (PEM)")
       .option('--peer-ca <file>', "CA bundle (PEM) the peer link trusts (default: --tls-ca); the remote site's goes in --peer-trust-ca")

@@ -57,7 +57,7 @@ export interface SidecarConfig {
   /** The name the remote sidecars' peer certificates carry (default: the dialled host). */
   peerServerName?: string;
   /**
-   * A CA bundle file (PEM) trusted for peers besides --tls-ca: the remote site's CA.
+   * A CA bundle file (PEM) trusted for peers instead of the peer link's own CA: the remote site's CA.
    * Every sidecar of a site needs it, since any of them may be the entry point that
    * redirects a remote primary (its TLS is checked before the handshake).
    */
@@ -200,11 +200,13 @@ export class SidecarDaemon {
     );
     new HealthImplementation({ '': 'SERVING' }).addToServer(peer);
     const peerFront = await PeerFront.listen(cfg.peerListen, peer, {
-      ...(peerTls ? { tls: readTlsMaterial(peerTls) } : {}),
+      // Given the remote site's CA, the peer port trusts it instead of this site's own: a
+      // node of this site is never another's primary, so its peer key is no use here.
+      ...(peerTls ? { tls: { ...readTlsMaterial(peerTls), ...(trustCa !== undefined ? { ca: Buffer.from(trustCa) } : {}) } } : {}),
       logger: cfg.logger,
       onRefused: (reason) => metrics?.peerRefused(reason),
       onAccepted: () => metrics?.peerConnection(),
-      extraCas: () => (trustCa !== undefined ? [trustCa, ...pairs.peerCas()] : pairs.peerCas()),
+      extraCas: () => pairs.peerCas(),
     });
 
     let metricsHttp: HttpServer | null = null;

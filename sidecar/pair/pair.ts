@@ -86,7 +86,7 @@ export interface PairContext {
   tls?: TlsFiles;
   /** The name a secondary's certificate must carry (default: the dialled host). */
   peerServerName?: string;
-  /** The remote site's CA (PEM), trusted besides `tls.ca` when the pair has no TLS of its own. */
+  /** The remote site's CA (PEM), trusted instead of `tls.ca` when the pair has no TLS of its own. */
   peerTrustCa?: string;
   /** The remote peer identity of pairs whose spec names none. */
   remotePeerIdentity?: string;
@@ -572,7 +572,8 @@ function peerLinkTls(spec: PairSpec, ctx: PairContext): { tls?: TlsFiles | TlsMa
   let tls: TlsFiles | TlsMaterial | undefined = t ? { cert: Buffer.from(t.cert), key: Buffer.from(t.key), ca: Buffer.from(t.ca) } : ctx.tls;
   if (!t && ctx.tls && ctx.peerTrustCa) {
     const own = readTlsMaterial(ctx.tls);
-    tls = { ...own, ca: Buffer.concat([own.ca, Buffer.from('\n'), Buffer.from(ctx.peerTrustCa)]) };
+    // The remote site's CA only: a secondary of this site's CA is not the remote site.
+    tls = { ...own, ca: Buffer.from(ctx.peerTrustCa) };
   }
   const identity = spec.remoteIdentity ?? ctx.remotePeerIdentity;
   return { ...(tls ? { tls } : {}), ...(ctx.peerServerName ? { serverName: ctx.peerServerName } : {}), ...(identity ? { serverIdentity: identity } : {}) };
