@@ -52,7 +52,7 @@ async function renderSite(dir: string, helm: string, site: string, remote: strin
     const san = [...(s.dnsNames ?? []).map((n) => `DNS:${n}`), ...(s.uris ?? []).map((u) => `URI:${u}`)].join(',');
     const eku = s.usages.map((u) => ({ 'server auth': 'serverAuth', 'client auth': 'clientAuth' })[u]).join(',');
     // Written as tls.crt and tls.key, beside ca.crt: what cert-manager puts in the Secret.
-    await issueCertificate(sdir, ca, 'tls', `subjectAltName=${san}\nextendedKeyUsage=${eku}\n`);
+    await issueCertificate(sdir, ca, { name: 'tls', ext: `subjectAltName=${san}\nextendedKeyUsage=${eku}\n` });
     writeFileSync(join(sdir, 'ca.crt'), readFileSync(ca.ca));
     secrets.set(s.secretName, sdir);
   }

@@ -48,9 +48,9 @@ describe('the control API admits the operator only; the peer port peer identitie
     dir = mkdtempSync(join(tmpdir(), 'bm-ident-'));
     const shared = await makeCa(dir, 'shared');
     const other = await makeCa(dir, 'other');
-    a = await makeSiteIdentities(dir, 'site-a', shared);
-    b = await makeSiteIdentities(dir, 'site-b', shared);
-    rogue = await makeSiteIdentities(dir, 'site-a-forged', other);
+    a = await makeSiteIdentities(dir, 'site-a', { ca: shared });
+    b = await makeSiteIdentities(dir, 'site-b', { ca: shared });
+    rogue = await makeSiteIdentities(dir, 'site-a-forged', { ca: other });
     socket = join(dir, 'control', 'control.sock');
     // As the chart runs it: control port on every address (mutual TLS), and the socket.
     sc = await SidecarProcess.start({ stateDir: join(dir, 'state'), args: ['--control-listen', '0.0.0.0:0', '--control-socket', socket, ...sidecarIdentityArgs(a)] });
@@ -144,11 +144,11 @@ describe("with the remote site's CA given, the peer port trusts it instead of it
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'bm-ident-ca-'));
     const [own, theirs] = [await makeCa(dir, 'site-a'), await makeCa(dir, 'site-b')];
-    a = await makeSiteIdentities(dir, 'site-a', own);
+    a = await makeSiteIdentities(dir, 'site-a', { ca: own });
     // Another node of site A: same CA, same site, its own key pair.
     mkdirSync(join(dir, 'n2'));
-    neighbour = await makeSiteIdentities(join(dir, 'n2'), 'site-a', own);
-    remote = await makeSiteIdentities(dir, 'site-b', theirs);
+    neighbour = await makeSiteIdentities(join(dir, 'n2'), 'site-a', { ca: own });
+    remote = await makeSiteIdentities(dir, 'site-b', { ca: theirs });
     sc = await SidecarProcess.start({ stateDir: join(dir, 'state'), args: [...sidecarIdentityArgs(a), '--peer-trust-ca', theirs.ca] });
   }, 60_000);
 

@@ -45,7 +45,7 @@ describe('a secondary accepts only the remote identity it was configured for', (
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'bm-peer-ident-'));
     const ca = await makeCa(dir, 'shared');
-    for (const k of ['a', 'b', 'c'] as const) ids[k] = await makeSiteIdentities(dir, `site-${k}`, ca);
+    for (const k of ['a', 'b', 'c'] as const) ids[k] = await makeSiteIdentities(dir, `site-${k}`, { ca });
     const [a, b, c] = await Promise.all((['a', 'b', 'c'] as const).map((k) => SidecarProcess.start({ stateDir: join(dir, `state-${k}`), args: sidecarIdentityArgs(ids[k]) })));
     Object.assign(sidecars, { a, b, c });
     await Promise.all([randomFile(img('a'), VOLUME), randomFile(img('c'), VOLUME), sparseFile(img('b'), VOLUME)]);

@@ -25,7 +25,7 @@ export class ControlServer {
   readonly #health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE]: 'NOT_SERVING' });
 
   constructor(pairs: PairManager, logger: Logger, opts: ControlServerOptions = {}) {
-    this.#server = new Server(opts.operatorIdentity !== undefined ? { interceptors: [controlAuthorizer(opts.operatorIdentity, logger, opts.onRefused)] } : {});
+    this.#server = new Server(opts.operatorIdentity !== undefined ? { interceptors: [controlAuthorizer(opts.operatorIdentity, { logger, ...(opts.onRefused ? { onRefused: opts.onRefused } : {}) })] } : {});
     const proto = loadControlProto();
     this.#server.addService(proto.blockmirror.control.v1.ControlService.service, controlService(pairs, logger, opts));
     this.#health.addToServer(this.#server);

@@ -23,7 +23,7 @@ export function controlRefusal(auth: AuthContext, operatorIdentity: string): str
 }
 
 /** Every RPC of the server it is installed on (health included) goes through controlRefusal. */
-export function controlAuthorizer(operatorIdentity: string, logger: Logger, onRefused?: () => void): ServerInterceptor {
+export function controlAuthorizer(operatorIdentity: string, opts: { logger: Logger; onRefused?: () => void }): ServerInterceptor {
   return (method, call) =>
     new ServerInterceptingCall(call, {
       start: (next) => {
@@ -31,8 +31,8 @@ export function controlAuthorizer(operatorIdentity: string, logger: Logger, onRe
           onReceiveMetadata: (metadata, mdNext) => {
             const refusal = controlRefusal(call.getAuthContext(), operatorIdentity);
             if (refusal === undefined) return mdNext(metadata);
-            logger.warn('control call refused', { method: method.path, peer: call.getPeer(), error: refusal });
-            onRefused?.();
+            opts.logger.warn('control call refused', { method: method.path, peer: call.getPeer(), error: refusal });
+            opts.onRefused?.();
             call.sendStatus({ code: GrpcStatus.PERMISSION_DENIED, details: refusal });
           },
         });

@@ -21,11 +21,11 @@ describe('authorization by identity', () => {
   });
 
   it("the peer port: a peer identity, the pair's own when it names one", () => {
-    expect(peerRefusal({}, 'db', 'spiffe://blockmirror/a/peer')).toBeUndefined();
-    expect(peerRefusal(tls('URI:spiffe://blockmirror/a/peer'), 'db', 'spiffe://blockmirror/a/peer')).toBeUndefined();
-    expect(peerRefusal(tls('URI:spiffe://blockmirror/c/peer'), 'db', undefined)).toBeUndefined();
-    expect(peerRefusal(tls('URI:spiffe://blockmirror/c/peer'), 'db', 'spiffe://blockmirror/a/peer')).toBe('pair "db" accepts only spiffe://blockmirror/a/peer; the caller is spiffe://blockmirror/c/peer');
-    expect(peerRefusal(tls('URI:spiffe://blockmirror/a/operator'), 'db', undefined)).toMatch(/admits only certificates carrying one peer identity/);
-    expect(peerRefusal(tls('URI:spiffe://blockmirror/a/peer, URI:spiffe://blockmirror/a/operator'), 'db', undefined)).toMatch(/admits only certificates carrying one peer identity/);
+    expect(peerRefusal({}, { pairId: 'db', expected: 'spiffe://blockmirror/a/peer' })).toBeUndefined();
+    expect(peerRefusal(tls('URI:spiffe://blockmirror/a/peer'), { pairId: 'db', expected: 'spiffe://blockmirror/a/peer' })).toBeUndefined();
+    expect(peerRefusal(tls('URI:spiffe://blockmirror/c/peer'), { pairId: 'db', expected: undefined })).toBeUndefined();
+    expect(peerRefusal(tls('URI:spiffe://blockmirror/c/peer'), { pairId: 'db', expected: 'spiffe://blockmirror/a/peer' })).toBe('pair "db" accepts only spiffe://blockmirror/a/peer; the caller is spiffe://blockmirror/c/peer');
+    expect(peerRefusal(tls('URI:spiffe://blockmirror/a/operator'), { pairId: 'db', expected: undefined })).toMatch(/admits only certificates carrying one peer identity/);
+    expect(peerRefusal(tls('URI:spiffe://blockmirror/a/peer, URI:spiffe://blockmirror/a/operator'), { pairId: 'db', expected: undefined })).toMatch(/admits only certificates carrying one peer identity/);
   });
 });

@@ -7,7 +7,8 @@ import { sanIdentities } from './identity.js';
  * caller must present a peer identity, and exactly `expected` when the pair names one:
  * a secondary that never synced must not take any primary the CA vouches for.
  */
-export function peerRefusal(auth: AuthContext, pairId: string, expected: string | undefined): string | undefined {
+export function peerRefusal(auth: AuthContext, pair: { pairId: string; expected: string | undefined }): string | undefined {
+  const { pairId, expected } = pair;
   if (auth.transportSecurityType !== 'ssl') return undefined;
   const ids = sanIdentities(auth.sslPeerCertificate?.subjectaltname);
   const has = ids.length > 0 ? ids.map((id) => id.uri).join(', ') : 'no blockmirror identity';

@@ -56,7 +56,7 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
   };
   // Undefined when the caller's identity may act on the pair; else the refusal to send.
   const denied = (call: { getAuthContext(): AuthContext }, pairId: string): ServerErrorResponse | undefined => {
-    const why = peerRefusal(call.getAuthContext(), pairId, opts.remoteIdentity?.(pairId));
+    const why = peerRefusal(call.getAuthContext(), { pairId, expected: opts.remoteIdentity?.(pairId) });
     return why === undefined ? undefined : refuse('identity', GrpcStatus.PERMISSION_DENIED, why);
   };
 

@@ -16,6 +16,6 @@ export interface PeerPki extends TestPki {
  */
 export async function makePeerPki(dir: string, prefix: string, san = 'IP:127.0.0.1,DNS:localhost'): Promise<PeerPki> {
   const pki = await makeTestPki(dir, prefix);
-  const peer = await issueCertificate(dir, pki, `${prefix}-peer`, `subjectAltName=${san},URI:spiffe://blockmirror/${prefix}/peer\nextendedKeyUsage=serverAuth,clientAuth\n`);
+  const peer = await issueCertificate(dir, pki, { name: `${prefix}-peer`, ext: `subjectAltName=${san},URI:spiffe://blockmirror/${prefix}/peer\nextendedKeyUsage=serverAuth,clientAuth\n` });
   return { ...pki, peer };
 }

@@ -30,12 +30,13 @@ export async function makeCa(dir: string, name: string): Promise<SiteCa> {
  * The chart's identities for `site`, signed by `ca` (sites may share one CA, or each have
  * its own). The server certificates also carry 127.0.0.1, where the tests dial them.
  */
-export async function makeSiteIdentities(dir: string, site: string, ca: SiteCa, dnsName = 'blockmirror-sidecar-peer.blockmirror-system.svc'): Promise<SiteIdentities> {
+export async function makeSiteIdentities(dir: string, site: string, opts: { ca: SiteCa; dnsName?: string }): Promise<SiteIdentities> {
+  const { ca, dnsName = 'blockmirror-sidecar-peer.blockmirror-system.svc' } = opts;
   const uri = (role: string): string => `URI:spiffe://blockmirror/${site}/${role}`;
   // One after another: openssl keeps the CA's serial in one file.
-  const operator = await issueCertificate(dir, ca, `${site}-operator`, `subjectAltName=${uri('operator')}\nextendedKeyUsage=clientAuth\n`);
-  const control = await issueCertificate(dir, ca, `${site}-control`, `subjectAltName=DNS:${dnsName},IP:127.0.0.1,${uri('sidecar-control')}\nextendedKeyUsage=serverAuth\n`);
-  const peer = await issueCertificate(dir, ca, `${site}-peer`, `subjectAltName=DNS:${dnsName},IP:127.0.0.1,${uri('peer')}\nextendedKeyUsage=serverAuth,clientAuth\n`);
+  const operator = await issueCertificate(dir, ca, { name: `${site}-operator`, ext: `subjectAltName=${uri('operator')}\nextendedKeyUsage=clientAuth\n` });
+  const control = await issueCertificate(dir, ca, { name: `${site}-control`, ext: `subjectAltName=DNS:${dnsName},IP:127.0.0.1,${uri('sidecar-control')}\nextendedKeyUsage=serverAuth\n` });
+  const peer = await issueCertificate(dir, ca, { name: `${site}-peer`, ext: `subjectAltName=DNS:${dnsName},IP:127.0.0.1,${uri('peer')}\nextendedKeyUsage=serverAuth,clientAuth\n` });
   return { ...ca, site, operator, control, peer };
 }
 

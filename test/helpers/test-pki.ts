@@ -25,7 +25,8 @@ async function openssl(args: string[], cwd: string): Promise<void> {
  * A certificate signed by `pki`'s CA, written as DIR/NAME.{crt,key}; `ext` holds openssl
  * extension lines (subjectAltName, extendedKeyUsage).
  */
-export async function issueCertificate(dir: string, pki: Pick<TestPki, 'ca' | 'caKey'>, name: string, ext: string): Promise<Identity> {
+export async function issueCertificate(dir: string, pki: Pick<TestPki, 'ca' | 'caKey'>, cert: { name: string; ext: string }): Promise<Identity> {
+  const { name, ext } = cert;
   const p = (f: string): string => join(dir, `${name}.${f}`);
   await openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${name}`, '-keyout', p('key'), '-out', p('csr')], dir);
   writeFileSync(p('ext'), ext);
@@ -42,7 +43,7 @@ export async function makeTestPki(dir: string, prefix = 'ca'): Promise<TestPki> 
   const p = (f: string): string => join(dir, `${prefix}-${f}`);
   await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', `/CN=${prefix} test CA`, '-keyout', p('ca.key'), '-out', p('ca.crt')], dir);
   const ca = { ca: p('ca.crt'), caKey: p('ca.key') };
-  const server = await issueCertificate(dir, ca, `${prefix}-server`, `subjectAltName=IP:127.0.0.1,DNS:localhost,URI:spiffe://blockmirror/${prefix}/sidecar-control\nextendedKeyUsage=serverAuth\n`);
-  const client = await issueCertificate(dir, ca, `${prefix}-client`, `subjectAltName=URI:spiffe://blockmirror/${prefix}/operator\nextendedKeyUsage=clientAuth\n`);
+  const server = await issueCertificate(dir, ca, { name: `${prefix}-server`, ext: `subjectAltName=IP:127.0.0.1,DNS:localhost,URI:spiffe://blockmirror/${prefix}/sidecar-control\nextendedKeyUsage=serverAuth\n` });
+  const client = await issueCertificate(dir, ca, { name: `${prefix}-client`, ext: `subjectAltName=URI:spiffe://blockmirror/${prefix}/operator\nextendedKeyUsage=clientAuth\n` });
   return { ...ca, server, client };
 }
