@@ -74,6 +74,7 @@ describe('a secondary accepts only the remote identity it was configured for', (
   it('refuses a primary presenting another identity before the first sync', async () => {
     await refusedPrimary();
     const b = await status('b');
+    expect(b.remoteIdentity).toBe('spiffe://blockmirror/site-a/peer');
     expect(b.consistent).toBe(false);
     expect(b.peerGeneration).toBe('');
   }, 60_000);
