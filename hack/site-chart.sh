@@ -26,12 +26,15 @@
 #   sidecar.kubeletDir    the site's kubelet root dir (DIR/kubelet), not /var/lib/kubelet;
 #   sidecar.stateDir      DIR/blockmirror-state: the node's pair state, kept across
 #                         pod restarts and `site.sh down`/`up` like a node's disk;
-#   tls.existingSecret    blockmirror-peer-tls: one certificate with serverAuth and
-#                         clientAuth, signed by CA_DIR, carrying the chart's DNS name
+#   tls.existingSecret    blockmirror-peer-tls (and -control, -operator): the chart's three
+#                         identities, signed by CA_DIR, with URI subjectAltNames
+#                         spiffe://blockmirror/<site label>/{peer,sidecar-control,operator}.
+#                         The peer and control certificates carry the chart's DNS name
 #                         <release>-sidecar-peer.<namespace>.svc, which the operator
-#                         verifies on the control port whatever node it dials; and the
+#                         verifies on the control port whatever node it dials, and the
 #                         node's addresses (and 127.0.0.1), for the peer port, which the
-#                         remote site dials by node address.
+#                         remote site dials by node address. The control port admits only
+#                         the operator's identity; the peer port only peer identities.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -103,19 +106,31 @@ sidecar_dns_name() {
   printf '%s-sidecar-peer.%s.svc' "${full:0:50}" "$NS"
 }
 
-# site_cert CA_DIR: DIR/chart/tls.{crt,key} for the chart's DNS name and the node
-# addresses; reissued when they or the CA changed.
+# site_cert CA_DIR: DIR/chart/{tls,control,operator}.{crt,key}, the chart's three
+# identities (see the header); reissued when the names or the CA changed.
 site_cert() {
-  local ca=$1 d=$DIR/chart san stamp ip
+  local ca=$1 d=$DIR/chart san stamp ip id
+  id="spiffe://blockmirror/$(site_identity_name)"
   san="DNS:$(sidecar_dns_name),IP:127.0.0.1,DNS:localhost"
   for ip in $NODE_IPS; do san+=",IP:$ip"; done
-  stamp="$san $(openssl x509 -in "$ca/ca.crt" -noout -fingerprint -sha256)"
+  stamp="$san $id $(openssl x509 -in "$ca/ca.crt" -noout -fingerprint -sha256)"
   [[ -f $d/tls.stamp && $(cat "$d/tls.stamp") == "$stamp" ]] && return 0
-  # One identity for both ends: sidecars serve (control, peer) and dial their peer with it.
+  # The peer link, both ends: served on the peer port and presented when dialling.
   pki_issue "$ca" "$d" tls "/CN=blockmirror-sidecar-$LABEL" \
-    "subjectAltName=$san"$'\n'"extendedKeyUsage=serverAuth,clientAuth"
+    "subjectAltName=$san,URI:$id/peer"$'\n'"extendedKeyUsage=serverAuth,clientAuth"
+  pki_issue "$ca" "$d" control "/CN=blockmirror-sidecar-control-$LABEL" \
+    "subjectAltName=$san,URI:$id/sidecar-control"$'\n'"extendedKeyUsage=serverAuth"
+  pki_issue "$ca" "$d" operator "/CN=blockmirror-operator-$LABEL" \
+    "subjectAltName=URI:$id/operator"$'\n'"extendedKeyUsage=clientAuth"
   printf '%s\n' "$stamp" >"$d/tls.stamp"
-  log "issued the sidecars' certificate ($san)"
+  log "issued the site's certificates ($san; $id/...)"
+}
+
+# site_identity_name: the site's label as the <site> of its identities (a DNS label).
+site_identity_name() {
+  local n
+  n=$(printf '%s' "$LABEL" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9.-' '-')
+  printf '%s' "${n:0:63}"
 }
 
 # values OPERATOR_IMAGE SIDECAR_IMAGE: DIR/chart/values.yaml (see the header).
@@ -172,9 +187,14 @@ install() {
   site_cert "$ca"
   values "$op" "$sc"
   k create namespace "$NS" --dry-run=client -o yaml | k apply -f - >/dev/null
-  k -n "$NS" create secret generic "$TLS_SECRET" --from-file=tls.crt="$DIR/chart/tls.crt" \
-    --from-file=tls.key="$DIR/chart/tls.key" --from-file=ca.crt="$ca/ca.crt" --dry-run=client -o yaml |
-    k apply -f - >/dev/null
+  local part secret
+  for part in tls control operator; do
+    secret=$TLS_SECRET
+    [[ $part == tls ]] || secret+=-$part
+    k -n "$NS" create secret generic "$secret" --from-file=tls.crt="$DIR/chart/$part.crt" \
+      --from-file=tls.key="$DIR/chart/$part.key" --from-file=ca.crt="$ca/ca.crt" --dry-run=client -o yaml |
+      k apply -f - >/dev/null
+  done
   log "helm upgrade --install $RELEASE ${helm_args[*]}"
   helm_ upgrade --install "$RELEASE" "$CHART" --namespace "$NS" -f "$DIR/chart/values.yaml" \
     ${helm_args[@]+"${helm_args[@]}"} >/dev/null

@@ -499,6 +499,13 @@ describe('Reconciler', () => {
     expect(desiredSpec(pairObject({ role: 'secondary', remote: undefined }), '/x')).toMatchObject({ peerAddress: '', nbdListen: '', role: 'ROLE_SECONDARY' });
   });
 
+  it("hands the sidecar the remote site's peer identity, for either role", () => {
+    const remote = { endpoint: 'b:1', identity: 'spiffe://blockmirror/site-b/peer' };
+    expect(desiredSpec(pairObject({ remote }), '/x').remoteIdentity).toBe('spiffe://blockmirror/site-b/peer');
+    expect(desiredSpec(pairObject({ role: 'secondary', remote }), '/x').remoteIdentity).toBe('spiffe://blockmirror/site-b/peer');
+    expect(desiredSpec(pairObject({ remote: { endpoint: 'b:1' } }), '/x').remoteIdentity).toBe('');
+  });
+
   describe('a volume that opts in to the splice, on a node that cannot splice', () => {
     const NO_DM = 'no device-mapper: /dev/mapper/control missing (load dm_mod on the node)';
     const optedIn: LocateResult = { location: { pvName: 'pv-1', node: 'node-a', path: '/dev/loop7', usedBy: [], spliceOptIn: "StorageClass spliced's parameter blockmirror.io/replicate" } };

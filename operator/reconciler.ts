@@ -619,6 +619,7 @@ export function desiredSpec(pair: ReplicationPair, volumePath: string): PairSpec
     maxCoordinationMs: s.async?.maxCoordinationMs ?? 0,
     maxDrainMs: s.async?.maxDrainMs ?? 0,
     consistencyGroup: s.consistencyGroup ?? '',
+    remoteIdentity: s.remote?.identity ?? '',
   };
 }
 
@@ -665,6 +666,7 @@ function sameTunables(current: Pair__Output, want: PairSpec): boolean {
     same(have.maxCoordinationMs, want.maxCoordinationMs) &&
     same(have.maxDrainMs, want.maxDrainMs) &&
     have.consistencyGroup === want.consistencyGroup &&
+    (have.remoteIdentity ?? '') === (want.remoteIdentity ?? '') &&
     samePeerTls(current, want)
   );
 }

@@ -3,7 +3,8 @@ import { hostname } from 'node:os';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from 'winston';
 import { ControlClient } from '../sidecar/control/control-client.js';
-import type { TlsFiles } from '../sidecar/grpc/grpc-credentials.js';
+import { readTlsMaterial, type ExpectedServer, type TlsFiles } from '../sidecar/grpc/grpc-credentials.js';
+import { identityUri, pemIdentities } from '../sidecar/identity/identity.js';
 import { SidecarDirectory } from './discovery/sidecar-directory.js';
 import { VolumeLocator } from './discovery/volume-locator.js';
 import { KubeClient } from './kube/kube-client.js';
@@ -88,6 +89,7 @@ export async function runOperator(cfg: OperatorConfig): Promise<RunningOperator>
     if (a !== null && typeof a === 'object') healthAddress = `${a.address}:${a.port}`;
   }
 
+  const controlIdentity = cfg.controlTls === undefined ? undefined : sidecarControlIdentity(readTlsMaterial(cfg.controlTls).cert);
   const clients = new Map<string, ControlClient>();
   const control = (endpoint: string): ControlClient => {
     let c = clients.get(endpoint);
@@ -95,6 +97,7 @@ export async function runOperator(cfg: OperatorConfig): Promise<RunningOperator>
       c = new ControlClient(endpoint, {
         ...(cfg.controlTls !== undefined ? { tls: cfg.controlTls } : {}),
         ...(cfg.controlServerName !== undefined ? { serverName: cfg.controlServerName } : {}),
+        ...(controlIdentity !== undefined ? { expectServer: controlIdentity } : {}),
         timeoutMs: 10_000,
       });
       clients.set(endpoint, c);
@@ -194,4 +197,10 @@ export async function runOperator(cfg: OperatorConfig): Promise<RunningOperator>
 function splitHostPort(s: string): [string, number] {
   const i = s.lastIndexOf(':');
   return [s.slice(0, i).replace(/^\[|\]$/g, ''), Number(s.slice(i + 1))];
+}
+
+/** The sidecars' control identity of the operator's own site (from its certificate), else any sidecar-control. */
+function sidecarControlIdentity(operatorCert: Buffer): ExpectedServer {
+  const site = pemIdentities(operatorCert)[0]?.site;
+  return site === undefined ? { role: 'sidecar-control' } : { role: 'sidecar-control', uri: identityUri(site, 'sidecar-control') };
 }

@@ -20,7 +20,9 @@ export type BlockmirrorErrorCode =
   // opener): writes through that holder would not pass blockmirror's tap.
   | 'DEVICE_IN_USE'
   // The peer answered but could not apply what it was sent (disk full, I/O error).
-  | 'PEER_REFUSED';
+  | 'PEER_REFUSED'
+  // A caller whose certificate identity may not make this call (gRPC PERMISSION_DENIED).
+  | 'PERMISSION_DENIED';
 
 export class BlockmirrorError extends Error {
   readonly code: BlockmirrorErrorCode;
@@ -49,6 +51,13 @@ export class FailedPreconditionError extends BlockmirrorError {
   constructor(message: string) {
     super('FAILED_PRECONDITION', message);
     this.name = 'FailedPreconditionError';
+  }
+}
+
+export class PermissionDeniedError extends BlockmirrorError {
+  constructor(message: string) {
+    super('PERMISSION_DENIED', message);
+    this.name = 'PermissionDeniedError';
   }
 }
 

@@ -141,6 +141,49 @@ describe('the Helm chart', () => {
     expect(byDefault.operatorArgs).toContain('--control-server-name=blockmirror-sidecar-peer.blockmirror-system.svc');
   });
 
+  it('issues one identity per role, mounts each only where it is used, and never lets the control port off the node without mutual TLS', async () => {
+    type Doc = { kind: string; metadata: { name: string }; spec: Record<string, unknown> };
+    const docs = async (extra: string[]): Promise<Doc[]> =>
+      parseAllDocuments(await site.helmOk(['template', RELEASE, CHART, '--namespace', OPERATOR_NAMESPACE, ...extra]))
+        .map((d) => d.toJSON() as Doc | null)
+        .filter((d): d is Doc => d !== null && d.kind !== undefined);
+    const all = await docs(['-f', ALL_FEATURES]);
+    const certs = all.filter((d) => d.kind === 'Certificate').map((c) => ({ name: c.metadata.name, secret: c.spec.secretName, usages: c.spec.usages, uris: c.spec.uris }));
+    expect(certs).toEqual([
+      { name: 'blockmirror-control', secret: 'blockmirror-control-tls', usages: ['server auth'], uris: ['spiffe://blockmirror/site-a/sidecar-control'] },
+      { name: 'blockmirror-peer', secret: 'blockmirror-peer-tls', usages: ['server auth', 'client auth'], uris: ['spiffe://blockmirror/site-a/peer'] },
+      { name: 'blockmirror-operator', secret: 'blockmirror-operator-tls', usages: ['client auth'], uris: ['spiffe://blockmirror/site-a/operator'] },
+    ]);
+    type Pod = { containers: ContainerJson[]; volumes: { name: string; secret?: { secretName: string } }[] };
+    const pod = (kind: string): Pod => (all.find((d) => d.kind === kind)!.spec as { template: { spec: Pod } }).template.spec;
+    const secretsOf = (p: Pod): string[] => p.volumes.flatMap((v) => (v.secret ? [v.secret.secretName] : [])).sort();
+    // The operator's key is in the operator's pod only: a node's kubelet fetches only the Secrets its pods mount.
+    expect(secretsOf(pod('Deployment'))).toEqual(['blockmirror-operator-tls']);
+    expect(secretsOf(pod('DaemonSet'))).toEqual(['blockmirror-control-tls', 'blockmirror-peer-tls']);
+    const sidecarArgs = pod('DaemonSet').containers.find((c) => c.name === 'sidecar')!.args;
+    expect(sidecarArgs).toEqual(expect.arrayContaining(['--operator-identity=spiffe://blockmirror/site-a/operator', '--remote-peer-identity=spiffe://blockmirror/site-b/peer', '--peer-cert=/etc/blockmirror/peer-tls/tls.crt']));
+    // The NetworkPolicy: the control port from the operator's pods only, the peer port from the remote CIDRs only.
+    const np = all.find((d) => d.kind === 'NetworkPolicy')!.spec as { ingress: { ports: { port: number }[]; from?: unknown[] }[] };
+    const byPort = new Map(np.ingress.map((r) => [r.ports[0]!.port, r.from]));
+    expect(byPort.get(7400)).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'blockmirror', 'app.kubernetes.io/instance': RELEASE, 'app.kubernetes.io/component': 'operator' } } }]);
+    expect(byPort.get(7401)).toEqual([{ ipBlock: { cidr: '192.0.2.0/24' } }]);
+    const closed = (await docs(['-f', ALL_FEATURES, '--set-json', 'networkPolicy.peerCIDRs=[]'])).find((d) => d.kind === 'NetworkPolicy')!.spec as typeof np;
+    expect(closed.ingress.map((r) => r.ports[0]!.port)).not.toContain(7401);
+    // Without TLS the control port binds loopback (the sidecar refuses anything else), and
+    // hostNetwork, whose loopback every host-network process shares, is refused.
+    const plainArgs = (await docs([])).find((d) => d.kind === 'DaemonSet')!.spec as { template: { spec: Pod } };
+    expect(plainArgs.template.spec.containers[0]!.args).toContain('--control-listen=127.0.0.1:7400');
+    const hostNet = await site.helm(['template', RELEASE, CHART, '--namespace', OPERATOR_NAMESPACE, '--set', 'sidecar.hostNetwork=true']);
+    expect(hostNet.code).not.toBe(0);
+    expect(hostNet.stderr).toMatch(/sidecar.hostNetwork needs TLS/);
+    const noSite = await site.helm(['template', RELEASE, CHART, '--namespace', OPERATOR_NAMESPACE, '--set', 'tls.certManager.enabled=true', '--set', 'tls.certManager.issuerRef.name=ca']);
+    expect(noSite.stderr).toMatch(/tls.certManager.enabled needs tls.site/);
+    // Existing Secrets: the peer link's, and the control server's and the operator's beside it.
+    const existing = await docs(['--set', 'tls.existingSecret=peer-tls', '--set', 'tls.existingOperatorSecret=op-tls']);
+    expect(secretsOf((existing.find((d) => d.kind === 'DaemonSet')!.spec as { template: { spec: Pod } }).template.spec)).toEqual(['peer-tls', 'peer-tls-control']);
+    expect(secretsOf((existing.find((d) => d.kind === 'Deployment')!.spec as { template: { spec: Pod } }).template.spec)).toEqual(['op-tls']);
+  });
+
   it('refuses a CSI proxy driver without its socket, naming what is missing', async () => {
     const r = await site.helm(['template', RELEASE, CHART, '--namespace', OPERATOR_NAMESPACE, '--set', 'csiProxy.drivers[0].name=ebs.csi.aws.com']);
     expect(r.code).not.toBe(0);

@@ -224,6 +224,11 @@ describe('ReplicationPair on two sites with a real API server', () => {
     expect(badBlock.code).not.toBe(0);
     expect(badBlock.stderr).toMatch(/spec\.blockSize: Unsupported value: 5000/);
 
+    // A remote identity that is no peer identity would pin a secondary to an operator's certificate.
+    const badIdentity = await apply(rp('bad-identity', '  pvcName: db-data\n  role: secondary\n  mode: sync\n  remote: { endpoint: "a:7401", identity: "spiffe://blockmirror/site-a/operator" }\n'));
+    expect(badIdentity.code).not.toBe(0);
+    expect(badIdentity.stderr).toMatch(/spec\.remote\.identity in body should match/);
+
     const changedPvc = await a.kube.kubectl(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"pvcName":"other-claim"}}']);
     expect(changedPvc.code).not.toBe(0);
     expect(changedPvc.stderr).toContain('spec.pvcName cannot change after creation');

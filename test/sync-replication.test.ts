@@ -589,7 +589,8 @@ describe('peers that must be refused', () => {
         { what: 'a primary of another CA', sidecar: sidecarTls(rogue), cli: cliTls(rogue) },
         {
           what: "a primary with another CA's certificate that trusts B's CA",
-          sidecar: ['--tls-cert', rogue.peer.cert, '--tls-key', rogue.peer.key, '--tls-ca', good.ca],
+          // Its control port is driven with good's operator certificate (the CA it trusts).
+          sidecar: ['--tls-cert', rogue.peer.cert, '--tls-key', rogue.peer.key, '--tls-ca', good.ca, '--operator-identity', 'spiffe://blockmirror/good/operator'],
           cli: ['--tls-cert', good.client.cert, '--tls-key', good.client.key, '--tls-ca', rogue.ca],
         },
       ];

@@ -35,6 +35,13 @@ export interface RemoteSpec {
    * The operator checks it exists; the sidecar serving the pair must use the same material.
    */
   tlsSecretName?: string;
+  /**
+   * The remote site's peer identity, spiffe://blockmirror/<site>/peer: the only identity
+   * this pair's sidecar accepts a primary from (as a secondary, before its first sync
+   * too) and dials (as a primary). Default: the sidecars' tls.remoteSite.
+   * @pattern ^spiffe://blockmirror/[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?/peer$
+   */
+  identity?: string;
 }
 
 export interface SyncSettings {

@@ -31,6 +31,12 @@ interface TlsFlags {
   tlsCa?: string;
 }
 
+/** The sidecar's peer link identity: --peer-cert/--peer-key/--peer-ca, all three or none. */
+function peerLinkFiles(opts: { peerCert?: string; peerKey?: string; peerCa?: string }): { peerTls?: TlsFiles } {
+  const files = tlsFilesFrom({ tlsCert: opts.peerCert, tlsKey: opts.peerKey, tlsCa: opts.peerCa }, '--peer');
+  return files ? { peerTls: files } : {};
+}
+
 function addTlsOptions(cmd: Command): Command {
   return cmd
     .option('--tls-cert <file>', 'certificate (PEM) for mutual TLS')
@@ -172,7 +178,12 @@ export function buildProgram(): Command {
       .option('--advertise-control <host:port>', 'control address to register (default: the bound one)')
       .option('--advertise-peer <host:port>', 'peer address to register (default: the bound one)')
       .option('--peer-server-name <name>', "the name remote sidecars' peer certificates carry, verified instead of the dialled address (a redirect dials a node address)")
-      .option('--peer-trust-ca <file>', "the remote site's CA bundle (PEM), trusted on the peer port and when dialling peers, besides --tls-ca")
+      .option('--peer-trust-ca <file>', "the remote site's CA bundle (PEM), trusted on the peer port and when dialling peers instead of this site's own (--peer-ca, else --tls-ca)")
+      .option('--peer-cert <file>', 'the peer link\'s own certificate (PEM, spiffe://blockmirror/<site>/peer), served on the peer port and presented when dialling (default: --tls-cert)')
+      .option('--peer-key <file>', "the peer link certificate's private key (PEM)")
+      .option('--peer-ca <file>', "CA bundle (PEM) the peer link trusts (default: --tls-ca); the remote site's goes in --peer-trust-ca")
+      .option('--operator-identity <uri>', "the one client identity the control port admits over TLS (default: spiffe://blockmirror/<site>/operator, <site> from --tls-cert's own identity)")
+      .option('--remote-peer-identity <uri>', "the remote site's peer identity (spiffe://blockmirror/<site>/peer) for pairs that name none: their secondaries accept only it, their primaries dial only it")
       .option('--replication-budget <bytes>', 'sync mode: foreground write bytes in flight to the secondary per pair before writes wait (bounds the memory a slow peer pins)', positiveInt, 32 << 20)
       .addOption(new Option('--crash-at <point>', 'tests only: kill -9 this process at this point of a role change').choices([...FAILPOINTS]).hideHelp())
       .addOption(logLevelOption()),
@@ -193,6 +204,11 @@ export function buildProgram(): Command {
         advertisePeer?: string;
         peerServerName?: string;
         peerTrustCa?: string;
+        peerCert?: string;
+        peerKey?: string;
+        peerCa?: string;
+        operatorIdentity?: string;
+        remotePeerIdentity?: string;
         replicationBudget: number;
         crashAt?: string;
       } & TlsFlags &
@@ -218,6 +234,9 @@ export function buildProgram(): Command {
         peerListen: opts.peerListen,
         ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}),
         tls: tlsFilesFrom(opts),
+        ...peerLinkFiles(opts),
+        ...(opts.operatorIdentity ? { operatorIdentity: opts.operatorIdentity } : {}),
+        ...(opts.remotePeerIdentity ? { remotePeerIdentity: opts.remotePeerIdentity } : {}),
         ...(opts.peerServerName ? { peerServerName: opts.peerServerName } : {}),
         ...(opts.peerTrustCa ? { peerTrustCa: resolve(opts.peerTrustCa) } : {}),
         replicationBudgetBytes: opts.replicationBudget,
@@ -487,9 +506,10 @@ export function buildProgram(): Command {
       .option('--peer-tls-cert <file>', "this pair's own peer TLS: certificate (PEM) a primary presents to the remote site")
       .option('--peer-tls-key <file>', "this pair's own peer TLS: its private key (PEM)")
       .option('--peer-tls-ca <file>', "this pair's own peer TLS: the remote site's CA (PEM); a secondary's peer port trusts it too")
+      .option('--remote-identity <uri>', "the remote site's peer identity (spiffe://blockmirror/<site>/peer): a secondary accepts a primary presenting only it, a primary dials only it (default: the sidecar's --remote-peer-identity)")
       .option('--lineage <json>', 'continue the data lineage recorded for this volume when its earlier pair was deleted (the `lineage` of `pair status -o json`, or @FILE holding it)')
       .addOption(outputOption()),
-  ).action(async (name: string, opts: CtlOpts & { lineage?: string; volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number; peerPair?: string; writeTimeoutMs?: number; resyncRate?: number; groupIntervalMs?: number; maxCoordinationMs?: number; maxDrainMs?: number; consistencyGroup?: string; peerTlsCert?: string; peerTlsKey?: string; peerTlsCa?: string }) => {
+  ).action(async (name: string, opts: CtlOpts & { lineage?: string; volume: string; role: string; mode: string; peer?: string; nbdListen?: string; nbdSocket?: string; blockSize?: number; peerPair?: string; writeTimeoutMs?: number; resyncRate?: number; groupIntervalMs?: number; maxCoordinationMs?: number; maxDrainMs?: number; consistencyGroup?: string; peerTlsCert?: string; peerTlsKey?: string; peerTlsCa?: string; remoteIdentity?: string }) => {
     const peerTls = peerTlsFiles(opts);
     const lineage = opts.lineage === undefined ? undefined : parseLineageRecord(opts.lineage.startsWith('@') ? await readFile(opts.lineage.slice(1), 'utf8') : opts.lineage);
     const c = client(opts);
@@ -511,6 +531,7 @@ export function buildProgram(): Command {
         maxCoordinationMs: opts.maxCoordinationMs ?? 0,
         maxDrainMs: opts.maxDrainMs ?? 0,
         consistencyGroup: opts.consistencyGroup ?? '',
+        remoteIdentity: opts.remoteIdentity ?? '',
         ...(peerTls ? { peerTls: readPeerTlsPem(peerTls) } : {}),
         ...(lineage ? { lineage: lineageToProto(lineage) } : {}),
       });

@@ -19,6 +19,7 @@ export function formatPair(p: Pair__Output): string {
   ];
   if (j.peer) rows.push(['Replicated', `${formatBytes(j.bytesReplicated)} (${formatBytes(j.bytesOnWire)} on the wire)`], ['Resync', `${j.resyncProgressPercent}%`], ['Retries', String(j.retries)]);
   if (j.lastInSyncTime) rows.push(['Last in sync', j.lastInSyncTime]);
+  if (j.remoteIdentity) rows.push(['Remote identity', j.remoteIdentity]);
   if (j.mode === 'async' && j.peer) {
     if (j.consistencyGroup) rows.push(['Consistency group', j.consistencyGroup]);
     rows.push(

@@ -16,7 +16,7 @@ import type { ListFencedVolumesResponse__Output } from '../../proto/gen/blockmir
 import { BlockmirrorError } from '../errors.js';
 import type { VolumeLineage } from '../replication/continue-lineage.js';
 import { lineageFromProto } from './lineage-record.js';
-import { channelCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
+import { channelCredentials, type ExpectedServer, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadControlProto } from '../grpc/load-proto.js';
 
 export class ControlCallError extends BlockmirrorError {
@@ -35,6 +35,12 @@ export interface ControlClientOptions {
    * certificate does not name (a pod or node IP): one certificate then serves every node.
    */
   serverName?: string;
+  /**
+   * The identity the sidecar's certificate must carry besides its CA and name (the
+   * operator: its site's sidecar-control), so a peer certificate of the same CA cannot
+   * pose as a sidecar's control port.
+   */
+  expectServer?: ExpectedServer;
   /** Deadline of each call. */
   timeoutMs?: number;
   /**
@@ -57,7 +63,7 @@ export class ControlClient {
   constructor(target: string, opts: ControlClientOptions = {}) {
     const Ctor = loadControlProto().blockmirror.control.v1.ControlService;
     const verifyAs = opts.serverName !== undefined && opts.serverName !== '' && opts.tls !== undefined && !target.startsWith('unix:') ? opts.serverName : undefined;
-    this.#client = new Ctor(target, channelCredentials(target, opts.tls), verifyAs !== undefined ? { 'grpc.ssl_target_name_override': verifyAs, 'grpc.default_authority': verifyAs } : {});
+    this.#client = new Ctor(target, channelCredentials(target, opts.tls, opts.expectServer), verifyAs !== undefined ? { 'grpc.ssl_target_name_override': verifyAs, 'grpc.default_authority': verifyAs } : {});
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#spliceTimeoutMs = opts.spliceTimeoutMs ?? 120_000;
   }

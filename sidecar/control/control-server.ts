@@ -5,15 +5,27 @@ import { prepareControlSocket } from './control-socket.js';
 import { loadControlProto } from '../grpc/load-proto.js';
 import type { PairManager } from '../pair/pair-manager.js';
 import { controlService, type ControlServiceOptions } from './control-service.js';
+import { controlAuthorizer } from '../identity/control-authorizer.js';
+
+export interface ControlServerOptions extends ControlServiceOptions {
+  /**
+   * Over TLS, the only client identity admitted (every RPC, health included); local
+   * callers (the Unix socket, a loopback plaintext listener) are admitted regardless.
+   */
+  operatorIdentity?: string;
+  /** A call was refused for its caller's identity. */
+  onRefused?(): void;
+}
 
 const SERVICE = 'blockmirror.control.v1.ControlService';
 
 /** The sidecar's control API on gRPC, with grpc.health.v1 (NOT_SERVING until ready). */
 export class ControlServer {
-  readonly #server = new Server();
+  readonly #server: Server;
   readonly #health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE]: 'NOT_SERVING' });
 
-  constructor(pairs: PairManager, logger: Logger, opts: ControlServiceOptions = {}) {
+  constructor(pairs: PairManager, logger: Logger, opts: ControlServerOptions = {}) {
+    this.#server = new Server(opts.operatorIdentity !== undefined ? { interceptors: [controlAuthorizer(opts.operatorIdentity, { logger, ...(opts.onRefused ? { onRefused: opts.onRefused } : {}) })] } : {});
     const proto = loadControlProto();
     this.#server.addService(proto.blockmirror.control.v1.ControlService.service, controlService(pairs, logger, opts));
     this.#health.addToServer(this.#server);

@@ -135,6 +135,7 @@ function fromSpec(spec: PairSpec__Output | null): PairSpecInput {
     ...(spec.maxCoordinationMs ? { maxCoordinationMs: spec.maxCoordinationMs } : {}),
     ...(spec.maxDrainMs ? { maxDrainMs: spec.maxDrainMs } : {}),
     ...(spec.consistencyGroup ? { consistencyGroup: spec.consistencyGroup } : {}),
+    ...(spec.remoteIdentity ? { remoteIdentity: spec.remoteIdentity } : {}),
     ...(spec.peerTls ? { peerTls: { cert: spec.peerTls.certPem, key: spec.peerTls.keyPem, ca: spec.peerTls.caPem } } : {}),
   };
 }

@@ -32,6 +32,8 @@ export interface PairJson {
   bytesOnWire: number;
   bytesReplicated: number;
   consistencyGroup: string;
+  /** The remote peer identity the pair itself is pinned to ('' : the sidecar's default). */
+  remoteIdentity: string;
   lastConsistencyPointTime: string | null;
   rpoSeconds: number;
   groupsFormed: number;
@@ -94,6 +96,7 @@ export function pairToJson(p: Pair__Output): PairJson {
     bytesOnWire: s?.bytesOnWire ?? 0,
     bytesReplicated: s?.bytesReplicated ?? 0,
     consistencyGroup: p.spec?.consistencyGroup ?? '',
+    remoteIdentity: p.spec?.remoteIdentity ?? '',
     lastConsistencyPointTime: s?.lastConsistencyPointTimeMs ? new Date(s.lastConsistencyPointTimeMs).toISOString() : null,
     rpoSeconds: s?.rpoSeconds ?? 0,
     groupsFormed: s?.groupsFormed ?? 0,

@@ -24,6 +24,8 @@ import { NbdNetlink, type NbdNetlinkOptions } from '../splice/nbd-netlink.js';
 import { probeSpliceCapability, type SpliceCapability, type SpliceProbeOptions } from '../splice/splice-capability.js';
 import { VolumeSplice } from '../splice/volume-splice.js';
 import { FenceStore } from '../fence/fence-store.js';
+import { operatorIdentityFor } from '../identity/operator-identity.js';
+import { requirePeerIdentity } from '../identity/identity.js';
 
 export interface SidecarConfig {
   stateDir: string;
@@ -32,7 +34,17 @@ export interface SidecarConfig {
   controlSocket?: string;
   peerListen: string;
   metricsListen?: string;
+  /** The control server's identity (spiffe://blockmirror/<site>/sidecar-control), and its CA. */
   tls?: TlsFiles;
+  /**
+   * The peer link's identity (spiffe://blockmirror/<site>/peer): served on the peer port
+   * and presented when dialling. Default: `tls`.
+   */
+  peerTls?: TlsFiles;
+  /** The one client identity the control port admits over TLS (default: the operator of `tls`'s site). */
+  operatorIdentity?: string;
+  /** The remote peer identity of pairs whose spec names none (default: any peer identity). */
+  remotePeerIdentity?: string;
   /** Sync pairs: foreground bytes in flight to the secondary before writes wait. */
   replicationBudgetBytes?: number;
   logger: Logger;
@@ -45,7 +57,7 @@ export interface SidecarConfig {
   /** The name the remote sidecars' peer certificates carry (default: the dialled host). */
   peerServerName?: string;
   /**
-   * A CA bundle file (PEM) trusted for peers besides --tls-ca: the remote site's CA.
+   * A CA bundle file (PEM) trusted for peers instead of the peer link's own CA: the remote site's CA.
    * Every sidecar of a site needs it, since any of them may be the entry point that
    * redirects a remote primary (its TLS is checked before the handshake).
    */
@@ -106,8 +118,11 @@ export class SidecarDaemon {
   static async start(cfg: SidecarConfig): Promise<SidecarDaemon> {
     // Validate every listener before touching state, so a bad flag fails fast.
     const controlCreds = serverCredentials(cfg.controlListen, 'control listen address', cfg.tls);
+    const peerTls = cfg.peerTls ?? cfg.tls;
     // Checked for the loopback-or-TLS rule; the peer front terminates TLS itself.
-    serverCredentials(cfg.peerListen, 'peer listen address', cfg.tls);
+    serverCredentials(cfg.peerListen, 'peer listen address', peerTls);
+    const operatorIdentity = cfg.tls === undefined ? undefined : operatorIdentityFor(readTlsMaterial(cfg.tls).cert, cfg.operatorIdentity);
+    if (cfg.remotePeerIdentity !== undefined) requirePeerIdentity(cfg.remotePeerIdentity, '--remote-peer-identity');
     if (cfg.metricsListen) parseHostPort(cfg.metricsListen, 'metrics listen address');
     // The state dir and the commit-record dir durable in their parents: a commit record
     // written into a directory a power cut can remove would not protect its group.
@@ -132,7 +147,8 @@ export class SidecarDaemon {
     const pairs: PairManager = new PairManager({
       stateDir: cfg.stateDir,
       logger: cfg.logger,
-      ...(cfg.tls ? { tls: cfg.tls } : {}),
+      ...(peerTls ? { tls: peerTls } : {}),
+      ...(cfg.remotePeerIdentity ? { remotePeerIdentity: cfg.remotePeerIdentity } : {}),
       ...(cfg.peerServerName ? { peerServerName: cfg.peerServerName } : {}),
       ...(trustCa !== undefined ? { peerTrustCa: trustCa } : {}),
       ...(cfg.replicationBudgetBytes ? { replicationBudgetBytes: cfg.replicationBudgetBytes } : {}),
@@ -155,7 +171,9 @@ export class SidecarDaemon {
       ...(splice !== null && !capability.capable ? { spliceRefusal: capability.reason } : {}),
       // Fences need no splice: a secondary's node may have none.
       fences: new FenceStore(cfg.stateDir),
+      ...(operatorIdentity !== undefined ? { operatorIdentity, onRefused: () => metrics?.controlRefused() } : {}),
     });
+    if (operatorIdentity !== undefined) cfg.logger.info('control port admits one client identity over TLS', { operatorIdentity });
     const controlAddr = await control.listen(cfg.controlListen, controlCreds);
     const controlSocket = cfg.controlSocket !== undefined ? await control.listenUnix(cfg.controlSocket) : '';
 
@@ -171,6 +189,7 @@ export class SidecarDaemon {
       loadReplicationProto().blockmirror.replication.v1.ReplicationService.service,
       replicationService({
         lookup: (name) => pairs.secondaryEndpoint(name),
+        remoteIdentity: (name) => pairs.remoteIdentity(name),
         responder: (name) => pairs.handshakeResponder(name),
         commitGroup: (req) => committer.commitGroup(req),
         logger: cfg.logger,
@@ -181,11 +200,13 @@ export class SidecarDaemon {
     );
     new HealthImplementation({ '': 'SERVING' }).addToServer(peer);
     const peerFront = await PeerFront.listen(cfg.peerListen, peer, {
-      ...(cfg.tls ? { tls: readTlsMaterial(cfg.tls) } : {}),
+      // Given the remote site's CA, the peer port trusts it instead of this site's own: a
+      // node of this site is never another's primary, so its peer key is no use here.
+      ...(peerTls ? { tls: { ...readTlsMaterial(peerTls), ...(trustCa !== undefined ? { ca: Buffer.from(trustCa) } : {}) } } : {}),
       logger: cfg.logger,
       onRefused: (reason) => metrics?.peerRefused(reason),
       onAccepted: () => metrics?.peerConnection(),
-      extraCas: () => (trustCa !== undefined ? [trustCa, ...pairs.peerCas()] : pairs.peerCas()),
+      extraCas: () => pairs.peerCas(),
     });
 
     let metricsHttp: HttpServer | null = null;

@@ -1,6 +1,8 @@
 import { credentials, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { InvalidArgumentError } from '../errors.js';
+import { sanIdentities, type IdentityRole } from '../identity/identity.js';
 import { isLoopbackHost, parseHostPort } from '../net/host-port.js';
 
 export interface TlsFiles {
@@ -9,11 +11,11 @@ export interface TlsFiles {
   ca: string;
 }
 
-/** Reads TLS files; all three or none. */
-export function tlsFilesFrom(opts: { tlsCert?: string; tlsKey?: string; tlsCa?: string }): TlsFiles | undefined {
+/** Reads TLS files; all three or none (`flag` names them in the error: --tls, --peer). */
+export function tlsFilesFrom(opts: { tlsCert?: string | undefined; tlsKey?: string | undefined; tlsCa?: string | undefined }, flag = '--tls'): TlsFiles | undefined {
   const given = [opts.tlsCert, opts.tlsKey, opts.tlsCa].filter((v) => v !== undefined && v !== '');
   if (given.length === 0) return undefined;
-  if (given.length !== 3) throw new InvalidArgumentError('--tls-cert, --tls-key and --tls-ca go together');
+  if (given.length !== 3) throw new InvalidArgumentError(`${flag}-cert, ${flag}-key and ${flag}-ca go together`);
   return { cert: opts.tlsCert!, key: opts.tlsKey!, ca: opts.tlsCa! };
 }
 
@@ -55,11 +57,21 @@ export function readTlsMaterial(tls: TlsFiles): TlsMaterial {
 }
 
 /**
+ * Which blockmirror identity the server must present, besides its CA and name: its role
+ * (a peer link dials only a `peer`, the operator only a `sidecar-control`), or exactly
+ * one identity (a pair pinned to its remote site's).
+ */
+export interface ExpectedServer {
+  role: IdentityRole;
+  uri?: string;
+}
+
+/**
  * Client credentials: mutual TLS from files or material; without, plaintext to loopback
  * only. A Unix socket (`unix:///path`) is local: its directory's permissions guard it,
  * and TLS, if given, is not used for it.
  */
-export function channelCredentials(target: string, tls: TlsFiles | TlsMaterial | undefined): ChannelCredentials {
+export function channelCredentials(target: string, tls: TlsFiles | TlsMaterial | undefined, expect?: ExpectedServer): ChannelCredentials {
   if (target.startsWith('unix:')) return credentials.createInsecure();
   if (tls === undefined) {
     const { host } = parseHostPort(target, 'address');
@@ -67,7 +79,19 @@ export function channelCredentials(target: string, tls: TlsFiles | TlsMaterial |
     return credentials.createInsecure();
   }
   const m = isTlsMaterial(tls) ? tls : readTlsMaterial(tls);
-  return credentials.createSsl(m.ca, m.key, m.cert);
+  if (expect === undefined) return credentials.createSsl(m.ca, m.key, m.cert);
+  return credentials.createSsl(m.ca, m.key, m.cert, { checkServerIdentity: (host, cert) => checkServerIdentity(host, cert) ?? serverIdentityError(cert, expect) });
+}
+
+/** Undefined when the server's certificate carries the identity expected of it. */
+export function serverIdentityError(cert: PeerCertificate, expect: ExpectedServer): Error | undefined {
+  const ids = sanIdentities(cert.subjectaltname);
+  const id = ids.length === 1 ? ids[0]! : undefined;
+  const ok = id !== undefined && (expect.uri !== undefined ? id.uri === expect.uri : id.role === expect.role);
+  if (ok) return undefined;
+  const want = expect.uri ?? `a spiffe://blockmirror/<site>/${expect.role} identity`;
+  const has = ids.length > 0 ? ids.map((id) => id.uri).join(', ') : 'no blockmirror identity';
+  return Object.assign(new Error(`the server's certificate is not ${want}: it carries ${has}`), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
 }
 
 function isTlsMaterial(tls: TlsFiles | TlsMaterial): tls is TlsMaterial {

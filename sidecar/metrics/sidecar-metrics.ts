@@ -17,6 +17,7 @@ export class SidecarMetrics {
   readonly #protocolErrors: Counter<'pair' | 'reason'>;
   readonly #peerRefused: Counter<'reason'>;
   readonly #peerConnections: Counter;
+  readonly #controlRefused: Counter;
   readonly #peerRedirects: Counter;
 
   constructor(pairs: () => PairStatusView[], node: NodeFacts) {
@@ -86,6 +87,11 @@ export class SidecarMetrics {
       labelNames: ['reason'],
       registers: reg,
     });
+    this.#controlRefused = new Counter({
+      name: 'blockmirror_control_refused_total',
+      help: "Control API calls refused for the caller's certificate identity (only the operator is admitted over TLS).",
+      registers: reg,
+    });
     this.#peerConnections = new Counter({
       name: 'blockmirror_peer_connections_total',
       help: 'TCP connections accepted on the peer port (a session uses one; refused ones count here too).',
@@ -106,6 +112,10 @@ export class SidecarMetrics {
 
   peerRefused(reason: string): void {
     this.#peerRefused.labels(reason).inc();
+  }
+
+  controlRefused(): void {
+    this.#controlRefused.inc();
   }
 
   peerConnection(): void {

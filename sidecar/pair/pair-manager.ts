@@ -21,6 +21,8 @@ export interface PairManagerOptions {
   peerServerName?: string;
   /** The remote site's CA (PEM), trusted besides the sidecar's own when dialling peers. */
   peerTrustCa?: string;
+  /** The remote peer identity of pairs whose spec names none (see PairSpec.remoteIdentity). */
+  remotePeerIdentity?: string;
   /** Sync pairs: foreground bytes in flight to the secondary before writes wait. */
   replicationBudgetBytes?: number;
   onProtocolError?(pair: string, reason: string): void;
@@ -235,6 +237,15 @@ export class PairManager {
   /** The receiving end of a secondary pair, for the peer protocol. */
   secondaryEndpoint(name: string): SecondaryEndpoint | undefined {
     return this.#entries.get(name)?.pair?.endpoint ?? undefined;
+  }
+
+  /**
+   * The peer identity a pair admits (its own, else the sidecar's default); undefined for
+   * a pair not held here, or one that admits any peer identity.
+   */
+  remoteIdentity(name: string): string | undefined {
+    const e = this.#entries.get(name);
+    return e === undefined ? undefined : (e.spec.remoteIdentity ?? this.#opts.remotePeerIdentity);
   }
 
   /** The CA bundles of the secondary pairs' own peer TLS: their primaries' sites, trusted by the peer port. */
@@ -598,6 +609,7 @@ export class PairManager {
       ...(this.#opts.tls ? { tls: this.#opts.tls } : {}),
       ...(this.#opts.peerServerName ? { peerServerName: this.#opts.peerServerName } : {}),
       ...(this.#opts.peerTrustCa ? { peerTrustCa: this.#opts.peerTrustCa } : {}),
+      ...(this.#opts.remotePeerIdentity ? { remotePeerIdentity: this.#opts.remotePeerIdentity } : {}),
       ...(this.#opts.replicationBudgetBytes ? { replicationBudgetBytes: this.#opts.replicationBudgetBytes } : {}),
       onProtocolError: this.#opts.onProtocolError,
       groups: this.#groups,

@@ -34,9 +34,16 @@ describe('validatePairSpec', () => {
     [{ name: 5 as never }, /name must be a string/],
     [{ peer: ['127.0.0.1:1'] as never }, /peer must be a string/],
     [{ paused: 'yes' as never }, /paused/],
+    // A secondary pinned to something that is no peer identity would admit nobody, or an operator.
+    [{ remoteIdentity: 'spiffe://blockmirror/site-a/operator' }, /not a peer identity/],
+    [{ remoteIdentity: 'site-a' }, /spiffe:\/\/blockmirror\/<site>/],
   ])('refuses %j', (patch, message) => {
     expect(() => validatePairSpec({ ...base, ...patch })).toThrow(InvalidArgumentError);
     expect(() => validatePairSpec({ ...base, ...patch })).toThrow(message);
+  });
+
+  it('keeps the remote peer identity a pair is pinned to', () => {
+    expect(validatePairSpec({ ...base, remoteIdentity: 'spiffe://blockmirror/site-b/peer' }).remoteIdentity).toBe('spiffe://blockmirror/site-b/peer');
   });
 
   it("keeps a demoted primary's export settings and peer (its export is fenced until it is promoted again)", () => {

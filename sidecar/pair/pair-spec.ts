@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_BLOCK_SIZE, validateBlockSize } from '../bitmap/dirty-tracker.js';
 import { parseHostPort, parseLoopbackHostPort } from '../net/host-port.js';
+import { requirePeerIdentity } from '../identity/identity.js';
 
 export type PairRole = 'primary' | 'secondary';
 
@@ -42,6 +43,12 @@ export interface PairSpec {
   consistencyGroup?: string;
   /** Peer link TLS of this pair; undefined: the sidecar's own certificate and CA. */
   peerTls?: PeerTlsPem;
+  /**
+   * The remote sidecars' peer identity (spiffe://blockmirror/<site>/peer): the only one
+   * whose sessions this pair accepts as a secondary, and that it dials as a primary.
+   * Undefined: the sidecar's --remote-peer-identity, else any peer identity.
+   */
+  remoteIdentity?: string;
 }
 
 /** The tunables of a spec as the control API reports them (0 or '': the default). */
@@ -55,6 +62,8 @@ export interface PairSettings {
   maxDrainMs: number;
   /** peerTlsFingerprint of the pair's peer TLS material ('' without). */
   peerTlsFingerprint: string;
+  /** The pair's own remote peer identity ('' : the sidecar's default). */
+  remoteIdentity: string;
 }
 
 export function pairSettings(spec: PairSpec): PairSettings {
@@ -67,6 +76,7 @@ export function pairSettings(spec: PairSpec): PairSettings {
     maxCoordinationMs: spec.maxCoordinationMs ?? 0,
     maxDrainMs: spec.maxDrainMs ?? 0,
     peerTlsFingerprint: spec.peerTls ? peerTlsFingerprint(spec.peerTls) : '',
+    remoteIdentity: spec.remoteIdentity ?? '',
   };
 }
 
@@ -96,7 +106,7 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 export type PairSpecInput = Partial<PairSpec> & { name?: string };
 
 const NAME = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
-const STRING_FIELDS = ['name', 'volumePath', 'peer', 'nbdListen', 'nbdSocket', 'peerPair', 'consistencyGroup'] as const;
+const STRING_FIELDS = ['name', 'volumePath', 'peer', 'nbdListen', 'nbdSocket', 'peerPair', 'consistencyGroup', 'remoteIdentity'] as const;
 
 /** Checks and normalizes a spec; every problem is an InvalidArgumentError naming it. */
 export function validatePairSpec(input: PairSpecInput): PairSpec {
@@ -140,6 +150,7 @@ export function validatePairSpec(input: PairSpecInput): PairSpec {
   if (input.consistencyGroup && mode !== 'async') throw new InvalidArgumentError('a consistency group needs --mode async');
   if (input.nbdListen) parseLoopbackHostPort(input.nbdListen, 'NBD listen address');
   const peerTls = validatePeerTls(input.peerTls);
+  if (input.remoteIdentity) requirePeerIdentity(input.remoteIdentity, 'remote identity');
   // A secondary's export settings (a demoted primary's) serve a fenced export: every
   // request refused until it is promoted. A new secondary gets none (PairManager.create).
   return {
@@ -160,5 +171,6 @@ export function validatePairSpec(input: PairSpecInput): PairSpec {
     ...(input.maxDrainMs ? { maxDrainMs: input.maxDrainMs } : {}),
     ...(input.consistencyGroup ? { consistencyGroup: input.consistencyGroup } : {}),
     ...(peerTls ? { peerTls } : {}),
+    ...(input.remoteIdentity ? { remoteIdentity: input.remoteIdentity } : {}),
   };
 }

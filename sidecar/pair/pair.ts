@@ -86,8 +86,10 @@ export interface PairContext {
   tls?: TlsFiles;
   /** The name a secondary's certificate must carry (default: the dialled host). */
   peerServerName?: string;
-  /** The remote site's CA (PEM), trusted besides `tls.ca` when the pair has no TLS of its own. */
+  /** The remote site's CA (PEM), trusted instead of `tls.ca` when the pair has no TLS of its own. */
   peerTrustCa?: string;
+  /** The remote peer identity of pairs whose spec names none. */
+  remotePeerIdentity?: string;
   /** Sync pairs: foreground bytes in flight to the secondary before writes wait. */
   replicationBudgetBytes?: number;
   onProtocolError?(pair: string, reason: string): void;
@@ -565,12 +567,14 @@ function peerIsAhead(own: GenerationIds, peer: GenerationIds): boolean {
 }
 
 /** A primary's peer link TLS: the pair's own material when it has some, else the sidecar's. */
-function peerLinkTls(spec: PairSpec, ctx: PairContext): { tls?: TlsFiles | TlsMaterial; serverName?: string } {
+function peerLinkTls(spec: PairSpec, ctx: PairContext): { tls?: TlsFiles | TlsMaterial; serverName?: string; serverIdentity?: string } {
   const t = spec.peerTls;
   let tls: TlsFiles | TlsMaterial | undefined = t ? { cert: Buffer.from(t.cert), key: Buffer.from(t.key), ca: Buffer.from(t.ca) } : ctx.tls;
   if (!t && ctx.tls && ctx.peerTrustCa) {
     const own = readTlsMaterial(ctx.tls);
-    tls = { ...own, ca: Buffer.concat([own.ca, Buffer.from('\n'), Buffer.from(ctx.peerTrustCa)]) };
+    // The remote site's CA only: a secondary of this site's CA is not the remote site.
+    tls = { ...own, ca: Buffer.from(ctx.peerTrustCa) };
   }
-  return { ...(tls ? { tls } : {}), ...(ctx.peerServerName ? { serverName: ctx.peerServerName } : {}) };
+  const identity = spec.remoteIdentity ?? ctx.remotePeerIdentity;
+  return { ...(tls ? { tls } : {}), ...(ctx.peerServerName ? { serverName: ctx.peerServerName } : {}), ...(identity ? { serverIdentity: identity } : {}) };
 }

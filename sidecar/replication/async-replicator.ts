@@ -30,6 +30,8 @@ export interface AsyncReplicatorOptions {
   tls?: TlsFiles | TlsMaterial;
   /** The name the secondary's certificate must carry (default: the dialled host). */
   serverName?: string;
+  /** The one peer identity the secondary may present (default: any peer identity). */
+  serverIdentity?: string;
   logger: Logger;
   /** Something to ship appeared, or the link came up: the group coordinator may form a group. */
   onWork(): void;

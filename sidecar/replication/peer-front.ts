@@ -4,6 +4,7 @@ import type { TlsMaterial } from '../grpc/grpc-credentials.js';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'winston';
 import { parseHostPort } from '../net/host-port.js';
+import { sanIdentities } from '../identity/identity.js';
 
 export interface PeerFrontOptions {
   /** Mutual TLS, terminated here (so a refused certificate is logged and counted). */
@@ -50,7 +51,18 @@ export class PeerFront {
     const tlsServer = opts.tls
       ? createTlsServer(
           { cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'], handshakeTimeout: opts.firstBytesTimeoutMs ?? 10_000 },
-          (secure) => injector.injectConnection(secure),
+          (secure) => {
+            // Only the peer link's identity gets to gRPC: an operator's or a control
+            // server's certificate from a trusted CA has no business on this port.
+            const ids = sanIdentities(secure.getPeerCertificate().subjectaltname);
+            if (ids.length !== 1 || ids[0]!.role !== 'peer') {
+              opts.logger.warn('peer connection refused', { reason: 'identity', detail: `not one peer identity: ${ids.map((id) => id.uri).join(', ') || 'no blockmirror identity'}`, remote: `${secure.remoteAddress}:${secure.remotePort}` });
+              opts.onRefused('identity');
+              secure.destroy();
+              return;
+            }
+            injector.injectConnection(secure);
+          },
         )
       : undefined;
     let trusted = '';

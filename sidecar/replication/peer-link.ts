@@ -54,6 +54,11 @@ export interface PeerLinkOptions {
    * (this name, signed by the trusted CA) instead. Default: the dialled host.
    */
   serverName?: string;
+  /**
+   * With TLS the secondary must present a peer identity (spiffe://blockmirror/<site>/peer):
+   * this one exactly when given. A sidecar's control certificate from the same CA is no peer.
+   */
+  serverIdentity?: string;
   /** The pair's name on the remote sidecar. */
   remotePair: string;
   volumeBytes: number;
@@ -89,6 +94,7 @@ export interface PairLinkSource {
   remotePair: string;
   tls?: TlsFiles | TlsMaterial;
   serverName?: string;
+  serverIdentity?: string;
   logger: Logger;
 }
 
@@ -108,6 +114,7 @@ export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSessio
     address: o.peer,
     ...(o.tls ? { tls: o.tls } : {}),
     ...(o.serverName ? { serverName: o.serverName } : {}),
+    ...(o.serverIdentity ? { serverIdentity: o.serverIdentity } : {}),
     remotePair: o.remotePair,
     volumeBytes: o.volume.size,
     blockSize: o.tracker.layout.blockSize,
@@ -201,7 +208,7 @@ export class PeerLink {
     this.#target = address;
     const Ctor = loadReplicationProto().blockmirror.replication.v1.ReplicationService;
     // Throws for a plaintext non-loopback address (a redirect too: TLS stays required).
-    const creds = channelCredentials(address, this.#opts.tls);
+    const creds = channelCredentials(address, this.#opts.tls, { role: 'peer', ...(this.#opts.serverIdentity ? { uri: this.#opts.serverIdentity } : {}) });
     this.#client = new Ctor(address, creds, {
       // A subchannel of its own: another pair's session to the same node never shares
       // (or tears down) this one's connection.

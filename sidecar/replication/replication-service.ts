@@ -7,6 +7,8 @@ import type { HandshakeRequest__Output } from '../../proto/gen/blockmirror/repli
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import type { ReplicationServiceHandlers } from '../../proto/gen/blockmirror/replication/v1/ReplicationService.js';
 import { BlockmirrorError } from '../errors.js';
+import { peerRefusal } from '../identity/peer-refusal.js';
+import type { AuthContext } from '../identity/auth-context.js';
 import type { FrameStream, SecondaryEndpoint } from './secondary-endpoint.js';
 import type { SitePairLocator } from './site-pair-locator.js';
 
@@ -21,6 +23,11 @@ export interface HandshakeResponder {
 export interface ReplicationServiceOptions {
   /** The secondary endpoint of a pair, if this sidecar has one by that name. */
   lookup(pairId: string): SecondaryEndpoint | undefined;
+  /**
+   * The one peer identity a pair held here accepts (its spec's, else the sidecar's
+   * default); undefined: any peer identity. Checked on every call naming the pair.
+   */
+  remoteIdentity?(pairId: string): string | undefined;
   /**
    * What answers a handshake for a pair of either role; default `lookup`. A primary
    * answers with its generation ids and no session: so two primaries learn which of them
@@ -47,10 +54,20 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
     opts.onRefused?.(reason);
     return Object.assign(new Error(message), { code, details: message });
   };
+  // Undefined when the caller's identity may act on the pair; else the refusal to send.
+  const denied = (call: { getAuthContext(): AuthContext }, pairId: string): ServerErrorResponse | undefined => {
+    const why = peerRefusal(call.getAuthContext(), { pairId, expected: opts.remoteIdentity?.(pairId) });
+    return why === undefined ? undefined : refuse('identity', GrpcStatus.PERMISSION_DENIED, why);
+  };
 
   const stream = (kind: FrameStream) => (call: ServerDuplexStream<BlockFrame__Output, FrameAck>): void => {
     const pairId = String(call.metadata.get(PAIR_METADATA)[0] ?? '');
     const session = String(call.metadata.get(SESSION_METADATA)[0] ?? '');
+    const notYours = denied(call, pairId);
+    if (notYours !== undefined) {
+      call.destroy(notYours);
+      return;
+    }
     const ep = opts.lookup(pairId);
     if (ep === undefined || !ep.isSession(session)) {
       call.destroy(refuse('session', GrpcStatus.PERMISSION_DENIED, `no session ${session} for pair ${pairId}`));
@@ -109,6 +126,10 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
     Handshake(call, callback) {
       const pairId = call.request.pairId;
       const ep = opts.responder ? opts.responder(pairId) : opts.lookup(pairId);
+      // A pair held here answers only its configured remote; one held elsewhere is only
+      // redirected (the holder checks), so a peer learns no more than the site's Leases say.
+      const notYours = denied(call, ep === undefined ? '' : pairId);
+      if (notYours !== undefined) return callback(notYours);
       if (ep === undefined) {
         const site = opts.site;
         if (site === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no secondary pair ${JSON.stringify(pairId)} here`));
@@ -134,6 +155,10 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
     Mirror: stream('mirror'),
     Resync: stream('resync'),
     CommitGroup(call, callback) {
+      for (const m of call.request.members) {
+        const notYours = denied(call, m.pairId);
+        if (notYours !== undefined) return callback(notYours);
+      }
       opts.commitGroup(call.request).then(
         () => callback(null, {}),
         (err: Error) => {
@@ -143,6 +168,8 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
       );
     },
     MarkSynced(call, callback) {
+      const notYours = denied(call, call.request.pairId);
+      if (notYours !== undefined) return callback(notYours);
       const ep = opts.lookup(call.request.pairId);
       if (ep === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no secondary pair ${call.request.pairId}`));
       ep.markSynced(call.request.sessionId, call.request.generations, call.request.primaryDemoting).then(

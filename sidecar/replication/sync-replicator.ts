@@ -31,6 +31,8 @@ export interface SyncReplicatorOptions {
   tls?: TlsFiles | TlsMaterial;
   /** The name the secondary's certificate must carry (default: the dialled host). */
   serverName?: string;
+  /** The one peer identity the secondary may present (default: any peer identity). */
+  serverIdentity?: string;
   /** A write not acknowledged by the secondary within this is marked out of sync. */
   writeTimeoutMs?: number;
   /** Hard cap on resync bandwidth; 0 or undefined: only the dynamic window. */

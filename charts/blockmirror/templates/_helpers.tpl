@@ -37,12 +37,42 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" $img.repository (default .ctx.Chart.AppVersion $img.tag) -}}
 {{- end -}}
 
-{{/* The Secret with tls.crt, tls.key and ca.crt, or "" when TLS is off. */}}
+{{/*
+The sidecars' peer link Secret (tls.crt, tls.key, ca.crt: spiffe://blockmirror/<site>/peer),
+or "" when TLS is off. The control server's and the operator's Secrets are separate: each
+workload mounts only its own key, and a node's kubelet can fetch only the Secrets of the
+pods it runs, so a compromised node never holds the operator's identity.
+*/}}
 {{- define "blockmirror.tlsSecret" -}}
 {{- if .Values.tls.existingSecret -}}
 {{- .Values.tls.existingSecret -}}
 {{- else if .Values.tls.certManager.enabled -}}
 {{- include "blockmirror.fullname" . }}-peer-tls
+{{- end -}}
+{{- end -}}
+
+{{/* Every sidecar's control server Secret (spiffe://blockmirror/<site>/sidecar-control). */}}
+{{- define "blockmirror.controlTlsSecret" -}}
+{{- if .Values.tls.existingSecret -}}
+{{- default (printf "%s-control" .Values.tls.existingSecret) .Values.tls.existingControlSecret -}}
+{{- else if .Values.tls.certManager.enabled -}}
+{{- include "blockmirror.fullname" . }}-control-tls
+{{- end -}}
+{{- end -}}
+
+{{/* The operator's client Secret (spiffe://blockmirror/<site>/operator). */}}
+{{- define "blockmirror.operatorTlsSecret" -}}
+{{- if .Values.tls.existingSecret -}}
+{{- default (printf "%s-operator" .Values.tls.existingSecret) .Values.tls.existingOperatorSecret -}}
+{{- else if .Values.tls.certManager.enabled -}}
+{{- include "blockmirror.fullname" . }}-operator-tls
+{{- end -}}
+{{- end -}}
+
+{{/* spiffe://blockmirror/<site>/<role> for tls.site (dict "ctx" . "role" ROLE), "" without a site. */}}
+{{- define "blockmirror.identity" -}}
+{{- if .ctx.Values.tls.site -}}
+{{- printf "spiffe://blockmirror/%s/%s" .ctx.Values.tls.site .role -}}
 {{- end -}}
 {{- end -}}
 

@@ -25,6 +25,7 @@ export interface PairSpec {
   'peerTls'?: (_blockmirror_control_v1_PeerTls | null);
   'peerTlsFingerprint'?: (string);
   'lineage'?: (_blockmirror_control_v1_Lineage | null);
+  'remoteIdentity'?: (string);
 }
 
 export interface PairSpec__Output {
@@ -46,4 +47,5 @@ export interface PairSpec__Output {
   'peerTls': (_blockmirror_control_v1_PeerTls__Output | null);
   'peerTlsFingerprint': (string);
   'lineage': (_blockmirror_control_v1_Lineage__Output | null);
+  'remoteIdentity': (string);
 }
