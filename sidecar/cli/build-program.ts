@@ -162,6 +162,13 @@ export function buildProgram(): Command {
       .command('sidecar')
       .description('run the sidecar daemon in the foreground')
       .requiredOption('--state-dir <dir>', 'directory for pair definitions and dirty logs')
+      .option(
+        '--allow-volume-prefix <path>',
+        "pairs may use volumes that resolve (symlinks and '..' followed) to this directory or below it, or to this very file or device; repeatable. Always allowed: the state dir, and devices the node splice staged or a fence holds",
+        (value: string, previous: string[]) => [...previous, value],
+        [] as string[],
+      )
+      .option('--run-dir <dir>', 'the only directory NBD sockets are made in (made 0700; default: STATE_DIR/run)')
       .option('--control-listen <host:port>', 'control API address (loopback unless TLS is given)', '127.0.0.1:7400')
       .option('--control-socket <path>', "also serve the control API on this Unix socket, without TLS (its directory is made root-only): for root on the node and the CSI proxy")
       .option('--peer-listen <host:port>', 'peer replication address (loopback unless TLS is given)', '127.0.0.1:7401')
@@ -181,6 +188,8 @@ export function buildProgram(): Command {
     async (
       opts: {
         stateDir: string;
+        allowVolumePrefix: string[];
+        runDir?: string;
         controlListen: string;
         controlSocket?: string;
         peerListen: string;
@@ -213,6 +222,8 @@ export function buildProgram(): Command {
         ...(splice ? { splice } : {}),
         ...(kube ? { site: new kube.locator({ client: kube.client, namespace: opts.registerNamespace, node: kube.node }) } : {}),
         stateDir: opts.stateDir,
+        allowVolumePrefixes: opts.allowVolumePrefix.map((p) => resolve(p)),
+        ...(opts.runDir !== undefined ? { runDir: resolve(opts.runDir) } : {}),
         controlListen: opts.controlListen,
         ...(opts.controlSocket !== undefined ? { controlSocket: resolve(opts.controlSocket) } : {}),
         peerListen: opts.peerListen,

@@ -148,6 +148,9 @@ const CODES: Partial<Record<BlockmirrorError['code'], GrpcStatus>> = {
   STATE_CORRUPT: GrpcStatus.FAILED_PRECONDITION,
   FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
   DEVICE_IN_USE: GrpcStatus.FAILED_PRECONDITION,
+  // Not INVALID_ARGUMENT: the request is well formed, and another node's sidecar (or this
+  // one with other flags) would take it; this node's policy forbids touching that path.
+  PATH_NOT_ALLOWED: GrpcStatus.PERMISSION_DENIED,
   UNAVAILABLE: GrpcStatus.UNAVAILABLE,
 };
 

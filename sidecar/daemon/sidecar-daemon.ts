@@ -24,9 +24,18 @@ import { NbdNetlink, type NbdNetlinkOptions } from '../splice/nbd-netlink.js';
 import { probeSpliceCapability, type SpliceCapability, type SpliceProbeOptions } from '../splice/splice-capability.js';
 import { VolumeSplice } from '../splice/volume-splice.js';
 import { FenceStore } from '../fence/fence-store.js';
+import { PathPolicy } from '../paths/path-policy.js';
+import { heldDevice } from '../paths/held-device.js';
 
 export interface SidecarConfig {
   stateDir: string;
+  /**
+   * Where pair volumes may be, besides the state dir (always allowed) and the devices the
+   * node splice and fences hold: directories, or single files and devices (PathPolicy).
+   */
+  allowVolumePrefixes?: readonly string[];
+  /** The only directory NBD sockets are made in (default: STATE_DIR/run). */
+  runDir?: string;
   controlListen: string;
   /** Also serve the control API on this Unix socket, without TLS (root on the node, the CSI proxy). */
   controlSocket?: string;
@@ -125,6 +134,13 @@ export class SidecarDaemon {
     else cfg.logger.warn('node cannot splice', { reason: capability.reason });
 
     const trustCa = cfg.peerTrustCa === undefined ? undefined : readPem(cfg.peerTrustCa, 'peer trust CA');
+    const fences = new FenceStore(cfg.stateDir);
+    const paths = new PathPolicy({
+      volumePrefixes: [cfg.stateDir, ...(cfg.allowVolumePrefixes ?? [])],
+      runDir: cfg.runDir ?? join(cfg.stateDir, 'run'),
+      heldDevice: heldDevice(cfg.stateDir, fences),
+    });
+    cfg.logger.info('path policy', { allowedVolumePrefixes: paths.volumePrefixes, runDir: paths.runDir });
     let metrics: SidecarMetrics | null = null;
     const splice = cfg.splice ? nodeSplice(cfg.stateDir, cfg.splice, cfg.logger) : null;
     // Made before the pairs, used once they run: a promotion waits for groups being applied.
@@ -132,6 +148,7 @@ export class SidecarDaemon {
     const pairs: PairManager = new PairManager({
       stateDir: cfg.stateDir,
       logger: cfg.logger,
+      paths,
       ...(cfg.tls ? { tls: cfg.tls } : {}),
       ...(cfg.peerServerName ? { peerServerName: cfg.peerServerName } : {}),
       ...(trustCa !== undefined ? { peerTrustCa: trustCa } : {}),
@@ -154,7 +171,7 @@ export class SidecarDaemon {
       splice,
       ...(splice !== null && !capability.capable ? { spliceRefusal: capability.reason } : {}),
       // Fences need no splice: a secondary's node may have none.
-      fences: new FenceStore(cfg.stateDir),
+      fences,
     });
     const controlAddr = await control.listen(cfg.controlListen, controlCreds);
     const controlSocket = cfg.controlSocket !== undefined ? await control.listenUnix(cfg.controlSocket) : '';
