@@ -96,6 +96,21 @@ describe('PathPolicy.volume', () => {
     await expect(policy(async () => 'held').volume(join(outside, 'secret.img'))).rejects.toBeInstanceOf(PathNotAllowedError);
   });
 
+  it('allows a loop device over a file under a prefix (it reaches only that file), not one over a file outside', async () => {
+    // /dev/loop0 (major 7) with a sysfs of the test's making, naming its backing file.
+    const sysfs = join(dir, 'sys');
+    const loop = join(sysfs, 'dev', 'block', '7:0', 'loop');
+    await mkdir(loop, { recursive: true });
+    const p = new PathPolicy({ volumePrefixes: [allowed], runDir, sysfs });
+    await writeFile(join(loop, 'backing_file'), `${join(allowed, 'v.img')}\n`);
+    expect(await p.volume('/dev/loop0')).toBe('/dev/loop0');
+    await writeFile(join(loop, 'backing_file'), `${join(allowed, '..', 'outside', 'secret.img')}\n`);
+    await expect(p.volume('/dev/loop0')).rejects.toBeInstanceOf(PathNotAllowedError);
+    // A backing file this process cannot reach (another mount namespace's) allows nothing.
+    await writeFile(join(loop, 'backing_file'), `${join(allowed, 'gone.img')}\n`);
+    await expect(p.volume('/dev/loop0')).rejects.toBeInstanceOf(PathNotAllowedError);
+  });
+
   it('a prefix that is a symlink counts where it lands; one naming a single device allows that device only', async () => {
     const link = join(dir, 'kubelet');
     await symlink(allowed, link);

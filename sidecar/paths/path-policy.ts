@@ -1,5 +1,6 @@
-import { mkdir, realpath, stat } from 'node:fs/promises';
+import { mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { splitDevT } from '../csi/block-device.js';
 import { InvalidArgumentError, PathNotAllowedError } from '../errors.js';
 
 /**
@@ -19,7 +20,12 @@ export interface PathPolicyOptions {
   runDir: string;
   /** Devices the node's own records hold, allowed wherever they are. */
   heldDevice?: HeldDevice;
+  /** Where loop devices' backing files are read (default /sys). */
+  sysfs?: string;
 }
+
+/** The block major of loop devices (Documentation/admin-guide/devices.txt). */
+const LOOP_MAJOR = 7;
 
 /** A bare socket name (what the operator sends): no path, no dot-only names. */
 const SOCKET_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
@@ -47,7 +53,9 @@ export class PathPolicy {
 
   /**
    * The real path to open for the volume `path`, if it is allowed: it lands under an
-   * allowed prefix, or is a block device the splice or a fence holds. A path that does not
+   * allowed prefix, is a block device the splice or a fence holds, or is a loop device
+   * over a file under an allowed prefix (it reaches nothing that file does not: tests and
+   * the lab put their volumes there, a user's losetup too). A path that does not
    * exist is an InvalidArgumentError under an allowed prefix (a typo), else refused like
    * any other: whether a file exists outside them is none of the caller's business.
    */
@@ -62,8 +70,21 @@ export class PathPolicy {
     }
     if (await this.#underPrefix(real)) return real;
     const st = await stat(real).catch(() => null);
-    if (st !== null && st.isBlockDevice() && this.#o.heldDevice !== undefined && (await this.#o.heldDevice(st.rdev)) !== null) return real;
+    if (st !== null && st.isBlockDevice()) {
+      if (this.#o.heldDevice !== undefined && (await this.#o.heldDevice(st.rdev)) !== null) return real;
+      const backing = await this.#loopBackingFile(st.rdev);
+      if (backing !== null && (await this.#underPrefix(backing))) return real;
+    }
     throw this.#volumeRefusal(path, real, what);
+  }
+
+  /** The real path of the file behind loop device `rdev`, or null (not a loop device, or gone). */
+  async #loopBackingFile(rdev: number): Promise<string | null> {
+    const { major, minor } = splitDevT(rdev);
+    if (major !== LOOP_MAJOR) return null;
+    const file = await readFile(`${this.#o.sysfs ?? '/sys'}/dev/block/${major}:${minor}/loop/backing_file`, 'utf8').catch(() => null);
+    // The kernel names it from its own root: a file this process cannot reach resolves to nothing.
+    return file === null ? null : realpath(file.trimEnd()).catch(() => null);
   }
 
   /**
