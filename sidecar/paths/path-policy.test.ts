@@ -111,6 +111,21 @@ describe('PathPolicy.volume', () => {
     await expect(p.volume('/dev/loop0')).rejects.toBeInstanceOf(PathNotAllowedError);
   });
 
+  it('an entry ending in * allows the names in its directory that start with its stem, nothing else', async () => {
+    const p = new PathPolicy({ volumePrefixes: [join(allowed, 'loop*')], runDir });
+    for (const name of ['loop3', 'loop12']) await writeFile(join(allowed, name), '');
+    await mkdir(join(allowed, 'loopdir'));
+    await writeFile(join(allowed, 'loopdir', 'x'), '');
+    expect(await p.volume(join(allowed, 'loop3'))).toBe(join(allowed, 'loop3'));
+    expect(await p.volume(join(allowed, 'loop12'))).toBe(join(allowed, 'loop12'));
+    for (const refused of [join(allowed, 'v.img'), join(allowed, 'loopdir', 'x')]) await expect(p.volume(refused)).rejects.toBeInstanceOf(PathNotAllowedError);
+    // The stem alone is no match; a symlink named like one is judged where it lands.
+    await writeFile(join(allowed, 'loop'), '');
+    await expect(p.volume(join(allowed, 'loop'))).rejects.toBeInstanceOf(PathNotAllowedError);
+    await symlink(join(outside, 'secret.img'), join(allowed, 'loop9'));
+    await expect(p.volume(join(allowed, 'loop9'))).rejects.toBeInstanceOf(PathNotAllowedError);
+  });
+
   it('a prefix that is a symlink counts where it lands; one naming a single device allows that device only', async () => {
     const link = join(dir, 'kubelet');
     await symlink(allowed, link);

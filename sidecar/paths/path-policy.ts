@@ -13,7 +13,9 @@ export interface PathPolicyOptions {
   /**
    * Where pair volumes may land once resolved: each entry allows itself and everything
    * below it, so a directory (the state dir, the kubelet's volume directories) or one file
-   * or device (/dev/loop3). Entries are resolved at each check: one made later counts.
+   * or device (/dev/loop3); an entry ending in `*` allows the names in its directory that
+   * start with what precedes it (/dev/loop* for a lab's loop devices, never /dev/loop3/x).
+   * Entries are resolved at each check: one made later counts.
    */
   volumePrefixes: readonly string[];
   /** The directory NBD sockets are made in (at or below it); made 0700 when first used. */
@@ -122,8 +124,12 @@ export class PathPolicy {
   async #underPrefix(real: string): Promise<boolean> {
     for (const p of this.#o.volumePrefixes) {
       // A prefix that is itself a symlink (a kubelet root dir moved elsewhere) counts where it lands.
-      const at = await realpath(p).catch(() => p);
-      if (within(real, at)) return true;
+      if (p.endsWith('*')) {
+        const stem = join(await realpath(dirname(p)).catch(() => dirname(p)), basename(p).slice(0, -1));
+        if (real.length > stem.length && real.startsWith(stem) && !real.slice(stem.length).includes(sep)) return true;
+      } else if (within(real, await realpath(p).catch(() => p))) {
+        return true;
+      }
     }
     return false;
   }
