@@ -26,6 +26,9 @@
 #   sidecar.kubeletDir    the site's kubelet root dir (DIR/kubelet), not /var/lib/kubelet;
 #   sidecar.stateDir      DIR/blockmirror-state: the node's pair state, kept across
 #                         pod restarts and `site.sh down`/`up` like a node's disk;
+#   sidecar.allowedVolumePaths  /dev/loop*: the test bed's `local` volumes are loop
+#                         devices over files the sidecar's container cannot see (so the
+#                         backing-file rule cannot allow them), made after the install;
 #   tls.existingSecret    blockmirror-peer-tls: one certificate with serverAuth and
 #                         clientAuth, signed by CA_DIR, carrying the chart's DNS name
 #                         <release>-sidecar-peer.<namespace>.svc, which the operator
@@ -131,6 +134,7 @@ sidecar:
   hostNetwork: true
   kubeletDir: $KUBELET_DIR
   stateDir: $DIR/blockmirror-state
+  allowedVolumePaths: ["/dev/loop*"]
 tls:
   existingSecret: $TLS_SECRET
 EOF

@@ -486,7 +486,7 @@ export function buildProgram(): Command {
       .addOption(new Option('--mode <mode>', 'replication mode').choices(['sync', 'async']).default('sync'))
       .option('--peer <host:port>', "the remote sidecar's peer address")
       .option('--nbd-listen <host:port>', 'serve the volume over NBD on this loopback address')
-      .option('--nbd-socket <path>', 'serve the volume over NBD on this Unix socket')
+      .option('--nbd-socket <name|path>', "serve the volume over NBD on this Unix socket: a bare name goes in the sidecar's run directory (--run-dir), a path must be in it")
       .option('--block-size <bytes>', 'dirty-tracking granularity (power of two, 4096-1048576)', positiveInt)
       .option('--peer-pair <name>', "the pair's name on the remote sidecar (default: the same)")
       .option('--write-timeout-ms <ms>', 'sync mode: mark a write out of sync when the secondary has not acknowledged it within this', positiveInt)
@@ -513,7 +513,7 @@ export function buildProgram(): Command {
         mode: opts.mode === 'async' ? 'MODE_ASYNC' : 'MODE_SYNC',
         peerAddress: opts.peer ?? '',
         nbdListen: opts.nbdListen ?? '',
-        nbdSocket: opts.nbdSocket ? resolve(opts.nbdSocket) : '',
+        nbdSocket: socketArg(opts.nbdSocket),
         blockSize: opts.blockSize ?? 0,
         peerPair: opts.peerPair ?? '',
         writeTimeoutMs: opts.writeTimeoutMs ?? 0,
@@ -587,7 +587,7 @@ export function buildProgram(): Command {
       .option('--peer <host:port>', "the old primary's peer address, which this side now replicates to (default: the pair's)")
       .option('--peer-pair <name>', "the pair's name on the old primary's sidecar")
       .option('--nbd-listen <host:port>', 'serve the volume over NBD on this loopback address')
-      .option('--nbd-socket <path>', 'serve the volume over NBD on this Unix socket')
+      .option('--nbd-socket <name|path>', "serve the volume over NBD on this Unix socket: a bare name goes in the sidecar's run directory (--run-dir), a path must be in it")
       .addOption(outputOption()),
   ).action(async (name: string, opts: CtlOpts & { force?: boolean; peer?: string; peerPair?: string; nbdListen?: string; nbdSocket?: string }) => {
     const c = client(opts);
@@ -598,7 +598,7 @@ export function buildProgram(): Command {
         peerAddress: opts.peer ?? '',
         peerPair: opts.peerPair ?? '',
         nbdListen: opts.nbdListen ?? '',
-        nbdSocket: opts.nbdSocket ? resolve(opts.nbdSocket) : '',
+        nbdSocket: socketArg(opts.nbdSocket),
       });
       print(opts.output, pairToJson(p), formatPair(p));
     } finally {
@@ -652,6 +652,15 @@ function withVolumeControl(cmd: Command, call: VolumeCall): void {
       c.close();
     }
   });
+}
+
+/**
+ * --nbd-socket as the sidecar takes it: a bare name is placed in the sidecar's run
+ * directory (it knows where that is); a path is the caller's, made absolute.
+ */
+function socketArg(value: string | undefined): string {
+  if (value === undefined || value === '') return '';
+  return value.includes('/') ? resolve(value) : value;
 }
 
 function print(format: string | undefined, json: unknown, text: string): void {
