@@ -17,6 +17,7 @@ import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlCallError, ControlClient } from '../sidecar/control/control-client.js';
+import { splitDevT } from '../sidecar/csi/block-device.js';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { runCli, runOk } from './helpers/run-cli.js';
 import { SidecarProcess } from './helpers/sidecar-process.js';
@@ -218,6 +219,36 @@ describe('CreatePair on paths outside what the sidecar may touch', () => {
     expect(await refusedRpc('loop-out', out)).toContain(`volume ${out} is not allowed`);
     expect(await touching([out])).toEqual([]);
     expect(statSync(secret).atime.getTime()).toBe(OLD.getTime());
+  });
+});
+
+describe('the splice and fence calls that name a device', () => {
+  const code = (p: Promise<unknown>): Promise<number | string> => p.then(
+    () => 'accepted',
+    (e: unknown) => (e as ControlCallError).grpcCode,
+  );
+
+  it('StageVolume and a held ReportFencedVolume are refused outside the allowed paths; an allowed one is kept as the kernel device', async () => {
+    for (const dev of ['/dev/vda', secret, `${allowed}/../outside/secret.img`, join(allowed, 'escape.img')]) {
+      expect({ dev, code: await code(client.stageVolume('pv-grab', dev)) }).toEqual({ dev, code: GrpcStatus.PERMISSION_DENIED });
+    }
+    expect(existsSync(join(stateDir, 'splices', 'pv-grab.json'))).toBe(false);
+    // A fence whose CSI proxy "holds" the node's disk: refused, so no pair is then allowed on it.
+    await client.fenceVolume('pv-fenced', 'default/db', 'pv-fenced');
+    expect(await code(client.reportFencedVolume('pv-fenced', 'held', '/dev/vda'))).toBe(GrpcStatus.PERMISSION_DENIED);
+    expect((await client.getFencedVolume('pv-fenced')).device).toBe('');
+    expect(await code(client.createPair({ name: 'fenced-grab', volumePath: '/dev/vda', role: 'ROLE_SECONDARY' }))).toBe(GrpcStatus.PERMISSION_DENIED);
+    // A device the proxy's driver published under an allowed path (here a loop device's
+    // node in the directory, as a driver's bind mount is): kept as the kernel's device.
+    await writeFile(join(allowed, 'held.img'), '');
+    await truncate(join(allowed, 'held.img'), 4 * MiB);
+    const held = await loopDevice(join(allowed, 'held.img'));
+    const published = join(allowed, 'published-dev');
+    const { major, minor } = splitDevT(statSync(held).rdev);
+    await runOk('mknod', [published, 'b', String(major), String(minor)]);
+    expect((await client.reportFencedVolume('pv-fenced', 'held', published)).device).toBe(held);
+    await client.unfenceVolume('pv-fenced');
+    expect(await touching(['/dev/vda', secret])).toEqual([]);
   });
 });
 

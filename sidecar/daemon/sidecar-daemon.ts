@@ -26,6 +26,7 @@ import { VolumeSplice } from '../splice/volume-splice.js';
 import { FenceStore } from '../fence/fence-store.js';
 import { PathPolicy } from '../paths/path-policy.js';
 import { heldDevice } from '../paths/held-device.js';
+import { resolveBlockDevice } from '../csi/block-device.js';
 
 export interface SidecarConfig {
   stateDir: string;
@@ -172,6 +173,9 @@ export class SidecarDaemon {
       ...(splice !== null && !capability.capable ? { spliceRefusal: capability.reason } : {}),
       // Fences need no splice: a secondary's node may have none.
       fences,
+      // The CSI proxy names the device its driver published at its private path (under
+      // the kubelet's plugins dir); the records keep the kernel's node.
+      device: async (path) => resolveBlockDevice(await paths.volume(path, 'device')),
     });
     const controlAddr = await control.listen(cfg.controlListen, controlCreds);
     const controlSocket = cfg.controlSocket !== undefined ? await control.listenUnix(cfg.controlSocket) : '';

@@ -55,7 +55,7 @@ $CLI pair create pv1 --control "$B" --volume /dev/vdb --role secondary >/dev/nul
 # The supervised primary. The wrapper holds a start back while $W/hold exists: a sidecar
 # that cannot come back in time.
 $CLI supervise --state-dir $W/a --nbd-helper "$HELPER" --fallback-after $FALLBACK_AFTER -- \
-  sh -c "while [ -e $W/hold ]; do sleep 0.2; done; exec $CLI sidecar --state-dir $W/a --control-listen $A --peer-listen 127.0.0.1:0 --nbd-helper $HELPER --nbd-dead-timeout 300 --run-dir $W" \
+  sh -c "while [ -e $W/hold ]; do sleep 0.2; done; exec $CLI sidecar --state-dir $W/a --control-listen $A --peer-listen 127.0.0.1:0 --nbd-helper $HELPER --nbd-dead-timeout 300 --run-dir $W --allow-volume-prefix /dev/vda" \
   >$W/sup.log 2>&1 &
 SUP=$!
 wait_readies 1
