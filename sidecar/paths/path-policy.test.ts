@@ -158,6 +158,8 @@ describe('PathPolicy.socket', () => {
     for (const p of [join(outside, 'x.sock'), join(runDir, '..', 'outside', 'x.sock'), join(runDir, 'out', 'x.sock'), '/run/containerd/containerd.sock', '/var/lib/kubelet/device-plugins/kubelet.sock']) {
       await expect(policy().socket(p)).rejects.toMatchObject({ code: 'PATH_NOT_ALLOWED', path: p });
     }
+    // A NUL in the name is no file name either.
+    await expect(policy().socket(join(runDir, 'a\0b.sock'))).rejects.toBeInstanceOf(InvalidArgumentError);
     // A path ending in `..` names no file.
     await expect(policy().socket(`${runDir}/sub/..`)).rejects.toBeInstanceOf(InvalidArgumentError);
     // A missing directory inside the run dir is a typo; nothing is made for it.

@@ -100,7 +100,7 @@ export class PathPolicy {
       return join(await this.#ensureRunDir(), path);
     }
     const name = basename(path);
-    if (name === '' || name === '.' || name === '..' || path.endsWith(`${sep}.`) || path.endsWith(`${sep}..`)) {
+    if (name === '' || name === '.' || name === '..' || name.includes('\0') || path.endsWith(`${sep}.`) || path.endsWith(`${sep}..`)) {
       throw new InvalidArgumentError(`NBD socket ${JSON.stringify(path)} must end in a file name`);
     }
     const runDir = await this.#ensureRunDir();
