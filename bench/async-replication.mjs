@@ -33,7 +33,7 @@ const work = mkdtempSync(join(tmpdir(), 'blockmirror-async-bench.'));
 const children = [];
 
 function sidecar(name) {
-  const child = spawn(process.execPath, [CLI, 'sidecar', '--state-dir', join(work, `state-${name}`), '--control-listen', '127.0.0.1:0', '--peer-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, 'sidecar', '--state-dir', join(work, `state-${name}`), '--control-listen', '127.0.0.1:0', '--peer-listen', '127.0.0.1:0', '--allow-volume-prefix', work], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   return new Promise((resolve, reject) => {
     let buf = '';

@@ -101,7 +101,7 @@ async function startSidecar(name, state, peerListen = '127.0.0.1:0') {
   const startedAt = Date.now();
   const logFile = join(work, `sidecar-${name}.${startedAt}.log`);
   const out = createWriteStream(logFile);
-  const child = spawn(process.execPath, [CLI, 'sidecar', '--state-dir', state, '--control-listen', '127.0.0.1:0', '--peer-listen', peerListen], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'sidecar', '--state-dir', state, '--control-listen', '127.0.0.1:0', '--peer-listen', peerListen, '--allow-volume-prefix', work], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const records = [];
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => {

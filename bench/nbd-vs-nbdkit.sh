@@ -79,7 +79,7 @@ sidecar_ready() { ready_field "$1" control >/dev/null 2>&1; }
 start_sidecar() {
   local name=$1 volume=$2
   mkdir -p "$WORK/state-$name"
-  "${CLI[@]}" sidecar --state-dir "$WORK/state-$name" \
+  "${CLI[@]}" sidecar --state-dir "$WORK/state-$name" --allow-volume-prefix "$WORK" \
     --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >"$WORK/sidecar-$name.log" 2>&1 &
   SIDECAR_PID=$!
   CHILDREN+=("$SIDECAR_PID")

@@ -116,7 +116,7 @@ start_sidecar() {
   STARTS=$((STARTS + 1))
   logf=$WORK/sidecar-$name.$STARTS.log
   mkdir -p "$WORK/state-$name"
-  "${CLI[@]}" sidecar --state-dir "$WORK/state-$name" --control-listen 127.0.0.1:0 \
+  "${CLI[@]}" sidecar --state-dir "$WORK/state-$name" --allow-volume-prefix "$WORK" --control-listen 127.0.0.1:0 \
     --peer-listen "$peer_listen" --metrics-listen 127.0.0.1:0 >"$logf" 2>&1 &
   PID[$name]=$!
   CHILDREN+=("$!")

@@ -109,7 +109,7 @@ truncate -s 1G "$WORK/volume.img"
 mkdir -p "$FUSEDIR" "$MNT" "$WORK/state"
 
 log "starting the sidecar"
-"${CLI[@]}" sidecar --state-dir "$WORK/state" \
+"${CLI[@]}" sidecar --state-dir "$WORK/state" --allow-volume-prefix "$WORK" \
   --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
   >"$WORK/sidecar.log" 2>&1 &
 SIDECAR_PID=$!

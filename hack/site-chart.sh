@@ -26,6 +26,9 @@
 #   sidecar.kubeletDir    the site's kubelet root dir (DIR/kubelet), not /var/lib/kubelet;
 #   sidecar.stateDir      DIR/blockmirror-state: the node's pair state, kept across
 #                         pod restarts and `site.sh down`/`up` like a node's disk;
+#   sidecar.allowedVolumePaths  /dev/loop*: the test bed's `local` volumes are loop
+#                         devices over files the sidecar's container cannot see (so the
+#                         backing-file rule cannot allow them), made after the install;
 #   tls.existingSecret    blockmirror-peer-tls (and -control, -operator): the chart's three
 #                         identities, signed by CA_DIR, with URI subjectAltNames
 #                         spiffe://blockmirror/<site label>/{peer,sidecar-control,operator}.
@@ -146,6 +149,7 @@ sidecar:
   hostNetwork: true
   kubeletDir: $KUBELET_DIR
   stateDir: $DIR/blockmirror-state
+  allowedVolumePaths: ["/dev/loop*"]
 tls:
   existingSecret: $TLS_SECRET
 EOF

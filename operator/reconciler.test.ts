@@ -374,6 +374,11 @@ describe('Reconciler', () => {
     busy.sidecar.failCreate = undefined;
     await busy.reconciler.reconcile('apps/db', signal);
     expect(busy.current.status?.state).toBe('InSync');
+    // A path the sidecar's flags do not allow: shown, and looked at again (it may be restarted with them).
+    const confined = rig(pairObject());
+    confined.sidecar.failCreate = { grpcCode: 7, message: "volume /dev/sdb is not allowed: it is outside this sidecar's allowed volume paths" };
+    expect(await confined.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 30_000 });
+    expect(confined.patches[0]!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'SidecarRejected', message: expect.stringContaining('/dev/sdb is not allowed') });
   });
 
   it('on deletion removes the pair from its sidecar, then the finalizer', async () => {

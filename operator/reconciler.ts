@@ -328,9 +328,10 @@ export class Reconciler {
         current = await control.createPair(wanted);
       } catch (err) {
         // Refused for this spec. A failed precondition (a device in use: mounted,
-        // DEVICE_IN_USE) may clear outside the pair, so it is looked at again now and then.
+        // DEVICE_IN_USE) may clear outside the pair, and a path the sidecar does not allow
+        // (PERMISSION_DENIED) once it is restarted with other flags: looked at again now and then.
         if (isRefusal(err)) {
-          const precondition = (err as { grpcCode?: number }).grpcCode === 9;
+          const precondition = [7, 9].includes((err as { grpcCode?: number }).grpcCode ?? 0);
           throw new ProblemError({ reason: 'SidecarRejected', message: (err as Error).message, permanent: true, notReplicating: true, ...(precondition ? { recheckAfterMs: this.#d.nodeRecheckMs ?? 30_000 } : {}) });
         }
         throw err;

@@ -22,7 +22,9 @@ export type BlockmirrorErrorCode =
   // The peer answered but could not apply what it was sent (disk full, I/O error).
   | 'PEER_REFUSED'
   // A caller whose certificate identity may not make this call (gRPC PERMISSION_DENIED).
-  | 'PERMISSION_DENIED';
+  | 'PERMISSION_DENIED'
+  // A volume or socket path outside what this sidecar is configured to touch.
+  | 'PATH_NOT_ALLOWED';
 
 export class BlockmirrorError extends Error {
   readonly code: BlockmirrorErrorCode;
@@ -118,5 +120,23 @@ export class DeviceInUseError extends BlockmirrorError {
     this.device = detail.device;
     this.mounts = detail.mounts ?? [];
     this.holders = detail.holders ?? [];
+  }
+}
+
+/**
+ * A path a control call named (a pair's volume, its NBD socket, a device to splice) lands
+ * outside what this sidecar may touch: its allowed volume prefixes, the devices its
+ * splice and fences hold, its run directory. Refused before anything is opened or
+ * unlinked. The request is well formed; this node's configuration forbids it.
+ */
+export class PathNotAllowedError extends BlockmirrorError {
+  readonly path: string;
+  /** Where the path landed once symlinks and `..` were followed ('' when it does not exist). */
+  readonly resolved: string;
+  constructor(message: string, detail: { path: string; resolved: string }) {
+    super('PATH_NOT_ALLOWED', message);
+    this.name = 'PathNotAllowedError';
+    this.path = detail.path;
+    this.resolved = detail.resolved;
   }
 }

@@ -291,7 +291,7 @@ describe('blockmirror sidecar restarts', () => {
     const stateDir = join(dir, 'state-log');
     const vol = join(dir, 'log.img');
     await makeVolume(vol, 4 * MiB);
-    const child = spawn(process.execPath, [CLI, 'sidecar', '--state-dir', stateDir, '--control-listen', '127.0.0.1:0', '--peer-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'], {
+    const child = spawn(process.execPath, [CLI, 'sidecar', '--state-dir', stateDir, '--control-listen', '127.0.0.1:0', '--peer-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--allow-volume-prefix', dir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

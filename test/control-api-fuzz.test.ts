@@ -19,7 +19,7 @@ import { SidecarProcess } from './helpers/sidecar-process.js';
 
 const MiB = 1 << 20;
 /** Refusals a client can act on; UNKNOWN and INTERNAL mean the sidecar did not expect the input. */
-const DELIBERATE = new Set([GrpcStatus.INVALID_ARGUMENT, GrpcStatus.ALREADY_EXISTS, GrpcStatus.FAILED_PRECONDITION, GrpcStatus.OUT_OF_RANGE, GrpcStatus.NOT_FOUND]);
+const DELIBERATE = new Set([GrpcStatus.INVALID_ARGUMENT, GrpcStatus.ALREADY_EXISTS, GrpcStatus.FAILED_PRECONDITION, GrpcStatus.OUT_OF_RANGE, GrpcStatus.NOT_FOUND, GrpcStatus.PERMISSION_DENIED]);
 
 describe('control API CreatePair under fuzzing', () => {
   let dir: string;
@@ -55,7 +55,9 @@ describe('control API CreatePair under fuzzing', () => {
     });
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
     busyAddress = `127.0.0.1:${(busy.address() as { port: number }).port}`;
-    sc = await SidecarProcess.start({ stateDir: join(dir, 'state') });
+    // Its volumes and sockets in its own dir: the run dir too, so socket paths naming the
+    // volume files still reach (and must pass) the refusal to replace a non-socket.
+    sc = await SidecarProcess.start({ stateDir: join(dir, 'state'), allowVolumePrefixes: [dir], args: ['--run-dir', dir] });
     client = new ControlClient(sc.addresses.control);
     await client.createPair({ name: 'existing', volumePath: paths.taken, role: 'ROLE_PRIMARY' });
   });

@@ -21,6 +21,7 @@ import type { NodeFences, VolumeFence } from '../sidecar/csi/node-fences.js';
 import { FenceUnknownError } from '../sidecar/csi/control-fences.js';
 import type { FenceHold } from '../sidecar/fence/fence-store.js';
 import { pvNameForVolume } from '../sidecar/csi/pv-name.js';
+import { resolveBlockDevice } from '../sidecar/csi/block-device.js';
 import { REPLICATE_KEY } from '../sidecar/csi/replication-opt-in.js';
 import { resolveCsiProtoDir } from '../sidecar/csi/resolve-csi-proto-dir.js';
 import { CsiProcess, releaseHostResources } from './helpers/csi-process.js';
@@ -29,11 +30,16 @@ import { runCli, runOk } from './helpers/run-cli.js';
 /** Stands in for the volume splice: returns the device it is given, and records every call. */
 class RecordingSplicer implements NodeSplicer {
   readonly calls: string[] = [];
+  /** The paths the proxy named, before resolving (the sidecar checks these against its allowed paths). */
+  readonly given: string[] = [];
   refuseUnstage = false;
 
   async stage(pv: string, device: string): Promise<{ dmDevice: string }> {
-    this.calls.push(`stage ${pv} ${device}`);
-    return { dmDevice: device };
+    // As the sidecar does: the kernel's device behind the path the proxy names.
+    this.given.push(device);
+    const dev = await resolveBlockDevice(device);
+    this.calls.push(`stage ${pv} ${dev}`);
+    return { dmDevice: dev };
   }
 
   async unstage(pv: string): Promise<void> {
@@ -59,7 +65,9 @@ class FakeFences implements NodeFences {
 
   async report(pv: string, hold: FenceHold, device = ''): Promise<boolean> {
     if (!this.fences.has(pv)) return false;
-    this.reports.push(`${pv} ${hold || 'none'}${device !== '' ? ` ${device}` : ''}`);
+    // As the sidecar keeps it: the kernel's device behind the path the proxy names.
+    const dev = device !== '' ? await resolveBlockDevice(device) : '';
+    this.reports.push(`${pv} ${hold || 'none'}${dev !== '' ? ` ${dev}` : ''}`);
     return true;
   }
 }
@@ -136,6 +144,8 @@ describe('CSI node proxy in front of the lab driver', () => {
     // The driver was asked for a raw device at the proxy's private path, no filesystem of its own ...
     const privateTarget = join(dir, 'proxy', 'devices', 'pvc-optin-fs');
     expect((await stat(privateTarget)).isBlockDevice()).toBe(true);
+    // ... which is what the sidecar is named (it stages only devices under its allowed paths).
+    expect(splicer.given).toEqual([privateTarget]);
     expect(await mountsAt(join(dir, 'proxy', 'staging', 'pvc-optin-fs'))).toEqual([]);
     // ... and the kubelet's staging path holds ext4 on what the splicer returned.
     expect((await mountsAt(staging)).map((m) => [m.source, m.fsType])).toEqual([[loop, 'ext4']]);

@@ -95,6 +95,9 @@ describe('the Helm chart', () => {
       'sidecar',
     ]);
     expect(sidecar!.args).toContain('--control-socket=/var/lib/blockmirror/control/control.sock');
+    // Volumes only in the kubelet's volume directories (and the state dir, always): never /dev.
+    const allowed = (args: string[]): string[] => args.filter((a) => a.startsWith('--allow-volume-prefix=')).map((a) => a.slice('--allow-volume-prefix='.length));
+    expect(allowed(sidecar!.args)).toEqual(['/var/lib/kubelet/plugins', '/var/lib/kubelet/pods']);
     expect(sidecar!.livenessProbe).toMatchObject({ httpGet: { path: '/healthz', port: 'supervisor' } });
     expect(sidecar!.ports).toEqual(expect.arrayContaining([{ name: 'supervisor', containerPort: 9402 }]));
     // Without TLS the operator dials loopback only: no name to verify.
@@ -104,6 +107,8 @@ describe('the Helm chart', () => {
 
     const all = await render(['-f', ALL_FEATURES]);
     const byName = new Map(all.ds.spec.template.spec.containers.map((c) => [c.name, c]));
+    expect(allowed(byName.get('sidecar')!.args)).toEqual(['/var/lib/kubelet/plugins', '/var/lib/kubelet/pods', '/dev/disk/by-id/nvme-data-1', '/mnt/volumes']);
+    expect(allowed((await render(['--set', 'sidecar.kubeletDir=/data/kubelet'])).ds.spec.template.spec.containers[0]!.args)).toEqual(['/data/kubelet/plugins', '/data/kubelet/pods']);
     expect([...byName.keys()]).toEqual(['sidecar', 'csi-proxy-ebs-csi-aws-com', 'csi-proxy-lvm-csi-example-io']);
     const ebs = byName.get('csi-proxy-ebs-csi-aws-com')!;
     expect(ebs.args).toEqual([

@@ -62,8 +62,8 @@ interface Exported {
 async function createPair(sc: SidecarProcess, dir: string, name: string, volumeBytes: number): Promise<Exported> {
   const volume = join(dir, `${name}.img`);
   await sparseFile(volume, volumeBytes);
-  const socket = join(dir, `${name}.sock`);
-  await sc.cli('pair', 'create', name, '--volume', volume, '--role', 'primary', '--nbd-listen', '127.0.0.1:0', '--nbd-socket', socket);
+  // A bare name: the sidecar places it in its run directory (status says where).
+  await sc.cli('pair', 'create', name, '--volume', volume, '--role', 'primary', '--nbd-listen', '127.0.0.1:0', '--nbd-socket', `${name}.sock`);
   return exportOf(sc, name, volume);
 }
 
@@ -122,7 +122,7 @@ describe('real NBD clients against a real sidecar', () => {
       const { sc } = await startSidecar(join(dir, 'state'));
       const size = 64 * MiB;
       const ex = await createPair(sc, dir, 'qio', size);
-      expect(ex.socket).toBe(join(dir, 'qio.sock'));
+      expect(ex.socket).toBe(join(dir, 'state', 'run', 'qio.sock'));
 
       // The model of what the volume must contain; `unspecified` ranges (discarded) are not compared.
       const model = Buffer.alloc(size);

@@ -21,8 +21,8 @@ A=127.0.0.1:7401
 TAG=bench PAIR=pv1 FAIL_LOG=$W/a.log WAIT_STATE_S=600
 . "$REPO/test/vm/lib.sh"
 
-$CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/b.log 2>&1 &
-$CLI sidecar --state-dir $W/a --control-listen $A --peer-listen 127.0.0.1:0 --nbd-helper "$HELPER" >$W/a.log 2>&1 &
+$CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --allow-volume-prefix /dev/vdb >$W/b.log 2>&1 &
+$CLI sidecar --state-dir $W/a --control-listen $A --peer-listen 127.0.0.1:0 --nbd-helper "$HELPER" --run-dir $W --allow-volume-prefix /dev/vda >$W/a.log 2>&1 &
 wait_log $W/b.log "sidecar ready"
 wait_log $W/a.log "sidecar ready"
 $CLI pair create pv1 --control "$(ready_field $W/b.log control)" --volume /dev/vdb --role secondary >/dev/null

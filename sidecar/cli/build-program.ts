@@ -168,6 +168,13 @@ export function buildProgram(): Command {
       .command('sidecar')
       .description('run the sidecar daemon in the foreground')
       .requiredOption('--state-dir <dir>', 'directory for pair definitions and dirty logs')
+      .option(
+        '--allow-volume-prefix <path>',
+        "pairs may use volumes that resolve (symlinks and '..' followed) to this directory or below it, or to this very file or device; repeatable. Always allowed: the state dir, and devices the node splice staged or a fence holds",
+        (value: string, previous: string[]) => [...previous, value],
+        [] as string[],
+      )
+      .option('--run-dir <dir>', 'the only directory NBD sockets are made in (made 0700; default: STATE_DIR/run)')
       .option('--control-listen <host:port>', 'control API address (loopback unless TLS is given)', '127.0.0.1:7400')
       .option('--control-socket <path>', "also serve the control API on this Unix socket, without TLS (its directory is made root-only): for root on the node and the CSI proxy")
       .option('--peer-listen <host:port>', 'peer replication address (loopback unless TLS is given)', '127.0.0.1:7401')
@@ -192,6 +199,8 @@ export function buildProgram(): Command {
     async (
       opts: {
         stateDir: string;
+        allowVolumePrefix: string[];
+        runDir?: string;
         controlListen: string;
         controlSocket?: string;
         peerListen: string;
@@ -229,6 +238,8 @@ export function buildProgram(): Command {
         ...(splice ? { splice } : {}),
         ...(kube ? { site: new kube.locator({ client: kube.client, namespace: opts.registerNamespace, node: kube.node }) } : {}),
         stateDir: opts.stateDir,
+        allowVolumePrefixes: opts.allowVolumePrefix.map((p) => resolve(p)),
+        ...(opts.runDir !== undefined ? { runDir: resolve(opts.runDir) } : {}),
         controlListen: opts.controlListen,
         ...(opts.controlSocket !== undefined ? { controlSocket: resolve(opts.controlSocket) } : {}),
         peerListen: opts.peerListen,
@@ -494,7 +505,7 @@ export function buildProgram(): Command {
       .addOption(new Option('--mode <mode>', 'replication mode').choices(['sync', 'async']).default('sync'))
       .option('--peer <host:port>', "the remote sidecar's peer address")
       .option('--nbd-listen <host:port>', 'serve the volume over NBD on this loopback address')
-      .option('--nbd-socket <path>', 'serve the volume over NBD on this Unix socket')
+      .option('--nbd-socket <name|path>', "serve the volume over NBD on this Unix socket: a bare name goes in the sidecar's run directory (--run-dir), a path must be in it")
       .option('--block-size <bytes>', 'dirty-tracking granularity (power of two, 4096-1048576)', positiveInt)
       .option('--peer-pair <name>', "the pair's name on the remote sidecar (default: the same)")
       .option('--write-timeout-ms <ms>', 'sync mode: mark a write out of sync when the secondary has not acknowledged it within this', positiveInt)
@@ -522,7 +533,7 @@ export function buildProgram(): Command {
         mode: opts.mode === 'async' ? 'MODE_ASYNC' : 'MODE_SYNC',
         peerAddress: opts.peer ?? '',
         nbdListen: opts.nbdListen ?? '',
-        nbdSocket: opts.nbdSocket ? resolve(opts.nbdSocket) : '',
+        nbdSocket: socketArg(opts.nbdSocket),
         blockSize: opts.blockSize ?? 0,
         peerPair: opts.peerPair ?? '',
         writeTimeoutMs: opts.writeTimeoutMs ?? 0,
@@ -597,7 +608,7 @@ export function buildProgram(): Command {
       .option('--peer <host:port>', "the old primary's peer address, which this side now replicates to (default: the pair's)")
       .option('--peer-pair <name>', "the pair's name on the old primary's sidecar")
       .option('--nbd-listen <host:port>', 'serve the volume over NBD on this loopback address')
-      .option('--nbd-socket <path>', 'serve the volume over NBD on this Unix socket')
+      .option('--nbd-socket <name|path>', "serve the volume over NBD on this Unix socket: a bare name goes in the sidecar's run directory (--run-dir), a path must be in it")
       .addOption(outputOption()),
   ).action(async (name: string, opts: CtlOpts & { force?: boolean; peer?: string; peerPair?: string; nbdListen?: string; nbdSocket?: string }) => {
     const c = client(opts);
@@ -608,7 +619,7 @@ export function buildProgram(): Command {
         peerAddress: opts.peer ?? '',
         peerPair: opts.peerPair ?? '',
         nbdListen: opts.nbdListen ?? '',
-        nbdSocket: opts.nbdSocket ? resolve(opts.nbdSocket) : '',
+        nbdSocket: socketArg(opts.nbdSocket),
       });
       print(opts.output, pairToJson(p), formatPair(p));
     } finally {
@@ -662,6 +673,15 @@ function withVolumeControl(cmd: Command, call: VolumeCall): void {
       c.close();
     }
   });
+}
+
+/**
+ * --nbd-socket as the sidecar takes it: a bare name is placed in the sidecar's run
+ * directory (it knows where that is); a path is the caller's, made absolute.
+ */
+function socketArg(value: string | undefined): string {
+  if (value === undefined || value === '') return '';
+  return value.includes('/') ? resolve(value) : value;
 }
 
 function print(format: string | undefined, json: unknown, text: string): void {

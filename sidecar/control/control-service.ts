@@ -19,12 +19,19 @@ export interface ControlServiceOptions {
   spliceRefusal?: string;
   /** The node's fences of secondary volumes (they need no splice); absent: refused. */
   fences?: FenceStore;
+  /**
+   * The block device a StageVolume or a held ReportFencedVolume names, if the path policy
+   * allows it, as the kernel's own node (/dev/loop3): the records keep that, and the
+   * policy then trusts them. Absent: taken as given (unit tests of the handlers).
+   */
+  device?(path: string): Promise<string>;
 }
 
 /** The control API's handlers: typed from proto/, so a missing RPC fails to compile. */
 export function controlService(pairs: PairManager, logger: Logger, opts: ControlServiceOptions = {}): ControlServiceHandlers {
   const splice = opts.splice ?? null;
   const spliceRefusal = opts.spliceRefusal;
+  const device = opts.device ?? ((path: string) => Promise.resolve(path));
   const fenceStore = (): FenceStore => {
     if (opts.fences === undefined) throw new FailedPreconditionError('this sidecar keeps no fences');
     return opts.fences;
@@ -77,7 +84,9 @@ export function controlService(pairs: PairManager, logger: Logger, opts: Control
       // A secondary's volume is written by its pair only: never put under a filesystem.
       const fence = await opts.fences?.get(req.pv);
       if (fence !== undefined) throw new FailedPreconditionError(fencedMessage(fence));
-      return spliced().stage(req.pv, req.device);
+      // The path first: refused on any node, whether or not it can splice.
+      const dev = await device(req.device);
+      return spliced().stage(req.pv, dev);
     }),
     AttachVolume: unary('AttachVolume', (req) => spliced().attach(req.pv, req.pair, pairs)),
     DetachVolume: unary('DetachVolume', (req) => spliced().detach(req.pv, pairs)),
@@ -104,7 +113,8 @@ export function controlService(pairs: PairManager, logger: Logger, opts: Control
     }),
     ListFencedVolumes: unary('ListFencedVolumes', async () => ({ volumes: (await fenceStore().list()).map(fencedVolume) })),
     ReportFencedVolume: unary('ReportFencedVolume', async (req) => {
-      const r = await fenceStore().report(req.pv, req.hold as FenceHold, req.device);
+      const held = req.hold === 'held' && req.device !== '' ? await device(req.device) : req.device;
+      const r = await fenceStore().report(req.pv, req.hold as FenceHold, held);
       logger.info('fenced volume reported', { pv: r.pv, pair: r.pair, hold: r.hold, device: r.device });
       return fencedVolume(r);
     }),
@@ -149,6 +159,9 @@ const CODES: Partial<Record<BlockmirrorError['code'], GrpcStatus>> = {
   STATE_CORRUPT: GrpcStatus.FAILED_PRECONDITION,
   FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
   DEVICE_IN_USE: GrpcStatus.FAILED_PRECONDITION,
+  // Not INVALID_ARGUMENT: the request is well formed, and another node's sidecar (or this
+  // one with other flags) would take it; this node's policy forbids touching that path.
+  PATH_NOT_ALLOWED: GrpcStatus.PERMISSION_DENIED,
   UNAVAILABLE: GrpcStatus.UNAVAILABLE,
 };
 

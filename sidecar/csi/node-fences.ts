@@ -20,8 +20,9 @@ export interface NodeFences {
    */
   fenceOf(pv: string): Promise<VolumeFence | undefined>;
   /**
-   * Tells the node's sidecar what the proxy now holds of a fenced volume (the device
-   * when `held`). Resolves false when the volume is not fenced (any more).
+   * Tells the node's sidecar what the proxy now holds of a fenced volume (when `held`,
+   * the device as the driver published it: the sidecar checks and resolves it). Resolves
+   * false when the volume is not fenced (any more).
    */
   report(pv: string, hold: FenceHold, device?: string): Promise<boolean>;
 }

@@ -323,9 +323,14 @@ class ProxiedVolumes {
     });
   }
 
-  /** The spliced device over the raw one, and the filesystem (if any) on it at the kubelet's staging path. */
+  /**
+   * The spliced device over the raw one, and the filesystem (if any) on it at the kubelet's
+   * staging path. The sidecar is given the driver's device where the driver published it
+   * (the private target path): it stages only devices under its allowed paths, and resolves
+   * that to `device` itself.
+   */
   async #spliceAndMount(rec: VolumeRecord, device: string, cap: VolumeCapability__Output): Promise<VolumeRecord> {
-    const { dmDevice } = await this.#splicer().stage(rec.pv, device);
+    const { dmDevice } = await this.#splicer().stage(rec.pv, rec.privateTargetPath);
     const next: VolumeRecord = { ...rec, device, dmDevice };
     await this.#records.put(next);
     if (rec.accessType === 'mount') {
@@ -398,7 +403,8 @@ class ProxiedVolumes {
       const device = await this.#acquireRaw(rec, req, opts);
       rec = { ...rec, device };
       await this.#records.put(rec);
-      const fenced = await this.#report(pv, 'held', device);
+      // As for a stage: the published path, which the sidecar checks and resolves.
+      const fenced = await this.#report(pv, 'held', rec.privateTargetPath);
       this.#o.logger.info('fenced volume staged', { volumeId, pv, device, type, pair: fence.pair, reported: fenced });
       return {};
     });

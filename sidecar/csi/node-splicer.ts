@@ -3,7 +3,10 @@
  * splice implements it; tests pass a fake.
  */
 export interface NodeSplicer {
-  /** Creates (idempotently) /dev/mapper/blockmirror-<pv> over `device`. */
+  /**
+   * Creates (idempotently) /dev/mapper/blockmirror-<pv> over the block device at `device`
+   * (the driver's published path: the sidecar resolves it to the kernel's device).
+   */
   stage(pv: string, device: string): Promise<{ dmDevice: string }>;
   /**
    * Refuses (FailedPreconditionError, with the reason) when the node cannot splice: asked

@@ -26,9 +26,19 @@ import { VolumeSplice } from '../splice/volume-splice.js';
 import { FenceStore } from '../fence/fence-store.js';
 import { operatorIdentityFor } from '../identity/operator-identity.js';
 import { requirePeerIdentity } from '../identity/identity.js';
+import { PathPolicy } from '../paths/path-policy.js';
+import { heldDevice } from '../paths/held-device.js';
+import { resolveBlockDevice } from '../csi/block-device.js';
 
 export interface SidecarConfig {
   stateDir: string;
+  /**
+   * Where pair volumes may be, besides the state dir (always allowed) and the devices the
+   * node splice and fences hold: directories, or single files and devices (PathPolicy).
+   */
+  allowVolumePrefixes?: readonly string[];
+  /** The only directory NBD sockets are made in (default: STATE_DIR/run). */
+  runDir?: string;
   controlListen: string;
   /** Also serve the control API on this Unix socket, without TLS (root on the node, the CSI proxy). */
   controlSocket?: string;
@@ -140,6 +150,13 @@ export class SidecarDaemon {
     else cfg.logger.warn('node cannot splice', { reason: capability.reason });
 
     const trustCa = cfg.peerTrustCa === undefined ? undefined : readPem(cfg.peerTrustCa, 'peer trust CA');
+    const fences = new FenceStore(cfg.stateDir);
+    const paths = new PathPolicy({
+      volumePrefixes: [cfg.stateDir, ...(cfg.allowVolumePrefixes ?? [])],
+      runDir: cfg.runDir ?? join(cfg.stateDir, 'run'),
+      heldDevice: heldDevice(cfg.stateDir, fences),
+    });
+    cfg.logger.info('path policy', { allowedVolumePrefixes: paths.volumePrefixes, runDir: paths.runDir });
     let metrics: SidecarMetrics | null = null;
     const splice = cfg.splice ? nodeSplice(cfg.stateDir, cfg.splice, cfg.logger) : null;
     // Made before the pairs, used once they run: a promotion waits for groups being applied.
@@ -147,6 +164,7 @@ export class SidecarDaemon {
     const pairs: PairManager = new PairManager({
       stateDir: cfg.stateDir,
       logger: cfg.logger,
+      paths,
       ...(peerTls ? { tls: peerTls } : {}),
       ...(cfg.remotePeerIdentity ? { remotePeerIdentity: cfg.remotePeerIdentity } : {}),
       ...(cfg.peerServerName ? { peerServerName: cfg.peerServerName } : {}),
@@ -170,8 +188,11 @@ export class SidecarDaemon {
       splice,
       ...(splice !== null && !capability.capable ? { spliceRefusal: capability.reason } : {}),
       // Fences need no splice: a secondary's node may have none.
-      fences: new FenceStore(cfg.stateDir),
+      fences,
       ...(operatorIdentity !== undefined ? { operatorIdentity, onRefused: () => metrics?.controlRefused() } : {}),
+      // The CSI proxy names the device its driver published at its private path (under
+      // the kubelet's plugins dir); the records keep the kernel's node.
+      device: async (path) => resolveBlockDevice(await paths.volume(path, 'device')),
     });
     if (operatorIdentity !== undefined) cfg.logger.info('control port admits one client identity over TLS', { operatorIdentity });
     const controlAddr = await control.listen(cfg.controlListen, controlCreds);

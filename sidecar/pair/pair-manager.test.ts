@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import winston from 'winston';
 import { InvalidArgumentError } from '../errors.js';
+import { PathPolicy } from '../paths/path-policy.js';
 import { PairManager } from './pair-manager.js';
 
 const logger = winston.createLogger({ silent: true });
@@ -19,8 +20,11 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function manager(): PairManager {
-  const m = new PairManager({ stateDir: join(dir, 'state'), logger, restartDelay: { initialMs: 10, maxMs: 40 } });
+/** Volumes live beside the state dir, in the test's temp dir; `prefixes` narrows that. */
+function manager(prefixes: string[] = [dir]): PairManager {
+  const stateDir = join(dir, 'state');
+  const paths = new PathPolicy({ volumePrefixes: [stateDir, ...prefixes], runDir: join(stateDir, 'run') });
+  const m = new PairManager({ stateDir, logger, paths, restartDelay: { initialMs: 10, maxMs: 40 } });
   managers.push(m);
   return m;
 }
@@ -90,6 +94,28 @@ describe('PairManager', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(m.list()).toEqual([]);
     expect(await readdir(join(dir, 'state', 'pairs'))).toEqual([]);
+  });
+});
+
+describe('PairManager: restored pairs under a narrower path policy', () => {
+  it('a restored pair whose volume is no longer allowed is never opened: Retrying with the refusal, and deletable', async () => {
+    const path = await volumeFile('v.img');
+    const first = manager();
+    await first.start();
+    await first.create({ name: 'p', volumePath: path, role: 'primary', nbdListen: '127.0.0.1:0' });
+    await first.close();
+    // The sidecar restarted without --allow-volume-prefix for the test's dir.
+    const narrower = manager([]);
+    await narrower.start();
+    const st = narrower.get('p');
+    expect(st.state).toBe('Retrying');
+    expect(st.lastError).toMatch(/is not allowed: .*--allow-volume-prefix/);
+    expect(st.nbdAddress).toBe('');
+    // Retried (the refusal is cheap: nothing opened), never started.
+    await until('two more attempts', () => (narrower.get('p').retries >= 3 ? true : undefined));
+    expect(narrower.get('p').state).toBe('Retrying');
+    await narrower.delete('p');
+    expect(narrower.list()).toEqual([]);
   });
 });
 

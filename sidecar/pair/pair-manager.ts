@@ -1,9 +1,8 @@
-import { access, mkdir, realpath, rm } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { access, realpath, rm } from 'node:fs/promises';
 import type { Logger } from 'winston';
 import type { TlsFiles } from '../grpc/grpc-credentials.js';
 import type { SecondaryEndpoint } from '../replication/secondary-endpoint.js';
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PathNotAllowedError } from '../errors.js';
 import { Pair, type PairStatusView, type SocketExport } from './pair.js';
 import { pairSettings, validatePairSpec, type PairSpec, type PairSpecInput } from './pair-spec.js';
 import { PairStore } from './pair-store.js';
@@ -12,10 +11,13 @@ import { spliceHolders } from '../splice/splice-holders.js';
 import type { PairVolumeOptions } from '../volume/open-pair-volume.js';
 import type { VolumeLineage } from '../replication/continue-lineage.js';
 import { PairMeta } from '../replication/pair-meta.js';
+import type { PathPolicy } from '../paths/path-policy.js';
 
 export interface PairManagerOptions {
   stateDir: string;
   logger: Logger;
+  /** Which volume and socket paths pairs may use: checked before any pair opens either. */
+  paths: PathPolicy;
   tls?: TlsFiles;
   /** The name secondaries' certificates must carry (default: the dialled host). */
   peerServerName?: string;
@@ -65,9 +67,6 @@ export interface PromoteOptions {
   nbdSocket?: string;
 }
 
-/** A socket file name in the run directory: no path, no dot-only names. */
-const SOCKET_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
-
 const RESTART_DELAY = { initialMs: 1000, maxMs: 30_000 };
 
 interface Entry {
@@ -113,7 +112,7 @@ export class PairManager {
       const entry: Entry = { spec, pair: null, error: '', attempts: 0, timer: null };
       this.#entries.set(spec.name, entry);
       try {
-        entry.pair = await Pair.start(spec, this.#ctx(), { holdReplication: holdReplication.has(spec.name), restored: true });
+        entry.pair = await this.#startPair(spec, { holdReplication: holdReplication.has(spec.name), restored: true });
         // A role change committed in the pair's metadata whose pairs.json update a crash cut short.
         if (entry.pair.role !== spec.role) {
           entry.spec = { ...spec, role: entry.pair.role };
@@ -134,14 +133,14 @@ export class PairManager {
    */
   create(input: PairSpecInput, opts: { lineage?: VolumeLineage } = {}): Promise<PairStatusView> {
     return this.#serialized(async () => {
-      const spec = validatePairSpec(await this.#placeSocket(input));
-      if (spec.role === 'secondary' && (spec.nbdListen || spec.nbdSocket)) {
+      const given = validatePairSpec(input);
+      if (given.role === 'secondary' && (given.nbdListen || given.nbdSocket)) {
         throw new InvalidArgumentError("a secondary's volume is never exposed over NBD: drop --nbd-listen/--nbd-socket (PromotePair takes them)");
       }
-      if (this.#entries.has(spec.name)) throw new AlreadyExistsError(`pair ${spec.name} already exists`);
-      const real = await realpath(spec.volumePath).catch((err: Error) => {
-        throw new InvalidArgumentError(`volume ${spec.volumePath}: ${err.message}`);
-      });
+      if (this.#entries.has(given.name)) throw new AlreadyExistsError(`pair ${given.name} already exists`);
+      // Both paths judged before anything is opened, made or unlinked.
+      const real = await this.#opts.paths.volume(given.volumePath);
+      const spec = await this.#placeSocket(given);
       for (const e of this.#entries.values()) {
         if ((await realpath(e.spec.volumePath).catch(() => e.spec.volumePath)) === real) {
           throw new AlreadyExistsError(`volume ${spec.volumePath} already belongs to pair ${e.spec.name}`);
@@ -157,7 +156,7 @@ export class PairManager {
       );
       let pair: Pair;
       try {
-        pair = await Pair.start(spec, this.#ctx(), opts.lineage ? { lineage: opts.lineage } : {});
+        pair = await this.#startPair(spec, opts.lineage ? { lineage: opts.lineage } : {});
       } catch (err) {
         if (fresh) await rm(stateDir, { recursive: true, force: true });
         throw err;
@@ -183,12 +182,15 @@ export class PairManager {
   update(input: PairSpecInput): Promise<PairStatusView> {
     return this.#serialized(async () => {
       const e = this.#entry(input.name ?? '');
-      const spec = validatePairSpec({ ...(await this.#placeSocket(input)), paused: e.spec.paused });
+      const given = validatePairSpec({ ...input, paused: e.spec.paused });
       for (const field of ['volumePath', 'role', 'mode', 'blockSize'] as const) {
-        if (spec[field] !== e.spec[field]) {
-          throw new FailedPreconditionError(`pair ${spec.name}: ${field} cannot change on a live pair (${String(e.spec[field])} -> ${String(spec[field])}); delete and recreate it`);
+        if (given[field] !== e.spec[field]) {
+          throw new FailedPreconditionError(`pair ${given.name}: ${field} cannot change on a live pair (${String(e.spec[field])} -> ${String(given[field])}); delete and recreate it`);
         }
       }
+      // Refused while the pair still runs: a path refused after its close would leave it down.
+      await this.#opts.paths.volume(given.volumePath);
+      const spec = await this.#placeSocket(given);
       // Keep a TCP export where clients know it: port 0 would pick a new one.
       const bound = e.pair?.status().nbdAddress;
       if (spec.nbdListen !== undefined && /:0$/.test(spec.nbdListen) && bound) spec.nbdListen = bound;
@@ -197,7 +199,7 @@ export class PairManager {
       e.spec = spec;
       await this.#persist();
       try {
-        e.pair = await Pair.start(spec, this.#ctx(), { restored: true });
+        e.pair = await this.#startPair(spec, { restored: true });
         e.error = '';
         e.attempts = 0;
       } catch (err) {
@@ -346,8 +348,8 @@ export class PairManager {
       // Groups staged for a session that is gone were never committed.
       await pair.endpoint?.journal.discardAll();
       const before = e.spec;
-      const spec = validatePairSpec(
-        await this.#placeSocket({
+      const spec = await this.#placeSocket(
+        validatePairSpec({
           ...e.spec,
           role: 'primary',
           ...(opts.peer ? { peer: opts.peer } : {}),
@@ -414,7 +416,7 @@ export class PairManager {
     await pair.close();
     e.pair = null;
     try {
-      e.pair = await Pair.start(spec, this.#ctx(), { restored: true });
+      e.pair = await this.#startPair(spec, { restored: true });
       e.error = '';
       e.attempts = 0;
     } catch (err) {
@@ -554,17 +556,28 @@ export class PairManager {
   }
 
   /**
-   * A bare socket name (what the operator sends: it does not know the node's paths) is
-   * placed in the sidecar's run directory, which only root can enter: the kernel's NBD
-   * client under the splice is the export's one user.
+   * The spec with its NBD socket where the path policy puts it: a bare name (what the
+   * operator sends: it does not know the node's paths) in the sidecar's run directory,
+   * which only root can enter (the kernel's NBD client under the splice is the export's
+   * one user); an absolute path only in that directory, its symlinks resolved.
    */
-  async #placeSocket(input: PairSpecInput): Promise<PairSpecInput> {
-    const name = input.nbdSocket;
-    if (name === undefined || name === '' || isAbsolute(name)) return input;
-    if (!SOCKET_NAME.test(name)) throw new InvalidArgumentError(`NBD socket ${JSON.stringify(name)} must be an absolute path or a bare file name (letters, digits, '.', '_', '-')`);
-    const dir = join(this.#opts.stateDir, 'run');
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    return { ...input, nbdSocket: join(dir, name) };
+  async #placeSocket(spec: PairSpec): Promise<PairSpec> {
+    if (spec.nbdSocket === undefined) return spec;
+    return { ...spec, nbdSocket: await this.#opts.paths.socket(spec.nbdSocket) };
+  }
+
+  /**
+   * Every start of a pair, restored ones included: its paths are judged again (pairs.json
+   * may predate the policy, or the sidecar's flags changed), so a pair whose volume is no
+   * longer allowed is never opened; it is kept, Retrying with the refusal as its error.
+   */
+  async #startPair(spec: PairSpec, opts: Parameters<typeof Pair.start>[2] = {}): Promise<Pair> {
+    const volumeAt = await this.#opts.paths.volume(spec.volumePath);
+    if (spec.nbdSocket !== undefined && (await this.#opts.paths.socket(spec.nbdSocket)) !== spec.nbdSocket) {
+      // pairs.json names it as placed when it was made: landing elsewhere now, a symlink changed.
+      throw new PathNotAllowedError(`NBD socket ${spec.nbdSocket} no longer resolves to itself (a symlink on its path changed); give the pair its socket again (UpdatePair) in the run directory`, { path: spec.nbdSocket, resolved: '' });
+    }
+    return Pair.start(spec, this.#ctx(), { ...opts, volumeAt });
   }
 
   /** A pair that could not start: keep why, and try again later. */
@@ -587,7 +600,7 @@ export class PairManager {
     if (this.#closed || this.#entries.get(e.spec.name) !== e || e.pair !== null) return;
     const hold = !this.#released && this.#held.has(e.spec.name);
     try {
-      e.pair = await Pair.start(e.spec, this.#ctx(), { holdReplication: hold, restored: true });
+      e.pair = await this.#startPair(e.spec, { holdReplication: hold, restored: true });
     } catch (err) {
       this.#failed(e, err, 'pair could not start');
       return;

@@ -188,7 +188,7 @@ export class Pair {
    * serves and tracks writes meanwhile (a spliced volume's fallback writes must be
    * recorded before any consistency group is cut).
    */
-  static async start(given: PairSpec, ctx: PairContext, opts: { holdReplication?: boolean; restored?: boolean; lineage?: VolumeLineage } = {}): Promise<Pair> {
+  static async start(given: PairSpec, ctx: PairContext, opts: { holdReplication?: boolean; restored?: boolean; lineage?: VolumeLineage; volumeAt?: string } = {}): Promise<Pair> {
     const holdReplication = opts.holdReplication ?? false;
     const dir = Pair.stateDirOf(ctx.stateDir, given.name);
     const logger = ctx.logger.child({ pair: given.name });
@@ -200,8 +200,9 @@ export class Pair {
     if (opts.lineage !== undefined && meta.origin !== 'none') logger.warn('the pair already has metadata: the lineage given is ignored', { generation: meta.current });
     const spec: PairSpec = meta.role === given.role ? given : { ...given, role: meta.role };
     if (spec.role !== given.role) logger.warn('the pair holds another role than pairs.json says (a role change was cut short); taking the role of its metadata', { listed: given.role, role: spec.role });
-    // First, so that a volume refused (in use, a directory) leaves no state behind.
-    const volume = await openPairVolume(spec.volumePath, { ...ctx.volume, role: spec.role });
+    // First, so that a volume refused (in use, a directory) leaves no state behind. Opened
+    // where the path policy found it landed (`volumeAt`), not through the path again.
+    const volume = await openPairVolume(opts.volumeAt ?? spec.volumePath, { ...ctx.volume, role: spec.role });
     let tracker: DirtyTracker | null = null;
     let nbd: NbdServer | null = null;
     try {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pairToJson, type PairJson } from '../../sidecar/control/pair-json.js';
@@ -19,6 +20,11 @@ export interface StartOptions {
   stateDir: string;
   /** Extra CLI flags for `blockmirror sidecar`. */
   args?: string[];
+  /**
+   * --allow-volume-prefix entries. Default: the temp dir, where every test keeps its volume
+   * files (and loop devices over them); a test of the path policy passes its own.
+   */
+  allowVolumePrefixes?: string[];
   /** Deadline for the "sidecar ready" log line. */
   readyTimeoutMs?: number;
 }
@@ -44,7 +50,8 @@ export class SidecarProcess {
   }
 
   static async start(opts: StartOptions): Promise<SidecarProcess> {
-    const args = [CLI, 'sidecar', '--state-dir', opts.stateDir, '--control-listen', '127.0.0.1:0', '--peer-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...(opts.args ?? [])];
+    const allow = (opts.allowVolumePrefixes ?? [tmpdir()]).flatMap((p) => ['--allow-volume-prefix', p]);
+    const args = [CLI, 'sidecar', '--state-dir', opts.stateDir, '--control-listen', '127.0.0.1:0', '--peer-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...allow, ...(opts.args ?? [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const log: string[] = [];
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));

@@ -39,8 +39,10 @@ unstage() { # id
 }
 
 $CLI csi-lab-driver --endpoint $LAB --data-dir $W/data --node-id vm >$W/lab.log 2>&1 &
-$CLI sidecar --state-dir $W/a --control-listen $A --peer-listen 127.0.0.1:0 --nbd-helper "$HELPER" >$W/a.log 2>&1 &
-$CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/b.log 2>&1 &
+# A: the CSI proxy names the devices it stages at its private paths ($W/proxy); the pair
+# on the staged device is allowed through the splice; its socket in $W. B: its raw disk, by name.
+$CLI sidecar --state-dir $W/a --control-listen $A --peer-listen 127.0.0.1:0 --nbd-helper "$HELPER" --run-dir $W --allow-volume-prefix $W/proxy >$W/a.log 2>&1 &
+$CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --allow-volume-prefix /dev/vda >$W/b.log 2>&1 &
 $CLI csi-proxy --endpoint $PROXY --driver $LAB --state-dir $W/proxy --splice-control $A >$W/proxy.log 2>&1 &
 wait_log $W/lab.log "lab CSI driver ready"
 wait_log $W/proxy.log "CSI node proxy ready"

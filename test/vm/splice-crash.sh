@@ -47,7 +47,7 @@ longest_stall() { awk 'NR > 1 && $4 - t > m { m = $4 - t } { t = $4 } END { prin
 last_resync() { grep '"message":"resync started"' $W/sup.log | tail -n 1 | sed -n 's/.*"outOfSyncBytes":\([0-9]*\).*/\1/p'; }
 
 VOLUME_BYTES=$(($(blockdev --getsz /dev/vda) * 512))
-$CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/b.log 2>&1 &
+$CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --allow-volume-prefix /dev/vdb >$W/b.log 2>&1 &
 wait_log $W/b.log "sidecar ready"
 B=$(ready_field $W/b.log control)
 $CLI pair create pv1 --control "$B" --volume /dev/vdb --role secondary >/dev/null
@@ -55,7 +55,7 @@ $CLI pair create pv1 --control "$B" --volume /dev/vdb --role secondary >/dev/nul
 # The supervised primary. The wrapper holds a start back while $W/hold exists: a sidecar
 # that cannot come back in time.
 $CLI supervise --state-dir $W/a --nbd-helper "$HELPER" --fallback-after $FALLBACK_AFTER -- \
-  sh -c "while [ -e $W/hold ]; do sleep 0.2; done; exec $CLI sidecar --state-dir $W/a --control-listen $A --peer-listen 127.0.0.1:0 --nbd-helper $HELPER --nbd-dead-timeout 300" \
+  sh -c "while [ -e $W/hold ]; do sleep 0.2; done; exec $CLI sidecar --state-dir $W/a --control-listen $A --peer-listen 127.0.0.1:0 --nbd-helper $HELPER --nbd-dead-timeout 300 --run-dir $W --allow-volume-prefix /dev/vda" \
   >$W/sup.log 2>&1 &
 SUP=$!
 wait_readies 1

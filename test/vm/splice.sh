@@ -16,8 +16,9 @@ TAG=splice PAIR=pv1 FAIL_LOG=$W/a.log
 . "$REPO/test/vm/lib.sh"
 
 HELPER=$2
-$CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 >$W/b.log 2>&1 &
-$CLI sidecar --state-dir $W/a --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --nbd-helper "$HELPER" >$W/a.log 2>&1 &
+# Each sidecar's raw disk allowed by name (A's to stage it); A's NBD socket in $W (the run dir).
+$CLI sidecar --state-dir $W/b --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --allow-volume-prefix /dev/vdb >$W/b.log 2>&1 &
+$CLI sidecar --state-dir $W/a --control-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --nbd-helper "$HELPER" --run-dir $W --allow-volume-prefix /dev/vda >$W/a.log 2>&1 &
 wait_log $W/b.log "sidecar ready"
 wait_log $W/a.log "sidecar ready"
 A=$(ready_field $W/a.log control)
