@@ -11,8 +11,9 @@
 # bed's own to a cleanup that searches /proc/*/mountinfo.
 drop_foreign_mounts() {
   local m
+  # No such mount is no error (grep's 1 would end a caller under set -e -o pipefail).
   awk '{ print $5 }' /proc/self/mountinfo |
-    grep -E '^(/tmp|/var/tmp|/run|/var/run|/var/lib/kubelet|/var/lib/containerd)/.' |
+    { grep -E '^(/tmp|/var/tmp|/run|/var/run|/var/lib/kubelet|/var/lib/containerd)/.' || true; } |
     LC_ALL=C sort -r |
     while read -r m; do
       # Deepest first; mountinfo writes a space as \040.
