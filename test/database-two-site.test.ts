@@ -452,10 +452,13 @@ describe("a database pod's writes replicated to the other site, driven by the op
     const pv = (await siteA.kubectlOk(['get', 'pvc', 'db', '-o', 'jsonpath={.spec.volumeName}'])).trim();
 
     // 1. A demoted. The volume is fenced first; the pair waits for the application to stop.
+    const going = await lastCommitted();
     await siteA.kubectlOk(['exec', 'db', '--', 'node', '-e', "process.kill(1, 'SIGUSR1')"]);
+    // The last `holding` line: the log still has the one of the case before.
     const onA = await waitFor('the writer holding', async () => {
-      const m = /holding: last committed (\d+)/.exec(await siteA.kubectlOk(['logs', 'db', '--tail=20']));
-      return m ? Number(m[1]) : undefined;
+      const held = [...(await siteA.kubectlOk(['logs', 'db', '--tail=20'])).matchAll(/holding: last committed (\d+)/g)].map((m) => Number(m[1]));
+      const last = held.at(-1);
+      return last !== undefined && last >= going ? last : undefined;
     }, { timeoutMs: 60_000, intervalMs: 1_000 });
     await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"role":"secondary"}}']);
     const waiting = await waitFor('A waiting for its pod (DemotionWaiting)', async () => {
