@@ -800,6 +800,7 @@ describe('Reconciler', () => {
       r.sidecar.stage('vol-1', '/dev/loop4');
       await r.reconciler.reconcile('apps/db', signal);
       expect(r.sidecar.received[0]!.lineage).toEqual({ role: 'ROLE_SECONDARY', generation: 'g1', history: ['g0'], consistent: true, promotion: '2026-01-01T00:00:00.000Z' });
+      expect(r.events.find((e) => e.reason === 'Created')?.message).toContain("continuing its volume's data lineage from generation g1 (promoted");
       expect(r.sidecar.volumes!.get('vol-1')?.state).toBe('attached');
       r.sidecar.setRole('apps.db', 'ROLE_PRIMARY', { generation: 'g2', bitmapGeneration: 'g1', historyGenerations: ['g1', 'g0'] });
       await r.reconciler.reconcile('apps/db', signal);
@@ -840,6 +841,7 @@ describe('Reconciler', () => {
       fenced.held('node-a', '/dev/loop4');
       await r.reconciler.reconcile('apps/db', signal);
       expect(r.sidecar.received.at(-1)).toMatchObject({ role: 'ROLE_SECONDARY', volumePath: '/dev/loop4', lineage: { role: 'ROLE_SECONDARY', generation: 'g1', consistent: true } });
+      expect(r.events.at(-2)).toMatchObject({ reason: 'Created', message: expect.stringContaining("continuing its volume's data lineage at generation g1") as unknown });
     });
 
     it('a CSI primary holding blocks its peer never confirmed is recorded as a primary when it goes: no delta leaves them behind', async () => {

@@ -354,8 +354,10 @@ export class Reconciler {
       }
     }
     if (current === undefined) {
+      // The spec as sent: with the lineage it continues, which the Created event names.
+      let wanted: PairSpec;
       try {
-        const wanted = this.#d.lineage === undefined ? desired : await withLineage(this.#d.lineage, desired, where.pvName);
+        wanted = this.#d.lineage === undefined ? desired : await withLineage(this.#d.lineage, desired, where.pvName);
         // The record it continues stays until the pair's own replaces it (below): never
         // removed, so a node that loses the new pair's state at once still finds one.
         current = await control.createPair(wanted);
@@ -369,7 +371,7 @@ export class Reconciler {
         throw err;
       }
       obs.appliedRole = pair.spec.role;
-      await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${desired.volumePath})${createdLineageNote(current, desired)}` });
+      await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${desired.volumePath})${createdLineageNote(current, wanted)}` });
     }
     if (where.pvName !== undefined) await this.#keepLineage(where.pvName, current);
     return current;
