@@ -91,7 +91,11 @@ async function roleStatus(site: ClusterSite): Promise<RoleStatus | undefined> {
 async function sidecarPairJson(site: ClusterSite, chart: SiteChart, node: string): Promise<{ bytesOnWire: number; generation: string; state: string; role: string }> {
   const pods = (await chart.pods('sidecar')).filter((p) => p.node === node);
   if (pods.length !== 1) throw new Error(`${pods.length} sidecar pods on ${node}`);
-  const out = await site.kubectlOk(['-n', chart.info.namespace, 'exec', pods[0]!.name, '-c', 'sidecar', '--', 'node', '/app/dist/sidecar/cli/main.js', 'pair', 'status', `default.${PAIR}`, '-o', 'json', '--control', 'unix:///var/lib/blockmirror/control/control.sock'], { timeoutMs: 300_000 });
+  // The chart puts the socket under sidecar.stateDir, which differs between the sites.
+  const pod = JSON.parse(await chart.kubectlOk(['get', 'pod', pods[0]!.name, '-o', 'json'])) as { spec: { containers: { name: string; args?: string[] }[] } };
+  const socket = pod.spec.containers.find((c) => c.name === 'sidecar')?.args?.find((a) => a.startsWith('--control-socket='))?.slice('--control-socket='.length);
+  if (socket === undefined) throw new Error(`sidecar pod ${pods[0]!.name} has no --control-socket`);
+  const out = await site.kubectlOk(['-n', chart.info.namespace, 'exec', pods[0]!.name, '-c', 'sidecar', '--', 'node', '/app/dist/sidecar/cli/main.js', 'pair', 'status', `default.${PAIR}`, '-o', 'json', '--control', `unix://${socket}`], { timeoutMs: 300_000 });
   return JSON.parse(out) as { bytesOnWire: number; generation: string; state: string; role: string };
 }
 
