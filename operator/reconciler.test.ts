@@ -5,9 +5,9 @@ import type { PairSpec } from '../proto/gen/blockmirror/control/v1/PairSpec.js';
 import type { PairStatus } from '../proto/gen/blockmirror/control/v1/PairStatus.js';
 import type { PromotePairRequest } from '../proto/gen/blockmirror/control/v1/PromotePairRequest.js';
 import type { SplicedVolume__Output } from '../proto/gen/blockmirror/control/v1/SplicedVolume.js';
-import { FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
+import { FINALIZER, type ReplicationPair, type ReplicationPairStatus, type SecondaryFence } from './api/replication-pair.js';
 import { KubeApiError } from './kube/kube-api-error.js';
-import type { EventRecord } from './kube/kube-client.js';
+import type { ClaimUser, EventRecord } from './kube/kube-client.js';
 import type { LocateResult } from './discovery/volume-locator.js';
 import type { NodeSplice } from './discovery/sidecar-lease.js';
 import { Reconciler, TemporaryError, desiredSpec, sidecarPairName, type SidecarControl } from './reconciler.js';
@@ -58,7 +58,7 @@ class FakeSidecar implements SidecarControl {
 
   /** What the CSI node proxy does at NodeStage: the volume mapped directly (dm-era tracking). */
   stage(pv: string, device: string): void {
-    this.volumes!.set(pv, { pv, device, state: 'direct', pair: '', dmDevice: `/dev/mapper/blockmirror-${pv}`, nbdDevice: '' });
+    this.volumes!.set(pv, { pv, device, state: 'direct', pair: '', dmDevice: `/dev/mapper/blockmirror-${pv}`, nbdDevice: '', openCount: 1, openCountKnown: true });
   }
 
   attachVolume(pv: string, pair: string): Promise<SplicedVolume__Output> {
@@ -173,6 +173,14 @@ class FakeFenced {
   place(_pair: ReplicationPair, vol: FencedVolume): Promise<Placement> {
     this.calls.push(`place ${vol.pvName} ${vol.splicePv} ${vol.claim} ${vol.volumeMode}`);
     return Promise.resolve(this.placement);
+  }
+
+  /** Who uses the claim while a CSI primary demotes. */
+  users: ClaimUser[] = [];
+
+  fenceForDemotion(_pair: ReplicationPair, vol: FencedVolume): Promise<{ fence: SecondaryFence; users: ClaimUser[] }> {
+    this.calls.push(`fence ${vol.pvName} ${vol.splicePv}`);
+    return Promise.resolve({ fence: { volume: vol.pvName, pv: vol.splicePv, fencedNodes: ['node-a', 'node-b'] }, users: this.users });
   }
 
   release(_pair: ReplicationPair, fence: { pv: string; volume: string } | undefined): Promise<'done' | 'waiting'> {
@@ -745,23 +753,141 @@ describe('Reconciler', () => {
       expect(fenced.calls.at(-1)).toBe('release vol-1');
     });
 
-    it('promoted to primary: the secondary pair, the holder and the fences go before anything else', async () => {
+    /** A lineage store over one PV's annotations, kept in `annotations`. */
+    const pvStore = (annotations: Record<string, string>): VolumeLineageStore =>
+      new VolumeLineageStore({
+        getVolume: () => Promise.resolve({ annotations: { ...annotations } }),
+        patchVolumeAnnotations: (_pv, a) => {
+          for (const [k, v] of Object.entries(a)) {
+            if (v === null) delete annotations[k];
+            else annotations[k] = v;
+          }
+          return Promise.resolve();
+        },
+      });
+    const recorded = (annotations: Record<string, string>): unknown => JSON.parse(annotations[LINEAGE_ANNOTATION]!);
+
+    it('promoted to primary: refused while its primary has not demoted; then the secondary pair goes with its lineage kept for the promotion, the holder and the fences after it', async () => {
       const fenced = new FakeFenced();
       fenced.held('node-b', '/dev/loop7');
-      const r = rig(secondary(), { locate: unplaced, fenced });
+      const annotations: Record<string, string> = {};
+      const r = rig(secondary(), { locate: unplaced, fenced, lineage: pvStore(annotations) });
       await r.reconciler.reconcile('apps/db', signal);
-      r.current = { ...r.current, spec: { ...r.current.spec, role: 'primary', remote: { endpoint: 'site-a:7401' } } };
+      const b = r.sidecars.get('node-b:7400')!;
+      b.setRole('apps.db', 'ROLE_SECONDARY', { generation: 'g1', historyGenerations: ['g0'], consistent: true });
+      r.current = { ...r.current, metadata: { ...r.current.metadata, generation: 4 }, spec: { ...r.current.spec, role: 'primary', remote: { endpoint: 'site-a:7401' } } };
+      // Its primary is still connected (InSync), then gone but not demoted: PromotePair's checks, made here.
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(condition(r, 'Ready')).toMatchObject({ status: 'False', reason: 'PromotionRefused', message: expect.stringContaining('a primary is connected') as unknown });
+      b.state = 'PAIR_STATE_RETRYING';
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(condition(r, 'Ready')?.message).toContain('forcePromote');
+      expect(b.pairs.has('apps.db')).toBe(true);
+      expect(r.current.status?.fence?.pv).toBe('vol-1');
+      expect(fenced.calls.filter((c) => c.startsWith('release'))).toEqual([]);
+
+      b.setRole('apps.db', 'ROLE_SECONDARY', { primaryDemoted: true });
+      b.deleteAnswer = { role: 'secondary', generation: 'g1', history: ['g0'], consistent: true };
       fenced.releases = ['waiting'];
       await r.reconciler.reconcile('apps/db', signal);
-      expect(r.sidecars.get('node-b:7400')!.pairs.size).toBe(0);
+      expect(b.pairs.size).toBe(0);
+      expect(recorded(annotations)).toEqual({ role: 'secondary', generation: 'g1', history: ['g0'], consistent: true, promotion: '2026-01-01T00:00:00.000Z' });
       expect(condition(r, 'Ready')).toMatchObject({ reason: 'Unfencing' });
       expect(r.current.status?.fence?.pv).toBe('vol-1');
+      expect(r.events.find((e) => e.reason === 'Promoting')).toMatchObject({ type: 'Normal', message: expect.stringContaining('the old primary takes a delta') as unknown });
       // Unfenced: from here on a primary on a CSI volume (not placed by the fence), which
       // waits for its pod to stage it through the splice.
       await expect(r.reconciler.reconcile('apps/db', signal)).rejects.toBeInstanceOf(TemporaryError);
       expect(fenced.calls.filter((c) => c.startsWith('release'))).toEqual(['release vol-1', 'release vol-1']);
       expect(r.current.status?.fence).toBeUndefined();
       expect(condition(r, 'Ready')?.reason).toBe('VolumeNotAttached');
+      // The record stays for the primary the splice gets.
+      expect(recorded(annotations)).toMatchObject({ promotion: '2026-01-01T00:00:00.000Z' });
+    });
+
+    it('a pod stages the promoted volume: the primary on the splice continues the promotion record, then the PV records it as a primary', async () => {
+      const annotations: Record<string, string> = { [LINEAGE_ANNOTATION]: JSON.stringify({ role: 'secondary', generation: 'g1', history: ['g0'], consistent: true, promotion: '2026-01-01T00:00:00.000Z' }) };
+      const at: LocateResult = { location: { pvName: 'pvc-1', node: 'node-a', csi, usedBy: ['apps/db-0'], spliceOptIn: 'x' } };
+      const r = rig(pairObject(), { locate: at, fenced: new FakeFenced(), lineage: pvStore(annotations) });
+      r.sidecar.stage('vol-1', '/dev/loop4');
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.received[0]!.lineage).toEqual({ role: 'ROLE_SECONDARY', generation: 'g1', history: ['g0'], consistent: true, promotion: '2026-01-01T00:00:00.000Z' });
+      expect(r.events.find((e) => e.reason === 'Created')?.message).toContain("continuing its volume's data lineage from generation g1 (promoted");
+      expect(r.sidecar.volumes!.get('vol-1')?.state).toBe('attached');
+      r.sidecar.setRole('apps.db', 'ROLE_PRIMARY', { generation: 'g2', bitmapGeneration: 'g1', historyGenerations: ['g1', 'g0'] });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(recorded(annotations)).toEqual({ role: 'primary', generation: 'g2', history: ['g1', 'g0'], consistent: true });
+    });
+
+    it('a CSI primary demoted: fenced first, waits (DemotionWaiting) for its pods and the device\'s openers, then demotes in place, detaches and goes with its lineage; the fenced flow places the secondary', async () => {
+      const fenced = new FakeFenced();
+      const annotations: Record<string, string> = {};
+      const at: LocateResult = { location: { pvName: 'pvc-1', node: 'node-a', csi, usedBy: ['apps/db-0'], spliceOptIn: 'x' } };
+      const r = rig(pairObject(), { locate: at, fenced, lineage: pvStore(annotations) });
+      r.sidecar.stage('vol-1', '/dev/loop4');
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.current.status?.appliedRole).toBe('primary');
+      r.current = { ...r.current, metadata: { ...r.current.metadata, generation: 4 }, spec: { ...r.current.spec, role: 'secondary', remote: undefined } };
+      fenced.users = [{ namespace: 'apps', name: 'db-0', node: 'node-a', phase: 'Running' }];
+      const n = r.sidecar.calls.length;
+      expect(await r.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 1000 });
+      expect(fenced.calls).toEqual(['fence pvc-1 vol-1']);
+      expect(condition(r, 'Ready')).toMatchObject({ status: 'False', reason: 'DemotionWaiting', message: expect.stringContaining('pod(s) apps/db-0 on node node-a still use the claim') as unknown });
+      // Still the primary, still replicating, still where it was.
+      expect(r.current.status).toMatchObject({ state: 'InSync', role: 'primary', appliedRole: 'primary', sidecar: { node: 'node-a' }, fence: { pv: 'vol-1' } });
+      fenced.users = [];
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(condition(r, 'Ready')?.message).toContain('/dev/mapper/blockmirror-vol-1 is still open 1 time(s)');
+      r.sidecar.volumes!.set('vol-1', { ...r.sidecar.volumes!.get('vol-1')!, openCount: 0 });
+      r.sidecar.deleteAnswer = { role: 'secondary', generation: 'g1', history: [], consistent: true };
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.slice(n).filter((c) => /^(demote|detach|delete|create|promote)/.test(c))).toEqual(['demote apps.db force=false wait=60000', 'detach vol-1', 'delete apps.db']);
+      expect(recorded(annotations)).toEqual({ role: 'secondary', generation: 'g1', history: [], consistent: true });
+      expect(r.events.map((e) => e.reason)).toEqual(expect.arrayContaining(['DemotionWaiting', 'Demoting', 'Demoted', 'DemotedPairRemoved']));
+      expect(r.events.filter((e) => e.reason === 'DemotionWaiting')).toHaveLength(1);
+      // The same pass goes on as a fenced secondary's, which waits for its holder pod.
+      expect(fenced.calls.at(-1)).toBe('place pvc-1 vol-1 db-data Filesystem');
+      expect(r.current.status).toMatchObject({ appliedRole: 'secondary', state: 'Pending' });
+      expect(condition(r, 'Ready')?.reason).toBe('Staging');
+      // The holder's node holds the raw device: the secondary there continues the lineage.
+      fenced.held('node-a', '/dev/loop4');
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.received.at(-1)).toMatchObject({ role: 'ROLE_SECONDARY', volumePath: '/dev/loop4', lineage: { role: 'ROLE_SECONDARY', generation: 'g1', consistent: true } });
+      expect(r.events.at(-2)).toMatchObject({ reason: 'Created', message: expect.stringContaining("continuing its volume's data lineage at generation g1") as unknown });
+    });
+
+    it('a CSI primary holding blocks its peer never confirmed is recorded as a primary when it goes: no delta leaves them behind', async () => {
+      const fenced = new FakeFenced();
+      const annotations: Record<string, string> = {};
+      const at: LocateResult = { location: { pvName: 'pvc-1', node: 'node-a', csi, usedBy: [], spliceOptIn: 'x' } };
+      const r = rig(pairObject(), { locate: at, fenced, lineage: pvStore(annotations) });
+      r.sidecar.stage('vol-1', '/dev/loop4');
+      await r.reconciler.reconcile('apps/db', signal);
+      // It demoted itself (its peer was promoted) with writes its peer never got.
+      r.sidecar.setRole('apps.db', 'ROLE_SECONDARY', { fenced: true, peerGeneration: 'g2', dirtyBlocks: 3, consistent: true });
+      r.current = { ...r.current, spec: { ...r.current.spec, role: 'secondary', remote: undefined } };
+      r.sidecar.deleteAnswer = { role: 'secondary', generation: 'g1', history: [], consistent: true };
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.filter((c) => /^(demote|detach|delete)/.test(c))).toEqual(['detach vol-1', 'delete apps.db']);
+      expect(recorded(annotations)).toEqual({ role: 'primary', generation: 'g1', history: [], consistent: true });
+    });
+
+    it('a demotion given up while it waits: the pair stays the primary on the splice, and only the fences go', async () => {
+      const fenced = new FakeFenced();
+      const at: LocateResult = { location: { pvName: 'pvc-1', node: 'node-a', csi, usedBy: ['apps/db-0'], spliceOptIn: 'x' } };
+      const r = rig(pairObject(), { locate: at, fenced });
+      r.sidecar.stage('vol-1', '/dev/loop4');
+      await r.reconciler.reconcile('apps/db', signal);
+      r.current = { ...r.current, spec: { ...r.current.spec, role: 'secondary', remote: undefined } };
+      fenced.users = [{ namespace: 'apps', name: 'db-0', node: 'node-a', phase: 'Running' }];
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(condition(r, 'Ready')?.reason).toBe('DemotionWaiting');
+      r.current = { ...r.current, spec: { ...r.current.spec, role: 'primary', remote: { endpoint: 'site-b:7401' } } };
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(fenced.calls.at(-1)).toBe('release vol-1');
+      expect(r.sidecar.calls.filter((c) => /^(demote|detach|delete|promote)/.test(c))).toEqual([]);
+      expect(r.current.status).toMatchObject({ state: 'InSync', appliedRole: 'primary' });
+      expect(r.current.status?.fence).toBeUndefined();
     });
   });
 

@@ -19,10 +19,12 @@ import { liveLineage } from './lineage/live-lineage.js';
 import { unrelatedDataEvent } from './lineage/unrelated-data.js';
 import type { VolumeLineageStore } from './lineage/volume-lineage.js';
 import { withLineage } from './lineage/with-lineage.js';
+import { promoteFenced } from './roles/fenced-promotion.js';
 import { changeRole } from './roles/role-change.js';
 import { roleFacts } from './roles/role-facts.js';
 import { roleOf } from './roles/role-of.js';
 import { appliedAfter, planRole } from './roles/role-plan.js';
+import { demoteSpliced } from './roles/spliced-demotion.js';
 import { splitBrainProblem } from './roles/split-brain-problem.js';
 import type { FencedSecondary, FencedVolume } from './secondary/fenced-secondary.js';
 import { sidecarPairName } from './sidecar-pair-name.js';
@@ -65,7 +67,7 @@ export interface ReconcilerDeps {
   };
   locate(namespace: string, pvcName: string): Promise<LocateResult>;
   /** Secondaries on CSI volumes (fence, holder pod, the device); without it they are refused. */
-  fenced?: Pick<FencedSecondary, 'place' | 'release'>;
+  fenced?: Pick<FencedSecondary, 'place' | 'release' | 'fenceForDemotion'>;
   sidecarFor(node: string): Promise<SidecarLookup>;
   control(endpoint: string): SidecarControl;
   /** Keeps a volume's data lineage on its PersistentVolume across pair deletions (issue 18). */
@@ -155,6 +157,26 @@ export class Reconciler {
     if (primary && pair.status?.fence !== undefined) await this.#unfencePromoted(pair, obs, pair.status.fence);
     const located = await this.#d.locate(namespace, pair.spec.pvcName);
     const fenced = primary ? undefined : this.#fencedVolume(pair, located);
+    // A primary on a CSI volume whose spec.role became secondary: its pair on the splice
+    // demotes and goes (keeping the lineage) before the fenced flow places the secondary.
+    if (fenced !== undefined && pair.status?.appliedRole === 'primary') {
+      const where = pair.status.sidecar;
+      // Kept until the pair is gone: the next pass must find it again.
+      if (where !== undefined) obs.sidecar = where;
+      await demoteSpliced(
+        { pair, obs, vol: fenced },
+        {
+          fenced: this.#d.fenced!,
+          control: where !== undefined ? this.#d.control(where.endpoint) : undefined,
+          node: where?.node,
+          lineage: this.#d.lineage,
+          event: (e) => this.#event(pair, e),
+          pollMs: this.#d.pollMs,
+          demoteTimeoutMs: this.#d.demoteTimeoutMs ?? 60_000,
+        },
+      );
+      obs.appliedRole = 'secondary';
+    }
     let loc: VolumeLocation | undefined;
     let node: string;
     let volumePath: string | undefined;
@@ -242,23 +264,33 @@ export class Reconciler {
   }
 
   /**
-   * A fenced secondary changed to primary: its sidecar pair (still a secondary) goes, then
-   * the holder pod, then the fences; only then can a pod stage the volume for writing.
+   * A fenced secondary changed to primary: its sidecar pair (still a secondary) goes, its
+   * lineage kept for the promotion (promoteFenced, which makes PromotePair's checks first),
+   * then the holder pod, then the fences; only then can a pod stage the volume for writing.
+   * A pair that is still a primary (a demotion given up before it demoted) stays as it is:
+   * only its fences go.
    */
   async #unfencePromoted(pair: ReplicationPair, obs: Observation, fence: NonNullable<ReplicationPairStatus['fence']>): Promise<void> {
     if (this.#d.fenced === undefined) return;
     const previous = pair.status?.sidecar;
-    // The secondary's record (see liveLineage) must not outlive its role: the volume takes
-    // writes from now on, and the primary on the splice continues no lineage. Before the
-    // delete, so that no pass between finds the pair gone and the record still there.
-    await this.#d.lineage?.forget(fence.volume);
+    const sidecarName = sidecarPairName(pair.metadata.namespace, pair.metadata.name);
     if (previous !== undefined) {
-      await this.#d
-        .control(previous.endpoint)
-        .deletePair(sidecarPairName(pair.metadata.namespace, pair.metadata.name))
-        .catch((err: unknown) => {
-          if (!isNotFound(err)) throw err;
-        });
+      const control = this.#d.control(previous.endpoint);
+      const current = await control.getPair(sidecarName).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      if (current !== undefined && roleOf(current) === 'secondary') {
+        // Kept while refused: the next pass must find the pair and its fence again.
+        obs.fence = fence;
+        obs.sidecar = previous;
+        await promoteFenced(
+          { pair, obs, current, pvName: fence.volume },
+          { control, detach: () => this.#detachAll(control, sidecarName), lineage: this.#d.lineage, event: (e) => this.#event(pair, e), pollMs: this.#d.pollMs, now: this.#d.now ?? (() => new Date()) },
+        );
+        delete obs.fence;
+        delete obs.sidecar;
+      }
     }
     if ((await this.#d.fenced.release(pair, fence)) === 'waiting') {
       obs.fence = fence;
@@ -292,8 +324,9 @@ export class Reconciler {
       const facts = roleFacts(pair, current);
       const action = planRole(facts);
       if (where.csi && (action.kind === 'demote' || action.kind === 'promote')) {
-        // CSI volumes keep the flow they had before role changes (holder pods, fences, the
-        // splice): the pair is recreated in its new role, and a full copy follows.
+        // A CSI pair's role changes keep the lineage through demoteSpliced and promoteFenced,
+        // before this is reached; what is left here (a sidecar pair holding a role neither
+        // flow put it in) is recreated in its new role, and a full copy follows.
         await this.#detachAll(control, sidecarName);
         // A fresh lineage, as before volumes carried one: its record goes first (see #unfencePromoted).
         if (where.pvName !== undefined) await this.#d.lineage?.forget(where.pvName);
@@ -321,8 +354,10 @@ export class Reconciler {
       }
     }
     if (current === undefined) {
+      // The spec as sent: with the lineage it continues, which the Created event names.
+      let wanted: PairSpec;
       try {
-        const wanted = this.#d.lineage === undefined ? desired : await withLineage(this.#d.lineage, desired, where.pvName);
+        wanted = this.#d.lineage === undefined ? desired : await withLineage(this.#d.lineage, desired, where.pvName);
         // The record it continues stays until the pair's own replaces it (below): never
         // removed, so a node that loses the new pair's state at once still finds one.
         current = await control.createPair(wanted);
@@ -337,7 +372,7 @@ export class Reconciler {
         throw err;
       }
       obs.appliedRole = pair.spec.role;
-      await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${desired.volumePath})${createdLineageNote(current, desired)}` });
+      await this.#event(pair, { type: 'Normal', reason: 'Created', message: `pair created on the sidecar of node ${node} (${desired.volumePath})${createdLineageNote(current, wanted)}` });
     }
     if (where.pvName !== undefined) await this.#keepLineage(where.pvName, current);
     return current;
@@ -392,7 +427,9 @@ export class Reconciler {
     // The export is a socket in the sidecar's run directory: the kernel's NBD client
     // under the splice is its only user.
     const desired: PairSpec = { ...desiredSpec(pair, rec.device), nbdListen: '', nbdSocket: `${sidecarName}.sock`, ...(peerTls ? { peerTls } : {}) };
-    let current = await this.#ensurePair(pair, obs, control, desired, { node: loc.node, csi: true });
+    // With its PV: a pair created here continues the volume's lineage (a promoted fenced
+    // secondary's record gives a delta to the old primary; any other, a full copy).
+    let current = await this.#ensurePair(pair, obs, control, desired, { node: loc.node, csi: true, pvName: loc.pvName });
     const paused = pair.spec.paused === true;
     if (paused) {
       if (rec.state !== 'direct') {

@@ -10,7 +10,8 @@ import { sparseFile } from './helpers/replication-harness.js';
 import { run, runOk } from './helpers/run-cli.js';
 import { REPO_ROOT } from './helpers/sidecar-process.js';
 import { SiteChart, type ChartPod } from './helpers/site-chart.js';
-import { checkDatabase } from './helpers/sqlite-check.js';
+import { mountExport } from './helpers/nbd-fuse-mount.js';
+import { checkDatabase, commitRows } from './helpers/sqlite-check.js';
 import { VmNode } from './helpers/vm-node.js';
 import { waitFor } from './helpers/wait-for.js';
 
@@ -25,6 +26,7 @@ import { waitFor } from './helpers/wait-for.js';
 // The guest reaches site B's peer port through a forward (10.127.<A>.250:7401), and the
 // operator on A's host node the guest sidecar's control port through another.
 
+const KiB = 1024;
 const MiB = 1024 * 1024;
 const VOLUME = 64 * MiB;
 const PAIR = 'db-data';
@@ -63,6 +65,7 @@ let siteA: ClusterSite;
 let siteB: ClusterSite;
 let vm: VmNode;
 let chartA: SiteChart;
+let chartB: SiteChart;
 /** Site B's loop device under its `local` PV. */
 let deviceB: string;
 /** Site B's loop device under the Block-mode secondary. */
@@ -75,6 +78,29 @@ async function pairStatus(site: ClusterSite): Promise<PairObject['status']> {
 
 function condition(status: PairObject['status'], type: string): { status: string; reason: string; message: string } | undefined {
   return status?.conditions?.find((c) => c.type === type);
+}
+
+/** A pair's status with the role fields (kube-site's PairObject lists the common ones). */
+type RoleStatus = NonNullable<PairObject['status']> & { role?: string; appliedRole?: string; generation?: string; fenced?: boolean; fence?: { pv: string } };
+
+async function roleStatus(site: ClusterSite): Promise<RoleStatus | undefined> {
+  return (await pairStatus(site)) as RoleStatus | undefined;
+}
+
+/** The database pair as its sidecar on `node` reports it (the CLI in the sidecar container; slow under TCG). */
+async function sidecarPairJson(site: ClusterSite, chart: SiteChart, node: string): Promise<{ bytesOnWire: number; generation: string; state: string; role: string }> {
+  const pods = (await chart.pods('sidecar')).filter((p) => p.node === node);
+  if (pods.length !== 1) throw new Error(`${pods.length} sidecar pods on ${node}`);
+  // The chart puts the socket under sidecar.stateDir, which differs between the sites.
+  const pod = JSON.parse(await chart.kubectlOk(['get', 'pod', pods[0]!.name, '-o', 'json'])) as { spec: { containers: { name: string; args?: string[] }[] } };
+  const socket = pod.spec.containers.find((c) => c.name === 'sidecar')?.args?.find((a) => a.startsWith('--control-socket='))?.slice('--control-socket='.length);
+  if (socket === undefined) throw new Error(`sidecar pod ${pods[0]!.name} has no --control-socket`);
+  const out = await site.kubectlOk(['-n', chart.info.namespace, 'exec', pods[0]!.name, '-c', 'sidecar', '--', 'node', '/app/dist/sidecar/cli/main.js', 'pair', 'status', `default.${PAIR}`, '-o', 'json', '--control', `unix://${socket}`], { timeoutMs: 300_000 });
+  return JSON.parse(out) as { bytesOnWire: number; generation: string; state: string; role: string };
+}
+
+async function pairEvents(site: ClusterSite): Promise<string> {
+  return site.kubectlOk(['get', 'events', '--field-selector', `involvedObject.name=${PAIR}`, '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
 }
 
 /** The last `committed N` (or `holding: last committed N`) the writer printed. */
@@ -153,10 +179,15 @@ beforeAll(async () => {
     images: [images.operator, images.sidecar],
     labCsi: true,
     forwards: [`7401=${siteB.node.address}:7401`],
-    expose: [7400],
+    // The sidecar's control port (the operator), and its peer port (site B, once promoted).
+    expose: [7400, 7401],
     timeoutMs: 1_500_000,
   });
-  await installB;
+  chartB = await installB;
+  // Site B's primaries reach the guest's peer port at A's node address once B is promoted
+  // (the switchover case): a DNAT in A's namespace to the 127.0.0.1 port qemu forwards into
+  // the guest for the second --expose (hack/site-vm-node.sh's expose_port: 21000 + 8 K + i).
+  await runOk('nsenter', [`--net=/run/netns/${siteA.info.netns}`, '--', 'iptables', '-t', 'nat', '-I', 'PREROUTING', '1', '-d', `${siteA.node.address}/32`, '-p', 'tcp', '--dport', '7401', '-j', 'DNAT', '--to-destination', `127.0.0.1:${21000 + 8 * 2 + 1}`]);
   chartA = await SiteChart.install(siteA, {
     caDir,
     images,
@@ -409,11 +440,122 @@ describe("a database pod's writes replicated to the other site, driven by the op
     await siteB.kubectlOk(['delete', 'pod', 'intruder', '--wait=false']);
   }, 200_000);
 
-  it('deleting the pair detaches live: the database keeps committing; nothing of it is left on the node after the pod and claim go', async () => {
-    // The writes go on (a second SIGUSR1), through the paused pair's detached path.
+  it('switchover to site B and back by kubectl patch: A demotes once its pod is gone, each direction ships only a delta, and each side holds every committed transaction', async () => {
+    const FIVE_PERCENT = VOLUME / 20;
+    const report: string[] = [];
+    // From the cases before: the writes held, the pair paused. Both go on.
     await siteA.kubectlOk(['exec', 'db', '--', 'node', '-e', "process.kill(1, 'SIGUSR1')"]);
     await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"paused":false}}']);
     await waitFor('the primary InSync after resume', async () => (await pairStatus(siteA))?.state === 'InSync', { timeoutMs: 600_000, intervalMs: 1_000 });
+    await commitsPass(await lastCommitted(), 'attached again');
+    // A pod on B's claim would have B's primary written around: the intruder must be gone.
+    await waitFor('the intruder gone from site B', async () => (await siteB.kubectl(['get', 'pod', 'intruder'])).code !== 0, { timeoutMs: 180_000, intervalMs: 1_000 });
+    // The holder pod must go where the CSI proxy is (the VM node): A's host node takes no pod meanwhile.
+    await siteA.kubectlOk(['cordon', siteA.node.name]);
+    const uncordon = cleanup.track(`uncordon ${siteA.node.name}`, async () => void (await siteA.kubectl(['uncordon', siteA.node.name])));
+    const pv = (await siteA.kubectlOk(['get', 'pvc', 'db', '-o', 'jsonpath={.spec.volumeName}'])).trim();
+
+    // 1. A demoted. The volume is fenced first; the pair waits for the application to stop.
+    const going = await lastCommitted();
+    await siteA.kubectlOk(['exec', 'db', '--', 'node', '-e', "process.kill(1, 'SIGUSR1')"]);
+    // The last `holding` line: the log still has the one of the case before.
+    const onA = await waitFor('the writer holding', async () => {
+      const held = [...(await siteA.kubectlOk(['logs', 'db', '--tail=20'])).matchAll(/holding: last committed (\d+)/g)].map((m) => Number(m[1]));
+      const last = held.at(-1);
+      return last !== undefined && last >= going ? last : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 1_000 });
+    await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"role":"secondary"}}']);
+    const waiting = await waitFor('A waiting for its pod (DemotionWaiting)', async () => {
+      const c = condition(await pairStatus(siteA), 'Ready');
+      return c?.reason === 'DemotionWaiting' ? c : undefined;
+    }, { timeoutMs: 180_000, intervalMs: 1_000 });
+    expect(waiting.message).toContain('pod(s) default/db');
+    expect(await roleStatus(siteA)).toMatchObject({ role: 'primary', appliedRole: 'primary', state: 'InSync' });
+    const tStop = Date.now();
+    await siteA.kubectlOk(['delete', 'pod', 'db', '--timeout=180s'], { timeoutMs: 200_000 });
+    await waitFor('A demoted, its pair gone with the lineage kept', async () => (await roleStatus(siteA))?.appliedRole === 'secondary', { timeoutMs: 600_000, intervalMs: 2_000 });
+    report.push(`A demoted ${((Date.now() - tStop) / 1000).toFixed(1)} s after its pod's deletion was asked`);
+    expect(await pairEvents(siteA)).toMatch(/DemotedPairRemoved: .*generation \S+ kept on the PV/);
+
+    // 2. B promoted (its local volume: B's host node cannot splice, so the database is opened
+    // there through B's export), dialling the guest through A's node address.
+    const tPromote = Date.now();
+    await siteB.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', JSON.stringify({ spec: { role: 'primary', remote: { endpoint: `${siteA.node.address}:7401` } } })]);
+    const promoted = await waitFor('B promoted, its export serving', async () => {
+      const st = await roleStatus(siteB);
+      return st?.role === 'primary' && st.appliedRole === 'primary' && st.fenced !== true && (st.exportAddress ?? '') !== '' ? st : undefined;
+    }, { timeoutMs: 180_000, intervalMs: 250 });
+    report.push(`B promoted (export serving) ${((Date.now() - tPromote) / 1000).toFixed(1)} s after its patch`);
+    const m = await mountExport(cleanup.track.bind(cleanup), `nbd://${promoted.exportAddress}/default.${PAIR}`, join(work, 'b-primary'), VOLUME, { netns: siteB.info.netns });
+    expect(await checkDatabase(join(m.dir, 'db.sqlite'))).toEqual({ integrity: 'ok', rows: onA, maxSeq: onA });
+    const onB = await commitRows(join(m.dir, 'db.sqlite'), 30);
+    expect(onB).toBe(onA + 30);
+    await m.unmount();
+
+    // 3. A's fenced secondary, staged by the holder pod, continues the lineage: B ships a delta.
+    const toA = await waitFor('A holding B\'s generation, nothing out of sync', async () => {
+      const [b, a] = await Promise.all([roleStatus(siteB), roleStatus(siteA)]);
+      return b?.state === 'InSync' && b.outOfSyncBytes === 0 && a?.state === 'InSync' && a.generation === b.generation ? b : undefined;
+    }, { timeoutMs: 900_000, intervalMs: 3_000 });
+    expect(toA.sidecar?.node).toBe(siteB.node.name);
+    expect(await pairEvents(siteA)).toMatch(/Created: .*continuing its volume's data lineage at generation/);
+    const shippedToA = (await sidecarPairJson(siteB, chartB, siteB.node.name)).bytesOnWire;
+    expect(shippedToA).toBeGreaterThan(0);
+    expect(shippedToA).toBeLessThan(FIVE_PERCENT);
+
+    // 4. Back: B demoted (everything shipped), A promoted: its secondary pair goes with the
+    // lineage kept for the promotion, then its holder pod and fences; then the application.
+    await siteB.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"role":"secondary"}}']);
+    await waitFor('B demoted', async () => {
+      const st = await roleStatus(siteB);
+      return st?.role === 'secondary' && st.appliedRole === 'secondary' && condition(st, 'Ready')?.status === 'True';
+    }, { timeoutMs: 180_000, intervalMs: 1_000 });
+    const tBack = Date.now();
+    await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"role":"primary"}}']);
+    await waitFor('A unfenced, its lineage kept for the promotion', async () => {
+      const st = await roleStatus(siteA);
+      return st !== undefined && st.fence === undefined && (await pairEvents(siteA)).includes('Promoting:');
+    }, { timeoutMs: 600_000, intervalMs: 2_000 });
+    const record = JSON.parse(await siteA.kubectlOk(['get', 'pv', pv, '-o', 'jsonpath={.metadata.annotations.blockmirror\\.io/lineage}'])) as { role: string; consistent: boolean; promotion?: string };
+    expect(record).toMatchObject({ role: 'secondary', consistent: true, promotion: expect.any(String) as unknown });
+    const podOnly = (await renderExample('examples/database/site-a.yaml', { VOLUME_SIZE: `${VOLUME / MiB}Mi`, NODE: vm.node.name, IMAGE: images.sidecar.image, REMOTE_ENDPOINT: remoteEndpoint() }))
+      .split(/^---$/m)
+      .filter((d) => /^kind: Pod$/m.test(d))
+      .join('---');
+    await siteA.kubectlOk(['apply', '-f', '-'], { input: podOnly });
+    // Every transaction committed on B, found by the database on A when it starts.
+    const resumed = await waitFor('the writer on A resuming', async () => {
+      const r = await siteA.kubectl(['logs', 'db', '--tail=50']);
+      const found = /resuming after (\d+)/.exec(r.stdout);
+      return found ? Number(found[1]) : undefined;
+    }, { timeoutMs: 600_000, intervalMs: 2_000 });
+    expect(resumed).toBe(onB);
+    await commitsPass(onB, 'on A again');
+    report.push(`A committing again ${((Date.now() - tBack) / 1000).toFixed(1)} s after its promotion patch (its pod started after the unfence)`);
+    const home = await waitFor('A InSync, B holding its generation', async () => {
+      const [a, b] = await Promise.all([roleStatus(siteA), roleStatus(siteB)]);
+      return a?.role === 'primary' && a.state === 'InSync' && a.outOfSyncBytes === 0 && b?.generation === a.generation ? a : undefined;
+    }, { timeoutMs: 900_000, intervalMs: 3_000 });
+    expect(home.sidecar?.node).toBe(vm.node.name);
+    expect(await pairEvents(siteA)).toMatch(/Created: .*continuing its volume's data lineage from generation \S+ \(promoted/);
+    expect(await pairEvents(siteA)).toMatch(/Attached: every write to \/dev\/mapper\/blockmirror-/);
+    const shippedToB = (await sidecarPairJson(siteA, chartA, vm.node.name)).bytesOnWire;
+    expect(shippedToB).toBeGreaterThan(0);
+    expect(shippedToB).toBeLessThan(FIVE_PERCENT);
+    // The database on A opens cleanly and holds every row (the writer goes on meanwhile).
+    const dbA = JSON.parse(
+      await siteA.kubectlOk(['exec', 'db', '--', 'node', '-e', "const { DatabaseSync } = require('node:sqlite'); const d = new DatabaseSync('/data/db.sqlite', { readOnly: true }); const r = d.prepare('select count(*) as n, max(seq) as m from tx').get(); console.log(JSON.stringify({ integrity: d.prepare('pragma integrity_check').get().integrity_check, rows: r.n, maxSeq: r.m }));"], { timeoutMs: 120_000 }),
+    ) as { integrity: string; rows: number; maxSeq: number };
+    expect(dbA.integrity).toBe('ok');
+    expect(dbA.rows).toBe(dbA.maxSeq);
+    expect(dbA.maxSeq).toBeGreaterThan(onB);
+    await uncordon();
+    report.push(`shipped ${(shippedToA / KiB).toFixed(0)} KiB B→A and ${(shippedToB / KiB).toFixed(0)} KiB A→B (volume ${VOLUME / MiB} MiB; a full copy ships all of it)`);
+    process.stdout.write(`CSI switchover:\n${report.map((r) => `  ${r}`).join('\n')}\n`);
+  }, 2_700_000);
+
+  it('deleting the pair detaches live: the database keeps committing; nothing of it is left on the node after the pod and claim go', async () => {
+    // From the switchover: A the primary again, InSync, the database writing.
     const before = await commitsPass(await lastCommitted(), 'attached again');
     await siteA.kubectlOk(['delete', 'rp', PAIR, '--timeout=120s'], { timeoutMs: 150_000 });
     await commitsPass(before, 'after the pair was deleted');

@@ -93,7 +93,7 @@ export class VolumeLineageStore {
   /**
    * The record goes, so that the next pair over the volume starts a lineage of its own
    * (a full copy): before the operator deletes a pair that it recreates without
-   * continuing it (a CSI volume's role change). Always safe: no record claims nothing.
+   * continuing it (a CSI volume's wiring change). Always safe: no record claims nothing.
    */
   async forget(pv: string): Promise<void> {
     try {
@@ -121,6 +121,6 @@ export class VolumeLineageStore {
 
 /** The annotation's value: the fields in one order, so equal lineages compare equal as text. */
 function lineageText(l: VolumeLineage): string {
-  const value: VolumeLineage = { role: l.role, generation: l.generation, history: [...l.history], consistent: l.consistent };
+  const value: VolumeLineage = { role: l.role, generation: l.generation, history: [...l.history], consistent: l.consistent, ...(l.promotion !== undefined ? { promotion: l.promotion } : {}) };
   return JSON.stringify(value);
 }

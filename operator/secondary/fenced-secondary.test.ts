@@ -139,6 +139,17 @@ describe('FencedSecondary', () => {
     expect(r.calls.filter((x) => x.startsWith('create'))).toHaveLength(1);
   });
 
+  it('fences a demoting primary\'s volume on every node and says who still uses the claim, making no holder pod', async () => {
+    const r = rig(['node-a', 'node-b'], ['node-c']);
+    r.users.push({ namespace: 'apps', name: 'db-0', node: 'node-a', phase: 'Running' });
+    const d = await r.fenced.fenceForDemotion(r.pair, vol);
+    expect(d).toEqual({ fence: { volume: 'pvc-123', pv: 'vol-123', fencedNodes: ['node-a', 'node-b'] }, users: [{ namespace: 'apps', name: 'db-0', node: 'node-a', phase: 'Running' }] });
+    expect(r.calls).toEqual(['fence node-a vol-123 apps/db pvc-123', 'fence node-b vol-123 apps/db pvc-123']);
+    // A node not told yet: said, not ignored.
+    r.sidecars.get('node-b')!.unreachable = true;
+    expect((await r.fenced.fenceForDemotion(r.pair, vol)).problem).toMatchObject({ reason: 'FenceIncomplete' });
+  });
+
   it("places the pair where the holder's node holds the raw device", async () => {
     const r = rig();
     await r.fenced.place(pair, vol);

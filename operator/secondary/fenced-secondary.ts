@@ -67,13 +67,80 @@ export class FencedSecondary {
   }
 
   async place(pair: ReplicationPair, vol: FencedVolume): Promise<Placement> {
+    const { namespace } = pair.metadata;
+    const wait = (fence: SecondaryFence, reason: string, message: string): Placement => ({ fence, problem: { reason, message, permanent: false, recheckAfterMs: this.#d.pollMs, notReplicating: true } });
+
+    // 1. The fence, on every node whose sidecar runs.
+    const fenced = await this.#fenceAll(pair, vol);
+    if ('problem' in fenced) return fenced;
+    const { fence, holds } = fenced;
+
+    // 2. Writers from before the fence. A pod on a node that holds the volume fenced got a placeholder.
+    const holderName = holderPodName(pair);
+    const users = (await this.#d.pods.podsUsingClaim(namespace, vol.claim)).filter((u) => u.name !== holderName);
+    const heldOn = (node: string | undefined): boolean => node !== undefined && holds.get(node)?.hold === 'held';
+    const writers = users.filter((u) => u.phase === 'Running' && !heldOn(u.node));
+    if (writers.length > 0) return this.#inUse(pair, fence, vol, writers, 'use it mounted since before its fence');
+
+    // 3. The holder pod.
+    const holder = await this.#d.pods.getPod(namespace, holderName);
+    fence.holderPod = holderName;
+    if (holder === undefined) {
+      await this.#d.pods.createPod(holderPod(pair, vol.claim, vol.volumeMode, this.#d.holder));
+      await this.#d.event(pair, { type: 'Normal', reason: 'HolderCreated', message: `pod ${holderName} stages volume ${vol.pvName} on a node for the pair to write to (it mounts the claim read-only and sees an empty placeholder)` });
+      return wait(fence, 'Staging', `waiting for holder pod ${holderName} to stage volume ${vol.pvName} on its node`);
+    }
+    if (holder.deleting) return wait(fence, 'Staging', `holder pod ${holderName} is being deleted; another one follows`);
+    if (holder.node === undefined) return wait(fence, 'Staging', `waiting for holder pod ${holderName} to be scheduled (${holder.phase ?? 'Pending'}); it stages volume ${vol.pvName} on its node`);
+
+    // 4. The raw device its node's proxy holds.
+    const onNode = holds.get(holder.node);
+    if (onNode?.hold === 'held' && onNode.device !== '') {
+      fence.node = holder.node;
+      fence.device = onNode.device;
+      return { fence, held: { node: holder.node, device: onNode.device } };
+    }
+    if (onNode?.hold === 'staged-unfenced') {
+      // The kubelet gave the holder a staging made before the fence, which it keeps while
+      // any pod on the node needs the volume.
+      const waiting = users.filter((u) => u.node === holder.node);
+      if (waiting.length > 0) return this.#inUse(pair, fence, vol, waiting, `keep it staged for writing on node ${holder.node} since before its fence`);
+      await this.#d.pods.deletePod(namespace, holderName);
+      await this.#d.event(pair, { type: 'Normal', reason: 'Restaging', message: `volume ${vol.pvName} on node ${holder.node} was staged for writing before its fence: holder pod ${holderName} is deleted so that the kubelet stages it again, fenced` });
+      return wait(fence, 'Staging', `holder pod ${holderName} restarts so that volume ${vol.pvName} is staged again, fenced`);
+    }
+    if (holder.phase === 'Running') {
+      const message =
+        `holder pod ${holderName} runs on node ${holder.node} but no blockmirror CSI proxy there holds volume ${vol.pvName}: ` +
+        `check that the chart's csiProxy.drivers names driver ${vol.driver} and that the node's blockmirror sidecar pod runs`;
+      await this.#warnOnce(pair, 'NotFenced', message);
+      return wait(fence, 'NotFenced', message);
+    }
+    return wait(fence, 'Staging', `waiting for holder pod ${holderName} to stage volume ${vol.pvName} on node ${holder.node} (${holder.phase ?? 'Pending'})`);
+  }
+
+  /**
+   * Step 1 of `place` alone, and the pods that use the claim: a primary on a CSI volume
+   * being demoted is fenced first, so that once its pods are gone no pod is given the
+   * volume for writing again, whatever the kubelet does next; its pair demotes only then.
+   */
+  async fenceForDemotion(pair: ReplicationPair, vol: FencedVolume): Promise<{ fence: SecondaryFence; problem?: Problem; users: ClaimUser[] }> {
+    const fenced = await this.#fenceAll(pair, vol);
+    if ('problem' in fenced) return { ...fenced, users: [] };
+    const holderName = holderPodName(pair);
+    const users = (await this.#d.pods.podsUsingClaim(pair.metadata.namespace, vol.claim)).filter((u) => u.name !== holderName);
+    return { fence: fenced.fence, users };
+  }
+
+  /**
+   * The fence on every node whose sidecar runs (all at once: one slow node must not hold
+   * up the rest), again on each pass: a node added later gets it.
+   */
+  async #fenceAll(pair: ReplicationPair, vol: FencedVolume): Promise<{ fence: SecondaryFence; holds: Map<string, FencedVolume__Output> } | { fence: SecondaryFence; problem: Problem }> {
     const { namespace, name } = pair.metadata;
     const ref = `${namespace}/${name}`;
     const fence: SecondaryFence = { volume: vol.pvName, pv: vol.splicePv, fencedNodes: [] };
-    const wait = (reason: string, message: string): Placement => ({ fence, problem: { reason, message, permanent: false, recheckAfterMs: this.#d.pollMs, notReplicating: true } });
-
-    // 1. The fence, on every node whose sidecar runs (all at once: one slow node must not
-    // hold up the rest).
+    const wait = (reason: string, message: string): { fence: SecondaryFence; problem: Problem } => ({ fence, problem: { reason, message, permanent: false, recheckAfterMs: this.#d.pollMs, notReplicating: true } });
     const sidecars = [...(await this.#d.sidecars())].sort(([x], [y]) => x.localeCompare(y));
     const holds = new Map<string, FencedVolume__Output>();
     const unreachable: string[] = [];
@@ -105,49 +172,7 @@ export class FencedSecondary {
       // Live there, but not told: its proxy would stage the volume for a pod to write to.
       return wait('FenceIncomplete', `the fence of volume ${vol.pvName} could not be registered on node(s) ${unreachable.join(', ')}; nothing stages it until every node has it`);
     }
-
-    // 2. Writers from before the fence. A pod on a node that holds the volume fenced got a placeholder.
-    const holderName = holderPodName(pair);
-    const users = (await this.#d.pods.podsUsingClaim(namespace, vol.claim)).filter((u) => u.name !== holderName);
-    const heldOn = (node: string | undefined): boolean => node !== undefined && holds.get(node)?.hold === 'held';
-    const writers = users.filter((u) => u.phase === 'Running' && !heldOn(u.node));
-    if (writers.length > 0) return this.#inUse(pair, fence, vol, writers, 'use it mounted since before its fence');
-
-    // 3. The holder pod.
-    const holder = await this.#d.pods.getPod(namespace, holderName);
-    fence.holderPod = holderName;
-    if (holder === undefined) {
-      await this.#d.pods.createPod(holderPod(pair, vol.claim, vol.volumeMode, this.#d.holder));
-      await this.#d.event(pair, { type: 'Normal', reason: 'HolderCreated', message: `pod ${holderName} stages volume ${vol.pvName} on a node for the pair to write to (it mounts the claim read-only and sees an empty placeholder)` });
-      return wait('Staging', `waiting for holder pod ${holderName} to stage volume ${vol.pvName} on its node`);
-    }
-    if (holder.deleting) return wait('Staging', `holder pod ${holderName} is being deleted; another one follows`);
-    if (holder.node === undefined) return wait('Staging', `waiting for holder pod ${holderName} to be scheduled (${holder.phase ?? 'Pending'}); it stages volume ${vol.pvName} on its node`);
-
-    // 4. The raw device its node's proxy holds.
-    const onNode = holds.get(holder.node);
-    if (onNode?.hold === 'held' && onNode.device !== '') {
-      fence.node = holder.node;
-      fence.device = onNode.device;
-      return { fence, held: { node: holder.node, device: onNode.device } };
-    }
-    if (onNode?.hold === 'staged-unfenced') {
-      // The kubelet gave the holder a staging made before the fence, which it keeps while
-      // any pod on the node needs the volume.
-      const waiting = users.filter((u) => u.node === holder.node);
-      if (waiting.length > 0) return this.#inUse(pair, fence, vol, waiting, `keep it staged for writing on node ${holder.node} since before its fence`);
-      await this.#d.pods.deletePod(namespace, holderName);
-      await this.#d.event(pair, { type: 'Normal', reason: 'Restaging', message: `volume ${vol.pvName} on node ${holder.node} was staged for writing before its fence: holder pod ${holderName} is deleted so that the kubelet stages it again, fenced` });
-      return wait('Staging', `holder pod ${holderName} restarts so that volume ${vol.pvName} is staged again, fenced`);
-    }
-    if (holder.phase === 'Running') {
-      const message =
-        `holder pod ${holderName} runs on node ${holder.node} but no blockmirror CSI proxy there holds volume ${vol.pvName}: ` +
-        `check that the chart's csiProxy.drivers names driver ${vol.driver} and that the node's blockmirror sidecar pod runs`;
-      await this.#warnOnce(pair, 'NotFenced', message);
-      return wait('NotFenced', message);
-    }
-    return wait('Staging', `waiting for holder pod ${holderName} to stage volume ${vol.pvName} on node ${holder.node} (${holder.phase ?? 'Pending'})`);
+    return { fence, holds };
   }
 
   /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { lineageRecordOf, lineageToProto, parseLineageRecord } from './lineage-record.js';
+import type { Lineage__Output } from '../../proto/gen/blockmirror/control/v1/Lineage.js';
+import { lineageFromProto, lineageRecordOf, lineageToProto, parseLineageRecord } from './lineage-record.js';
 
 describe('lineage records', () => {
   it("are what a pair's status says, and nothing for a side with no complete image", () => {
@@ -13,6 +14,11 @@ describe('lineage records', () => {
     const r = { role: 'secondary' as const, generation: 'g2', history: ['g1'], consistent: true };
     expect(parseLineageRecord(JSON.stringify(r))).toEqual(r);
     expect(lineageToProto(r)).toEqual({ role: 'ROLE_SECONDARY', generation: 'g2', history: ['g1'], consistent: true });
+    // A promotion's record keeps its marker both ways; an unset one off the wire is ''.
+    const p = { ...r, promotion: '2026-12-03T06:00:00Z' };
+    expect(parseLineageRecord(JSON.stringify(p))).toEqual(p);
+    expect(lineageFromProto({ ...lineageToProto(p), promotion: p.promotion } as Lineage__Output)).toEqual(p);
+    expect(lineageFromProto({ ...lineageToProto(r), promotion: '' } as Lineage__Output)).toEqual(r);
     for (const [text, field] of [
       ['not json', 'not JSON'],
       ['[]', 'object'],
@@ -20,6 +26,7 @@ describe('lineage records', () => {
       ['{"role":"primary","generation":"","history":[],"consistent":true}', 'generation'],
       ['{"role":"primary","generation":"g","history":[1],"consistent":true}', 'history'],
       ['{"role":"primary","generation":"g","history":[]}', 'consistent'],
+      ['{"role":"secondary","generation":"g","history":[],"consistent":true,"promotion":""}', 'promotion'],
     ]) {
       expect(() => parseLineageRecord(text!)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(field!) as unknown }));
     }

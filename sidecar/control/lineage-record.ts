@@ -28,17 +28,18 @@ export function parseLineageRecord(text: string): VolumeLineage {
   if (typeof r.generation !== 'string' || r.generation === '') throw new InvalidArgumentError('lineage: generation must be a non-empty string');
   if (!Array.isArray(r.history) || !r.history.every((h) => typeof h === 'string' && h !== '')) throw new InvalidArgumentError('lineage: history must be a list of generation ids');
   if (typeof r.consistent !== 'boolean') throw new InvalidArgumentError('lineage: consistent must be true or false');
-  return { role: r.role, generation: r.generation, history: r.history as string[], consistent: r.consistent };
+  if (r.promotion !== undefined && (typeof r.promotion !== 'string' || r.promotion === '')) throw new InvalidArgumentError('lineage: promotion must be a non-empty string (the time it was recorded) when present');
+  return { role: r.role, generation: r.generation, history: r.history as string[], consistent: r.consistent, ...(typeof r.promotion === 'string' ? { promotion: r.promotion } : {}) };
 }
 
 /** PairSpec.lineage of a CreatePair request. */
 export function lineageToProto(l: VolumeLineage): Lineage {
-  return { role: l.role === 'primary' ? 'ROLE_PRIMARY' : 'ROLE_SECONDARY', generation: l.generation, history: [...l.history], consistent: l.consistent };
+  return { role: l.role === 'primary' ? 'ROLE_PRIMARY' : 'ROLE_SECONDARY', generation: l.generation, history: [...l.history], consistent: l.consistent, ...(l.promotion ? { promotion: l.promotion } : {}) };
 }
 
 /** A lineage off the wire (CreatePair's PairSpec.lineage, DeletePair's answer); null when unset. */
 export function lineageFromProto(l: Lineage__Output | null): VolumeLineage | null {
   if (l === null || (l.generation === '' && l.history.length === 0)) return null;
   if (l.role !== 'ROLE_PRIMARY' && l.role !== 'ROLE_SECONDARY') throw new InvalidArgumentError('lineage: a role (primary or secondary) is required');
-  return { role: l.role === 'ROLE_PRIMARY' ? 'primary' : 'secondary', generation: l.generation, history: [...l.history], consistent: l.consistent };
+  return { role: l.role === 'ROLE_PRIMARY' ? 'primary' : 'secondary', generation: l.generation, history: [...l.history], consistent: l.consistent, ...(l.promotion ? { promotion: l.promotion } : {}) };
 }

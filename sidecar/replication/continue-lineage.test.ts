@@ -25,6 +25,15 @@ describe('continueLineage', () => {
     expect(() => continueLineage('primary', { ...rec('primary', 'g2'), role: 'other' as 'primary' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
+  it('a secondary recorded at a promotion, created as a primary: a new generation whose bitmap is the recorded one; as a secondary, a new one with none', () => {
+    const promoted = { ...rec('secondary', 'g2', ['g1']), promotion: '2026-12-03T06:00:00Z' };
+    expect(continueLineage('primary', promoted, 'n')).toEqual({ generations: { current: 'n', bitmap: 'g2', history: ['g2', 'g1'] }, inconsistent: false });
+    // Given up: the volume may have been written as a primary's meanwhile.
+    expect(continueLineage('secondary', promoted, 'n')).toEqual({ generations: { current: 'n', bitmap: '', history: ['g2', 'g1'] }, inconsistent: false });
+    expect(() => continueLineage('primary', { ...promoted, consistent: false })).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
+    expect(() => continueLineage('primary', { ...rec('primary', 'g2'), promotion: 'x' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
   it('keeps at most the history a rotation keeps', () => {
     const long = Array.from({ length: 40 }, (_, i) => `h${i}`);
     expect(continueLineage('primary', rec('primary', 'g', long), 'n').generations.history).toHaveLength(32);
@@ -54,6 +63,14 @@ describe('continueLineage', () => {
       expect(v.kind === 'refuse' && v.reason).toEqual(expect.stringContaining('--lineage'));
       expect(v.kind === 'refuse' && v.reason).toEqual(expect.stringContaining('spec.discardMyData: true'));
       expect(handshakeVerdict({ ...asSecondary(b), discardMyData: true }, { current: 'fresh', bitmap: '', history: [] })).toEqual({ kind: 'session', full: true });
+    });
+
+    it('promoted by deleting its pair (a CSI secondary): the old primary, demoted at that generation, takes a delta; one that went on alone is a split brain', () => {
+      const a = continueLineage('primary', { ...rec('secondary', 'g2', ['g1']), promotion: '2026-12-03T06:00:00Z' }, 'a3').generations;
+      expect(handshakeVerdict(asSecondary(g), a)).toEqual({ kind: 'session', full: false });
+      expect(handshakeVerdict(asSecondary(rotated(g, 'b3')), a)).toMatchObject({ kind: 'refuse', verdict: 'split-brain' });
+      // Without the marker (an ordinary record): a full copy.
+      expect(handshakeVerdict(asSecondary(g), continueLineage('primary', rec('secondary', 'g2', ['g1']), 'a3').generations)).toEqual({ kind: 'session', full: true });
     });
 
     it('an old primary recreated as a secondary under the promoted one: a split brain, never a delta over writes nobody tracked', () => {

@@ -15,6 +15,12 @@ export interface VolumeLineage {
   history: readonly string[];
   /** False: a secondary mid-copy or mid-resync (its volume was at no point in time). */
   consistent: boolean;
+  /**
+   * An operator promoting a secondary by deleting its pair (a CSI volume, whose next
+   * writes all pass a splice that tracks them from the first one) sets it, to the time
+   * it recorded this: the volume was written since `generation` by nobody. Absent otherwise.
+   */
+  promotion?: string;
 }
 
 /** The generation ids a new pair takes from its volume's lineage, and whether it is at a point in time. */
@@ -39,13 +45,22 @@ export interface ContinuedLineage {
  *   primary that went on from it sees a split brain, never an overwrite of writes it did
  *   not know about.
  * - a primary over a volume that was mid-resync is refused: it holds no image.
+ * - recorded as a secondary at a promotion (`promotion`: consistent, written by nobody
+ *   since, its next writes tracked from the first), created as a primary: a new
+ *   generation whose bitmap is the recorded one. The new pair's dirty log starts empty and
+ *   takes every write from then on, so it does cover everything since `generation`, and
+ *   the old primary, demoted at `generation`, takes a delta. Created as a secondary from
+ *   such a record (the promotion given up), the volume may have taken writes meanwhile:
+ *   the second rule's new generation with no bitmap.
  */
 export function continueLineage(role: SideRole, lineage: VolumeLineage, fresh: string = newGeneration()): ContinuedLineage {
   const g = validGenerations({ current: lineage.generation, bitmap: '', history: [...lineage.history] });
   if (typeof g === 'string') throw new InvalidArgumentError(`lineage: ${g}`);
   if (g.current === '') throw new InvalidArgumentError('lineage: a generation is required (a volume that never held a complete image has no lineage to continue)');
   if (lineage.role !== 'primary' && lineage.role !== 'secondary') throw new InvalidArgumentError(`lineage: role ${JSON.stringify(lineage.role)} must be primary or secondary`);
-  if (role === 'secondary' && lineage.role === 'secondary') {
+  const promotion = lineage.promotion !== undefined && lineage.promotion !== '';
+  if (promotion && lineage.role !== 'secondary') throw new InvalidArgumentError('lineage: only a secondary is recorded at a promotion');
+  if (role === 'secondary' && lineage.role === 'secondary' && !promotion) {
     return { generations: { current: g.current, bitmap: '', history: g.history.slice(0, MAX_HISTORY) }, inconsistent: !lineage.consistent };
   }
   if (!lineage.consistent) {
@@ -54,5 +69,6 @@ export function continueLineage(role: SideRole, lineage: VolumeLineage, fresh: s
     );
   }
   if (g.history.includes(fresh) || fresh === g.current) throw new InvalidArgumentError('lineage: the new generation is already in it');
-  return { generations: { current: fresh, bitmap: '', history: [g.current, ...g.history].slice(0, MAX_HISTORY) }, inconsistent: false };
+  const bitmap = promotion && role === 'primary' ? g.current : '';
+  return { generations: { current: fresh, bitmap, history: [g.current, ...g.history].slice(0, MAX_HISTORY) }, inconsistent: false };
 }

@@ -33,6 +33,21 @@ export class Dmsetup {
     }
   }
 
+  /**
+   * Every device's open count (`dmsetup info -c`: one call for all of them), by name: how
+   * many openers — a mounted filesystem, a process holding the device — it has now.
+   */
+  async openCounts(): Promise<Map<string, number>> {
+    const out = await this.#run(['info', '-c', '--noheadings', '--separator', ':', '-o', 'name,open']);
+    const counts = new Map<string, number>();
+    // "No devices found" when there is none: no line has the separator.
+    for (const line of out.split('\n')) {
+      const m = /^(.+):(\d+)$/.exec(line.trim());
+      if (m) counts.set(m[1]!, Number(m[2]));
+    }
+    return counts;
+  }
+
   async create(name: string, table: string): Promise<void> {
     await this.#run(['--noudevsync', 'create', name, '--table', table]);
     await this.#run(['mknodes', name]);

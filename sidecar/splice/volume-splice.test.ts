@@ -139,6 +139,21 @@ describe('VolumeSplice', () => {
     expect(at('create blockmirror-pv1 -> linear /dev/mapper/blockmirror-pv1-era 0')).toMatchObject({ state: 'direct', era: true });
   });
 
+  it('lists each volume with its top device\'s open count, and says when it could not read it', async () => {
+    const o = fakes();
+    let answer: Promise<Map<string, number>> = Promise.resolve(new Map([['blockmirror-pv1', 1], ['blockmirror-pv1-era', 1]]));
+    o.dm.openCounts = () => answer;
+    const splice = new VolumeSplice(o);
+    await splice.stage('pv1', '/dev/vdx');
+    expect(await splice.list()).toEqual([expect.objectContaining({ pv: 'pv1', openCount: 1, openCountKnown: true })]);
+    answer = Promise.resolve(new Map([['blockmirror-pv1', 0]]));
+    expect(await splice.list()).toEqual([expect.objectContaining({ openCount: 0, openCountKnown: true })]);
+    // Unknown is never 0: the operator waits for a count it can read.
+    answer = Promise.reject(new Error('dmsetup: no permission'));
+    expect(await splice.list()).toEqual([expect.objectContaining({ openCount: 0, openCountKnown: false })]);
+    expect(await new VolumeSplice(fakes()).list()).toEqual([expect.objectContaining({ openCountKnown: false })]);
+  });
+
   it('attaches: the record says attached before the swap, and what dm-era saw is out of sync before it goes', async () => {
     const splice = new VolumeSplice(fakes());
     await splice.stage('pv1', '/dev/vdx');

@@ -11,7 +11,7 @@ import { SpliceRecords, validatePvName, type SpliceRecord } from './splice-recor
 
 export interface VolumeSpliceOptions {
   stateDir: string;
-  dm: Pick<Dmsetup, 'exists' | 'create' | 'swap' | 'remove'>;
+  dm: Pick<Dmsetup, 'exists' | 'create' | 'swap' | 'remove'> & Partial<Pick<Dmsetup, 'openCounts'>>;
   nbd: Pick<NbdNetlink, 'connect' | 'reconfigure' | 'disconnect'>;
   era: Pick<EraTracker, 'create' | 'written' | 'remove'>;
   logger: Logger;
@@ -36,6 +36,9 @@ export interface SpliceView {
   pair: string;
   dmDevice: string;
   nbdDevice: string;
+  /** The top device's openers (valid with openCountKnown): the operator demotes its primary only at 0. */
+  openCount: number;
+  openCountKnown: boolean;
 }
 
 /**
@@ -75,8 +78,21 @@ export class VolumeSplice {
     return run;
   }
 
+  /** Every staged volume, with its top device's open count when dmsetup could tell it. */
   async list(): Promise<SpliceView[]> {
-    return (await this.#records.list()).map(view);
+    const records = await this.#records.list();
+    const counts =
+      records.length === 0 || this.#o.dm.openCounts === undefined
+        ? undefined
+        : await this.#o.dm.openCounts().catch((err: Error) => {
+            // Unknown is said as such: the operator waits rather than guess 0.
+            this.#o.logger.warn('could not read the open counts of the spliced devices', { error: err.message });
+            return undefined;
+          });
+    return records.map((r) => {
+      const n = counts?.get(VolumeSplice.topName(r.pv));
+      return { ...view(r), ...(n !== undefined ? { openCount: n, openCountKnown: true } : {}) };
+    });
   }
 
   async get(pv: string): Promise<SpliceView> {
@@ -380,5 +396,7 @@ function view(r: SpliceRecord): SpliceView {
     pair: r.pair ?? '',
     dmDevice: `/dev/mapper/${VolumeSplice.topName(r.pv)}`,
     nbdDevice: r.state === 'attached' && r.nbdIndex !== undefined ? `/dev/nbd${r.nbdIndex}` : '',
+    openCount: 0,
+    openCountKnown: false,
   };
 }

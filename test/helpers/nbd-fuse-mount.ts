@@ -31,12 +31,18 @@ function exitOf(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
 }
 
-/** Runs nbdfuse in the foreground (its default) and waits until it is serving. */
-export async function attachFuse(track: Track, uri: string, mountDir: string, expectedBytes: number, readOnly = false): Promise<FuseAttachment> {
+/**
+ * Runs nbdfuse in the foreground (its default) and waits until it is serving. `netns`: it
+ * dials from that network namespace (a site's node, whose sidecar exports on its own
+ * 127.0.0.1); the mount is the host's all the same.
+ */
+export async function attachFuse(track: Track, uri: string, mountDir: string, expectedBytes: number, readOnly = false, netns?: string): Promise<FuseAttachment> {
   await mkdir(mountDir, { recursive: true });
   const pidFile = `${mountDir}.pid`;
   await rm(pidFile, { force: true });
-  const child = spawn('nbdfuse', [...(readOnly ? ['-r'] : []), '-P', pidFile, mountDir, uri], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [...(readOnly ? ['-r'] : []), '-P', pidFile, mountDir, uri];
+  // nsenter execs nbdfuse: the child is nbdfuse itself.
+  const child = netns === undefined ? spawn('nbdfuse', args, { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('nsenter', [`--net=/run/netns/${netns}`, '--', 'nbdfuse', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
@@ -99,10 +105,10 @@ export interface MountedExport {
   abandon: () => Promise<void>;
 }
 
-/** Mounts the ext4 filesystem on an NBD export at `<base>/mnt` (nbdfuse at `<base>/fuse`). */
-export async function mountExport(track: Track, uri: string, base: string, volumeBytes: number): Promise<MountedExport> {
+/** Mounts the ext4 filesystem on an NBD export at `<base>/mnt` (nbdfuse at `<base>/fuse`, dialling from `opts.netns`). */
+export async function mountExport(track: Track, uri: string, base: string, volumeBytes: number, opts: { netns?: string } = {}): Promise<MountedExport> {
   const dir = join(base, 'mnt');
-  const fuse = await attachFuse(track, uri, join(base, 'fuse'), volumeBytes);
+  const fuse = await attachFuse(track, uri, join(base, 'fuse'), volumeBytes, false, opts.netns);
   const loop = await attachLoop(track, fuse.file);
   const umount = await mountExt4(track, loop.dev, dir);
   return {

@@ -7,6 +7,7 @@ export interface Lineage {
   'generation'?: (string);
   'history'?: (string)[];
   'consistent'?: (boolean);
+  'promotion'?: (string);
 }
 
 export interface Lineage__Output {
@@ -14,4 +15,5 @@ export interface Lineage__Output {
   'generation': (string);
   'history': (string)[];
   'consistent': (boolean);
+  'promotion': (string);
 }

@@ -8,6 +8,8 @@ export interface SplicedVolume {
   'pair'?: (string);
   'dmDevice'?: (string);
   'nbdDevice'?: (string);
+  'openCount'?: (number);
+  'openCountKnown'?: (boolean);
 }
 
 export interface SplicedVolume__Output {
@@ -17,4 +19,6 @@ export interface SplicedVolume__Output {
   'pair': (string);
   'dmDevice': (string);
   'nbdDevice': (string);
+  'openCount': (number);
+  'openCountKnown': (boolean);
 }
