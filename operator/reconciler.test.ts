@@ -28,6 +28,19 @@ const pem = (what: string): Buffer => Buffer.from(`-----BEGIN ${what}-----\n${wh
 const logger = createLogger({ silent: true, transports: [new transports.Console()] });
 const signal = new AbortController().signal;
 
+/** A lineage store over one PV's annotations, kept in `annotations`. */
+const pvStore = (annotations: Record<string, string>): VolumeLineageStore =>
+  new VolumeLineageStore({
+    getVolume: () => Promise.resolve({ annotations: { ...annotations } }),
+    patchVolumeAnnotations: (_pv, a) => {
+      for (const [k, v] of Object.entries(a)) {
+        if (v === null) delete annotations[k];
+        else annotations[k] = v;
+      }
+      return Promise.resolve();
+    },
+  });
+
 function pairObject(spec: Partial<ReplicationPair['spec']> = {}, meta: Partial<ReplicationPair['metadata']> = {}): ReplicationPair {
   return {
     apiVersion: 'blockmirror.io/v1alpha1',
@@ -404,16 +417,7 @@ describe('Reconciler', () => {
 
   it("keeps the volume's lineage on its PV when the pair is deleted, and a pair created over it continues it", async () => {
     const annotations: Record<string, string> = {};
-    const lineage = new VolumeLineageStore({
-      getVolume: () => Promise.resolve({ annotations: { ...annotations } }),
-      patchVolumeAnnotations: (_pv, a) => {
-        for (const [k, v] of Object.entries(a)) {
-          if (v === null) delete annotations[k];
-          else annotations[k] = v;
-        }
-        return Promise.resolve();
-      },
-    });
+    const lineage = pvStore(annotations);
     const r = rig(pairObject(), { lineage });
     await r.reconciler.reconcile('apps/db', signal);
     expect(r.sidecar.received[0]!.lineage).toBeUndefined();
@@ -753,18 +757,6 @@ describe('Reconciler', () => {
       expect(fenced.calls.at(-1)).toBe('release vol-1');
     });
 
-    /** A lineage store over one PV's annotations, kept in `annotations`. */
-    const pvStore = (annotations: Record<string, string>): VolumeLineageStore =>
-      new VolumeLineageStore({
-        getVolume: () => Promise.resolve({ annotations: { ...annotations } }),
-        patchVolumeAnnotations: (_pv, a) => {
-          for (const [k, v] of Object.entries(a)) {
-            if (v === null) delete annotations[k];
-            else annotations[k] = v;
-          }
-          return Promise.resolve();
-        },
-      });
     const recorded = (annotations: Record<string, string>): unknown => JSON.parse(annotations[LINEAGE_ANNOTATION]!);
 
     it('promoted to primary: refused while its primary has not demoted; then the secondary pair goes with its lineage kept for the promotion, the holder and the fences after it', async () => {
