@@ -72,3 +72,12 @@ export function sanIdentities(subjectAltName: string | undefined): Identity[] {
 export function pemIdentities(pem: string | Buffer): Identity[] {
   return sanIdentities(new X509Certificate(pem).subjectAltName);
 }
+
+/**
+ * The certificate's peer identity when it carries exactly one blockmirror identity and
+ * that one is a peer's; else undefined (several identities make a skeleton key).
+ */
+export function onePeerIdentity(subjectAltName: string | undefined): Identity | undefined {
+  const ids = sanIdentities(subjectAltName);
+  return ids.length === 1 && ids[0]!.role === 'peer' ? ids[0] : undefined;
+}

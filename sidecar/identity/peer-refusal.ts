@@ -1,5 +1,5 @@
 import type { AuthContext } from './auth-context.js';
-import { sanIdentities } from './identity.js';
+import { onePeerIdentity, sanIdentities } from './identity.js';
 
 /**
  * Why a peer-port caller may not act on a pair, or undefined when it may. Without TLS
@@ -10,9 +10,13 @@ import { sanIdentities } from './identity.js';
 export function peerRefusal(auth: AuthContext, pair: { pairId: string; expected: string | undefined }): string | undefined {
   const { pairId, expected } = pair;
   if (auth.transportSecurityType !== 'ssl') return undefined;
-  const ids = sanIdentities(auth.sslPeerCertificate?.subjectaltname);
-  const has = ids.length > 0 ? ids.map((id) => id.uri).join(', ') : 'no blockmirror identity';
-  if (ids.length !== 1 || ids[0]!.role !== 'peer') return `the peer port admits only certificates carrying one peer identity (spiffe://blockmirror/<site>/peer); the caller has ${has}`;
-  if (expected !== undefined && ids[0]!.uri !== expected) return `pair ${JSON.stringify(pairId)} accepts only ${expected}; the caller is ${has}`;
+  const san = auth.sslPeerCertificate?.subjectaltname;
+  const peer = onePeerIdentity(san);
+  if (peer === undefined) {
+    const ids = sanIdentities(san);
+    const has = ids.length > 0 ? ids.map((id) => id.uri).join(', ') : 'no blockmirror identity';
+    return `the peer port admits only certificates carrying one peer identity (spiffe://blockmirror/<site>/peer); the caller has ${has}`;
+  }
+  if (expected !== undefined && peer.uri !== expected) return `pair ${JSON.stringify(pairId)} accepts only ${expected}; the caller is ${peer.uri}`;
   return undefined;
 }

@@ -4,7 +4,7 @@ import type { TlsMaterial } from '../grpc/grpc-credentials.js';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'winston';
 import { parseHostPort } from '../net/host-port.js';
-import { sanIdentities } from '../identity/identity.js';
+import { onePeerIdentity, sanIdentities } from '../identity/identity.js';
 
 export interface PeerFrontOptions {
   /** Mutual TLS, terminated here (so a refused certificate is logged and counted). */
@@ -54,8 +54,9 @@ export class PeerFront {
           (secure) => {
             // Only the peer link's identity gets to gRPC: an operator's or a control
             // server's certificate from a trusted CA has no business on this port.
-            const ids = sanIdentities(secure.getPeerCertificate().subjectaltname);
-            if (ids.length !== 1 || ids[0]!.role !== 'peer') {
+            const san = secure.getPeerCertificate().subjectaltname;
+            if (onePeerIdentity(san) === undefined) {
+              const ids = sanIdentities(san);
               opts.logger.warn('peer connection refused', { reason: 'identity', detail: `not one peer identity: ${ids.map((id) => id.uri).join(', ') || 'no blockmirror identity'}`, remote: `${secure.remoteAddress}:${secure.remotePort}` });
               opts.onRefused('identity');
               secure.destroy();
