@@ -8,6 +8,7 @@ import { sidecarPairName } from '../sidecar-pair-name.js';
 import type { Observation } from '../status/pair-status.js';
 import { ProblemError } from '../status/problem-error.js';
 import { refusedPromotionMessage } from './refused-promotion-message.js';
+import { promotionRefusal } from '../../sidecar/pair/promotion-refusal.js';
 
 export interface FencedPromotionDeps {
   control: { deletePair(name: string): Promise<VolumeLineage | null> };
@@ -20,18 +21,12 @@ export interface FencedPromotionDeps {
 }
 
 /**
- * Why PromotePair would refuse this secondary (the sidecar's own checks, made here: the
- * pair is deleted rather than promoted, see promoteFenced), or undefined.
+ * Why PromotePair would refuse this secondary (the sidecar's own rule, applied here: the
+ * pair is deleted rather than promoted, see promoteFenced), or undefined. A secondary
+ * shows InSync or Replicating only while its primary is connected.
  */
-export function promotionRefusal(p: PairJson, force: boolean): string | undefined {
-  if (p.generation === '') return `pair ${p.name} holds no complete image yet (its first copy has not finished): there is nothing to promote`;
-  if (!p.consistent) return `pair ${p.name} is in the middle of a resync from generation ${p.generation}: blocks are written out of order, so its volume is at no point in time; it can be promoted once the resync completes`;
-  // A secondary shows InSync or Replicating only while its primary is connected.
-  if (p.state === 'InSync' || p.state === 'Replicating') return `pair ${p.name}: a primary is connected and replicating to it; demote that primary first`;
-  if (!force && !p.primaryDemoted) {
-    return `pair ${p.name}: its primary (generation ${p.generation}) has not demoted itself with everything shipped here; demote it first, or promote with force if it is unreachable`;
-  }
-  return undefined;
+export function fencedPromotionRefusal(p: PairJson, force: boolean): string | undefined {
+  return promotionRefusal({ name: p.name, generation: p.generation, consistent: p.consistent, primaryConnected: p.state === 'InSync' || p.state === 'Replicating', primaryDemoted: p.primaryDemoted }, force);
 }
 
 /**
@@ -52,7 +47,7 @@ export async function promoteFenced(step: { pair: ReplicationPair; obs: Observat
   const sidecarName = sidecarPairName(namespace, name);
   const before = pairToJson(current);
   const force = pair.spec.forcePromote === true;
-  const why = promotionRefusal(before, force);
+  const why = fencedPromotionRefusal(before, force);
   if (why !== undefined) {
     obs.pair = before;
     const message = refusedPromotionMessage(pair, before, why, force, `kubectl patch rp ${name} -n ${namespace} --type=merge -p '{"spec":{"forcePromote":true}}'`);

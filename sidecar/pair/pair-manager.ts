@@ -11,6 +11,7 @@ import { spliceHolders } from '../splice/splice-holders.js';
 import type { PairVolumeOptions } from '../volume/open-pair-volume.js';
 import type { VolumeLineage } from '../replication/continue-lineage.js';
 import { PairMeta } from '../replication/pair-meta.js';
+import { promotionRefusal } from './promotion-refusal.js';
 import type { PathPolicy } from '../paths/path-policy.js';
 
 export interface PairManagerOptions {
@@ -331,16 +332,8 @@ export class PairManager {
       const pair = this.#running(e);
       if (pair.role === 'primary') return this.#view(e);
       const m = pair.meta.data;
-      if (m.current === '') throw new FailedPreconditionError(`pair ${name} holds no complete image yet (its first copy has not finished): there is nothing to promote`);
-      if (m.inconsistent) {
-        throw new FailedPreconditionError(`pair ${name} is in the middle of a resync from generation ${m.current}: blocks are written out of order, so its volume is at no point in time; it can be promoted once the resync completes`);
-      }
-      if (pair.primaryConnected) throw new FailedPreconditionError(`pair ${name}: a primary is connected and replicating to it; demote that primary first`);
-      if (!opts.force && !m.primaryDemoted) {
-        throw new FailedPreconditionError(
-          `pair ${name}: its primary (generation ${m.current}) has not demoted itself with everything shipped here; demote it first, or promote with force if it is unreachable (what it acknowledged that never reached this side is then lost, and if it went on writing alone, a split brain is shown when it returns)`,
-        );
-      }
+      const refusal = promotionRefusal({ name, generation: m.current, consistent: !m.inconsistent, primaryConnected: pair.primaryConnected, primaryDemoted: m.primaryDemoted }, opts.force === true);
+      if (refusal !== undefined) throw new FailedPreconditionError(refusal);
       // A volume between two consistency groups is at no point in time.
       if (this.#opts.groupsSettled !== undefined && !(await this.#opts.groupsSettled(name))) {
         throw new FailedPreconditionError(`pair ${name}: a consistency group committed for it could not be applied yet (${pair.status().lastError || 'see the sidecar log'}); it can be promoted once the group is applied`);
