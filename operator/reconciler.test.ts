@@ -13,7 +13,7 @@ import type { NodeSplice } from './discovery/sidecar-lease.js';
 import { Reconciler, TemporaryError, desiredSpec, sidecarPairName, type SidecarControl } from './reconciler.js';
 import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
 import type { FencedVolume, Placement } from './secondary/fenced-secondary.js';
-import type { VolumeLineage } from '../sidecar/replication/continue-lineage.js';
+import type { VolumeLineage } from '../sidecar/replication/lineage/continue-lineage.js';
 import { LINEAGE_ANNOTATION, VolumeLineageStore } from './lineage/volume-lineage.js';
 
 /** A spec as a sidecar answers it: its peer TLS as a fingerprint, never the key. */

@@ -7,7 +7,7 @@ import type { SplicedVolume__Output } from '../proto/gen/blockmirror/control/v1/
 import { pairToJson } from '../sidecar/control/pair-json.js';
 import { BlockmirrorError } from '../sidecar/errors.js';
 import { peerTlsFingerprint } from '../sidecar/pair/pair-spec.js';
-import type { VolumeLineage } from '../sidecar/replication/continue-lineage.js';
+import type { VolumeLineage } from '../sidecar/replication/lineage/continue-lineage.js';
 import { DEFAULT_BLOCK_SIZE, FINALIZER, type ReplicationPair, type ReplicationPairStatus } from './api/replication-pair.js';
 import type { SidecarLookup } from './discovery/sidecar-directory.js';
 import type { LocateResult, VolumeLocation } from './discovery/volume-locator.js';

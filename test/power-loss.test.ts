@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GroupJournal } from '../sidecar/replication/group-journal.js';
+import { GroupJournal } from '../sidecar/replication/secondary/group-journal.js';
 import { Volume } from '../sidecar/volume/volume.js';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { mountCrashFs } from './helpers/crash-fs.js';

@@ -1,4 +1,4 @@
-import type { SitePairLocator } from '../../sidecar/replication/site-pair-locator.js';
+import type { SitePairLocator } from '../../sidecar/replication/secondary/site-pair-locator.js';
 import type { KubeClient } from '../kube/kube-client.js';
 import { NODE_LABEL, PEER_ANNOTATION, readSecondaryPairs, SIDECAR_LABEL, SIDECAR_LABEL_VALUE, sidecarLeaseName } from './sidecar-lease.js';
 

@@ -1,6 +1,6 @@
 import type { Pair__Output } from '../../proto/gen/blockmirror/control/v1/Pair.js';
 import { pairToJson } from '../../sidecar/control/pair-json.js';
-import type { VolumeLineage } from '../../sidecar/replication/continue-lineage.js';
+import type { VolumeLineage } from '../../sidecar/replication/lineage/continue-lineage.js';
 import type { LocateResult } from '../discovery/volume-locator.js';
 import type { VolumeLineageStore } from './volume-lineage.js';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import type { PairJson } from '../../sidecar/control/pair-json.js';
-import { continueLineage } from '../../sidecar/replication/continue-lineage.js';
-import type { GenerationIds } from '../../sidecar/replication/generation-ids.js';
-import { handshakeVerdict } from '../../sidecar/replication/handshake-verdict.js';
+import { continueLineage } from '../../sidecar/replication/lineage/continue-lineage.js';
+import type { GenerationIds } from '../../sidecar/replication/lineage/generation-ids.js';
+import { handshakeVerdict } from '../../sidecar/replication/lineage/handshake-verdict.js';
 import { liveLineage } from './live-lineage.js';
 
 const pair = (over: Partial<PairJson>): PairJson => ({ role: 'secondary', generation: 'g1', historyGenerations: [], dirtyBlocks: 0, consistent: true, ...over }) as PairJson;

@@ -1,5 +1,5 @@
 import type { PairJson } from '../../sidecar/control/pair-json.js';
-import type { VolumeLineage } from '../../sidecar/replication/continue-lineage.js';
+import type { VolumeLineage } from '../../sidecar/replication/lineage/continue-lineage.js';
 
 /**
  * What the PersistentVolume should carry while its pair runs, from the pair as its sidecar

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Pair__Output } from '../../proto/gen/blockmirror/control/v1/Pair.js';
-import type { VolumeLineage } from '../../sidecar/replication/continue-lineage.js';
+import type { VolumeLineage } from '../../sidecar/replication/lineage/continue-lineage.js';
 import { deleteKeepingLineage } from './delete-keeping-lineage.js';
 import { LINEAGE_ANNOTATION, VolumeLineageStore, type VolumeAnnotations } from './volume-lineage.js';
 

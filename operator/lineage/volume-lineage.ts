@@ -1,7 +1,7 @@
 import type { PairJson } from '../../sidecar/control/pair-json.js';
 import { lineageRecordOf, parseLineageRecord } from '../../sidecar/control/lineage-record.js';
 import { BlockmirrorError } from '../../sidecar/errors.js';
-import type { VolumeLineage } from '../../sidecar/replication/continue-lineage.js';
+import type { VolumeLineage } from '../../sidecar/replication/lineage/continue-lineage.js';
 
 /**
  * The PersistentVolume annotation that keeps a volume's data lineage once its pair is

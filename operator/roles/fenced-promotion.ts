@@ -1,6 +1,6 @@
 import type { Pair__Output } from '../../proto/gen/blockmirror/control/v1/Pair.js';
 import { pairToJson, type PairJson } from '../../sidecar/control/pair-json.js';
-import type { VolumeLineage } from '../../sidecar/replication/continue-lineage.js';
+import type { VolumeLineage } from '../../sidecar/replication/lineage/continue-lineage.js';
 import type { ReplicationPair } from '../api/replication-pair.js';
 import type { EventRecord } from '../kube/kube-client.js';
 import type { VolumeLineageStore } from '../lineage/volume-lineage.js';

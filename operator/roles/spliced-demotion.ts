@@ -1,7 +1,7 @@
 import type { Pair__Output } from '../../proto/gen/blockmirror/control/v1/Pair.js';
 import type { SplicedVolume__Output } from '../../proto/gen/blockmirror/control/v1/SplicedVolume.js';
 import { pairToJson } from '../../sidecar/control/pair-json.js';
-import type { VolumeLineage } from '../../sidecar/replication/continue-lineage.js';
+import type { VolumeLineage } from '../../sidecar/replication/lineage/continue-lineage.js';
 import type { ReplicationPair } from '../api/replication-pair.js';
 import type { ClaimUser, EventRecord } from '../kube/kube-client.js';
 import { deleteKeepingLineage } from '../lineage/delete-keeping-lineage.js';

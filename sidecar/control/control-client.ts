@@ -14,7 +14,7 @@ import type { FencedVolume__Output } from '../../proto/gen/blockmirror/control/v
 import type { ListFencedVolumesRequest } from '../../proto/gen/blockmirror/control/v1/ListFencedVolumesRequest.js';
 import type { ListFencedVolumesResponse__Output } from '../../proto/gen/blockmirror/control/v1/ListFencedVolumesResponse.js';
 import { BlockmirrorError } from '../errors.js';
-import type { VolumeLineage } from '../replication/continue-lineage.js';
+import type { VolumeLineage } from '../replication/lineage/continue-lineage.js';
 import { lineageFromProto } from './lineage-record.js';
 import { channelCredentials, type ExpectedServer, type TlsFiles } from '../grpc/grpc-credentials.js';
 import { loadControlProto } from '../grpc/load-proto.js';

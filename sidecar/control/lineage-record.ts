@@ -1,6 +1,6 @@
 import type { Lineage, Lineage__Output } from '../../proto/gen/blockmirror/control/v1/Lineage.js';
 import { InvalidArgumentError } from '../errors.js';
-import type { VolumeLineage } from '../replication/continue-lineage.js';
+import type { VolumeLineage } from '../replication/lineage/continue-lineage.js';
 
 /**
  * A volume's lineage as a pair's status shows it: what to record when the pair is

@@ -1,6 +1,6 @@
 import type { Pair__Output } from '../../proto/gen/blockmirror/control/v1/Pair.js';
 import { pairStateFromProto } from '../pair/pair-state.js';
-import type { VolumeLineage } from '../replication/continue-lineage.js';
+import type { VolumeLineage } from '../replication/lineage/continue-lineage.js';
 import { lineageRecordOf } from './lineage-record.js';
 
 /**

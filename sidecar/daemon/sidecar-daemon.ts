@@ -11,11 +11,11 @@ import { readPem, readTlsMaterial, serverCredentials, type TlsFiles } from '../g
 import { loadReplicationProto } from '../grpc/load-proto.js';
 import { SidecarMetrics } from '../metrics/sidecar-metrics.js';
 import { raiseServerFlowControlWindow } from '../grpc/server-flow-control.js';
-import { GroupCommitter } from '../replication/group-committer.js';
-import { PeerFront } from '../replication/peer-front.js';
-import { PEER_FLOW_CONTROL_WINDOW } from '../replication/peer-link.js';
-import { replicationService } from '../replication/replication-service.js';
-import type { SitePairLocator } from '../replication/site-pair-locator.js';
+import { GroupCommitter } from '../replication/secondary/group-committer.js';
+import { PeerFront } from '../replication/secondary/peer-front.js';
+import { PEER_FLOW_CONTROL_WINDOW } from '../replication/primary/peer-link.js';
+import { replicationService } from '../replication/secondary/replication-service.js';
+import type { SitePairLocator } from '../replication/secondary/site-pair-locator.js';
 import { parseHostPort } from '../net/host-port.js';
 import { PairManager } from '../pair/pair-manager.js';
 import { Dmsetup } from '../splice/dmsetup.js';

@@ -1,16 +1,16 @@
 import { access, realpath, rm } from 'node:fs/promises';
 import type { Logger } from 'winston';
 import type { TlsFiles } from '../grpc/grpc-credentials.js';
-import type { SecondaryEndpoint } from '../replication/secondary-endpoint.js';
+import type { SecondaryEndpoint } from '../replication/secondary/secondary-endpoint.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PathNotAllowedError } from '../errors.js';
 import { Pair, type PairStatusView, type SocketExport } from './pair.js';
 import { pairSettings, validatePairSpec, type PairSpec, type PairSpecInput } from './pair-spec.js';
 import { PairStore } from './pair-store.js';
-import { ConsistencyGroups } from '../replication/consistency-groups.js';
+import { ConsistencyGroups } from '../replication/primary/consistency-groups.js';
 import { spliceHolders } from '../splice/splice-holders.js';
 import type { PairVolumeOptions } from '../volume/open-pair-volume.js';
-import type { VolumeLineage } from '../replication/continue-lineage.js';
-import { PairMeta } from '../replication/pair-meta.js';
+import type { VolumeLineage } from '../replication/lineage/continue-lineage.js';
+import { PairMeta } from '../replication/lineage/pair-meta.js';
 import { promotionRefusal } from './promotion-refusal.js';
 import type { PathPolicy } from '../paths/path-policy.js';
 

@@ -1,8 +1,8 @@
 import type { BlockFrame } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
 import type { CommitGroupRequest } from '../../proto/gen/blockmirror/replication/v1/CommitGroupRequest.js';
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
-import type { GenerationIds } from '../../sidecar/replication/generation-ids.js';
-import { PeerRefusedError, PeerUnavailableError, type ReplicationLink, type StreamKind } from '../../sidecar/replication/peer-link.js';
+import type { GenerationIds } from '../../sidecar/replication/lineage/generation-ids.js';
+import { PeerRefusedError, PeerUnavailableError, type ReplicationLink, type StreamKind } from '../../sidecar/replication/primary/peer-link.js';
 
 export interface SentFrame {
   kind: StreamKind;

@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import type { Logger } from 'winston';
 import { DirtyTracker } from '../../sidecar/bitmap/dirty-tracker.js';
-import { GroupJournal } from '../../sidecar/replication/group-journal.js';
-import { PairMeta } from '../../sidecar/replication/pair-meta.js';
-import { SecondaryEndpoint } from '../../sidecar/replication/secondary-endpoint.js';
+import { GroupJournal } from '../../sidecar/replication/secondary/group-journal.js';
+import { PairMeta } from '../../sidecar/replication/lineage/pair-meta.js';
+import { SecondaryEndpoint } from '../../sidecar/replication/secondary/secondary-endpoint.js';
 import type { Volume } from '../../sidecar/volume/volume.js';
 
 /**

@@ -1,0 +1,443 @@
+import { Metadata, status as GrpcStatus, type ClientDuplexStream } from '@grpc/grpc-js';
+import type { Logger } from 'winston';
+import type { BlockFrame } from '../../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
+import type { CommitGroupRequest } from '../../../proto/gen/blockmirror/replication/v1/CommitGroupRequest.js';
+import type { FrameAck__Output } from '../../../proto/gen/blockmirror/replication/v1/FrameAck.js';
+import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
+import type { ReplicationServiceClient } from '../../../proto/gen/blockmirror/replication/v1/ReplicationService.js';
+import { BlockmirrorError } from '../../errors.js';
+import { channelCredentials, type TlsFiles, type TlsMaterial } from '../../grpc/grpc-credentials.js';
+import { loadReplicationProto } from '../../grpc/load-proto.js';
+import { Backoff } from './backoff.js';
+import { frameChecksum } from '../wire/frame-builder.js';
+import type { GenerationIds } from '../lineage/generation-ids.js';
+import { PAIR_METADATA, SESSION_METADATA } from '../secondary/replication-service.js';
+
+export class PeerUnavailableError extends BlockmirrorError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAVAILABLE', message, options);
+    this.name = 'PeerUnavailableError';
+  }
+}
+
+/**
+ * The secondary answered but could not apply a frame or a group (a full disk, an I/O
+ * error, a corrupt frame): the session is fine, the data did not land. Replicators back
+ * off and show it instead of resending in a hot loop.
+ */
+export class PeerRefusedError extends BlockmirrorError {
+  constructor(message: string) {
+    super('PEER_REFUSED', message);
+    this.name = 'PeerRefusedError';
+  }
+}
+
+export type StreamKind = 'mirror' | 'resync';
+
+/** An empty frame goes out on an idle link this often: the secondary's sign of life. */
+export const HEARTBEAT_MS = 1000;
+/** A frame unanswered this long means the secondary is gone, even if TCP says otherwise. */
+export const DEFAULT_LIVENESS_MS = 10_000;
+const EMPTY = Buffer.alloc(0);
+const EMPTY_CHECKSUM = frameChecksum([], EMPTY);
+
+/** HTTP/2 flow-control window of peer connections, both ends (the server sets it too). */
+export const PEER_FLOW_CONTROL_WINDOW = 32 << 20;
+
+export interface PeerLinkOptions {
+  /** The remote site's peer entry point (a Service, or any of its sidecars). */
+  address: string;
+  tls?: TlsFiles | TlsMaterial;
+  /**
+   * The name the secondary's certificate must carry. A redirect sends the link to a node
+   * address no certificate made beforehand names; the peer is verified by its identity
+   * (this name, signed by the trusted CA) instead. Default: the dialled host.
+   */
+  serverName?: string;
+  /**
+   * With TLS the secondary must present a peer identity (spiffe://blockmirror/<site>/peer):
+   * this one exactly when given. A sidecar's control certificate from the same CA is no peer.
+   */
+  serverIdentity?: string;
+  /** The pair's name on the remote sidecar. */
+  remotePair: string;
+  volumeBytes: number;
+  blockSize: number;
+  /** This primary's data-generation ids, sent at each handshake. */
+  generations: () => GenerationIds;
+  /** What a secondary of the previous release knows this primary as (PairMeta.root). */
+  legacyGeneration: () => string;
+  /** The secondary image this primary last completed a full copy to (for that release too). */
+  syncedPeerGeneration: () => string;
+  logger: Logger;
+  /** Called when a session starts (with the handshake answer) or ends. */
+  onSession(session: HandshakeResponse__Output | null, error?: string): void;
+  /**
+   * The peer answered with a verdict and no session (it is a newer primary or holds newer
+   * data, it is a stale primary demoting itself, a split brain, another lineage). The
+   * link retries as after any failure; the pair decides what the verdict means for it.
+   */
+  onVerdict?(answer: HandshakeResponse__Output): void;
+  handshakeTimeoutMs?: number;
+  /** Replication mode, told to the secondary so it reports the right state. */
+  mode: 'sync' | 'async';
+  /** See DEFAULT_LIVENESS_MS. */
+  livenessMs?: number;
+}
+
+/** What a replicator knows of its pair, enough to link it to its secondary. */
+export interface PairLinkSource {
+  volume: { size: number };
+  tracker: { layout: { blockSize: number } };
+  meta: { generations: GenerationIds; root: string; peerImage: string };
+  peer: string;
+  remotePair: string;
+  tls?: TlsFiles | TlsMaterial;
+  serverName?: string;
+  serverIdentity?: string;
+  logger: Logger;
+}
+
+/** What a replicator uses of its link: a PeerLink, or a fake in unit tests. */
+export type ReplicationLink = Pick<PeerLink, 'start' | 'close' | 'connected' | 'sessionId' | 'retries' | 'lastError' | 'send' | 'markSynced' | 'commitGroup' | 'fail'>;
+
+/** Makes a replicator's link; `onSession` is called as a session starts or ends. */
+export type LinkFactory = (onSession: PeerLinkOptions['onSession']) => ReplicationLink;
+
+/** The link of a primary pair to its secondary. */
+export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSession'], mode: PeerLinkOptions['mode'], opts: { livenessMs?: number; onVerdict?: PeerLinkOptions['onVerdict'] } = {}): PeerLink {
+  const livenessMs = opts.livenessMs;
+  return new PeerLink({
+    mode,
+    ...(opts.onVerdict ? { onVerdict: opts.onVerdict } : {}),
+    ...(livenessMs !== undefined ? { livenessMs } : {}),
+    address: o.peer,
+    ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.serverName ? { serverName: o.serverName } : {}),
+    ...(o.serverIdentity ? { serverIdentity: o.serverIdentity } : {}),
+    remotePair: o.remotePair,
+    volumeBytes: o.volume.size,
+    blockSize: o.tracker.layout.blockSize,
+    generations: () => o.meta.generations,
+    legacyGeneration: () => o.meta.root,
+    syncedPeerGeneration: () => o.meta.peerImage,
+    logger: o.logger,
+    onSession,
+  });
+}
+
+interface Pending {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+interface OpenStream {
+  call: ClientDuplexStream<BlockFrame, FrameAck__Output>;
+  pending: Map<number, Pending & { sentAt: number }>;
+  /** Frames waiting for the stream's 'drain' (write() asked us to stop). */
+  queue: BlockFrame[];
+  blocked: boolean;
+  lastSentAt: number;
+}
+
+/** How many redirects one connection attempt follows (a pair moving as we dial). */
+export const MAX_REDIRECTS = 3;
+
+/**
+ * The primary's connection to its secondary: handshake, then one stream for
+ * foreground writes and one for resync. Every call of a session goes over one channel
+ * (one HTTP/2 connection): the remote site's entry point may spread connections over
+ * its nodes, and only the node holding the secondary knows the session.
+ *
+ * The link dials the remote site's entry point; a sidecar there that does not hold the
+ * pair redirects the handshake to the one that does. The link then keeps dialling that
+ * sidecar, across reconnects, and goes back to the entry point when it fails (the pair
+ * may have moved to another node). Any failure ends the session and the link
+ * reconnects with capped, jittered backoff — it never gives up (no "suspended").
+ * The link owns the heartbeat, for both modes: an idle link still sends a frame every
+ * HEARTBEAT_MS, and a frame unanswered for `livenessMs` ends the session.
+ */
+export class PeerLink {
+  readonly #opts: PeerLinkOptions;
+  // Capped at 1 s: a returning secondary is found within about a second, which bounds
+  // how long an outage outlives its cause; a refused or unanswered attempt costs little.
+  readonly #backoff = new Backoff({ maxMs: 1000 });
+  #client: ReplicationServiceClient | null = null;
+  /** The address #client dials: the entry point, or the sidecar it redirected to. */
+  #target = '';
+  #started = false;
+  #session = '';
+  #streams: Partial<Record<StreamKind, OpenStream>> = {};
+  #sequence = 0;
+  #closed = false;
+  #timer: NodeJS.Timeout | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  retries = 0;
+  lastError = '';
+
+  constructor(opts: PeerLinkOptions) {
+    // Refused now, not at the first dial: a plaintext entry point off loopback is a spec
+    // the pair's creation must refuse (INVALID_ARGUMENT), before any state is kept.
+    channelCredentials(opts.address, opts.tls);
+    this.#opts = opts;
+  }
+
+  get connected(): boolean {
+    return this.#session !== '';
+  }
+
+  get sessionId(): string {
+    return this.#session;
+  }
+
+  /** The address sessions go to now: the entry point, or the sidecar it redirected to. */
+  get target(): string {
+    return this.#target || this.#opts.address;
+  }
+
+  start(): void {
+    this.#started = true;
+    void this.#connect();
+  }
+
+  /** Points the link's one channel at `address` (closing the channel to the previous one). */
+  #dial(address: string): ReplicationServiceClient {
+    if (this.#client !== null && this.#target === address) return this.#client;
+    this.#client?.close();
+    this.#client = null;
+    this.#target = address;
+    const Ctor = loadReplicationProto().blockmirror.replication.v1.ReplicationService;
+    // Throws for a plaintext non-loopback address (a redirect too: TLS stays required).
+    const creds = channelCredentials(address, this.#opts.tls, { role: 'peer', ...(this.#opts.serverIdentity ? { uri: this.#opts.serverIdentity } : {}) });
+    this.#client = new Ctor(address, creds, {
+      // A subchannel of its own: another pair's session to the same node never shares
+      // (or tears down) this one's connection.
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.max_receive_message_length': 64 << 20,
+      'grpc.max_send_message_length': 64 << 20,
+      // Flow-control window well above HTTP/2's default 64 KiB: with it, a 1 MiB frame
+      // would wait for window updates several times per frame.
+      'grpc-node.flow_control_window': PEER_FLOW_CONTROL_WINDOW,
+      // The channel's own reconnect backoff (1 s growing to 120 s by default) would
+      // fail our handshakes fast for minutes after an outage; ours paces the retries.
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+      ...(this.#opts.serverName && this.#opts.tls ? { 'grpc.ssl_target_name_override': this.#opts.serverName, 'grpc.default_authority': this.#opts.serverName } : {}),
+    });
+    return this.#client;
+  }
+
+  /**
+   * Sends a frame; resolves when the secondary acknowledged it (written, or durable for a
+   * durable frame). Rejects with PeerRefusedError when the secondary could not apply it,
+   * PeerUnavailableError when the session ended first.
+   */
+  send(kind: StreamKind, frame: Omit<BlockFrame, 'sessionId' | 'sequence'>): Promise<void> {
+    const s = this.#streams[kind];
+    if (!this.connected || s === undefined) return Promise.reject(new PeerUnavailableError('not connected'));
+    const sequence = ++this.#sequence;
+    return new Promise<void>((resolve, reject) => {
+      const now = performance.now();
+      s.pending.set(sequence, { resolve, reject, sentAt: now });
+      s.lastSentAt = now;
+      const msg = { ...frame, sessionId: this.#session, sequence };
+      // Honour the stream's backpressure: once write() says stop, frames wait here for
+      // 'drain' instead of piling up in grpc-js's buffers (the callers bound how many).
+      if (s.queue.length > 0 || s.blocked) s.queue.push(msg);
+      else if (!s.call.write(msg)) s.blocked = true;
+    });
+  }
+
+  /**
+   * Tells the secondary it now holds a complete image of `generations` (this primary's,
+   * as of the copy or resync just made durable there); `primaryDemoting`: and that this
+   * primary demotes itself with nothing left to ship.
+   */
+  markSynced(generations: GenerationIds, opts: { primaryDemoting?: boolean } = {}): Promise<void> {
+    const c = this.#client;
+    if (!c || !this.connected) return Promise.reject(new PeerUnavailableError('not connected'));
+    const req = { pairId: this.#opts.remotePair, sessionId: this.#session, generations: { ...generations, history: [...generations.history] }, primaryDemoting: opts.primaryDemoting ?? false };
+    return new Promise((resolve, reject) => {
+      c.MarkSynced(req, { deadline: new Date(Date.now() + 5000) }, (err) => {
+        if (!err) return resolve();
+        const why = `the secondary could not record the complete image: ${err.details || err.message}`;
+        reject(err.code === GrpcStatus.FAILED_PRECONDITION ? new PeerRefusedError(why) : new PeerUnavailableError(why));
+      });
+    });
+  }
+
+  /** Async mode: asks the secondary to apply a staged consistency group; resolves once applied there. */
+  commitGroup(req: CommitGroupRequest, signal?: AbortSignal): Promise<void> {
+    const c = this.#client;
+    if (!c || !this.connected) return Promise.reject(new PeerUnavailableError('not connected'));
+    return new Promise((resolve, reject) => {
+      const call = c.CommitGroup(req, (err) => {
+        if (!err) return resolve();
+        // FAILED_PRECONDITION is the secondary's own answer (it could not apply the group);
+        // anything else is the transport's.
+        const why = `group commit refused: ${err.details || err.message}`;
+        reject(err.code === GrpcStatus.FAILED_PRECONDITION ? new PeerRefusedError(why) : new PeerUnavailableError(why));
+      });
+      signal?.addEventListener('abort', () => call.cancel(), { once: true });
+    });
+  }
+
+  /** Ends the session (a failed write, a stalled peer) and reconnects. */
+  fail(reason: string): void {
+    if (!this.connected) return;
+    this.#drop(reason);
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    clearInterval(this.#heartbeat);
+    this.#drop('link closed');
+    this.#client?.close();
+    this.#client = null;
+  }
+
+  async #connect(): Promise<void> {
+    if (this.#closed || !this.#started) return;
+    try {
+      // The remembered sidecar first; the entry point when there is none.
+      let c = this.#dial(this.target);
+      let hs = await this.#handshake(c);
+      for (let hops = 0; hs.redirect !== ''; hops++) {
+        if (this.#closed) return;
+        if (hops >= MAX_REDIRECTS) throw new PeerUnavailableError(`redirected more than ${MAX_REDIRECTS} times (last to ${hs.redirect}): the remote site's sidecars disagree on who holds ${this.#opts.remotePair}`);
+        if (hs.redirect === this.#target) throw new PeerUnavailableError(`${this.#target} redirected to itself`);
+        this.#opts.logger.info('peer redirected', { from: this.#target, to: hs.redirect, remotePair: this.#opts.remotePair });
+        c = this.#dial(hs.redirect);
+        hs = await this.#handshake(c);
+      }
+      if (this.#closed) return;
+      if (hs.verdict !== '' || hs.sessionId === '') {
+        // No session, and why: the pair acts on it; the link tries again later (the other
+        // side may demote itself, or a person may resolve a split brain meanwhile).
+        this.#opts.onVerdict?.(hs);
+        this.#retryLater(hs.reason || `the peer started no session (${hs.verdict || 'no reason given'})`);
+        return;
+      }
+      this.#session = hs.sessionId;
+      this.#streams = { mirror: this.#open('mirror', c), resync: this.#open('resync', c) };
+      this.#backoff.reset();
+      this.lastError = '';
+      this.#startHeartbeat();
+      this.#opts.logger.info('peer session started', { peer: this.#target, entry: this.#opts.address, fullSyncRequired: hs.fullSyncRequired });
+      this.#opts.onSession(hs);
+    } catch (err) {
+      const why = ((err as { details?: string }).details || (err as Error).message).replace(/\s*Resolution note:\s*$/, '');
+      // A sidecar found by redirect that fails may no longer hold the pair: ask the
+      // entry point again next time.
+      const from = this.#target;
+      if (from !== this.#opts.address) {
+        this.#opts.logger.info('redirected peer failed; back to the entry point', { peer: from, entry: this.#opts.address, error: why });
+        this.#client?.close();
+        this.#client = null;
+        this.#target = '';
+      }
+      this.#retryLater(from === this.#opts.address ? why : `${from} (found by redirect): ${why}`);
+    }
+  }
+
+  #handshake(c: ReplicationServiceClient): Promise<HandshakeResponse__Output> {
+    return new Promise<HandshakeResponse__Output>((resolve, reject) => {
+      c.Handshake(
+        {
+          pairId: this.#opts.remotePair,
+          volumeBytes: this.#opts.volumeBytes,
+          blockSize: this.#opts.blockSize,
+          mode: this.#opts.mode,
+          primaryGeneration: this.#opts.legacyGeneration(),
+          syncedSecondaryGeneration: this.#opts.syncedPeerGeneration(),
+          generations: { ...this.#opts.generations(), history: [...this.#opts.generations().history] },
+        },
+        { deadline: new Date(Date.now() + (this.#opts.handshakeTimeoutMs ?? 5000)) },
+        (err, res) => (err || !res ? reject(err ?? new Error('empty handshake answer')) : resolve(res)),
+      );
+    });
+  }
+
+  #open(kind: StreamKind, client: ReplicationServiceClient): OpenStream {
+    const md = new Metadata();
+    md.set(SESSION_METADATA, this.#session);
+    md.set(PAIR_METADATA, this.#opts.remotePair);
+    const call = kind === 'mirror' ? client.Mirror(md) : client.Resync(md);
+    const s: OpenStream = { call, pending: new Map(), queue: [], blocked: false, lastSentAt: performance.now() };
+    const session = this.#session;
+    call.on('data', (ack: FrameAck__Output) => {
+      const p = s.pending.get(ack.sequence);
+      if (!p) return;
+      s.pending.delete(ack.sequence);
+      if (ack.error === '') p.resolve();
+      else p.reject(new PeerRefusedError(`the secondary could not apply frame ${ack.sequence}: ${ack.error}`));
+    });
+    call.on('drain', () => {
+      s.blocked = false;
+      while (s.queue.length > 0 && !s.blocked) {
+        if (!call.write(s.queue.shift()!)) s.blocked = true;
+      }
+    });
+    const end = (why: string): void => {
+      if (this.#session === session) this.#drop(why);
+    };
+    call.on('error', (err: Error & { details?: string }) => end(`${kind} stream: ${err.details || err.message}`));
+    call.on('end', () => end(`${kind} stream ended`));
+    return s;
+  }
+
+  #drop(reason: string): void {
+    const streams = this.#streams;
+    this.#streams = {};
+    const wasConnected = this.#session !== '';
+    if (!wasConnected && !this.#closed) return; // already dropped; a reconnect is scheduled
+    this.#session = '';
+    clearInterval(this.#heartbeat);
+    for (const s of Object.values(streams)) {
+      for (const p of s.pending.values()) p.reject(new PeerUnavailableError(reason));
+      s.pending.clear();
+      s.queue = [];
+      s.call.cancel();
+    }
+    if (wasConnected) {
+      this.#opts.logger.warn('peer session ended', { peer: this.#target, reason });
+      this.#opts.onSession(null, reason);
+    }
+    if (!this.#closed) this.#retryLater(reason);
+  }
+
+  /**
+   * Every HEARTBEAT_MS: an empty frame on an idle mirror stream, so the secondary can
+   * tell a live session from a dead one in both modes; and a check that the secondary
+   * still answers — a frame unacknowledged for `livenessMs` ends the session (a peer
+   * that hangs with its TCP connection open would otherwise stall the pair forever).
+   */
+  #startHeartbeat(): void {
+    clearInterval(this.#heartbeat);
+    const liveness = this.#opts.livenessMs ?? DEFAULT_LIVENESS_MS;
+    this.#heartbeat = setInterval(() => {
+      const now = performance.now();
+      const m = this.#streams.mirror;
+      if (m === undefined) return;
+      // Only the mirror stream is watched: bulk frames may queue behind a slow link for
+      // long, but heartbeats and foreground writes are answered unless the peer is gone.
+      const oldest = m.pending.values().next().value;
+      if (oldest !== undefined && now - oldest.sentAt > liveness) {
+        this.fail(`the secondary did not answer for ${Math.round((now - oldest.sentAt) / 1000)} s`);
+        return;
+      }
+      if (now - m.lastSentAt >= HEARTBEAT_MS) this.send('mirror', { runs: [], payload: EMPTY, crc32c: EMPTY_CHECKSUM, durable: false }).catch(() => undefined);
+    }, HEARTBEAT_MS);
+    this.#heartbeat.unref();
+  }
+
+  #retryLater(reason: string): void {
+    if (this.#closed) return;
+    this.lastError = reason;
+    this.retries++;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#connect(), this.#backoff.next());
+    this.#timer.unref();
+  }
+}
