@@ -16,10 +16,9 @@ import { decideResync } from '../replication/lineage/decide-resync.js';
 import { validGenerations, type GenerationIds } from '../replication/lineage/generation-ids.js';
 import { handshakeVerdict } from '../replication/lineage/handshake-verdict.js';
 import { SecondaryEndpoint, type PeerVerdict } from '../replication/secondary/secondary-endpoint.js';
-import { AsyncReplicator } from '../replication/primary/async-replicator.js';
-import type { ConsistencyGroup } from '../replication/primary/consistency-group.js';
 import type { ConsistencyGroups } from '../replication/primary/consistency-groups.js';
-import { SyncReplicator } from '../replication/primary/sync-replicator.js';
+import { createReplicator } from '../replication/primary/create-replicator.js';
+import type { Replicator, ReplicatorStatus } from '../replication/primary/replicator.js';
 import { openPairVolume, type PairVolumeOptions } from '../volume/open-pair-volume.js';
 import type { Volume } from '../volume/volume.js';
 import { DEFAULT_MAX_COORDINATION_MS, DEFAULT_MAX_DRAIN_MS, pairSettings, type PairSettings, type PairSpec } from './pair-spec.js';
@@ -129,8 +128,7 @@ export class Pair {
   readonly #export: VolumeExport | FencedExport | null;
   readonly #nbd: NbdServer | null;
   readonly #stateDir: string;
-  readonly #replicator: SyncReplicator | AsyncReplicator | null;
-  readonly #group: { groups: ConsistencyGroups; name: string; group: ConsistencyGroup } | null;
+  readonly #replicator: Replicator | null;
   readonly endpoint: SecondaryEndpoint | null;
   readonly #logger: Logger;
   readonly #onSelfDemoted: ((p: Pair) => void) | undefined;
@@ -153,8 +151,7 @@ export class Pair {
       logger: Logger;
       exp?: VolumeExport | FencedExport;
       nbd?: NbdServer;
-      replicator?: SyncReplicator | AsyncReplicator;
-      group?: { groups: ConsistencyGroups; name: string; group: ConsistencyGroup };
+      replicator?: Replicator;
       endpoint?: SecondaryEndpoint;
       onSelfDemoted?: (p: Pair) => void;
     },
@@ -164,7 +161,6 @@ export class Pair {
     this.#logger = parts.logger;
     this.#onSelfDemoted = parts.onSelfDemoted;
     this.#replicator = parts.replicator ?? null;
-    this.#group = parts.group ?? null;
     this.endpoint = parts.endpoint ?? null;
     this.spec = spec;
     this.#stateDir = stateDir;
@@ -248,51 +244,33 @@ export class Pair {
       const onPeerVerdict = (hs: HandshakeResponse__Output | null): void => {
         if (self.pair !== undefined) self.pair.#onPeerVerdict(hs);
       };
-      let replicator: SyncReplicator | AsyncReplicator | undefined;
-      let group: { groups: ConsistencyGroups; name: string; group: ConsistencyGroup } | undefined;
-      if (spec.peer && spec.mode === 'async') {
-        const name = spec.consistencyGroup ?? spec.name;
-        const settings = {
-          name,
-          peer: spec.peer,
-          intervalMs: spec.groupIntervalMs ?? 0,
-          maxCoordinationMs: spec.maxCoordinationMs ?? DEFAULT_MAX_COORDINATION_MS,
-          maxDrainMs: spec.maxDrainMs ?? DEFAULT_MAX_DRAIN_MS,
-        };
-        ctx.groups.check(settings);
-        // The replicator tells its group about new work; the group exists once it joined.
-        const member: { group?: ConsistencyGroup } = {};
-        const r = new AsyncReplicator({
-          volume,
-          tracker,
-          meta,
-          peer: spec.peer,
-          remotePair: spec.peerPair ?? spec.name,
-          ...peerLinkTls(spec, ctx),
-          logger,
-          onWork: () => member.group?.notify(),
-          onVerdict: onPeerVerdict,
-        });
-        r.setPaused(spec.paused);
-        exp.attachReplication(r, () => meta.diverge());
-        replicator = r;
-        member.group = ctx.groups.join(settings, r);
-        group = { groups: ctx.groups, name, group: member.group };
-      } else if (spec.peer) {
-        replicator = new SyncReplicator({
-          volume,
-          tracker,
-          meta,
-          peer: spec.peer,
-          remotePair: spec.peerPair ?? spec.name,
-          ...peerLinkTls(spec, ctx),
-          ...(spec.writeTimeoutMs ? { writeTimeoutMs: spec.writeTimeoutMs } : {}),
-          ...(spec.resyncBytesPerSecond ? { resyncBytesPerSecond: spec.resyncBytesPerSecond } : {}),
-          ...(ctx.replicationBudgetBytes ? { maxInFlightBytes: ctx.replicationBudgetBytes } : {}),
-          logger,
-          onVerdict: onPeerVerdict,
-        });
-        replicator.setPaused(spec.paused);
+      let replicator: Replicator | undefined;
+      if (spec.peer) {
+        const common = { volume, tracker, meta, peer: spec.peer, remotePair: spec.peerPair ?? spec.name, ...peerLinkTls(spec, ctx), logger, paused: spec.paused, onVerdict: onPeerVerdict };
+        replicator = createReplicator(
+          spec.mode === 'async'
+            ? {
+                mode: 'async',
+                ...common,
+                group: {
+                  groups: ctx.groups,
+                  settings: {
+                    name: spec.consistencyGroup ?? spec.name,
+                    peer: spec.peer,
+                    intervalMs: spec.groupIntervalMs ?? 0,
+                    maxCoordinationMs: spec.maxCoordinationMs ?? DEFAULT_MAX_COORDINATION_MS,
+                    maxDrainMs: spec.maxDrainMs ?? DEFAULT_MAX_DRAIN_MS,
+                  },
+                },
+              }
+            : {
+                mode: 'sync',
+                ...common,
+                ...(spec.writeTimeoutMs ? { writeTimeoutMs: spec.writeTimeoutMs } : {}),
+                ...(spec.resyncBytesPerSecond ? { resyncBytesPerSecond: spec.resyncBytesPerSecond } : {}),
+                ...(ctx.replicationBudgetBytes ? { maxInFlightBytes: ctx.replicationBudgetBytes } : {}),
+              },
+        );
         exp.attachReplication(replicator, () => meta.diverge());
       }
       nbd = new NbdServer(exp, { logger, onProtocolError: (r) => ctx.onProtocolError?.(spec.name, r) });
@@ -305,7 +283,6 @@ export class Pair {
         exp,
         nbd,
         ...(replicator ? { replicator } : {}),
-        ...(group ? { group } : {}),
         ...(ctx.onSelfDemoted ? { onSelfDemoted: ctx.onSelfDemoted } : {}),
       });
       self.pair = pair;
@@ -462,22 +439,23 @@ export class Pair {
     const t = this.#tracker;
     const counters = this.#export instanceof VolumeExport ? this.#export.counters : { bytesWritten: 0, bytesRead: 0, writeOps: 0, readOps: 0 };
     const m = this.meta.data;
+    const r = this.#replicator?.status() ?? null;
     return {
       name: this.spec.name,
       role: this.spec.role,
       mode: this.spec.mode,
-      state: this.#state(),
+      state: this.#state(r),
       volumePath: this.spec.volumePath,
       volumeBytes: this.#volume.size,
       blockSize: this.spec.blockSize,
       // With a peer: what the secondary is known not to have (blocks awaiting their
       // durable confirmation are on it, and stay dirty in the log until confirmed).
-      outOfSyncBytes: this.#replicator?.outOfSyncBytes ?? t?.dirtyBytes ?? 0,
+      outOfSyncBytes: r?.outOfSyncBytes ?? t?.dirtyBytes ?? 0,
       dirtyBlocks: t?.dirtyBlocks ?? 0,
-      resyncProgressPercent: this.#replicator?.progressPercent ?? 0,
-      lastInSyncTimeMs: this.#replicator?.lastInSyncTimeMs ?? 0,
-      retries: this.#replicator?.retries ?? 0,
-      lastError: this.#lastError(),
+      resyncProgressPercent: r?.progressPercent ?? 0,
+      lastInSyncTimeMs: r?.lastInSyncTimeMs ?? 0,
+      retries: r?.retries ?? 0,
+      lastError: this.#lastError(r),
       ...counters,
       nbdConnections: this.#nbd?.connectionCount ?? 0,
       nbdAddress: this.#nbd?.tcpAddress ?? '',
@@ -485,16 +463,16 @@ export class Pair {
       peer: this.spec.peer ?? '',
       peerPair: this.spec.peer ? (this.spec.peerPair ?? this.spec.name) : '',
       settings: pairSettings(this.spec),
-      bytesOnWire: this.#replicator?.bytesOnWire ?? this.endpoint?.stats.bytesApplied ?? 0,
-      bytesReplicated: this.#replicator?.bytesReplicated ?? this.endpoint?.stats.bytesApplied ?? 0,
-      replicationErrors: this.#replicator?.refusals ?? this.endpoint?.stats.applyErrors ?? 0,
-      ...this.#asyncStatus(),
+      bytesOnWire: r?.bytesOnWire ?? this.endpoint?.stats.bytesApplied ?? 0,
+      bytesReplicated: r?.bytesReplicated ?? this.endpoint?.stats.bytesApplied ?? 0,
+      replicationErrors: r?.refusals ?? this.endpoint?.stats.applyErrors ?? 0,
+      ...this.#asyncStatus(r),
       generation: m.current,
       bitmapGeneration: m.bitmap,
       historyGenerations: [...m.history],
       // A secondary's: its endpoint's last primary, in session or refused (a session
       // once left it blank, so the operator had nothing to show).
-      peerGeneration: this.#replicator?.peerGeneration || this.#verdict?.peerGeneration || this.endpoint?.peerGeneration || '',
+      peerGeneration: r?.peerGeneration || this.#verdict?.peerGeneration || this.endpoint?.peerGeneration || '',
       fenced: this.#export?.readOnly ?? false,
       consistent: this.endpoint?.consistent ?? m.current !== '',
       primaryDemoted: m.primaryDemoted,
@@ -505,10 +483,11 @@ export class Pair {
     };
   }
 
-  #asyncStatus(): Pick<PairStatusView, 'consistencyGroup' | 'lastConsistencyPointTimeMs' | 'rpoSeconds' | 'groupsFormed' | 'groupsFailed' | 'groupsDeferred' | 'coordinationHoldP50Ms' | 'coordinationHoldP99Ms' | 'coordinationHoldMaxMs'> {
-    const r = this.#replicator instanceof AsyncReplicator ? this.#replicator : null;
+  /** `r`: the replicator's status (null: a secondary, or a primary without a peer). */
+  #asyncStatus(r: ReplicatorStatus | null): Pick<PairStatusView, 'consistencyGroup' | 'lastConsistencyPointTimeMs' | 'rpoSeconds' | 'groupsFormed' | 'groupsFailed' | 'groupsDeferred' | 'coordinationHoldP50Ms' | 'coordinationHoldP99Ms' | 'coordinationHoldMaxMs'> {
+    // A sync replicator has no consistency points (0) and no group (null).
     const last = r?.lastConsistencyPointTimeMs ?? this.endpoint?.lastConsistencyPointTimeMs ?? 0;
-    const g = this.#group?.group.stats();
+    const g = r?.group;
     return {
       consistencyGroup: this.spec.consistencyGroup ?? '',
       lastConsistencyPointTimeMs: last,
@@ -524,20 +503,20 @@ export class Pair {
     };
   }
 
-  #state(): PairStateName {
+  #state(r: ReplicatorStatus | null): PairStateName {
     if (this.#paused) return 'Paused';
     if (this.endpoint) return this.endpoint.state;
-    if (this.#verdict?.verdict === 'split-brain' && this.#replicator !== null && this.#replicator.state === 'Retrying') return 'SplitBrain';
-    return this.#replicator?.state ?? 'Standalone';
+    if (this.#verdict?.verdict === 'split-brain' && r !== null && r.state === 'Retrying') return 'SplitBrain';
+    return r?.state ?? 'Standalone';
   }
 
-  #lastError(): string {
+  #lastError(r: ReplicatorStatus | null): string {
     const trackerError = this.#tracker.lastError;
     if (trackerError) return `dirty log: ${trackerError.message}`;
     // Why there is no session while the peers disagree, not the last dial's transport error.
     // Unrelated data too: a refusal no retry cures, which must not read as a link error.
-    if (this.#verdict !== null && (this.#stale || this.#state() === 'SplitBrain' || this.#verdict.verdict === 'unrelated')) return this.#verdict.reason;
-    return this.#replicator?.lastError ?? this.endpoint?.lastError ?? '';
+    if (this.#verdict !== null && (this.#stale || this.#state(r) === 'SplitBrain' || this.#verdict.verdict === 'unrelated')) return this.#verdict.reason;
+    return r?.lastError ?? this.endpoint?.lastError ?? '';
   }
 
   /** Graceful stop: in-flight requests finish, data is flushed, the bitmap persisted. */
@@ -545,7 +524,7 @@ export class Pair {
     if (this.#closed) return;
     this.#closed = true;
     await this.#nbd?.close();
-    if (this.#group && this.#replicator instanceof AsyncReplicator) this.#group.groups.leave(this.#group.name, this.#replicator);
+    // An async replicator leaves its consistency group as it closes.
     this.#replicator?.close();
     await this.endpoint?.journal.close();
     // Durable data first, then the bitmap that describes it.

@@ -1,6 +1,7 @@
 import type { DirtyTracker } from '../bitmap/dirty-tracker.js';
 import { VolumeIoError } from '../errors.js';
 import type { NbdExport } from '../nbd/nbd-export.js';
+import type { Replicator } from '../replication/primary/replicator.js';
 import type { Volume } from '../volume/volume.js';
 
 export interface IoCounters {
@@ -8,21 +9,6 @@ export interface IoCounters {
   bytesRead: number;
   writeOps: number;
   readOps: number;
-}
-
-/** What replication needs from the write path (the sync replicator implements it). */
-export interface WriteReplication {
-  /**
-   * Before the local write; may make it wait (a resync copy of its blocks in flight, an
-   * old block to copy aside). Gives a ticket for afterLocalWrite or abandon.
-   */
-  beforeLocalWrite(offset: number, length: number): Promise<number> | number;
-  /** After the local write: mirror it (chunks null: zeroes) or record it. Never rejects. */
-  afterLocalWrite(ticket: number, offset: number, chunks: Buffer[] | null, length: number, durable?: boolean): Promise<void>;
-  /** FLUSH: every write acknowledged so far durable on the peer or out of sync. */
-  flushBarrier(): Promise<void>;
-  /** The local write failed after beforeLocalWrite: its blocks are out of sync. */
-  abandon(ticket: number, offset: number, length: number): void;
 }
 
 const ZERO_CHUNK = 1 << 20;
@@ -42,7 +28,7 @@ export class VolumeExport implements NbdExport {
   readonly counters: IoCounters = { bytesWritten: 0, bytesRead: 0, writeOps: 0, readOps: 0 };
   readonly #volume: Volume;
   readonly #tracker: DirtyTracker;
-  #replication: WriteReplication | null = null;
+  #replication: Replicator | null = null;
   #fenced = false;
   /** Writes that reached the volume without the peer: see recordUntrackedWrites. */
   #onDiverge: (() => Promise<void> | undefined) | null = null;
@@ -54,7 +40,7 @@ export class VolumeExport implements NbdExport {
     this.#tracker = tracker;
   }
 
-  attachReplication(r: WriteReplication | null, onDiverge?: () => Promise<void> | undefined): void {
+  attachReplication(r: Replicator | null, onDiverge?: () => Promise<void> | undefined): void {
     this.#replication = r;
     this.#onDiverge = onDiverge ?? null;
   }

@@ -4,14 +4,16 @@ import { BlockBitmap } from '../../bitmap/block-bitmap.js';
 import type { DirtyTracker } from '../../bitmap/dirty-tracker.js';
 import { BlockmirrorError, ClosedError } from '../../errors.js';
 import type { TlsFiles, TlsMaterial } from '../../grpc/grpc-credentials.js';
-import type { WriteReplication } from '../../pair/volume-export.js';
 import type { Volume } from '../../volume/volume.js';
 import { frameChecksum } from '../wire/frame-builder.js';
 import type { GenerationIds } from '../lineage/generation-ids.js';
 import type { PairMeta } from '../lineage/pair-meta.js';
+import type { ConsistencyGroup } from './consistency-group.js';
+import type { ConsistencyGroups, GroupSettings } from './consistency-groups.js';
 import { PeerFault } from './peer-fault.js';
 import { pairLink, type LinkFactory, type PeerLink, type ReplicationLink } from './peer-link.js';
 import { peerPlan } from './peer-plan.js';
+import type { Replicator, ReplicatorStatus } from './replicator.js';
 import { waitUntil } from './wait-until.js';
 
 export class GroupAbortedError extends BlockmirrorError {
@@ -33,8 +35,15 @@ export interface AsyncReplicatorOptions {
   /** The one peer identity the secondary may present (default: any peer identity). */
   serverIdentity?: string;
   logger: Logger;
-  /** Something to ship appeared, or the link came up: the group coordinator may form a group. */
-  onWork(): void;
+  /**
+   * The consistency group this replicator joins as it is made and leaves as it closes
+   * (the sidecar's groups, and the group's settings: see ConsistencyGroups.join).
+   */
+  group?: { groups: ConsistencyGroups; settings: GroupSettings };
+  /** Something to ship appeared, or the link came up: the group coordinator may form a group (its group is told too). */
+  onWork?(): void;
+  /** Starts paused (see setPaused). */
+  paused?: boolean;
   /** Copy-aside memory for the draining group; default DEFAULT_ASIDE_BUDGET_BYTES. */
   asideBudgetBytes?: number;
   /** The link to the secondary; default a PeerLink to `peer` (unit tests pass a fake). */
@@ -90,7 +99,7 @@ interface Drain {
  * first copies the old block aside, so the group carries only data of its point in time.
  * The ConsistencyGroup coordinator decides when to cut, drain and commit.
  */
-export class AsyncReplicator implements WriteReplication {
+export class AsyncReplicator implements Replicator {
   readonly #o: AsyncReplicatorOptions;
   readonly #link: ReplicationLink;
   /** The secondary refuses frames or groups: the coordinator's retries back off. */
@@ -131,14 +140,25 @@ export class AsyncReplicator implements WriteReplication {
   bytesWritten = 0;
   /** Groups abandoned because their copy-aside budget ran out. */
   groupsAbandoned = 0;
+  /** The consistency group joined (options.group); left at close. */
+  #membership: { groups: ConsistencyGroups; name: string; group: ConsistencyGroup } | null = null;
 
   constructor(o: AsyncReplicatorOptions) {
     this.#o = o;
+    this.#paused = o.paused ?? false;
     this.#bs = o.tracker.layout.blockSize;
     // Dirty after a crash or an earlier run: unknown on the secondary, so in the next group.
     this.#recording = o.tracker.dirtyBitmap();
     const onSession = (s: HandshakeResponse__Output | null): void => void this.#onSession(s);
     this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'async', o.onVerdict ? { onVerdict: o.onVerdict } : {});
+    // Last: the group may look at its members at once.
+    if (o.group !== undefined) this.#membership = { groups: o.group.groups, name: o.group.settings.name, group: o.group.groups.join(o.group.settings, this) };
+  }
+
+  /** Tells whoever forms groups that there is something to do (see onWork). */
+  #onWork(): void {
+    this.#o.onWork?.();
+    this.#membership?.group.notify();
   }
 
   start(): void {
@@ -146,6 +166,9 @@ export class AsyncReplicator implements WriteReplication {
   }
 
   close(): void {
+    // Out of its group first (the group's stats stay readable in status()).
+    const m = this.#membership;
+    if (m !== null && !this.#closed) m.groups.leave(m.name, this);
     this.#closed = true;
     this.#link.close();
     this.#releaseHold();
@@ -159,7 +182,7 @@ export class AsyncReplicator implements WriteReplication {
 
   setPaused(paused: boolean): void {
     this.#paused = paused;
-    if (!paused) this.#o.onWork();
+    if (!paused) this.#onWork();
   }
 
   get state(): AsyncState {
@@ -170,6 +193,23 @@ export class AsyncReplicator implements WriteReplication {
 
   get outOfSyncBytes(): number {
     return Math.min((this.#recording.count + this.#groupOnly) * this.#bs, this.#o.volume.size);
+  }
+
+  status(): ReplicatorStatus {
+    return {
+      state: this.state,
+      outOfSyncBytes: this.outOfSyncBytes,
+      progressPercent: this.progressPercent,
+      lastInSyncTimeMs: this.lastInSyncTimeMs,
+      retries: this.retries,
+      lastError: this.lastError,
+      refusals: this.refusals,
+      bytesOnWire: this.bytesOnWire,
+      bytesReplicated: this.bytesReplicated,
+      peerGeneration: this.peerGeneration,
+      lastConsistencyPointTimeMs: this.lastConsistencyPointTimeMs,
+      group: this.#membership?.group.stats() ?? null,
+    };
   }
 
   /** Progress of the initial copy (100 outside it). */
@@ -235,7 +275,7 @@ export class AsyncReplicator implements WriteReplication {
       if (d !== null && d.blocks.test(b) && !this.#recording.test(b)) this.#groupOnly--;
       this.#recording.set(b);
     }
-    if (wasEmpty) this.#o.onWork();
+    if (wasEmpty) this.#onWork();
     if (d === null || d.abandoned !== null) return epoch;
     // The group's version of these blocks must be captured before this newer write lands.
     const captures: Promise<Buffer>[] = [];
@@ -375,7 +415,7 @@ export class AsyncReplicator implements WriteReplication {
       if (d.id === 0) void this.#checkpointAfterCopy();
     }
     if (ok && timeMs > 0) this.lastConsistencyPointTimeMs = timeMs;
-    else this.#o.onWork();
+    else this.#onWork();
     const cut = this.#lastCut;
     if (ok && cut !== null && cut.id === d.id && d.id !== 0 && this.#adoptPending) {
       // One after the other, each group's attempt after the previous one's.
@@ -414,7 +454,7 @@ export class AsyncReplicator implements WriteReplication {
    */
   async shipEverything(signal: AbortSignal): Promise<void> {
     for (;;) {
-      await waitUntil(() => this.#open() && this.ready && this.#recording.count === 0 && this.#drain === null && this.#inflight.size === 0 && this.#adopting === null, signal, () => this.#o.onWork());
+      await waitUntil(() => this.#open() && this.ready && this.#recording.count === 0 && this.#drain === null && this.#inflight.size === 0 && this.#adopting === null, signal, () => this.#onWork());
       await this.#o.meta.markShared();
       // Everything is applied (no block recorded, none draining): the secondary holds our data.
       if (this.#recording.count > 0 || this.#drain !== null || !this.#link.connected) continue;
@@ -515,7 +555,7 @@ export class AsyncReplicator implements WriteReplication {
     // Only now may a group be cut: one cut before the merge would be followed by a
     // MarkSynced telling the secondary its divergent blocks were overwritten.
     this.#sessionReady = this.#link.connected;
-    this.#o.onWork();
+    this.#onWork();
   }
 
   /**

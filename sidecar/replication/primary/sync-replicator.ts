@@ -3,7 +3,6 @@ import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/r
 import { BlockBitmap } from '../../bitmap/block-bitmap.js';
 import type { DirtyTracker } from '../../bitmap/dirty-tracker.js';
 import type { TlsFiles, TlsMaterial } from '../../grpc/grpc-credentials.js';
-import type { WriteReplication } from '../../pair/volume-export.js';
 import type { Volume } from '../../volume/volume.js';
 import { ClosedError, type BlockmirrorError } from '../../errors.js';
 import type { PairMeta } from '../lineage/pair-meta.js';
@@ -11,6 +10,7 @@ import { frameChecksum } from '../wire/frame-builder.js';
 import { peerPlan, type PeerPlan } from './peer-plan.js';
 import { PeerFault } from './peer-fault.js';
 import { DEFAULT_LIVENESS_MS, pairLink, type LinkFactory, type ReplicationLink } from './peer-link.js';
+import type { Replicator, ReplicatorStatus } from './replicator.js';
 import { ResyncController } from './resync-controller.js';
 import { waitUntil } from './wait-until.js';
 
@@ -20,6 +20,7 @@ interface PendingClean {
   id: number;
 }
 
+/** The states of a sync replicator (a subset of ReplicatorState). */
 export type ReplicationState = 'Initializing' | 'InSync' | 'Resyncing' | 'Retrying';
 
 export interface SyncReplicatorOptions {
@@ -45,6 +46,8 @@ export interface SyncReplicatorOptions {
   maxInFlightBytes?: number;
   /** The link to the secondary; default a PeerLink to `peer` (unit tests pass a fake). */
   link?: LinkFactory;
+  /** Starts paused (see setPaused). */
+  paused?: boolean;
   logger: Logger;
   /** The peer answered a handshake with a verdict and no session (see PeerLink); null: a session started. */
   onVerdict?(answer: HandshakeResponse__Output | null): void;
@@ -62,7 +65,7 @@ export const DEFAULT_MAX_INFLIGHT_BYTES = 32 << 20;
  * recorded by the dirty tracker before the local write). Out-of-sync blocks are
  * retried by a background resync whenever the link is up; nothing waits for a human.
  */
-export class SyncReplicator implements WriteReplication {
+export class SyncReplicator implements Replicator {
   readonly #o: SyncReplicatorOptions;
   readonly #link: ReplicationLink;
   /** Blocks the secondary is known not to have: failed or unsent writes, resync work. */
@@ -112,6 +115,7 @@ export class SyncReplicator implements WriteReplication {
 
   constructor(o: SyncReplicatorOptions) {
     this.#o = o;
+    this.#paused = o.paused ?? false;
     this.#blockSize = o.tracker.layout.blockSize;
     // Everything the tracker holds dirty (recovered after a crash included) is unsent.
     this.#oos = o.tracker.dirtyBitmap();
@@ -188,6 +192,24 @@ export class SyncReplicator implements WriteReplication {
   setPaused(paused: boolean): void {
     this.#paused = paused;
     if (!paused) this.#kick();
+  }
+
+  status(): ReplicatorStatus {
+    return {
+      state: this.state,
+      outOfSyncBytes: this.outOfSyncBytes,
+      progressPercent: this.progressPercent,
+      lastInSyncTimeMs: this.lastInSyncTimeMs,
+      retries: this.retries,
+      lastError: this.lastError,
+      refusals: this.refusals,
+      bytesOnWire: this.bytesOnWire,
+      bytesReplicated: this.bytesReplicated,
+      peerGeneration: this.peerGeneration,
+      // No consistency groups in sync mode.
+      lastConsistencyPointTimeMs: 0,
+      group: null,
+    };
   }
 
   /** Before a local write: waits while a resync copy of any of its blocks is in flight. */
