@@ -17,6 +17,7 @@ import type { HandshakeResponse__Output } from '../proto/gen/blockmirror/replica
 import { channelCredentials, readTlsMaterial, type TlsFiles } from '../sidecar/grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../sidecar/grpc/load-proto.js';
 import { PeerFront } from '../sidecar/replication/secondary/peer-front.js';
+import { MAX_PEER_MESSAGE_BYTES } from '../sidecar/replication/wire/peer-protocol.js';
 import { replicationService } from '../sidecar/replication/secondary/replication-service.js';
 import { fuzz } from './helpers/fuzz.js';
 import { openSecondaryEndpoint } from './helpers/open-secondary-endpoint.js';
@@ -46,7 +47,7 @@ class PeerPort {
     this.#tmp = await openTempVolume('bm-peer-fuzz-', VOLUME_BYTES);
     const state = join(this.#tmp.dir, 'state');
     const ep = await openSecondaryEndpoint(PAIR, this.#tmp.volume, BLOCK_SIZE, state, logger);
-    this.#grpc = new GrpcServer({ 'grpc.max_receive_message_length': 64 << 20 });
+    this.#grpc = new GrpcServer({ 'grpc.max_receive_message_length': MAX_PEER_MESSAGE_BYTES });
     this.#grpc.addService(
       loadReplicationProto().blockmirror.replication.v1.ReplicationService.service,
       replicationService({

@@ -13,9 +13,9 @@ import { SidecarMetrics } from '../metrics/sidecar-metrics.js';
 import { raiseServerFlowControlWindow } from '../grpc/server-flow-control.js';
 import { GroupCommitter } from '../replication/secondary/group-committer.js';
 import { PeerFront } from '../replication/secondary/peer-front.js';
-import { PEER_FLOW_CONTROL_WINDOW } from '../replication/primary/peer-link.js';
 import { replicationService } from '../replication/secondary/replication-service.js';
 import type { SitePairLocator } from '../replication/secondary/site-pair-locator.js';
+import { MAX_PEER_MESSAGE_BYTES, PEER_FLOW_CONTROL_WINDOW } from '../replication/wire/peer-protocol.js';
 import { parseHostPort } from '../net/host-port.js';
 import { PairManager } from '../pair/pair-manager.js';
 import { Dmsetup } from '../splice/dmsetup.js';
@@ -203,7 +203,7 @@ export class SidecarDaemon {
     await committer.recover(pairs.secondaryEndpoints());
 
     // The peer port: the replication service (secondary side) and health.
-    const peer = new GrpcServer({ 'grpc.max_receive_message_length': 64 << 20 });
+    const peer = new GrpcServer({ 'grpc.max_receive_message_length': MAX_PEER_MESSAGE_BYTES });
     // Frames of up to a few MiB stream in without waiting for a window update each 64 KiB.
     raiseServerFlowControlWindow(peer, PEER_FLOW_CONTROL_WINDOW);
     peer.addService(

@@ -6,6 +6,7 @@ import { BlockmirrorError, ClosedError } from '../../errors.js';
 import type { TlsFiles, TlsMaterial } from '../../grpc/grpc-credentials.js';
 import type { Volume } from '../../volume/volume.js';
 import { frameChecksum } from '../wire/frame-builder.js';
+import { emptyFrame } from '../wire/peer-protocol.js';
 import type { GenerationIds } from '../lineage/generation-ids.js';
 import type { PairMeta } from '../lineage/pair-meta.js';
 import type { ConsistencyGroup } from './consistency-group.js';
@@ -71,7 +72,6 @@ export const DEFAULT_ASIDE_BUDGET_BYTES = 64 << 20;
 /** Frames of a drain in flight at once (the link's bandwidth-delay product on a LAN). */
 const FRAMES_IN_FLIGHT = 16;
 const ZEROES = Buffer.alloc(FRAME_BYTES);
-const EMPTY = Buffer.alloc(0);
 
 interface Drain {
   id: number;
@@ -150,7 +150,7 @@ export class AsyncReplicator implements Replicator {
     // Dirty after a crash or an earlier run: unknown on the secondary, so in the next group.
     this.#recording = o.tracker.dirtyBitmap();
     const onSession = (s: HandshakeResponse__Output | null): void => void this.#onSession(s);
-    this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'async', o.onVerdict ? { onVerdict: o.onVerdict } : {});
+    this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'async');
     // Last: the group may look at its members at once.
     if (o.group !== undefined) this.#membership = { groups: o.group.groups, name: o.group.settings.name, group: o.group.groups.join(o.group.settings, this) };
   }
@@ -479,7 +479,7 @@ export class AsyncReplicator implements Replicator {
     // Group 0 was written straight to the secondary's volume, not durably: a durable
     // barrier makes the whole copy survive a power cut there before the secondary is
     // told its image is complete and the primary forgets the blocks.
-    await this.#link.send('resync', { runs: [], payload: EMPTY, crc32c: frameChecksum([], EMPTY), durable: true }).catch((err: Error) => {
+    await this.#link.send('resync', emptyFrame(true)).catch((err: Error) => {
       this.#noteRefusal(err);
       throw err;
     });

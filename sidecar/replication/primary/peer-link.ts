@@ -9,9 +9,8 @@ import { BlockmirrorError } from '../../errors.js';
 import { channelCredentials, type TlsFiles, type TlsMaterial } from '../../grpc/grpc-credentials.js';
 import { loadReplicationProto } from '../../grpc/load-proto.js';
 import { Backoff } from './backoff.js';
-import { frameChecksum } from '../wire/frame-builder.js';
 import type { GenerationIds } from '../lineage/generation-ids.js';
-import { PAIR_METADATA, SESSION_METADATA } from '../secondary/replication-service.js';
+import { DEFAULT_LIVENESS_MS, emptyFrame, HEARTBEAT_MS, MAX_PEER_MESSAGE_BYTES, PAIR_METADATA, PEER_FLOW_CONTROL_WINDOW, SESSION_METADATA } from '../wire/peer-protocol.js';
 
 export class PeerUnavailableError extends BlockmirrorError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -33,16 +32,6 @@ export class PeerRefusedError extends BlockmirrorError {
 }
 
 export type StreamKind = 'mirror' | 'resync';
-
-/** An empty frame goes out on an idle link this often: the secondary's sign of life. */
-export const HEARTBEAT_MS = 1000;
-/** A frame unanswered this long means the secondary is gone, even if TCP says otherwise. */
-export const DEFAULT_LIVENESS_MS = 10_000;
-const EMPTY = Buffer.alloc(0);
-const EMPTY_CHECKSUM = frameChecksum([], EMPTY);
-
-/** HTTP/2 flow-control window of peer connections, both ends (the server sets it too). */
-export const PEER_FLOW_CONTROL_WINDOW = 32 << 20;
 
 export interface PeerLinkOptions {
   /** The remote site's peer entry point (a Service, or any of its sidecars). */
@@ -96,6 +85,10 @@ export interface PairLinkSource {
   serverName?: string;
   serverIdentity?: string;
   logger: Logger;
+  /** Sync mode: a write the secondary does not answer within this fails (see livenessMs). */
+  writeTimeoutMs?: number;
+  /** See PeerLinkOptions.onVerdict. */
+  onVerdict?(answer: HandshakeResponse__Output): void;
 }
 
 /** What a replicator uses of its link: a PeerLink, or a fake in unit tests. */
@@ -104,13 +97,14 @@ export type ReplicationLink = Pick<PeerLink, 'start' | 'close' | 'connected' | '
 /** Makes a replicator's link; `onSession` is called as a session starts or ends. */
 export type LinkFactory = (onSession: PeerLinkOptions['onSession']) => ReplicationLink;
 
-/** The link of a primary pair to its secondary. */
-export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSession'], mode: PeerLinkOptions['mode'], opts: { livenessMs?: number; onVerdict?: PeerLinkOptions['onVerdict'] } = {}): PeerLink {
-  const livenessMs = opts.livenessMs;
+/** The link of a primary pair to its secondary, in either mode. */
+export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSession'], mode: PeerLinkOptions['mode']): PeerLink {
   return new PeerLink({
     mode,
-    ...(opts.onVerdict ? { onVerdict: opts.onVerdict } : {}),
-    ...(livenessMs !== undefined ? { livenessMs } : {}),
+    ...(o.onVerdict ? { onVerdict: (hs: HandshakeResponse__Output) => o.onVerdict?.(hs) } : {}),
+    // A peer slower than the write timeout already ends the session; liveness is the
+    // backstop for one that stops answering altogether, so never shorter than that.
+    livenessMs: Math.max(DEFAULT_LIVENESS_MS, o.writeTimeoutMs ?? 0),
     address: o.peer,
     ...(o.tls ? { tls: o.tls } : {}),
     ...(o.serverName ? { serverName: o.serverName } : {}),
@@ -213,8 +207,8 @@ export class PeerLink {
       // A subchannel of its own: another pair's session to the same node never shares
       // (or tears down) this one's connection.
       'grpc.use_local_subchannel_pool': 1,
-      'grpc.max_receive_message_length': 64 << 20,
-      'grpc.max_send_message_length': 64 << 20,
+      'grpc.max_receive_message_length': MAX_PEER_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_PEER_MESSAGE_BYTES,
       // Flow-control window well above HTTP/2's default 64 KiB: with it, a 1 MiB frame
       // would wait for window updates several times per frame.
       'grpc-node.flow_control_window': PEER_FLOW_CONTROL_WINDOW,
@@ -427,7 +421,7 @@ export class PeerLink {
         this.fail(`the secondary did not answer for ${Math.round((now - oldest.sentAt) / 1000)} s`);
         return;
       }
-      if (now - m.lastSentAt >= HEARTBEAT_MS) this.send('mirror', { runs: [], payload: EMPTY, crc32c: EMPTY_CHECKSUM, durable: false }).catch(() => undefined);
+      if (now - m.lastSentAt >= HEARTBEAT_MS) this.send('mirror', emptyFrame(false)).catch(() => undefined);
     }, HEARTBEAT_MS);
     this.#heartbeat.unref();
   }

@@ -9,7 +9,8 @@ import type { PairMeta } from '../lineage/pair-meta.js';
 import { frameChecksum } from '../wire/frame-builder.js';
 import { peerPlan, type PeerPlan } from './peer-plan.js';
 import { PeerFault } from './peer-fault.js';
-import { DEFAULT_LIVENESS_MS, pairLink, type LinkFactory, type ReplicationLink } from './peer-link.js';
+import { emptyFrame } from '../wire/peer-protocol.js';
+import { pairLink, type LinkFactory, type ReplicationLink } from './peer-link.js';
 import type { Replicator, ReplicatorStatus } from './replicator.js';
 import { ResyncController } from './resync-controller.js';
 import { waitUntil } from './wait-until.js';
@@ -123,9 +124,8 @@ export class SyncReplicator implements Replicator {
     // grown from one frame would have measured anything.
     this.#controller = new ResyncController({ minWindowBytes: 4 * RESYNC_FRAME_BYTES, ...(o.resyncBytesPerSecond ? { maxBytesPerSecond: o.resyncBytesPerSecond } : {}) });
     const onSession = (s: HandshakeResponse__Output | null): void => void this.#onSession(s);
-    // A peer slower than the write timeout already ends the session; liveness is the
-    // backstop for one that stops answering altogether.
-    this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'sync', { livenessMs: Math.max(DEFAULT_LIVENESS_MS, o.writeTimeoutMs ?? 0), onVerdict: (hs) => o.onVerdict?.(hs) });
+    // The link sends the heartbeats and watches the secondary's liveness (see pairLink).
+    this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'sync');
   }
 
   start(): void {
@@ -150,7 +150,7 @@ export class SyncReplicator implements Replicator {
     // Acknowledgements may arrive out of order: only what was acknowledged before the
     // barrier was sent was written before it on the secondary, so only that is covered.
     const upTo = this.#pendingId;
-    return this.#withTimeout(this.#link.send('mirror', { runs: [], payload: EMPTY, crc32c: EMPTY_CHECKSUM, durable: true })).then((ok) => {
+    return this.#withTimeout(this.#link.send('mirror', emptyFrame(true))).then((ok) => {
       if (ok) this.#confirmPending(upTo);
       else this.#pendingToOos();
     });
@@ -704,4 +704,3 @@ interface ResyncFrame {
 const READ_AHEAD_FRAMES = 8;
 const ZEROES = Buffer.alloc(1 << 20);
 const EMPTY = Buffer.alloc(0);
-const EMPTY_CHECKSUM = frameChecksum([], EMPTY);

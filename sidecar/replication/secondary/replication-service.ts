@@ -10,10 +10,8 @@ import { BlockmirrorError } from '../../errors.js';
 import { peerRefusal } from '../../identity/peer-refusal.js';
 import type { AuthContext } from '../../identity/auth-context.js';
 import type { FrameStream, SecondaryEndpoint } from './secondary-endpoint.js';
+import { PAIR_METADATA, SESSION_METADATA } from '../wire/peer-protocol.js';
 import type { SitePairLocator } from './site-pair-locator.js';
-
-export const SESSION_METADATA = 'x-blockmirror-session';
-export const PAIR_METADATA = 'x-blockmirror-pair';
 
 /** What answers a handshake for a pair: its secondary endpoint, or a primary that says what it holds. */
 export interface HandshakeResponder {

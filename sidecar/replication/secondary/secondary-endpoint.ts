@@ -8,6 +8,7 @@ import type { DirtyTracker } from '../../bitmap/dirty-tracker.js';
 import { BlockmirrorError, GeometryMismatchError } from '../../errors.js';
 import type { Volume } from '../../volume/volume.js';
 import { frameRuns } from '../wire/frame-builder.js';
+import { SECONDARY_LIVENESS_MS } from '../wire/peer-protocol.js';
 import { formatGenerations, validGenerations, type GenerationIds } from '../lineage/generation-ids.js';
 import type { GroupJournal } from './group-journal.js';
 import { handshakeVerdict, type RefusalVerdict } from '../lineage/handshake-verdict.js';
@@ -43,9 +44,6 @@ export interface PeerVerdict {
 /** Which stream a frame came on: resync frames written in block order break point-in-time consistency. */
 export type FrameStream = 'mirror' | 'resync';
 
-// The primary's link sends a frame (heartbeat) every second in both modes; silence this
-// long means it is gone.
-const LIVENESS_MS = 5000;
 // A failure to apply stays shown until applies succeed again and none failed for this long
 // (a half-full disk refuses some frames and takes others).
 const FAULT_CLEAR_MS = 5000;
@@ -102,7 +100,7 @@ export class SecondaryEndpoint {
 
   /** A session exists and frames (at least heartbeats) keep arriving. */
   get connected(): boolean {
-    return this.#session !== '' && performance.now() - this.#lastSeen < LIVENESS_MS;
+    return this.#session !== '' && performance.now() - this.#lastSeen < SECONDARY_LIVENESS_MS;
   }
 
   /**
