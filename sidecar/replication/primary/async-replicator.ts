@@ -5,7 +5,7 @@ import type { DirtyTracker } from '../../bitmap/dirty-tracker.js';
 import { BlockmirrorError, ClosedError } from '../../errors.js';
 import type { TlsFiles, TlsMaterial } from '../../grpc/grpc-credentials.js';
 import type { Volume } from '../../volume/volume.js';
-import { frameChecksum } from '../wire/frame-builder.js';
+import { DEFAULT_MAX_FRAME_PAYLOAD, FrameBuilder, type Frame } from '../wire/frame-builder.js';
 import { emptyFrame } from '../wire/peer-protocol.js';
 import type { GenerationIds } from '../lineage/generation-ids.js';
 import type { PairMeta } from '../lineage/pair-meta.js';
@@ -62,7 +62,7 @@ interface CutInfo {
 
 export type AsyncState = 'Initializing' | 'Replicating' | 'Retrying';
 
-const FRAME_BYTES = 256 * 1024;
+const FRAME_BYTES = DEFAULT_MAX_FRAME_PAYLOAD;
 /**
  * Old block versions a pair may hold copied aside for its draining group. A drain that
  * falls this far behind the writes is abandoned (its blocks go back to the recording
@@ -71,7 +71,6 @@ const FRAME_BYTES = 256 * 1024;
 export const DEFAULT_ASIDE_BUDGET_BYTES = 64 << 20;
 /** Frames of a drain in flight at once (the link's bandwidth-delay product on a LAN). */
 const FRAMES_IN_FLIGHT = 16;
-const ZEROES = Buffer.alloc(FRAME_BYTES);
 
 interface Drain {
   id: number;
@@ -363,7 +362,7 @@ export class AsyncReplicator implements Replicator {
       if (failure !== null) break;
       this.bytesOnWire += frame.payload.length;
       const p = this.#link
-        .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: frameChecksum(frame.runs, frame.payload), durable: false, group: d.id })
+        .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: frame.crc32c, durable: false, group: d.id })
         .then(
           () => {
             frames++;
@@ -588,26 +587,21 @@ export class AsyncReplicator implements Replicator {
     return p;
   }
 
-  async #frame(d: Drain, blocks: number[]): Promise<{ runs: { offset: number; length: number; zero: boolean }[]; payload: Buffer; bytes: number }> {
+  async #frame(d: Drain, blocks: number[]): Promise<Frame & { bytes: number }> {
     const bufs = await Promise.all(blocks.map((b) => this.#capture(d, b) ?? Promise.resolve(d.aside.get(b))));
     // Abandoned meanwhile: the copies aside are gone, and the group will not be committed.
     if (d.abandoned !== null) throw new GroupAbortedError(`group ${d.id}: ${d.abandoned}`);
-    const runs: { offset: number; length: number; zero: boolean }[] = [];
-    const data: Buffer[] = [];
+    // drain() keeps a frame within FRAME_BYTES, or one block when blocks are larger.
+    const builder = new FrameBuilder({ maxPayloadBytes: Math.max(FRAME_BYTES, this.#bs) });
     let bytes = 0;
     blocks.forEach((b, i) => {
       const buf = bufs[i]!;
       d.aside.delete(b);
       if (d.heldForWrites.delete(b)) d.asideBytes -= buf.length;
-      const offset = b * this.#bs;
-      const zero = buf.equals(ZEROES.subarray(0, buf.length));
-      const last = runs[runs.length - 1];
-      if (last && last.zero === zero && last.offset + last.length === offset) last.length += buf.length;
-      else runs.push({ offset, length: buf.length, zero });
-      if (!zero) data.push(buf);
+      builder.addBlock(b * this.#bs, buf);
       bytes += buf.length;
     });
-    return { runs, payload: data.length === 1 ? data[0]! : Buffer.concat(data), bytes };
+    return { ...builder.takeOne(), bytes };
   }
 
   /**

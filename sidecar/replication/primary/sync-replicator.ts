@@ -6,7 +6,7 @@ import type { TlsFiles, TlsMaterial } from '../../grpc/grpc-credentials.js';
 import type { Volume } from '../../volume/volume.js';
 import { ClosedError, type BlockmirrorError } from '../../errors.js';
 import type { PairMeta } from '../lineage/pair-meta.js';
-import { frameChecksum } from '../wire/frame-builder.js';
+import { DEFAULT_MAX_FRAME_PAYLOAD, frameChecksum, FrameBuilder, type Frame } from '../wire/frame-builder.js';
 import { peerPlan, type PeerPlan } from './peer-plan.js';
 import { PeerFault } from './peer-fault.js';
 import { emptyFrame } from '../wire/peer-protocol.js';
@@ -54,7 +54,7 @@ export interface SyncReplicatorOptions {
   onVerdict?(answer: HandshakeResponse__Output | null): void;
 }
 
-const RESYNC_FRAME_BYTES = 256 * 1024;
+const RESYNC_FRAME_BYTES = DEFAULT_MAX_FRAME_PAYLOAD;
 /** Period of the durable barrier that confirms writes of applications that seldom flush. */
 const BARRIER_MS = 1000;
 export const DEFAULT_MAX_INFLIGHT_BYTES = 32 << 20;
@@ -569,7 +569,7 @@ export class SyncReplicator implements Replicator {
       this.#controller.onSent(size);
       this.bytesOnWire += frame.payload.length;
       const p: Promise<void> = this.#link
-        .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: frameChecksum(frame.runs, frame.payload), durable: false })
+        .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: frame.crc32c, durable: false })
         .then(
           () => {
             this.#controller.onAcked(size, performance.now() - started);
@@ -659,21 +659,13 @@ export class SyncReplicator implements Replicator {
     const size = this.#o.volume.size;
     const frameSpans = spans(blocks);
     const bufs = await Promise.all(frameSpans.map(([first, count]) => this.#o.volume.read(first * bs, Math.min(count * bs, size - first * bs))));
-    const runs: Run[] = [];
-    const data: Buffer[] = [];
+    // #selectFrame keeps a frame within RESYNC_FRAME_BYTES, or one block when blocks are larger.
+    const builder = new FrameBuilder({ maxPayloadBytes: Math.max(RESYNC_FRAME_BYTES, bs) });
     frameSpans.forEach(([first], i) => {
       const buf = bufs[i]!;
-      for (let at = 0; at < buf.length; at += bs) {
-        const chunk = buf.subarray(at, Math.min(at + bs, buf.length));
-        const offset = first * bs + at;
-        const zero = chunk.equals(ZEROES.subarray(0, chunk.length));
-        const last = runs[runs.length - 1];
-        if (last && last.zero === zero && last.offset + last.length === offset) last.length += chunk.length;
-        else runs.push({ offset, length: chunk.length, zero });
-        if (!zero) data.push(chunk);
-      }
+      for (let at = 0; at < buf.length; at += bs) builder.addBlock(first * bs + at, buf.subarray(at, Math.min(at + bs, buf.length)));
     });
-    return { runs, payload: data.length === 1 ? data[0]! : Buffer.concat(data), blocks };
+    return { ...builder.takeOne(), blocks };
   }
 }
 
@@ -688,19 +680,10 @@ function spans(blocks: number[]): [number, number][] {
   return out;
 }
 
-interface Run {
-  offset: number;
-  length: number;
-  zero: boolean;
-}
-
-interface ResyncFrame {
-  runs: Run[];
-  payload: Buffer;
+interface ResyncFrame extends Frame {
   blocks: number[];
 }
 
 /** Resync frames being read from the volume ahead of the one being sent. */
 const READ_AHEAD_FRAMES = 8;
-const ZEROES = Buffer.alloc(1 << 20);
 const EMPTY = Buffer.alloc(0);

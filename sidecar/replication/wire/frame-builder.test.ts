@@ -212,6 +212,39 @@ describe('FrameBuilder', () => {
     expect(() => new FrameBuilder({ maxZeroRunBytes: 2 ** 32 })).toThrow(InvalidArgumentError);
   });
 
+  it('sends blocks read as all zero as zero runs, merged with their neighbours', () => {
+    const b = new FrameBuilder({ maxPayloadBytes: 2 * MiB });
+    const data = pattern(8 * KiB, 4 * KiB);
+    b.addBlock(0, Buffer.alloc(4 * KiB));
+    b.addBlock(4 * KiB, Buffer.alloc(4 * KiB));
+    b.addBlock(8 * KiB, data);
+    // Longer than any buffer the zero test compares with at once.
+    b.addBlock(MiB, Buffer.alloc(2 * MiB));
+    const f = b.takeOne();
+    expect(f.runs).toEqual([
+      { offset: 0, length: 8 * KiB, zero: true },
+      { offset: 8 * KiB, length: 4 * KiB, zero: false },
+      { offset: MiB, length: 2 * MiB, zero: true },
+    ]);
+    expect(f.payload).toEqual(data);
+    expect(f.crc32c).toBe(frameChecksum(f.runs, f.payload));
+    const late = Buffer.alloc(2 * MiB);
+    late[2 * MiB - 1] = 1;
+    b.addBlock(0, late);
+    expect(b.takeOne().runs).toEqual([{ offset: 0, length: 2 * MiB, zero: false }]);
+  });
+
+  it('takes everything as one frame only when it fits one', () => {
+    const b = new FrameBuilder({ maxPayloadBytes: 8 * KiB });
+    expect(() => b.takeOne()).toThrow(InvalidArgumentError);
+    b.add({ offset: 0, data: pattern(0, 8 * KiB) });
+    expect(b.takeOne().payload).toEqual(pattern(0, 8 * KiB));
+    b.add({ offset: 0, data: pattern(0, 12 * KiB) });
+    expect(() => b.takeOne()).toThrow(InvalidArgumentError);
+    // Nothing was taken: the frames are all still there.
+    expect(takeAll(b).map((f) => f.payload.length)).toEqual([8 * KiB, 4 * KiB]);
+  });
+
   it('round-trips random runs through frames and the decoder', () => {
     const volumeBytes = 8 * MiB;
     for (const seed of [1, 2, 3, 4, 5]) {

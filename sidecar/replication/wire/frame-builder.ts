@@ -13,6 +13,7 @@ export const DEFAULT_MAX_ZERO_RUN = 1024 ** 3;
 /** Largest payload a frame may be configured for: well below grpc-js's 4 MiB default message limit. */
 export const MAX_FRAME_PAYLOAD_LIMIT = 2 * 1024 * 1024;
 const UINT32_MAX = 0xffffffff;
+const ZEROES = Buffer.alloc(1 << 20);
 
 /** Data to ship at `offset`: one buffer, or several that follow each other in the volume. */
 export interface DataRunInput {
@@ -108,10 +109,26 @@ export class FrameBuilder {
     else this.#addData(run.offset, run.data);
   }
 
+  /** A block read from the volume: all zero, it goes as a zero run (no payload); else as data. */
+  addBlock(offset: number, data: Buffer): void {
+    if (isZero(data)) this.#addZero(offset, data.length);
+    else this.#addData(offset, data);
+  }
+
   /** The next frame, full or not (a partial frame is flushed), or null when empty. */
   take(): Frame | null {
     const next = this.#sealed.shift() ?? (this.#open.runs.length > 0 ? this.#detachOpen() : undefined);
     return next === undefined ? null : this.#finish(next);
+  }
+
+  /**
+   * Everything added, as one frame: for a sender that chose what fits one frame. Throws
+   * InvalidArgumentError when it did not fit (nothing is taken then) or nothing was added.
+   */
+  takeOne(): Frame {
+    if (this.#sealed.length > 0) throw new InvalidArgumentError('the runs added do not fit one frame');
+    if (this.#open.runs.length === 0) throw new InvalidArgumentError('no runs to take');
+    return this.#finish(this.#detachOpen());
   }
 
   /** The next frame if it is full (payload or run count at its maximum), else null. */
@@ -270,6 +287,14 @@ export function frameRuns(frame: WireFrame, volumeBytes: number): DecodedRun[] {
 
 function emptyFrame(): PendingFrame {
   return { runs: [], chunks: [], bytes: 0 };
+}
+
+function isZero(data: Buffer): boolean {
+  for (let at = 0; at < data.length; at += ZEROES.length) {
+    const n = Math.min(ZEROES.length, data.length - at);
+    if (!data.subarray(at, at + n).equals(ZEROES.subarray(0, n))) return false;
+  }
+  return true;
 }
 
 function isIntegerIn(n: number, min: number, max: number): boolean {
