@@ -1,20 +1,15 @@
-import type { Logger } from 'winston';
 import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { BlockBitmap } from '../../bitmap/block-bitmap.js';
-import type { DirtyTracker } from '../../bitmap/dirty-tracker.js';
 import { BlockmirrorError, ClosedError } from '../../errors.js';
-import type { TlsFiles, TlsMaterial } from '../../grpc/grpc-credentials.js';
-import type { Volume } from '../../volume/volume.js';
 import { DEFAULT_MAX_FRAME_PAYLOAD, FrameBuilder, type Frame } from '../wire/frame-builder.js';
 import { emptyFrame } from '../wire/peer-protocol.js';
 import type { GenerationIds } from '../lineage/generation-ids.js';
-import type { PairMeta } from '../lineage/pair-meta.js';
 import type { ConsistencyGroup } from './consistency-group.js';
 import type { ConsistencyGroups, GroupSettings } from './consistency-groups.js';
 import { PeerFault } from './peer-fault.js';
-import { pairLink, type LinkFactory, type PeerLink, type ReplicationLink } from './peer-link.js';
+import { pairLink, type PeerLink, type ReplicationLink } from './peer-link.js';
 import { peerPlan } from './peer-plan.js';
-import type { Replicator, ReplicatorStatus } from './replicator.js';
+import { replicatorStatus, type Replicator, type ReplicatorPairOptions, type ReplicatorStatus } from './replicator.js';
 import { waitUntil } from './wait-until.js';
 
 export class GroupAbortedError extends BlockmirrorError {
@@ -24,18 +19,7 @@ export class GroupAbortedError extends BlockmirrorError {
   }
 }
 
-export interface AsyncReplicatorOptions {
-  volume: Volume;
-  tracker: DirtyTracker;
-  meta: PairMeta;
-  peer: string;
-  remotePair: string;
-  tls?: TlsFiles | TlsMaterial;
-  /** The name the secondary's certificate must carry (default: the dialled host). */
-  serverName?: string;
-  /** The one peer identity the secondary may present (default: any peer identity). */
-  serverIdentity?: string;
-  logger: Logger;
+export interface AsyncReplicatorOptions extends ReplicatorPairOptions {
   /**
    * The consistency group this replicator joins as it is made and leaves as it closes
    * (the sidecar's groups, and the group's settings: see ConsistencyGroups.join).
@@ -43,14 +27,8 @@ export interface AsyncReplicatorOptions {
   group?: { groups: ConsistencyGroups; settings: GroupSettings };
   /** Something to ship appeared, or the link came up: the group coordinator may form a group (its group is told too). */
   onWork?(): void;
-  /** Starts paused (see setPaused). */
-  paused?: boolean;
   /** Copy-aside memory for the draining group; default DEFAULT_ASIDE_BUDGET_BYTES. */
   asideBudgetBytes?: number;
-  /** The link to the secondary; default a PeerLink to `peer` (unit tests pass a fake). */
-  link?: LinkFactory;
-  /** The peer answered a handshake with a verdict and no session (see PeerLink); null: a session started. */
-  onVerdict?(answer: HandshakeResponse__Output | null): void;
 }
 
 /** What a cut saw: the generation its group is a point of, and the writes acknowledged without the peer so far. */
@@ -195,20 +173,7 @@ export class AsyncReplicator implements Replicator {
   }
 
   status(): ReplicatorStatus {
-    return {
-      state: this.state,
-      outOfSyncBytes: this.outOfSyncBytes,
-      progressPercent: this.progressPercent,
-      lastInSyncTimeMs: this.lastInSyncTimeMs,
-      retries: this.retries,
-      lastError: this.lastError,
-      refusals: this.refusals,
-      bytesOnWire: this.bytesOnWire,
-      bytesReplicated: this.bytesReplicated,
-      peerGeneration: this.peerGeneration,
-      lastConsistencyPointTimeMs: this.lastConsistencyPointTimeMs,
-      group: this.#membership?.group.stats() ?? null,
-    };
+    return replicatorStatus(this, { lastConsistencyPointTimeMs: this.lastConsistencyPointTimeMs, group: this.#membership?.group.stats() ?? null });
   }
 
   /** Progress of the initial copy (100 outside it). */

@@ -1,4 +1,11 @@
+import type { Logger } from 'winston';
+import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
+import type { DirtyTracker } from '../../bitmap/dirty-tracker.js';
+import type { TlsFiles, TlsMaterial } from '../../grpc/grpc-credentials.js';
+import type { Volume } from '../../volume/volume.js';
+import type { PairMeta } from '../lineage/pair-meta.js';
 import type { GroupStats } from './consistency-group.js';
+import type { LinkFactory } from './peer-link.js';
 
 /** The write path's hooks into replication: what the export calls around each write. */
 export interface WriteReplication {
@@ -37,6 +44,47 @@ export interface ReplicatorStatus {
   lastConsistencyPointTimeMs: number;
   /** Async: the pair's consistency group; null in sync mode. */
   group: GroupStats | null;
+}
+
+/** What a replicator of either mode is made with: its pair, and how to reach the secondary. */
+export interface ReplicatorPairOptions {
+  volume: Volume;
+  tracker: DirtyTracker;
+  meta: PairMeta;
+  peer: string;
+  remotePair: string;
+  tls?: TlsFiles | TlsMaterial;
+  /** The name the secondary's certificate must carry (default: the dialled host). */
+  serverName?: string;
+  /** The one peer identity the secondary may present (default: any peer identity). */
+  serverIdentity?: string;
+  logger: Logger;
+  /** The link to the secondary; default a PeerLink to `peer` (unit tests pass a fake). */
+  link?: LinkFactory;
+  /** Starts paused (see setPaused). */
+  paused?: boolean;
+  /** The peer answered a handshake with a verdict and no session (see PeerLink); null: a session started. */
+  onVerdict?(answer: HandshakeResponse__Output | null): void;
+}
+
+/** The status fields both modes read the same way, from a replicator's getters. */
+export type CommonStatus = Omit<ReplicatorStatus, 'lastConsistencyPointTimeMs' | 'group'>;
+
+/** A replicator's status(): its common getters, read once, and its mode's own fields. */
+export function replicatorStatus(r: CommonStatus, own: Pick<ReplicatorStatus, 'lastConsistencyPointTimeMs' | 'group'>): ReplicatorStatus {
+  return {
+    state: r.state,
+    outOfSyncBytes: r.outOfSyncBytes,
+    progressPercent: r.progressPercent,
+    lastInSyncTimeMs: r.lastInSyncTimeMs,
+    retries: r.retries,
+    lastError: r.lastError,
+    refusals: r.refusals,
+    bytesOnWire: r.bytesOnWire,
+    bytesReplicated: r.bytesReplicated,
+    peerGeneration: r.peerGeneration,
+    ...own,
+  };
 }
 
 /**

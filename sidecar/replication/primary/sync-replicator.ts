@@ -1,17 +1,12 @@
-import type { Logger } from 'winston';
 import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { BlockBitmap } from '../../bitmap/block-bitmap.js';
-import type { DirtyTracker } from '../../bitmap/dirty-tracker.js';
-import type { TlsFiles, TlsMaterial } from '../../grpc/grpc-credentials.js';
-import type { Volume } from '../../volume/volume.js';
 import { ClosedError, type BlockmirrorError } from '../../errors.js';
-import type { PairMeta } from '../lineage/pair-meta.js';
 import { DEFAULT_MAX_FRAME_PAYLOAD, frameChecksum, FrameBuilder, type Frame } from '../wire/frame-builder.js';
 import { peerPlan, type PeerPlan } from './peer-plan.js';
 import { PeerFault } from './peer-fault.js';
 import { emptyFrame } from '../wire/peer-protocol.js';
-import { pairLink, type LinkFactory, type ReplicationLink } from './peer-link.js';
-import type { Replicator, ReplicatorStatus } from './replicator.js';
+import { pairLink, type ReplicationLink } from './peer-link.js';
+import { replicatorStatus, type Replicator, type ReplicatorPairOptions, type ReplicatorStatus } from './replicator.js';
 import { ResyncController } from './resync-controller.js';
 import { waitUntil } from './wait-until.js';
 
@@ -24,17 +19,7 @@ interface PendingClean {
 /** The states of a sync replicator (a subset of ReplicatorState). */
 export type ReplicationState = 'Initializing' | 'InSync' | 'Resyncing' | 'Retrying';
 
-export interface SyncReplicatorOptions {
-  volume: Volume;
-  tracker: DirtyTracker;
-  meta: PairMeta;
-  peer: string;
-  remotePair: string;
-  tls?: TlsFiles | TlsMaterial;
-  /** The name the secondary's certificate must carry (default: the dialled host). */
-  serverName?: string;
-  /** The one peer identity the secondary may present (default: any peer identity). */
-  serverIdentity?: string;
+export interface SyncReplicatorOptions extends ReplicatorPairOptions {
   /** A write not acknowledged by the secondary within this is marked out of sync. */
   writeTimeoutMs?: number;
   /** Hard cap on resync bandwidth; 0 or undefined: only the dynamic window. */
@@ -45,13 +30,6 @@ export interface SyncReplicatorOptions {
    * slow or stalled peer can pin. Default DEFAULT_MAX_INFLIGHT_BYTES.
    */
   maxInFlightBytes?: number;
-  /** The link to the secondary; default a PeerLink to `peer` (unit tests pass a fake). */
-  link?: LinkFactory;
-  /** Starts paused (see setPaused). */
-  paused?: boolean;
-  logger: Logger;
-  /** The peer answered a handshake with a verdict and no session (see PeerLink); null: a session started. */
-  onVerdict?(answer: HandshakeResponse__Output | null): void;
 }
 
 const RESYNC_FRAME_BYTES = DEFAULT_MAX_FRAME_PAYLOAD;
@@ -195,21 +173,8 @@ export class SyncReplicator implements Replicator {
   }
 
   status(): ReplicatorStatus {
-    return {
-      state: this.state,
-      outOfSyncBytes: this.outOfSyncBytes,
-      progressPercent: this.progressPercent,
-      lastInSyncTimeMs: this.lastInSyncTimeMs,
-      retries: this.retries,
-      lastError: this.lastError,
-      refusals: this.refusals,
-      bytesOnWire: this.bytesOnWire,
-      bytesReplicated: this.bytesReplicated,
-      peerGeneration: this.peerGeneration,
-      // No consistency groups in sync mode.
-      lastConsistencyPointTimeMs: 0,
-      group: null,
-    };
+    // No consistency groups in sync mode.
+    return replicatorStatus(this, { lastConsistencyPointTimeMs: 0, group: null });
   }
 
   /** Before a local write: waits while a resync copy of any of its blocks is in flight. */
