@@ -125,7 +125,10 @@ export class Pair {
   readonly #volume: Volume;
   /** A primary's out-of-sync blocks; a secondary's divergent ones (see SecondaryEndpoint). */
   readonly #tracker: DirtyTracker;
-  readonly #export: VolumeExport | FencedExport | null;
+  /** A primary's export (null for a secondary). */
+  readonly #export: VolumeExport | null;
+  /** A secondary's fenced export, when it has export settings. */
+  readonly #fencedExport: FencedExport | null;
   readonly #nbd: NbdServer | null;
   readonly #stateDir: string;
   readonly #replicator: Replicator | null;
@@ -149,7 +152,8 @@ export class Pair {
       meta: PairMeta;
       tracker: DirtyTracker;
       logger: Logger;
-      exp?: VolumeExport | FencedExport;
+      exp?: VolumeExport;
+      fencedExport?: FencedExport;
       nbd?: NbdServer;
       replicator?: Replicator;
       endpoint?: SecondaryEndpoint;
@@ -167,6 +171,7 @@ export class Pair {
     this.#volume = volume;
     this.#tracker = parts.tracker;
     this.#export = exp;
+    this.#fencedExport = parts.fencedExport ?? null;
     this.#nbd = nbd;
     this.#paused = spec.paused;
   }
@@ -236,7 +241,7 @@ export class Pair {
           await nbd.listen({ tcp: spec.nbdListen, socket: spec.nbdSocket });
         }
         logger.info('secondary pair started', { volume: spec.volumePath, bytes: volume.size, generation: meta.current, divergentBlocks: tracker.dirtyBlocks, fencedExport: nbd?.tcpAddress || nbd?.socketPath || '' });
-        return new Pair(spec, dir, volume, { meta, tracker, logger, endpoint, ...(exp && nbd ? { exp, nbd } : {}), ...(ctx.onSelfDemoted ? { onSelfDemoted: ctx.onSelfDemoted } : {}) });
+        return new Pair(spec, dir, volume, { meta, tracker, logger, endpoint, ...(exp && nbd ? { fencedExport: exp, nbd } : {}), ...(ctx.onSelfDemoted ? { onSelfDemoted: ctx.onSelfDemoted } : {}) });
       }
       const exp = new VolumeExport(spec.name, volume, tracker);
       // The replicators report handshake verdicts to the pair, made below.
@@ -362,7 +367,7 @@ export class Pair {
     this.#demoting = true;
     // For good, whatever happens next: this side never takes a write as a primary again.
     this.#stale = true;
-    if (this.#export instanceof VolumeExport) this.#export.fenceWrites();
+    this.#export?.fenceWrites();
     this.#verdict = { verdict: 'dialer-stale', reason, peerGeneration };
     this.#logger.warn('this primary is stale: demoting itself', { reason, generation: this.meta.current, peerGeneration });
     this.meta.demote().then(
@@ -391,18 +396,18 @@ export class Pair {
   }
 
   recordUntrackedWrites(ranges: ReadonlyArray<readonly [number, number]>): Promise<void> {
-    if (!(this.#export instanceof VolumeExport)) return Promise.reject(new FailedPreconditionError(`pair ${this.spec.name} is a secondary`));
+    if (this.#export === null) return Promise.reject(new FailedPreconditionError(`pair ${this.spec.name} is a secondary`));
     return this.#export.recordUntrackedWrites(ranges);
   }
 
   /** Demotion, first step: the export refuses writes from now on. */
   fenceWrites(): void {
-    if (this.#export instanceof VolumeExport) this.#export.fenceWrites();
+    this.#export?.fenceWrites();
   }
 
   /** A demotion that did not happen: the export takes writes again (never once stale). */
   unfence(): void {
-    if (this.#export instanceof VolumeExport && !this.#stale) this.#export.unfence();
+    if (!this.#stale) this.#export?.unfence();
   }
 
   /**
@@ -437,7 +442,7 @@ export class Pair {
 
   status(): PairStatusView {
     const t = this.#tracker;
-    const counters = this.#export instanceof VolumeExport ? this.#export.counters : { bytesWritten: 0, bytesRead: 0, writeOps: 0, readOps: 0 };
+    const counters = this.#export?.counters ?? { bytesWritten: 0, bytesRead: 0, writeOps: 0, readOps: 0 };
     const m = this.meta.data;
     const r = this.#replicator?.status() ?? null;
     return {
@@ -473,7 +478,7 @@ export class Pair {
       // A secondary's: its endpoint's last primary, in session or refused (a session
       // once left it blank, so the operator had nothing to show).
       peerGeneration: r?.peerGeneration || this.#verdict?.peerGeneration || this.endpoint?.peerGeneration || '',
-      fenced: this.#export?.readOnly ?? false,
+      fenced: (this.#export ?? this.#fencedExport)?.readOnly ?? false,
       consistent: this.endpoint?.consistent ?? m.current !== '',
       primaryDemoted: m.primaryDemoted,
       discardMyData: m.discardMyData,
