@@ -1,23 +1,44 @@
 #!/usr/bin/env bash
-# Benchmarks synchronous replication between two sidecars on 127.0.0.1, in one run:
+# Benchmarks synchronous replication between two sidecars, in one run (issue 20's bench):
 #   (a) fio through the primary's NBD export, sync replication vs a standalone primary
-#       (no peer), same preallocated backing files: 1 MiB sequential writes, iodepth 8
-#       (MB/s) and 4 KiB random writes, iodepth 1 (IOPS, completion-latency p50)
-#       -> ratios and added p50 (targets: throughput ratio >= 0.6, added p50 <= 300 us);
-#       the 1 MiB job also runs against bench/mirror-bound.mjs, the least a Node mirror
-#       must do (local pwrite + raw socket to a pwriting receiver), as the yardstick
+#       (no peer) in the same sidecar, same preallocated backing files: 1 MiB sequential
+#       writes QD8 (MB/s), 4 KiB random writes QD1 (IOPS; latency p50, total and completion
+#       only) and QD32 (IOPS); medians and the medians of per-round paired ratios (latency:
+#       differences). Parts, each with its own sidecars and files:
+#       fio     shared cores, on 127.0.0.1; every job also against bench/mirror-bound.mjs
+#               (the least a Node mirror must do: local pwrite + bare TCP to a pwriting
+#               receiver) -> sync / bound (target >= 0.8)
+#       pinned  the nearest a 2-core machine comes to two hosts: fio and the primary
+#               sidecar (with the no-peer pair) on core 0, the secondary on core 1
+#               (taskset) -> sync / no peer at 1 MiB (target >= 0.6), added 4 KiB QD1
+#               total-latency p50 (target <= 150 us)
+#       pinned-tls  (not run by default) as pinned, with mutual TLS on the loopback peer
+#               link: the TLS share of the netem part's cost
+#       netem   as pinned, the secondary in its own network namespace behind a veth pair
+#               (10.201.0.1/30, .2/30) with tc netem: 10 Gbit/s and 0.5 ms each way (1 ms
+#               RTT); mutual TLS on the peer link (plaintext is loopback only) -> sync
+#               against the line rate (1250 MB/s), added QD1 p50 minus the RTT. Root only.
+#               A kernel without sch_netem (CONFIG_NET_SCH_NETEM unset) gets tbf at 10
+#               Gbit/s and no delay, and the report says so
+#       and CPU-seconds per GiB written of each process (sidecars, the bound's two)
 #   (b) resync after an outage: a volume of random data in sync, the secondary stopped
 #       (SIGTERM), 1% of its 64 KiB blocks rewritten at random through the export, the
 #       secondary restarted -> time to InSync, against rsync --inplace --no-whole-file of
 #       the same data onto a pre-outage copy of the secondary and a full nbdcopy of the
-#       export (target: resync >= 20x faster than rsync)
+#       export (target: resync >= 20x faster than rsync); the initial full sync's and the
+#       resync's rates against the nbdcopy's (target >= 0.8)
 # Usage: bench/sync-replication.sh [--write-results]
 #   --write-results  also append the report to bench/RESULTS.md
 # Environment: BENCH_RUNS (default 3) runs per measure, BENCH_RUNTIME (default 10) seconds
 #   per fio run, BENCH_RESYNC_GB (default 2, fractions allowed: 0.25) resync volume size,
-#   BENCH_PARTS (default "fio resync") to run one part only.
-# Root is optional: it lets every timed run start with the page cache dropped.
-# Not part of the tests: ~8 minutes at the defaults; it measures, it does not check.
+#   BENCH_PARTS (default "fio pinned netem resync") the parts to run (also: pinned-tls),
+#   BENCH_CPU_PROF=DIR sidecars run under node --cpu-prof (profiles in DIR/<part>-<sidecar>,
+#   written when they stop; summarised in the report; the profiler slows them down),
+#   BENCH_SKIP_INSTALL=1 skips hack/install-deps.sh (dist/ is still built).
+# Root is optional for fio, pinned and resync: it lets every timed run start with the page
+#   cache dropped; netem needs it (ip netns, tc).
+# Not part of the tests: ~20 minutes at the defaults (pinned-tls: 4 more); it measures, it
+#   does not check.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,12 +50,20 @@ HELPER=(node "$ROOT/bench/sync-replication.mjs")
 RUNS=${BENCH_RUNS:-3}
 RUNTIME=${BENCH_RUNTIME:-10}
 RESYNC_GB=${BENCH_RESYNC_GB:-2}
-PARTS=${BENCH_PARTS:-fio resync}
+PARTS=${BENCH_PARTS:-fio pinned netem resync}
+CPU_PROF=${BENCH_CPU_PROF:-}
+CLK_TCK=$(getconf CLK_TCK)
+# The netem part's namespace and addresses (a private /30; the secondary is .2).
+NETNS=blockmirror-bench20
+VETH_HOST=bm20-host
+VETH_NS=bm20-ns
+NETEM_HOST_ADDR=10.201.0.1
+NETEM_NS_ADDR=10.201.0.2
 FIO_VOLUME_MIB=1024 # (a): large enough for the page cache and the extents not to be one hot spot
 BLOCK_SIZE=65536    # the pairs' default tracking block
 WRITE_RESULTS=0
 
-usage() { sed -n '2,19s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,/^set -euo/s/^# \{0,1\}//p' "$0"; }
 for arg in "$@"; do
   case $arg in
     --write-results) WRITE_RESULTS=1 ;;
@@ -47,7 +76,9 @@ done
 [[ $RESYNC_GB =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "BENCH_RESYNC_GB must be a positive number" >&2; exit 2; }
 RESYNC_MIB=$(awk -v g="$RESYNC_GB" 'BEGIN { printf "%d", g * 1024 + 0.5 }')
 ((RESYNC_MIB >= 16)) || { echo "BENCH_RESYNC_GB must be at least 16 MiB (0.016)" >&2; exit 2; }
-for p in $PARTS; do [[ $p == fio || $p == resync ]] || { echo "BENCH_PARTS: unknown part $p" >&2; exit 2; }; done
+for p in $PARTS; do [[ $p =~ ^(fio|pinned|pinned-tls|netem|resync)$ ]] || { echo "BENCH_PARTS: unknown part $p" >&2; exit 2; }; done
+if [[ " $PARTS " == *" netem "* ]] && ((EUID != 0)); then echo "BENCH_PARTS: netem needs root (ip netns, tc)" >&2; exit 2; fi
+if [[ -n $CPU_PROF ]]; then mkdir -p "$CPU_PROF" && CPU_PROF=$(cd "$CPU_PROF" && pwd); fi
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -56,7 +87,7 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 NOTES=()
 note() { log "NOTE: $*"; NOTES+=("$*"); }
 
-bash hack/install-deps.sh >&2
+if [[ ${BENCH_SKIP_INSTALL:-0} != 1 ]]; then bash hack/install-deps.sh >&2; fi
 npm run --silent build >&2
 
 WORK=$(mktemp -d -t blockmirror-sync-bench.XXXXXX)
@@ -74,6 +105,7 @@ cleanup() {
   set +e
   trap - EXIT INT TERM
   for pid in "${CHILDREN[@]}"; do stop "$pid"; done
+  netem_down
   if ((rc != 0)); then
     show_logs "$WORK"
   fi
@@ -107,17 +139,36 @@ sidecar_ready() { helper ready "$1" control >/dev/null 2>&1; }
 
 # Sidecars by name: PID, bound addresses and the log file of their latest start.
 declare -A PID CONTROL PEER METRICS LOGF
+# How a sidecar is started, by name (set before start_sidecar; unset: as on shared cores):
+# CPUS its taskset CPU list, IN_NS the network namespace it runs in, LISTEN_HOST the host
+# its peer port binds, TLS 1 for mutual TLS on its peer link (--peer-cert/key/ca),
+# PROF_TAG the subdirectory of BENCH_CPU_PROF its profile goes to.
+declare -A CPUS IN_NS LISTEN_HOST TLS PROF_TAG
 STARTS=0
+
+# side_prefix NAME: SIDE_PRE, the command prefix that runs a command in NAME's network
+# namespace (if any) and on its CPUs (if any). ip netns exec and taskset both exec, so a
+# backgrounded "${SIDE_PRE[@]}" CMD is a simple command whose $! is CMD's own pid.
+side_prefix() {
+  SIDE_PRE=()
+  if [[ -n ${IN_NS[$1]:-} ]]; then SIDE_PRE+=(ip netns exec "${IN_NS[$1]}"); fi
+  if [[ -n ${CPUS[$1]:-} ]]; then SIDE_PRE+=(taskset -c "${CPUS[$1]}"); fi
+}
 
 # start_sidecar NAME [PEER_LISTEN]: a sidecar on STATE-DIR $WORK/state-NAME (kept across
 # restarts, so its pairs come back); PEER_LISTEN pins the peer port for a restart.
 start_sidecar() {
-  local name=$1 peer_listen=${2:-127.0.0.1:0} logf
+  local name=$1 peer_listen=${2:-${LISTEN_HOST[$1]:-127.0.0.1}:0} logf node=(node) tls=()
   STARTS=$((STARTS + 1))
   logf=$WORK/sidecar-$name.$STARTS.log
   mkdir -p "$WORK/state-$name"
-  "${CLI[@]}" sidecar --state-dir "$WORK/state-$name" --allow-volume-prefix "$WORK" --control-listen 127.0.0.1:0 \
-    --peer-listen "$peer_listen" --metrics-listen 127.0.0.1:0 >"$logf" 2>&1 &
+  # --cpu-prof cannot go through NODE_OPTIONS; the profile is written when node exits.
+  if [[ -n $CPU_PROF ]]; then node+=(--cpu-prof "--cpu-prof-dir=$CPU_PROF/${PROF_TAG[$name]:-$name}"); fi
+  if [[ ${TLS[$name]:-0} == 1 ]]; then tls=(--peer-cert "$WORK/pki/peer.crt" --peer-key "$WORK/pki/peer.key" --peer-ca "$WORK/pki/ca.crt"); fi
+  side_prefix "$name"
+  # A simple command: the background job's $! is the sidecar's (node's) own pid.
+  ${SIDE_PRE[@]+"${SIDE_PRE[@]}"} "${node[@]}" "$ROOT/dist/sidecar/cli/main.js" sidecar --state-dir "$WORK/state-$name" --allow-volume-prefix "$WORK" \
+    --control-listen 127.0.0.1:0 --peer-listen "$peer_listen" --metrics-listen 127.0.0.1:0 ${tls[@]+"${tls[@]}"} >"$logf" 2>&1 &
   PID[$name]=$!
   CHILDREN+=("$!")
   LOGF[$name]=$logf
@@ -138,11 +189,17 @@ stop_sidecar() {
   grep -q '"message":"sidecar stopped"' "${LOGF[$1]}" || note "sidecar $1 did not log \"sidecar stopped\" on SIGTERM"
 }
 
-# pair SIDECAR ARGS...: the pair subcommand against that sidecar's control address.
+# pair SIDECAR ARGS...: the pair subcommand against that sidecar's control address (a
+# loopback one: from inside the sidecar's namespace).
 pair() {
   local side=$1
-  shift
-  "${CLI[@]}" pair "$@" --control "${CONTROL[$side]}"
+  if [[ -n ${IN_NS[$side]:-} ]]; then
+    shift
+    ip netns exec "${IN_NS[$side]}" "${CLI[@]}" pair "$@" --control "${CONTROL[$side]}"
+  else
+    shift
+    "${CLI[@]}" pair "$@" --control "${CONTROL[$side]}"
+  fi
 }
 
 # status SIDECAR PAIR FIELD...: fields of `pair status -o json`, tab-separated.
@@ -188,62 +245,185 @@ settle() {
 }
 
 # ---------------------------------------------------------------------------------
-# (a) fio through the export: sync replication vs no peer
+# (a) fio through the export: sync replication vs no peer (and the bound)
 # ---------------------------------------------------------------------------------
-FIO_TABLE="(skipped: BENCH_PARTS leaves out fio)"
+declare -A FIO_TABLE CPU_TABLE
 FIO_DROPS=()
-
-# fio_run JOB TARGET RUN URI [OPTIONS...]: one time-based fio run, JSON to the results dir.
-fio_run() {
-  local job=$1 target=$2 run=$3 uri=$4
-  shift 4
-  settle
-  fio --name="$job" --ioengine=nbd --uri="$uri" --time_based --runtime="$RUNTIME" --ramp_time=1 \
-    --output-format=json --output="$WORK/results/$job.$target.$run.json" "$@" >&2
-  log "run $run/$RUNS $job against $target done"
-}
+FIO_PARTS=(fio pinned pinned-tls netem)
+declare -A PART_TITLE=(
+  [fio]="shared cores (127.0.0.1)"
+  [pinned]="pinned cores: fio and the primary on core 0, the secondary on core 1"
+  [pinned-tls]="pinned cores as above, mutual TLS on the loopback peer link (as netem has, without the veth)"
+  [netem]="pinned cores, the secondary behind netem (10 Gbit/s, 1 ms RTT, mutual TLS)"
+  [netem - tbf]="pinned cores, the secondary behind a veth at 10 Gbit/s (tbf), NO delay: the kernel has no netem; mutual TLS"
+)
+FIO_JOBS=(seqwrite-1m randwrite-4k-qd1 randwrite-4k-qd32)
 
 fio_job_opts() {
   case $1 in
     seqwrite-1m) echo --rw=write --bs=1M --iodepth=8 ;;
-    randwrite-4k-qd1) echo --rw=randwrite --bs=4k --iodepth=1 ;;
+    # --lat_percentiles: total latency (submission + completion) percentiles as well.
+    randwrite-4k-qd1) echo --rw=randwrite --bs=4k --iodepth=1 --lat_percentiles=1 ;;
+    randwrite-4k-qd32) echo --rw=randwrite --bs=4k --iodepth=32 --lat_percentiles=1 ;;
   esac
 }
 
+# cpu_ticks PID: utime + stime of PID (all its threads), in clock ticks; 0 once gone.
+cpu_ticks() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  # Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
+  awk '{ print $12 + $13 }' <<<"${stat##*) }"
+}
+
+# cpu_snapshot NAME=PID...: "NAME TICKS" lines.
+cpu_snapshot() {
+  local np
+  for np in "$@"; do printf '%s %s\n' "${np%%=*}" "$(cpu_ticks "${np#*=}")"; done
+}
+
+# fio_run DIR JOB TARGET RUN URI [OPTIONS...]: one time-based fio run, JSON to DIR, under
+# FIO_PRE (a taskset on pinned cores); the CPU time of each process in CPU_PROCS
+# (NAME=PID) over the measured part of the run (after the 1 s ramp) to DIR/cpu.tsv.
+fio_run() {
+  local dir=$1 job=$2 target=$3 run=$4 uri=$5 sampler name ticks
+  shift 5
+  settle
+  # The "before" snapshot as fio's ramp ends: fio's own start (an NBD connect) is a few ms.
+  (sleep 1 && cpu_snapshot "${CPU_PROCS[@]}" >"$dir/cpu.before") &
+  sampler=$!
+  ${FIO_PRE[@]+"${FIO_PRE[@]}"} fio --name="$job" --ioengine=nbd --uri="$uri" --time_based --runtime="$RUNTIME" --ramp_time=1 \
+    --output-format=json --output="$dir/$job.$target.$run.json" "$@" >&2
+  cpu_snapshot "${CPU_PROCS[@]}" >"$dir/cpu.after"
+  wait "$sampler"
+  while read -r name ticks; do
+    printf '%s\t%s\t%s\t%s\t%s\n' "$job" "$target" "$run" "$name" $((ticks - $(awk -v n="$name" '$1 == n { print $2 }' "$dir/cpu.before"))) >>"$dir/cpu.tsv"
+  done <"$dir/cpu.after"
+  log "run $run/$RUNS $job against $target done"
+}
+
+# make_pki: a throwaway CA and one dual-use peer certificate (serverAuth and clientAuth,
+# spiffe://blockmirror/bench/peer) for both ends of the netem link, as the tests make
+# theirs (test/helpers/test-pki.ts, peer-pki.ts).
+make_pki() {
+  local d=$WORK/pki
+  [[ -f $d/peer.crt ]] && return 0
+  mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench test CA" \
+    -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench-peer -keyout "$d/peer.key" -out "$d/peer.csr" 2>/dev/null
+  printf 'subjectAltName=IP:%s,IP:%s,IP:127.0.0.1,DNS:localhost,URI:spiffe://blockmirror/bench/peer\nextendedKeyUsage=serverAuth,clientAuth\n' \
+    "$NETEM_HOST_ADDR" "$NETEM_NS_ADDR" >"$d/peer.ext"
+  openssl x509 -req -in "$d/peer.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 -out "$d/peer.crt" \
+    -extfile "$d/peer.ext" 2>/dev/null
+}
+
+NETEM_UP=0
+NETEM_KIND=netem # or tbf, when the kernel has no sch_netem (see netem_up)
+NETEM_RTT_US=1000
+# netem_up: the namespace, the veth pair and netem on both ends (0.5 ms each way: 1 ms
+# RTT; 10 Gbit/s). limit: netem's queue of 1000 packets by default is below the link's
+# bandwidth-delay product (1.25 MB) once TSO makes them small; 10000 is not. A kernel
+# built without sch_netem (CONFIG_NET_SCH_NETEM unset: no other qdisc delays packets)
+# gets the rate alone, from tbf, and the report says so: no RTT to subtract then.
+netem_up() {
+  local q
+  netem_down
+  NETEM_UP=1
+  ip netns add "$NETNS"
+  ip link add "$VETH_HOST" type veth peer name "$VETH_NS"
+  ip link set "$VETH_NS" netns "$NETNS"
+  ip addr add "$NETEM_HOST_ADDR/30" dev "$VETH_HOST"
+  ip -n "$NETNS" addr add "$NETEM_NS_ADDR/30" dev "$VETH_NS"
+  ip link set "$VETH_HOST" up
+  ip -n "$NETNS" link set "$VETH_NS" up
+  ip -n "$NETNS" link set lo up
+  if tc qdisc add dev "$VETH_HOST" root netem delay 500us rate 10gbit limit 10000 2>"$WORK/tc.err"; then
+    NETEM_KIND=netem NETEM_RTT_US=1000
+    q=(netem delay 500us rate 10gbit limit 10000)
+  else
+    NETEM_KIND=tbf NETEM_RTT_US=0
+    q=(tbf rate 10gbit burst 8mb latency 10ms)
+    note "netem: this kernel has no netem qdisc ($(tr -d '\n' <"$WORK/tc.err")$(zcat /proc/config.gz 2>/dev/null | grep '^# CONFIG_NET_SCH_NETEM is not set' >/dev/null && echo ': CONFIG_NET_SCH_NETEM is not set')): the link is rate-limited by tbf to 10 Gbit/s with NO added delay; the netem part's latency is the veth's, not a 1 ms RTT's"
+    tc qdisc add dev "$VETH_HOST" root "${q[@]}"
+  fi
+  ip netns exec "$NETNS" tc qdisc add dev "$VETH_NS" root "${q[@]}"
+  NETEM_QDISC="tc qdisc add dev ... root ${q[*]}"
+  NETEM_PING=$(ping -c 5 -i 0.2 -q "$NETEM_NS_ADDR" 2>/dev/null | awk -F'[/ ]' '/^rtt/ { print $8 }') || true
+  log "netem: $VETH_HOST $NETEM_HOST_ADDR <-> $NETNS $VETH_NS $NETEM_NS_ADDR, ${q[*]}, ping rtt avg ${NETEM_PING:-?} ms"
+}
+
+# netem_down: removes what netem_up made (deleting the namespace deletes its veth end,
+# and with it the pair and both qdiscs); harmless when there is nothing.
+netem_down() {
+  ((NETEM_UP)) || return 0
+  ip link del "$VETH_HOST" 2>/dev/null
+  ip netns del "$NETNS" 2>/dev/null
+  NETEM_UP=0
+  return 0
+}
+
+# run_fio_part PART: fio, pinned or netem.
 run_fio_part() {
-  local f run job t retries_before retries_after deadline
-  mkdir -p "$WORK/results"
+  local part=$1 dir=$WORK/results-$1 f run job t retries_before retries_after deadline
+  local targets=(sync nopeer) files=(fa-sync fb-sync fa-nopeer) bound_pid='' recv_pid=''
+  mkdir -p "$dir"
+  CPUS=() IN_NS=() LISTEN_HOST=() TLS=() PROF_TAG=([fa]="$part-primary" [fb]="$part-secondary")
+  FIO_PRE=()
+  case $part in
+    fio) targets+=(bound) files+=(fa-bound fb-bound) ;;
+    pinned | pinned-tls | netem)
+      CPUS=([fa]=0 [fb]=1)
+      FIO_PRE=(taskset -c 0)
+      ;;
+  esac
+  if [[ $part == pinned-tls ]]; then
+    make_pki
+    TLS=([fa]=1 [fb]=1)
+  fi
+  if [[ $part == netem ]]; then
+    make_pki
+    netem_up
+    IN_NS=([fb]="$NETNS")
+    LISTEN_HOST=([fb]="$NETEM_NS_ADDR")
+    TLS=([fa]=1 [fb]=1)
+  fi
   # Fully written up front (not fallocate, whose unwritten extents are converted on
   # first write), so no side pays for block allocation during the runs.
-  log "fio: writing five ${FIO_VOLUME_MIB} MiB backing files (sync primary, its secondary, no-peer primary, the bound's two)"
-  for f in fa-sync fb-sync fa-nopeer fa-bound fb-bound; do
+  log "$part: writing ${#files[@]} ${FIO_VOLUME_MIB} MiB backing files (${files[*]})"
+  for f in "${files[@]}"; do
     dd if=/dev/zero of="$WORK/$f.img" bs=1M count="$FIO_VOLUME_MIB" oflag=direct conv=fsync status=none
   done
+  rm -rf "$WORK/state-fa" "$WORK/state-fb"
   start_sidecar fb
   start_sidecar fa
   pair fb create sync --volume "$WORK/fb-sync.img" --role secondary >/dev/null
   pair fa create sync --volume "$WORK/fa-sync.img" --role primary --peer "${PEER[fb]}" --nbd-listen 127.0.0.1:0 >/dev/null
   # The baseline: the same sidecar process, a primary with no peer (Standalone).
   pair fa create nopeer --volume "$WORK/fa-nopeer.img" --role primary --nbd-listen 127.0.0.1:0 >/dev/null
-  # The yardstick: the same NBD server code mirroring over a bare socket (1 MiB job only).
-  node bench/mirror-bound.mjs serve "$WORK/fa-bound.img" "$WORK/fb-bound.img" >"$WORK/bound.out" 2>"$WORK/bound.log" &
-  local bound_pid=$!
-  CHILDREN+=("$bound_pid")
-  wait_for "the mirror bound's NBD export" 30 "$bound_pid" grep -q '^nbd ' "$WORK/bound.out"
+  CPU_PROCS=("fa=${PID[fa]}" "fb=${PID[fb]}")
   declare -A uri
   uri[sync]="nbd://$(status fa sync nbdAddress)/sync"
   uri[nopeer]="nbd://$(status fa nopeer nbdAddress)/nopeer"
-  uri[bound]="nbd://$(awk '/^nbd /{ print $2 }' "$WORK/bound.out")/bound"
-  for t in sync nopeer bound; do [[ ${uri[$t]} == nbd://*:*/* ]] || die "pair $t reports no nbdAddress (${uri[$t]})"; done
-  log "fio: waiting for the initial full sync of the ${FIO_VOLUME_MIB} MiB sync pair"
+  if [[ $part == fio ]]; then
+    # The yardstick: the same NBD server code mirroring over a bare socket.
+    node bench/mirror-bound.mjs serve "$WORK/fa-bound.img" "$WORK/fb-bound.img" >"$WORK/bound.out" 2>"$WORK/bound.log" &
+    bound_pid=$!
+    CHILDREN+=("$bound_pid")
+    wait_for "the mirror bound's NBD export" 30 "$bound_pid" grep -q '^nbd ' "$WORK/bound.out"
+    recv_pid=$(pgrep -P "$bound_pid" | head -n 1)
+    CPU_PROCS+=("bound=$bound_pid" "bound-recv=$recv_pid")
+    uri[bound]="nbd://$(awk '/^nbd /{ print $2 }' "$WORK/bound.out")/bound"
+  fi
+  for t in "${targets[@]}"; do [[ ${uri[$t]} == nbd://*:*/* ]] || die "$part: pair $t reports no nbdAddress (${uri[$t]})"; done
+  log "$part: waiting for the initial full sync of the ${FIO_VOLUME_MIB} MiB sync pair"
   wait_for "the initial full sync of the fio pair" $((120 + FIO_VOLUME_MIB / 4)) "${PID[fa]}" in_sync "${METRICS[fa]}" sync
 
-  local order=(sync nopeer bound)
+  local order=("${targets[@]}")
   for ((run = 1; run <= RUNS; run++)); do
-    for job in seqwrite-1m randwrite-4k-qd1; do
+    for job in "${FIO_JOBS[@]}"; do
       # Rotate which side goes first, so drift over time hits all equally.
       for t in "${order[@]}"; do
-        [[ $t == bound && $job != seqwrite-1m ]] && continue
         if [[ $t == sync ]]; then
           # A previous run may have left blocks out of sync (a write timeout): start in sync.
           deadline=$((60 + FIO_VOLUME_MIB / 8))
@@ -251,29 +431,31 @@ run_fio_part() {
           retries_before=$(retries_of "${METRICS[fa]}" sync)
         fi
         # shellcheck disable=SC2046 # fio_job_opts returns several words on purpose
-        fio_run "$job" "$t" "$run" "${uri[$t]}" $(fio_job_opts "$job")
+        fio_run "$dir" "$job" "$t" "$run" "${uri[$t]}" $(fio_job_opts "$job")
         if [[ $t == sync ]]; then
           retries_after=$(retries_of "${METRICS[fa]}" sync)
           if [[ $retries_after != "$retries_before" ]] || ! in_state "${METRICS[fa]}" sync InSync; then
-            FIO_DROPS+=("run $run $job")
-            note "sync pair left InSync during run $run of $job ($(pair_metrics "${METRICS[fa]}" sync))"
+            FIO_DROPS+=("$part run $run $job")
+            note "$part: sync pair left InSync during run $run of $job ($(pair_metrics "${METRICS[fa]}" sync))"
           fi
         fi
       done
     done
     order=("${order[@]:1}" "${order[0]}")
   done
-  FIO_TABLE=$(helper fio-table "$WORK/results")
-  if ((${#FIO_DROPS[@]})); then
-    FIO_TABLE+=$'\n\n'"The sync pair left InSync (session dropped or blocks out of sync) during: ${FIO_DROPS[*]}."
-  else
-    FIO_TABLE+=$'\n\n'"The sync pair stayed InSync through every sync run (no reconnect, nothing out of sync)."
+  local kind=$part
+  case $part in fio) kind=shared ;; pinned-tls) kind=pinned ;; esac
+  FIO_TABLE[$part]=$(helper fio-table "$dir" "$kind" "$NETEM_RTT_US")
+  CPU_TABLE[$part]=$(helper cpu-table "$dir" "$CLK_TCK")
+  # Free the CPU and the disk for the next part.
+  if [[ -n $bound_pid ]]; then
+    stop "$bound_pid"
+    forget "$bound_pid"
   fi
-  # Free the CPU and the disk for the resync part.
-  stop "$bound_pid"
-  forget "$bound_pid"
   stop_sidecar fa
   stop_sidecar fb
+  if [[ $part == netem ]]; then netem_down; fi
+  CPUS=() IN_NS=() LISTEN_HOST=() TLS=() PROF_TAG=() FIO_PRE=()
   rm -f "$WORK"/fa-*.img "$WORK"/fb-*.img
 }
 
@@ -282,6 +464,7 @@ run_fio_part() {
 # ---------------------------------------------------------------------------------
 RESYNC_TABLE="(skipped: BENCH_PARTS leaves out resync)"
 INITIAL_SYNC="n/a"
+INITIAL_SYNC_MS=0
 # 1% of the volume's 64 KiB blocks, rounded.
 REWRITE_BLOCKS=$(((RESYNC_MIB * 1048576 / BLOCK_SIZE + 50) / 100))
 
@@ -308,6 +491,7 @@ run_resync_part() {
   wait_for "the initial full sync" $((300 + RESYNC_MIB / 8)) "${PID[ra]}" in_sync "${METRICS[ra]}" resync
   sess=$(helper logtime "${LOGF[ra]}" "peer session started" 0 resync)
   insync=$(status ra resync lastInSyncTime)
+  INITIAL_SYNC_MS=$((insync - sess))
   INITIAL_SYNC=$(awk -v ms=$((insync - sess)) -v mib="$RESYNC_MIB" 'BEGIN { printf "%.1f s (%.0f MB/s)", ms / 1000, mib * 1.048576 / (ms / 1000) }')
   log "resync: initial full sync took $INITIAL_SYNC"
   cmp -s "$a" "$b" || note "secondary image differs from the primary's after the initial full sync"
@@ -381,13 +565,39 @@ run_resync_part() {
       "$rsync_s" "${literal:-0}" "$nbdcopy_s" $((wire1 - wire0)) "$identical" >>"$WORK/resync.tsv"
     order=("${order[@]:1}" "${order[0]}")
   done
-  RESYNC_TABLE=$(helper resync-table "$WORK/resync.tsv")
+  RESYNC_TABLE=$(helper resync-table "$WORK/resync.tsv" "$((RESYNC_MIB * 1048576))" "$INITIAL_SYNC_MS")
   stop_sidecar ra
   stop_sidecar rb
 }
 
-if want fio; then run_fio_part; fi
+for p in "${FIO_PARTS[@]}"; do if want "$p"; then run_fio_part "$p"; fi; done
 if want resync; then run_resync_part; fi
+
+FIO_MD=""
+for p in "${FIO_PARTS[@]}"; do
+  t=$p
+  if [[ $p == netem && $NETEM_KIND == tbf ]]; then t="netem - tbf"; fi
+  FIO_MD+="### (a) ${PART_TITLE[$t]}"$'\n\n'
+  if want "$p"; then
+    FIO_MD+="${FIO_TABLE[$p]}"$'\n\n'"CPU-seconds per GiB written (median over runs; CPU time of each process while fio measured, after its ramp):"$'\n\n'"${CPU_TABLE[$p]}"$'\n\n'
+  else
+    FIO_MD+="(skipped: BENCH_PARTS leaves out $p)"$'\n\n'
+  fi
+done
+if ((${#FIO_DROPS[@]})); then
+  FIO_MD+="The sync pair left InSync (session dropped or blocks out of sync) during: ${FIO_DROPS[*]}."
+else
+  FIO_MD+="The sync pair stayed InSync through every sync run (no reconnect, nothing out of sync)."
+fi
+
+PROF_MD=""
+if [[ -n $CPU_PROF ]]; then
+  PROF_MD=$'\n'"### CPU profiles (node --cpu-prof, in $CPU_PROF)"$'\n\n'"Each profile covers its sidecar's whole life: the initial sync, the sync runs and, on the primary, the no-peer runs too."$'\n'
+  for d in "$CPU_PROF"/*/; do
+    [[ -d $d ]] || continue
+    PROF_MD+=$'\n'"$(node bench/cpu-profile-summary.mjs --top 10 --title "${d%/}" "$d" 2>&1)"$'\n'
+  done
+fi
 
 NOTES_MD="none"
 if ((${#NOTES[@]})); then NOTES_MD=$(printf -- '- %s\n' "${NOTES[@]}"); fi
@@ -398,11 +608,16 @@ REPORT=$(
 
 - machine: $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM, $(uname -srm)
 - software: node $(node --version), $(fio --version), $(rsync --version | awk 'NR == 1 { print $1, $3 }'), $(nbdcopy --version | head -n 1)
-- setup: two sidecars on 127.0.0.1 (plaintext peer link), one primary and one secondary;
-  page cache synced$( ((DROP_CACHES)) && echo ' and dropped') before every timed run
-- (a): primary files and the secondary's ${FIO_VOLUME_MIB} MiB each, preallocated with zeroes; the no-peer
-  primary is a second pair of the same sidecar process; $RUNS runs of $RUNTIME s (+1 s ramp) per job
-  and side, alternating which side goes first; medians
+- setup: two sidecars, one primary and one secondary; plaintext peer link on 127.0.0.1
+  (fio, pinned, resync), mutual TLS over the veth (netem); page cache synced$( ((DROP_CACHES)) && echo ' and dropped')
+  before every timed run; fio ${FIO_JOBS[*]}
+- (a): each part its own sidecars and files; primary files and the secondary's ${FIO_VOLUME_MIB} MiB each,
+  preallocated with zeroes; the no-peer primary is a second pair of the primary sidecar; $RUNS runs of
+  $RUNTIME s (+1 s ramp) per job and target, the order of the targets rotated every run; medians, and
+  medians of per-run paired ratios (the two targets' runs of the same job and round, back to back).
+  Pinned: \`taskset -c 0\` for fio and the primary, \`taskset -c 1\` for the secondary. Netem: the
+  secondary in network namespace $NETNS behind a veth pair ($NETEM_HOST_ADDR/30 ↔ $NETEM_NS_ADDR/30),
+  \`${NETEM_QDISC:-tc qdisc add dev ... root netem delay 500us rate 10gbit limit 10000}\` on both ends $([[ -n ${NETEM_PING:-} ]] && echo " (ping RTT $NETEM_PING ms)")$([[ -n $CPU_PROF ]] && echo '. Sidecars under node --cpu-prof: the profiler slows them')
 - (b): ${RESYNC_MIB} MiB volume of random data, 64 KiB blocks; per run: secondary stopped (SIGTERM),
   $REWRITE_BLOCKS random blocks (1%) rewritten by fio through the export, then resync, rsync and nbdcopy
   on that same data in an order rotated every run; $RUNS runs; medians. "Secondary back" is its
@@ -411,9 +626,7 @@ REPORT=$(
   quick check); rsync and nbdcopy are timed up to an fsync of their destination, since a resync
   block is durable on the secondary when acknowledged
 
-### (a) Sync replication vs no peer: fio through the NBD export
-
-$FIO_TABLE
+$FIO_MD
 
 ### (b) Resync after an outage vs rsync and a full copy
 
@@ -424,8 +637,9 @@ $RESYNC_TABLE
 ### Observations
 
 $NOTES_MD
+$PROF_MD
 
-Rerun: \`bash bench/sync-replication.sh --write-results\` (env: BENCH_RUNS, BENCH_RUNTIME, BENCH_RESYNC_GB, BENCH_PARTS).
+Rerun: \`bash bench/sync-replication.sh --write-results\` (env: BENCH_RUNS, BENCH_RUNTIME, BENCH_RESYNC_GB, BENCH_PARTS, BENCH_CPU_PROF).
 EOF
 )
 
