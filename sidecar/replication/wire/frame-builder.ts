@@ -213,14 +213,25 @@ export class FrameBuilder {
  * headers count as much as the data — a flipped offset bit would write good data to
  * the wrong place.
  */
-export function frameChecksum(runs: readonly WireRun[], payload: Buffer): number {
+export function frameChecksum(runs: readonly WireRun[], payload: Buffer | readonly Buffer[]): number {
   const head = Buffer.alloc(runs.length * 13);
   runs.forEach((r, i) => {
     head.writeBigUInt64LE(BigInt(r.offset), i * 13);
     head.writeUInt32LE(r.length >>> 0, i * 13 + 8);
     head.writeUInt8(r.zero === true ? 1 : 0, i * 13 + 12);
   });
-  return crc32c(payload, crc32c(head));
+  // Incremental over the chunks: the same value as over their concatenation, without making it.
+  let crc = crc32c(head);
+  for (const c of Buffer.isBuffer(payload) ? [payload] : payload) crc = crc32c(c, crc);
+  return crc;
+}
+
+/** Bytes of a payload given whole or as chunks. */
+export function payloadBytes(payload: Buffer | readonly Buffer[]): number {
+  if (Buffer.isBuffer(payload)) return payload.length;
+  let n = 0;
+  for (const c of payload) n += c.length;
+  return n;
 }
 
 export interface WireRun {
