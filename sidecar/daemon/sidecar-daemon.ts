@@ -8,7 +8,7 @@ import type { Logger } from 'winston';
 import { ControlServer } from '../control/control-server.js';
 import { makeDirDurable } from '../fs/make-dir-durable.js';
 import { readPem, readTlsMaterial, serverCredentials, type TlsFiles } from '../grpc/grpc-credentials.js';
-import { loadReplicationProto } from '../grpc/load-proto.js';
+import { peerServiceDefinition } from '../replication/wire/peer-service.js';
 import { SidecarMetrics } from '../metrics/sidecar-metrics.js';
 import { raiseServerFlowControlWindow } from '../grpc/server-flow-control.js';
 import { GroupCommitter } from '../replication/secondary/group-committer.js';
@@ -207,7 +207,7 @@ export class SidecarDaemon {
     // Frames of up to a few MiB stream in without waiting for a window update each 64 KiB.
     raiseServerFlowControlWindow(peer, PEER_FLOW_CONTROL_WINDOW);
     peer.addService(
-      loadReplicationProto().blockmirror.replication.v1.ReplicationService.service,
+      peerServiceDefinition(),
       replicationService({
         lookup: (name) => pairs.secondaryEndpoint(name),
         remoteIdentity: (name) => pairs.remoteIdentity(name),

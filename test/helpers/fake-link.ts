@@ -1,4 +1,4 @@
-import type { BlockFrame } from '../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
+import type { OutgoingBlockFrame } from '../../sidecar/replication/wire/block-frame-codec.js';
 import type { CommitGroupRequest } from '../../proto/gen/blockmirror/replication/v1/CommitGroupRequest.js';
 import type { HandshakeResponse__Output } from '../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import type { GenerationIds } from '../../sidecar/replication/lineage/generation-ids.js';
@@ -6,7 +6,7 @@ import { PeerRefusedError, PeerUnavailableError, type ReplicationLink, type Stre
 
 export interface SentFrame {
   kind: StreamKind;
-  frame: Omit<BlockFrame, 'sessionId' | 'sequence'>;
+  frame: Omit<OutgoingBlockFrame, 'sessionId' | 'sequence'>;
   /** The secondary's answer: applied (durable, for a durable frame). */
   ack(): void;
   /** The secondary could not apply it (a full disk). */
@@ -54,7 +54,7 @@ export class FakeLink implements ReplicationLink {
     this.#onSession({ sessionId: this.sessionId, secondaryGeneration, fullSyncRequired, redirect: '', generations: null, role: 'secondary', verdict: '', reason: '', divergentBlocks: Buffer.alloc(0), ...answer });
   }
 
-  send(kind: StreamKind, frame: Omit<BlockFrame, 'sessionId' | 'sequence'>): Promise<void> {
+  send(kind: StreamKind, frame: Omit<OutgoingBlockFrame, 'sessionId' | 'sequence'>): Promise<void> {
     if (!this.connected) return Promise.reject(new PeerUnavailableError('not connected'));
     this.calls.push(`send ${kind}${frame.durable ? ' durable' : ''}`);
     return new Promise<void>((resolve, reject) => {

@@ -101,7 +101,7 @@ describe('PeerLink', () => {
     peers.push(p);
     return p;
   };
-  const link = (address: string): { link: PeerLink; sessions: (HandshakeResponse__Output | null)[] } => {
+  const link = (address: string, lanes = 1): { link: PeerLink; sessions: (HandshakeResponse__Output | null)[] } => {
     const sessions: (HandshakeResponse__Output | null)[] = [];
     const l = new PeerLink({
       address,
@@ -113,6 +113,7 @@ describe('PeerLink', () => {
       syncedPeerGeneration: () => '',
       logger,
       mode: 'sync',
+      lanes,
       onSession: (s) => sessions.push(s),
     });
     links.push(l);
@@ -186,6 +187,61 @@ describe('PeerLink', () => {
     expect(entry.accepted).toBe(2);
     await l.send('mirror', { ...frame(0, 5), group: 0 });
     expect(second.accepted).toBe(1);
+  });
+
+  it('spreads mirror writes over lanes, each its own connection, the same bytes always on the same lane', async () => {
+    const ep = await endpoint();
+    const vol = tmp.at(-1)!.volume;
+    const b = await peer(ep);
+    const { link: l } = link(b.address, 3);
+    await waitFor('a session', () => l.connected, WAIT);
+    expect(l.lanes).toBe(3);
+    expect(b.accepted).toBe(3);
+    // A write across a lane boundary (cut in two, one frame per lane) given as two chunks,
+    // then rewrites of its bytes: the last one sent is what the secondary holds.
+    const write = (offset: number, fill: number, length: number): Promise<void> => {
+      const runs = [{ offset, length, zero: false }];
+      const data = Buffer.alloc(length, fill);
+      const payload = [data.subarray(0, 1000), data.subarray(1000)];
+      return l.send('mirror', { runs, payload, crc32c: frameChecksum(runs, payload), durable: false });
+    };
+    const sent: Promise<void>[] = [];
+    for (let fill = 1; fill <= 20; fill++) sent.push(write(MiB - 8192 + (fill % 2) * 4096, fill, 12288));
+    await Promise.all(sent);
+    const got = await vol.read(MiB - 8192, 16384);
+    // Even fills cover [-8 KiB, +4 KiB) around the boundary, odd ones [-4 KiB, +8 KiB).
+    expect(got.subarray(0, 12288).every((x) => x === 20)).toBe(true);
+    expect(got.subarray(12288).every((x) => x === 19)).toBe(true);
+    expect(ep.stats.crcErrors).toBe(0);
+  });
+
+  it('goes on without a lane that reaches a sidecar not holding the session', async () => {
+    const ep = await endpoint();
+    const holder = await peer(ep);
+    const stranger = await peer();
+    // An entry point that spreads connections: the first to the holder, the rest elsewhere.
+    const front = createServer();
+    let n = 0;
+    front.on('connection', (inbound) => {
+      const [host, port] = (n++ === 0 ? holder.address : stranger.address).split(':');
+      const outbound = createConnection({ host: host!, port: Number(port) });
+      for (const x of [inbound, outbound]) x.on('error', () => undefined);
+      inbound.pipe(outbound).pipe(inbound);
+    });
+    await new Promise<void>((resolve) => front.listen({ host: '127.0.0.1', port: 0 }, () => resolve()));
+    try {
+      const { link: l } = link(`127.0.0.1:${(front.address() as AddressInfo).port}`, 2);
+      await waitFor('a session', () => l.connected, WAIT);
+      expect(l.lanes).toBe(1);
+      expect(stranger.accepted).toBe(1);
+      const session = l.sessionId;
+      await l.send('mirror', { ...frame(MiB, 6), group: 0 });
+      await l.send('mirror', { ...frame(0, 7), group: 0 });
+      expect(l.sessionId).toBe(session);
+      l.close();
+    } finally {
+      front.close();
+    }
   });
 
   it('says no sidecar of the site holds an unknown pair', async () => {

@@ -1,16 +1,17 @@
 import { Metadata, status as GrpcStatus, type ClientDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'winston';
-import type { BlockFrame } from '../../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
 import type { CommitGroupRequest } from '../../../proto/gen/blockmirror/replication/v1/CommitGroupRequest.js';
 import type { FrameAck__Output } from '../../../proto/gen/blockmirror/replication/v1/FrameAck.js';
 import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
-import type { ReplicationServiceClient } from '../../../proto/gen/blockmirror/replication/v1/ReplicationService.js';
 import { BlockmirrorError } from '../../errors.js';
 import { channelCredentials, type TlsFiles, type TlsMaterial } from '../../grpc/grpc-credentials.js';
-import { loadReplicationProto } from '../../grpc/load-proto.js';
 import { Backoff } from './backoff.js';
 import type { GenerationIds } from '../lineage/generation-ids.js';
+import type { OutgoingBlockFrame } from '../wire/block-frame-codec.js';
+import { frameChecksum } from '../wire/frame-builder.js';
+import { laneParts } from '../wire/lane-parts.js';
 import { DEFAULT_LIVENESS_MS, emptyFrame, HEARTBEAT_MS, MAX_PEER_MESSAGE_BYTES, PAIR_METADATA, PEER_FLOW_CONTROL_WINDOW, SESSION_METADATA } from '../wire/peer-protocol.js';
+import { peerServiceClient, type PeerServiceClient } from '../wire/peer-service.js';
 
 export class PeerUnavailableError extends BlockmirrorError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -72,7 +73,23 @@ export interface PeerLinkOptions {
   mode: 'sync' | 'async';
   /** See DEFAULT_LIVENESS_MS. */
   livenessMs?: number;
+  /**
+   * Mirror streams, each on its own channel (HTTP/2 connection); default 1. Writes are
+   * spread over them by LANE_EXTENT_BYTES, so one connection's event-loop handoffs and
+   * flow control do not bound the pair, and writes to the same block keep one order.
+   */
+  lanes?: number;
 }
+
+/**
+ * Writes go to lane (offset / LANE_EXTENT_BYTES) mod lanes: the same bytes always take
+ * the same lane (a frame crossing a boundary is cut there), so two overlapping writes in
+ * flight land on the secondary in the order they were sent.
+ */
+export const LANE_EXTENT_BYTES = 1 << 20;
+/** Mirror lanes of a sync pair's link (async ships its data on the resync stream). */
+export const DEFAULT_SYNC_LANES = 2;
+const LANE_PROBE_TIMEOUT_MS = 2000;
 
 /** What a replicator knows of its pair, enough to link it to its secondary. */
 export interface PairLinkSource {
@@ -98,9 +115,10 @@ export type ReplicationLink = Pick<PeerLink, 'start' | 'close' | 'connected' | '
 export type LinkFactory = (onSession: PeerLinkOptions['onSession']) => ReplicationLink;
 
 /** The link of a primary pair to its secondary, in either mode. */
-export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSession'], mode: PeerLinkOptions['mode']): PeerLink {
+export function pairLink(o: PairLinkSource, onSession: PeerLinkOptions['onSession'], mode: PeerLinkOptions['mode'], opts: { lanes?: number } = {}): PeerLink {
   return new PeerLink({
     mode,
+    lanes: opts.lanes ?? (mode === 'sync' ? DEFAULT_SYNC_LANES : 1),
     ...(o.onVerdict ? { onVerdict: (hs: HandshakeResponse__Output) => o.onVerdict?.(hs) } : {}),
     // A peer slower than the write timeout already ends the session; liveness is the
     // backstop for one that stops answering altogether, so never shorter than that.
@@ -126,10 +144,12 @@ interface Pending {
 }
 
 interface OpenStream {
-  call: ClientDuplexStream<BlockFrame, FrameAck__Output>;
+  call: ClientDuplexStream<OutgoingBlockFrame, FrameAck__Output>;
+  session: string;
+  cancelled: boolean;
   pending: Map<number, Pending & { sentAt: number }>;
   /** Frames waiting for the stream's 'drain' (write() asked us to stop). */
-  queue: BlockFrame[];
+  queue: OutgoingBlockFrame[];
   blocked: boolean;
   lastSentAt: number;
 }
@@ -156,12 +176,16 @@ export class PeerLink {
   // Capped at 1 s: a returning secondary is found within about a second, which bounds
   // how long an outage outlives its cause; a refused or unanswered attempt costs little.
   readonly #backoff = new Backoff({ maxMs: 1000 });
-  #client: ReplicationServiceClient | null = null;
+  #client: PeerServiceClient | null = null;
+  /** Channels of mirror lanes 1.., to the same address as #client (lane 0). */
+  #laneClients: PeerServiceClient[] = [];
   /** The address #client dials: the entry point, or the sidecar it redirected to. */
   #target = '';
   #started = false;
   #session = '';
-  #streams: Partial<Record<StreamKind, OpenStream>> = {};
+  /** The session's resync stream and its mirror lanes (lane 0 first); empty between sessions. */
+  #resync: OpenStream | undefined;
+  #mirrors: OpenStream[] = [];
   #sequence = 0;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
@@ -184,6 +208,11 @@ export class PeerLink {
     return this.#session;
   }
 
+  /** Mirror lanes of the current session (0 between sessions). */
+  get lanes(): number {
+    return this.#mirrors.length;
+  }
+
   /** The address sessions go to now: the entry point, or the sidecar it redirected to. */
   get target(): string {
     return this.#target || this.#opts.address;
@@ -195,15 +224,27 @@ export class PeerLink {
   }
 
   /** Points the link's one channel at `address` (closing the channel to the previous one). */
-  #dial(address: string): ReplicationServiceClient {
+  #dial(address: string): PeerServiceClient {
     if (this.#client !== null && this.#target === address) return this.#client;
+    this.#closeClients();
+    this.#target = address;
+    this.#client = this.#channel(address);
+    return this.#client;
+  }
+
+  /** Closes every channel of the link. */
+  #closeClients(): void {
     this.#client?.close();
     this.#client = null;
-    this.#target = address;
-    const Ctor = loadReplicationProto().blockmirror.replication.v1.ReplicationService;
+    for (const c of this.#laneClients) c.close();
+    this.#laneClients = [];
+  }
+
+  /** A channel (its own HTTP/2 connection) to `address`. */
+  #channel(address: string): PeerServiceClient {
     // Throws for a plaintext non-loopback address (a redirect too: TLS stays required).
     const creds = channelCredentials(address, this.#opts.tls, { role: 'peer', ...(this.#opts.serverIdentity ? { uri: this.#opts.serverIdentity } : {}) });
-    this.#client = new Ctor(address, creds, {
+    return peerServiceClient(address, creds, {
       // A subchannel of its own: another pair's session to the same node never shares
       // (or tears down) this one's connection.
       'grpc.use_local_subchannel_pool': 1,
@@ -218,7 +259,6 @@ export class PeerLink {
       'grpc.max_reconnect_backoff_ms': 1000,
       ...(this.#opts.serverName && this.#opts.tls ? { 'grpc.ssl_target_name_override': this.#opts.serverName, 'grpc.default_authority': this.#opts.serverName } : {}),
     });
-    return this.#client;
   }
 
   /**
@@ -226,15 +266,25 @@ export class PeerLink {
    * durable frame). Rejects with PeerRefusedError when the secondary could not apply it,
    * PeerUnavailableError when the session ended first.
    */
-  send(kind: StreamKind, frame: Omit<BlockFrame, 'sessionId' | 'sequence'>): Promise<void> {
-    const s = this.#streams[kind];
-    if (!this.connected || s === undefined) return Promise.reject(new PeerUnavailableError('not connected'));
+  send(kind: StreamKind, frame: Omit<OutgoingBlockFrame, 'sessionId' | 'sequence'>): Promise<void> {
+    const resync = this.#resync;
+    if (!this.connected || resync === undefined) return Promise.reject(new PeerUnavailableError('not connected'));
+    if (kind === 'resync') return this.#write(resync, frame);
+    const lanes = this.#mirrors;
+    if (lanes.length === 1 || frame.runs.length === 0) return this.#write(lanes[0]!, frame);
+    const parts = laneParts(frame, lanes.length, LANE_EXTENT_BYTES);
+    if (parts.length === 1) return this.#write(lanes[parts[0]!.lane]!, frame);
+    // Cut at lane boundaries: each part checked on its own.
+    return Promise.all(parts.map((p) => this.#write(lanes[p.lane]!, { ...p, crc32c: frameChecksum(p.runs, p.payload), durable: frame.durable }))).then(() => undefined);
+  }
+
+  #write(s: OpenStream, frame: Omit<OutgoingBlockFrame, 'sessionId' | 'sequence'>): Promise<void> {
     const sequence = ++this.#sequence;
     return new Promise<void>((resolve, reject) => {
       const now = performance.now();
       s.pending.set(sequence, { resolve, reject, sentAt: now });
       s.lastSentAt = now;
-      const msg = { ...frame, sessionId: this.#session, sequence };
+      const msg = { ...frame, sessionId: s.session, sequence };
       // Honour the stream's backpressure: once write() says stop, frames wait here for
       // 'drain' instead of piling up in grpc-js's buffers (the callers bound how many).
       if (s.queue.length > 0 || s.blocked) s.queue.push(msg);
@@ -287,8 +337,7 @@ export class PeerLink {
     clearTimeout(this.#timer);
     clearInterval(this.#heartbeat);
     this.#drop('link closed');
-    this.#client?.close();
-    this.#client = null;
+    this.#closeClients();
   }
 
   async #connect(): Promise<void> {
@@ -313,12 +362,18 @@ export class PeerLink {
         this.#retryLater(hs.reason || `the peer started no session (${hs.verdict || 'no reason given'})`);
         return;
       }
+      const lanes = await this.#openLanes(c, hs.sessionId);
+      if (this.#closed) {
+        for (const s of lanes) s.call.cancel();
+        return;
+      }
       this.#session = hs.sessionId;
-      this.#streams = { mirror: this.#open('mirror', c), resync: this.#open('resync', c) };
+      this.#mirrors = lanes;
+      this.#resync = this.#open('resync', c, hs.sessionId);
       this.#backoff.reset();
       this.lastError = '';
       this.#startHeartbeat();
-      this.#opts.logger.info('peer session started', { peer: this.#target, entry: this.#opts.address, fullSyncRequired: hs.fullSyncRequired });
+      this.#opts.logger.info('peer session started', { peer: this.#target, entry: this.#opts.address, fullSyncRequired: hs.fullSyncRequired, lanes: lanes.length });
       this.#opts.onSession(hs);
     } catch (err) {
       const why = ((err as { details?: string }).details || (err as Error).message).replace(/\s*Resolution note:\s*$/, '');
@@ -327,15 +382,14 @@ export class PeerLink {
       const from = this.#target;
       if (from !== this.#opts.address) {
         this.#opts.logger.info('redirected peer failed; back to the entry point', { peer: from, entry: this.#opts.address, error: why });
-        this.#client?.close();
-        this.#client = null;
+        this.#closeClients();
         this.#target = '';
       }
       this.#retryLater(from === this.#opts.address ? why : `${from} (found by redirect): ${why}`);
     }
   }
 
-  #handshake(c: ReplicationServiceClient): Promise<HandshakeResponse__Output> {
+  #handshake(c: PeerServiceClient): Promise<HandshakeResponse__Output> {
     return new Promise<HandshakeResponse__Output>((resolve, reject) => {
       c.Handshake(
         {
@@ -353,13 +407,59 @@ export class PeerLink {
     });
   }
 
-  #open(kind: StreamKind, client: ReplicationServiceClient): OpenStream {
+  /**
+   * The session's mirror lanes: lane 0 on the handshake's own channel, the others each on
+   * a channel of its own, kept only if an empty frame sent on it is answered. Behind an
+   * entry point that spreads connections over a site's nodes, a lane may reach a sidecar
+   * that does not hold the session: it is refused there and left out, never used. The set
+   * is fixed for the session, so a block's lane never changes while writes are in flight.
+   */
+  async #openLanes(c: PeerServiceClient, session: string): Promise<OpenStream[]> {
+    const lanes = [this.#open('mirror', c, session)];
+    const want = Math.max(1, Math.floor(this.#opts.lanes ?? 1));
+    if (want === 1) return lanes;
+    while (this.#laneClients.length < want - 1) this.#laneClients.push(this.#channel(this.#target));
+    const extra = this.#laneClients.map((lc) => this.#open('mirror', lc, session));
+    // A healthy lane answers within a round trip or two (its TLS handshake included); a
+    // refused one may only time out, and holds up the session start as long.
+    const timeoutMs = Math.min(this.#opts.handshakeTimeoutMs ?? 5000, LANE_PROBE_TIMEOUT_MS);
+    const answered = await Promise.all(
+      extra.map((s) => {
+        let timer: NodeJS.Timeout | undefined;
+        const probe = this.#write(s, emptyFrame(false));
+        const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no answer')), timeoutMs)));
+        return Promise.race([probe, timeout])
+          .then(
+            () => true,
+            (err: Error) => {
+              this.#opts.logger.info('peer lane refused; going on without it', { peer: this.#target, error: err.message });
+              return false;
+            },
+          )
+          .finally(() => clearTimeout(timer));
+      }),
+    );
+    extra.forEach((s, i) => {
+      if (answered[i]) lanes.push(s);
+      else this.#cancel(s, 'lane refused');
+    });
+    return lanes;
+  }
+
+  #cancel(s: OpenStream, reason: string): void {
+    s.cancelled = true;
+    for (const p of s.pending.values()) p.reject(new PeerUnavailableError(reason));
+    s.pending.clear();
+    s.queue = [];
+    s.call.cancel();
+  }
+
+  #open(kind: StreamKind, client: PeerServiceClient, session: string): OpenStream {
     const md = new Metadata();
-    md.set(SESSION_METADATA, this.#session);
+    md.set(SESSION_METADATA, session);
     md.set(PAIR_METADATA, this.#opts.remotePair);
     const call = kind === 'mirror' ? client.Mirror(md) : client.Resync(md);
-    const s: OpenStream = { call, pending: new Map(), queue: [], blocked: false, lastSentAt: performance.now() };
-    const session = this.#session;
+    const s: OpenStream = { call, session, cancelled: false, pending: new Map(), queue: [], blocked: false, lastSentAt: performance.now() };
     call.on('data', (ack: FrameAck__Output) => {
       const p = s.pending.get(ack.sequence);
       if (!p) return;
@@ -374,7 +474,11 @@ export class PeerLink {
       }
     });
     const end = (why: string): void => {
+      // A stream we cancelled (a refused lane, a dropped session) says so later: no news.
+      if (s.cancelled) return;
       if (this.#session === session) this.#drop(why);
+      // A lane still being tried: its probe fails now, not at its timeout.
+      else this.#cancel(s, why);
     };
     call.on('error', (err: Error & { details?: string }) => end(`${kind} stream: ${err.details || err.message}`));
     call.on('end', () => end(`${kind} stream ended`));
@@ -382,18 +486,14 @@ export class PeerLink {
   }
 
   #drop(reason: string): void {
-    const streams = this.#streams;
-    this.#streams = {};
+    const streams = [...this.#mirrors, ...(this.#resync ? [this.#resync] : [])];
+    this.#mirrors = [];
+    this.#resync = undefined;
     const wasConnected = this.#session !== '';
     if (!wasConnected && !this.#closed) return; // already dropped; a reconnect is scheduled
     this.#session = '';
     clearInterval(this.#heartbeat);
-    for (const s of Object.values(streams)) {
-      for (const p of s.pending.values()) p.reject(new PeerUnavailableError(reason));
-      s.pending.clear();
-      s.queue = [];
-      s.call.cancel();
-    }
+    for (const s of streams) this.#cancel(s, reason);
     if (wasConnected) {
       this.#opts.logger.warn('peer session ended', { peer: this.#target, reason });
       this.#opts.onSession(null, reason);
@@ -412,14 +512,16 @@ export class PeerLink {
     const liveness = this.#opts.livenessMs ?? DEFAULT_LIVENESS_MS;
     this.#heartbeat = setInterval(() => {
       const now = performance.now();
-      const m = this.#streams.mirror;
+      const m = this.#mirrors[0];
       if (m === undefined) return;
-      // Only the mirror stream is watched: bulk frames may queue behind a slow link for
+      // Only the mirror lanes are watched: bulk frames may queue behind a slow link for
       // long, but heartbeats and foreground writes are answered unless the peer is gone.
-      const oldest = m.pending.values().next().value;
-      if (oldest !== undefined && now - oldest.sentAt > liveness) {
-        this.fail(`the secondary did not answer for ${Math.round((now - oldest.sentAt) / 1000)} s`);
-        return;
+      for (const lane of this.#mirrors) {
+        const oldest = lane.pending.values().next().value;
+        if (oldest !== undefined && now - oldest.sentAt > liveness) {
+          this.fail(`the secondary did not answer for ${Math.round((now - oldest.sentAt) / 1000)} s`);
+          return;
+        }
       }
       if (now - m.lastSentAt >= HEARTBEAT_MS) this.send('mirror', emptyFrame(false)).catch(() => undefined);
     }, HEARTBEAT_MS);

@@ -8,6 +8,7 @@ import { DirtyTracker } from '../../bitmap/dirty-tracker.js';
 import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { BlockBitmap } from '../../bitmap/block-bitmap.js';
 import { PairMeta } from '../lineage/pair-meta.js';
+import { payloadBytes } from '../wire/frame-builder.js';
 import { SyncReplicator } from './sync-replicator.js';
 
 const KiB = 1024;
@@ -134,7 +135,7 @@ describe('SyncReplicator', () => {
     const rep = await start({ maxInFlightBytes: 1 * MiB });
     const writes: Promise<void>[] = [];
     for (let i = 0; i < 8; i++) writes.push((await write(rep, i * 256 * KiB, 256 * KiB, i + 1)).acked);
-    const inFlight = (): number => link.unanswered('mirror').reduce((n, f) => n + f.frame.payload!.length, 0);
+    const inFlight = (): number => link.unanswered('mirror').reduce((n, f) => n + payloadBytes(f.frame.payload), 0);
     // 1 MiB on the wire, the other four writes held back (unanswered, as the secondary is silent).
     expect(inFlight()).toBe(1 * MiB);
     expect(link.unanswered('mirror')).toHaveLength(4);

@@ -222,12 +222,15 @@ export class SyncReplicator implements Replicator {
       this.#admitWaiters();
       return this.#o.meta.diverge() ?? Promise.resolve();
     }
-    const payload = chunks === null ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+    // The slab chunks themselves: the encoder copies them once into the message. They
+    // stay ours until this write is answered (or dropped with its session), which is
+    // longer than the frame can wait to be serialized.
+    const payload = chunks === null ? EMPTY : chunks;
     const runs = [{ offset, length, zero: chunks === null }];
     const upTo = this.#pendingId;
     this.#mirrorBytes += bytes;
     const sent = this.#link.send('mirror', { runs, payload, crc32c: frameChecksum(runs, payload), durable });
-    this.bytesOnWire += payload.length;
+    this.bytesOnWire += bytes;
     this.#admitWaiters();
     return this.#withTimeout(sent).then((ok) => {
       this.#mirrorBytes -= bytes;

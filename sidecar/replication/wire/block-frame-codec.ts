@@ -1,6 +1,6 @@
 import type { BlockFrame__Output } from '../../../proto/gen/blockmirror/replication/v1/BlockFrame.js';
 import type { BlockRun__Output } from '../../../proto/gen/blockmirror/replication/v1/BlockRun.js';
-import { FrameCorruptError } from '../frame-corrupt-error.js';
+import { FrameCorruptError } from './frame-corrupt-error.js';
 
 const malformed = (why: string): FrameCorruptError => new FrameCorruptError(`malformed BlockFrame: ${why}`);
 
