@@ -379,6 +379,9 @@ async function benchMode(mode) {
           row.shipMs = lastSession !== undefined ? end - lastSession : NaN;
           row.resyncStartMs = resync ? resync.t - tStart : NaN;
           row.resyncRecord = resync?.r;
+          // Where the shipping went (disk reads, the window, the closing barrier).
+          const passes = b.records.filter((x) => x.message === 'resync pass done' && Date.parse(x.timestamp) >= tStart && Date.parse(x.timestamp) <= end);
+          if (passes.length) log(`${mode} round ${r}/${RUNS}: resync passes ${JSON.stringify(passes.map(({ bytes, frames, ms, shippedMs, readWaitMs, windowWaitMs, windowBytes }) => ({ bytes, frames, ms, shippedMs, readWaitMs, windowWaitMs, windowBytes })))}`);
           row.startCliMs = tReady - tStart;
           log(`${mode} round ${r}/${RUNS}: failback ${row.failbackMs} ms, ${row.shipped} bytes shipped (A's dirty log after the crash: ${row.aRecoveredBytes} bytes, B's writes: ${row.bOutOfSync} bytes out of sync)`);
         }

@@ -213,6 +213,9 @@ describe('PeerLink', () => {
     expect(got.subarray(0, 12288).every((x) => x === 20)).toBe(true);
     expect(got.subarray(12288).every((x) => x === 19)).toBe(true);
     expect(ep.stats.crcErrors).toBe(0);
+    // Resync frames go round the lanes' resync streams: each lands.
+    await Promise.all([0, 1, 2, 3].map((i) => l.send('resync', { ...frame(2 * MiB + i * BLOCK, 30 + i), group: 0 })));
+    for (let i = 0; i < 4; i++) expect((await vol.read(2 * MiB + i * BLOCK, 4096)).every((x) => x === 30 + i)).toBe(true);
   });
 
   it('goes on without a lane that reaches a sidecar not holding the session', async () => {

@@ -183,9 +183,10 @@ export class PeerLink {
   #target = '';
   #started = false;
   #session = '';
-  /** The session's resync stream and its mirror lanes (lane 0 first); empty between sessions. */
-  #resync: OpenStream | undefined;
+  /** The session's mirror and resync streams, one of each per lane (lane 0 first); empty between sessions. */
   #mirrors: OpenStream[] = [];
+  #resyncs: OpenStream[] = [];
+  #nextResync = 0;
   #sequence = 0;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
@@ -267,9 +268,15 @@ export class PeerLink {
    * PeerUnavailableError when the session ended first.
    */
   send(kind: StreamKind, frame: Omit<OutgoingBlockFrame, 'sessionId' | 'sequence'>): Promise<void> {
-    const resync = this.#resync;
-    if (!this.connected || resync === undefined) return Promise.reject(new PeerUnavailableError('not connected'));
-    if (kind === 'resync') return this.#write(resync, frame);
+    if (!this.connected || this.#resyncs.length === 0) return Promise.reject(new PeerUnavailableError('not connected'));
+    if (kind === 'resync') {
+      // Resync frames carry blocks locked until acknowledged, so no two in flight share a
+      // block: any lane will do, and each lane's stream is written on the secondary
+      // concurrently with the others'. One lane in async mode, whose frames are staged
+      // in order.
+      const s = this.#resyncs[this.#nextResync++ % this.#resyncs.length]!;
+      return this.#write(s, frame);
+    }
     const lanes = this.#mirrors;
     if (lanes.length === 1 || frame.runs.length === 0) return this.#write(lanes[0]!, frame);
     const parts = laneParts(frame, lanes.length, LANE_EXTENT_BYTES);
@@ -364,12 +371,12 @@ export class PeerLink {
       }
       const lanes = await this.#openLanes(c, hs.sessionId);
       if (this.#closed) {
-        for (const s of lanes) s.call.cancel();
+        for (const l of lanes) this.#cancel(l.mirror, 'link closed');
         return;
       }
       this.#session = hs.sessionId;
-      this.#mirrors = lanes;
-      this.#resync = this.#open('resync', c, hs.sessionId);
+      this.#mirrors = lanes.map((l) => l.mirror);
+      this.#resyncs = lanes.map((l) => this.#open('resync', l.client, hs.sessionId));
       this.#backoff.reset();
       this.lastError = '';
       this.#startHeartbeat();
@@ -414,8 +421,8 @@ export class PeerLink {
    * that does not hold the session: it is refused there and left out, never used. The set
    * is fixed for the session, so a block's lane never changes while writes are in flight.
    */
-  async #openLanes(c: PeerServiceClient, session: string): Promise<OpenStream[]> {
-    const lanes = [this.#open('mirror', c, session)];
+  async #openLanes(c: PeerServiceClient, session: string): Promise<{ client: PeerServiceClient; mirror: OpenStream }[]> {
+    const lanes = [{ client: c, mirror: this.#open('mirror', c, session) }];
     const want = Math.max(1, Math.floor(this.#opts.lanes ?? 1));
     if (want === 1) return lanes;
     while (this.#laneClients.length < want - 1) this.#laneClients.push(this.#channel(this.#target));
@@ -440,7 +447,7 @@ export class PeerLink {
       }),
     );
     extra.forEach((s, i) => {
-      if (answered[i]) lanes.push(s);
+      if (answered[i]) lanes.push({ client: this.#laneClients[i]!, mirror: s });
       else this.#cancel(s, 'lane refused');
     });
     return lanes;
@@ -486,9 +493,9 @@ export class PeerLink {
   }
 
   #drop(reason: string): void {
-    const streams = [...this.#mirrors, ...(this.#resync ? [this.#resync] : [])];
+    const streams = [...this.#mirrors, ...this.#resyncs];
     this.#mirrors = [];
-    this.#resync = undefined;
+    this.#resyncs = [];
     const wasConnected = this.#session !== '';
     if (!wasConnected && !this.#closed) return; // already dropped; a reconnect is scheduled
     this.#session = '';

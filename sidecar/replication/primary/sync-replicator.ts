@@ -510,6 +510,9 @@ export class SyncReplicator implements Replicator {
     const reading: Promise<ResyncFrame>[] = [];
     // A refusal stops the pass: resending the rest now would be refused too.
     let refused = false;
+    // Where the pass spends its time, logged at its end: the disk (waiting for a read),
+    // the window (waiting for acknowledgements), the closing barrier.
+    const pass = { started: performance.now(), frames: 0, bytes: 0, readWaitMs: 0, windowWaitMs: 0 };
     for (;;) {
       while (reading.length < READ_AHEAD_FRAMES && !refused && this.#link.connected && !this.#paused && !this.#closed) {
         const blocks = this.#selectFrame(cursor);
@@ -519,14 +522,20 @@ export class SyncReplicator implements Replicator {
       }
       const next = reading.shift();
       if (next === undefined) break;
+      let t = performance.now();
       const frame = await next;
+      pass.readWaitMs += performance.now() - t;
       if (refused || !this.#link.connected || this.#paused || this.#closed) {
         // Not sent: unlock, the blocks stay out of sync for the next pass.
         this.#unlock(frame.blocks);
         continue;
       }
       const size = frame.blocks.length * this.#blockSize;
+      t = performance.now();
       while (inflightBytes > 0 && inflightBytes + size > this.#controller.window()) await Promise.race(inflight);
+      pass.windowWaitMs += performance.now() - t;
+      pass.frames++;
+      pass.bytes += size;
       const wait = this.#controller.delayMs(size, performance.now());
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const started = performance.now();
@@ -563,8 +572,13 @@ export class SyncReplicator implements Replicator {
       inflight.add(p);
     }
     await Promise.all(inflight);
+    const shippedMs = performance.now() - pass.started;
     // Durable before the blocks are forgotten or the image is declared complete.
     if (this.#pendingClean.length > 0) await this.flushBarrier();
+    if (pass.frames > 0) {
+      const ms = (x: number): number => Math.round(x);
+      this.#o.logger.info('resync pass done', { bytes: pass.bytes, frames: pass.frames, ms: ms(performance.now() - pass.started), shippedMs: ms(shippedMs), readWaitMs: ms(pass.readWaitMs), windowWaitMs: ms(pass.windowWaitMs), windowBytes: this.#controller.window() });
+    }
     // A pass applied without a refusal: the secondary takes data again, and foreground
     // writes are mirrored again while later passes drain what is left. When the pass
     // left nothing out of sync, the fault ends only once the initial copy is recorded
