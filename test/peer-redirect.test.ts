@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_SYNC_LANES } from '../sidecar/replication/primary/peer-link.js';
 import { CleanupStack } from './helpers/cleanup-stack.js';
 import { KubeSite, OPERATOR_NAMESPACE, RELEASE } from './helpers/kube-site.js';
 import { makePeerPki, type PeerPki } from './helpers/peer-pki.js';
@@ -14,7 +15,7 @@ import { waitFor } from './helpers/wait-for.js';
 // with two sidecar processes registered as nodes b1 and b2, on loopback; site A is one
 // more sidecar. A's primary is pointed at b1, the wrong node: b1 finds the holder in the
 // site's registration Leases and redirects the handshake there, and every stream of the
-// session runs over one connection to b2. Then the same over mutual TLS with one CA per
+// session runs over connections to b2 (one per lane). Then the same over mutual TLS with one CA per
 // site, as installed: certificates name the chart's peer Service, not the addresses
 // dialled, and a primary with a certificate from a third CA is refused.
 
@@ -59,7 +60,7 @@ beforeAll(async () => {
 afterAll(() => cleanup.releaseAll(), 120_000);
 
 describe('a primary pointed at the wrong sidecar of the remote site', () => {
-  it('is redirected to the sidecar holding the pair and replicates there, every stream on one connection', async () => {
+  it('is redirected to the sidecar holding the pair and replicates there, every stream of the session on the holder', async () => {
     await randomFile(join(work, 'a.img'), VOLUME);
     await sparseFile(join(work, 'b.img'), VOLUME);
     await b2.cli('pair', 'create', 'db', '--volume', join(work, 'b.img'), '--role', 'secondary');
@@ -70,10 +71,10 @@ describe('a primary pointed at the wrong sidecar of the remote site', () => {
     expect(await sha256File(join(work, 'b.img'))).toBe(await sha256File(join(work, 'a.img')));
 
     // b1 answered one handshake with a redirect; b2 served the whole session (handshake,
-    // mirror, resync, MarkSynced) on one accepted connection.
+    // mirror, resync, MarkSynced): one accepted connection per lane of a sync pair.
     expect(metricSum(await scrapeMetrics(b1.addresses.metrics), 'blockmirror_peer_redirects_total')).toBe(1);
     expect(await connections(b1)).toBe(1);
-    expect(await connections(b2)).toBe(1);
+    expect(await connections(b2)).toBe(DEFAULT_SYNC_LANES);
     expect(b1.log.some((l) => l.includes('"peer redirected"') && l.includes(b2.addresses.peer))).toBe(true);
     const secondary = await b2.rpcStatus('db');
     expect(secondary.state).toBe('InSync');
@@ -130,7 +131,7 @@ describe('mutual TLS between sites with their own CAs', () => {
     });
     expect(await sha256File(join(work, 'tb.img'))).toBe(await sha256File(join(work, 'ta.img')));
     expect(metricSum(await scrapeMetrics(tb1.addresses.metrics), 'blockmirror_peer_redirects_total')).toBe(1);
-    expect(await connections(tb2)).toBe(1);
+    expect(await connections(tb2)).toBe(DEFAULT_SYNC_LANES);
     // The key stays on the sidecar: its answers carry a fingerprint only.
     expect(await ta.cli('pair', 'status', 'tdb', '-o', 'json', ...ctl(pki.a))).not.toContain('PRIVATE KEY');
   });

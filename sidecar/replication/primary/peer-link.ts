@@ -158,10 +158,11 @@ interface OpenStream {
 export const MAX_REDIRECTS = 3;
 
 /**
- * The primary's connection to its secondary: handshake, then one stream for
- * foreground writes and one for resync. Every call of a session goes over one channel
- * (one HTTP/2 connection): the remote site's entry point may spread connections over
- * its nodes, and only the node holding the secondary knows the session.
+ * The primary's connection to its secondary: handshake, then per lane one stream for
+ * foreground writes and one for resync. Lane 0 is the handshake's own channel (HTTP/2
+ * connection) and carries the unary calls; the remote site's entry point may spread
+ * connections over its nodes and only the node holding the secondary knows the
+ * session, so every further lane proves it reached that node before it is used.
  *
  * The link dials the remote site's entry point; a sidecar there that does not hold the
  * pair redirects the handshake to the one that does. The link then keeps dialling that
