@@ -326,6 +326,9 @@ export class Pair {
     }
     if (v.kind === 'session') return answer('split-brain', 'two primaries');
     this.#noteVerdict({ verdict: v.verdict, reason: v.reason, peerGeneration: dialer.current });
+    // A stale primary that dials us demotes itself and waits as our secondary: dial it
+    // now, not when our backoff says (after a failover, up to a second of failback time).
+    if (v.verdict === 'dialer-stale') this.#replicator?.peerSeen();
     return answer(v.verdict, v.reason);
   }
 

@@ -40,6 +40,13 @@ export class FakeLink implements ReplicationLink {
 
   start(): void {}
 
+  /** Calls of redialSoon (a replicator told the peer is back). */
+  redials = 0;
+
+  redialSoon(): void {
+    this.redials++;
+  }
+
   close(): void {
     this.connected = false;
   }

@@ -142,6 +142,10 @@ export class AsyncReplicator implements Replicator {
     this.#link.start();
   }
 
+  peerSeen(): void {
+    this.#link.redialSoon();
+  }
+
   close(): void {
     // Out of its group first (the group's stats stay readable in status()).
     const m = this.#membership;

@@ -9,6 +9,7 @@ import { openTempVolume, type TempVolume } from '../../../test/helpers/temp-volu
 import { waitFor } from '../../../test/helpers/wait-for.js';
 import { loadReplicationProto } from '../../grpc/load-proto.js';
 import { frameChecksum } from '../wire/frame-builder.js';
+import { Backoff } from './backoff.js';
 import { PeerLink } from './peer-link.js';
 import { replicationService } from '../secondary/replication-service.js';
 import { SecondaryEndpoint } from '../secondary/secondary-endpoint.js';
@@ -101,7 +102,7 @@ describe('PeerLink', () => {
     peers.push(p);
     return p;
   };
-  const link = (address: string, lanes = 1): { link: PeerLink; sessions: (HandshakeResponse__Output | null)[] } => {
+  const link = (address: string, lanes = 1, backoff?: Backoff): { link: PeerLink; sessions: (HandshakeResponse__Output | null)[] } => {
     const sessions: (HandshakeResponse__Output | null)[] = [];
     const l = new PeerLink({
       address,
@@ -114,6 +115,7 @@ describe('PeerLink', () => {
       logger,
       mode: 'sync',
       lanes,
+      ...(backoff ? { backoff } : {}),
       onSession: (s) => sessions.push(s),
     });
     links.push(l);
@@ -245,6 +247,17 @@ describe('PeerLink', () => {
     } finally {
       front.close();
     }
+  });
+
+  it('tries again at once when told the peer is back, not when its backoff says', async () => {
+    const ep = await endpoint();
+    const b = await peer();
+    // Refused first (b does not hold the pair yet), and the next attempt a minute away.
+    const { link: l } = link(b.address, 1, new Backoff({ initialMs: 60_000, maxMs: 60_000, random: () => 0.99 }));
+    await waitFor('a refused attempt', () => l.retries > 0, WAIT);
+    b.holds = ep;
+    l.redialSoon();
+    await waitFor('a session long before the backoff ran out', () => l.connected, WAIT);
   });
 
   it('says no sidecar of the site holds an unknown pair', async () => {

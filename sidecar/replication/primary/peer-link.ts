@@ -79,6 +79,8 @@ export interface PeerLinkOptions {
    * flow control do not bound the pair, and writes to the same block keep one order.
    */
   lanes?: number;
+  /** Paces reconnects; default capped at 1 s (see PeerLink). Tests pass their own. */
+  backoff?: Backoff;
 }
 
 /**
@@ -109,7 +111,7 @@ export interface PairLinkSource {
 }
 
 /** What a replicator uses of its link: a PeerLink, or a fake in unit tests. */
-export type ReplicationLink = Pick<PeerLink, 'start' | 'close' | 'connected' | 'sessionId' | 'retries' | 'lastError' | 'send' | 'markSynced' | 'commitGroup' | 'fail'>;
+export type ReplicationLink = Pick<PeerLink, 'start' | 'close' | 'connected' | 'sessionId' | 'retries' | 'lastError' | 'send' | 'markSynced' | 'commitGroup' | 'fail' | 'redialSoon'>;
 
 /** Makes a replicator's link; `onSession` is called as a session starts or ends. */
 export type LinkFactory = (onSession: PeerLinkOptions['onSession']) => ReplicationLink;
@@ -176,13 +178,15 @@ export class PeerLink {
   readonly #opts: PeerLinkOptions;
   // Capped at 1 s: a returning secondary is found within about a second, which bounds
   // how long an outage outlives its cause; a refused or unanswered attempt costs little.
-  readonly #backoff = new Backoff({ maxMs: 1000 });
+  readonly #backoff: Backoff;
   #client: PeerServiceClient | null = null;
   /** Channels of mirror lanes 1.., to the same address as #client (lane 0). */
   #laneClients: PeerServiceClient[] = [];
   /** The address #client dials: the entry point, or the sidecar it redirected to. */
   #target = '';
   #started = false;
+  /** An attempt is under way (redialSoon must not start a second one). */
+  #connecting = false;
   #session = '';
   /** The session's mirror and resync streams, one of each per lane (lane 0 first); empty between sessions. */
   #mirrors: OpenStream[] = [];
@@ -200,6 +204,7 @@ export class PeerLink {
     // the pair's creation must refuse (INVALID_ARGUMENT), before any state is kept.
     channelCredentials(opts.address, opts.tls);
     this.#opts = opts;
+    this.#backoff = opts.backoff ?? new Backoff({ maxMs: 1000 });
   }
 
   get connected(): boolean {
@@ -334,6 +339,20 @@ export class PeerLink {
     });
   }
 
+  /**
+   * The peer is known to be up again: the next attempt goes now and the backoff starts
+   * over, instead of waiting out a delay grown during the outage (up to a second). A
+   * failed attempt still backs off as usual, so a peer that is up but not yet ready
+   * (restarting in its new role) is tried again within a few hundred milliseconds.
+   */
+  redialSoon(): void {
+    if (this.#closed || !this.#started || this.connected || this.#connecting) return;
+    this.#backoff.reset();
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#connect(), 0);
+    this.#timer.unref();
+  }
+
   /** Ends the session (a failed write, a stalled peer) and reconnects. */
   fail(reason: string): void {
     if (!this.connected) return;
@@ -349,7 +368,17 @@ export class PeerLink {
   }
 
   async #connect(): Promise<void> {
-    if (this.#closed || !this.#started) return;
+    if (this.#closed || !this.#started || this.#connecting) return;
+    this.#connecting = true;
+    try {
+      await this.#attempt();
+    } finally {
+      this.#connecting = false;
+    }
+  }
+
+  /** One connection attempt: handshake (following redirects), lanes, session; or a retry later. */
+  async #attempt(): Promise<void> {
     try {
       // The remembered sidecar first; the entry point when there is none.
       let c = this.#dial(this.target);

@@ -103,4 +103,9 @@ export interface Replicator extends WriteReplication {
    */
   shipEverything(signal: AbortSignal): Promise<void>;
   status(): ReplicatorStatus;
+  /**
+   * The peer just dialled us (a stale primary back from an outage, about to restart as
+   * our secondary): retry the link now rather than when its backoff says.
+   */
+  peerSeen(): void;
 }

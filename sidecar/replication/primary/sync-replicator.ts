@@ -326,6 +326,10 @@ export class SyncReplicator implements Replicator {
     this.#leave(offset, length, false);
   }
 
+  peerSeen(): void {
+    this.#link.redialSoon();
+  }
+
   close(): void {
     this.#closed = true;
     clearInterval(this.#barrierTimer);
