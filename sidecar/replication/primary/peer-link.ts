@@ -340,14 +340,17 @@ export class PeerLink {
   }
 
   /**
-   * The peer is known to be up again: the next attempt goes now and the backoff starts
-   * over, instead of waiting out a delay grown during the outage (up to a second). A
+   * The peer is known to be up again: the next attempt goes now, on a new channel, and
+   * the backoff starts over, instead of waiting out delays grown during the outage. A
    * failed attempt still backs off as usual, so a peer that is up but not yet ready
    * (restarting in its new role) is tried again within a few hundred milliseconds.
    */
   redialSoon(): void {
     if (this.#closed || !this.#started || this.connected || this.#connecting) return;
     this.#backoff.reset();
+    // A fresh channel too: the old one's own reconnect backoff, grown while the peer was
+    // down, would hold the attempt back by as much again.
+    this.#closeClients();
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => void this.#connect(), 0);
     this.#timer.unref();
