@@ -203,7 +203,7 @@ export class Pair {
     if (spec.role !== given.role) logger.warn('the pair holds another role than pairs.json says (a role change was cut short); taking the role of its metadata', { listed: given.role, role: spec.role });
     // First, so that a volume refused (in use, a directory) leaves no state behind. Opened
     // where the path policy found it landed (`volumeAt`), not through the path again.
-    const volume = await openPairVolume(opts.volumeAt ?? spec.volumePath, { ...ctx.volume, role: spec.role });
+    const volume = await openPairVolume(opts.volumeAt ?? spec.volumePath, { ...ctx.volume, role: spec.role, logger });
     let tracker: DirtyTracker | null = null;
     let nbd: NbdServer | null = null;
     try {

@@ -4,12 +4,15 @@ import { REPLICATE_KEY } from '../csi/replication-opt-in.js';
 import { InvalidArgumentError } from '../errors.js';
 import { deviceRefusal, type SpliceHolders } from './device-refusal.js';
 import { deviceUsage, type DeviceUsageOptions } from './device-usage.js';
+import type { ZeroerLogger } from './range-zeroer.js';
 import { Volume } from './volume.js';
 
 export interface PairVolumeOptions extends DeviceUsageOptions {
   role?: 'primary' | 'secondary';
   /** The splice record of this node that names the block device `rdev`, if any. */
   spliceHolders?(rdev: number): Promise<SpliceHolders | null>;
+  /** Told once when the volume cannot punch holes (zero runs are then written as zeroes). */
+  logger?: ZeroerLogger;
 }
 
 /**
@@ -30,11 +33,12 @@ export async function openPairVolume(path: string, opts: PairVolumeOptions = {})
     throw new InvalidArgumentError(`cannot open volume ${path}: ${err.message}`, { cause: err });
   });
   if (st.isDirectory()) throw new InvalidArgumentError(await directoryMessage(path, opts));
-  if (!st.isBlockDevice()) return Volume.open(path);
+  const zeroing = opts.logger ? { logger: opts.logger } : {};
+  if (!st.isBlockDevice()) return Volume.open(path, zeroing);
   const splice = (await opts.spliceHolders?.(st.rdev)) ?? null;
   if (splice === null) {
     try {
-      return await Volume.open(path, { exclusive: true });
+      return await Volume.open(path, { exclusive: true, ...zeroing });
     } catch (err) {
       if (((err as Error).cause as NodeJS.ErrnoException | undefined)?.code !== 'EBUSY') throw err;
       throw deviceRefusal(path, await deviceUsage(st.rdev, opts), { splice, ...(opts.role ? { role: opts.role } : {}) })!;
@@ -43,7 +47,7 @@ export async function openPairVolume(path: string, opts: PairVolumeOptions = {})
   const refused = deviceRefusal(path, await deviceUsage(st.rdev, opts), { splice });
   if (refused !== null) throw refused;
   // Shared: the splice's dm-era claims the device exclusively while staged or detached.
-  return Volume.open(path);
+  return Volume.open(path, zeroing);
 }
 
 async function directoryMessage(path: string, opts: DeviceUsageOptions): Promise<string> {
