@@ -368,7 +368,7 @@ export class NbdConnection {
         op = exp.trim(req.offset, req.length, fua);
         break;
       case Cmd.WRITE_ZEROES:
-        op = exp.writeZeroes(req.offset, req.length, fua);
+        op = exp.writeZeroes(req.offset, req.length, fua, (req.flags & CmdFlag.NO_HOLE) !== 0);
         break;
       default:
         this.#reply(req.cookie, Errno.EINVAL);

@@ -10,7 +10,8 @@ export interface NbdExport {
    * `fua` when durable. The chunks are the received socket buffers, not copied.
    */
   write(offset: number, chunks: Buffer[], length: number, fua: boolean): Promise<void>;
-  writeZeroes(offset: number, length: number, fua: boolean): Promise<void>;
+  /** `noHole` (NBD_CMD_FLAG_NO_HOLE): the range must stay allocated, not be punched out. */
+  writeZeroes(offset: number, length: number, fua: boolean, noHole?: boolean): Promise<void>;
   /** Advisory: the contents of the range become unspecified. */
   trim(offset: number, length: number, fua: boolean): Promise<void>;
   /** Resolves when every write completed before the call is durable. */

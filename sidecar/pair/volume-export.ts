@@ -12,6 +12,8 @@ export interface IoCounters {
 }
 
 const ZERO_CHUNK = 1 << 20;
+/** A long zero run is zeroed and replicated in pieces of at most this. */
+const ZERO_PIECE = 32 << 20;
 
 function fencedError(name: string): VolumeIoError {
   return new VolumeIoError(`pair ${name} is being demoted: its export refuses writes`, { errno: 'EPERM' });
@@ -101,30 +103,69 @@ export class VolumeExport implements NbdExport {
   }
 
   /**
-   * Writes zeroes, skipping chunks that already read as zero: a fresh sparse volume
-   * stays sparse (mkfs zeroes whole tables), and unchanged chunks are not dirtied.
+   * Zeroes a range. A long run the volume zeroes without writing (fallocate) is done
+   * without reading it first; otherwise chunks that already read as zero are skipped: a
+   * fresh sparse volume stays sparse (mkfs zeroes whole tables), and unchanged chunks are
+   * not dirtied. `noHole`: the range stays allocated.
    */
-  async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
+  async writeZeroes(offset: number, length: number, fua: boolean, noHole = false): Promise<void> {
     if (this.#fenced) throw fencedError(this.name);
-    for (let at = offset; at < offset + length; at += ZERO_CHUNK) {
-      const n = Math.min(ZERO_CHUNK, offset + length - at);
-      const current = await this.#volume.read(at, n);
-      if (current.equals(ZEROES.subarray(0, n))) continue;
-      const r = this.#replication;
-      const ticket = r ? await r.beforeLocalWrite(at, n) : 0;
-      try {
-        const covered = this.#tracker.beforeWrite(at, n);
-        if (covered !== undefined) await covered;
-        await this.#volume.write(at, ZEROES.subarray(0, n));
-      } catch (err) {
-        r?.abandon(ticket, at, n);
-        throw err;
+    const mayUnmap = !noHole;
+    if (this.#volume.fastZeroRange(offset, length, { mayUnmap }) !== null) {
+      await this.#zeroPieces(offset, length, mayUnmap, fua);
+    } else {
+      for (let at = offset; at < offset + length; at += ZERO_CHUNK) {
+        const n = Math.min(ZERO_CHUNK, offset + length - at);
+        const current = await this.#volume.read(at, n);
+        if (current.equals(ZEROES.subarray(0, n))) continue;
+        await this.#zeroLocal(at, n, mayUnmap, fua);
       }
-      if (r) await r.afterLocalWrite(ticket, at, null, n, fua);
     }
     if (fua) await this.#volume.flush();
     this.counters.writeOps++;
     this.counters.bytesWritten += length;
+  }
+
+  /**
+   * TRIM is advisory in NBD. Where the volume can deallocate without writing, the range
+   * is punched out and replicated as a zero run (both replicas stay identical, and a thin
+   * or sparse volume gets its space back); elsewhere it is ignored (a later read may
+   * return the old data, which the protocol allows) — writing zeroes for an fstrim of a
+   * whole filesystem's free space would cost far more than it frees.
+   */
+  async trim(offset: number, length: number, fua: boolean): Promise<void> {
+    if (this.#fenced) throw fencedError(this.name);
+    const range = this.#volume.fastZeroRange(offset, length);
+    if (range !== null) await this.#zeroPieces(range.offset, range.length, true, false);
+    if (fua) await this.#volume.flush();
+  }
+
+  /**
+   * Zeroes a long run in pieces on a ZERO_PIECE grid: each piece is one replicated zero
+   * run, which bounds what a draining consistency group copies aside before it.
+   */
+  async #zeroPieces(offset: number, length: number, mayUnmap: boolean, fua: boolean): Promise<void> {
+    const end = offset + length;
+    for (let at = offset; at < end; ) {
+      const next = Math.min(end, (Math.floor(at / ZERO_PIECE) + 1) * ZERO_PIECE);
+      await this.#zeroLocal(at, next - at, mayUnmap, fua);
+      at = next;
+    }
+  }
+
+  /** Zeroes one run through the dirty tracker and the replication, like a write. */
+  async #zeroLocal(at: number, n: number, mayUnmap: boolean, fua: boolean): Promise<void> {
+    const r = this.#replication;
+    const ticket = r ? await r.beforeLocalWrite(at, n) : 0;
+    try {
+      const covered = this.#tracker.beforeWrite(at, n);
+      if (covered !== undefined) await covered;
+      await this.#volume.writeZeroes(at, n, { mayUnmap });
+    } catch (err) {
+      r?.abandon(ticket, at, n);
+      throw err;
+    }
+    if (r) await r.afterLocalWrite(ticket, at, null, n, fua);
   }
 
   /**
@@ -147,14 +188,6 @@ export class VolumeExport implements NbdExport {
     // Acknowledged long ago without the peer: this side's data diverges from the
     // generation the peer may hold.
     await this.#onDiverge?.();
-  }
-
-  /**
-   * TRIM is advisory in NBD; ignoring it keeps both replicas identical without
-   * shipping anything (a later read may return the old data, which the protocol allows).
-   */
-  async trim(_offset: number, _length: number, fua: boolean): Promise<void> {
-    if (fua) await this.#volume.flush();
   }
 
   flush(): Promise<void> {

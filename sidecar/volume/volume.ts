@@ -146,11 +146,12 @@ export class Volume {
   }
 
   /**
-   * The part of a run writeZeroes would deallocate without writing zeroes (aligned, long
-   * enough, the volume able to), or null: what an advisory discard may act on.
+   * The part of a run writeZeroes would zero without writing zeroes (aligned, long
+   * enough, the volume able to), or null. With unmap allowed (the default): what a
+   * discard can deallocate.
    */
-  deallocatable(offset: number, length: number): { offset: number; length: number } | null {
-    return this.#zeroer.middle(offset, length, 'punch');
+  fastZeroRange(offset: number, length: number, opts: WriteZeroesOptions = {}): { offset: number; length: number } | null {
+    return this.#zeroer.middle(offset, length, opts.mayUnmap === false ? 'zero-range' : 'punch');
   }
 
   /**
