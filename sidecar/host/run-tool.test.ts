@@ -1,4 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runTool, ToolError } from './run-tool.js';
 
 describe('runTool', () => {
@@ -15,5 +18,25 @@ describe('runTool', () => {
     expect(failed).toMatchObject({ exitCode: 3, stderr: 'bad\n' });
     await expect(runTool('/nonexistent/tool', [])).rejects.toBeInstanceOf(ToolError);
     await expect(runTool('sleep', ['5'], { timeoutMs: 200 })).rejects.toThrow(/killed by SIGKILL/);
+  });
+
+  it('hands the tool descriptors of this process as fd 3 onwards', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bm-run-tool-'));
+    try {
+      const path = join(dir, 'f');
+      writeFileSync(path, 'the opened file');
+      const fd = openSync(path, 'r');
+      try {
+        // Renamed away after opening: the tool still reaches the inode this process holds.
+        writeFileSync(`${path}.new`, 'another file');
+        rmSync(path);
+        writeFileSync(path, 'swapped in');
+        expect(await runTool('cat', ['/proc/self/fd/3'], { fds: [fd] })).toBe('the opened file');
+      } finally {
+        closeSync(fd);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

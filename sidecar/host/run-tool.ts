@@ -19,6 +19,12 @@ export interface RunToolOptions {
   signal?: AbortSignal;
   /** Kills the tool after this long (mkfs of a large volume is the slowest caller). */
   timeoutMs?: number;
+  /**
+   * Descriptors of this process the tool gets as its fds 3, 4, …: it reaches a file
+   * through /proc/self/fd/3, the very inode this process opened, never a path that may
+   * have been swapped since.
+   */
+  fds?: readonly number[];
 }
 
 /**
@@ -29,11 +35,12 @@ export interface RunToolOptions {
  */
 export function runTool(tool: string, args: readonly string[], opts: RunToolOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe', ...(opts.fds ?? [])], detached: true, ...(opts.signal ? { signal: opts.signal } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
+    // Pipes, as asked above (the extra fds widen spawn's type to nullable streams).
+    child.stdout!.on('data', (c: Buffer) => out.push(c));
+    child.stderr!.on('data', (c: Buffer) => err.push(c));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
     let failure: Error | undefined;
     child.once('error', (e) => {

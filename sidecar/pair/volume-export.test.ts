@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DirtyTracker } from '../bitmap/dirty-tracker.js';
-import { runTool, ToolError } from '../host/run-tool.js';
+import { ToolError } from '../host/run-tool.js';
+import { runFallocate } from '../volume/range-zeroer.js';
 import { Volume, type VolumeOptions } from '../volume/volume.js';
 import type { Replicator, ReplicatorStatus } from '../replication/primary/replicator.js';
 import { VolumeExport } from './volume-export.js';
@@ -49,7 +50,7 @@ async function rig(bytes: number, opts: VolumeOptions = {}) {
   const path = join(dir, 'v.img');
   await writeFile(path, Buffer.alloc(bytes, 0xab));
   const calls: string[][] = [];
-  const volume = await Volume.open(path, { fallocate: (args) => (calls.push([...args]), runTool('fallocate', args)), ...opts });
+  const volume = await Volume.open(path, { fallocate: (args, fd) => (calls.push([...args]), runFallocate(args, fd)), ...opts });
   volumes.push(volume);
   const rec = new Recorder();
   const tracker = { beforeWrite: (offset: number, length: number) => void rec.tracked.push([offset, length]) } as unknown as DirtyTracker;

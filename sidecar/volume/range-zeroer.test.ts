@@ -10,10 +10,11 @@ function fake(outcomes: Array<'ok' | ToolError> = []) {
   const warnings: string[] = [];
   let writeBacks = 0;
   const opts: RangeZeroerOptions = {
+    fd: 7,
     isBlockDevice: false,
     blockSize: 4096,
-    run: (args) => {
-      calls.push([...args]);
+    run: (args, fd) => {
+      calls.push([...args, `fd ${fd}`]);
       const next = outcomes.shift() ?? 'ok';
       return next === 'ok' ? Promise.resolve('') : Promise.reject(next);
     },
@@ -49,14 +50,14 @@ describe('RangeZeroer', () => {
     expect(new RangeZeroer('/v', { ...opts, blockSize: 3000 }).middle(512, 2 * MiB, 'punch')).toEqual({ offset: 4096, length: 2 * MiB - 4096 });
   });
 
-  it('runs fallocate --punch-hole or --zero-range, keeping the size', async () => {
+  it('runs fallocate --punch-hole or --zero-range on the volume\'s descriptor, keeping the size', async () => {
     const { opts, calls } = fake();
     const z = new RangeZeroer('/vol/a.img', opts);
     await expect(z.zero(4096, MiB, 'punch')).resolves.toBe(true);
     await expect(z.zero(0, MiB, 'zero-range')).resolves.toBe(true);
     expect(calls).toEqual([
-      ['--punch-hole', '--keep-size', '--offset', '4096', '--length', String(MiB), '/vol/a.img'],
-      ['--zero-range', '--keep-size', '--offset', '0', '--length', String(MiB), '/vol/a.img'],
+      ['--punch-hole', '--keep-size', '--offset', '4096', '--length', String(MiB), 'fd 7'],
+      ['--zero-range', '--keep-size', '--offset', '0', '--length', String(MiB), 'fd 7'],
     ]);
   });
 

@@ -8,20 +8,32 @@ import { runTool, ToolError } from '../host/run-tool.js';
  */
 export type ZeroMode = 'punch' | 'zero-range';
 
-/** Runs util-linux `fallocate` with `args`; rejects (a ToolError) when it fails. */
-export type FallocateRunner = (args: readonly string[]) => Promise<unknown>;
+/**
+ * Runs util-linux `fallocate` with `args` (the options; the file is the last argument)
+ * on the volume open as `fd` in this process; rejects (a ToolError) when it fails.
+ */
+export type FallocateRunner = (args: readonly string[], fd: number) => Promise<unknown>;
+
+/**
+ * The tool gets the volume's descriptor and opens /proc/self/fd/3: the inode the pair
+ * opened where the path policy found it, never the path again (it may have been swapped
+ * for another file since).
+ */
+export const runFallocate: FallocateRunner = (args, fd) => runTool('fallocate', [...args, '/proc/self/fd/3'], { fds: [fd], timeoutMs: 60_000 });
 
 export interface ZeroerLogger {
   warn(message: string, meta?: Record<string, unknown>): void;
 }
 
 export interface RangeZeroerOptions {
+  /** The volume's descriptor, open for writing. */
+  fd: number;
   isBlockDevice: boolean;
   /** The filesystem's block size (files) or the device's block size; rounded up to 4 KiB. */
   blockSize: number;
   /** Aligned runs shorter than this are left to the caller: spawning the tool costs ms. Default 1 MiB. */
   minBytes?: number;
-  /** Default: util-linux `fallocate` (in the sidecar image, and on every host the tests run on). */
+  /** Default: runFallocate (util-linux is in the sidecar image, and on every host the tests run on). */
   run?: FallocateRunner;
   /**
    * Writes the volume's dirty pages back. A block device this process holds with O_EXCL
@@ -58,7 +70,7 @@ export class RangeZeroer {
     // Anything not a sane power of two: 4 KiB, a multiple of every logical block size.
     this.#align = Number.isInteger(Math.log2(bs)) && bs >= MIN_ALIGN && bs <= MAX_ALIGN ? bs : MIN_ALIGN;
     this.#minBytes = Math.max(opts.minBytes ?? DEFAULT_MIN_ZERO_BYTES, this.#align);
-    this.#run = opts.run ?? ((args) => runTool('fallocate', args, { timeoutMs: 60_000 }));
+    this.#run = opts.run ?? runFallocate;
   }
 
   /** The aligned middle of the run the tool would zero, or null: too short, or the volume cannot. */
@@ -75,7 +87,7 @@ export class RangeZeroer {
    */
   async zero(offset: number, length: number, mode: ZeroMode): Promise<boolean> {
     if (this.#unsupported.has(mode)) return false;
-    const args = [mode === 'punch' ? '--punch-hole' : '--zero-range', '--keep-size', '--offset', String(offset), '--length', String(length), this.#path];
+    const args = [mode === 'punch' ? '--punch-hole' : '--zero-range', '--keep-size', '--offset', String(offset), '--length', String(length)];
     let err = await this.#try(args);
     if (err !== null && this.#opts.isBlockDevice && /resource busy/i.test(err.stderr)) {
       await this.#opts.writeBack();
@@ -96,7 +108,7 @@ export class RangeZeroer {
 
   async #try(args: readonly string[]): Promise<ToolError | null> {
     try {
-      await this.#run(args);
+      await this.#run(args, this.#opts.fd);
       return null;
     } catch (err) {
       if (err instanceof ToolError) return err;

@@ -68,6 +68,7 @@ export class Volume {
     this.isBlockDevice = geometry.isBlockDevice;
     this.#syncer = new SyncBatcher(() => fdatasyncP(fd));
     this.#zeroer = new RangeZeroer(path, {
+      fd,
       isBlockDevice: geometry.isBlockDevice,
       blockSize: geometry.blockSize,
       writeBack: () => this.flush(),
