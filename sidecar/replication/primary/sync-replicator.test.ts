@@ -203,8 +203,10 @@ describe('SyncReplicator', () => {
   });
 
   it('resumes a full sync to the same secondary image after the session ends, and starts over for another image', async () => {
-    const rep = await start({}, true);
     const full = 16 * MiB;
+    // Data everywhere: frames of 256 KiB (all-zero ones would be joined).
+    await tmp.volume.write(0, Buffer.alloc(full, 7));
+    const rep = await start({}, true);
     // The secondary answers the first four resync frames and every barrier, then stalls.
     let answered = 0;
     link.answer = (f) => (f.kind === 'mirror' || ++answered <= 4 ? 'ack' : undefined);
@@ -233,5 +235,15 @@ describe('SyncReplicator', () => {
     for (const f of link.unanswered('resync')) f.ack();
     await waitFor('InSync with the new image', () => again.state === 'InSync', { timeoutMs: 20_000 });
     expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(1);
+  });
+
+  it('joins all-zero resync frames in a row into one zero run, keeping the data frames and their order', async () => {
+    await tmp.volume.write(4 * MiB, Buffer.alloc(256 * KiB, 9));
+    const rep = await start({}, true);
+    link.answer = () => 'ack';
+    await waitFor('InSync after the copy', () => rep.state === 'InSync', { timeoutMs: 20_000 });
+    const runs = link.sent.filter((f) => f.kind === 'resync').map((f) => f.frame.runs!.map((x) => [Number(x.offset), Number(x.length), x.zero]));
+    expect(runs).toEqual([[[0, 4 * MiB, true]], [[4 * MiB, 256 * KiB, false]], [[4 * MiB + 256 * KiB, 12 * MiB - 256 * KiB, true]]]);
+    expect(tracker.dirtyBlocks).toBe(0);
   });
 });

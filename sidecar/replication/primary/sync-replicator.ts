@@ -5,6 +5,7 @@ import { DEFAULT_MAX_FRAME_PAYLOAD, frameChecksum, FrameBuilder, type Frame } fr
 import { peerPlan, type PeerPlan } from './peer-plan.js';
 import { PeerFault } from './peer-fault.js';
 import { emptyFrame } from '../wire/peer-protocol.js';
+import { extendsZeroFrame, isZeroFrame, joinZeroFrames } from '../wire/zero-frames.js';
 import { pairLink, type ReplicationLink } from './peer-link.js';
 import { replicatorStatus, type Replicator, type ReplicatorPairOptions, type ReplicatorStatus } from './replicator.js';
 import { ResyncController } from './resync-controller.js';
@@ -520,25 +521,13 @@ export class SyncReplicator implements Replicator {
     // Where the pass spends its time, logged at its end: the disk (waiting for a read),
     // the window (waiting for acknowledgements), the closing barrier.
     const pass = { started: performance.now(), frames: 0, bytes: 0, readWaitMs: 0, windowWaitMs: 0 };
-    for (;;) {
-      while (reading.length < READ_AHEAD_FRAMES && !refused && this.#link.connected && !this.#paused && !this.#closed) {
-        const blocks = this.#selectFrame(cursor);
-        if (blocks === null) break;
-        cursor = blocks.next;
-        reading.push(this.#readFrame(blocks.blocks));
-      }
-      const next = reading.shift();
-      if (next === undefined) break;
-      let t = performance.now();
-      const frame = await next;
-      pass.readWaitMs += performance.now() - t;
-      if (refused || !this.#link.connected || this.#paused || this.#closed) {
-        // Not sent: unlock, the blocks stay out of sync for the next pass.
-        this.#unlock(frame.blocks);
-        continue;
-      }
+    // All-zero frames in a row are held and sent as one zero run (up to
+    // MAX_JOINED_ZERO_RUN): the secondary then punches megabytes at once, where one
+    // 256 KiB run at a time would each cost it a tool run or writing zeroes.
+    let held: ResyncFrame | null = null;
+    const send = async (frame: ResyncFrame): Promise<void> => {
       const size = frame.blocks.length * this.#blockSize;
-      t = performance.now();
+      const t = performance.now();
       while (inflightBytes > 0 && inflightBytes + size > this.#controller.window()) await Promise.race(inflight);
       pass.windowWaitMs += performance.now() - t;
       pass.frames++;
@@ -577,6 +566,42 @@ export class SyncReplicator implements Replicator {
           this.#unlock(frame.blocks);
         });
       inflight.add(p);
+    };
+    for (;;) {
+      while (reading.length < READ_AHEAD_FRAMES && !refused && this.#link.connected && !this.#paused && !this.#closed) {
+        const blocks = this.#selectFrame(cursor);
+        if (blocks === null) break;
+        cursor = blocks.next;
+        reading.push(this.#readFrame(blocks.blocks));
+      }
+      const next = reading.shift();
+      if (next === undefined) break;
+      const t = performance.now();
+      const frame = await next;
+      pass.readWaitMs += performance.now() - t;
+      if (refused || !this.#link.connected || this.#paused || this.#closed) {
+        // Not sent: unlock, the blocks stay out of sync for the next pass.
+        this.#unlock(frame.blocks);
+        if (held !== null) this.#unlock(held.blocks);
+        held = null;
+        continue;
+      }
+      if (isZeroFrame(frame)) {
+        if (held !== null && extendsZeroFrame(held, frame)) {
+          held = { ...joinZeroFrames(held, frame), blocks: held.blocks.concat(frame.blocks) };
+          continue;
+        }
+        if (held !== null) await send(held);
+        held = frame;
+        continue;
+      }
+      if (held !== null) await send(held);
+      held = null;
+      await send(frame);
+    }
+    if (held !== null) {
+      if (refused || !this.#link.connected || this.#paused || this.#closed) this.#unlock(held.blocks);
+      else await send(held);
     }
     await Promise.all(inflight);
     const shippedMs = performance.now() - pass.started;
