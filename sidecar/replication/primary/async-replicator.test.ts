@@ -120,6 +120,19 @@ describe('AsyncReplicator: the initial copy and a refusing secondary', () => {
     expect(link.calls.lastIndexOf('send resync durable')).toBeGreaterThan(link.calls.lastIndexOf('send resync'));
   });
 
+  it('joins all-zero frames of a drain in a row into one zero run, keeping the data frames and their order', async () => {
+    const rep = r!;
+    await tmp.volume.write(MiB, Buffer.alloc(256 * 1024, 9));
+    link.answer = () => 'ack';
+    link.connect(true);
+    await waitFor('full sync needed', () => rep.needsFullSync);
+    rep.cut(0);
+    const frames = await rep.drain(new AbortController().signal);
+    const runs = link.sent.filter((f) => f.kind === 'resync').map((f) => f.frame.runs!.map((x) => [Number(x.offset), Number(x.length), x.zero]));
+    expect(runs).toEqual([[[0, MiB, true]], [[MiB, 256 * 1024, false]], [[MiB + 256 * 1024, 3 * MiB - 256 * 1024, true]]]);
+    expect(frames).toBe(3);
+  });
+
   it('tells the secondary the generation a group brought it to, unless a write it did not get was acknowledged after the cut', async () => {
     const rep = r!;
     // This primary wrote alone after g1 (now g2, g1 its bitmap); the secondary holds g1.

@@ -3,6 +3,7 @@ import { BlockBitmap } from '../../bitmap/block-bitmap.js';
 import { BlockmirrorError, ClosedError } from '../../errors.js';
 import { DEFAULT_MAX_FRAME_PAYLOAD, FrameBuilder, type Frame } from '../wire/frame-builder.js';
 import { emptyFrame } from '../wire/peer-protocol.js';
+import { extendsZeroFrame, isZeroFrame, joinZeroFrames } from '../wire/zero-frames.js';
 import type { GenerationIds } from '../lineage/generation-ids.js';
 import type { ConsistencyGroup } from './consistency-group.js';
 import type { ConsistencyGroups, GroupSettings } from './consistency-groups.js';
@@ -49,6 +50,9 @@ const FRAME_BYTES = DEFAULT_MAX_FRAME_PAYLOAD;
 export const DEFAULT_ASIDE_BUDGET_BYTES = 64 << 20;
 /** Frames of a drain in flight at once (the link's bandwidth-delay product on a LAN). */
 const FRAMES_IN_FLIGHT = 16;
+
+/** A drain's frame, and the bytes of the blocks it covers (zero or not). */
+type DrainFrame = Frame & { bytes: number };
 
 interface Drain {
   id: number;
@@ -312,23 +316,13 @@ export class AsyncReplicator implements Replicator {
     const inflight = new Set<Promise<void>>();
     let frames = 0;
     let failure: Error | null = null;
-    for (let b = d.blocks.nextSet(0); b !== -1 && failure === null && d.abandoned === null; ) {
-      if (signal.aborted) throw new GroupAbortedError(`group ${d.id}: ${String(signal.reason)}`);
-      const frameBlocks: number[] = [];
-      while (b !== -1 && frameBlocks.length * this.#bs < FRAME_BYTES) {
-        frameBlocks.push(b);
-        b = d.blocks.nextSet(b + 1);
-      }
-      let frame;
-      try {
-        frame = await this.#frame(d, frameBlocks);
-      } catch (err) {
-        // Abandoned or unreadable: stop here, but let the frames on the wire settle first.
-        failure ??= err as Error;
-        break;
-      }
+    // All-zero frames in a row go as one zero run (see MAX_JOINED_ZERO_RUN); the count
+    // of frames the group commit carries is of the frames sent, as the secondary staged them.
+    let held: DrainFrame | null = null;
+    /** Sends a frame once the window has room; false when the drain is failing. */
+    const send = async (frame: DrainFrame): Promise<boolean> => {
       while (inflight.size >= FRAMES_IN_FLIGHT) await Promise.race(inflight);
-      if (failure !== null) break;
+      if (failure !== null) return false;
       this.bytesOnWire += frame.payload.length;
       const p = this.#link
         .send('resync', { runs: frame.runs, payload: frame.payload, crc32c: frame.crc32c, durable: false, group: d.id })
@@ -343,7 +337,33 @@ export class AsyncReplicator implements Replicator {
         )
         .finally(() => inflight.delete(p));
       inflight.add(p);
+      return true;
+    };
+    for (let b = d.blocks.nextSet(0); b !== -1 && failure === null && d.abandoned === null; ) {
+      if (signal.aborted) throw new GroupAbortedError(`group ${d.id}: ${String(signal.reason)}`);
+      const frameBlocks: number[] = [];
+      while (b !== -1 && frameBlocks.length * this.#bs < FRAME_BYTES) {
+        frameBlocks.push(b);
+        b = d.blocks.nextSet(b + 1);
+      }
+      let frame: DrainFrame;
+      try {
+        frame = await this.#frame(d, frameBlocks);
+      } catch (err) {
+        // Abandoned or unreadable: stop here, but let the frames on the wire settle first.
+        failure ??= err as Error;
+        break;
+      }
+      if (isZeroFrame(frame) && held !== null && extendsZeroFrame(held, frame)) {
+        held = { ...joinZeroFrames(held, frame), bytes: held.bytes + frame.bytes };
+        continue;
+      }
+      if (held !== null && !(await send(held))) break;
+      held = null;
+      if (isZeroFrame(frame)) held = frame;
+      else if (!(await send(frame))) break;
     }
+    if (held !== null && failure === null && d.abandoned === null) await send(held);
     await Promise.all(inflight);
     if (failure !== null) {
       this.#noteRefusal(failure);
@@ -556,7 +576,7 @@ export class AsyncReplicator implements Replicator {
     return p;
   }
 
-  async #frame(d: Drain, blocks: number[]): Promise<Frame & { bytes: number }> {
+  async #frame(d: Drain, blocks: number[]): Promise<DrainFrame> {
     const bufs = await Promise.all(blocks.map((b) => this.#capture(d, b) ?? Promise.resolve(d.aside.get(b))));
     // Abandoned meanwhile: the copies aside are gone, and the group will not be committed.
     if (d.abandoned !== null) throw new GroupAbortedError(`group ${d.id}: ${d.abandoned}`);
