@@ -131,8 +131,9 @@ export class Volume {
    *
    * Durability: a punched hole or zeroed range is a change to the file's block map, which
    * reading the data back depends on, so fdatasync (flush) makes it durable like a write
-   * (ext4 and xfs commit such metadata on fdatasync); on a block device the zero-out is
-   * issued to the device and flush's cache flush covers it.
+   * (ext4 and xfs commit such metadata on fdatasync, per inode: the tool's own open of
+   * the file counts); on a block device the zero-out is issued to the device and flush's
+   * cache flush covers it.
    */
   async writeZeroes(offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
     this.#check(offset, length, true);
