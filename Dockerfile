@@ -66,8 +66,8 @@ CMD ["operator"]
 
 # Privileged in the DaemonSet (block devices, the kubelet's staged volumes); its state
 # lives in a hostPath. The node splice's tools: dmsetup, era_invalidate (dm-era's
-# metadata), losetup/blockdev/mount, mkfs.ext4/blkid for the CSI proxy, and the NBD
-# netlink helper.
+# metadata), losetup/blockdev/mount, mkfs.ext4/blkid for the CSI proxy, fallocate (zero
+# runs punched out of a volume, not written), and the NBD netlink helper.
 FROM runtime AS sidecar
 RUN apt-get update && apt-get install -y --no-install-recommends dmsetup thin-provisioning-tools util-linux mount e2fsprogs \
     && rm -rf /var/lib/apt/lists/*

@@ -95,7 +95,7 @@ describe('the chart images, built locally from the Dockerfile', () => {
 
   it('sidecar: carries the node splice tools, and they work in a privileged container', async () => {
     const image = built.images.sidecar.image;
-    for (const tool of ['dmsetup', 'era_invalidate', 'mkfs.ext4', 'losetup', 'blkid']) {
+    for (const tool of ['dmsetup', 'era_invalidate', 'mkfs.ext4', 'losetup', 'blkid', 'fallocate']) {
       const found = await containerd.runContainer(image, `which-${tool.replace('.', '-')}`, ['sh', '-c', `command -v ${tool}`]);
       expect({ tool, code: found.code }).toEqual({ tool, code: 0 });
     }
