@@ -80,9 +80,13 @@ export class VolumeExport implements NbdExport {
     const r = this.#replication;
     if (r === null) return this.#writeLocal(offset, chunks, length, fua);
     const gate = r.beforeLocalWrite(offset, length);
+    // FUA: the local flush and the secondary's durable acknowledgement are independent
+    // (each side makes its own copy durable), so they run at once; one after the other, a
+    // FUA write paid both latencies. The write completes only when both have settled,
+    // even if one fails first: the mirror frame may still hold the request's buffers.
     const run = (ticket: number): Promise<void> =>
       this.#writeLocal(offset, chunks, length, false).then(
-        () => r.afterLocalWrite(ticket, offset, chunks, length, fua).then(() => (fua ? this.#volume.flush() : undefined)),
+        () => (fua ? bothSettled(r.afterLocalWrite(ticket, offset, chunks, length, true), this.#volume.flush()) : r.afterLocalWrite(ticket, offset, chunks, length, false)),
         (err: unknown) => {
           r.abandon(ticket, offset, length);
           throw err;
@@ -195,4 +199,11 @@ export class VolumeExport implements NbdExport {
     if (r === null) return this.#volume.flush();
     return Promise.all([this.#volume.flush(), r.flushBarrier()]).then(() => undefined);
   }
+}
+
+/** Resolves once both have settled; rejects with the first failure, if any. */
+async function bothSettled(a: Promise<void>, b: Promise<void>): Promise<void> {
+  const [x, y] = await Promise.allSettled([a, b]);
+  if (x.status === 'rejected') throw x.reason;
+  if (y.status === 'rejected') throw y.reason;
 }
