@@ -24,7 +24,7 @@ class Recorder implements Replicator {
   beforeLocalWrite(): number {
     return 0;
   }
-  afterLocalWrite(_t: number, offset: number, chunks: Buffer[] | null, length: number): Promise<void> {
+  afterLocalWrite(_t: number, offset: number, chunks: Buffer[] | null, length: number, _durable?: boolean): Promise<void> {
     this.mirrored.push({ offset, length, zero: chunks === null });
     return Promise.resolve();
   }
@@ -116,5 +116,31 @@ describe('VolumeExport zeroes', () => {
     await exp.trim(4 * MiB, 4 * MiB, false);
     expect(rec.mirrored).toHaveLength(1);
     expect((await readFile(path)).subarray(4 * MiB).every((b) => b === 0xab)).toBe(true);
+  });
+});
+
+describe('VolumeExport FUA writes', () => {
+  it('flush locally while the secondary makes the write durable, and complete only when both did', async () => {
+    const { volume, exp, rec } = await rig(MiB);
+    const events: string[] = [];
+    let ack: () => void = () => undefined;
+    rec.afterLocalWrite = (_t, offset, _chunks, length, durable) => {
+      events.push(`mirror ${offset}+${length}${durable === true ? ' durable' : ''}`);
+      return new Promise<void>((resolve) => (ack = resolve));
+    };
+    const flush = volume.flush.bind(volume);
+    let flushed: Promise<void> | undefined;
+    volume.flush = () => (events.push('local flush'), (flushed = flush()));
+    let done = false;
+    const written = exp.write(4096, [Buffer.alloc(4096, 1)], 4096, true).then(() => (done = true));
+    // The local flush starts while the secondary's durable answer is still outstanding.
+    for (let i = 0; i < 50 && flushed === undefined; i++) await new Promise((r) => setImmediate(r));
+    expect(events).toEqual(['mirror 4096+4096 durable', 'local flush']);
+    await flushed;
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(false);
+    ack();
+    await written;
+    expect(done).toBe(true);
   });
 });
