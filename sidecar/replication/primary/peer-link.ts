@@ -9,7 +9,7 @@ import { Backoff } from './backoff.js';
 import type { GenerationIds } from '../lineage/generation-ids.js';
 import type { OutgoingBlockFrame } from '../wire/block-frame-codec.js';
 import { frameChecksum } from '../wire/frame-builder.js';
-import { laneParts } from '../wire/lane-parts.js';
+import { laneParts, soleLane } from '../wire/lane-parts.js';
 import { DEFAULT_LIVENESS_MS, emptyFrame, HEARTBEAT_MS, MAX_PEER_MESSAGE_BYTES, PAIR_METADATA, PEER_FLOW_CONTROL_WINDOW, SESSION_METADATA } from '../wire/peer-protocol.js';
 import { peerServiceClient, type PeerServiceClient } from '../wire/peer-service.js';
 
@@ -285,8 +285,10 @@ export class PeerLink {
     }
     const lanes = this.#mirrors;
     if (lanes.length === 1 || frame.runs.length === 0) return this.#write(lanes[0]!, frame);
+    // The common case, a write within one extent, goes whole without building parts.
+    const lane = soleLane(frame.runs, lanes.length, LANE_EXTENT_BYTES);
+    if (lane !== -1) return this.#write(lanes[lane]!, frame);
     const parts = laneParts(frame, lanes.length, LANE_EXTENT_BYTES);
-    if (parts.length === 1) return this.#write(lanes[parts[0]!.lane]!, frame);
     // Cut at lane boundaries: each part checked on its own.
     return Promise.all(parts.map((p) => this.#write(lanes[p.lane]!, { ...p, crc32c: frameChecksum(p.runs, p.payload), durable: frame.durable }))).then(() => undefined);
   }

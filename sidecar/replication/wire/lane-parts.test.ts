@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { fuzz } from '../../../test/helpers/fuzz.js';
-import { laneParts } from './lane-parts.js';
+import { laneParts, soleLane } from './lane-parts.js';
 
 const EXTENT = 64;
 
@@ -46,6 +46,11 @@ describe('laneParts', () => {
           for (const [k, v] of image(p.runs, Buffer.concat(p.payload))) got.set(k, v);
         }
         expect(got).toEqual(image(runs, payload));
+        // soleLane names the lane exactly when laneParts leaves the frame whole.
+        const sole = soleLane(runs, lanes, EXTENT);
+        if (parts.length === 1 && runs.length > 0) expect(sole === -1 || sole === parts[0]!.lane).toBe(true);
+        if (sole !== -1) expect(parts.map((p) => p.lane)).toEqual(parts.length === 0 ? [] : [sole]);
+        if (lanes > 1 && parts.length > 1) expect(sole).toBe(-1);
         if (lanes === 1) expect(parts.length).toBeLessThanOrEqual(1);
       }),
       500,

@@ -59,3 +59,20 @@ export function laneParts(frame: { runs: readonly Run[]; payload: Buffer | reado
   }
   return parts;
 }
+
+/**
+ * The lane of a frame whose runs all lie in extents of one lane (laneParts would give it
+ * whole), or -1 when it must be cut. No allocation: this is asked of every write.
+ */
+export function soleLane(runs: readonly Run[], lanes: number, extent: number): number {
+  let lane = -1;
+  for (const r of runs) {
+    if (r.length === 0) continue;
+    const first = Math.floor(r.offset / extent);
+    if (first !== Math.floor((r.offset + r.length - 1) / extent) && lanes > 1) return -1;
+    const l = first % lanes;
+    if (lane !== -1 && l !== lane) return -1;
+    lane = l;
+  }
+  return lane;
+}
