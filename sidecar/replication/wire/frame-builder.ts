@@ -226,13 +226,6 @@ export function frameChecksum(runs: readonly WireRun[], payload: Buffer | readon
   return crc;
 }
 
-/** Bytes of a payload given whole or as chunks. */
-export function payloadBytes(payload: Buffer | readonly Buffer[]): number {
-  if (Buffer.isBuffer(payload)) return payload.length;
-  let n = 0;
-  for (const c of payload) n += c.length;
-  return n;
-}
 
 export interface WireRun {
   offset: number;
