@@ -220,6 +220,39 @@ describe('PeerLink', () => {
     for (let i = 0; i < 4; i++) expect((await vol.read(2 * MiB + i * BLOCK, 4096)).every((x) => x === 30 + i)).toBe(true);
   });
 
+  it('joins small writes made while a message is being written out, and sends a lone write at once', async () => {
+    const ep = await endpoint();
+    const vol = tmp.at(-1)!.volume;
+    const b = await peer(ep);
+    const { link: l } = link(b.address, 1);
+    await waitFor('a session', () => l.connected, WAIT);
+    const before = ep.stats.framesApplied;
+    // One at a time (QD1): each write is its own message, sent as soon as it is made.
+    for (let i = 0; i < 5; i++) await l.send('mirror', { ...frame(i * 4096, 1 + i), durable: false });
+    expect(ep.stats.framesApplied - before).toBe(5);
+    // 64 at once, overlapping in pairs (fill i, then i + 1 over the second half of i's
+    // block): the first goes out alone, the rest wait for its write and go joined. The
+    // secondary writes a joined message's runs in order, so the later write wins.
+    const burst = ep.stats.framesApplied;
+    const sent: Promise<void>[] = [];
+    for (let i = 0; i < 64; i++) {
+      const offset = MiB + Math.floor(i / 2) * 4096 + (i % 2) * 2048;
+      sent.push(l.send('mirror', { ...frame(offset, 100 + i), durable: i === 63 }));
+    }
+    await Promise.all(sent);
+    // 63 frames of 4 KiB fit one joined message (COALESCED_PAYLOAD_BYTES).
+    expect(ep.stats.framesApplied - burst).toBe(2);
+    const got = await vol.read(MiB, 33 * 4096);
+    for (let i = 0; i < 64; i += 2) {
+      const at = (i / 2) * 4096;
+      expect(got.subarray(at, at + 2048).every((x) => x === 100 + i)).toBe(true);
+      // The odd write's second half lies in the next block, which the next even write covers.
+      expect(got.subarray(at + 2048, at + 4096).every((x) => x === 101 + i)).toBe(true);
+    }
+    expect(got.subarray(32 * 4096, 32 * 4096 + 2048).every((x) => x === 163)).toBe(true);
+    expect(ep.stats.crcErrors).toBe(0);
+  });
+
   it('goes on without a lane that reaches a sidecar not holding the session', async () => {
     const ep = await endpoint();
     const holder = await peer(ep);

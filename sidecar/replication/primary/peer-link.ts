@@ -9,6 +9,7 @@ import { Backoff } from './backoff.js';
 import type { GenerationIds } from '../lineage/generation-ids.js';
 import type { OutgoingBlockFrame } from '../wire/block-frame-codec.js';
 import { frameChecksum } from '../wire/frame-builder.js';
+import { coalescible, takeCoalesced } from '../wire/frame-coalescer.js';
 import { laneParts, soleLane } from '../wire/lane-parts.js';
 import { DEFAULT_LIVENESS_MS, emptyFrame, HEARTBEAT_MS, MAX_PEER_MESSAGE_BYTES, PAIR_METADATA, PEER_FLOW_CONTROL_WINDOW, SESSION_METADATA } from '../wire/peer-protocol.js';
 import { peerServiceClient, type PeerServiceClient } from '../wire/peer-service.js';
@@ -146,13 +147,22 @@ interface Pending {
 }
 
 interface OpenStream {
+  kind: StreamKind;
   call: ClientDuplexStream<OutgoingBlockFrame, FrameAck__Output>;
   session: string;
   cancelled: boolean;
   pending: Map<number, Pending & { sentAt: number }>;
-  /** Frames waiting for the stream's 'drain' (write() asked us to stop). */
+  /**
+   * Frames not yet handed to grpc-js: waiting for the stream's 'drain' (write() asked us
+   * to stop), or, on a mirror stream, small frames held while a message is still being
+   * written out, to go joined as one message when it is.
+   */
   queue: OutgoingBlockFrame[];
   blocked: boolean;
+  /** Messages handed to grpc-js whose write has not called back yet: the lane is busy. */
+  writing: number;
+  /** A joined message's sequence → the earlier frames its answer settles too. */
+  joined: Map<number, number[]>;
   lastSentAt: number;
 }
 
@@ -262,6 +272,12 @@ export class PeerLink {
       'grpc-node.flow_control_window': PEER_FLOW_CONTROL_WINDOW,
       // The channel's own reconnect backoff (1 s growing to 120 s by default) would
       // fail our handshakes fast for minutes after an outage; ours paces the retries.
+      // No replays by grpc-js: a session that fails ends, and the link starts a new one.
+      // Its retry buffer also called a write back before the message was written, which
+      // hid a busy lane from the coalescing in #write; with no buffer, a write calls back
+      // once its message is on the connection.
+      'grpc.enable_retries': 0,
+      'grpc.per_rpc_retry_buffer_size': 0,
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
       ...(this.#opts.serverName && this.#opts.tls ? { 'grpc.ssl_target_name_override': this.#opts.serverName, 'grpc.default_authority': this.#opts.serverName } : {}),
@@ -302,9 +318,35 @@ export class PeerLink {
       const msg = { ...frame, sessionId: s.session, sequence };
       // Honour the stream's backpressure: once write() says stop, frames wait here for
       // 'drain' instead of piling up in grpc-js's buffers (the callers bound how many).
-      if (s.queue.length > 0 || s.blocked) s.queue.push(msg);
-      else if (!s.call.write(msg)) s.blocked = true;
+      // And while a message is being written out, a small write waits beside it, to go
+      // joined with the others that arrive meanwhile: one message instead of many, with
+      // no timer — an idle lane (QD1) sends every write at once.
+      if (s.queue.length > 0 || s.blocked || (s.writing > 0 && s.kind === 'mirror' && coalescible(msg))) s.queue.push(msg);
+      else this.#put(s, msg);
     });
+  }
+
+  /** Hands a message to grpc-js; its callback says the lane is free again. */
+  #put(s: OpenStream, msg: OutgoingBlockFrame): void {
+    s.writing++;
+    const ok = s.call.write(msg, () => {
+      s.writing--;
+      if (s.writing === 0) this.#flushQueue(s);
+    });
+    if (!ok) s.blocked = true;
+  }
+
+  /** Sends what waits in the queue, small mirror frames joined, until write() says stop. */
+  #flushQueue(s: OpenStream): void {
+    while (s.queue.length > 0 && !s.blocked && !s.cancelled) {
+      if (s.kind !== 'mirror') {
+        this.#put(s, s.queue.shift()!);
+        continue;
+      }
+      const { frame, sequences } = takeCoalesced(s.queue);
+      if (sequences.length > 1) s.joined.set(frame.sequence, sequences.slice(0, -1));
+      this.#put(s, frame);
+    }
   }
 
   /**
@@ -493,6 +535,7 @@ export class PeerLink {
     for (const p of s.pending.values()) p.reject(new PeerUnavailableError(reason));
     s.pending.clear();
     s.queue = [];
+    s.joined.clear();
     s.call.cancel();
   }
 
@@ -501,19 +544,26 @@ export class PeerLink {
     md.set(SESSION_METADATA, session);
     md.set(PAIR_METADATA, this.#opts.remotePair);
     const call = kind === 'mirror' ? client.Mirror(md) : client.Resync(md);
-    const s: OpenStream = { call, session, cancelled: false, pending: new Map(), queue: [], blocked: false, lastSentAt: performance.now() };
-    call.on('data', (ack: FrameAck__Output) => {
-      const p = s.pending.get(ack.sequence);
+    const s: OpenStream = { kind, call, session, cancelled: false, pending: new Map(), queue: [], blocked: false, writing: 0, joined: new Map(), lastSentAt: performance.now() };
+    const settle = (sequence: number, error: string): void => {
+      const p = s.pending.get(sequence);
       if (!p) return;
-      s.pending.delete(ack.sequence);
-      if (ack.error === '') p.resolve();
-      else p.reject(new PeerRefusedError(`the secondary could not apply frame ${ack.sequence}: ${ack.error}`));
+      s.pending.delete(sequence);
+      if (error === '') p.resolve();
+      else p.reject(new PeerRefusedError(`the secondary could not apply frame ${sequence}: ${error}`));
+    };
+    call.on('data', (ack: FrameAck__Output) => {
+      // A joined message's answer is every one of its frames' answer.
+      const earlier = s.joined.get(ack.sequence);
+      if (earlier !== undefined) {
+        s.joined.delete(ack.sequence);
+        for (const seq of earlier) settle(seq, ack.error);
+      }
+      settle(ack.sequence, ack.error);
     });
     call.on('drain', () => {
       s.blocked = false;
-      while (s.queue.length > 0 && !s.blocked) {
-        if (!call.write(s.queue.shift()!)) s.blocked = true;
-      }
+      this.#flushQueue(s);
     });
     const end = (why: string): void => {
       // A stream we cancelled (a refused lane, a dropped session) says so later: no news.
