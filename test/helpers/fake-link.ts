@@ -118,10 +118,3 @@ export class FakeLink implements ReplicationLink {
     return this.sent.filter((f) => f.kind === kind && !f.settled);
   }
 }
-/** Bytes of a sent frame's payload, given whole or as chunks. */
-export function payloadBytes(payload: Buffer | readonly Buffer[]): number {
-  if (Buffer.isBuffer(payload)) return payload.length;
-  let n = 0;
-  for (const c of payload) n += c.length;
-  return n;
-}

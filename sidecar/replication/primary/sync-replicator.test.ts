@@ -1,13 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import winston from 'winston';
-import { FakeLink, payloadBytes } from '../../../test/helpers/fake-link.js';
+import { FakeLink } from '../../../test/helpers/fake-link.js';
 import { openTempVolume, type TempVolume } from '../../../test/helpers/temp-volume.js';
 import { waitFor } from '../../../test/helpers/wait-for.js';
 import { DirtyTracker } from '../../bitmap/dirty-tracker.js';
 import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { BlockBitmap } from '../../bitmap/block-bitmap.js';
 import { PairMeta } from '../lineage/pair-meta.js';
+import { payloadBytes } from '../wire/frame-coalescer.js';
 import { SyncReplicator } from './sync-replicator.js';
 
 const KiB = 1024;

@@ -10,21 +10,28 @@ export const COALESCE_FRAME_BYTES = 64 * 1024;
 /** What one message joined from several frames may carry at most. */
 export const COALESCED_PAYLOAD_BYTES = DEFAULT_MAX_FRAME_PAYLOAD;
 
-/** The bytes a frame's payload holds. */
-export function framePayloadBytes(frame: Pick<OutgoingBlockFrame, 'payload'>): number {
-  if (Buffer.isBuffer(frame.payload)) return frame.payload.length;
+/** Bytes of a payload given whole or as chunks. */
+export function payloadBytes(payload: Buffer | readonly Buffer[]): number {
+  if (Buffer.isBuffer(payload)) return payload.length;
   let n = 0;
-  for (const c of frame.payload) n += c.length;
+  for (const c of payload) n += c.length;
   return n;
 }
 
 /**
- * May share a message: a small write outside any consistency group. Heartbeats, barriers
- * and probes (no runs) always go alone, and grouped frames are counted one by one at
- * the group's commit.
+ * The payload bytes of a frame that may share a message, -1 for one that may not: a small
+ * write outside any consistency group may. Heartbeats, barriers and probes (no runs)
+ * always go alone, and grouped frames are counted one by one at the group's commit.
  */
+function joinableBytes(frame: OutgoingBlockFrame): number {
+  if (frame.runs.length === 0 || (frame.group ?? 0) !== 0) return -1;
+  const n = payloadBytes(frame.payload);
+  return n <= COALESCE_FRAME_BYTES ? n : -1;
+}
+
+/** May share a message with the frames beside it (see joinableBytes). */
 export function coalescible(frame: OutgoingBlockFrame): boolean {
-  return frame.runs.length > 0 && (frame.group ?? 0) === 0 && framePayloadBytes(frame) <= COALESCE_FRAME_BYTES;
+  return joinableBytes(frame) !== -1;
 }
 
 /** One message taken from a queue: the frame to send, and the sequences its answer settles. */
@@ -45,7 +52,9 @@ export interface CoalescedFrame {
 export function takeCoalesced(queue: OutgoingBlockFrame[]): CoalescedFrame {
   const first = queue.shift();
   if (first === undefined) throw new RangeError('no frame to take');
-  if (!coalescible(first) || first.durable || queue.length === 0 || !coalescible(queue[0]!)) return { frame: first, sequences: [first.sequence] };
+  const alone = { frame: first, sequences: [first.sequence] };
+  let bytes = first.durable ? -1 : joinableBytes(first);
+  if (bytes === -1) return alone;
   const runs = [...first.runs];
   const payload: Buffer[] = [];
   const addPayload = (f: OutgoingBlockFrame): void => {
@@ -53,13 +62,12 @@ export function takeCoalesced(queue: OutgoingBlockFrame[]): CoalescedFrame {
     else payload.push(...f.payload);
   };
   addPayload(first);
-  let bytes = framePayloadBytes(first);
   const sequences = [first.sequence];
   let last = first;
   for (;;) {
     const next = queue[0];
-    if (next === undefined || !coalescible(next)) break;
-    const n = framePayloadBytes(next);
+    const n = next === undefined ? -1 : joinableBytes(next);
+    if (next === undefined || n === -1) break;
     if (bytes + n > COALESCED_PAYLOAD_BYTES || runs.length + next.runs.length > DEFAULT_MAX_FRAME_RUNS) break;
     queue.shift();
     runs.push(...next.runs);
@@ -69,6 +77,8 @@ export function takeCoalesced(queue: OutgoingBlockFrame[]): CoalescedFrame {
     last = next;
     if (next.durable) break;
   }
+  // Nothing joined: the frame goes as it is, with the checksum it has.
+  if (last === first) return alone;
   // Each frame's own checksum covered its runs alone: the message gets one over all of them.
   return { frame: { sessionId: last.sessionId, sequence: last.sequence, runs, payload, crc32c: frameChecksum(runs, payload), durable: last.durable }, sequences };
 }
