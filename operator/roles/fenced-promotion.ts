@@ -39,7 +39,9 @@ export function fencedPromotionRefusal(p: PairJson, force: boolean): string | un
  * The marker's claim — nobody writes the volume before the new primary's dirty log
  * tracks it — holds because the fences stay until the holder pod is gone, and an
  * opted-in volume is staged for writing only through the splice, whose dm-era records
- * every write until the pair attaches. The checks are PromotePair's, made here first.
+ * every write until the pair attaches (an unstage before that carries them to the next
+ * attach on the node; another node's staging in between is not covered). The checks are
+ * PromotePair's, made here first.
  */
 export async function promoteFenced(step: { pair: ReplicationPair; obs: Observation; current: Pair__Output; pvName: string }, deps: FencedPromotionDeps): Promise<void> {
   const { pair, obs, current, pvName } = step;

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,8 @@ interface Step {
   /** The volume's record on disk when the step ran. */
   state: SpliceRecord['state'] | 'none';
   era: boolean;
+  /** Writes of an earlier staging kept for the next attach (see unstage). */
+  carried: boolean;
 }
 
 let dir = '';
@@ -30,12 +32,13 @@ let steps: Step[] = [];
 let untracked: Array<[number, number]> = [];
 let eraWrites: Array<[number, number]> = [];
 
-function recordNow(): { state: Step['state']; era: boolean } {
+function recordNow(): Omit<Step, 'op'> {
+  const carried = existsSync(join(dir, 'splices', 'pv1.carried'));
   try {
     const r = JSON.parse(readFileSync(join(dir, 'splices', 'pv1.json'), 'utf8')) as SpliceRecord;
-    return { state: r.state, era: r.era !== undefined };
+    return { state: r.state, era: r.era !== undefined, carried };
   } catch {
-    return { state: 'none', era: false };
+    return { state: 'none', era: false, carried };
   }
 }
 
@@ -276,5 +279,67 @@ describe('VolumeSplice', () => {
     expect(at('swap blockmirror-pv1 -> /dev/mapper/blockmirror-pv1-era')).toMatchObject({ state: 'direct', era: true });
     await splice.unstage('pv1');
     expect(await splice.list()).toEqual([]);
+  });
+
+  it('unstaged, keeps what dm-era saw durably before the era device goes, and hands it to the pair attached to a later staging', async () => {
+    const splice = new VolumeSplice(fakes());
+    await splice.stage('pv1', '/dev/vdx');
+    await splice.attach('pv1', 'pair1', exports);
+    // Paused: detached onto dm-era; the application writes, then its pod goes.
+    await splice.detach('pv1', exports);
+    eraWrites = [[7, 9]];
+    steps = [];
+    await splice.unstage('pv1');
+    expect(ops()).toEqual(['remove blockmirror-pv1', 'era read', 'era remove']);
+    // Nothing can write once the top device is gone; the marks are on disk before the era device goes.
+    expect(at('era read')).toMatchObject({ state: 'direct', era: true, carried: false });
+    expect(at('era remove')).toMatchObject({ state: 'direct', carried: true });
+    expect(await splice.list()).toEqual([]);
+
+    // The pod back: a fresh staging (its own dm-era), the writes made before it included.
+    await splice.stage('pv1', '/dev/vdx');
+    eraWrites = [[1, 2]];
+    steps = [];
+    untracked = [];
+    await splice.attach('pv1', 'pair1', exports);
+    expect(untracked).toEqual([
+      [1 * ERA_BLOCK, ERA_BLOCK],
+      [7 * ERA_BLOCK, 2 * ERA_BLOCK],
+    ]);
+    // Dropped only once the pair has them.
+    expect(at('pair records untracked writes').carried).toBe(true);
+    expect(at('era remove').carried).toBe(false);
+
+    // Handed over once: a staging with nothing written carries nothing to the next.
+    await splice.detach('pv1', exports);
+    eraWrites = [];
+    await splice.unstage('pv1');
+    expect(existsSync(join(dir, 'splices', 'pv1.carried'))).toBe(false);
+    await splice.stage('pv1', '/dev/vdx');
+    untracked = [];
+    await splice.attach('pv1', 'pair1', exports);
+    expect(untracked).toEqual([]);
+  });
+
+  it('an unstage cut short after the era device went carries all of the volume: its marks can no longer be read', async () => {
+    const o = fakes();
+    const remove = o.era.remove;
+    let crash = true;
+    o.era.remove = async (name, loop, meta) => {
+      await remove(name, loop, meta);
+      if (crash) throw new Error('stopped');
+    };
+    const splice = new VolumeSplice(o);
+    await splice.stage('pv1', '/dev/vdx');
+    eraWrites = [[0, 1]];
+    await expect(splice.unstage('pv1')).rejects.toThrow('stopped');
+    crash = false;
+    // The kubelet asks again.
+    await splice.unstage('pv1');
+    await splice.stage('pv1', '/dev/vdx');
+    eraWrites = [];
+    untracked = [];
+    await splice.attach('pv1', 'pair1', exports);
+    expect(untracked).toEqual([[0, SECTORS * 512]]);
   });
 });

@@ -8,6 +8,7 @@ import type { EraTracker } from './era-tracker.js';
 import type { NbdNetlink } from './nbd-netlink.js';
 import { runTool } from '../host/run-tool.js';
 import { SpliceRecords, validatePvName, type SpliceRecord } from './splice-record.js';
+import { CarriedWrites, type ByteRanges } from './carried-writes.js';
 
 export interface VolumeSpliceOptions {
   stateDir: string;
@@ -55,11 +56,13 @@ export interface SpliceView {
 export class VolumeSplice {
   readonly #o: VolumeSpliceOptions;
   readonly #records: SpliceRecords;
+  readonly #carried: CarriedWrites;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(o: VolumeSpliceOptions) {
     this.#o = o;
     this.#records = new SpliceRecords(o.stateDir);
+    this.#carried = new CarriedWrites(this.#records.dir);
   }
 
   static topName(pv: string): string {
@@ -132,13 +135,26 @@ export class VolumeSplice {
     });
   }
 
-  /** Removes the top device; the volume must be detached (nothing is copied or lost). */
+  /**
+   * Removes the top device; the volume must be detached. What dm-era saw is carried to
+   * the next pair attached to a later staging of the volume (nothing is copied or lost).
+   */
   unstage(pv: string): Promise<void> {
     return this.#serial(async () => {
       const r = await this.#records.get(validatePvName(pv));
       if (r === null) return;
       if (r.state !== 'direct') throw new FailedPreconditionError(`volume ${pv} is ${r.state}: detach it first`);
       await this.#o.dm.remove(VolumeSplice.topName(pv));
+      // No write reaches the era device now. What it saw since the stage or the last
+      // detach no pair has: the pair resumed on a later staging, or a promoted secondary's
+      // new primary (whose delta claims nobody wrote the volume untracked), must find it
+      // out of sync. The era device is its only record, so it is kept durably before the
+      // device goes. An era device already gone (an unstage cut short after removing it)
+      // or a record without one: its marks cannot be read, so all of the volume is carried.
+      const bytes = r.sectors * 512;
+      const readable = r.era !== undefined && (await this.#o.dm.exists(eraNameOf(pv)));
+      const written: ByteRanges = readable ? await this.#eraWrites(r) : [[0, bytes]];
+      await this.#carried.add(pv, written, bytes);
       if (r.era) await this.#o.era.remove(eraNameOf(pv), r.era.loop, r.era.metaFile);
       await this.#records.remove(pv);
       this.#o.logger.info('volume unstaged', { pv });
@@ -191,8 +207,11 @@ export class VolumeSplice {
     // What reached the volume without the export is out of sync: the blocks dm-era saw
     // since the stage or the last detach (the pair may have copied a block that was then
     // written directly). A record without dm-era (staged by an older sidecar): anything.
-    const untracked = r.era ? await this.#eraWrites(r) : [[0, r.sectors * 512] as [number, number]];
+    // And what earlier stagings of the volume left (see unstage).
+    const untracked: ByteRanges = [...(r.era ? await this.#eraWrites(r) : [[0, r.sectors * 512] as [number, number]]), ...(await this.#carried.get(pv, r.sectors * 512))];
     await exports.recordUntrackedWrites(r.pair!, untracked);
+    // Dropped only once the pair holds them durably: a crash before hands them over again.
+    await this.#carried.drop(pv);
     const clean: SpliceRecord = { ...r };
     if (r.era) {
       delete clean.era;

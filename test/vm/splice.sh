@@ -80,3 +80,16 @@ say "never remounted while attached and detached; fsck clean"
 $CLI volume unstage pv1 --control "$A" >/dev/null || fail "unstage failed"
 [ ! -e "/dev/mapper/$DM" ] || fail "/dev/mapper/$DM still there after unstage"
 say "unstaged"
+
+# The pod back after its pause and unstage: a fresh staging, the same pair attached again.
+# What the detached volume took (the file above, the unmount's own writes) was seen by the
+# first staging's dm-era only, which the unstage removed: it must still reach the secondary.
+$CLI volume stage pv1 /dev/vda --control "$A" >/dev/null || fail "stage again failed"
+$CLI volume attach pv1 pv1 --control "$A" >/dev/null || fail "attach to the new staging failed"
+carried=$(grep '"message":"replication attached"' $W/a.log | tail -n 1 | sed -n 's/.*"untrackedBytes":\([0-9]*\).*/\1/p')
+oos() { $CLI pair status pv1 --control "$A" -o json 2>/dev/null | sed -n 's/.*"outOfSyncBytes": *\([0-9]*\).*/\1/p'; }
+i=0; until [ "$(state)" = InSync ] && [ "$(oos)" = 0 ]; do i=$((i + 1)); [ $i -lt 1200 ] || fail "never InSync with nothing out of sync after the new staging (now $(state), $(oos) bytes)"; sleep 0.25; done
+[ "$(sha256sum </dev/vda)" = "$(sha256sum </dev/vdb)" ] || fail "the writes made while detached did not reach the secondary across the unstage"
+$CLI volume detach pv1 --control "$A" >/dev/null || fail "detach failed"
+$CLI volume unstage pv1 --control "$A" >/dev/null || fail "unstage failed"
+say "staged again and attached: ${carried:-?} bytes written while detached, carried over the unstage; secondary byte-identical"
