@@ -43,6 +43,16 @@ export class EraTracker {
     } finally {
       await fh.close();
     }
+    return this.reopen(name, device, sectors, metaFile, blockBytes);
+  }
+
+  /**
+   * The era device `name` again over metadata it wrote before (the node restarted and
+   * took the device with it): dm-era opens a metadata area it finds formatted, with every
+   * mark it committed — and it commits a block's mark before the write to that block
+   * completes — and goes on recording. Fails on metadata it cannot open.
+   */
+  async reopen(name: string, device: string, sectors: number, metaFile: string, blockBytes: number): Promise<string> {
     const loop = (await runTool(this.#losetup, ['--find', '--show', metaFile])).trim();
     try {
       await this.#dm.create(name, `0 ${sectors} era ${loop} ${device} ${blockBytes / 512}`);

@@ -31,6 +31,10 @@ let dir = '';
 let steps: Step[] = [];
 let untracked: Array<[number, number]> = [];
 let eraWrites: Array<[number, number]> = [];
+/** Whether a lost era device's metadata file can be opened again (a node restart). */
+let eraReopens = true;
+/** The node's device-mapper devices: kept across sidecar restarts (new instances), lost by a node restart. */
+let devices = new Map<string, string>();
 
 function recordNow(): Omit<Step, 'op'> {
   const carried = existsSync(join(dir, 'splices', 'pv1.carried'));
@@ -47,7 +51,6 @@ function step(op: string): void {
 }
 
 function fakes(): VolumeSpliceOptions {
-  const devices = new Map<string, string>();
   return {
     stateDir: dir,
     logger,
@@ -100,6 +103,12 @@ function fakes(): VolumeSpliceOptions {
         step('era read');
         return Promise.resolve({ blockBytes: ERA_BLOCK, ranges: eraWrites });
       },
+      reopen: (name, device, _sectors, metaFile) => {
+        step(`era reopen over ${device} on ${metaFile.split('/').slice(-2).join('/')}`);
+        if (!eraReopens) return Promise.reject(new Error('device-mapper: reload ioctl failed: Invalid argument'));
+        devices.set(name, `era ${device}`);
+        return Promise.resolve('/dev/loop9');
+      },
       remove: (name) => {
         devices.delete(name);
         step('era remove');
@@ -123,6 +132,8 @@ beforeEach(async () => {
   steps = [];
   untracked = [];
   eraWrites = [];
+  eraReopens = true;
+  devices = new Map();
 });
 
 afterEach(async () => {
@@ -334,12 +345,103 @@ describe('VolumeSplice', () => {
     eraWrites = [[0, 1]];
     await expect(splice.unstage('pv1')).rejects.toThrow('stopped');
     crash = false;
+    // Its metadata file went with it.
+    eraReopens = false;
     // The kubelet asks again.
+    steps = [];
     await splice.unstage('pv1');
+    expect(ops()).toEqual(['era reopen over /dev/vdx on splices/pv1.era', 'era remove']);
     await splice.stage('pv1', '/dev/vdx');
     eraWrites = [];
     untracked = [];
     await splice.attach('pv1', 'pair1', exports);
     expect(untracked).toEqual([[0, SECTORS * 512]]);
+  });
+
+  describe('after a node restart (its device-mapper, loop and NBD devices gone, the records kept)', () => {
+    /** pv1 left in `state` by a node that then lost its devices. */
+    async function leftBy(state: 'attached' | 'fallback' | 'direct'): Promise<void> {
+      const splice = new VolumeSplice(fakes());
+      await splice.stage('pv1', '/dev/vdx');
+      await splice.attach('pv1', 'pair1', exports);
+      if (state === 'fallback') await splice.fallbackAll();
+      if (state === 'direct') await splice.detach('pv1', exports);
+      devices = new Map();
+      steps = [];
+      untracked = [];
+    }
+
+    it('a restarted sidecar neither reconnects nor falls back a volume whose devices are gone, nor does its supervisor', async () => {
+      await leftBy('attached');
+      const splice = new VolumeSplice(fakes());
+      await splice.recover(exports);
+      await splice.fallbackAll();
+      expect(ops()).toEqual([]);
+      expect((await splice.get('pv1')).state).toBe('attached');
+    });
+
+    it('the next stage sets it up afresh, direct through a new dm-era, for the same pair; an attached volume carries nothing', async () => {
+      await leftBy('attached');
+      const splice = new VolumeSplice(fakes());
+      await splice.recover(exports);
+      // The volume back at another path: the same volume, by its PV.
+      const v = await splice.stage('pv1', '/dev/vdy');
+      expect(v).toMatchObject({ state: 'direct', device: '/dev/vdy', pair: 'pair1' });
+      expect(ops()).toEqual(['era create over /dev/vdy', 'create blockmirror-pv1 -> linear /dev/mapper/blockmirror-pv1-era 0']);
+      expect(at('create blockmirror-pv1 -> linear /dev/mapper/blockmirror-pv1-era 0')).toMatchObject({ state: 'direct', era: true });
+      // Every write through the tap the pair marked itself.
+      await splice.attach('pv1', 'pair1', { ...exports, exportOf: () => ({ device: '/dev/vdy', socket: '/run/pv1.sock', blockSize: 65536 }) });
+      expect(untracked).toEqual([]);
+    });
+
+    for (const state of ['direct', 'fallback'] as const) {
+      it(`${state}: the lost era device comes back over its metadata file, with its marks, before the top device; the next attach reads them`, async () => {
+        await leftBy(state);
+        const splice = new VolumeSplice(fakes());
+        await splice.recover(exports);
+        await splice.stage('pv1', '/dev/vdx');
+        expect(ops()).toEqual(['era reopen over /dev/vdx on splices/pv1.era', 'create blockmirror-pv1 -> linear /dev/mapper/blockmirror-pv1-era 0']);
+        expect(at('create blockmirror-pv1 -> linear /dev/mapper/blockmirror-pv1-era 0')).toMatchObject({ state: 'direct', era: true, carried: false });
+        // What the reopened device reports: the marks from before the cut and after.
+        eraWrites = [[4, 6]];
+        await splice.attach('pv1', 'pair1', exports);
+        expect(untracked).toEqual([[4 * ERA_BLOCK, 2 * ERA_BLOCK]]);
+      });
+    }
+
+    it('unstaged before it is staged again: the lost era device\'s marks, read over its metadata file, are carried', async () => {
+      await leftBy('direct');
+      const splice = new VolumeSplice(fakes());
+      eraWrites = [[2, 3]];
+      await splice.unstage('pv1');
+      // The stale loop device number is not detached: the reopened device's is.
+      expect(ops()).toEqual(['era reopen over /dev/vdx on splices/pv1.era', 'era read', 'era remove']);
+      expect(at('era remove').carried).toBe(true);
+      await splice.stage('pv1', '/dev/vdx');
+      eraWrites = [];
+      await splice.attach('pv1', 'pair1', exports);
+      expect(untracked).toEqual([[2 * ERA_BLOCK, ERA_BLOCK]]);
+    });
+
+    it('metadata it cannot open again counts as all of the volume written, carried before a fresh era device replaces it', async () => {
+      await leftBy('direct');
+      eraReopens = false;
+      const splice = new VolumeSplice(fakes());
+      await splice.stage('pv1', '/dev/vdx');
+      expect(ops()).toEqual(['era reopen over /dev/vdx on splices/pv1.era', 'era create over /dev/vdx', 'create blockmirror-pv1 -> linear /dev/mapper/blockmirror-pv1-era 0']);
+      expect(at('era create over /dev/vdx').carried).toBe(true);
+      await splice.attach('pv1', 'pair1', exports);
+      expect(untracked).toEqual([[0, SECTORS * 512]]);
+    });
+
+    it('a stage cut short before its top device (its era device there) is finished as it was begun', async () => {
+      const o = fakes();
+      const create = o.dm.create;
+      o.dm.create = (name, table) => (name === 'blockmirror-pv1' ? Promise.reject(new Error('stopped')) : create(name, table));
+      await expect(new VolumeSplice(o).stage('pv1', '/dev/vdx')).rejects.toThrow('stopped');
+      steps = [];
+      await new VolumeSplice(fakes()).stage('pv1', '/dev/vdx');
+      expect(ops()).toEqual(['create blockmirror-pv1 -> linear /dev/mapper/blockmirror-pv1-era 0']);
+    });
   });
 });

@@ -14,7 +14,7 @@ export interface VolumeSpliceOptions {
   stateDir: string;
   dm: Pick<Dmsetup, 'exists' | 'create' | 'swap' | 'remove'> & Partial<Pick<Dmsetup, 'openCounts'>>;
   nbd: Pick<NbdNetlink, 'connect' | 'reconfigure' | 'disconnect'>;
-  era: Pick<EraTracker, 'create' | 'written' | 'remove'>;
+  era: Pick<EraTracker, 'create' | 'reopen' | 'written' | 'remove'>;
   logger: Logger;
   /** Size of a block device in 512-byte sectors (blockdev --getsz). */
   sectorsOf?(device: string): Promise<number>;
@@ -115,10 +115,16 @@ export class VolumeSplice {
       const top = VolumeSplice.topName(pv);
       const existing = await this.#records.get(pv);
       if (existing !== null) {
-        if (existing.device !== device) throw new AlreadyExistsError(`volume ${pv} is staged on ${existing.device}, not ${device}`);
+        if (await this.#o.dm.exists(top)) {
+          if (existing.device !== device) throw new AlreadyExistsError(`volume ${pv} is staged on ${existing.device}, not ${device}`);
+          return view(existing);
+        }
         // A crash between the record and the top device: finish the stage.
-        if (!(await this.#o.dm.exists(top))) await this.#o.dm.create(top, linear(existing.sectors, existing.era ? `/dev/mapper/${eraNameOf(pv)}` : device));
-        return view(existing);
+        if (existing.state === 'direct' && existing.device === device && existing.era !== undefined && (await this.#o.dm.exists(eraNameOf(pv)))) {
+          await this.#o.dm.create(top, linear(existing.sectors, `/dev/mapper/${eraNameOf(pv)}`));
+          return view(existing);
+        }
+        return view(await this.#restage(existing, device));
       }
       const sectors = await (this.#o.sectorsOf ?? sectorsOf)(device);
       // Staged volumes are mapped through dm-era from the start: a pair created later
@@ -136,6 +142,47 @@ export class VolumeSplice {
   }
 
   /**
+   * A record whose devices the node lost: it restarted (device-mapper, loop and NBD
+   * devices do not survive that), so nothing has reached the volume through them since,
+   * and the volume may come back at another path. Staged afresh, direct, for the same
+   * pair. The lost era device comes back over its metadata file with its marks (written
+   * before the writes they cover completed), so the next attach finds them; if it cannot,
+   * all of the volume is carried to that attach (see unstage). Writes that went through
+   * the tap the pair marked itself, durably before writing them.
+   */
+  async #restage(r: SpliceRecord, device: string): Promise<SpliceRecord> {
+    const pv = r.pv;
+    const sectors = await (this.#o.sectorsOf ?? sectorsOf)(device);
+    const next: SpliceRecord = { pv, device, sectors, state: 'direct', ...(r.pair !== undefined ? { pair: r.pair } : {}) };
+    // The old loop device is never detached: its number may be another file's now.
+    const kept = r.era !== undefined ? await this.#reopenEra(next, r.era).catch((err: unknown) => err as Error) : undefined;
+    if (kept instanceof Error || (kept === undefined && r.state !== 'attached')) {
+      // Unreadable marks are no marks, and a direct record without dm-era (an older
+      // sidecar's) had none: all of the volume is out of sync, never none of it. Durable
+      // before a fresh era device's metadata takes the old file's place.
+      if (kept instanceof Error) this.#o.logger.warn("the lost dm-era device's metadata could not be opened: all of the volume is carried", { pv, error: kept.message });
+      await this.#carried.add(pv, [[0, r.sectors * 512]], r.sectors * 512);
+    }
+    next.era = kept instanceof Error || kept === undefined ? await this.#createEra(next) : kept;
+    await this.#records.save(next);
+    await this.#o.dm.create(VolumeSplice.topName(pv), linear(sectors, `/dev/mapper/${eraNameOf(pv)}`));
+    this.#o.logger.warn('volume staged again after the node lost its devices (a restart)', { pv, device, was: r.state, eraKept: kept !== undefined && !(kept instanceof Error) });
+    return next;
+  }
+
+  /** The lost era device over its old metadata, on the volume as it is now. */
+  async #reopenEra(r: SpliceRecord, era: NonNullable<SpliceRecord['era']>): Promise<NonNullable<SpliceRecord['era']>> {
+    await this.#o.dm.remove(eraNameOf(r.pv));
+    const loop = await this.#o.era.reopen(eraNameOf(r.pv), r.device, r.sectors, era.metaFile, era.blockBytes);
+    return { loop, metaFile: era.metaFile, blockBytes: era.blockBytes };
+  }
+
+  /** The node restarted since the record was written: its top device is gone. */
+  async #devicesLost(r: SpliceRecord): Promise<boolean> {
+    return !(await this.#o.dm.exists(VolumeSplice.topName(r.pv)));
+  }
+
+  /**
    * Removes the top device; the volume must be detached. What dm-era saw is carried to
    * the next pair attached to a later staging of the volume (nothing is copied or lost).
    */
@@ -149,13 +196,17 @@ export class VolumeSplice {
       // detach no pair has: the pair resumed on a later staging, or a promoted secondary's
       // new primary (whose delta claims nobody wrote the volume untracked), must find it
       // out of sync. The era device is its only record, so it is kept durably before the
-      // device goes. An era device already gone (an unstage cut short after removing it)
-      // or a record without one: its marks cannot be read, so all of the volume is carried.
+      // device goes. One already gone (a node restart, an unstage cut short) comes back
+      // over its metadata file if that is still there; marks that cannot be read, or a
+      // record without dm-era, carry all of the volume.
       const bytes = r.sectors * 512;
-      const readable = r.era !== undefined && (await this.#o.dm.exists(eraNameOf(pv)));
-      const written: ByteRanges = readable ? await this.#eraWrites(r) : [[0, bytes]];
+      let era = r.era;
+      if (era !== undefined && !(await this.#o.dm.exists(eraNameOf(pv)))) era = await this.#reopenEra(r, era).catch(() => undefined);
+      const written: ByteRanges = era !== undefined ? await this.#eraWrites({ ...r, era }) : [[0, bytes]];
       await this.#carried.add(pv, written, bytes);
-      if (r.era) await this.#o.era.remove(eraNameOf(pv), r.era.loop, r.era.metaFile);
+      // A loop device not known to be the era device's is never detached: after a restart
+      // its number may be another file's.
+      if (r.era !== undefined) await this.#o.era.remove(eraNameOf(pv), era?.loop ?? '', r.era.metaFile);
       await this.#records.remove(pv);
       this.#o.logger.info('volume unstaged', { pv });
     });
@@ -256,6 +307,12 @@ export class VolumeSplice {
     return this.#serial(async () => {
       for (const r of await this.#records.list()) {
         try {
+          if (r.state !== 'direct' && (await this.#devicesLost(r))) {
+            // The node restarted: no device to reconnect or fall back, and no writer; the
+            // kubelet's next stage sets the volume up again (#restage).
+            this.#o.logger.warn('spliced volume lost its devices (the node restarted): set up again when the kubelet stages it', { pv: r.pv, state: r.state });
+            continue;
+          }
           if (r.state === 'attached') {
             await this.#reconnect(r, exports);
             // An attach cut short by the stop: its dm-era writes are recorded now.
@@ -301,7 +358,7 @@ export class VolumeSplice {
    */
   fallbackAll(): Promise<void> {
     return this.#serial(async () => {
-      for (const r of await this.#records.list()) if (r.state === 'attached') await this.#fallback(r);
+      for (const r of await this.#records.list()) if (r.state === 'attached' && !(await this.#devicesLost(r))) await this.#fallback(r);
     });
   }
 
@@ -347,7 +404,7 @@ export class VolumeSplice {
   }
 
   /** The byte ranges dm-era saw written; the era device must have no I/O left. */
-  async #eraWrites(r: SpliceRecord): Promise<Array<[number, number]>> {
+  async #eraWrites(r: SpliceRecord): Promise<ByteRanges> {
     const era = r.era!;
     const written = await this.#o.era.written(eraNameOf(r.pv), era.loop, era.blockBytes);
     const end = r.sectors * 512;
