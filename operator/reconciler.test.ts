@@ -797,6 +797,47 @@ describe('Reconciler', () => {
       expect(recorded(annotations)).toMatchObject({ promotion: '2026-01-01T00:00:00.000Z' });
     });
 
+    it('promoted by force while its primary is unreachable (a forced failover): the pair goes with the promotion record, and a Warning says what is lost; force never overrides a connected primary or a resync', async () => {
+      const fenced = new FakeFenced();
+      fenced.held('node-b', '/dev/loop7');
+      const annotations: Record<string, string> = {};
+      const r = rig(secondary(), { locate: unplaced, fenced, lineage: pvStore(annotations) });
+      await r.reconciler.reconcile('apps/db', signal);
+      const b = r.sidecars.get('node-b:7400')!;
+      b.setRole('apps.db', 'ROLE_SECONDARY', { generation: 'g1', historyGenerations: ['g0'], consistent: true });
+      r.current = { ...r.current, metadata: { ...r.current.metadata, generation: 4 }, spec: { ...r.current.spec, role: 'primary', remote: { endpoint: 'site-a:7401' }, forcePromote: true } };
+      // Forced, but its primary still replicates to it: that primary must demote, force or not.
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(condition(r, 'Ready')).toMatchObject({ status: 'False', reason: 'PromotionRefused', message: expect.stringContaining('a primary is connected') as unknown });
+      // Mid-resync: no point in time to promote, force or not.
+      b.state = 'PAIR_STATE_RESYNCING';
+      b.setRole('apps.db', 'ROLE_SECONDARY', { consistent: false });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(condition(r, 'Ready')?.message).toContain('in the middle of a resync');
+      expect(condition(r, 'Ready')?.message).not.toContain('forcePromote');
+      expect(b.pairs.has('apps.db')).toBe(true);
+
+      // The primary's site gone: unreachable, never demoted.
+      b.state = 'PAIR_STATE_RETRYING';
+      b.setRole('apps.db', 'ROLE_SECONDARY', { consistent: true });
+      b.deleteAnswer = { role: 'secondary', generation: 'g1', history: ['g0'], consistent: true };
+      fenced.releases = ['waiting'];
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(b.pairs.size).toBe(0);
+      // The new primary on the splice continues g1 with a bitmap, so the old primary takes a
+      // delta when it returns (and learns of the newer generation).
+      expect(recorded(annotations)).toEqual({ role: 'secondary', generation: 'g1', history: ['g0'], consistent: true, promotion: '2026-01-01T00:00:00.000Z' });
+      const promoting = r.events.find((e) => e.reason === 'Promoting');
+      expect(promoting).toMatchObject({ type: 'Warning' });
+      expect(promoting?.message).toContain('promoted by force from generation g1');
+      expect(promoting?.message).toContain('writes it acknowledged after that are lost');
+      expect(promoting?.message).toContain('the old primary takes a delta');
+      expect(condition(r, 'Ready')).toMatchObject({ reason: 'Unfencing' });
+      await expect(r.reconciler.reconcile('apps/db', signal)).rejects.toBeInstanceOf(TemporaryError);
+      expect(r.current.status?.fence).toBeUndefined();
+      expect(recorded(annotations)).toMatchObject({ promotion: '2026-01-01T00:00:00.000Z' });
+    });
+
     it('a pod stages the promoted volume: the primary on the splice continues the promotion record, then the PV records it as a primary', async () => {
       const annotations: Record<string, string> = { [LINEAGE_ANNOTATION]: JSON.stringify({ role: 'secondary', generation: 'g1', history: ['g0'], consistent: true, promotion: '2026-01-01T00:00:00.000Z' }) };
       const at: LocateResult = { location: { pvName: 'pvc-1', node: 'node-a', csi, usedBy: ['apps/db-0'], spliceOptIn: 'x' } };
