@@ -91,7 +91,7 @@ export function controlService(pairs: PairManager, logger: Logger, opts: Control
     AttachVolume: unary('AttachVolume', (req) => spliced().attach(req.pv, req.pair, pairs)),
     DetachVolume: unary('DetachVolume', (req) => spliced().detach(req.pv, pairs)),
     UnstageVolume: unary('UnstageVolume', async (req) => {
-      await spliced().unstage(req.pv);
+      await spliced().unstage(req.pv, pairs);
       return {};
     }),
     ListVolumes: unary('ListVolumes', async () => ({ volumes: await spliced().list() })),

@@ -125,6 +125,7 @@ const exports: SpliceExports = {
     step('pair records untracked writes');
     return Promise.resolve();
   },
+  pairNames: () => ['pair1'],
 };
 
 beforeEach(async () => {
@@ -235,7 +236,7 @@ describe('VolumeSplice', () => {
     const splice = new VolumeSplice(fakes());
     await splice.stage('pv1', '/dev/vdx');
     await splice.attach('pv1', 'pair1', exports);
-    await expect(splice.unstage('pv1')).rejects.toBeInstanceOf(FailedPreconditionError);
+    await expect(splice.unstage('pv1', exports)).rejects.toBeInstanceOf(FailedPreconditionError);
     await expect(splice.attach('pv1', 'pair2', exports)).rejects.toBeInstanceOf(FailedPreconditionError);
   });
 
@@ -288,7 +289,7 @@ describe('VolumeSplice', () => {
       'nbd disconnect',
     ]);
     expect(at('swap blockmirror-pv1 -> /dev/mapper/blockmirror-pv1-era')).toMatchObject({ state: 'direct', era: true });
-    await splice.unstage('pv1');
+    await splice.unstage('pv1', exports);
     expect(await splice.list()).toEqual([]);
   });
 
@@ -300,7 +301,7 @@ describe('VolumeSplice', () => {
     await splice.detach('pv1', exports);
     eraWrites = [[7, 9]];
     steps = [];
-    await splice.unstage('pv1');
+    await splice.unstage('pv1', exports);
     expect(ops()).toEqual(['remove blockmirror-pv1', 'era read', 'era remove']);
     // Nothing can write once the top device is gone; the marks are on disk before the era device goes.
     expect(at('era read')).toMatchObject({ state: 'direct', era: true, carried: false });
@@ -324,12 +325,21 @@ describe('VolumeSplice', () => {
     // Handed over once: a staging with nothing written carries nothing to the next.
     await splice.detach('pv1', exports);
     eraWrites = [];
-    await splice.unstage('pv1');
+    await splice.unstage('pv1', exports);
     expect(existsSync(join(dir, 'splices', 'pv1.carried'))).toBe(false);
     await splice.stage('pv1', '/dev/vdx');
     untracked = [];
     await splice.attach('pv1', 'pair1', exports);
     expect(untracked).toEqual([]);
+
+    // The pair deleted after its detach: nobody takes what the volume got meanwhile, and
+    // nothing of it stays on the node.
+    await splice.detach('pv1', exports);
+    eraWrites = [[3, 4]];
+    steps = [];
+    await splice.unstage('pv1', { pairNames: () => [] });
+    expect(ops()).toEqual(['remove blockmirror-pv1', 'era remove']);
+    expect(existsSync(join(dir, 'splices', 'pv1.carried'))).toBe(false);
   });
 
   it('an unstage cut short after the era device went carries all of the volume: its marks can no longer be read', async () => {
@@ -343,13 +353,13 @@ describe('VolumeSplice', () => {
     const splice = new VolumeSplice(o);
     await splice.stage('pv1', '/dev/vdx');
     eraWrites = [[0, 1]];
-    await expect(splice.unstage('pv1')).rejects.toThrow('stopped');
+    await expect(splice.unstage('pv1', exports)).rejects.toThrow('stopped');
     crash = false;
     // Its metadata file went with it.
     eraReopens = false;
     // The kubelet asks again.
     steps = [];
-    await splice.unstage('pv1');
+    await splice.unstage('pv1', exports);
     expect(ops()).toEqual(['era reopen over /dev/vdx on splices/pv1.era', 'era remove']);
     await splice.stage('pv1', '/dev/vdx');
     eraWrites = [];
@@ -413,7 +423,7 @@ describe('VolumeSplice', () => {
       await leftBy('direct');
       const splice = new VolumeSplice(fakes());
       eraWrites = [[2, 3]];
-      await splice.unstage('pv1');
+      await splice.unstage('pv1', exports);
       // The stale loop device number is not detached: the reopened device's is.
       expect(ops()).toEqual(['era reopen over /dev/vdx on splices/pv1.era', 'era read', 'era remove']);
       expect(at('era remove').carried).toBe(true);

@@ -28,6 +28,8 @@ export interface SpliceExports {
   exportOf(pair: string): SocketExport;
   /** Records writes the sidecar did not see, durably, as out of sync. */
   recordUntrackedWrites(pair: string, ranges: Array<[offset: number, length: number]>): Promise<void>;
+  /** The pairs the sidecar holds. */
+  pairNames(): string[];
 }
 
 export interface SpliceView {
@@ -186,24 +188,29 @@ export class VolumeSplice {
    * Removes the top device; the volume must be detached. What dm-era saw is carried to
    * the next pair attached to a later staging of the volume (nothing is copied or lost).
    */
-  unstage(pv: string): Promise<void> {
+  unstage(pv: string, exports: Pick<SpliceExports, 'pairNames'>): Promise<void> {
     return this.#serial(async () => {
       const r = await this.#records.get(validatePvName(pv));
       if (r === null) return;
       if (r.state !== 'direct') throw new FailedPreconditionError(`volume ${pv} is ${r.state}: detach it first`);
       await this.#o.dm.remove(VolumeSplice.topName(pv));
       // No write reaches the era device now. What it saw since the stage or the last
-      // detach no pair has: the pair resumed on a later staging, or a promoted secondary's
-      // new primary (whose delta claims nobody wrote the volume untracked), must find it
-      // out of sync. The era device is its only record, so it is kept durably before the
-      // device goes. One already gone (a node restart, an unstage cut short) comes back
-      // over its metadata file if that is still there; marks that cannot be read, or a
-      // record without dm-era, carry all of the volume.
+      // detach no pair has: the paused pair resumed on a later staging, or a promoted
+      // secondary's new primary on a first one (whose delta claims nobody wrote the volume
+      // untracked), must find it out of sync. A pair it was detached from that is gone
+      // takes nothing: it was a primary, recorded as one on its volume, so any pair created
+      // over the volume later starts with a full copy.
+      const carry = r.pair === undefined || exports.pairNames().includes(r.pair);
+      // The era device is the only record, so it is kept durably before the device goes.
+      // One already gone (a node restart, an unstage cut short) comes back over its
+      // metadata file if that is still there; marks that cannot be read, or a record
+      // without dm-era, carry all of the volume.
       const bytes = r.sectors * 512;
-      let era = r.era;
-      if (era !== undefined && !(await this.#o.dm.exists(eraNameOf(pv)))) era = await this.#reopenEra(r, era).catch(() => undefined);
-      const written: ByteRanges = era !== undefined ? await this.#eraWrites({ ...r, era }) : [[0, bytes]];
-      await this.#carried.add(pv, written, bytes);
+      let era = r.era !== undefined && (await this.#o.dm.exists(eraNameOf(pv))) ? r.era : undefined;
+      if (carry) {
+        if (era === undefined && r.era !== undefined) era = await this.#reopenEra(r, r.era).catch(() => undefined);
+        await this.#carried.add(pv, era !== undefined ? await this.#eraWrites({ ...r, era }) : [[0, bytes]], bytes);
+      }
       // A loop device not known to be the era device's is never detached: after a restart
       // its number may be another file's.
       if (r.era !== undefined) await this.#o.era.remove(eraNameOf(pv), era?.loop ?? '', r.era.metaFile);
