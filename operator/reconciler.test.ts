@@ -759,7 +759,8 @@ describe('Reconciler', () => {
 
     const recorded = (annotations: Record<string, string>): unknown => JSON.parse(annotations[LINEAGE_ANNOTATION]!);
 
-    it('promoted to primary: refused while its primary has not demoted; then the secondary pair goes with its lineage kept for the promotion, the holder and the fences after it', async () => {
+    /** A fenced secondary holding g1 on node-b (its lineage on the PV), whose spec now says primary. */
+    async function toPromote(spec: Partial<ReplicationPair['spec']> = {}) {
       const fenced = new FakeFenced();
       fenced.held('node-b', '/dev/loop7');
       const annotations: Record<string, string> = {};
@@ -767,7 +768,12 @@ describe('Reconciler', () => {
       await r.reconciler.reconcile('apps/db', signal);
       const b = r.sidecars.get('node-b:7400')!;
       b.setRole('apps.db', 'ROLE_SECONDARY', { generation: 'g1', historyGenerations: ['g0'], consistent: true });
-      r.current = { ...r.current, metadata: { ...r.current.metadata, generation: 4 }, spec: { ...r.current.spec, role: 'primary', remote: { endpoint: 'site-a:7401' } } };
+      r.current = { ...r.current, metadata: { ...r.current.metadata, generation: 4 }, spec: { ...r.current.spec, role: 'primary', remote: { endpoint: 'site-a:7401' }, ...spec } };
+      return { r, b, fenced, annotations };
+    }
+
+    it('promoted to primary: refused while its primary has not demoted; then the secondary pair goes with its lineage kept for the promotion, the holder and the fences after it', async () => {
+      const { r, b, fenced, annotations } = await toPromote();
       // Its primary is still connected (InSync), then gone but not demoted: PromotePair's checks, made here.
       await r.reconciler.reconcile('apps/db', signal);
       expect(condition(r, 'Ready')).toMatchObject({ status: 'False', reason: 'PromotionRefused', message: expect.stringContaining('a primary is connected') as unknown });
@@ -798,14 +804,7 @@ describe('Reconciler', () => {
     });
 
     it('promoted by force while its primary is unreachable (a forced failover): the pair goes with the promotion record, and a Warning says what is lost; force never overrides a connected primary or a resync', async () => {
-      const fenced = new FakeFenced();
-      fenced.held('node-b', '/dev/loop7');
-      const annotations: Record<string, string> = {};
-      const r = rig(secondary(), { locate: unplaced, fenced, lineage: pvStore(annotations) });
-      await r.reconciler.reconcile('apps/db', signal);
-      const b = r.sidecars.get('node-b:7400')!;
-      b.setRole('apps.db', 'ROLE_SECONDARY', { generation: 'g1', historyGenerations: ['g0'], consistent: true });
-      r.current = { ...r.current, metadata: { ...r.current.metadata, generation: 4 }, spec: { ...r.current.spec, role: 'primary', remote: { endpoint: 'site-a:7401' }, forcePromote: true } };
+      const { r, b, fenced, annotations } = await toPromote({ forcePromote: true });
       // Forced, but its primary still replicates to it: that primary must demote, force or not.
       await r.reconciler.reconcile('apps/db', signal);
       expect(condition(r, 'Ready')).toMatchObject({ status: 'False', reason: 'PromotionRefused', message: expect.stringContaining('a primary is connected') as unknown });
