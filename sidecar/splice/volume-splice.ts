@@ -157,18 +157,22 @@ export class VolumeSplice {
     const sectors = await (this.#o.sectorsOf ?? sectorsOf)(device);
     const next: SpliceRecord = { pv, device, sectors, state: 'direct', ...(r.pair !== undefined ? { pair: r.pair } : {}) };
     // The old loop device is never detached: its number may be another file's now.
-    const kept = r.era !== undefined ? await this.#reopenEra(next, r.era).catch((err: unknown) => err as Error) : undefined;
-    if (kept instanceof Error || (kept === undefined && r.state !== 'attached')) {
-      // Unreadable marks are no marks, and a direct record without dm-era (an older
-      // sidecar's) had none: all of the volume is out of sync, never none of it. Durable
-      // before a fresh era device's metadata takes the old file's place.
-      if (kept instanceof Error) this.#o.logger.warn("the lost dm-era device's metadata could not be opened: all of the volume is carried", { pv, error: kept.message });
-      await this.#carried.add(pv, [[0, r.sectors * 512]], r.sectors * 512);
-    }
-    next.era = kept instanceof Error || kept === undefined ? await this.#createEra(next) : kept;
+    const kept =
+      r.era === undefined
+        ? undefined
+        : await this.#reopenEra(next, r.era).catch((err: Error) => {
+            this.#o.logger.warn("the lost dm-era device's metadata could not be opened: all of the volume is carried", { pv, error: err.message });
+            return undefined;
+          });
+    // Unreadable marks are no marks, and a direct record without dm-era (an older
+    // sidecar's) had none: all of the volume is out of sync, never none of it. Durable
+    // before a fresh era device's metadata takes the old file's place. An attached record
+    // without dm-era had its writes marked by the pair, through the tap.
+    if (kept === undefined && (r.era !== undefined || r.state !== 'attached')) await this.#carried.add(pv, [[0, r.sectors * 512]], r.sectors * 512);
+    next.era = kept ?? (await this.#createEra(next));
     await this.#records.save(next);
     await this.#o.dm.create(VolumeSplice.topName(pv), linear(sectors, `/dev/mapper/${eraNameOf(pv)}`));
-    this.#o.logger.warn('volume staged again after the node lost its devices (a restart)', { pv, device, was: r.state, eraKept: kept !== undefined && !(kept instanceof Error) });
+    this.#o.logger.warn('volume staged again after the node lost its devices (a restart)', { pv, device, was: r.state, eraKept: kept !== undefined });
     return next;
   }
 
