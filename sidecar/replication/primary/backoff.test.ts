@@ -39,6 +39,16 @@ describe('Backoff', () => {
     expect(delays(b, 2)).toEqual([199, 399]);
   });
 
+  it('starts over from a lower ceiling when told, never a higher one', () => {
+    const b = new Backoff({ random: () => 0.999999 });
+    delays(b, 5);
+    b.reset(25);
+    expect(delays(b, 5)).toEqual([24, 49, 99, 199, 399]);
+    b.reset(5000);
+    expect(delays(b, 1)).toEqual([199]);
+    expect(() => b.reset(0)).toThrow(InvalidArgumentError);
+  });
+
   it('takes its options', () => {
     const b = new Backoff({ initialMs: 50, maxMs: 1000, factor: 3, random: () => 0.999999 });
     expect(delays(b, 5)).toEqual([49, 149, 449, 999, 999]);

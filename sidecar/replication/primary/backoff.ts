@@ -52,9 +52,13 @@ export class Backoff {
     return Math.min(Math.floor(r * ceiling), Math.ceil(ceiling) - 1);
   }
 
-  /** After a success: the next delay is short again. */
-  reset(): void {
-    this.#ceiling = this.initialMs;
+  /**
+   * After a success: the next delay is short again. `ceilingMs` (at most `initialMs`)
+   * starts the ceilings lower, for a peer known to be coming up.
+   */
+  reset(ceilingMs: number = this.initialMs): void {
+    if (!(Number.isFinite(ceilingMs) && ceilingMs > 0)) throw new InvalidArgumentError(`ceilingMs must be positive, not ${ceilingMs}`);
+    this.#ceiling = Math.min(ceilingMs, this.initialMs);
     this.#attempts = 0;
   }
 }

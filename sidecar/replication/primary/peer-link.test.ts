@@ -293,6 +293,20 @@ describe('PeerLink', () => {
     await waitFor('a session long before the backoff ran out', () => l.connected, WAIT);
   });
 
+  it('keeps trying within milliseconds while a peer known to be back is not ready yet', async () => {
+    const ep = await endpoint();
+    const b = await peer();
+    const { link: l } = link(b.address, 1, new Backoff({ initialMs: 60_000, maxMs: 60_000, random: () => 0.99 }));
+    await waitFor('a refused attempt', () => l.retries > 0, WAIT);
+    // Still restarting its pair: the redial is refused too, and the one after it must not
+    // wait out the minute-long backoff of the outage.
+    const refused = l.retries;
+    l.redialSoon();
+    await waitFor('the redial refused', () => l.retries > refused, WAIT);
+    b.holds = ep;
+    await waitFor('a session long before the backoff ran out', () => l.connected, WAIT);
+  });
+
   it('says no sidecar of the site holds an unknown pair', async () => {
     const entry = await peer();
     entry.redirectTo(undefined);

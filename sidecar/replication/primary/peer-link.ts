@@ -93,6 +93,8 @@ export const LANE_EXTENT_BYTES = 1 << 20;
 /** Mirror lanes of a sync pair's link (async ships its data on the resync stream). */
 export const DEFAULT_SYNC_LANES = 2;
 const LANE_PROBE_TIMEOUT_MS = 2000;
+/** First backoff ceiling after redialSoon: a peer restarting its pair is ready in tens of ms. */
+const REDIAL_CEILING_MS = 25;
 
 /** What a replicator knows of its pair, enough to link it to its secondary. */
 export interface PairLinkSource {
@@ -386,12 +388,13 @@ export class PeerLink {
   /**
    * The peer is known to be up again: the next attempt goes now, on a new channel, and
    * the backoff starts over, instead of waiting out delays grown during the outage. A
-   * failed attempt still backs off as usual, so a peer that is up but not yet ready
-   * (restarting in its new role) is tried again within a few hundred milliseconds.
+   * failed attempt backs off from a low ceiling (REDIAL_CEILING_MS, doubling), so a peer
+   * that is up but not yet ready (restarting in its new role, tens of milliseconds) is
+   * tried again as soon as it is likely to be, not a uniform 0–200 ms later.
    */
   redialSoon(): void {
     if (this.#closed || !this.#started || this.connected || this.#connecting) return;
-    this.#backoff.reset();
+    this.#backoff.reset(REDIAL_CEILING_MS);
     // A fresh channel too: the old one's own reconnect backoff, grown while the peer was
     // down, would hold the attempt back by as much again.
     this.#closeClients();
