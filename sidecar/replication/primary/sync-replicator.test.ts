@@ -237,6 +237,23 @@ describe('SyncReplicator', () => {
     expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(1);
   });
 
+  it('reads resync frames ahead of a full window, so the window and not the disk paces a resync', async () => {
+    await tmp.volume.write(0, Buffer.alloc(16 * MiB, 7));
+    const vol = tmp.volume;
+    const read = vol.read.bind(vol);
+    let reads = 0;
+    vol.read = (offset: number, length: number) => {
+      reads++;
+      return read(offset, length);
+    };
+    // The secondary stalls: the window (16 frames of 256 KiB at its floor) fills.
+    await start({}, true);
+    await waitFor('a full window on the wire', () => link.unanswered('resync').length === 16);
+    // The frames after the window are read (32 ahead, besides the one waiting to go).
+    await waitFor('the frames after the window read', () => reads >= 16 + 32);
+    expect(link.unanswered('resync')).toHaveLength(16);
+  });
+
   it('joins all-zero resync frames in a row into one zero run, keeping the data frames and their order', async () => {
     await tmp.volume.write(4 * MiB, Buffer.alloc(256 * KiB, 9));
     const rep = await start({}, true);
