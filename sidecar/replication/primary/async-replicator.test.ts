@@ -133,6 +133,47 @@ describe('AsyncReplicator: the initial copy and a refusing secondary', () => {
     expect(frames).toBe(3);
   });
 
+  it('reads the frames of a drain ahead of the one being sent, and gives every block back when a read fails', async () => {
+    const rep = r!;
+    const vol = tmp.volume;
+    const read = vol.read.bind(vol);
+    let pending = 0;
+    let most = 0;
+    let failing = false;
+    const bad = 40 * BLOCK;
+    vol.read = async (offset: number, length: number) => {
+      most = Math.max(most, ++pending);
+      try {
+        if (offset === bad && failing) throw new Error('EIO (injected)');
+        return await read(offset, length);
+      } finally {
+        pending--;
+      }
+    };
+    link.answer = () => 'ack';
+    link.connect(true);
+    await waitFor('full sync needed', () => rep.needsFullSync);
+    rep.cut(0);
+    await rep.drain(new AbortController().signal);
+    // A frame is 4 blocks; one frame's reads at a time made the drain as slow as the disk.
+    expect(most).toBeGreaterThan(4 * 4);
+    await rep.fullSyncDone();
+    rep.groupDone(true, 0);
+    for (let b = 0; b < 64; b++) {
+      const ticket = await rep.beforeLocalWrite(b * BLOCK, BLOCK);
+      await vol.write(b * BLOCK, Buffer.alloc(BLOCK, b + 1));
+      await rep.afterLocalWrite(ticket);
+    }
+    failing = true;
+    const sentBefore = link.sent.length;
+    rep.cut(1);
+    await expect(rep.drain(new AbortController().signal)).rejects.toThrow(/EIO/);
+    // Frames before the bad one went; the ones read after it did not.
+    expect(link.sent.length - sentBefore).toBeLessThan(16);
+    rep.groupDone(false, Date.now());
+    expect(rep.outOfSyncBytes).toBe(64 * BLOCK);
+  });
+
   it('tells the secondary the generation a group brought it to, unless a write it did not get was acknowledged after the cut', async () => {
     const rep = r!;
     // This primary wrote alone after g1 (now g2, g1 its bitmap); the secondary holds g1.

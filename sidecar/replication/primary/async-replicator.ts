@@ -50,6 +50,12 @@ const FRAME_BYTES = DEFAULT_MAX_FRAME_PAYLOAD;
 export const DEFAULT_ASIDE_BUDGET_BYTES = 64 << 20;
 /** Frames of a drain in flight at once (the link's bandwidth-delay product on a LAN). */
 const FRAMES_IN_FLIGHT = 16;
+/**
+ * Frames of a drain being read ahead of the one being sent: a group after an outage or
+ * a failback reads scattered blocks, and one frame's reads at a time made the drain as
+ * slow as the disk's latency. Their blocks are held in memory until sent (8 MiB).
+ */
+const READ_AHEAD_FRAMES = 32;
 
 /** A drain's frame, and the bytes of the blocks it covers (zero or not). */
 type DrainFrame = Frame & { bytes: number };
@@ -339,16 +345,31 @@ export class AsyncReplicator implements Replicator {
       inflight.add(p);
       return true;
     };
-    for (let b = d.blocks.nextSet(0); b !== -1 && failure === null && d.abandoned === null; ) {
+    // Reads ahead, in block order: each block is captured by one frame only, so a write
+    // waiting on one of them finds its read under way (or its copy aside) as before. A
+    // drain that stops leaves the rest read and unsent, which is safe: a failed group
+    // gives all its blocks back to the recording bitmap.
+    const reading: Promise<DrainFrame>[] = [];
+    let b = d.blocks.nextSet(0);
+    for (;;) {
       if (signal.aborted) throw new GroupAbortedError(`group ${d.id}: ${String(signal.reason)}`);
-      const frameBlocks: number[] = [];
-      while (b !== -1 && frameBlocks.length * this.#bs < FRAME_BYTES) {
-        frameBlocks.push(b);
-        b = d.blocks.nextSet(b + 1);
+      if (failure !== null || d.abandoned !== null) break;
+      while (reading.length < READ_AHEAD_FRAMES && b !== -1) {
+        const frameBlocks: number[] = [];
+        while (b !== -1 && frameBlocks.length * this.#bs < FRAME_BYTES) {
+          frameBlocks.push(b);
+          b = d.blocks.nextSet(b + 1);
+        }
+        const read = this.#frame(d, frameBlocks);
+        // Awaited in order below; one the drain never reaches must not go unhandled.
+        read.catch(() => undefined);
+        reading.push(read);
       }
+      const next = reading.shift();
+      if (next === undefined) break;
       let frame: DrainFrame;
       try {
-        frame = await this.#frame(d, frameBlocks);
+        frame = await next;
       } catch (err) {
         // Abandoned or unreadable: stop here, but let the frames on the wire settle first.
         failure ??= err as Error;
