@@ -13,6 +13,8 @@ import type { VolumeLineage } from '../replication/lineage/continue-lineage.js';
 import { PairMeta } from '../replication/lineage/pair-meta.js';
 import { promotionRefusal } from './promotion-refusal.js';
 import type { PathPolicy } from '../paths/path-policy.js';
+import { FAILPOINTS } from './failpoints.js';
+import { DEFAULT_DEMOTE_TIMEOUT_MS } from './demote-timeout.js';
 
 export interface PairManagerOptions {
   stateDir: string;
@@ -53,11 +55,6 @@ export interface PairManagerOptions {
   crashAt?: string;
 }
 
-/** Points of a role change where a test may have the process killed (PairManagerOptions.crashAt). */
-export const FAILPOINTS = ['demote:before-commit', 'demote:after-commit', 'promote:before-commit', 'promote:after-commit'] as const;
-
-/** What DemotePair waits for shipping by default. */
-export const DEFAULT_DEMOTE_TIMEOUT_MS = 60_000;
 
 export interface PromoteOptions {
   /** The old primary is unreachable: promote at the last point this side holds. */

@@ -9,8 +9,7 @@ import { labControllerHandlers } from './lab-controller.js';
 import { labNodeHandlers } from './lab-node.js';
 import { LabVolumeStore } from './lab-volume-store.js';
 import { LoopDevices } from './loop-devices.js';
-
-export const LAB_DRIVER_NAME = 'lab.csi.blockmirror.io';
+import { LAB_DRIVER_NAME } from './lab-driver-name.js';
 
 export interface LabDriverOptions {
   /** The loaded csi.proto (loadCsiProto). */
