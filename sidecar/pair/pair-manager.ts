@@ -55,7 +55,6 @@ export interface PairManagerOptions {
   crashAt?: string;
 }
 
-
 export interface PromoteOptions {
   /** The old primary is unreachable: promote at the last point this side holds. */
   force?: boolean;
