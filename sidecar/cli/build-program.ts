@@ -106,7 +106,6 @@ async function untilSignal(logger: Logger, stop: () => Promise<void>, done?: Pro
   });
 }
 
-/** Lets the logger drain, then leaves even if a library holds a handle open. */
 /**
  * The log of a long-running command. Loaded here, as each command's own modules are in
  * its action: a CLI call (pair status, promote) then loads little more than the control
@@ -116,6 +115,7 @@ async function createLogger(level: string): Promise<Logger> {
   return (await import('../log/create-logger.js')).createLogger({ level });
 }
 
+/** Lets the logger drain, then leaves even if a library holds a handle open. */
 async function exitAfterLogs(logger: Logger): Promise<void> {
   await new Promise<void>((resolve) => logger.on('finish', () => resolve()).end());
   process.exit(process.exitCode ?? 0);
