@@ -12,6 +12,7 @@ import { pairLink, type PeerLink, type ReplicationLink } from './peer-link.js';
 import { peerPlan } from './peer-plan.js';
 import { replicatorStatus, type Replicator, type ReplicatorPairOptions, type ReplicatorStatus } from './replicator.js';
 import { waitUntil } from './wait-until.js';
+import { READ_AHEAD_FRAMES } from './read-ahead-frames.js';
 
 export class GroupAbortedError extends BlockmirrorError {
   constructor(message: string) {
@@ -50,12 +51,6 @@ const FRAME_BYTES = DEFAULT_MAX_FRAME_PAYLOAD;
 export const DEFAULT_ASIDE_BUDGET_BYTES = 64 << 20;
 /** Frames of a drain in flight at once (the link's bandwidth-delay product on a LAN). */
 const FRAMES_IN_FLIGHT = 16;
-/**
- * Frames of a drain being read ahead of the one being sent: a group after an outage or
- * a failback reads scattered blocks, and one frame's reads at a time made the drain as
- * slow as the disk's latency. Their blocks are held in memory until sent (8 MiB).
- */
-const READ_AHEAD_FRAMES = 32;
 
 /** A drain's frame, and the bytes of the blocks it covers (zero or not). */
 type DrainFrame = Frame & { bytes: number };

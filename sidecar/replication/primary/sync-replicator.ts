@@ -10,6 +10,7 @@ import { pairLink, type ReplicationLink } from './peer-link.js';
 import { replicatorStatus, type Replicator, type ReplicatorPairOptions, type ReplicatorStatus } from './replicator.js';
 import { ResyncController } from './resync-controller.js';
 import { waitUntil } from './wait-until.js';
+import { READ_AHEAD_FRAMES } from './read-ahead-frames.js';
 
 interface PendingClean {
   first: number;
@@ -698,11 +699,4 @@ interface ResyncFrame extends Frame {
   blocks: number[];
 }
 
-/**
- * Resync frames being read from the volume ahead of the one being sent: more than the
- * window's floor (16), so the window, not the disk, paces a resync of scattered blocks
- * (a failback of 40 MiB spent 100–190 ms waiting for reads with 8, 6–19 ms with 32).
- * Their blocks are held in memory until sent (8 MiB).
- */
-const READ_AHEAD_FRAMES = 32;
 const EMPTY = Buffer.alloc(0);
