@@ -194,6 +194,34 @@ describe('FrameBuilder', () => {
     expect(f.payload.equals(pattern(0, 4096))).toBe(true);
   });
 
+  it('with ownsData, sends adjacent pieces of one buffer as they are, and copies anything else', () => {
+    const read = pattern(0, 64 * 1024);
+    const owned = new FrameBuilder({ ownsData: true });
+    // A read of four adjacent blocks, added block by block: its payload is that read.
+    for (let at = 0; at < read.length; at += 16 * 1024) owned.addBlock(at, read.subarray(at, at + 16 * 1024));
+    const f = owned.takeOne();
+    expect(f.payload.buffer).toBe(read.buffer);
+    expect(f.payload.byteOffset).toBe(read.byteOffset);
+    expect(f.payload.equals(read)).toBe(true);
+    expect(f.crc32c).toBe(frameChecksum(f.runs, read));
+    // Two separate buffers, or pieces out of order: one copy, as without the option.
+    const a = pattern(1, 4096);
+    const c = pattern(2, 4096);
+    owned.add({ offset: 0, data: [a, c] });
+    const g = owned.takeOne();
+    expect(g.payload.buffer).not.toBe(a.buffer);
+    expect(g.payload.buffer).not.toBe(c.buffer);
+    expect(g.payload.equals(Buffer.concat([a, c]))).toBe(true);
+    const swapped = pattern(3, 8192);
+    owned.add({ offset: 0, data: [swapped.subarray(4096), swapped.subarray(0, 4096)] });
+    const h = owned.takeOne();
+    expect(h.payload.buffer).not.toBe(swapped.buffer);
+    // Without the option, adjacent pieces are copied too.
+    const plain = new FrameBuilder();
+    plain.add({ offset: 0, data: [read.subarray(0, 4096), read.subarray(4096, 8192)] });
+    expect(plain.takeOne().payload.buffer).not.toBe(read.buffer);
+  });
+
   it('refuses bad runs and options', () => {
     const b = new FrameBuilder();
     const bad: RunInput[] = [

@@ -53,6 +53,13 @@ export interface FrameBuilderOptions {
   maxRuns?: number;
   /** Default 1 GiB, at most 2^32 - 1. */
   maxZeroRunBytes?: number;
+  /**
+   * The data buffers are handed over for good, never modified again: a frame whose data
+   * are adjacent pieces of one buffer (a read of adjacent blocks) takes them as its
+   * payload without a copy. Default false: the payload is a copy, and the caller may
+   * reuse its buffers once the frame is taken (the NBD slabs are).
+   */
+  ownsData?: boolean;
 }
 
 interface PendingFrame {
@@ -66,12 +73,14 @@ interface PendingFrame {
  * the same kind merge into one; a run longer than the space left is split across frames.
  *
  * Data buffers are referenced, not copied, until their frame is taken (one
- * Buffer.concat per frame): do not modify or recycle them before that.
+ * Buffer.concat per frame, or none with `ownsData`): do not modify or recycle them
+ * before that.
  */
 export class FrameBuilder {
   readonly maxPayloadBytes: number;
   readonly maxRuns: number;
   readonly maxZeroRunBytes: number;
+  readonly #ownsData: boolean;
   readonly #sealed: PendingFrame[] = [];
   #open: PendingFrame = emptyFrame();
   #pendingBytes = 0;
@@ -80,6 +89,7 @@ export class FrameBuilder {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_FRAME_PAYLOAD;
     this.maxRuns = options.maxRuns ?? DEFAULT_MAX_FRAME_RUNS;
     this.maxZeroRunBytes = options.maxZeroRunBytes ?? DEFAULT_MAX_ZERO_RUN;
+    this.#ownsData = options.ownsData ?? false;
     if (!isIntegerIn(this.maxPayloadBytes, 1, MAX_FRAME_PAYLOAD_LIMIT)) {
       throw new InvalidArgumentError(`maxPayloadBytes must be an integer from 1 to ${MAX_FRAME_PAYLOAD_LIMIT}, not ${this.maxPayloadBytes}`);
     }
@@ -201,13 +211,25 @@ export class FrameBuilder {
   }
 
   #finish(f: PendingFrame): Frame {
-    const payload = Buffer.concat(f.chunks, f.bytes);
+    const payload = (this.#ownsData ? adjacentView(f.chunks, f.bytes) : null) ?? Buffer.concat(f.chunks, f.bytes);
     this.#pendingBytes -= f.bytes;
     return { runs: f.runs, payload, crc32c: frameChecksum(f.runs, payload) };
   }
 }
 
-/** A run as received: BlockRun__Output fits. */
+/** One view over `chunks` when each starts where the one before ends in the same memory, else null. */
+function adjacentView(chunks: readonly Buffer[], bytes: number): Buffer | null {
+  const first = chunks[0];
+  if (first === undefined) return null;
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < chunks.length; i++) {
+    const c = chunks[i]!;
+    if (c.buffer !== first.buffer || c.byteOffset !== end) return null;
+    end += c.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, bytes);
+}
+
 /**
  * crc32c of a frame: its run headers (offset, length, zero flag) and its payload. The
  * headers count as much as the data — a flipped offset bit would write good data to
@@ -226,7 +248,7 @@ export function frameChecksum(runs: readonly WireRun[], payload: Buffer | readon
   return crc;
 }
 
-
+/** A run as received: BlockRun__Output fits. */
 export interface WireRun {
   offset: number;
   length: number;
