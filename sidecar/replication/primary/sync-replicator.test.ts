@@ -35,7 +35,13 @@ describe('SyncReplicator', () => {
   });
 
   let meta: PairMeta;
-  const start = async (extra: { maxInFlightBytes?: number } = {}, fullSyncRequired = false, answer: Partial<HandshakeResponse__Output> = {}, before?: (m: PairMeta) => Promise<void>): Promise<SyncReplicator> => {
+  const start = async (
+    extra: { maxInFlightBytes?: number; quietResyncWindowBytes?: number; resyncQuietMs?: number } = {},
+    fullSyncRequired = false,
+    answer: Partial<HandshakeResponse__Output> = {},
+    before?: (m: PairMeta) => Promise<void>,
+    beforeConnect?: (rep: SyncReplicator) => Promise<void>,
+  ): Promise<SyncReplicator> => {
     meta = await PairMeta.open(join(tmp.dir, 'state'), 'primary');
     await before?.(meta);
     r = new SyncReplicator({
@@ -50,6 +56,7 @@ describe('SyncReplicator', () => {
       link: (onSession) => (link = new FakeLink(onSession)),
     });
     r.start();
+    await beforeConnect?.(r);
     link.connect(fullSyncRequired, 'gen-b', answer);
     return r;
   };
@@ -246,12 +253,29 @@ describe('SyncReplicator', () => {
       reads++;
       return read(offset, length);
     };
-    // The secondary stalls: the window (16 frames of 256 KiB at its floor) fills.
-    await start({}, true);
+    // The application wrote just before (the last block, out of sync anyway): the
+    // secondary stalls, and the window (16 frames of 256 KiB at its floor) fills.
+    await start({ resyncQuietMs: 600_000 }, true, {}, undefined, async (rep) => void (await write(rep, 16 * MiB - BLOCK, BLOCK, 7)));
     await waitFor('a full window on the wire', () => link.unanswered('resync').length === 16);
     // The frames after the window are read (32 ahead, besides the one waiting to go).
     await waitFor('the frames after the window read', () => reads >= 16 + 32);
     expect(link.unanswered('resync')).toHaveLength(16);
+  });
+
+  it('fills a larger window while the application is quiet, and reads its worth ahead', async () => {
+    await tmp.volume.write(0, Buffer.alloc(16 * MiB, 7));
+    const vol = tmp.volume;
+    const read = vol.read.bind(vol);
+    let reads = 0;
+    vol.read = (offset: number, length: number) => {
+      reads++;
+      return read(offset, length);
+    };
+    // No write yet: 6 MiB (24 frames) go out, past the controller's floor of 16.
+    await start({ quietResyncWindowBytes: 6 * MiB }, true);
+    await waitFor('the quiet window on the wire', () => link.unanswered('resync').length === 24);
+    await waitFor('the frames after the window read', () => reads >= 24 + 32);
+    expect(link.unanswered('resync')).toHaveLength(24);
   });
 
   it('joins all-zero resync frames in a row into one zero run, keeping the data frames and their order', async () => {
