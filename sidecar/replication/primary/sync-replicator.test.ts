@@ -244,37 +244,36 @@ describe('SyncReplicator', () => {
     expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(1);
   });
 
-  it('reads resync frames ahead of a full window, so the window and not the disk paces a resync', async () => {
+  /** Fills the volume with data, and counts the reads made of it from then on. */
+  const fillCountingReads = async (): Promise<{ count: number }> => {
     await tmp.volume.write(0, Buffer.alloc(16 * MiB, 7));
     const vol = tmp.volume;
     const read = vol.read.bind(vol);
-    let reads = 0;
+    const reads = { count: 0 };
     vol.read = (offset: number, length: number) => {
-      reads++;
+      reads.count++;
       return read(offset, length);
     };
+    return reads;
+  };
+
+  it('reads resync frames ahead of a full window, so the window and not the disk paces a resync', async () => {
+    const reads = await fillCountingReads();
     // The application wrote just before (the last block, out of sync anyway): the
     // secondary stalls, and the window (16 frames of 256 KiB at its floor) fills.
     await start({ resyncQuietMs: 600_000 }, true, {}, undefined, async (rep) => void (await write(rep, 16 * MiB - BLOCK, BLOCK, 7)));
     await waitFor('a full window on the wire', () => link.unanswered('resync').length === 16);
     // The frames after the window are read (32 ahead, besides the one waiting to go).
-    await waitFor('the frames after the window read', () => reads >= 16 + 32);
+    await waitFor('the frames after the window read', () => reads.count >= 16 + 32);
     expect(link.unanswered('resync')).toHaveLength(16);
   });
 
   it('fills a larger window while the application is quiet, and reads its worth ahead', async () => {
-    await tmp.volume.write(0, Buffer.alloc(16 * MiB, 7));
-    const vol = tmp.volume;
-    const read = vol.read.bind(vol);
-    let reads = 0;
-    vol.read = (offset: number, length: number) => {
-      reads++;
-      return read(offset, length);
-    };
+    const reads = await fillCountingReads();
     // No write yet: 6 MiB (24 frames) go out, past the controller's floor of 16.
     await start({ quietResyncWindowBytes: 6 * MiB }, true);
     await waitFor('the quiet window on the wire', () => link.unanswered('resync').length === 24);
-    await waitFor('the frames after the window read', () => reads >= 24 + 32);
+    await waitFor('the frames after the window read', () => reads.count >= 24 + 32);
     expect(link.unanswered('resync')).toHaveLength(24);
   });
 
