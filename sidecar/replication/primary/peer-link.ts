@@ -11,7 +11,7 @@ import type { OutgoingBlockFrame } from '../wire/block-frame-codec.js';
 import { frameChecksum } from '../wire/frame-builder.js';
 import { coalescible, takeCoalesced } from '../wire/frame-coalescer.js';
 import { laneParts, soleLane } from '../wire/lane-parts.js';
-import { DEFAULT_LIVENESS_MS, emptyFrame, HEARTBEAT_MS, MAX_PEER_MESSAGE_BYTES, PAIR_METADATA, PEER_FLOW_CONTROL_WINDOW, SESSION_METADATA } from '../wire/peer-protocol.js';
+import { DEFAULT_LIVENESS_MS, emptyFrame, HEARTBEAT_MS, MAX_PEER_MESSAGE_BYTES, MAX_REDIRECTS, PAIR_METADATA, PEER_FLOW_CONTROL_WINDOW, SESSION_METADATA } from '../wire/peer-protocol.js';
 import { peerServiceClient, type PeerServiceClient } from '../wire/peer-service.js';
 
 export class PeerUnavailableError extends BlockmirrorError {
@@ -167,9 +167,6 @@ interface OpenStream {
   joined: Map<number, number[]>;
   lastSentAt: number;
 }
-
-/** How many redirects one connection attempt follows (a pair moving as we dial). */
-export const MAX_REDIRECTS = 3;
 
 /**
  * The primary's connection to its secondary: handshake, then per lane one stream for

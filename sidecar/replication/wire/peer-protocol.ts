@@ -6,6 +6,9 @@ import { frameChecksum, type Frame } from './frame-builder.js';
  * one side relies on the other to honour is defined here, once.
  */
 
+/** How many redirects one call to a site follows (a pair moving as we dial). */
+export const MAX_REDIRECTS = 3;
+
 /** Metadata of the Mirror and Resync streams: the session they belong to. */
 export const SESSION_METADATA = 'x-blockmirror-session';
 /** Metadata of the Mirror and Resync streams: the pair, by its name on the secondary's sidecar. */
