@@ -12,6 +12,8 @@ import type { HandshakeRequest as _blockmirror_replication_v1_HandshakeRequest, 
 import type { HandshakeResponse as _blockmirror_replication_v1_HandshakeResponse, HandshakeResponse__Output as _blockmirror_replication_v1_HandshakeResponse__Output } from './blockmirror/replication/v1/HandshakeResponse.js';
 import type { MarkSyncedRequest as _blockmirror_replication_v1_MarkSyncedRequest, MarkSyncedRequest__Output as _blockmirror_replication_v1_MarkSyncedRequest__Output } from './blockmirror/replication/v1/MarkSyncedRequest.js';
 import type { MarkSyncedResponse as _blockmirror_replication_v1_MarkSyncedResponse, MarkSyncedResponse__Output as _blockmirror_replication_v1_MarkSyncedResponse__Output } from './blockmirror/replication/v1/MarkSyncedResponse.js';
+import type { PeerReadyRequest as _blockmirror_replication_v1_PeerReadyRequest, PeerReadyRequest__Output as _blockmirror_replication_v1_PeerReadyRequest__Output } from './blockmirror/replication/v1/PeerReadyRequest.js';
+import type { PeerReadyResponse as _blockmirror_replication_v1_PeerReadyResponse, PeerReadyResponse__Output as _blockmirror_replication_v1_PeerReadyResponse__Output } from './blockmirror/replication/v1/PeerReadyResponse.js';
 import type { ReplicationServiceClient as _blockmirror_replication_v1_ReplicationServiceClient, ReplicationServiceDefinition as _blockmirror_replication_v1_ReplicationServiceDefinition } from './blockmirror/replication/v1/ReplicationService.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
@@ -33,6 +35,8 @@ export interface ProtoGrpcType {
         HandshakeResponse: MessageTypeDefinition<_blockmirror_replication_v1_HandshakeResponse, _blockmirror_replication_v1_HandshakeResponse__Output>
         MarkSyncedRequest: MessageTypeDefinition<_blockmirror_replication_v1_MarkSyncedRequest, _blockmirror_replication_v1_MarkSyncedRequest__Output>
         MarkSyncedResponse: MessageTypeDefinition<_blockmirror_replication_v1_MarkSyncedResponse, _blockmirror_replication_v1_MarkSyncedResponse__Output>
+        PeerReadyRequest: MessageTypeDefinition<_blockmirror_replication_v1_PeerReadyRequest, _blockmirror_replication_v1_PeerReadyRequest__Output>
+        PeerReadyResponse: MessageTypeDefinition<_blockmirror_replication_v1_PeerReadyResponse, _blockmirror_replication_v1_PeerReadyResponse__Output>
         ReplicationService: SubtypeConstructor<typeof grpc.Client, _blockmirror_replication_v1_ReplicationServiceClient> & { service: _blockmirror_replication_v1_ReplicationServiceDefinition }
       }
     }

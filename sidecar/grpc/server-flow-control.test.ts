@@ -25,7 +25,7 @@ async function stalledServer(raise: boolean): Promise<{ address: string; stats: 
   const unused = (): never => {
     throw new Error('not used');
   };
-  const handlers: ReplicationServiceHandlers = { Handshake: unused, Mirror: stalled, Resync: stalled, MarkSynced: unused, CommitGroup: unused };
+  const handlers: ReplicationServiceHandlers = { Handshake: unused, Mirror: stalled, Resync: stalled, MarkSynced: unused, CommitGroup: unused, PeerReady: unused };
   grpc.addService(loadReplicationProto().blockmirror.replication.v1.ReplicationService.service, handlers);
   const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure());
   const net: Server = createServer((socket) => injector.injectConnection(socket));

@@ -35,6 +35,11 @@ export interface ReplicationServiceOptions {
   logger: Logger;
   /** Async mode: applies a complete consistency group (see GroupCommitter). */
   commitGroup(req: CommitGroupRequest__Output): Promise<void>;
+  /**
+   * A secondary says it is ready (PeerReady): the primary pair by that name dials it now.
+   * False when no primary pair here has the name.
+   */
+  peerReady?(pairId: string): boolean;
   /** A peer was refused; `reason` is a short stable word for metrics. */
   onRefused?(reason: string): void;
   /** The other sidecars of this site: a handshake for a pair one of them holds is redirected there. */
@@ -120,6 +125,22 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
     call.on('cancelled', () => ep.endSession(session));
   };
 
+  // A pair this sidecar does not hold: the holder's peer address when another sidecar of
+  // the site holds it, else NOT_FOUND with `notHere`.
+  const redirect = (pairId: string, notHere: string, done: (err: ServerErrorResponse | null, holder: string) => void): void => {
+    const site = opts.site;
+    if (site === undefined) return done(refuse('pair', GrpcStatus.NOT_FOUND, notHere), '');
+    site.holderOf(pairId).then(
+      (holder) => {
+        if (holder === undefined) return done(refuse('pair', GrpcStatus.NOT_FOUND, `no sidecar of this site holds pair ${JSON.stringify(pairId)}`), '');
+        opts.logger.info('peer redirected', { pair: pairId, holder });
+        opts.onRedirected?.();
+        done(null, holder);
+      },
+      (err: Error) => done(refuse('lookup', GrpcStatus.UNAVAILABLE, `pair ${JSON.stringify(pairId)} is not here and the site's sidecars cannot be looked up: ${err.message}`), ''),
+    );
+  };
+
   return {
     Handshake(call, callback) {
       const pairId = call.request.pairId;
@@ -129,16 +150,8 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
       const notYours = denied(call, ep === undefined ? '' : pairId);
       if (notYours !== undefined) return callback(notYours);
       if (ep === undefined) {
-        const site = opts.site;
-        if (site === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no secondary pair ${JSON.stringify(pairId)} here`));
-        site.holderOf(pairId).then(
-          (holder) => {
-            if (holder === undefined) return callback(refuse('pair', GrpcStatus.NOT_FOUND, `no sidecar of this site holds pair ${JSON.stringify(pairId)}`));
-            opts.logger.info('peer redirected', { pair: pairId, holder });
-            opts.onRedirected?.();
-            callback(null, { sessionId: '', secondaryGeneration: '', fullSyncRequired: false, redirect: holder });
-          },
-          (err: Error) => callback(refuse('lookup', GrpcStatus.UNAVAILABLE, `pair ${JSON.stringify(pairId)} is not here and the site's sidecars cannot be looked up: ${err.message}`)),
+        redirect(pairId, `no secondary pair ${JSON.stringify(pairId)} here`, (err, holder) =>
+          err !== null ? callback(err) : callback(null, { sessionId: '', secondaryGeneration: '', fullSyncRequired: false, redirect: holder }),
         );
         return;
       }
@@ -164,6 +177,17 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
           callback(Object.assign(new Error(err.message), { code: GrpcStatus.FAILED_PRECONDITION, details: err.message }));
         },
       );
+    },
+    PeerReady(call, callback) {
+      const pairId = call.request.pairId;
+      // Checked like a handshake: only the pair's configured remote may hurry it (a hint
+      // that makes it dial sooner, never one that changes what a session does).
+      const held = (opts.responder ? opts.responder(pairId) : opts.lookup(pairId)) !== undefined;
+      const notYours = denied(call, held ? pairId : '');
+      if (notYours !== undefined) return callback(notYours);
+      if (!held) return redirect(pairId, `no pair ${JSON.stringify(pairId)} here`, (err, holder) => (err !== null ? callback(err) : callback(null, { redirect: holder })));
+      if (opts.peerReady?.(pairId) !== true) return callback(refuse('pair', GrpcStatus.FAILED_PRECONDITION, `pair ${JSON.stringify(pairId)} is not a primary with a peer here`));
+      callback(null, {});
     },
     MarkSynced(call, callback) {
       const notYours = denied(call, call.request.pairId);

@@ -10,6 +10,8 @@ import type { HandshakeRequest as _blockmirror_replication_v1_HandshakeRequest, 
 import type { HandshakeResponse as _blockmirror_replication_v1_HandshakeResponse, HandshakeResponse__Output as _blockmirror_replication_v1_HandshakeResponse__Output } from '../../../blockmirror/replication/v1/HandshakeResponse.js';
 import type { MarkSyncedRequest as _blockmirror_replication_v1_MarkSyncedRequest, MarkSyncedRequest__Output as _blockmirror_replication_v1_MarkSyncedRequest__Output } from '../../../blockmirror/replication/v1/MarkSyncedRequest.js';
 import type { MarkSyncedResponse as _blockmirror_replication_v1_MarkSyncedResponse, MarkSyncedResponse__Output as _blockmirror_replication_v1_MarkSyncedResponse__Output } from '../../../blockmirror/replication/v1/MarkSyncedResponse.js';
+import type { PeerReadyRequest as _blockmirror_replication_v1_PeerReadyRequest, PeerReadyRequest__Output as _blockmirror_replication_v1_PeerReadyRequest__Output } from '../../../blockmirror/replication/v1/PeerReadyRequest.js';
+import type { PeerReadyResponse as _blockmirror_replication_v1_PeerReadyResponse, PeerReadyResponse__Output as _blockmirror_replication_v1_PeerReadyResponse__Output } from '../../../blockmirror/replication/v1/PeerReadyResponse.js';
 
 export interface ReplicationServiceClient extends grpc.Client {
   CommitGroup(argument: _blockmirror_replication_v1_CommitGroupRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_CommitGroupResponse__Output>): grpc.ClientUnaryCall;
@@ -44,6 +46,15 @@ export interface ReplicationServiceClient extends grpc.Client {
   mirror(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
   mirror(options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
   
+  PeerReady(argument: _blockmirror_replication_v1_PeerReadyRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_PeerReadyResponse__Output>): grpc.ClientUnaryCall;
+  PeerReady(argument: _blockmirror_replication_v1_PeerReadyRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_replication_v1_PeerReadyResponse__Output>): grpc.ClientUnaryCall;
+  PeerReady(argument: _blockmirror_replication_v1_PeerReadyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_PeerReadyResponse__Output>): grpc.ClientUnaryCall;
+  PeerReady(argument: _blockmirror_replication_v1_PeerReadyRequest, callback: grpc.requestCallback<_blockmirror_replication_v1_PeerReadyResponse__Output>): grpc.ClientUnaryCall;
+  peerReady(argument: _blockmirror_replication_v1_PeerReadyRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_PeerReadyResponse__Output>): grpc.ClientUnaryCall;
+  peerReady(argument: _blockmirror_replication_v1_PeerReadyRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_blockmirror_replication_v1_PeerReadyResponse__Output>): grpc.ClientUnaryCall;
+  peerReady(argument: _blockmirror_replication_v1_PeerReadyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_blockmirror_replication_v1_PeerReadyResponse__Output>): grpc.ClientUnaryCall;
+  peerReady(argument: _blockmirror_replication_v1_PeerReadyRequest, callback: grpc.requestCallback<_blockmirror_replication_v1_PeerReadyResponse__Output>): grpc.ClientUnaryCall;
+  
   Resync(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
   Resync(options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
   resync(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck__Output>;
@@ -60,6 +71,8 @@ export interface ReplicationServiceHandlers extends grpc.UntypedServiceImplement
   
   Mirror: grpc.handleBidiStreamingCall<_blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck>;
   
+  PeerReady: grpc.handleUnaryCall<_blockmirror_replication_v1_PeerReadyRequest__Output, _blockmirror_replication_v1_PeerReadyResponse>;
+  
   Resync: grpc.handleBidiStreamingCall<_blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck>;
   
 }
@@ -69,5 +82,6 @@ export interface ReplicationServiceDefinition extends grpc.ServiceDefinition {
   Handshake: MethodDefinition<_blockmirror_replication_v1_HandshakeRequest, _blockmirror_replication_v1_HandshakeResponse, _blockmirror_replication_v1_HandshakeRequest__Output, _blockmirror_replication_v1_HandshakeResponse__Output>
   MarkSynced: MethodDefinition<_blockmirror_replication_v1_MarkSyncedRequest, _blockmirror_replication_v1_MarkSyncedResponse, _blockmirror_replication_v1_MarkSyncedRequest__Output, _blockmirror_replication_v1_MarkSyncedResponse__Output>
   Mirror: MethodDefinition<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck, _blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck__Output>
+  PeerReady: MethodDefinition<_blockmirror_replication_v1_PeerReadyRequest, _blockmirror_replication_v1_PeerReadyResponse, _blockmirror_replication_v1_PeerReadyRequest__Output, _blockmirror_replication_v1_PeerReadyResponse__Output>
   Resync: MethodDefinition<_blockmirror_replication_v1_BlockFrame, _blockmirror_replication_v1_FrameAck, _blockmirror_replication_v1_BlockFrame__Output, _blockmirror_replication_v1_FrameAck__Output>
 }
