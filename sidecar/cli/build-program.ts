@@ -516,7 +516,7 @@ export function buildProgram(): Command {
       .requiredOption('--volume <path>', 'volume: a regular file or a block device')
       .addOption(new Option('--role <role>', 'role of this side').choices(['primary', 'secondary']).makeOptionMandatory())
       .addOption(new Option('--mode <mode>', 'replication mode').choices(['sync', 'async']).default('sync'))
-      .option('--peer <host:port>', "the remote sidecar's peer address")
+      .option('--peer <host:port>', "the remote sidecar's peer address: a primary dials it; a secondary tells it when it is ready, and dials it once promoted")
       .option('--nbd-listen <host:port>', 'serve the volume over NBD on this loopback address')
       .option('--nbd-socket <name|path>', "serve the volume over NBD on this Unix socket: a bare name goes in the sidecar's run directory (--run-dir), a path must be in it")
       .option('--block-size <bytes>', 'dirty-tracking granularity (power of two, 4096-1048576)', positiveInt)

@@ -212,6 +212,7 @@ export class SidecarDaemon {
         lookup: (name) => pairs.secondaryEndpoint(name),
         remoteIdentity: (name) => pairs.remoteIdentity(name),
         responder: (name) => pairs.handshakeResponder(name),
+        peerReady: (name) => pairs.peerReady(name),
         commitGroup: (req) => committer.commitGroup(req),
         logger: cfg.logger,
         onRefused: (reason) => metrics?.peerRefused(reason),
@@ -229,6 +230,8 @@ export class SidecarDaemon {
       onAccepted: () => metrics?.peerConnection(),
       extraCas: () => pairs.peerCas(),
     });
+
+    pairs.peerPortServing();
 
     let metricsHttp: HttpServer | null = null;
     let metricsAddr = '';

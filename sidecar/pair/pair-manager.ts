@@ -86,6 +86,8 @@ export class PairManager {
   #lock: Promise<unknown> = Promise.resolve();
   #held: ReadonlySet<string> = new Set();
   #released = false;
+  /** The peer port serves: secondaries starting now announce themselves (peerPortServing). */
+  #peerPortServing = false;
   #closed = false;
 
   constructor(opts: PairManagerOptions) {
@@ -263,6 +265,21 @@ export class PairManager {
    */
   pairNames(): string[] {
     return [...this.#entries.keys()];
+  }
+
+  /** PeerReady: the primary pair `name` dials its secondary now; false if it is no primary with a peer. */
+  peerReady(name: string): boolean {
+    return this.#entries.get(name)?.pair?.peerReady() ?? false;
+  }
+
+  /**
+   * The peer port serves from now on: every secondary with a peer tells its primary it is
+   * ready, now and whenever one starts later (see Pair.announceReady). Before, a primary
+   * called back would find the port closed.
+   */
+  peerPortServing(): void {
+    this.#peerPortServing = true;
+    for (const e of this.#entries.values()) e.pair?.announceReady();
   }
 
   /** What answers a peer's handshake for `name`: the running pair, of either role. */
@@ -566,7 +583,11 @@ export class PairManager {
       // pairs.json names it as placed when it was made: landing elsewhere now, a symlink changed.
       throw new PathNotAllowedError(`NBD socket ${spec.nbdSocket} no longer resolves to itself (a symlink on its path changed); give the pair its socket again (UpdatePair) in the run directory`, { path: spec.nbdSocket, resolved: '' });
     }
-    return Pair.start(spec, this.#ctx(), { ...opts, volumeAt });
+    const pair = await Pair.start(spec, this.#ctx(), { ...opts, volumeAt });
+    // The caller makes it the entry's pair before any network event runs, so the primary
+    // calling back finds it.
+    if (this.#peerPortServing) pair.announceReady();
+    return pair;
   }
 
   /** A pair that could not start: keep why, and try again later. */

@@ -18,6 +18,7 @@ import { handshakeVerdict } from '../replication/lineage/handshake-verdict.js';
 import { SecondaryEndpoint, type PeerVerdict } from '../replication/secondary/secondary-endpoint.js';
 import type { ConsistencyGroups } from '../replication/primary/consistency-groups.js';
 import { createReplicator } from '../replication/primary/create-replicator.js';
+import { announceReady } from '../replication/secondary/announce-ready.js';
 import type { Replicator, ReplicatorStatus } from '../replication/primary/replicator.js';
 import { openPairVolume, type PairVolumeOptions } from '../volume/open-pair-volume.js';
 import type { Volume } from '../volume/volume.js';
@@ -135,6 +136,10 @@ export class Pair {
   readonly endpoint: SecondaryEndpoint | null;
   readonly #logger: Logger;
   readonly #onSelfDemoted: ((p: Pair) => void) | undefined;
+  /** A secondary with a peer: tells its primary it is ready (see announceReady). */
+  readonly #announce: ((signal: AbortSignal) => Promise<string>) | null;
+  /** Aborted at close: an announcement under way ends with the pair. */
+  readonly #stopping = new AbortController();
   #paused: boolean;
   #closed = false;
   /** A primary's last handshake verdict (its own dial or a dialler's), until a session starts. */
@@ -157,6 +162,7 @@ export class Pair {
       nbd?: NbdServer;
       replicator?: Replicator;
       endpoint?: SecondaryEndpoint;
+      announce?: (signal: AbortSignal) => Promise<string>;
       onSelfDemoted?: (p: Pair) => void;
     },
   ) {
@@ -166,6 +172,7 @@ export class Pair {
     this.#onSelfDemoted = parts.onSelfDemoted;
     this.#replicator = parts.replicator ?? null;
     this.endpoint = parts.endpoint ?? null;
+    this.#announce = parts.announce ?? null;
     this.spec = spec;
     this.#stateDir = stateDir;
     this.#volume = volume;
@@ -241,7 +248,17 @@ export class Pair {
           await nbd.listen({ tcp: spec.nbdListen, socket: spec.nbdSocket });
         }
         logger.info('secondary pair started', { volume: spec.volumePath, bytes: volume.size, generation: meta.current, divergentBlocks: tracker.dirtyBlocks, fencedExport: nbd?.tcpAddress || nbd?.socketPath || '' });
-        return new Pair(spec, dir, volume, { meta, tracker, logger, endpoint, ...(exp && nbd ? { fencedExport: exp, nbd } : {}), ...(ctx.onSelfDemoted ? { onSelfDemoted: ctx.onSelfDemoted } : {}) });
+        const peer = spec.peer;
+        const announce = peer ? (signal: AbortSignal) => announceReady({ address: peer, remotePair: spec.peerPair ?? spec.name, ...peerLinkTls(spec, ctx), signal }) : undefined;
+        return new Pair(spec, dir, volume, {
+          meta,
+          tracker,
+          logger,
+          endpoint,
+          ...(exp && nbd ? { fencedExport: exp, nbd } : {}),
+          ...(announce ? { announce } : {}),
+          ...(ctx.onSelfDemoted ? { onSelfDemoted: ctx.onSelfDemoted } : {}),
+        });
       }
       const exp = new VolumeExport(spec.name, volume, tracker);
       // The replicators report handshake verdicts to the pair, made below.
@@ -528,9 +545,33 @@ export class Pair {
   }
 
   /** Graceful stop: in-flight requests finish, data is flushed, the bitmap persisted. */
+  /**
+   * A secondary with a peer tells its primary it can take a session now: a restart then
+   * costs the primary no reconnect backoff (up to a second more of marking a sync
+   * pair's writes out of sync). Called once the peer port serves this pair. Only a hint:
+   * if it fails, the primary finds this side by its own retries.
+   */
+  announceReady(): void {
+    const announce = this.#announce;
+    if (announce === null || this.#closed) return;
+    announce(this.#stopping.signal).then(
+      (at) => this.#logger.info('told the primary this secondary is ready', { peer: at }),
+      (err: Error & { details?: string }) => this.#logger.info('could not tell the primary this secondary is ready; it finds it by its own retries', { peer: this.spec.peer, error: err.details || err.message }),
+    );
+  }
+
+  /** PeerReady for a primary: its secondary is ready, dial it now. False without a replicator. */
+  peerReady(): boolean {
+    if (this.#replicator === null || this.#closed) return false;
+    this.#logger.info('the secondary says it is ready: dialling it now');
+    this.#replicator.peerSeen();
+    return true;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopping.abort();
     await this.#nbd?.close();
     // An async replicator leaves its consistency group as it closes.
     this.#replicator?.close();
