@@ -482,7 +482,8 @@ run_resync_part() {
   start_sidecar rb
   start_sidecar ra
   b_peer=${PEER[rb]}
-  pair rb create resync --volume "$b" --role secondary >/dev/null
+  # --peer: once restarted, it tells the primary it is ready (PeerReady).
+  pair rb create resync --volume "$b" --role secondary --peer "${PEER[ra]}" >/dev/null
   pair ra create resync --volume "$a" --role primary --peer "$b_peer" --nbd-listen 127.0.0.1:0 >/dev/null
   ruri="nbd://$(status ra resync nbdAddress)/resync"
   [[ $ruri == nbd://*:*/resync ]] || die "resync pair reports no nbdAddress ($ruri)"
