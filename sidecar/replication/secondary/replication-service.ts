@@ -186,7 +186,12 @@ export function replicationService(opts: ReplicationServiceOptions): Replication
       const notYours = denied(call, held ? pairId : '');
       if (notYours !== undefined) return callback(notYours);
       if (!held) return redirect(pairId, `no pair ${JSON.stringify(pairId)} here`, (err, holder) => (err !== null ? callback(err) : callback(null, { redirect: holder })));
-      if (opts.peerReady?.(pairId) !== true) return callback(refuse('pair', GrpcStatus.FAILED_PRECONDITION, `pair ${JSON.stringify(pairId)} is not a primary with a peer here`));
+      // Not a refusal of the caller (no warning, no refusal counted): in a planned
+      // switchover the demoted side announces itself before the other is promoted.
+      if (opts.peerReady?.(pairId) !== true) {
+        const why = `pair ${JSON.stringify(pairId)} is not a primary with a peer here`;
+        return callback(Object.assign(new Error(why), { code: GrpcStatus.FAILED_PRECONDITION, details: why }));
+      }
       callback(null, {});
     },
     MarkSynced(call, callback) {
