@@ -544,7 +544,6 @@ export class Pair {
     return r?.lastError ?? this.endpoint?.lastError ?? '';
   }
 
-  /** Graceful stop: in-flight requests finish, data is flushed, the bitmap persisted. */
   /**
    * A secondary with a peer tells its primary it can take a session now: a restart then
    * costs the primary no reconnect backoff (up to a second more of marking a sync
@@ -556,7 +555,9 @@ export class Pair {
     if (announce === null || this.#closed) return;
     announce(this.#stopping.signal).then(
       (at) => this.#logger.info('told the primary this secondary is ready', { peer: at }),
-      (err: Error & { details?: string }) => this.#logger.info('could not tell the primary this secondary is ready; it finds it by its own retries', { peer: this.spec.peer, error: err.details || err.message }),
+      (err: Error & { details?: string }) => {
+        if (!this.#closed) this.#logger.info('could not tell the primary this secondary is ready; it finds it by its own retries', { peer: this.spec.peer, error: err.details || err.message });
+      },
     );
   }
 
@@ -568,6 +569,7 @@ export class Pair {
     return true;
   }
 
+  /** Graceful stop: in-flight requests finish, data is flushed, the bitmap persisted. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
