@@ -10,8 +10,9 @@ const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 
 /** Deterministic bytes, different per offset, so misplaced data shows. */
+/** Memory of its own: Buffer.alloc never takes from Buffer's shared pool (64 KiB on Node 24). */
 function pattern(offset: number, length: number): Buffer {
-  const b = Buffer.allocUnsafe(length);
+  const b = Buffer.alloc(length);
   for (let i = 0; i < length; i++) b[i] = ((offset + i) * 131 + ((offset + i) >>> 8)) & 0xff;
   return b;
 }
@@ -209,15 +210,20 @@ describe('FrameBuilder', () => {
     expect(f.payload.byteOffset).toBe(read.byteOffset);
     expect(f.payload.equals(read)).toBe(true);
     expect(f.crc32c).toBe(frameChecksum(f.runs, read));
-    // Two separate buffers, or pieces out of order: one copy, as without the option.
-    // 16 KiB pieces: never from Buffer's shared pool, where two allocations in a row
-    // may be adjacent (and then rightly sent as one view).
+    // Two separate buffers, pieces of one buffer with a gap, or pieces out of order: one
+    // copy, as without the option. (pattern's buffers are never neighbours in a pool,
+    // where two allocations in a row may be adjacent and then rightly sent as one view.)
     const a = pattern(1, 16 * 1024);
     const c = pattern(2, 16 * 1024);
     owned.add({ offset: 0, data: [a, c] });
     const g = owned.takeOne();
     expect(sharesMemory(g.payload, a) || sharesMemory(g.payload, c)).toBe(false);
     expect(g.payload.equals(Buffer.concat([a, c]))).toBe(true);
+    const gapped = pattern(4, 48 * 1024);
+    owned.add({ offset: 0, data: [gapped.subarray(0, 16 * 1024), gapped.subarray(32 * 1024)] });
+    const k = owned.takeOne();
+    expect(sharesMemory(k.payload, gapped)).toBe(false);
+    expect(k.payload.equals(Buffer.concat([gapped.subarray(0, 16 * 1024), gapped.subarray(32 * 1024)]))).toBe(true);
     const swapped = pattern(3, 32 * 1024);
     owned.add({ offset: 0, data: [swapped.subarray(16 * 1024), swapped.subarray(0, 16 * 1024)] });
     const h = owned.takeOne();
