@@ -207,6 +207,8 @@ describe('AsyncReplicator: the initial copy and a refusing secondary', () => {
     await rep.drain(new AbortController().signal);
     rep.groupDone(true, Date.now());
     await waitFor('told the secondary it holds g2', () => link.synced.length >= 1);
+    // Recorded after the call returns (peerAdopted): the replicator names the peer's generation once it is.
+    await waitFor('the adoption recorded', () => rep.peerGeneration === g2);
     expect(link.synced).toHaveLength(1);
     expect(link.synced[0]!.generations.current).toBe(g2);
     expect(meta.generations.bitmap).toBe('');

@@ -130,6 +130,9 @@ describe('SyncReplicator', () => {
     await (await write(rep, 2 * BLOCK, 4 * KiB, 9)).acked;
     link.connect(false, 'gen-b', { generations: { current: old, bitmap: '', history: [] }, divergentBlocks: Buffer.from(divergent.toBytes()) });
     await waitFor('told the secondary it holds our generation', () => link.synced.length === 1, { timeoutMs: 10_000 });
+    // The record that the peer adopted it is written after the call returns (peerAdopted):
+    // the replicator names the peer's generation once it is.
+    await waitFor('the adoption recorded', () => rep.peerGeneration === meta.current, { timeoutMs: 10_000 });
     const sentBlocks = link.sent.filter((f) => f.kind === 'resync').flatMap((f) => f.frame.runs!.map((run) => Number(run.offset) / BLOCK));
     expect(sentBlocks.sort((a, b) => a - b)).toEqual([2, 7]);
     expect(link.synced[0]!.generations.current).toBe(meta.current);
