@@ -513,12 +513,7 @@ describe('Reconciler', () => {
   it('derives the remote pair name from the remote resource', () => {
     const spec = desiredSpec(pairObject({ remote: { endpoint: 'b:1', namespace: 'dr', name: 'db-copy' } }), '/x');
     expect(spec.peerPair).toBe('dr.db-copy');
-    expect(desiredSpec(pairObject({ role: 'secondary', remote: undefined }), '/x')).toMatchObject({ peerAddress: '', peerPair: '', nbdListen: '', role: 'ROLE_SECONDARY' });
-  });
-
-  it("gives a secondary its primary's address when it names one, to announce itself to", () => {
-    const spec = desiredSpec(pairObject({ role: 'secondary', remote: { endpoint: 'site-a:7401', name: 'db-a' } }), '/x');
-    expect(spec).toMatchObject({ role: 'ROLE_SECONDARY', peerAddress: 'site-a:7401', peerPair: 'apps.db-a', nbdListen: '' });
+    expect(desiredSpec(pairObject({ role: 'secondary', remote: undefined }), '/x')).toMatchObject({ peerAddress: '', nbdListen: '', role: 'ROLE_SECONDARY' });
   });
 
   it("hands the sidecar the remote site's peer identity, for either role", () => {

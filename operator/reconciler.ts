@@ -646,10 +646,8 @@ export function desiredSpec(pair: ReplicationPair, volumePath: string): PairSpec
     volumePath,
     role: primary ? 'ROLE_PRIMARY' : 'ROLE_SECONDARY',
     mode: s.mode === 'async' ? 'MODE_ASYNC' : 'MODE_SYNC',
-    // A primary dials it; a secondary given it tells its primary when it starts
-    // (PeerReady), so a restart does not wait out the primary's reconnect backoff.
-    peerAddress: s.remote?.endpoint ?? '',
-    peerPair: primary || s.remote !== undefined ? sidecarPairName(s.remote?.namespace ?? namespace, s.remote?.name ?? name) : '',
+    peerAddress: primary ? (s.remote?.endpoint ?? '') : '',
+    peerPair: primary ? sidecarPairName(s.remote?.namespace ?? namespace, s.remote?.name ?? name) : '',
     // The application's side of a primary: an export on the node's loopback.
     nbdListen: primary ? '127.0.0.1:0' : '',
     blockSize: s.blockSize ?? DEFAULT_BLOCK_SIZE,

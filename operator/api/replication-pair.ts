@@ -22,9 +22,7 @@ export type ReplicationMode = 'sync' | 'async';
 /** Where the other half of the pair lives. */
 export interface RemoteSpec {
   /**
-   * host:port of the remote sidecar's peer listener: a primary dials it; a secondary
-   * created with it tells its primary there when it starts, so that the primary dials
-   * at once instead of after its reconnect backoff.
+   * host:port of the remote sidecar's peer listener (the primary dials it).
    * @pattern ^[^\s:]+:[0-9]{1,5}$
    */
   endpoint: string;
@@ -101,7 +99,7 @@ export interface ReplicationPairSpec {
   role: PairRole;
   /** sync: a write is acknowledged once on both sides; async: shipped in consistency groups. */
   mode: ReplicationMode;
-  /** The remote side. Required for a primary; optional for a secondary (see endpoint). */
+  /** The remote side. Required for a primary. */
   remote?: RemoteSpec;
   /** Dirty-tracking granularity in bytes: a power of two from 4 KiB to 1 MiB. Immutable. Default 65536. */
   blockSize?: BlockSize;
