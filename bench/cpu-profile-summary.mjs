@@ -4,8 +4,10 @@
 // JavaScript) shares. Several files are summed (e.g. every profile of one sidecar).
 // Used by bench/sync-replication.sh with BENCH_CPU_PROF=DIR; also on its own, to compare
 // the sync path's profile before and after a change.
-// Usage: node bench/cpu-profile-summary.mjs [--top N] [--title TEXT] FILE|DIR...
-//   a DIR stands for the *.cpuprofile files in it
+// Usage: node bench/cpu-profile-summary.mjs [--top N] [--title TEXT] [--between FROM TO] FILE|DIR...
+//   a DIR stands for the *.cpuprofile files in it; --between keeps the samples taken from
+//   FROM to TO, in µs of the monotonic clock (process.hrtime.bigint() / 1000n), which is
+//   the clock of V8's profiles: a phase cut out of a whole-life profile
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,15 +15,17 @@ import { fileURLToPath } from 'node:url';
 const ROOT = join(fileURLToPath(import.meta.url), '..', '..');
 let top = 15;
 let title = '';
+let between = null;
 const inputs = [];
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--top') top = Number(argv[++i]);
   else if (argv[i] === '--title') title = argv[++i] ?? '';
+  else if (argv[i] === '--between') between = [Number(argv[++i]), Number(argv[++i])];
   else inputs.push(argv[i]);
 }
-if (inputs.length === 0 || !(top > 0)) {
-  console.error('usage: cpu-profile-summary.mjs [--top N] [--title TEXT] FILE|DIR...');
+if (inputs.length === 0 || !(top > 0) || (between !== null && !(between[0] < between[1]))) {
+  console.error('usage: cpu-profile-summary.mjs [--top N] [--title TEXT] [--between FROM_US TO_US] FILE|DIR...');
   process.exit(2);
 }
 
@@ -62,8 +66,13 @@ for (const file of files) {
   const prof = JSON.parse(readFileSync(file, 'utf8'));
   const nodes = new Map(prof.nodes.map((n) => [n.id, n]));
   const self = new Map();
-  // timeDeltas[i] is the time since the previous sample: it belongs to sample i.
-  prof.samples.forEach((id, i) => add(self, id, prof.timeDeltas[i] ?? 0));
+  // timeDeltas[i] is the time since the previous sample: it belongs to sample i, taken at
+  // startTime plus the deltas so far.
+  let at = prof.startTime;
+  prof.samples.forEach((id, i) => {
+    at += prof.timeDeltas[i] ?? 0;
+    if (between === null || (at >= between[0] && at <= between[1])) add(self, id, prof.timeDeltas[i] ?? 0);
+  });
   for (const [id, us] of self) {
     const { functionName, url, lineNumber } = nodes.get(id).callFrame;
     total += us;

@@ -24,12 +24,12 @@
 //   hole; lower makes the setup cheaper and the full copy faster), BENCH_DROP_CACHES (1; 0
 //   keeps the page cache, for trying the script beside other work), BENCH_WRITE_RESULTS=1
 //   appends the report to bench/RESULTS.md.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { open, truncate } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
@@ -61,6 +61,11 @@ const A_EXTENTS = Math.max(1, Math.round(VOLUME / 100 / EXTENT));
 const B_BLOCKS = Math.max(2, Math.round(VOLUME / 100 / BLOCK));
 
 const log = (m) => process.stderr.write(`bench: ${m}\n`);
+const CPU_PROF = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : '';
+// Epoch ms to the monotonic clock of V8's profiles (µs): the shipping windows are cut
+// out of the sidecars' whole-life profiles with it.
+const MONO_OFFSET_US = Number(process.hrtime.bigint() / 1000n) - Date.now() * 1000;
+const profWindows = [];
 const work = mkdtempSync(join(tmpdir(), 'blockmirror-failback-bench.'));
 const children = new Set();
 const notes = [];
@@ -101,7 +106,10 @@ async function startSidecar(name, state, peerListen = '127.0.0.1:0') {
   const startedAt = Date.now();
   const logFile = join(work, `sidecar-${name}.${startedAt}.log`);
   const out = createWriteStream(logFile);
-  const child = spawn(process.execPath, [CLI, 'sidecar', '--state-dir', state, '--control-listen', '127.0.0.1:0', '--peer-listen', peerListen, '--allow-volume-prefix', work], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // --cpu-prof cannot go through NODE_OPTIONS; the profile is written when node exits
+  // (SIGTERM at the end of a mode; an instance killed with -9 leaves none).
+  const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF, name)}`] : [];
+  const child = spawn(process.execPath, [...prof, CLI, 'sidecar', '--state-dir', state, '--control-listen', '127.0.0.1:0', '--peer-listen', peerListen, '--allow-volume-prefix', work], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const records = [];
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
@@ -378,6 +386,11 @@ async function benchMode(mode) {
           row.sessionMs = lastSession !== undefined ? lastSession - tStart : session ? session.t - tStart : NaN;
           row.shipMs = lastSession !== undefined ? end - lastSession : NaN;
           row.resyncStartMs = resync ? resync.t - tStart : NaN;
+          if (CPU_PROF && lastSession !== undefined) {
+            const w = { what: `${mode} round ${r}: session started → settled`, from: Math.round(lastSession * 1000 + MONO_OFFSET_US), to: Math.round(end * 1000 + MONO_OFFSET_US) };
+            profWindows.push(w);
+            log(`${w.what}: profile window ${w.from} ${w.to} (µs, monotonic; cpu-profile-summary.mjs --between)`);
+          }
           row.resyncRecord = resync?.r;
           // Where the shipping went (disk reads, the window, the closing barrier).
           const passes = b.records.filter((x) => x.message === 'resync pass done' && Date.parse(x.timestamp) >= tStart && Date.parse(x.timestamp) <= end);
@@ -509,8 +522,17 @@ async function main() {
   out.push(`| \`node -e 0\` | ${sec(med(floor.nodeMs))} | ${range(floor.nodeMs, sec)} | ${floor.nodeMs.length} |`);
   out.push(`| \`node dist/sidecar/cli/main.js --help\` (loading the CLI's modules) | ${sec(med(floor.cliMs))} | ${range(floor.cliMs, sec)} | ${floor.cliMs.length} |`);
   out.push('', '(measured before and after the modes, alternating)', '');
+  if (CPU_PROF) {
+    out.push('### CPU profiles of the shipping (node --cpu-prof: samples inside each session started → settled)', '');
+    for (const w of profWindows) {
+      for (const side of ['A', 'B']) {
+        const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'cpu-profile-summary.mjs'), '--top', '12', '--between', String(w.from), String(w.to), '--title', `${w.what}, sidecar ${side}`, join(CPU_PROF, side)], { encoding: 'utf8' });
+        out.push((r.stdout || r.stderr).trimEnd(), '');
+      }
+    }
+  }
   out.push('### Observations', '', notes.length ? notes.map((n) => `- ${n}`).join('\n') : 'none', '');
-  out.push('Rerun: `bash bench/failback.sh --write-results` (env: BENCH_RUNS, BENCH_MODES, BENCH_VOLUME_MIB, BENCH_FILL_PERCENT, BENCH_DROP_CACHES).');
+  out.push('Rerun: `bash bench/failback.sh --write-results` (env: BENCH_RUNS, BENCH_MODES, BENCH_VOLUME_MIB, BENCH_FILL_PERCENT, BENCH_DROP_CACHES, BENCH_CPU_PROF).');
   const report = out.join('\n');
   process.stdout.write('\n' + report + '\n');
   if (process.env.BENCH_WRITE_RESULTS === '1') {
