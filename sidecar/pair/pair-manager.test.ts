@@ -97,6 +97,31 @@ describe('PairManager', () => {
   });
 });
 
+describe('PairManager: a secondary announcing itself', () => {
+  it('TLS files that cannot be read cost the announcement only: the pair is created, restarts and is served', async () => {
+    // The site's certificate gone (say, mid-rotation) when a secondary tells its primary
+    // it is ready: the hint is lost, the pair is not (its volume held, its state kept).
+    const stateDir = join(dir, 'state');
+    const paths = new PathPolicy({ volumePrefixes: [dir], runDir: join(stateDir, 'run') });
+    const missing = { cert: join(dir, 'gone.crt'), key: join(dir, 'gone.key'), ca: join(dir, 'gone-ca.crt') };
+    const m = new PairManager({ stateDir, logger, paths, tls: missing, peerTrustCa: 'remote CA', restartDelay: { initialMs: 10, maxMs: 40 } });
+    managers.push(m);
+    await m.start();
+    expect(() => m.peerPortServing()).not.toThrow();
+    const path = await volumeFile('v.img');
+    const created = await m.create({ name: 's', volumePath: path, role: 'secondary', peer: '127.0.0.1:1' });
+    expect(created).toMatchObject({ name: 's', role: 'secondary' });
+    expect(await readdir(join(stateDir, 'pairs'))).toEqual(['s']);
+    await m.close();
+    // Restored at the next start, and announced once the peer port serves.
+    const again = new PairManager({ stateDir, logger, paths, tls: missing, peerTrustCa: 'remote CA', restartDelay: { initialMs: 10, maxMs: 40 } });
+    managers.push(again);
+    await again.start();
+    expect(() => again.peerPortServing()).not.toThrow();
+    expect(again.get('s')).toMatchObject({ role: 'secondary', lastError: '' });
+  });
+});
+
 describe('PairManager: restored pairs under a narrower path policy', () => {
   it('a restored pair whose volume is no longer allowed is never opened: Retrying with the refusal, and deletable', async () => {
     const path = await volumeFile('v.img');

@@ -553,7 +553,9 @@ export class Pair {
   announceReady(): void {
     const announce = this.#announce;
     if (announce === null || this.#closed) return;
-    announce(this.#stopping.signal).then(
+    // Called right after the pair started: a synchronous throw (its TLS files unreadable)
+    // would fail a create or restart whose volume is already open, over a hint.
+    Promise.resolve(this.#stopping.signal).then(announce).then(
       (at) => this.#logger.info('told the primary this secondary is ready', { peer: at }),
       (err: Error & { details?: string }) => {
         if (!this.#closed) this.#logger.info('could not tell the primary this secondary is ready; it finds it by its own retries', { peer: this.spec.peer, error: err.details || err.message });
