@@ -103,6 +103,22 @@ async function pairEvents(site: ClusterSite): Promise<string> {
   return site.kubectlOk(['get', 'events', '--field-selector', `involvedObject.name=${PAIR}`, '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
 }
 
+/**
+ * What a wait of the switchover shows when it times out: each site's pair and its events,
+ * and the last lines of every blockmirror pod's log (a run that kept none could not tell a
+ * stalled guest from a stuck pair).
+ */
+async function switchoverDiagnostics(): Promise<string> {
+  const out: string[] = [];
+  for (const [site, chart] of [[siteA, chartA], [siteB, chartB]] as const) {
+    const rp = await site.kubectl(['get', 'rp', PAIR, '-o', 'yaml']);
+    out.push(`--- ${site.name}: rp ${PAIR}`, (rp.stdout + rp.stderr).trimEnd());
+    out.push(`--- ${site.name}: events of ${PAIR}`, await pairEvents(site).catch((err: Error) => err.message));
+    out.push(await chart.logs(80).catch((err: Error) => `--- ${site.name}: no pod logs: ${err.message}`));
+  }
+  return out.join('\n');
+}
+
 /** The last `committed N` (or `holding: last committed N`) the writer printed. */
 async function lastCommitted(): Promise<number> {
   const log = await siteA.kubectlOk(['logs', 'db', '--tail=50']);
@@ -468,12 +484,12 @@ describe("a database pod's writes replicated to the other site, driven by the op
     const waiting = await waitFor('A waiting for its pod (DemotionWaiting)', async () => {
       const c = condition(await pairStatus(siteA), 'Ready');
       return c?.reason === 'DemotionWaiting' ? c : undefined;
-    }, { timeoutMs: 180_000, intervalMs: 1_000 });
+    }, { timeoutMs: 180_000, intervalMs: 1_000, onTimeout: switchoverDiagnostics });
     expect(waiting.message).toContain('pod(s) default/db');
     expect(await roleStatus(siteA)).toMatchObject({ role: 'primary', appliedRole: 'primary', state: 'InSync' });
     const tStop = Date.now();
     await siteA.kubectlOk(['delete', 'pod', 'db', '--timeout=180s'], { timeoutMs: 200_000 });
-    await waitFor('A demoted, its pair gone with the lineage kept', async () => (await roleStatus(siteA))?.appliedRole === 'secondary', { timeoutMs: 600_000, intervalMs: 2_000 });
+    await waitFor('A demoted, its pair gone with the lineage kept', async () => (await roleStatus(siteA))?.appliedRole === 'secondary', { timeoutMs: 600_000, intervalMs: 2_000, onTimeout: switchoverDiagnostics });
     report.push(`A demoted ${((Date.now() - tStop) / 1000).toFixed(1)} s after its pod's deletion was asked`);
     expect(await pairEvents(siteA)).toMatch(/DemotedPairRemoved: .*generation \S+ kept on the PV/);
 
@@ -484,7 +500,7 @@ describe("a database pod's writes replicated to the other site, driven by the op
     const promoted = await waitFor('B promoted, its export serving', async () => {
       const st = await roleStatus(siteB);
       return st?.role === 'primary' && st.appliedRole === 'primary' && st.fenced !== true && (st.exportAddress ?? '') !== '' ? st : undefined;
-    }, { timeoutMs: 180_000, intervalMs: 250 });
+    }, { timeoutMs: 180_000, intervalMs: 250, onTimeout: switchoverDiagnostics });
     report.push(`B promoted (export serving) ${((Date.now() - tPromote) / 1000).toFixed(1)} s after its patch`);
     const m = await mountExport(cleanup.track.bind(cleanup), `nbd://${promoted.exportAddress}/default.${PAIR}`, join(work, 'b-primary'), VOLUME, { netns: siteB.info.netns });
     expect(await checkDatabase(join(m.dir, 'db.sqlite'))).toEqual({ integrity: 'ok', rows: onA, maxSeq: onA });
@@ -496,7 +512,7 @@ describe("a database pod's writes replicated to the other site, driven by the op
     const toA = await waitFor('A holding B\'s generation, nothing out of sync', async () => {
       const [b, a] = await Promise.all([roleStatus(siteB), roleStatus(siteA)]);
       return b?.state === 'InSync' && b.outOfSyncBytes === 0 && a?.state === 'InSync' && a.generation === b.generation ? b : undefined;
-    }, { timeoutMs: 900_000, intervalMs: 3_000 });
+    }, { timeoutMs: 900_000, intervalMs: 3_000, onTimeout: switchoverDiagnostics });
     expect(toA.sidecar?.node).toBe(siteB.node.name);
     expect(await pairEvents(siteA)).toMatch(/Created: .*continuing its volume's data lineage at generation/);
     const shippedToA = (await sidecarPairJson(siteB, chartB, siteB.node.name)).bytesOnWire;
@@ -509,13 +525,13 @@ describe("a database pod's writes replicated to the other site, driven by the op
     await waitFor('B demoted', async () => {
       const st = await roleStatus(siteB);
       return st?.role === 'secondary' && st.appliedRole === 'secondary' && condition(st, 'Ready')?.status === 'True';
-    }, { timeoutMs: 180_000, intervalMs: 1_000 });
+    }, { timeoutMs: 180_000, intervalMs: 1_000, onTimeout: switchoverDiagnostics });
     const tBack = Date.now();
     await siteA.kubectlOk(['patch', 'rp', PAIR, '--type=merge', '-p', '{"spec":{"role":"primary"}}']);
     await waitFor('A unfenced, its lineage kept for the promotion', async () => {
       const st = await roleStatus(siteA);
       return st !== undefined && st.fence === undefined && (await pairEvents(siteA)).includes('Promoting:');
-    }, { timeoutMs: 600_000, intervalMs: 2_000 });
+    }, { timeoutMs: 600_000, intervalMs: 2_000, onTimeout: switchoverDiagnostics });
     const record = JSON.parse(await siteA.kubectlOk(['get', 'pv', pv, '-o', 'jsonpath={.metadata.annotations.blockmirror\\.io/lineage}'])) as { role: string; consistent: boolean; promotion?: string };
     expect(record).toMatchObject({ role: 'secondary', consistent: true, promotion: expect.any(String) as unknown });
     const podOnly = (await renderExample('examples/database/site-a.yaml', { VOLUME_SIZE: `${VOLUME / MiB}Mi`, NODE: vm.node.name, IMAGE: images.sidecar.image, REMOTE_ENDPOINT: remoteEndpoint() }))
@@ -528,14 +544,14 @@ describe("a database pod's writes replicated to the other site, driven by the op
       const r = await siteA.kubectl(['logs', 'db', '--tail=50']);
       const found = /resuming after (\d+)/.exec(r.stdout);
       return found ? Number(found[1]) : undefined;
-    }, { timeoutMs: 600_000, intervalMs: 2_000 });
+    }, { timeoutMs: 600_000, intervalMs: 2_000, onTimeout: switchoverDiagnostics });
     expect(resumed).toBe(onB);
     await commitsPass(onB, 'on A again');
     report.push(`A committing again ${((Date.now() - tBack) / 1000).toFixed(1)} s after its promotion patch (its pod started after the unfence)`);
     const home = await waitFor('A InSync, B holding its generation', async () => {
       const [a, b] = await Promise.all([roleStatus(siteA), roleStatus(siteB)]);
       return a?.role === 'primary' && a.state === 'InSync' && a.outOfSyncBytes === 0 && b?.generation === a.generation ? a : undefined;
-    }, { timeoutMs: 900_000, intervalMs: 3_000 });
+    }, { timeoutMs: 900_000, intervalMs: 3_000, onTimeout: switchoverDiagnostics });
     expect(home.sidecar?.node).toBe(vm.node.name);
     expect(await pairEvents(siteA)).toMatch(/Created: .*continuing its volume's data lineage from generation \S+ \(promoted/);
     expect(await pairEvents(siteA)).toMatch(/Attached: every write to \/dev\/mapper\/blockmirror-/);

@@ -110,6 +110,17 @@ export class SiteChart {
     return this.site.kubectlOk(['-n', this.info.namespace, ...args]);
   }
 
+  /** The last `tail` lines of every container of the release's pods, each under a header: for a failure's report. */
+  async logs(tail = 60): Promise<string> {
+    const out: string[] = [];
+    for (const p of await this.pods()) {
+      // A pod on the TCG guest answers slowly: its log is worth the wait, never a hang.
+      const r = await this.site.kubectl(['-n', this.info.namespace, 'logs', p.name, '--all-containers', '--prefix', `--tail=${tail}`], { timeoutMs: 60_000 });
+      out.push(`--- ${this.site.name}: pod ${p.name} on ${p.node}`, (r.stdout + r.stderr).trimEnd());
+    }
+    return out.join('\n');
+  }
+
   /** The release's pods (those being deleted left out), by component label. */
   async pods(component?: 'operator' | 'sidecar'): Promise<ChartPod[]> {
     const selector = [`app.kubernetes.io/instance=${this.info.release}`, ...(component !== undefined ? [`app.kubernetes.io/component=${component}`] : [])].join(',');
