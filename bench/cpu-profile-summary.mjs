@@ -86,6 +86,11 @@ for (const file of files) {
   }
 }
 
+if (total === 0 && between !== null) {
+  // An instance killed with -9 writes no profile: its window finds no samples.
+  console.log([...(title ? [`#### ${title}`, ''] : []), `no samples between ${between[0]} and ${between[1]} µs in ${files.length} profile(s) (a process killed with -9 writes none)`].join('\n'));
+  process.exit(0);
+}
 const busy = total - special['(idle)'];
 const pct = (us, of) => (of > 0 ? ((100 * us) / of).toFixed(1) : '0.0');
 const ms = (us) => (us / 1000).toFixed(0);

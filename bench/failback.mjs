@@ -524,6 +524,7 @@ async function main() {
   out.push('', '(measured before and after the modes, alternating)', '');
   if (CPU_PROF) {
     out.push('### CPU profiles of the shipping (node --cpu-prof: samples inside each session started → settled)', '');
+    out.push("The profiler slows the sidecars. A's instance of a round is killed with -9 in the next one and writes no profile: only the last round of a mode has A's.", '');
     for (const w of profWindows) {
       for (const side of ['A', 'B']) {
         const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'cpu-profile-summary.mjs'), '--top', '12', '--between', String(w.from), String(w.to), '--title', `${w.what}, sidecar ${side}`, join(CPU_PROF, side)], { encoding: 'utf8' });
