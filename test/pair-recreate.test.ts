@@ -253,4 +253,50 @@ describe('a deleted and recreated pair', () => {
     expect({ generation: p.generation, consistent: p.consistent }).toEqual({ generation: 'g1', consistent: false });
     await expect(sc.cli('pair', 'promote', PAIR, '--force')).rejects.toThrow(/middle of a resync/);
   });
+
+  it("a demoted stale primary deleted before its failback is recorded as a primary's: recreated, it sees a split brain, never a delta that leaves its own writes behind", async () => {
+    const r = await startRig();
+    const gen1 = (await r.a.sc.rpcStatus(PAIR)).generation;
+    // A's last writes, mirrored, all in the first 4 MiB extent of its dirty log: after
+    // kill -9 the whole extent counts as unconfirmed (B may have missed any of it).
+    await writeThroughExport(r.a, 4);
+    await r.a.sc.waitForPair(PAIR, 'A in sync before the kill', (s) => s.state === 'InSync' && s.outOfSyncBytes === 0, 30_000);
+    const aPeer = r.a.sc.addresses.peer;
+    await r.a.sc.kill9();
+    const promoted = await json(r.b.sc, 'pair', 'promote', PAIR, '--force', '--nbd-listen', '127.0.0.1:0');
+    expect(promoted.bitmapGeneration).toBe(gen1);
+    // B paused: no failback resync starts once A has demoted itself.
+    await r.b.sc.cli('pair', 'pause', PAIR);
+    await writeThroughExport(r.b, 2);
+    r.a.sc = await startTrackedSidecar(cleanup, r.a.state, ['--peer-listen', aPeer]);
+    const demoted = await r.a.sc.waitForPair(PAIR, 'A demoted itself, holding its own writes', (s) => s.role === 'secondary', 30_000);
+    expect(demoted.generation).toBe(gen1);
+    expect(demoted.dirtyBlocks).toBeGreaterThan(0);
+    // Its status, and what deleting it answers, name a primary's lineage: the volume holds
+    // writes only the dirty log that goes with the pair knew of.
+    expect((await json(r.a.sc, 'pair', 'status', PAIR)).lineage).toEqual({ role: 'primary', generation: gen1, history: expect.any(Array) as unknown, consistent: true });
+    const la = await deletePair(r.a.sc);
+    expect(la).toMatchObject({ role: 'primary', generation: gen1, consistent: true });
+    const hashA = await sha256File(r.a.img);
+
+    // Recreated as a secondary from that record, then B resumes: a split brain, nothing moves.
+    await json(r.a.sc, 'pair', 'create', PAIR, '--volume', r.a.img, '--role', 'secondary', '--peer', r.b.sc.addresses.peer, '--lineage', JSON.stringify(la));
+    await r.b.sc.cli('pair', 'resume', PAIR);
+    await r.b.sc.waitForPair(PAIR, 'B refuses A: split brain', (s) => s.peerVerdict === 'split-brain', 20_000);
+    await r.a.sc.waitForPair(PAIR, 'A shows the split brain', (s) => s.state === 'SplitBrain', 20_000);
+    const wire = (await r.b.sc.rpcStatus(PAIR)).bytesOnWire;
+    const end = Date.now() + 2000;
+    while (Date.now() < end) {
+      expect((await r.b.sc.rpcStatus(PAIR)).bytesOnWire).toBe(wire);
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    expect(await sha256File(r.a.img)).toBe(hashA);
+
+    // Discarding A's data: a full copy (A's dirty log, the only record of its writes, is gone).
+    await json(r.a.sc, 'pair', 'discard-my-data', PAIR);
+    const p = await r.b.sc.waitForPair(PAIR, 'B in sync after A discarded', (s) => s.state === 'InSync' && s.outOfSyncBytes === 0, 60_000);
+    await r.a.sc.waitForPair(PAIR, "A holds B's generation", (s) => s.generation === p.generation && s.consistent && s.dirtyBlocks === 0, 30_000);
+    expect(p.bytesOnWire - wire).toBeGreaterThanOrEqual(FILLED);
+    await expectIdentical(r);
+  });
 });

@@ -1,4 +1,5 @@
 import type { PairJson } from '../../sidecar/control/pair-json.js';
+import { lineageRecordOf } from '../../sidecar/control/lineage-record.js';
 import type { VolumeLineage } from '../../sidecar/replication/lineage/continue-lineage.js';
 
 /**
@@ -25,10 +26,9 @@ import type { VolumeLineage } from '../../sidecar/replication/lineage/continue-l
  *   asks for a promotion, after which the volume takes writes replication did not bring.
  */
 export function liveLineage(pair: PairJson, opts: { promoting?: boolean } = {}): VolumeLineage | null {
-  if (pair.generation === '') return null;
-  const history = [...pair.historyGenerations];
-  const ownWrites = pair.role === 'primary' || pair.dirtyBlocks > 0 || opts.promoting === true;
-  if (!ownWrites) return { role: 'secondary', generation: pair.generation, history, consistent: false };
+  const l = lineageRecordOf(pair);
+  if (l === null) return null;
+  if (l.role === 'secondary' && opts.promoting !== true) return { ...l, consistent: false };
   // A secondary mid-resync stays so: continuing it as a primary is refused (no image).
-  return { role: 'primary', generation: pair.generation, history, consistent: pair.role === 'primary' || pair.consistent };
+  return { ...l, role: 'primary' };
 }

@@ -1,13 +1,31 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Lineage__Output } from '../../proto/gen/blockmirror/control/v1/Lineage.js';
+import { continueLineage } from '../replication/lineage/continue-lineage.js';
+import { handshakeVerdict } from '../replication/lineage/handshake-verdict.js';
 import { lineageFromProto, lineageRecordOf, lineageToProto, parseLineageRecord } from './lineage-record.js';
 
 describe('lineage records', () => {
   it("are what a pair's status says, and nothing for a side with no complete image", () => {
-    expect(lineageRecordOf({ role: 'secondary', generation: 'g2', historyGenerations: ['g1'], consistent: false })).toEqual({ role: 'secondary', generation: 'g2', history: ['g1'], consistent: false });
+    expect(lineageRecordOf({ role: 'secondary', generation: 'g2', historyGenerations: ['g1'], consistent: false, dirtyBlocks: 0 })).toEqual({ role: 'secondary', generation: 'g2', history: ['g1'], consistent: false });
     // A primary's volume is always its data (its status does not say consistent for it).
-    expect(lineageRecordOf({ role: 'primary', generation: 'g2', historyGenerations: [], consistent: false })).toEqual({ role: 'primary', generation: 'g2', history: [], consistent: true });
-    expect(lineageRecordOf({ role: 'secondary', generation: '', historyGenerations: [], consistent: false })).toBeNull();
+    expect(lineageRecordOf({ role: 'primary', generation: 'g2', historyGenerations: [], consistent: false, dirtyBlocks: 3 })).toEqual({ role: 'primary', generation: 'g2', history: [], consistent: true });
+    expect(lineageRecordOf({ role: 'secondary', generation: '', historyGenerations: [], consistent: false, dirtyBlocks: 0 })).toBeNull();
+  });
+
+  it("record a secondary holding divergent blocks as a primary's: a pair recreated from it never takes a delta that leaves them behind", () => {
+    // A demoted stale primary, still holding writes its peer never confirmed.
+    const r = lineageRecordOf({ role: 'secondary', generation: 'g2', historyGenerations: ['g1'], consistent: true, dirtyBlocks: 7 });
+    expect(r).toEqual({ role: 'primary', generation: 'g2', history: ['g1'], consistent: true });
+    // Recreated as a secondary from it: a new generation with no bitmap, so the promoted
+    // peer (which went on from g2) sees a split brain, and a discard of this side is a full copy.
+    const next = continueLineage('secondary', r!, 'g3');
+    expect(next.generations).toEqual({ current: 'g3', bitmap: '', history: ['g2', 'g1'] });
+    const peer = { current: 'g4', bitmap: 'g2', history: ['g2', 'g1'] };
+    expect(handshakeVerdict({ role: 'secondary', generations: next.generations, discardMyData: false }, peer)).toMatchObject({ kind: 'refuse', verdict: 'split-brain' });
+    expect(handshakeVerdict({ role: 'secondary', generations: next.generations, discardMyData: true }, peer)).toEqual({ kind: 'session', full: true });
+    // Without divergent blocks it stays a secondary's, continued by a delta.
+    const plain = lineageRecordOf({ role: 'secondary', generation: 'g2', historyGenerations: ['g1'], consistent: true, dirtyBlocks: 0 });
+    expect(handshakeVerdict({ role: 'secondary', generations: continueLineage('secondary', plain!).generations, discardMyData: false }, peer)).toEqual({ kind: 'session', full: false });
   });
 
   it('round-trip through JSON and the control proto, and refuse anything else with a message naming the field', () => {

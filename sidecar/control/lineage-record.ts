@@ -1,17 +1,19 @@
 import type { Lineage, Lineage__Output } from '../../proto/gen/blockmirror/control/v1/Lineage.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { VolumeLineage } from '../replication/lineage/continue-lineage.js';
+import { withOwnWrites } from '../replication/lineage/with-own-writes.js';
 
 /**
  * A volume's lineage as a pair's status shows it: what to record when the pair is
  * deleted (the operator: on the PersistentVolume; by hand: `pair status -o json`'s
  * `lineage`), and pass back to CreatePair for the next pair over that volume. Null when
- * the side holds no complete image yet (nothing to continue).
+ * the side holds no complete image yet (nothing to continue). A secondary's dirty blocks
+ * are its own writes (see withOwnWrites).
  */
-export function lineageRecordOf(p: { role: 'primary' | 'secondary'; generation: string; historyGenerations: readonly string[]; consistent: boolean }): VolumeLineage | null {
+export function lineageRecordOf(p: { role: 'primary' | 'secondary'; generation: string; historyGenerations: readonly string[]; consistent: boolean; dirtyBlocks: number }): VolumeLineage | null {
   if (p.generation === '') return null;
   // A primary's volume is its data, whatever it holds; only a secondary can be mid-resync.
-  return { role: p.role, generation: p.generation, history: [...p.historyGenerations], consistent: p.role === 'primary' || p.consistent };
+  return withOwnWrites({ role: p.role, generation: p.generation, history: [...p.historyGenerations], consistent: p.role === 'primary' || p.consistent }, p.dirtyBlocks);
 }
 
 /** A record in its JSON form (the annotation's value, `--lineage`): checked field by field. */

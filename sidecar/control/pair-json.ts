@@ -117,6 +117,6 @@ export function pairToJson(p: Pair__Output): PairJson {
     lastPromotionTime: s?.promotedTimeMs ? new Date(s.promotedTimeMs).toISOString() : null,
     promotedPointTime: s?.promotedPointTimeMs ? new Date(s.promotedPointTimeMs).toISOString() : null,
     peerVerdict: s?.peerVerdict ?? '',
-    lineage: lineageRecordOf({ role: p.spec?.role === 'ROLE_SECONDARY' ? 'secondary' : 'primary', generation: s?.generation ?? '', historyGenerations: s?.historyGenerations ?? [], consistent: s?.consistent ?? false }),
+    lineage: lineageRecordOf({ role: p.spec?.role === 'ROLE_SECONDARY' ? 'secondary' : 'primary', generation: s?.generation ?? '', historyGenerations: s?.historyGenerations ?? [], consistent: s?.consistent ?? false, dirtyBlocks: s?.dirtyBlocks ?? 0 }),
   };
 }

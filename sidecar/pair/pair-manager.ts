@@ -472,7 +472,7 @@ export class PairManager {
       let lineage: VolumeLineage | null = null;
       if (e.pair !== null) {
         await e.pair.close();
-        lineage = e.pair.meta.lineage;
+        lineage = e.pair.lineage;
       } else {
         const meta = await PairMeta.load(stateDir, e.spec.role).catch(() => null);
         if (meta !== null && meta.origin !== 'none') lineage = meta.lineage;

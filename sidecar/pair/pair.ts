@@ -12,6 +12,7 @@ import { NbdServer } from '../nbd/nbd-server.js';
 import { GroupJournal } from '../replication/secondary/group-journal.js';
 import { PairMeta } from '../replication/lineage/pair-meta.js';
 import type { VolumeLineage } from '../replication/lineage/continue-lineage.js';
+import { withOwnWrites } from '../replication/lineage/with-own-writes.js';
 import { decideResync } from '../replication/lineage/decide-resync.js';
 import { validGenerations, type GenerationIds } from '../replication/lineage/generation-ids.js';
 import { handshakeVerdict } from '../replication/lineage/handshake-verdict.js';
@@ -458,6 +459,11 @@ export class Pair {
   setPaused(paused: boolean): void {
     this.#paused = paused;
     this.#replicator?.setPaused(paused);
+  }
+
+  /** The lineage its volume holds, a secondary's divergent blocks counted as its own writes (withOwnWrites). */
+  get lineage(): VolumeLineage | null {
+    return withOwnWrites(this.meta.lineage, this.#tracker.dirtyBlocks);
   }
 
   status(): PairStatusView {
