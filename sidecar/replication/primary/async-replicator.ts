@@ -131,7 +131,13 @@ export class AsyncReplicator implements Replicator {
     this.#bs = o.tracker.layout.blockSize;
     // Dirty after a crash or an earlier run: unknown on the secondary, so in the next group.
     this.#recording = o.tracker.dirtyBitmap();
-    const onSession = (s: HandshakeResponse__Output | null): void => void this.#onSession(s);
+    // A session whose blocks cannot be recorded on the state disk ships nothing: dropped,
+    // for the next one to try again (never an unhandled rejection that ends the sidecar).
+    const onSession = (s: HandshakeResponse__Output | null): void =>
+      void this.#onSession(s).catch((err: Error) => {
+        this.#o.logger.warn('could not start the session; dropping it', { error: err.message });
+        this.#link.fail(`starting the session failed: ${err.message}`);
+      });
     this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'async');
     // Last: the group may look at its members at once.
     if (o.group !== undefined) this.#membership = { groups: o.group.groups, name: o.group.settings.name, group: o.group.groups.join(o.group.settings, this) };

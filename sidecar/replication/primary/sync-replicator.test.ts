@@ -247,6 +247,45 @@ describe('SyncReplicator', () => {
     expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(1);
   });
 
+  it("tells the secondary it holds our generation only once the session's out-of-sync set is built", async () => {
+    // A full copy's session: its blocks are marked dirty (durably) before they count out of
+    // sync. A pass started meanwhile (here by a resume; a stale retry timer or a demotion's
+    // nudge likewise) found nothing to ship and told an empty secondary it held a
+    // complete image of our generation.
+    await tmp.volume.write(0, Buffer.alloc(16 * MiB, 7));
+    let release = (): void => undefined;
+    const gate = new Promise<void>((res) => (release = res));
+    const markAllDirty = tracker.markAllDirty.bind(tracker);
+    tracker.markAllDirty = async () => {
+      await gate;
+      await markAllDirty();
+    };
+    const rep = await start({}, true);
+    rep.setPaused(true);
+    rep.setPaused(false);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(0);
+    expect(rep.state).toBe('Initializing');
+    release();
+    link.answer = () => 'ack';
+    await waitFor('InSync after the copy', () => rep.state === 'InSync', { timeoutMs: 20_000 });
+    expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(1);
+    expect(link.sent.filter((f) => f.kind === 'resync').reduce((n, f) => n + payloadBytes(f.frame.payload), 0)).toBe(16 * MiB);
+  });
+
+  it('a session whose blocks cannot be recorded is dropped, and the next one copies', async () => {
+    await tmp.volume.write(0, Buffer.alloc(16 * MiB, 7));
+    const markAllDirty = tracker.markAllDirty.bind(tracker);
+    tracker.markAllDirty = () => Promise.reject(new Error('ENOSPC: no space left on device'));
+    const rep = await start({}, true);
+    await waitFor('the session dropped', () => !link.connected && link.lastError.includes('ENOSPC'));
+    expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(0);
+    tracker.markAllDirty = markAllDirty;
+    link.answer = () => 'ack';
+    link.connect(true);
+    await waitFor('InSync after the copy', () => rep.state === 'InSync', { timeoutMs: 20_000 });
+  });
+
   /** Fills the volume with data, and counts the reads made of it from then on. */
   const fillCountingReads = async (): Promise<{ count: number }> => {
     await tmp.volume.write(0, Buffer.alloc(16 * MiB, 7));

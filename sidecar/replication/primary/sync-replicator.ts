@@ -110,6 +110,13 @@ export class SyncReplicator implements Replicator {
   #secondaryImage = '';
   /** The session's secondary does not hold our generation yet, or holds divergent blocks: tell it once resynced. */
   #adoptPending = false;
+  /**
+   * The session's handshake is processed: its out-of-sync set is built (a full copy's
+   * blocks marked dirty, a delta's divergent ones merged). Passes and MarkSynced wait for
+   * it: one run in between finds nothing to ship and would tell the secondary it holds
+   * our generation over blocks it never got.
+   */
+  #sessionReady = false;
   /** The peer's current generation at the last handshake or MarkSynced ('' unknown). */
   peerGeneration = '';
   lastInSyncTimeMs = 0;
@@ -128,7 +135,13 @@ export class SyncReplicator implements Replicator {
     // frames left the pipeline (read, send, apply) half idle (175 vs 215 MB/s for a
     // 512 MiB copy on loopback).
     this.#controller = new ResyncController({ minWindowBytes: 16 * RESYNC_FRAME_BYTES, ...(o.resyncBytesPerSecond ? { maxBytesPerSecond: o.resyncBytesPerSecond } : {}) });
-    const onSession = (s: HandshakeResponse__Output | null): void => void this.#onSession(s);
+    // A session whose blocks cannot be recorded on the state disk ships nothing: dropped,
+    // for the next one to try again (never an unhandled rejection that ends the sidecar).
+    const onSession = (s: HandshakeResponse__Output | null): void =>
+      void this.#onSession(s).catch((err: Error) => {
+        this.#o.logger.warn('could not start the session; dropping it', { error: err.message });
+        this.#link.fail(`starting the session failed: ${err.message}`);
+      });
     // The link sends the heartbeats and watches the secondary's liveness (see pairLink).
     this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'sync');
   }
@@ -403,6 +416,7 @@ export class SyncReplicator implements Replicator {
   }
 
   async #onSession(s: HandshakeResponse__Output | null): Promise<void> {
+    this.#sessionReady = false;
     if (s === null) {
       // Written on the secondary but never confirmed durable: it may have lost them.
       this.#pendingToOos();
@@ -452,6 +466,8 @@ export class SyncReplicator implements Replicator {
       // blocks changed meanwhile (and, unconfirmed, before), never the whole volume.
       this.#o.logger.info('resync started', { outOfSyncBytes: this.#oos.count * this.#blockSize, divergentBlocks: plan.divergent?.count ?? 0 });
     }
+    // A session that ended meanwhile stays unready: its successor builds its own set.
+    this.#sessionReady = this.#link.connected;
     this.#kick();
   }
 
@@ -472,7 +488,7 @@ export class SyncReplicator implements Replicator {
    */
   async #adopt(opts: { primaryDemoting?: boolean } = {}): Promise<boolean> {
     await this.#o.meta.markShared();
-    if (this.#oos.count > 0 || !this.#link.connected) return false;
+    if (!this.#sessionReady || this.#oos.count > 0 || !this.#link.connected) return false;
     const sent = this.#o.meta.generations;
     await this.#link.markSynced(sent, opts);
     await this.#o.meta.peerAdopted(sent.current);
@@ -489,7 +505,7 @@ export class SyncReplicator implements Replicator {
    */
   async shipEverything(signal: AbortSignal): Promise<void> {
     for (;;) {
-      await waitUntil(() => this.#open() && this.#link.connected && !this.#fullSync && !this.#paused && this.#oos.count === 0 && this.#inflight.size === 0 && !this.#resyncing, signal, () => this.#kick());
+      await waitUntil(() => this.#open() && this.#link.connected && this.#sessionReady && !this.#fullSync && !this.#paused && this.#oos.count === 0 && this.#inflight.size === 0 && !this.#resyncing, signal, () => this.#kick());
       // Everything acknowledged by the secondary made durable there, then the record.
       await this.flushBarrier();
       if (this.#pendingClean.length > 0 || this.#oos.count > 0) continue;
@@ -504,7 +520,7 @@ export class SyncReplicator implements Replicator {
   }
 
   #kick(): void {
-    if (this.#resyncing || this.#closed || this.#paused || !this.#link.connected) return;
+    if (this.#resyncing || this.#closed || this.#paused || !this.#link.connected || !this.#sessionReady) return;
     if (this.#fault.waitMs > 0) {
       // The secondary refused the last attempt: the next one waits its backoff step.
       this.#scheduleKick(this.#fault.waitMs);
