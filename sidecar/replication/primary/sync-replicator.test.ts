@@ -7,6 +7,7 @@ import { waitFor } from '../../../test/helpers/wait-for.js';
 import { DirtyTracker } from '../../bitmap/dirty-tracker.js';
 import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { BlockBitmap } from '../../bitmap/block-bitmap.js';
+import { VolumeIoError } from '../../errors.js';
 import { PairMeta } from '../lineage/pair-meta.js';
 import { payloadBytes } from '../wire/frame-coalescer.js';
 import { SyncReplicator } from './sync-replicator.js';
@@ -284,6 +285,27 @@ describe('SyncReplicator', () => {
     link.answer = () => 'ack';
     link.connect(true);
     await waitFor('InSync after the copy', () => rep.state === 'InSync', { timeoutMs: 20_000 });
+  });
+
+  it('a block this side cannot read fails the pass, leaves no block of it locked, and is copied by a later pass', async () => {
+    await tmp.volume.write(0, Buffer.alloc(16 * MiB, 7));
+    const vol = tmp.volume;
+    const read = vol.read.bind(vol);
+    let broken = true;
+    // Block 8 (in the third 256 KiB frame) unreadable; the frames after it are read ahead.
+    vol.read = (offset: number, length: number) => (broken && offset <= 8 * BLOCK && 8 * BLOCK < offset + length ? Promise.reject(new VolumeIoError('read failed: EIO', { errno: 'EIO' })) : read(offset, length));
+    const rep = await start({}, true);
+    link.answer = () => 'ack';
+    await waitFor('the pass stopped at the unreadable frame', () => link.sent.some((f) => f.kind === 'resync') && rep.outOfSyncBytes > 0 && !link.sent.some((f) => !f.settled), { timeoutMs: 10_000 });
+    // A block read ahead but never sent: a write to it goes through, it does not wait for a pass.
+    const written = (async () => (await (await write(rep, 40 * BLOCK, 4 * KiB, 1)).acked, 'written'))();
+    const stuck = new Promise<string>((res) => setTimeout(() => res('still waiting after 10 s'), 10_000).unref());
+    expect(await Promise.race([written, stuck])).toBe('written');
+    expect(rep.state).toBe('Initializing');
+    expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(0);
+    broken = false;
+    await waitFor('InSync once the block reads again', () => rep.state === 'InSync', { timeoutMs: 10_000 });
+    expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(1);
   });
 
   /** Fills the volume with data, and counts the reads made of it from then on. */

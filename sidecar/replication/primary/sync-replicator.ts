@@ -1,6 +1,6 @@
 import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { BlockBitmap } from '../../bitmap/block-bitmap.js';
-import { ClosedError, type BlockmirrorError } from '../../errors.js';
+import { ClosedError, VolumeIoError, type BlockmirrorError } from '../../errors.js';
 import { DEFAULT_MAX_FRAME_PAYLOAD, frameChecksum, FrameBuilder, type Frame } from '../wire/frame-builder.js';
 import { peerPlan, type PeerPlan } from './peer-plan.js';
 import { PeerFault } from './peer-fault.js';
@@ -57,6 +57,8 @@ const QUIET_MS = 1000;
 const QUIET_RESYNC_WINDOW_BYTES = 32 << 20;
 /** Period of the durable barrier that confirms writes of applications that seldom flush. */
 const BARRIER_MS = 1000;
+// After a pass that failed on this side (a block it cannot read), the next one waits this long.
+const FAILED_PASS_RETRY_MS = 1000;
 export const DEFAULT_MAX_INFLIGHT_BYTES = 32 << 20;
 
 /**
@@ -527,13 +529,18 @@ export class SyncReplicator implements Replicator {
       return;
     }
     this.#resyncing = true;
+    let failed = false;
     this.#resync()
-      .catch((err: Error) => this.#o.logger.warn('resync pass failed', { error: err.message }))
+      .catch((err: Error) => {
+        failed = true;
+        this.#o.logger.warn('resync pass failed', { error: err.message });
+      })
       .finally(() => {
         this.#resyncing = false;
         // Work left and a link up: go again (a failed frame leaves its blocks out of sync,
-        // a refused MarkSynced leaves the initial copy to be recorded).
-        if ((this.#oos.count > 0 || this.#fullSync || this.#adoptPending) && this.#link.connected && !this.#paused && !this.#closed) this.#scheduleKick(Math.max(50, this.#fault.waitMs));
+        // a refused MarkSynced leaves the initial copy to be recorded). A pass that failed
+        // here (a block this side cannot read) waits longer: each would fail and warn again.
+        if ((this.#oos.count > 0 || this.#fullSync || this.#adoptPending) && this.#link.connected && !this.#paused && !this.#closed) this.#scheduleKick(Math.max(failed ? FAILED_PASS_RETRY_MS : 50, this.#fault.waitMs));
       });
   }
 
@@ -555,9 +562,12 @@ export class SyncReplicator implements Replicator {
     let cursor = 0;
     // Frames are read ahead of sending: a resync after an outage reads scattered blocks,
     // and one disk read at a time would make the resync as slow as the disk's latency.
-    const reading: Promise<ResyncFrame>[] = [];
+    // Each with its blocks: a read that fails still has them to unlock.
+    const reading: { blocks: number[]; read: Promise<ResyncFrame> }[] = [];
     // A refusal stops the pass: resending the rest now would be refused too.
     let refused = false;
+    // So does a block that cannot be read here (an I/O error): it stays out of sync.
+    let unreadable: Error | null = null;
     // Where the pass spends its time, logged at its end: the disk (waiting for a read),
     // the window (waiting for acknowledgements), the closing barrier.
     const pass = { started: performance.now(), frames: 0, bytes: 0, readWaitMs: 0, windowWaitMs: 0 };
@@ -612,18 +622,32 @@ export class SyncReplicator implements Replicator {
       // window waited 2.1 s of 5.1 s for the disk, 0.1 s with the window's worth.
       // At most the quiet window's worth: what is read ahead is held in memory.
       const readAhead = Math.max(READ_AHEAD_FRAMES, Math.ceil(Math.min(this.#resyncWindow(), this.#quietWindowBytes) / RESYNC_FRAME_BYTES));
-      while (reading.length < readAhead && !refused && this.#link.connected && !this.#paused && !this.#closed) {
+      while (reading.length < readAhead && !refused && unreadable === null && this.#link.connected && !this.#paused && !this.#closed) {
         const blocks = this.#selectFrame(cursor);
         if (blocks === null) break;
         cursor = blocks.next;
-        reading.push(this.#readFrame(blocks.blocks));
+        const read = this.#readFrame(blocks.blocks);
+        // Awaited in order below; one the pass never reaches must not go unhandled (that
+        // would end the sidecar).
+        read.catch(() => undefined);
+        reading.push({ blocks: blocks.blocks, read });
       }
       const next = reading.shift();
       if (next === undefined) break;
       const t = performance.now();
-      const frame = await next;
-      pass.readWaitMs += performance.now() - t;
-      if (refused || !this.#link.connected || this.#paused || this.#closed) {
+      let frame: ResyncFrame;
+      try {
+        frame = await next.read;
+      } catch (err) {
+        // Its blocks, and those of every frame read ahead, stay out of sync and unlocked:
+        // a write to them must not wait for a pass that will not come.
+        unreadable ??= err as Error;
+        this.#unlock(next.blocks);
+        continue;
+      } finally {
+        pass.readWaitMs += performance.now() - t;
+      }
+      if (refused || unreadable !== null || !this.#link.connected || this.#paused || this.#closed) {
         // Not sent: unlock, the blocks stay out of sync for the next pass.
         this.#unlock(frame.blocks);
         if (held !== null) this.#unlock(held.blocks);
@@ -644,7 +668,7 @@ export class SyncReplicator implements Replicator {
       await send(frame);
     }
     if (held !== null) {
-      if (refused || !this.#link.connected || this.#paused || this.#closed) this.#unlock(held.blocks);
+      if (refused || unreadable !== null || !this.#link.connected || this.#paused || this.#closed) this.#unlock(held.blocks);
       else await send(held);
     }
     await Promise.all(inflight);
@@ -655,6 +679,7 @@ export class SyncReplicator implements Replicator {
       const ms = (x: number): number => Math.round(x);
       this.#o.logger.info('resync pass done', { bytes: pass.bytes, frames: pass.frames, ms: ms(performance.now() - pass.started), shippedMs: ms(shippedMs), readWaitMs: ms(pass.readWaitMs), windowWaitMs: ms(pass.windowWaitMs), windowBytes: this.#resyncWindow() });
     }
+    if (unreadable !== null) throw new VolumeIoError(`reading the volume failed: ${unreadable.message}`, { cause: unreadable });
     // A pass applied without a refusal: the secondary takes data again, and foreground
     // writes are mirrored again while later passes drain what is left. When the pass
     // left nothing out of sync, the fault ends only once the initial copy is recorded
