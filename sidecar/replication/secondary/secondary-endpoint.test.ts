@@ -193,4 +193,43 @@ describe('SecondaryEndpoint', () => {
     expect(ep.lastError).toMatch(/ENOSPC/);
     expect(ep.stats.applyErrors).toBe(1);
   });
+
+  it("starts a new session only once the frames of the one it replaces are written: a late one never lands over the new session's data", async () => {
+    const s1 = await ep.handshake(from(ids('g1')));
+    // A frame of the first session whose first run stalls (a slow disk), the second run after it.
+    let release = (): void => undefined;
+    const gate = new Promise<void>((res) => (release = res));
+    const write = volume.write.bind(volume);
+    let stall = true;
+    volume.write = async (offset: number, data: Buffer) => {
+      if (stall) {
+        stall = false;
+        await gate;
+      }
+      return write(offset, data);
+    };
+    const data = Buffer.alloc(8192, 1);
+    const runs = [
+      { offset: 0, length: 4096, zero: false },
+      { offset: BLOCK, length: 4096, zero: false },
+    ];
+    const late = ep.write({ sessionId: s1.sessionId, sequence: 1, runs, payload: data, crc32c: frameChecksum(runs, data), durable: false, group: 0 }, 'resync');
+    // The primary gave that session up (its blocks count out of sync there) and starts another.
+    let started = false;
+    const next = ep.handshake(from(ids('g1'))).then((r) => {
+      started = true;
+      return r;
+    });
+    await new Promise((res) => setTimeout(res, 100));
+    expect(started).toBe(false);
+    // Frames of the replaced session arriving meanwhile are refused.
+    await expect(ep.write(frame(s1.sessionId, 2 * BLOCK, 3), 'mirror')).rejects.toThrow(/unknown session/);
+    release();
+    await late;
+    const s2 = await next;
+    // The new session resends the block: its data stays.
+    await ep.apply(frame(s2.sessionId, BLOCK, 2), 'resync');
+    expect((await volume.read(BLOCK, 4096)).equals(Buffer.alloc(4096, 2))).toBe(true);
+    expect((await volume.read(2 * BLOCK, 4096)).equals(Buffer.alloc(4096, 0))).toBe(true);
+  });
 });

@@ -68,6 +68,8 @@ export class SecondaryEndpoint {
   readonly #divergent: DirtyTracker;
   readonly #logger: Logger;
   #session = '';
+  /** Frames being written (settled or not): a new session starts only once they are done. */
+  readonly #writing = new Set<Promise<void>>();
   /** The generation ids the session's primary sent (MarkSynced from older primaries names none). */
   #primaryGenerations: GenerationIds = { current: '', bitmap: '', history: [] };
   #verdict: PeerVerdict | null = null;
@@ -187,7 +189,13 @@ export class SecondaryEndpoint {
     const full = v.full || (legacy && req.syncedSecondaryGeneration !== this.#meta.image);
     // A primary is back: it may write again, so a promotion needs force again.
     await this.#meta.clearPrimaryDemoted();
-    // One primary at a time: a new session replaces the old one.
+    // One primary at a time: a new session replaces the old one. A frame checks its
+    // session once, as it starts, and its runs are written one after another: one of the
+    // old session may still be writing. The primary gave its blocks up (out of sync) and
+    // resends them in the new session, so every old write must land before a new one,
+    // or it would overwrite newer data with blocks the primary then believes are here.
+    this.#session = '';
+    while (this.#writing.size > 0) await Promise.all(this.#writing);
     this.#session = randomUUID();
     this.#lastSeen = performance.now();
     this.#primaryGenerations = dialer;
@@ -261,8 +269,19 @@ export class SecondaryEndpoint {
    * arrival order: call `write` in order, then `settle` (which may overlap the next
    * frames' writes, so concurrent durable frames share one fdatasync).
    */
-  async write(frame: BlockFrame__Output, stream: FrameStream = 'mirror'): Promise<void> {
-    if (!this.isSession(frame.sessionId)) throw new PeerRefusedError('frame from an unknown session');
+  write(frame: BlockFrame__Output, stream: FrameStream = 'mirror'): Promise<void> {
+    if (!this.isSession(frame.sessionId)) return Promise.reject(new PeerRefusedError('frame from an unknown session'));
+    const written = this.#write(frame, stream);
+    const done = written.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#writing.add(done);
+    void done.then(() => this.#writing.delete(done));
+    return written;
+  }
+
+  async #write(frame: BlockFrame__Output, stream: FrameStream): Promise<void> {
     this.#lastSeen = performance.now();
     let runs;
     try {
