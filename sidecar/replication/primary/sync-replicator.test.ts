@@ -308,6 +308,27 @@ describe('SyncReplicator', () => {
     expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(1);
   });
 
+  it("a secondary that takes a pass's frames but cannot make them durable stays Retrying and is retried with backoff", async () => {
+    // Buffered writes succeed and the fdatasync fails (a full thin pool): every frame is
+    // acknowledged, only the pass's closing barrier is refused.
+    await tmp.volume.write(0, Buffer.alloc(MiB, 7));
+    const rep = await start({}, true);
+    let refuse = true;
+    link.answer = (f) => (f.frame.durable && refuse ? 'refuse' : 'ack');
+    await waitFor('the barrier refused', () => rep.state === 'Retrying' && /ENOSPC/.test(rep.lastError));
+    const t0 = link.sent.length;
+    await new Promise((res) => setTimeout(res, 2000));
+    // Each pass resends the whole copy: paced by the backoff, not every 50 ms.
+    const passes = link.sent.slice(t0).filter((f) => f.kind === 'mirror' && f.frame.durable).length;
+    expect(passes).toBeGreaterThan(0);
+    expect(passes).toBeLessThanOrEqual(6);
+    expect(rep.state).toBe('Retrying');
+    expect(rep.lastError).toMatch(/ENOSPC/);
+    refuse = false;
+    await waitFor('InSync once durable', () => rep.state === 'InSync', { timeoutMs: 20_000 });
+    expect(link.calls.filter((c) => c === 'markSynced')).toHaveLength(1);
+  });
+
   /** Fills the volume with data, and counts the reads made of it from then on. */
   const fillCountingReads = async (): Promise<{ count: number }> => {
     await tmp.volume.write(0, Buffer.alloc(16 * MiB, 7));

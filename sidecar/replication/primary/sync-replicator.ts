@@ -163,9 +163,14 @@ export class SyncReplicator implements Replicator {
    * secondary, or durably out of sync (its dirty bit was never cleared). Never rejects.
    */
   flushBarrier(): Promise<void> {
+    return this.#barrier().then(() => undefined);
+  }
+
+  /** flushBarrier; false when it did not confirm (no session, refused, timed out). */
+  #barrier(): Promise<boolean> {
     if (!this.#link.connected) {
       this.#pendingToOos();
-      return Promise.resolve();
+      return Promise.resolve(false);
     }
     // Acknowledgements may arrive out of order: only what was acknowledged before the
     // barrier was sent was written before it on the secondary, so only that is covered.
@@ -173,6 +178,7 @@ export class SyncReplicator implements Replicator {
     return this.#withTimeout(this.#link.send('mirror', emptyFrame(true))).then((ok) => {
       if (ok) this.#confirmPending(upTo);
       else this.#pendingToOos();
+      return ok;
     });
   }
 
@@ -673,8 +679,10 @@ export class SyncReplicator implements Replicator {
     }
     await Promise.all(inflight);
     const shippedMs = performance.now() - pass.started;
-    // Durable before the blocks are forgotten or the image is declared complete.
-    if (this.#pendingClean.length > 0) await this.flushBarrier();
+    // Durable before the blocks are forgotten or the image is declared complete. A refused
+    // barrier (frames taken, the fdatasync failed) is a refusal like a frame's: the fault
+    // it recorded stays, and the next pass waits its backoff.
+    if (this.#pendingClean.length > 0 && !(await this.#barrier())) refused = true;
     if (pass.frames > 0) {
       const ms = (x: number): number => Math.round(x);
       this.#o.logger.info('resync pass done', { bytes: pass.bytes, frames: pass.frames, ms: ms(performance.now() - pass.started), shippedMs: ms(shippedMs), readWaitMs: ms(pass.readWaitMs), windowWaitMs: ms(pass.windowWaitMs), windowBytes: this.#resyncWindow() });
