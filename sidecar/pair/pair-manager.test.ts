@@ -122,6 +122,26 @@ describe('PairManager: a secondary announcing itself', () => {
   });
 });
 
+describe('PairManager: demotions', () => {
+  it('one at a time: a second demotion asked while the first waits never sees the export unfenced by the first one giving up', async () => {
+    const path = await volumeFile('v.img');
+    const m = manager();
+    await m.start();
+    // A primary whose secondary never answers: a demotion cannot ship, and gives up.
+    await m.create({ name: 'p', volumePath: path, role: 'primary', peer: '127.0.0.1:1', nbdListen: '127.0.0.1:0' });
+    const first = m.demote('p', { timeoutMs: 300 });
+    const second = m.demote('p', { timeoutMs: 1500 });
+    await expect(first).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    // The first gave up; the second runs now, fenced until it gives up in turn.
+    await new Promise((res) => setTimeout(res, 300));
+    expect(m.get('p')).toMatchObject({ role: 'primary', fenced: true });
+    await expect(second).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    expect(m.get('p')).toMatchObject({ role: 'primary', fenced: false });
+    // With force it goes through, after any other.
+    await expect(m.demote('p', { force: true })).resolves.toMatchObject({ role: 'secondary' });
+  });
+});
+
 describe('PairManager: restored pairs under a narrower path policy', () => {
   it('a restored pair whose volume is no longer allowed is never opened: Retrying with the refusal, and deletable', async () => {
     const path = await volumeFile('v.img');

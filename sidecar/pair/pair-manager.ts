@@ -81,6 +81,8 @@ export class PairManager {
   readonly #opts: PairManagerOptions;
   readonly #store: PairStore;
   readonly #entries = new Map<string, Entry>();
+  /** Per pair, the end of the last demotion asked (see demote). */
+  readonly #demoting = new Map<string, Promise<void>>();
   readonly #groups: ConsistencyGroups;
   // Mutations run one at a time so the persisted list always matches memory.
   #lock: Promise<unknown> = Promise.resolve();
@@ -292,7 +294,29 @@ export class PairManager {
    * (unless `force`), commit the role in the pair's metadata, restart as a secondary. The
    * wait for shipping runs outside the manager's lock: other pairs' calls go on.
    */
-  async demote(name: string, opts: { force?: boolean; timeoutMs?: number } = {}): Promise<PairStatusView> {
+  demote(name: string, opts: { force?: boolean; timeoutMs?: number } = {}): Promise<PairStatusView> {
+    // One demotion of a pair at a time, each after the one before has ended. Two at once
+    // (an operator retrying after a restart while its first call still waits) interleave:
+    // the first one's timeout unfences the export while the second ships, tells the
+    // secondary this side demoted and commits, so writes taken in between (async: not yet
+    // shipped) would be overwritten by the promoted side with nobody told.
+    const before = this.#demoting.get(name);
+    const mine = (before ?? Promise.resolve()).then(
+      () => this.#demote(name, opts),
+      () => this.#demote(name, opts),
+    );
+    const ended = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#demoting.set(name, ended);
+    void ended.then(() => {
+      if (this.#demoting.get(name) === ended) this.#demoting.delete(name);
+    });
+    return mine;
+  }
+
+  async #demote(name: string, opts: { force?: boolean; timeoutMs?: number }): Promise<PairStatusView> {
     const e = this.#entry(name);
     const pair = this.#running(e);
     if (pair.role === 'secondary') return this.#view(e);
