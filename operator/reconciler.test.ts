@@ -214,6 +214,8 @@ function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissin
   const finalizerWrites: string[][] = [];
   const events: EventRecord[] = [];
   let current = pair;
+  // Set: the server's resourceVersion, ahead of the cache's copy.
+  let serverVersion: string | undefined;
   const reconciler = new Reconciler({
     cached: () => current,
     kube: {
@@ -222,6 +224,8 @@ function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissin
         current = { ...current, status };
         return Promise.resolve();
       },
+      // The cache here is the server: every write shows at once (see cacheBehind).
+      pairResourceVersion: () => Promise.resolve(serverVersion ?? current.metadata.resourceVersion),
       setFinalizers: (_ns, _n, f) => {
         finalizerWrites.push(f);
         current = { ...current, metadata: { ...current.metadata, finalizers: f } };
@@ -261,6 +265,10 @@ function rig(pair: ReplicationPair, opts: { locate?: LocateResult; sidecarMissin
     },
     set current(p: ReplicationPair) {
       current = p;
+    },
+    /** The API server's resourceVersion when it is ahead of the cache's copy (undefined: the same). */
+    set serverVersion(v: string | undefined) {
+      serverVersion = v;
     },
     /** The node's capability as its sidecar registers it from now on (a restart). */
     set splice(v: NodeSplice) {
@@ -1043,6 +1051,31 @@ describe('Reconciler', () => {
       await r.reconciler.reconcile('apps/db', signal);
       expect(r.sidecar.calls.filter((c) => c.startsWith('promote'))).toEqual(['promote apps.db force=false peer=site-b:7401 peerPair=apps.db nbd=']);
       expect(r.current.status?.role).toBe('primary');
+    });
+
+    it('a demotion the cache has not seen yet is not taken for the peer\'s: the pass writes nothing and looks again, and the role set back is carried out', async () => {
+      const r = rig(pairObject());
+      await r.reconciler.reconcile('apps/db', signal);
+      // Demoted on the user's patch; the user sets the role back at once. The next pass reads
+      // the cache before the watch brought the status patch that recorded the demotion.
+      patchSpec(r, { role: 'secondary' });
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.current.status?.appliedRole).toBe('secondary');
+      const demoted = r.current;
+      r.current = { ...demoted, metadata: { ...demoted.metadata, resourceVersion: '41' }, spec: { ...demoted.spec, role: 'primary' }, status: { ...demoted.status!, appliedRole: 'primary' } };
+      r.serverVersion = '42';
+      const patches = r.patches.length;
+      const events = r.events.length;
+      expect(await r.reconciler.reconcile('apps/db', signal)).toEqual({ requeueAfterMs: 250 });
+      // No status written (it would carry the stale appliedRole back), no Warning that the peer demoted it.
+      expect(r.patches.length).toBe(patches);
+      expect(r.events.slice(events)).toEqual([]);
+      // The watch caught up: the promotion the user asked for.
+      r.current = { ...r.current, metadata: { ...r.current.metadata, resourceVersion: '42' }, status: { ...demoted.status!, appliedRole: 'secondary' } };
+      r.serverVersion = undefined;
+      await r.reconciler.reconcile('apps/db', signal);
+      expect(r.sidecar.calls.filter((c) => c.startsWith('promote'))).toHaveLength(1);
+      expect(r.current.status).toMatchObject({ role: 'primary', appliedRole: 'primary' });
     });
 
     it('split brain: a SplitBrain state and condition, one Warning naming both generations and how to resolve, nothing called; discardMyData then resolves it once', async () => {

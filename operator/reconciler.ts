@@ -60,6 +60,8 @@ export interface ReconcilerDeps {
   cached(namespace: string, name: string): ReplicationPair | undefined;
   kube: {
     patchPairStatus(namespace: string, name: string, status: ReplicationPairStatus, previous?: ReplicationPairStatus): Promise<void>;
+    /** The pair's resourceVersion on the API server now (undefined: gone). */
+    pairResourceVersion(namespace: string, name: string): Promise<string | undefined>;
     setFinalizers(namespace: string, name: string, finalizers: string[], resourceVersion: string | undefined): Promise<void>;
     recordEvent(pair: ReplicationPair, event: EventRecord): Promise<void>;
     /** A Secret's data, decoded; undefined when it does not exist. */
@@ -83,6 +85,20 @@ export interface ReconcilerDeps {
   demoteTimeoutMs?: number;
   now?: () => Date;
 }
+
+/**
+ * The pass read a copy of the resource older than the API server's: it stops without
+ * writing status (which would write the old copy's fields back) and looks again soon.
+ */
+export class CacheBehindError extends BlockmirrorError {
+  constructor(message: string) {
+    super('CONFLICT', message);
+    this.name = 'CacheBehindError';
+  }
+}
+
+/** How soon a pass that found the cache behind looks again: the watch is usually that quick. */
+const CACHE_CATCH_UP_MS = 250;
 
 /** A reconcile that must be retried with backoff (the queue counts the failures). */
 export class TemporaryError extends BlockmirrorError {
@@ -131,6 +147,10 @@ export class Reconciler {
       await this.#converge(pair, obs);
       if (obs.pair?.state === 'SplitBrain') obs.problem = splitBrainProblem(pair, obs.pair, this.#d.pollMs);
     } catch (err) {
+      if (err instanceof CacheBehindError) {
+        this.#d.logger.debug('reconcile: cache behind, looking again', { pair: key, reason: err.message });
+        return { requeueAfterMs: CACHE_CATCH_UP_MS };
+      }
       if (err instanceof ProblemError) {
         obs.problem = err.problem;
         // A problem that says when to look again is waited for, not retried with backoff.
@@ -334,8 +354,16 @@ export class Reconciler {
         await this.#event(pair, { type: 'Normal', reason: 'Reconfigured', message: `pair recreated on node ${node} as a ${facts.wanted} (a CSI volume's role change); a full resync follows` });
         current = undefined;
       } else {
-        // Known before the step: a role the sidecar took by itself is reported, not undone.
-        if (action.kind === 'demoted-by-peer' || action.kind === 'primary-outside') obs.appliedRole = appliedAfter(action, facts);
+        if (action.kind === 'demoted-by-peer' || action.kind === 'primary-outside') {
+          // Read from the cache, status.appliedRole may predate this operator's own last
+          // write: a pass that demoted while the user set the role back, read before its
+          // status patch came through the watch, would take the demotion for the peer's
+          // and write the old appliedRole back, and the promotion asked would never run.
+          const now = await this.#d.kube.pairResourceVersion(pair.metadata.namespace, pair.metadata.name);
+          if (now !== pair.metadata.resourceVersion) throw new CacheBehindError(`the cached resource (version ${pair.metadata.resourceVersion ?? '?'}) is behind the API server's (${now ?? 'gone'})`);
+          // Known before the step: a role the sidecar took by itself is reported, not undone.
+          obs.appliedRole = appliedAfter(action, facts);
+        }
         // Before, never after: once promoted the volume takes writes replication did not
         // bring, and a record still saying "secondary" would let a recreated secondary take
         // a delta over them. Recorded as a primary it never claims a delta (liveLineage).

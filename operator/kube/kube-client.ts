@@ -211,6 +211,21 @@ export class KubeClient {
   }
 
   /**
+   * The resourceVersion of a ReplicationPair as the API server has it now, not as a cache
+   * last saw it (undefined: gone): whether a pass's copy is behind the operator's own writes.
+   */
+  async pairResourceVersion(namespace: string, name: string): Promise<string | undefined> {
+    try {
+      const o = (await this.#custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name })) as { metadata?: { resourceVersion?: string } };
+      return o.metadata?.resourceVersion;
+    } catch (err) {
+      const e = apiError(`get ReplicationPair ${namespace}/${name}`, err);
+      if (e.status === 404) return undefined;
+      throw e;
+    }
+  }
+
+  /**
    * Sets the finalizer list, guarded by resourceVersion: a concurrent change makes it
    * fail with 409 instead of dropping someone else's finalizer.
    */
