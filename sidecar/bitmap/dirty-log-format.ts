@@ -136,25 +136,28 @@ export function encodeHeader(g: DirtyLogGeometry, version = DIRTY_LOG_VERSION): 
 
 export type HeaderCheck = { ok: true; version: 1 | 2 } | { ok: false; reason: string };
 
+/** The geometry a header records, or why it cannot be trusted (no magic, a bad checksum). */
+export function sealedHeader(h: Buffer): DirtyLogGeometry | string {
+  if (h.length < 32 || h.toString('latin1', 0, 8) !== MAGIC) return 'no dirty log magic';
+  if (h.readUInt32LE(28) !== crc32c(h.subarray(0, 28))) return 'header checksum mismatch';
+  return { blockSize: h.readUInt32LE(12), extentSize: h.readUInt32LE(16), volumeBytes: Number(h.readBigUInt64LE(20)) };
+}
+
 /**
  * Checks a header against the geometry the pair expects. A header that fails its own
  * check is reported (the caller rebuilds the log); a sound one of another geometry or
  * an unknown version is refused.
  */
 export function checkHeader(h: Buffer, expected: DirtyLogGeometry, path: string): HeaderCheck {
-  if (h.length < 32 || h.toString('latin1', 0, 8) !== MAGIC) return { ok: false, reason: 'no dirty log magic' };
-  if (h.readUInt32LE(28) !== crc32c(h.subarray(0, 28))) return { ok: false, reason: 'header checksum mismatch' };
+  const sealed = sealedHeader(h);
+  if (typeof sealed === 'string') return { ok: false, reason: sealed };
   const version = h.readUInt32LE(8);
   if (version !== 1 && version !== 2) {
     throw new StateCorruptError(
       `${path}: dirty log version ${version} is not one this sidecar reads (1, 2); run a blockmirror release that reads it, or truncate the file to zero length to have it rebuilt with every block dirty (a full resync of the pair)`,
     );
   }
-  const found: DirtyLogGeometry = {
-    blockSize: h.readUInt32LE(12),
-    extentSize: h.readUInt32LE(16),
-    volumeBytes: Number(h.readBigUInt64LE(20)),
-  };
+  const found = sealed;
   for (const k of ['volumeBytes', 'blockSize', 'extentSize'] as const) {
     if (found[k] !== expected[k]) {
       throw new GeometryMismatchError(

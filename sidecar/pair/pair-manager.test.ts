@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import winston from 'winston';
 import { InvalidArgumentError } from '../errors.js';
 import { PathPolicy } from '../paths/path-policy.js';
+import { DirtyTracker } from '../bitmap/dirty-tracker.js';
 import { PairManager } from './pair-manager.js';
 
 const logger = winston.createLogger({ silent: true });
@@ -199,5 +200,28 @@ describe('PairManager: NBD sockets named by the operator', () => {
     await expect(again.create({ name: 'p', volumePath: path, role: 'primary' }, { lineage: { role: 'secondary', generation: 'g2', history: [], consistent: false } })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
     expect(await readdir(join(dir, 'state', 'pairs'))).toEqual([]);
   });
-});
 
+  it("a secondary deleted while it cannot run answers a primary's lineage when its dirty log on disk holds its own writes", async () => {
+    const lineage = { role: 'secondary' as const, generation: 'g2', history: ['g1'], consistent: true };
+    const m = manager();
+    await m.start();
+    const own = await volumeFile('own.img');
+    const plain = await volumeFile('plain.img');
+    await m.create({ name: 'own', volumePath: own, role: 'secondary' }, { lineage });
+    await m.create({ name: 'plain', volumePath: plain, role: 'secondary' }, { lineage });
+    await m.close();
+    // Writes it made as a primary its peer never confirmed, kept in its dirty log (a demoted primary's).
+    const t = await DirtyTracker.open({ path: join(dir, 'state', 'pairs', 'own', 'dirty.log'), volumeBytes: 1 << 20, blockSize: 65536, sweepIntervalMs: 0 });
+    await t.beforeWrite(0, 4096);
+    await t.checkpoint();
+    await t.close();
+    // Their volumes gone: neither starts again, and both are deleted so.
+    await rm(own);
+    await rm(plain);
+    const again = manager();
+    await again.start();
+    expect(again.get('own').lastError).not.toBe('');
+    expect(await again.delete('own')).toEqual({ ...lineage, role: 'primary' });
+    expect(await again.delete('plain')).toEqual(lineage);
+  });
+});

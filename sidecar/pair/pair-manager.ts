@@ -11,6 +11,8 @@ import { spliceHolders } from '../splice/splice-holders.js';
 import type { PairVolumeOptions } from '../volume/open-pair-volume.js';
 import type { VolumeLineage } from '../replication/lineage/continue-lineage.js';
 import { PairMeta } from '../replication/lineage/pair-meta.js';
+import { withOwnWrites } from '../replication/lineage/with-own-writes.js';
+import { dirtyBlocksOnDisk } from '../bitmap/dirty-blocks-on-disk.js';
 import { promotionRefusal } from './promotion-refusal.js';
 import type { PathPolicy } from '../paths/path-policy.js';
 import { FAILPOINTS } from './failpoints.js';
@@ -499,7 +501,7 @@ export class PairManager {
         lineage = e.pair.lineage;
       } else {
         const meta = await PairMeta.load(stateDir, e.spec.role).catch(() => null);
-        if (meta !== null && meta.origin !== 'none') lineage = meta.lineage;
+        if (meta !== null && meta.origin !== 'none') lineage = await this.#lineageAtRest(meta, Pair.dirtyLogOf(stateDir));
       }
       // A later pair of that name must not take over this one's dirty log and generation
       // (a new pair continues the lineage only when it is given it).
@@ -507,6 +509,19 @@ export class PairManager {
       this.#opts.logger.info('pair deleted', { pair: name, ...(lineage ? { lineage: `${lineage.role} ${lineage.generation}${lineage.consistent ? '' : ' (mid-resync)'}` } : {}) });
       return lineage;
     });
+  }
+
+  /**
+   * The lineage of a pair that is not running (its volume gone, say): a secondary's own
+   * writes counted from its dirty log on disk (see withOwnWrites). A log that cannot tell
+   * counts as holding some, as the pair's own start would count a lost one all dirty;
+   * a secondary of the release before dirty logs never wrote as a primary.
+   */
+  async #lineageAtRest(meta: PairMeta, logPath: string): Promise<VolumeLineage | null> {
+    const l = meta.lineage;
+    if (l === null || l.role === 'primary') return l;
+    const own = (await dirtyBlocksOnDisk(logPath)) ?? (meta.origin === 'legacy' ? 0 : 1);
+    return withOwnWrites(l, own);
   }
 
   setPaused(name: string, paused: boolean): Promise<PairStatusView> {

@@ -192,6 +192,11 @@ export class Pair {
     return join(stateDir, 'pairs', name);
   }
 
+  /** The dirty log in a pair's state directory. */
+  static dirtyLogOf(dir: string): string {
+    return join(dir, 'dirty.log');
+  }
+
   /**
    * `holdReplication`: the replicator stays stopped until startReplication(); the export
    * serves and tracks writes meanwhile (a spliced volume's fallback writes must be
@@ -218,7 +223,7 @@ export class Pair {
       // The pair's dirty log, metadata and journal must not vanish with an unsynced
       // directory entry at a power cut.
       await makeDirDurable(join(dir, 'journal'), ctx.stateDir);
-      const logPath = join(dir, 'dirty.log');
+      const logPath = Pair.dirtyLogOf(dir);
       // A pair restored from pairs.json had its dirty log created (durably) before it was
       // listed there — and before a version 2 meta.json was written: if the log is gone,
       // what it held is unknown, so everything counts as dirty, never nothing. (A secondary
