@@ -56,11 +56,28 @@ async function writeRegion(fh: FileHandle, bitmap: BlockBitmap, firstPage: numbe
  * pwrite of all of `buf` at `offset`. A short write (a filling disk) is continued
  * rather than taken for the whole: the caller's next step treats the page as durable.
  */
-export async function writeFully(fh: FileHandle, buf: Buffer, offset: number): Promise<void> {
+export async function writeFully(fh: Pick<FileHandle, 'write'>, buf: Buffer, offset: number): Promise<void> {
   let done = 0;
   while (done < buf.length) {
     const { bytesWritten } = await fh.write(buf, done, buf.length - done, offset + done);
     if (bytesWritten === 0) throw new VolumeIoError(`dirty log: no progress writing at offset ${offset + done}`, { errno: 'EIO' });
     done += bytesWritten;
+  }
+}
+
+/**
+ * Writes `pages` of `bitmap` sealed at their place in the region starting at file page
+ * `firstPage`, then fdatasync. Taking a page clears its changed flag, so on any failure
+ * (the fdatasync's too) every page is flagged again: Linux reports a writeback error to
+ * one fdatasync only, and a retry that found nothing to write would sync nothing, return
+ * 0, and let intents be retired over fine bits that never reached the disk.
+ */
+export async function writePagesDurably(fh: Pick<FileHandle, 'write' | 'datasync'>, bitmap: BlockBitmap, firstPage: number, pages: number[]): Promise<void> {
+  try {
+    for (const p of pages) await writeFully(fh, encodeBitmapPage(bitmap, p, firstPage + p), (firstPage + p) * DISK_PAGE_BYTES);
+    await fh.datasync();
+  } catch (err) {
+    for (const p of pages) bitmap.markPageChanged(p);
+    throw err;
   }
 }

@@ -5,7 +5,7 @@ import { SyncBatcher } from '../volume/sync-batcher.js';
 import { BlockBitmap } from './block-bitmap.js';
 import { DISK_PAGE_BYTES, encodeBitmapPage, layoutFor, type DirtyLogLayout } from './dirty-log-format.js';
 import { readDirtyLog, type DirtyLogContents, type DirtyLogDamage } from './dirty-log-reader.js';
-import { writeDirtyLogFile, writeFully } from './dirty-log-writer.js';
+import { writeDirtyLogFile, writeFully, writePagesDurably } from './dirty-log-writer.js';
 
 export interface DirtyTrackerOptions {
   /** Path of the dirty log file (created when missing). */
@@ -168,11 +168,9 @@ export class DirtyTracker {
         for (let e = intent.nextSet(0); e !== -1; e = intent.nextSet(e + 1)) {
           fine.setRange(e * perExtent, Math.min(layout.blocks, (e + 1) * perExtent) - 1);
         }
-        await writePages(fh, fine, layout.fineFirstPage, fine.changedPages());
-        await fh.datasync();
+        await writePagesDurably(fh, fine, layout.fineFirstPage, fine.changedPages());
         const cleared = new BlockBitmap(layout.extents);
-        await writePages(fh, cleared, layout.intentFirstPage, [...Array(layout.intentPages).keys()]);
-        await fh.datasync();
+        await writePagesDurably(fh, cleared, layout.intentFirstPage, [...Array(layout.intentPages).keys()]);
       }
       return new DirtyTracker(fh, layout, fine, { recoveredExtents: recovered, damage, convertedFrom: null }, opts);
     } catch (err) {
@@ -283,8 +281,7 @@ export class DirtyTracker {
    */
   async markAllDirty(): Promise<void> {
     this.#fine.setRange(0, this.layout.blocks - 1);
-    await writePages(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
-    await this.#fh.datasync();
+    await writePagesDurably(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
   }
 
   /**
@@ -296,8 +293,7 @@ export class DirtyTracker {
     if (blocks.bits !== this.layout.blocks) throw new InvalidArgumentError(`a bitmap of ${blocks.bits} blocks cannot merge into a log of ${this.layout.blocks}`);
     if (blocks.count === 0) return;
     this.#fine.union(blocks);
-    await writePages(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
-    await this.#fh.datasync();
+    await writePagesDurably(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
   }
 
   /**
@@ -310,8 +306,7 @@ export class DirtyTracker {
   async checkpoint(): Promise<void> {
     if (this.#closed) return;
     while (this.#retiring !== null) await this.#retiring.catch(() => undefined);
-    await writePages(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
-    await this.#fh.datasync();
+    await writePagesDurably(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
   }
 
   /**
@@ -355,12 +350,10 @@ export class DirtyTracker {
     await this.#retiring?.catch(() => undefined);
     this.#closed = true;
     try {
-      await writePages(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
-      await this.#fh.datasync();
+      await writePagesDurably(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
       // Only after the fine region is durable may the intents go.
       for (const e of this.#hot) this.#intent.clear(e);
-      await writePages(this.#fh, this.#intent, this.layout.intentFirstPage, this.#intent.changedPages());
-      await this.#fh.datasync();
+      await writePagesDurably(this.#fh, this.#intent, this.layout.intentFirstPage, this.#intent.changedPages());
     } finally {
       await this.#fh.close();
     }
@@ -418,8 +411,7 @@ export class DirtyTracker {
     while (this.#retiring !== null) await this.#retiring.catch(() => undefined);
     const run = async (): Promise<number> => {
       const seen = extents.map((e) => this.#writes[e]!);
-      await writePages(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
-      await this.#fh.datasync();
+      await writePagesDurably(this.#fh, this.#fine, this.layout.fineFirstPage, this.#fine.changedPages());
       if (this.#closed) return 0;
       let cleared = 0;
       extents.forEach((e, i) => {
@@ -446,18 +438,5 @@ export class DirtyTracker {
     // Requests that arrived while this one ran were dropped: catch up, as long as the
     // last round made progress (extents being written to cannot retire).
     if (cleared > 0 && !this.#closed && this.#hot.size > this.#maxActive) this.#startRetire(this.#lruVictims());
-  }
-}
-
-/** Writes pages of `bitmap` sealed at their place in the region starting at file page `firstPage`. */
-async function writePages(fh: FileHandle, bitmap: BlockBitmap, firstPage: number, pages: number[]): Promise<void> {
-  for (const p of pages) {
-    const page = encodeBitmapPage(bitmap, p, firstPage + p);
-    try {
-      await writeFully(fh, page, (firstPage + p) * DISK_PAGE_BYTES);
-    } catch (err) {
-      bitmap.markPageChanged(p);
-      throw err;
-    }
   }
 }
