@@ -3,6 +3,10 @@
  * that *started after the call* has completed — that is what makes every write that
  * completed before the call durable. Callers arriving while a sync runs share the next
  * one, so N concurrent FLUSH/FUA requests cost at most two fdatasyncs, not N.
+ *
+ * A failure goes to the callers that sync covers, and the next sync is tried afresh:
+ * right for a caller that writes again what the failed one covered (the dirty log);
+ * one that cannot must keep the failure (Volume.flush).
  */
 export class SyncBatcher {
   readonly #doSync: () => Promise<void>;

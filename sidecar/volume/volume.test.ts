@@ -89,3 +89,27 @@ describe('Volume.writeZeroes', () => {
     expect((await readFile(path)).every((b) => b === 0)).toBe(true);
   });
 });
+
+describe('Volume.flush', () => {
+  it('fails every flush after a failed fdatasync: the next one returning 0 would claim lost writes durable', async () => {
+    const path = await fullFile(MiB);
+    // A writeback error is reported to one fdatasync; the next one returns 0.
+    let calls = 0;
+    const v = await Volume.open(path, { fdatasync: () => (++calls === 2 ? Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })) : Promise.resolve()) });
+    try {
+      await v.write(0, Buffer.alloc(4096, 1));
+      await v.flush();
+      await v.write(4096, Buffer.alloc(4096, 2));
+      await expect(v.flush()).rejects.toMatchObject({ code: 'VOLUME_IO' });
+      await v.write(8192, Buffer.alloc(4096, 3));
+      await expect(v.flush()).rejects.toThrow(/EIO/);
+      expect(calls).toBe(2);
+    } finally {
+      await v.close();
+    }
+    // Opened again, it syncs again.
+    const again = await Volume.open(path);
+    await again.flush();
+    await again.close();
+  });
+});

@@ -33,6 +33,8 @@ export interface VolumeOptions {
   minFallocateBytes?: number;
   /** Told once when the volume turns out unable to punch holes or zero ranges. */
   logger?: ZeroerLogger;
+  /** fdatasync of the volume's descriptor (default: node:fs's); tests inject its failures. */
+  fdatasync?: (fd: number) => Promise<void>;
 }
 
 export interface WriteZeroesOptions {
@@ -58,6 +60,8 @@ export class Volume {
   #closed = false;
   #inlineBackoffUntil = 0;
   #syncer: SyncBatcher;
+  /** The first failed fdatasync: every later flush fails with it (see flush). */
+  #syncError: VolumeIoError | null = null;
   readonly #zeroer: RangeZeroer;
 
   private constructor(path: string, fd: number, size: number, readOnly: boolean, geometry: { isBlockDevice: boolean; blockSize: number }, options: VolumeOptions) {
@@ -66,7 +70,8 @@ export class Volume {
     this.size = size;
     this.readOnly = readOnly;
     this.isBlockDevice = geometry.isBlockDevice;
-    this.#syncer = new SyncBatcher(() => fdatasyncP(fd));
+    const sync = options.fdatasync ?? fdatasyncP;
+    this.#syncer = new SyncBatcher(() => sync(fd));
     this.#zeroer = new RangeZeroer(path, {
       fd,
       isBlockDevice: geometry.isBlockDevice,
@@ -219,8 +224,15 @@ export class Volume {
    */
   flush(): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError(`volume ${this.path} is closed`));
+    // Sticky: Linux reports a writeback error to one fdatasync only, and the pages it lost
+    // are clean by then, so the next one returns 0 over writes that never reached the
+    // disk. A FLUSH (or a durable frame's acknowledgement) after that would claim them
+    // durable; until the volume is opened again, none may.
+    if (this.#syncError !== null) return Promise.reject(this.#syncError);
     return this.#syncer.sync().catch((err: unknown) => {
-      throw ioError('fdatasync', this.path, err as NodeJS.ErrnoException);
+      const e = ioError('fdatasync', this.path, err as NodeJS.ErrnoException);
+      this.#syncError ??= e;
+      throw this.#syncError;
     });
   }
 
