@@ -62,6 +62,28 @@ describe('AsyncReplicator: copy-aside budget', () => {
     r.close();
   });
 
+  it('a write whose copy aside cannot be read is refused, and no later group waits for it to land', async () => {
+    const r = await replicator(8 * BLOCK);
+    for (const b of [0, 1]) await write(r, b);
+    r.cut(1);
+    const read = volume.read.bind(volume);
+    volume.read = (offset: number, length: number) => (offset === 0 ? Promise.reject(new Error('EIO (injected)')) : read(offset, length));
+    await expect(r.beforeLocalWrite(0, BLOCK)).rejects.toThrow(/EIO/);
+    volume.read = read;
+    r.groupDone(false, Date.now());
+    // The next group starts from the writes after the cut: the refused one counted as
+    // still in flight held it until its deadline.
+    r.cut(2);
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new Error('held for a write that never lands')), 2000);
+    try {
+      await expect(r.drain(deadline.signal)).rejects.not.toThrow(/never lands/);
+    } finally {
+      clearTimeout(timer);
+    }
+    r.close();
+  });
+
   it('copies aside within the budget without abandoning anything', async () => {
     const r = await replicator(8 * BLOCK);
     for (const b of [0, 1, 2, 3]) await write(r, b);

@@ -263,7 +263,18 @@ export class AsyncReplicator implements Replicator {
       if (d.abandoned !== null) return epoch;
       if (c) captures.push(c);
     }
-    return captures.length === 0 ? epoch : Promise.all(captures).then(() => epoch);
+    // A capture that fails (the old version unreadable) fails the write, which then never
+    // reaches afterLocalWrite or abandon: it leaves its epoch here, or every later group
+    // would wait for it to land.
+    return captures.length === 0
+      ? epoch
+      : Promise.all(captures).then(
+          () => epoch,
+          (err: unknown) => {
+            this.#leave(epoch);
+            throw err;
+          },
+        );
   }
 
   afterLocalWrite(ticket: number): Promise<void> {
