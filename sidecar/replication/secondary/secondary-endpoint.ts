@@ -68,8 +68,9 @@ export class SecondaryEndpoint {
   readonly #divergent: DirtyTracker;
   readonly #logger: Logger;
   #session = '';
-  /** Frames being written (settled or not): a new session starts only once they are done. */
-  readonly #writing = new Set<Promise<void>>();
+  /** Frames being written (settled or not): a new session starts only once none is. */
+  #writing = 0;
+  readonly #allWritten: (() => void)[] = [];
   /** The generation ids the session's primary sent (MarkSynced from older primaries names none). */
   #primaryGenerations: GenerationIds = { current: '', bitmap: '', history: [] };
   #verdict: PeerVerdict | null = null;
@@ -195,7 +196,7 @@ export class SecondaryEndpoint {
     // resends them in the new session, so every old write must land before a new one,
     // or it would overwrite newer data with blocks the primary then believes are here.
     this.#session = '';
-    while (this.#writing.size > 0) await Promise.all(this.#writing);
+    if (this.#writing > 0) await new Promise<void>((resolve) => this.#allWritten.push(resolve));
     this.#session = randomUUID();
     this.#lastSeen = performance.now();
     this.#primaryGenerations = dialer;
@@ -271,15 +272,16 @@ export class SecondaryEndpoint {
    */
   write(frame: BlockFrame__Output, stream: FrameStream = 'mirror'): Promise<void> {
     if (!this.isSession(frame.sessionId)) return Promise.reject(new PeerRefusedError('frame from an unknown session'));
+    // A count, not a set of promises: this is every frame's path.
+    this.#writing++;
     const written = this.#write(frame, stream);
-    const done = written.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#writing.add(done);
-    void done.then(() => this.#writing.delete(done));
+    written.then(this.#wrote, this.#wrote);
     return written;
   }
+
+  readonly #wrote = (): void => {
+    if (--this.#writing === 0) for (const resolve of this.#allWritten.splice(0)) resolve();
+  };
 
   async #write(frame: BlockFrame__Output, stream: FrameStream): Promise<void> {
     this.#lastSeen = performance.now();
