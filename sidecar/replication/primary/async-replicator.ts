@@ -1,4 +1,5 @@
 import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
+import { guardedSession } from './guarded-session.js';
 import { BlockBitmap } from '../../bitmap/block-bitmap.js';
 import { BlockmirrorError, ClosedError } from '../../errors.js';
 import { DEFAULT_MAX_FRAME_PAYLOAD, FrameBuilder, type Frame } from '../wire/frame-builder.js';
@@ -131,13 +132,7 @@ export class AsyncReplicator implements Replicator {
     this.#bs = o.tracker.layout.blockSize;
     // Dirty after a crash or an earlier run: unknown on the secondary, so in the next group.
     this.#recording = o.tracker.dirtyBitmap();
-    // A session whose blocks cannot be recorded on the state disk ships nothing: dropped,
-    // for the next one to try again (never an unhandled rejection that ends the sidecar).
-    const onSession = (s: HandshakeResponse__Output | null): void =>
-      void this.#onSession(s).catch((err: Error) => {
-        this.#o.logger.warn('could not start the session; dropping it', { error: err.message });
-        this.#link.fail(`starting the session failed: ${err.message}`);
-      });
+    const onSession = guardedSession((s) => this.#onSession(s), (why) => this.#link.fail(why), o.logger);
     this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'async');
     // Last: the group may look at its members at once.
     if (o.group !== undefined) this.#membership = { groups: o.group.groups, name: o.group.settings.name, group: o.group.groups.join(o.group.settings, this) };

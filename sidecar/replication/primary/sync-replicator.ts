@@ -1,5 +1,6 @@
 import type { HandshakeResponse__Output } from '../../../proto/gen/blockmirror/replication/v1/HandshakeResponse.js';
 import { BlockBitmap } from '../../bitmap/block-bitmap.js';
+import { guardedSession } from './guarded-session.js';
 import { ClosedError, VolumeIoError, type BlockmirrorError } from '../../errors.js';
 import { DEFAULT_MAX_FRAME_PAYLOAD, frameChecksum, FrameBuilder, type Frame } from '../wire/frame-builder.js';
 import { peerPlan, type PeerPlan } from './peer-plan.js';
@@ -137,13 +138,7 @@ export class SyncReplicator implements Replicator {
     // frames left the pipeline (read, send, apply) half idle (175 vs 215 MB/s for a
     // 512 MiB copy on loopback).
     this.#controller = new ResyncController({ minWindowBytes: 16 * RESYNC_FRAME_BYTES, ...(o.resyncBytesPerSecond ? { maxBytesPerSecond: o.resyncBytesPerSecond } : {}) });
-    // A session whose blocks cannot be recorded on the state disk ships nothing: dropped,
-    // for the next one to try again (never an unhandled rejection that ends the sidecar).
-    const onSession = (s: HandshakeResponse__Output | null): void =>
-      void this.#onSession(s).catch((err: Error) => {
-        this.#o.logger.warn('could not start the session; dropping it', { error: err.message });
-        this.#link.fail(`starting the session failed: ${err.message}`);
-      });
+    const onSession = guardedSession((s) => this.#onSession(s), (why) => this.#link.fail(why), o.logger);
     // The link sends the heartbeats and watches the secondary's liveness (see pairLink).
     this.#link = o.link ? o.link(onSession) : pairLink(o, onSession, 'sync');
   }
